@@ -1,0 +1,198 @@
+#pragma once
+// Tensor<T>: a contiguous, row-major (NCHW for images) array of float or double.
+// Storage is 64-byte aligned and shared between cheap copies (copying a Tensor copies a handle);
+// clone() makes a deep copy. reshape() is a view on the same storage.
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <vector>
+
+#include "device.hpp"
+#include "error.hpp"
+#include "random.hpp"
+
+namespace tinycnn {
+
+namespace debug {
+// When on, freshly allocated uninitialised tensors (Tensor::empty) are filled with NaN, so a kernel
+// that leaves an output element unwritten is caught by the gradient checker. Off in normal use.
+inline bool& poison_allocations() {
+  static thread_local bool on = false;
+  return on;
+}
+}  // namespace debug
+
+inline int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) {
+    if (d < 0) throw ShapeError("Tensor: negative dimension in " + shape_str(s));
+    if (d != 0 && n > std::numeric_limits<int64_t>::max() / d)
+      throw ShapeError("Tensor: element count overflows in " + shape_str(s));
+    n *= d;
+  }
+  return n;
+}
+
+// Aligned host buffer owned by a shared_ptr; the CUDA backend provides its own storage type.
+template <class T>
+struct Storage {
+  T* ptr = nullptr;
+  int64_t count = 0;
+  Device device = Device::CPU;
+  explicit Storage(int64_t n) : count(n) {
+    if (n > 0) {
+      size_t bytes = static_cast<size_t>(n) * sizeof(T);
+      bytes = (bytes + 63) / 64 * 64;  // aligned_alloc needs a multiple of the alignment
+      ptr = static_cast<T*>(std::aligned_alloc(64, bytes));
+      if (!ptr) throw std::bad_alloc();
+    }
+  }
+  ~Storage() { std::free(ptr); }
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+};
+
+template <class T>
+class Tensor {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "Tensor<T> supports float and double");
+
+ public:
+  using value_type = T;
+
+  Tensor() = default;
+  // Zero-filled tensor of the given shape.
+  explicit Tensor(Shape shape) : Tensor(empty(std::move(shape))) { fill(T(0)); }
+  Tensor(std::initializer_list<int64_t> shape) : Tensor(Shape(shape)) {}
+
+  // Uninitialised storage (NaN-filled in debug::poison_allocations mode).
+  static Tensor empty(Shape shape) {
+    Tensor t;
+    t.numel_ = shape_numel(shape);
+    t.shape_ = std::move(shape);
+    t.storage_ = std::make_shared<Storage<T>>(t.numel_);
+    if (debug::poison_allocations()) t.fill(std::numeric_limits<T>::quiet_NaN());
+    return t;
+  }
+  static Tensor zeros(Shape shape) { return Tensor(std::move(shape)); }
+  static Tensor full(Shape shape, T v) {
+    Tensor t = empty(std::move(shape));
+    t.fill(v);
+    return t;
+  }
+  static Tensor from(Shape shape, const std::vector<T>& values) {
+    Tensor t = empty(std::move(shape));
+    if (static_cast<int64_t>(values.size()) != t.numel_)
+      throw ShapeError("Tensor::from: " + std::to_string(values.size()) + " values for shape " +
+                       shape_str(t.shape_));
+    std::copy(values.begin(), values.end(), t.data());
+    return t;
+  }
+  // Same shape, other element type (e.g. float -> double for gradient checks).
+  template <class U>
+  static Tensor cast(const Tensor<U>& src) {
+    Tensor t = empty(src.shape());
+    const U* s = src.data();
+    for (int64_t i = 0; i < t.numel_; ++i) t.data()[i] = static_cast<T>(s[i]);
+    return t;
+  }
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int i) const {
+    if (i < 0) i += rank();
+    if (i < 0 || i >= rank()) throw ShapeError("Tensor::dim: axis " + std::to_string(i) + " of " + shape_str(shape_));
+    return shape_[i];
+  }
+  int64_t numel() const { return numel_; }
+  Device device() const { return storage_ ? storage_->device : Device::CPU; }
+
+  T* data() { return storage_ ? storage_->ptr + offset_ : nullptr; }
+  const T* data() const { return storage_ ? storage_->ptr + offset_ : nullptr; }
+  T& operator[](int64_t i) { return data()[i]; }
+  const T& operator[](int64_t i) const { return data()[i]; }
+
+  // Bounds-checked element access by full index, e.g. t.at({n, c, h, w}).
+  T& at(std::initializer_list<int64_t> idx) { return data()[flat_index(idx)]; }
+  const T& at(std::initializer_list<int64_t> idx) const { return data()[flat_index(idx)]; }
+
+  Tensor clone() const {
+    Tensor t = empty(shape_);
+    if (numel_) std::memcpy(t.data(), data(), static_cast<size_t>(numel_) * sizeof(T));
+    return t;
+  }
+  // A view with another shape over the same storage; one dimension may be -1.
+  Tensor reshape(Shape s) const {
+    int64_t known = 1, infer = -1;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == -1) {
+        if (infer >= 0) throw_shape("reshape", "more than one -1", shape_, s);
+        infer = static_cast<int64_t>(i);
+      } else {
+        known *= s[i];
+      }
+    }
+    if (infer >= 0) {
+      if (known == 0 || numel_ % known) throw_shape("reshape", "cannot infer -1", shape_, s);
+      s[infer] = numel_ / known;
+    }
+    if (shape_numel(s) != numel_) throw_shape("reshape", "element counts differ", shape_, s);
+    Tensor t = *this;
+    t.shape_ = std::move(s);
+    return t;
+  }
+  // View of samples [begin, end) along the first axis (no copy).
+  Tensor slice0(int64_t begin, int64_t end) const {
+    if (rank() == 0 || begin < 0 || end > shape_[0] || begin > end)
+      throw ShapeError("Tensor::slice0: range [" + std::to_string(begin) + ", " + std::to_string(end) +
+                       ") of " + shape_str(shape_));
+    Tensor t = *this;
+    const int64_t inner = shape_[0] ? numel_ / shape_[0] : 0;
+    t.shape_[0] = end - begin;
+    t.numel_ = inner * (end - begin);
+    t.offset_ = offset_ + inner * begin;
+    return t;
+  }
+  bool shares_storage_with(const Tensor& o) const { return storage_ && storage_ == o.storage_; }
+
+  void fill(T v) { std::fill(data(), data() + numel_, v); }
+  void fill_uniform(T lo, T hi, Rng& rng) {
+    for (int64_t i = 0; i < numel_; ++i) data()[i] = static_cast<T>(rng.uniform(lo, hi));
+  }
+  void fill_normal(T mean, T stddev, Rng& rng) {
+    for (int64_t i = 0; i < numel_; ++i) data()[i] = static_cast<T>(mean + stddev * rng.normal());
+  }
+  void copy_from(const Tensor& src) {
+    if (src.shape_ != shape_) throw_shape("copy_from", "shapes differ", shape_, src.shape_);
+    if (numel_) std::memmove(data(), src.data(), static_cast<size_t>(numel_) * sizeof(T));
+  }
+  std::vector<T> to_vector() const { return std::vector<T>(data(), data() + numel_); }
+
+ private:
+  int64_t flat_index(std::initializer_list<int64_t> idx) const {
+    if (static_cast<int>(idx.size()) != rank())
+      throw ShapeError("Tensor::at: " + std::to_string(idx.size()) + " indices for " + shape_str(shape_));
+    int64_t f = 0;
+    int i = 0;
+    for (int64_t v : idx) {
+      if (v < 0 || v >= shape_[i]) throw ShapeError("Tensor::at: index out of range for " + shape_str(shape_));
+      f = f * shape_[i] + v;
+      ++i;
+    }
+    return f;
+  }
+
+  std::shared_ptr<Storage<T>> storage_;
+  Shape shape_;
+  int64_t numel_ = 0;
+  int64_t offset_ = 0;
+};
+
+}  // namespace tinycnn
