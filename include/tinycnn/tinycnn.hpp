@@ -9,3 +9,5 @@
 #include "core/tensor.hpp"
 
 #include "kernels/cpu/gemm.hpp"
+
+#include "data/idx.hpp"
