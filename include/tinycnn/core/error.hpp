@@ -44,3 +44,8 @@ inline std::string shape_str(const Shape& s) {
 }
 
 }  // namespace tinycnn
+
+namespace tinycnn {
+// A loss came out non-finite or negative: training on it would corrupt the weights.
+class LossError : public ValueError { using ValueError::ValueError; };
+}  // namespace tinycnn

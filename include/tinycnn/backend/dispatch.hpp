@@ -1,0 +1,56 @@
+#pragma once
+// The dispatch facade: the ONLY way an autograd op reaches a kernel. Each entry takes the device of
+// the tensors first and forwards the raw pointers and dimensions to the kernel for that device.
+// CPU kernels live in kernels/cpu/; the CUDA backend (cuda/, TINYCNN_USE_CUDA) plugs in here, in the
+// same functions, so no op ever needs a second mechanism.
+#include <string>
+#include <utility>
+
+#include "../core/device.hpp"
+#include "../core/error.hpp"
+#include "../kernels/cpu/all.hpp"
+
+namespace tinycnn::backend {
+namespace detail {
+[[noreturn]] inline void no_backend(const char* op, Device d) {
+  throw Error(std::string(op) + ": no kernel for device '" + device_name(d) +
+              "' (this build has CPU kernels only; configure with -DTINYCNN_USE_CUDA=ON for CUDA)");
+}
+}  // namespace detail
+
+#define TINYCNN_DISPATCH(name)                                       \
+  template <class... Args>                                           \
+  void name(Device dev, Args&&... args) {                            \
+    if (dev != Device::CPU) detail::no_backend(#name, dev);          \
+    kernels::cpu::name(std::forward<Args>(args)...);                 \
+  }
+
+// GEMM (kernels/cpu/gemm.hpp)
+TINYCNN_DISPATCH(gemm)
+// Element-wise (kernels/cpu/elementwise.hpp)
+TINYCNN_DISPATCH(add_scaled)
+TINYCNN_DISPATCH(mul_forward)
+TINYCNN_DISPATCH(mul_backward)
+TINYCNN_DISPATCH(add_bias_rows)
+TINYCNN_DISPATCH(sum_rows_add)
+// Activations (kernels/cpu/activation.hpp)
+TINYCNN_DISPATCH(activation_forward)
+TINYCNN_DISPATCH(activation_backward)
+TINYCNN_DISPATCH(softmax_forward)
+TINYCNN_DISPATCH(softmax_backward)
+// Losses (kernels/cpu/loss.hpp)
+TINYCNN_DISPATCH(softmax_cross_entropy_forward)
+TINYCNN_DISPATCH(softmax_cross_entropy_backward)
+TINYCNN_DISPATCH(bce_logits_forward)
+TINYCNN_DISPATCH(bce_logits_backward)
+// Dropout (kernels/cpu/dropout.hpp)
+TINYCNN_DISPATCH(dropout_mask)
+// Optimizer updates (kernels/cpu/optim.hpp)
+TINYCNN_DISPATCH(sgd_update)
+TINYCNN_DISPATCH(adam_update)
+
+#include "dispatch_conv.inc"
+
+#undef TINYCNN_DISPATCH
+
+}  // namespace tinycnn::backend

@@ -1,0 +1,120 @@
+#pragma once
+// Activation kernels. Forward writes y; backward ADDS into dx.
+#include <cmath>
+#include <cstdint>
+
+#include "../../core/parallel.hpp"
+
+namespace tinycnn::kernels::cpu {
+
+enum class Act { Identity, ReLU, LeakyReLU, Sigmoid, Tanh };
+
+// Parameters: alpha = LeakyReLU's negative slope; max_value > 0 caps ReLU (ReLU6 = 6), <= 0 = no cap.
+template <class T>
+struct ActParams {
+  Act kind = Act::Identity;
+  T alpha = T(0.3);  // Keras LeakyReLU default
+  T max_value = T(0);
+};
+
+// y = f(x);  x, y: [n] (y may alias x)
+template <class T>
+void activation_forward(const ActParams<T>& p, const T* x, T* y, int64_t n) {
+  const bool par = n > kParallelMinWork;
+  switch (p.kind) {
+    case Act::Identity:
+      if (y != x)
+        for (int64_t i = 0; i < n; ++i) y[i] = x[i];
+      break;
+    case Act::ReLU:
+      if (p.max_value > 0) {
+#pragma omp parallel for simd if (par)
+        for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? (x[i] < p.max_value ? x[i] : p.max_value) : T(0);
+      } else {
+#pragma omp parallel for simd if (par)
+        for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+      }
+      break;
+    case Act::LeakyReLU:
+#pragma omp parallel for simd if (par)
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : p.alpha * x[i];
+      break;
+    case Act::Sigmoid:
+#pragma omp parallel for if (par)
+      for (int64_t i = 0; i < n; ++i) {
+        // Branch on the sign so exp never overflows.
+        if (x[i] >= 0) {
+          y[i] = T(1) / (T(1) + std::exp(-x[i]));
+        } else {
+          const T e = std::exp(x[i]);
+          y[i] = e / (T(1) + e);
+        }
+      }
+      break;
+    case Act::Tanh:
+#pragma omp parallel for if (par)
+      for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+      break;
+  }
+}
+
+// dx += f'(x) * dy, using x (ReLU family) or y (sigmoid, tanh);  x, y, dy, dx: [n]
+template <class T>
+void activation_backward(const ActParams<T>& p, const T* x, const T* y, const T* dy, T* dx, int64_t n) {
+  const bool par = n > kParallelMinWork;
+  switch (p.kind) {
+    case Act::Identity:
+      for (int64_t i = 0; i < n; ++i) dx[i] += dy[i];
+      break;
+    case Act::ReLU:
+      if (p.max_value > 0) {
+#pragma omp parallel for simd if (par)
+        for (int64_t i = 0; i < n; ++i) dx[i] += (x[i] > T(0) && x[i] < p.max_value) ? dy[i] : T(0);
+      } else {
+#pragma omp parallel for simd if (par)
+        for (int64_t i = 0; i < n; ++i) dx[i] += x[i] > T(0) ? dy[i] : T(0);
+      }
+      break;
+    case Act::LeakyReLU:
+#pragma omp parallel for simd if (par)
+      for (int64_t i = 0; i < n; ++i) dx[i] += x[i] > T(0) ? dy[i] : p.alpha * dy[i];
+      break;
+    case Act::Sigmoid:
+#pragma omp parallel for simd if (par)
+      for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * y[i] * (T(1) - y[i]);
+      break;
+    case Act::Tanh:
+#pragma omp parallel for simd if (par)
+      for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * (T(1) - y[i] * y[i]);
+      break;
+  }
+}
+
+// Row-wise softmax over the last axis;  x, y: [rows, cols]
+template <class T>
+void softmax_forward(const T* x, T* y, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    T m = xr[0];
+    for (int64_t c = 1; c < cols; ++c) m = xr[c] > m ? xr[c] : m;
+    T s = 0;
+    for (int64_t c = 0; c < cols; ++c) s += (yr[c] = std::exp(xr[c] - m));
+    const T inv = T(1) / s;
+    for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
+  }
+}
+
+// dx += y * (dy - sum(dy * y)) per row;  y, dy, dx: [rows, cols]
+template <class T>
+void softmax_backward(const T* y, const T* dy, T* dx, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* yr = y + r * cols;
+    const T* gr = dy + r * cols;
+    T dot = 0;
+    for (int64_t c = 0; c < cols; ++c) dot += yr[c] * gr[c];
+    for (int64_t c = 0; c < cols; ++c) dx[r * cols + c] += yr[c] * (gr[c] - dot);
+  }
+}
+
+}  // namespace tinycnn::kernels::cpu

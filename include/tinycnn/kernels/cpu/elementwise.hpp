@@ -1,0 +1,42 @@
+#pragma once
+// Element-wise kernels on raw pointers. Outputs marked "+=" accumulate (backward convention).
+#include <cstdint>
+
+namespace tinycnn::kernels::cpu {
+
+// y[i] += alpha * x[i];  x, y: [n]
+template <class T>
+void add_scaled(const T* x, T alpha, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+// y[i] = a[i] * b[i];  a, b, y: [n]
+template <class T>
+void mul_forward(const T* a, const T* b, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
+}
+
+// da += dy * b, db += dy * a (either may be null);  a, b, dy, da, db: [n]
+template <class T>
+void mul_backward(const T* a, const T* b, const T* dy, T* da, T* db, int64_t n) {
+  if (da)
+    for (int64_t i = 0; i < n; ++i) da[i] += dy[i] * b[i];
+  if (db)
+    for (int64_t i = 0; i < n; ++i) db[i] += dy[i] * a[i];
+}
+
+// y[r, c] += b[c];  y: [rows, cols], b: [cols]
+template <class T>
+void add_bias_rows(T* y, const T* b, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) y[r * cols + c] += b[c];
+}
+
+// db[c] += sum_r dy[r, c];  dy: [rows, cols], db: [cols]
+template <class T>
+void sum_rows_add(const T* dy, T* db, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) db[c] += dy[r * cols + c];
+}
+
+}  // namespace tinycnn::kernels::cpu

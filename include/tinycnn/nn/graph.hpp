@@ -1,0 +1,69 @@
+#pragma once
+// Graph: a functional model (any DAG, e.g. residual blocks), built eagerly as layers are added.
+//   nn::Graph<float> g({3, 32, 32});
+//   auto x = g.input();
+//   auto y = g.add<nn::Conv2D>({x}, 16, 3, 1, "same");
+//   auto z = g.add<nn::Add>({x, y});
+//   g.set_output(z);
+#include "model.hpp"
+
+namespace tinycnn::nn {
+
+template <class T>
+class Graph : public Model<T> {
+ public:
+  struct Node {
+    int id;  // -1 = the model input, otherwise the index of the producing layer
+  };
+  explicit Graph(Shape input_shape, uint64_t seed = 0) : Model<T>(seed) {
+    this->input_shape_ = std::move(input_shape);
+    this->built_ = true;
+  }
+  std::string type() const override { return "Functional"; }
+  Node input() const { return Node{-1}; }
+
+  template <template <class> class L, class... Args>
+  Node add(std::vector<Node> inputs, Args&&... args) {
+    return add(std::make_unique<L<T>>(std::forward<Args>(args)...), std::move(inputs));
+  }
+  Node add(std::unique_ptr<Layer<T>> l, std::vector<Node> inputs) {
+    this->name_layer(*l);
+    l->set_training(this->training_);
+    std::vector<Shape> shapes;
+    std::vector<int> ids;
+    for (Node n : inputs) {
+      if (n.id < -1 || n.id >= static_cast<int>(this->entries_.size()))
+        throw ValueError("Graph::add: input node " + std::to_string(n.id) + " does not exist");
+      shapes.push_back(n.id < 0 ? this->input_shape_ : this->entries_[n.id].output_shape);
+      ids.push_back(n.id);
+    }
+    Shape out = l->build(shapes, this->rng_);
+    l->mark_built();
+    this->entries_.push_back({std::move(l), out, ids});
+    output_ = static_cast<int>(this->entries_.size()) - 1;
+    return Node{output_};
+  }
+  // The node whose value forward() returns (default: the last layer added).
+  void set_output(Node n) { output_ = n.id; }
+
+  void build(const Shape& input_shape) override {
+    if (input_shape != this->input_shape_) throw_shape("Graph::build", "the graph was built for another input shape", input_shape, this->input_shape_);
+  }
+  Var<T> forward(const Var<T>& x) override {
+    this->check_input(x);
+    std::vector<Var<T>> vals(this->entries_.size());
+    for (size_t i = 0; i < this->entries_.size(); ++i) {
+      std::vector<Var<T>> in;
+      for (int id : this->entries_[i].inputs) in.push_back(id < 0 ? x : vals[id]);
+      vals[i] = this->entries_[i].layer->forward(in);
+    }
+    return output_ < 0 ? x : vals[output_];
+  }
+  Shape output_shape() const override { return output_shape_of(Node{output_}); }
+  Shape output_shape_of(Node n) const { return n.id < 0 ? this->input_shape_ : this->entries_[n.id].output_shape; }
+
+ private:
+  int output_ = -1;
+};
+
+}  // namespace tinycnn::nn

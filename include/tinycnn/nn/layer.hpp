@@ -1,0 +1,116 @@
+#pragma once
+// The uniform layer contract.
+//
+// A layer is built once from its per-sample input shape(s) — no batch axis; images are [C, H, W] —
+// creating its weights with Keras' default initialisers, and returns its per-sample output shape.
+// No layer asks the user for its input size. forward() takes batched Vars ([N, ...]) and records
+// autograd ops. parameters() are trainable leaves; buffers() are non-trainable state (e.g. batch-norm
+// running statistics) that Keras also counts as non-trainable parameters. config() lists the
+// hyperparameters, in a JSON-free form that io/ turns into the model file's architecture.
+#include <cctype>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "../autograd/variable.hpp"
+#include "../core/random.hpp"
+
+namespace tinycnn::nn {
+
+using ConfigValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>>;
+using Config = std::vector<std::pair<std::string, ConfigValue>>;
+
+template <class T>
+using NamedVar = std::pair<std::string, Var<T>>;
+
+template <class T>
+class Layer {
+ public:
+  explicit Layer(std::string name = "") : name_(std::move(name)) {}
+  virtual ~Layer() = default;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  // Keras class name, e.g. "Conv2D"; used by summary() and the model file.
+  virtual std::string type() const = 0;
+  // Creates weights for these per-sample input shapes; returns the per-sample output shape.
+  virtual Shape build(const std::vector<Shape>& inputs, Rng& rng) = 0;
+  virtual Var<T> forward(const std::vector<Var<T>>& inputs) = 0;
+  Var<T> operator()(const Var<T>& x) { return forward({x}); }
+
+  virtual std::vector<NamedVar<T>> parameters() { return {}; }
+  virtual std::vector<NamedVar<T>> buffers() { return {}; }
+  virtual Config config() const { return {}; }
+
+  const std::string& name() const { return name_; }
+  void set_name(std::string n) { name_ = std::move(n); }
+  bool built() const { return built_; }
+  void mark_built() { built_ = true; }
+  // Training mode (dropout active, batch norm uses batch statistics). A frozen layer (trainable
+  // false) behaves as in inference and its parameters are not updated, as in Keras.
+  virtual void set_training(bool t) { training_ = t; }
+  bool training() const { return training_ && trainable_; }
+  bool trainable() const { return trainable_; }
+  void set_trainable(bool t) { trainable_ = t; }
+
+  int64_t count_params() { return count(parameters()) + count(buffers()); }
+
+ protected:
+  static int64_t count(const std::vector<NamedVar<T>>& vs) {
+    int64_t n = 0;
+    for (const auto& v : vs) n += v.second.value().numel();
+    return n;
+  }
+  // A trainable leaf of the given shape.
+  static Var<T> make_param(const Shape& s) { return Var<T>(Tensor<T>(s), true); }
+  static void glorot_uniform(Var<T>& w, int64_t fan_in, int64_t fan_out, Rng& rng) {
+    const double limit = std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
+    w.value().fill_uniform(static_cast<T>(-limit), static_cast<T>(limit), rng);
+  }
+
+ private:
+  std::string name_;
+  bool built_ = false;
+  bool training_ = true;
+  bool trainable_ = true;
+};
+
+// Base for single-input layers: implement build1() and forward1().
+template <class T>
+class UnaryLayer : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+  Shape build(const std::vector<Shape>& in, Rng& rng) override {
+    if (in.size() != 1) throw ValueError(this->type() + " '" + this->name() + "': takes one input, got " + std::to_string(in.size()));
+    return build1(in[0], rng);
+  }
+  Var<T> forward(const std::vector<Var<T>>& in) override {
+    if (in.size() != 1) throw ValueError(this->type() + " '" + this->name() + "': takes one input, got " + std::to_string(in.size()));
+    return forward1(in[0]);
+  }
+  virtual Shape build1(const Shape& in, Rng& rng) = 0;
+  virtual Var<T> forward1(const Var<T>& x) = 0;
+};
+
+// "Conv2D" -> "conv2d", "BatchNormalization" -> "batch_normalization" (Keras' default layer names).
+inline std::string snake_case(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (std::isupper(static_cast<unsigned char>(c))) {
+      if (i > 0 && (std::islower(static_cast<unsigned char>(s[i - 1])) ||
+                    (i + 1 < s.size() && std::islower(static_cast<unsigned char>(s[i + 1])) &&
+                     std::isupper(static_cast<unsigned char>(s[i - 1])))))
+        out += '_';
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace tinycnn::nn

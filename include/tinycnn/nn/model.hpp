@@ -1,0 +1,121 @@
+#pragma once
+// Model: what Sequential and Graph (functional DAG) share — the layer list with output shapes,
+// stable parameter names ("<layer>/<param>"), train()/eval(), freezing, Keras-style unique names.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layer.hpp"
+
+namespace tinycnn::nn {
+
+template <class T>
+struct LayerEntry {
+  std::unique_ptr<Layer<T>> layer;
+  Shape output_shape;               // per sample
+  std::vector<int> inputs;          // graph node ids feeding it (-1 = model input)
+};
+
+template <class T>
+class Model {
+ public:
+  explicit Model(uint64_t seed = 0) : seed_(seed), rng_(seed) {}
+  virtual ~Model() = default;
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  virtual std::string type() const = 0;  // "Sequential" or "Functional"
+  // Builds every layer for a per-sample input shape ([C, H, W] for images).
+  virtual void build(const Shape& input_shape) = 0;
+  virtual Var<T> forward(const Var<T>& x) = 0;
+  Var<T> operator()(const Var<T>& x) { return forward(x); }
+  Tensor<T> operator()(const Tensor<T>& x) { return forward(Var<T>(x)).value(); }
+
+  bool built() const { return built_; }
+  const Shape& input_shape() const { return input_shape_; }
+  virtual Shape output_shape() const { return entries_.empty() ? input_shape_ : entries_.back().output_shape; }
+  const std::vector<LayerEntry<T>>& entries() const { return entries_; }
+  size_t size() const { return entries_.size(); }
+  Layer<T>& layer(size_t i) { return *entries_.at(i).layer; }
+  Layer<T>& layer(const std::string& name) {
+    for (auto& e : entries_)
+      if (e.layer->name() == name) return *e.layer;
+    throw ValueError(type() + ": no layer named '" + name + "'");
+  }
+  int index_of(const std::string& name) const {
+    for (size_t i = 0; i < entries_.size(); ++i)
+      if (entries_[i].layer->name() == name) return static_cast<int>(i);
+    throw ValueError(type() + ": no layer named '" + name + "'");
+  }
+
+  // All parameters ("<layer>/<name>"); with trainable_only, frozen layers are left out.
+  std::vector<NamedVar<T>> parameters(bool trainable_only = false) {
+    std::vector<NamedVar<T>> out;
+    for (auto& e : entries_)
+      if (!trainable_only || e.layer->trainable())
+        for (auto& p : e.layer->parameters()) out.push_back({e.layer->name() + "/" + p.first, p.second});
+    return out;
+  }
+  std::vector<NamedVar<T>> buffers() {
+    std::vector<NamedVar<T>> out;
+    for (auto& e : entries_)
+      for (auto& b : e.layer->buffers()) out.push_back({e.layer->name() + "/" + b.first, b.second});
+    return out;
+  }
+  void zero_grad() {
+    for (auto& p : parameters()) p.second.zero_grad();
+  }
+  void train() { set_training(true); }
+  void eval() { set_training(false); }
+  bool is_training() const { return training_; }
+
+  // Freezing for transfer learning: frozen layers keep their weights and run in inference mode.
+  void set_trainable(const std::string& name, bool trainable) { layer(name).set_trainable(trainable); }
+  void set_trainable_range(size_t begin, size_t end, bool trainable) {
+    for (size_t i = begin; i < end && i < entries_.size(); ++i) entries_[i].layer->set_trainable(trainable);
+  }
+  uint64_t seed() const { return seed_; }
+
+ protected:
+  void set_training(bool t) {
+    training_ = t;
+    for (auto& e : entries_) e.layer->set_training(t);
+  }
+  // Keras-style default names: conv2d, conv2d_1, ...; explicit names must be unique.
+  void name_layer(Layer<T>& l) {
+    if (l.name().empty()) {
+      const std::string base = snake_case(l.type());
+      int& k = name_counts_[base];
+      std::string n = k == 0 ? base : base + "_" + std::to_string(k);
+      ++k;
+      while (has_name(n)) n = base + "_" + std::to_string(k++);
+      l.set_name(n);
+    } else if (has_name(l.name())) {
+      throw ValueError(type() + ": a layer named '" + l.name() + "' already exists");
+    }
+  }
+  bool has_name(const std::string& n) const {
+    for (auto& e : entries_)
+      if (e.layer->name() == n) return true;
+    return false;
+  }
+  void check_input(const Var<T>& x) {
+    const Shape& s = x.shape();
+    if (s.size() != input_shape_.size() + 1 || !std::equal(input_shape_.begin(), input_shape_.end(), s.begin() + 1)) {
+      Shape want{-1};
+      want.insert(want.end(), input_shape_.begin(), input_shape_.end());
+      throw_shape(type() + " input", "batch shape does not match the model's input (-1 = any batch)", s, want);
+    }
+  }
+
+  std::vector<LayerEntry<T>> entries_;
+  Shape input_shape_;
+  bool built_ = false;
+  bool training_ = true;
+  uint64_t seed_;
+  Rng rng_;  // weight initialisation stream
+  std::map<std::string, int> name_counts_;
+};
+
+}  // namespace tinycnn::nn

@@ -1,0 +1,64 @@
+#pragma once
+// Sequential: a plain stack of single-input layers, built from the first input it sees (or build()).
+//   nn::Sequential<float> m(seed);
+//   m.add<nn::Conv2D>(32, 3, "relu");  m.add<nn::Flatten>();  m.add<nn::Dense>(10);
+#include "model.hpp"
+
+namespace tinycnn::nn {
+
+template <class T>
+class Sequential : public Model<T> {
+ public:
+  explicit Sequential(uint64_t seed = 0) : Model<T>(seed) {}
+  std::string type() const override { return "Sequential"; }
+
+  template <template <class> class L, class... Args>
+  L<T>& add(Args&&... args) {
+    auto l = std::make_unique<L<T>>(std::forward<Args>(args)...);
+    L<T>& ref = *l;
+    add(std::move(l));
+    return ref;
+  }
+  Layer<T>& add(std::unique_ptr<Layer<T>> l) {
+    this->name_layer(*l);
+    l->set_training(this->training_);
+    this->entries_.push_back({std::move(l), {}, {static_cast<int>(this->entries_.size()) - 1}});
+    if (this->built_) build_entry(this->entries_.size() - 1);
+    return *this->entries_.back().layer;
+  }
+  // Removes the last layer (e.g. a classifier head before adding a new one).
+  void pop() {
+    if (this->entries_.empty()) throw ValueError("Sequential::pop: the model has no layers");
+    this->entries_.pop_back();
+  }
+
+  void build(const Shape& input_shape) override {
+    this->input_shape_ = input_shape;
+    for (size_t i = 0; i < this->entries_.size(); ++i) build_entry(i);
+    this->built_ = true;
+  }
+  Var<T> forward(const Var<T>& x) override {
+    if (!this->built_) {
+      if (x.value().rank() < 2) throw_shape("Sequential", "input needs a batch axis", x.shape());
+      build(Shape(x.shape().begin() + 1, x.shape().end()));
+    }
+    this->check_input(x);
+    Var<T> h = x;
+    for (auto& e : this->entries_) h = e.layer->forward({h});
+    return h;
+  }
+
+ private:
+  void build_entry(size_t i) {
+    auto& e = this->entries_[i];
+    const Shape in = i == 0 ? this->input_shape_ : this->entries_[i - 1].output_shape;
+    if (!e.layer->built()) {
+      e.output_shape = e.layer->build({in}, this->rng_);
+      e.layer->mark_built();
+    } else {
+      e.output_shape = e.layer->build({in}, this->rng_);
+    }
+  }
+};
+
+}  // namespace tinycnn::nn

@@ -1,0 +1,98 @@
+// float64 gradient checks of the basic ops, activations, losses and dense-family layers.
+#include "grad_util.hpp"
+
+using namespace tinycnn;
+using tt::rand_t;
+
+TEST_CASE("gradcheck: element-wise ops and reductions") {
+  Var<double> a(rand_t({3, 4}, 1)), b(rand_t({3, 4}, 2));
+  tt::expect_grad_ok(gradcheck([&] { return ops::add(a, b); }, {a, b}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::sub(a, b); }, {a, b}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::mul(a, b); }, {a, b}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::scale(a, 2.5); }, {a}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::mean(a); }, {a}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::reshape(a, {4, 3}); }, {a}));
+  // A value feeding two ops accumulates both contributions.
+  tt::expect_grad_ok(gradcheck([&] { return ops::mul(a, ops::add(a, b)); }, {a, b}));
+}
+
+TEST_CASE("gradcheck: linear with and without bias") {
+  Var<double> x(rand_t({5, 7}, 3)), W(rand_t({7, 4}, 4)), bias(rand_t({4}, 5));
+  tt::expect_grad_ok(gradcheck([&] { return ops::linear(x, W, bias); }, {x, W, bias}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::linear(x, W, Var<double>()); }, {x, W}));
+}
+
+TEST_CASE("gradcheck: activations away from kinks") {
+  Var<double> x(rand_t({4, 6}, 6, -3, 3, 0.05));
+  tt::expect_grad_ok(gradcheck([&] { return ops::relu(x); }, {x}));
+  Var<double> x6(rand_t({4, 6}, 7, -8, 8, 0.05));
+  for (int64_t i = 0; i < x6.value().numel(); ++i)
+    if (std::fabs(x6.value()[i] - 6) < 0.05) x6.value()[i] += 0.1;
+  tt::expect_grad_ok(gradcheck([&] { return ops::relu(x6, 6.0); }, {x6}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::leaky_relu(x, 0.2); }, {x}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::sigmoid(x); }, {x}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::tanh(x); }, {x}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::softmax(x); }, {x}));
+}
+
+TEST_CASE("gradcheck: losses") {
+  Var<double> logits(rand_t({5, 4}, 8, -2, 2));
+  std::vector<int32_t> labels{0, 3, 1, 2, 3};
+  tt::expect_grad_ok(gradcheck([&] { return ops::softmax_cross_entropy(logits, labels); }, {logits}));
+  ops::CrossEntropyOptions<double> o;
+  o.label_smoothing = 0.1;
+  o.reduction = ops::Reduction::Sum;
+  o.class_weights = {1.0, 2.0, 0.5, 1.5};
+  tt::expect_grad_ok(gradcheck([&] { return ops::softmax_cross_entropy(logits, labels, o); }, {logits}));
+  Tensor<double> soft = rand_t({5, 4}, 9, 0, 1);
+  for (int64_t n = 0; n < 5; ++n) {
+    double s = 0;
+    for (int k = 0; k < 4; ++k) s += soft[n * 4 + k];
+    for (int k = 0; k < 4; ++k) soft[n * 4 + k] /= s;
+  }
+  tt::expect_grad_ok(gradcheck([&] { return ops::softmax_cross_entropy(logits, soft); }, {logits}));
+  Tensor<double> multi = Tensor<double>::from({5, 4}, {1, 0, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0.5, 0, 1, 0});
+  tt::expect_grad_ok(gradcheck([&] { return ops::binary_cross_entropy(logits, multi); }, {logits}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::mse(logits, multi); }, {logits}));
+}
+
+TEST_CASE("gradcheck: Dense and activation layers") {
+  nn::Dense<double> d(3, "tanh");
+  tt::check_layer(d, {4, 5}, 10);
+  nn::Dense<double> d2(3, "", false);
+  tt::check_layer(d2, {2, 6}, 11);
+  nn::ReLU<double> r(6.0);
+  tt::check_layer(r, {3, 4}, 12);
+  nn::LeakyReLU<double> lr(0.1);
+  tt::check_layer(lr, {3, 4}, 13);
+  nn::Sigmoid<double> s;
+  tt::check_layer(s, {3, 4}, 14);
+  nn::Softmax<double> sm;
+  tt::check_layer(sm, {3, 4}, 15);
+  nn::Flatten<double> f;
+  tt::check_layer(f, {2, 3, 2, 2}, 16);
+  nn::Reshape<double> rs({-1, 2});
+  tt::check_layer(rs, {2, 3, 4}, 17);
+}
+
+TEST_CASE("gradcheck: Dropout with a fixed mask stream") {
+  nn::Dropout<double> d(0.4);
+  Rng rng(3);
+  d.build({{10}}, rng);
+  Var<double> x(rand_t({4, 10}, 18));
+  const std::string state = d.rng().state();
+  // Reset the layer's generator before each evaluation so every forward draws the same mask.
+  tt::expect_grad_ok(gradcheck([&] { d.rng().set_state(state); return d.forward({x}); }, {x}));
+}
+
+TEST_CASE("gradcheck: Add layer in a residual graph") {
+  nn::Graph<double> g({6}, 5);
+  auto in = g.input();
+  auto h = g.add<nn::Dense>({in}, 6, "tanh");
+  auto y = g.add<nn::Add>({in, h});
+  g.set_output(y);
+  Var<double> x(rand_t({3, 6}, 19));
+  std::vector<Var<double>> wrt{x};
+  for (auto& p : g.parameters()) wrt.push_back(p.second);
+  tt::expect_grad_ok(gradcheck([&] { return g.forward(x); }, wrt));
+}
