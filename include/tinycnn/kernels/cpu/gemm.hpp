@@ -1,16 +1,42 @@
 #pragma once
 // The GEMM entry point used by every op: picks the fastest validated variant for the element type
-// and the machine. Benchmarks (bench/) decide which variant wins; see docs/performance.md.
+// and the machine. Benchmarks (bench/bench_gemm.cpp) decide which variant wins; see
+// docs/performance.md. Variants (all with gemm_ref's contract, all checked against it in
+// tests/test_gemm.cpp):
+//   0 gemm_ref      triple loop, ground truth
+//   1 gemm_blocked  portable cache-blocked loops
+//   2 gemm_packed   GotoBLAS/BLIS packing + portable register-blocked micro-kernel (float, double)
+//   3 gemm_avx2     packed + AVX2/FMA 6x16 micro-kernel (float; run-time dispatch)
+//   4 gemm_avx512   packed + AVX-512 14x32 micro-kernel (float; run-time dispatch)
+#include <type_traits>
+
+#include "cpu_features.hpp"
+#include "gemm_avx2.hpp"
+#include "gemm_avx512.hpp"
 #include "gemm_blocked.hpp"
+#include "gemm_packed.hpp"
 #include "gemm_ref.hpp"
 
 namespace tinycnn::kernels::cpu {
+
+// C = relu?(alpha * op(A) * op(B) + beta * C + bias), with the epilogue fused into the last store of
+// the micro-kernel. Argument contract in gemm_ref.hpp; bias semantics in GemmEpilogue.
+template <class T>
+void gemm_ex(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+             const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep) {
+  if constexpr (std::is_same<T, float>::value) {
+    const CpuFeatures& f = cpu_features();
+    if (f.avx512) return gemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
+    if (f.avx2_fma) return gemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
+  }
+  gemm_packed<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
+}
 
 // C = alpha * op(A) * op(B) + beta * C; argument contract in gemm_ref.hpp.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc) {
-  gemm_blocked<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_ex<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, GemmEpilogue<T>{});
 }
 
 }  // namespace tinycnn::kernels::cpu

@@ -1,0 +1,140 @@
+#pragma once
+// AVX2 + FMA single-precision GEMM (variant 3): the packed driver of gemm_packed.hpp with a 6x16
+// register-blocked micro-kernel (12 ymm accumulators, two B vectors, one broadcast A value).
+// Function-level target attributes keep the library compiled for the baseline ISA; call gemm_avx2
+// only when cpu_features().avx2_fma is true.
+#include <cstdint>
+
+#include "cpu_features.hpp"
+#include "gemm_packed.hpp"
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define TINYCNN_HAVE_X86_GEMM 1
+#include <immintrin.h>
+#endif
+
+namespace tinycnn::kernels::cpu {
+
+#ifdef TINYCNN_HAVE_X86_GEMM
+#define TINYCNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+
+namespace gemm_avx2_detail {
+
+constexpr int MR = 6, NR = 16;
+
+template <int M>
+TINYCNN_TARGET_AVX2 void tile_kernel(const gemm_detail::Tile<float>& t) {
+  __m256 c0[M], c1[M];
+#pragma GCC unroll 6
+  for (int r = 0; r < M; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+  const float* a = t.a;
+  const float* b = t.b;
+  for (int64_t k = 0; k < t.kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < M; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + r);
+      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+    }
+    a += MR;
+    b += NR;
+  }
+  if (t.nr == NR) {
+    const __m256 valpha = _mm256_set1_ps(t.alpha), vbeta = _mm256_set1_ps(t.beta), zero = _mm256_setzero_ps();
+    const bool use_beta = t.beta != 0.0f;
+    __m256 bc0 = zero, bc1 = zero;
+    if (t.bias_col) {
+      bc0 = _mm256_loadu_ps(t.bias_col);
+      bc1 = _mm256_loadu_ps(t.bias_col + 8);
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < M; ++r) {
+      float* c = t.c + r * t.ldc;
+      __m256 v0 = _mm256_mul_ps(c0[r], valpha), v1 = _mm256_mul_ps(c1[r], valpha);
+      if (use_beta) {
+        v0 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c), v0);
+        v1 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(c + 8), v1);
+      }
+      if (t.bias_row) {
+        const __m256 br = _mm256_set1_ps(t.bias_row[r]);
+        v0 = _mm256_add_ps(v0, br);
+        v1 = _mm256_add_ps(v1, br);
+      }
+      v0 = _mm256_add_ps(v0, bc0);
+      v1 = _mm256_add_ps(v1, bc1);
+      if (t.relu) {
+        v0 = _mm256_max_ps(v0, zero);
+        v1 = _mm256_max_ps(v1, zero);
+      }
+      _mm256_storeu_ps(c, v0);
+      _mm256_storeu_ps(c + 8, v1);
+    }
+  } else {
+    alignas(32) float acc[M * NR];
+#pragma GCC unroll 6
+    for (int r = 0; r < M; ++r) {
+      _mm256_store_ps(acc + r * NR, c0[r]);
+      _mm256_store_ps(acc + r * NR + 8, c1[r]);
+    }
+    gemm_detail::store_tile_generic(t, acc, NR);
+  }
+}
+
+template <int M>
+TINYCNN_TARGET_AVX2 void tile_dispatch_rest(const gemm_detail::Tile<float>& t) {
+  if constexpr (M >= 1) {
+    if (t.mr == M)
+      tile_kernel<M>(t);
+    else
+      tile_dispatch_rest<M - 1>(t);
+  }
+}
+
+TINYCNN_TARGET_AVX2 inline void tile(const gemm_detail::Tile<float>& t) {
+  if (t.mr == MR)
+    tile_kernel<MR>(t);
+  else
+    tile_dispatch_rest<MR - 1>(t);
+}
+
+TINYCNN_TARGET_AVX2 inline void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t k0,
+                                       int64_t kc, float* dst, int64_t s0, int64_t s1) {
+  gemm_detail::pack_a_impl<float, MR>(trans, A, lda, i0, m, k0, kc, dst, s0, s1);
+}
+
+TINYCNN_TARGET_AVX2 inline void pack_b(bool trans, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0,
+                                       int64_t kc, float* dst, int64_t s0, int64_t s1) {
+  gemm_detail::pack_b_impl<float, NR>(trans, B, ldb, j0, n, k0, kc, dst, s0, s1);
+}
+
+inline const gemm_detail::PackedKernel<float>& kernel() {
+  static const gemm_detail::PackedKernel<float> k{MR, NR, 256, MR * 128, 256 * 1024, 4 * NR, &tile, &pack_a,
+                                                  &pack_b};
+  return k;
+}
+
+}  // namespace gemm_avx2_detail
+
+inline bool gemm_avx2_available() { return cpu_features().avx2_fma; }
+
+// Same contract as gemm_ref; requires gemm_avx2_available().
+inline void gemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                      const GemmEpilogue<float>* ep = nullptr) {
+  gemm_detail::run_packed(gemm_avx2_detail::kernel(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                          ldc, ep);
+}
+
+#else
+
+inline bool gemm_avx2_available() { return false; }
+inline void gemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                      const GemmEpilogue<float>* ep = nullptr) {
+  gemm_packed<float>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+}
+
+#endif
+
+}  // namespace tinycnn::kernels::cpu

@@ -1,0 +1,134 @@
+#pragma once
+// AVX-512 single-precision GEMM (variant 4): the packed driver of gemm_packed.hpp with a 14x32
+// register-blocked micro-kernel (28 zmm accumulators, two B vectors, one broadcast A value).
+// Every function that uses AVX-512 carries a function-level target attribute, so the library is
+// still compiled for the baseline ISA; call gemm_avx512 only when cpu_features().avx512 is true.
+#include <cstdint>
+
+#include "cpu_features.hpp"
+#include "gemm_packed.hpp"
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define TINYCNN_HAVE_X86_GEMM 1
+#include <immintrin.h>
+#endif
+
+namespace tinycnn::kernels::cpu {
+
+#ifdef TINYCNN_HAVE_X86_GEMM
+#define TINYCNN_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+
+namespace gemm_avx512_detail {
+
+constexpr int MR = 14, NR = 32;
+
+template <int M>
+TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
+  __m512 c0[M], c1[M];
+#pragma GCC unroll 14
+  for (int r = 0; r < M; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  const float* a = t.a;
+  const float* b = t.b;
+  for (int64_t k = 0; k < t.kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 14
+    for (int r = 0; r < M; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+    }
+    a += MR;
+    b += NR;
+  }
+  const int nr = t.nr;
+  const __mmask16 m0 = nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1u);
+  const __mmask16 m1 = nr >= 32 ? __mmask16(0xFFFF) : nr > 16 ? __mmask16((1u << (nr - 16)) - 1u) : __mmask16(0);
+  const __m512 valpha = _mm512_set1_ps(t.alpha), vbeta = _mm512_set1_ps(t.beta), zero = _mm512_setzero_ps();
+  const bool use_beta = t.beta != 0.0f;
+  __m512 bc0 = zero, bc1 = zero;
+  if (t.bias_col) {
+    bc0 = _mm512_maskz_loadu_ps(m0, t.bias_col);
+    bc1 = _mm512_maskz_loadu_ps(m1, t.bias_col + 16);
+  }
+#pragma GCC unroll 14
+  for (int r = 0; r < M; ++r) {
+    float* c = t.c + r * t.ldc;
+    __m512 v0 = _mm512_mul_ps(c0[r], valpha), v1 = _mm512_mul_ps(c1[r], valpha);
+    if (use_beta) {
+      v0 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m0, c), v0);
+      v1 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m1, c + 16), v1);
+    }
+    if (t.bias_row) {
+      const __m512 br = _mm512_set1_ps(t.bias_row[r]);
+      v0 = _mm512_add_ps(v0, br);
+      v1 = _mm512_add_ps(v1, br);
+    }
+    v0 = _mm512_add_ps(v0, bc0);
+    v1 = _mm512_add_ps(v1, bc1);
+    if (t.relu) {
+      v0 = _mm512_mask_max_ps(v0, __mmask16(0xFFFF), v0, zero);  // (the unmasked form trips -Wmaybe-uninitialized in GCC 12)
+      v1 = _mm512_mask_max_ps(v1, __mmask16(0xFFFF), v1, zero);
+    }
+    _mm512_mask_storeu_ps(c, m0, v0);
+    _mm512_mask_storeu_ps(c + 16, m1, v1);
+  }
+}
+
+template <int M>
+TINYCNN_TARGET_AVX512 void tile_dispatch_rest(const gemm_detail::Tile<float>& t) {
+  if constexpr (M >= 1) {
+    if (t.mr == M)
+      tile_kernel<M>(t);
+    else
+      tile_dispatch_rest<M - 1>(t);
+  }
+}
+
+TINYCNN_TARGET_AVX512 inline void tile(const gemm_detail::Tile<float>& t) {
+  if (t.mr == MR)
+    tile_kernel<MR>(t);
+  else
+    tile_dispatch_rest<MR - 1>(t);
+}
+
+TINYCNN_TARGET_AVX512 inline void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t k0,
+                                         int64_t kc, float* dst, int64_t s0, int64_t s1) {
+  gemm_detail::pack_a_impl<float, MR>(trans, A, lda, i0, m, k0, kc, dst, s0, s1);
+}
+
+TINYCNN_TARGET_AVX512 inline void pack_b(bool trans, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0,
+                                         int64_t kc, float* dst, int64_t s0, int64_t s1) {
+  gemm_detail::pack_b_impl<float, NR>(trans, B, ldb, j0, n, k0, kc, dst, s0, s1);
+}
+
+inline const gemm_detail::PackedKernel<float>& kernel() {
+  // KC 384: the A sliver (14 x 384 floats, 21 KiB) stays in L1 while B slivers stream from L2.
+  static const gemm_detail::PackedKernel<float> k{MR, NR, 384, MR * 144, 512 * 1024, 4 * NR, &tile, &pack_a,
+                                                  &pack_b};
+  return k;
+}
+
+}  // namespace gemm_avx512_detail
+
+inline bool gemm_avx512_available() { return cpu_features().avx512; }
+
+// Same contract as gemm_ref; requires gemm_avx512_available().
+inline void gemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                        const GemmEpilogue<float>* ep = nullptr) {
+  gemm_detail::run_packed(gemm_avx512_detail::kernel(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                          ldc, ep);
+}
+
+#else  // not x86-64 GCC/Clang: no AVX-512 kernel; the entry point falls back to the portable one.
+
+inline bool gemm_avx512_available() { return false; }
+inline void gemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                        const GemmEpilogue<float>* ep = nullptr) {
+  gemm_packed<float>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+}
+
+#endif
+
+}  // namespace tinycnn::kernels::cpu

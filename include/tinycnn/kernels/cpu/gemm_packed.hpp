@@ -1,0 +1,359 @@
+#pragma once
+// Packed GEMM (variant 2, GotoBLAS/BLIS structure) and its portable micro-kernel.
+//
+//   for ic in M by mc          A panel  [mc x kc] packed into MR-row slivers   (shared, lives in L3)
+//     for pc in K by kc
+//       pack the A panel (threads pack disjoint slivers)
+//       for jc in N by nc      B block  [kc x nc] packed into NR-column slivers (shared, lives in L2)
+//         pack the B block (threads pack disjoint slivers); barrier
+//         for each A sliver of this thread:   (lives in L1)
+//           for each B sliver of this thread: micro-kernel: C[MR x NR] (+)= A_sliver * B_sliver
+//         barrier
+//
+// The threads of one call split the (A sliver x B sliver) grid of each block along M or N, whichever
+// balances better, so no packing is duplicated. The first K-block applies beta (beta == 0: C is not
+// read), later ones accumulate; the last K-block applies the fused epilogue (bias, ReLU) in the same
+// store. Packing buffers are thread_local and grow, so a call allocates nothing once warmed up.
+//
+// The ISA-specific micro-kernels (gemm_avx2.hpp, gemm_avx512.hpp) plug into the same driver through
+// PackedKernel. Same argument contract as gemm_ref (see gemm_ref.hpp).
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+#include "../../core/parallel.hpp"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TINYCNN_GEMM_INLINE inline __attribute__((always_inline))
+#else
+#define TINYCNN_GEMM_INLINE inline
+#endif
+
+namespace tinycnn::kernels::cpu {
+
+// Fused epilogue of gemm_ex: applied once to the final C (after alpha and beta):
+//   C[i][j] = relu?( alpha * op(A)op(B)[i][j] + beta * C[i][j] + bias )
+template <class T>
+struct GemmEpilogue {
+  const T* bias = nullptr;
+  bool bias_per_column = false;  // false: bias[i] added to row i (length M); true: bias[j] to column j (length N)
+  bool relu = false;
+};
+
+namespace gemm_detail {
+
+// One micro-tile: C[0:mr, 0:nr] = alpha * A_sliver * B_sliver + beta * C, then the epilogue.
+template <class T>
+struct Tile {
+  int64_t kc;
+  const T* a;  // packed A sliver: kc groups of MR values
+  const T* b;  // packed B sliver: kc groups of NR values
+  T* c;
+  int64_t ldc;
+  int mr, nr;  // valid rows / columns (<= MR / NR)
+  T alpha, beta;
+  const T* bias_row;  // mr values added per row, or null
+  const T* bias_col;  // nr values added per column, or null
+  bool relu;
+};
+
+// Packs slivers [s0, s1) of a panel. pack_a: rows [i0, i0+m) of op(A), columns [k0, k0+kc);
+// pack_b: rows [k0, k0+kc) of op(B), columns [j0, j0+n). Partial slivers are zero-padded.
+template <class T>
+using PackFn = void (*)(bool trans, const T* src, int64_t ld, int64_t i0, int64_t m, int64_t k0, int64_t kc, T* dst,
+                        int64_t s0, int64_t s1);
+
+template <class T>
+struct PackedKernel {
+  int mr, nr;          // register block (micro-tile) size
+  int64_t kc;          // K-block
+  int64_t mc;          // rows of the A panel (L3)
+  int64_t b_bytes;     // target size of one packed B block (L2)
+  int64_t nc_min;      // columns of a B block at least
+  void (*tile)(const Tile<T>&);
+  PackFn<T> pack_a;
+  PackFn<T> pack_b;
+};
+
+template <class T, int MR>
+TINYCNN_GEMM_INLINE void pack_a_impl(bool trans, const T* A, int64_t lda, int64_t i0, int64_t m, int64_t k0,
+                                     int64_t kc, T* dst, int64_t s0, int64_t s1) {
+  for (int64_t s = s0; s < s1; ++s) {
+    const int64_t r0 = s * MR;
+    const int rows = static_cast<int>(std::min<int64_t>(MR, m - r0));
+    T* d = dst + s * MR * kc;
+    if (!trans) {
+      const T* src = A + (i0 + r0) * lda + k0;
+      for (int r = 0; r < rows; ++r) {
+        const T* sr = src + r * lda;
+        for (int64_t k = 0; k < kc; ++k) d[k * MR + r] = sr[k];
+      }
+      for (int r = rows; r < MR; ++r)
+        for (int64_t k = 0; k < kc; ++k) d[k * MR + r] = T(0);
+    } else {
+      const T* src = A + k0 * lda + i0 + r0;
+      if (rows == MR) {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int r = 0; r < MR; ++r) d[k * MR + r] = src[k * lda + r];
+      } else {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int r = 0; r < MR; ++r) d[k * MR + r] = r < rows ? src[k * lda + r] : T(0);
+      }
+    }
+  }
+}
+
+template <class T, int NR>
+TINYCNN_GEMM_INLINE void pack_b_impl(bool trans, const T* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0,
+                                     int64_t kc, T* dst, int64_t s0, int64_t s1) {
+  for (int64_t s = s0; s < s1; ++s) {
+    const int64_t c0 = s * NR;
+    const int cols = static_cast<int>(std::min<int64_t>(NR, n - c0));
+    T* d = dst + s * NR * kc;
+    if (!trans) {
+      const T* src = B + k0 * ldb + j0 + c0;
+      if (cols == NR) {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int c = 0; c < NR; ++c) d[k * NR + c] = src[k * ldb + c];
+      } else {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int c = 0; c < NR; ++c) d[k * NR + c] = c < cols ? src[k * ldb + c] : T(0);
+      }
+    } else {
+      const T* src = B + (j0 + c0) * ldb + k0;
+      for (int c = 0; c < cols; ++c) {
+        const T* sc = src + c * ldb;
+        for (int64_t k = 0; k < kc; ++k) d[k * NR + c] = sc[k];
+      }
+      for (int c = cols; c < NR; ++c)
+        for (int64_t k = 0; k < kc; ++k) d[k * NR + c] = T(0);
+    }
+  }
+}
+
+// Scalar store of an accumulator tile (row stride ld): alpha, beta, bias, ReLU. Used by the
+// portable kernel and by the vector kernels for partial tiles.
+template <class T>
+TINYCNN_GEMM_INLINE void store_tile_generic(const Tile<T>& t, const T* acc, int ld) {
+  for (int r = 0; r < t.mr; ++r) {
+    T* c = t.c + r * t.ldc;
+    const T* a = acc + r * ld;
+    const T br = t.bias_row ? t.bias_row[r] : T(0);
+    for (int j = 0; j < t.nr; ++j) {
+      T v = t.alpha * a[j];
+      if (t.beta != T(0)) v += t.beta * c[j];
+      v += br;
+      if (t.bias_col) v += t.bias_col[j];
+      if (t.relu && v < T(0)) v = T(0);
+      c[j] = v;
+    }
+  }
+}
+
+// Portable micro-kernel: plain C++ the compiler vectorises for the baseline ISA.
+template <class T, int MR, int NR>
+void portable_tile(const Tile<T>& t) {
+  T acc[MR * NR];
+  for (int i = 0; i < MR * NR; ++i) acc[i] = T(0);
+  const T* a = t.a;
+  const T* b = t.b;
+  for (int64_t k = 0; k < t.kc; ++k) {
+    for (int r = 0; r < MR; ++r) {
+      const T av = a[r];
+      for (int c = 0; c < NR; ++c) acc[r * NR + c] += av * b[c];
+    }
+    a += MR;
+    b += NR;
+  }
+  store_tile_generic(t, acc, NR);
+}
+
+template <class T, int MR>
+void portable_pack_a(bool trans, const T* A, int64_t lda, int64_t i0, int64_t m, int64_t k0, int64_t kc, T* dst,
+                     int64_t s0, int64_t s1) {
+  pack_a_impl<T, MR>(trans, A, lda, i0, m, k0, kc, dst, s0, s1);
+}
+template <class T, int NR>
+void portable_pack_b(bool trans, const T* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0, int64_t kc, T* dst,
+                     int64_t s0, int64_t s1) {
+  pack_b_impl<T, NR>(trans, B, ldb, j0, n, k0, kc, dst, s0, s1);
+}
+
+template <class T>
+const PackedKernel<T>& portable_kernel() {
+  // float: 6x8, double: 6x4 (12 accumulator registers of 128 bits on the x86-64 baseline).
+  constexpr int MR = 6, NR = sizeof(T) == 4 ? 8 : 4;
+  static const PackedKernel<T> k{MR, NR, 256, 6 * 64, 256 * 1024, 4 * NR, &portable_tile<T, MR, NR>,
+                                 &portable_pack_a<T, MR>, &portable_pack_b<T, NR>};
+  return k;
+}
+
+// 64-byte aligned buffer that only grows.
+template <class T>
+struct PackBuffer {
+  T* ptr = nullptr;
+  size_t count = 0;
+  PackBuffer() = default;
+  PackBuffer(const PackBuffer&) = delete;
+  PackBuffer& operator=(const PackBuffer&) = delete;
+  ~PackBuffer() { std::free(ptr); }
+  T* get(size_t n) {
+    if (n > count) {
+      std::free(ptr);
+      ptr = nullptr;
+      count = 0;
+      const size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
+      ptr = static_cast<T*>(std::aligned_alloc(64, bytes));
+      if (!ptr) throw std::bad_alloc();
+      count = n;
+    }
+    return ptr;
+  }
+};
+
+template <class T>
+PackBuffer<T>& a_buffer() {
+  static thread_local PackBuffer<T> b;
+  return b;
+}
+template <class T>
+PackBuffer<T>& b_buffer() {
+  static thread_local PackBuffer<T> b;
+  return b;
+}
+
+// C = beta * C, then the epilogue (the K == 0 / alpha == 0 case).
+template <class T>
+void scale_only(int64_t M, int64_t N, T beta, T* C, int64_t ldc, const GemmEpilogue<T>* ep) {
+  for (int64_t i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    for (int64_t j = 0; j < N; ++j) {
+      T v = beta == T(0) ? T(0) : beta * c[j];
+      if (ep && ep->bias) v += ep->bias_per_column ? ep->bias[j] : ep->bias[i];
+      if (ep && ep->relu && v < T(0)) v = T(0);
+      c[j] = v;
+    }
+  }
+}
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// The driver shared by every packed variant.
+template <class T>
+void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+                const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                const GemmEpilogue<T>* ep) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) {
+    scale_only(M, N, beta, C, ldc, ep);
+    return;
+  }
+  if (ep && !ep->bias && !ep->relu) ep = nullptr;
+  const int MR = pk.mr, NR = pk.nr;
+  // Balanced blocks: K = kb blocks of kc, M = mb panels of mc (multiple of MR), N blocks of nc.
+  const int64_t kc = ceil_div(K, ceil_div(K, pk.kc));
+  const int64_t mc = round_up(ceil_div(M, ceil_div(M, pk.mc)), MR);
+  int64_t nc_max = std::max<int64_t>(pk.nc_min, pk.b_bytes / (kc * static_cast<int64_t>(sizeof(T))));
+  nc_max = std::max<int64_t>(NR, nc_max / NR * NR);
+  const int64_t nc = round_up(ceil_div(N, ceil_div(N, nc_max)), NR);
+
+  int nt = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel() && 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) >=
+                                static_cast<double>(kParallelMinWork)) {
+    nt = omp_get_max_threads();
+    // No more threads than micro-tiles in a block.
+    const int64_t tiles = ceil_div(std::min(M, mc), MR) * ceil_div(std::min(N, nc), NR);
+    nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, tiles)));
+  }
+#endif
+  T* abuf = a_buffer<T>().get(static_cast<size_t>(mc * kc));
+  T* bbuf = b_buffer<T>().get(static_cast<size_t>(nc * kc));
+
+  auto body = [&](int tid, int nth) {
+    for (int64_t ic = 0; ic < M; ic += mc) {
+      const int64_t mcur = std::min(mc, M - ic);
+      const int64_t ms = ceil_div(mcur, MR);
+      for (int64_t pc = 0; pc < K; pc += kc) {
+        const int64_t kcur = std::min(kc, K - pc);
+        const bool first = pc == 0, last = pc + kcur >= K;
+        pk.pack_a(trans_a, A, lda, ic, mcur, pc, kcur, abuf, ms * tid / nth, ms * (tid + 1) / nth);
+        for (int64_t jc = 0; jc < N; jc += nc) {
+          const int64_t ncur = std::min(nc, N - jc);
+          const int64_t ns = ceil_div(ncur, NR);
+          // Split the ms x ns tile grid: tm x tn threads, whichever keeps the busiest thread lightest.
+          int tm = 1;
+          int64_t best = -1;
+          for (int d = 1; d <= nth; ++d) {
+            if (nth % d) continue;
+            const int64_t cost = ceil_div(ms, d) * ceil_div(ns, nth / d);
+            if (best < 0 || cost < best) best = cost, tm = d;
+          }
+          const int tn = nth / tm;
+          const int my_m = tid / tn, my_n = tid % tn;
+          const int64_t sa0 = ms * my_m / tm, sa1 = ms * (my_m + 1) / tm;
+          const int64_t sb0 = ns * my_n / tn, sb1 = ns * (my_n + 1) / tn;
+          // Pack the B slivers this thread uses when splitting along N; an even share otherwise.
+          if (tn == nth)
+            pk.pack_b(trans_b, B, ldb, jc, ncur, pc, kcur, bbuf, sb0, sb1);
+          else
+            pk.pack_b(trans_b, B, ldb, jc, ncur, pc, kcur, bbuf, ns * tid / nth, ns * (tid + 1) / nth);
+#ifdef _OPENMP
+          if (nth > 1) {
+#pragma omp barrier
+          }
+#endif
+          Tile<T> t;
+          t.kc = kcur;
+          t.ldc = ldc;
+          t.alpha = alpha;
+          t.beta = first ? beta : T(1);
+          t.relu = last && ep && ep->relu;
+          const bool brow = last && ep && ep->bias && !ep->bias_per_column;
+          const bool bcol = last && ep && ep->bias && ep->bias_per_column;
+          for (int64_t sa = sa0; sa < sa1; ++sa) {
+            const int64_t i = ic + sa * MR;
+            t.a = abuf + sa * MR * kcur;
+            t.mr = static_cast<int>(std::min<int64_t>(MR, M - i));
+            t.bias_row = brow ? ep->bias + i : nullptr;
+            for (int64_t sb = sb0; sb < sb1; ++sb) {
+              const int64_t j = jc + sb * NR;
+              t.b = bbuf + sb * NR * kcur;
+              t.nr = static_cast<int>(std::min<int64_t>(NR, N - j));
+              t.c = C + i * ldc + j;
+              t.bias_col = bcol ? ep->bias + j : nullptr;
+              pk.tile(t);
+            }
+          }
+#ifdef _OPENMP
+          if (nth > 1) {
+#pragma omp barrier
+          }
+#endif
+        }
+      }
+    }
+  };
+  if (nt <= 1) {
+    body(0, 1);
+  } else {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    body(omp_get_thread_num(), omp_get_num_threads());
+#endif
+  }
+}
+
+}  // namespace gemm_detail
+
+// Packed GEMM with the portable micro-kernel (any element type, any CPU).
+template <class T>
+void gemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                 const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const GemmEpilogue<T>* ep = nullptr) {
+  gemm_detail::run_packed(gemm_detail::portable_kernel<T>(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta,
+                          C, ldc, ep);
+}
+
+}  // namespace tinycnn::kernels::cpu

@@ -1,0 +1,214 @@
+// Every GEMM variant against gemm_ref: odd shapes, empty dimensions, all transpose combinations,
+// alpha/beta, leading dimensions larger than minimal, beta == 0 over NaN, and gemm_ex's epilogues.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <tinycnn/core/parallel.hpp>
+#include <tinycnn/core/random.hpp>
+#include <tinycnn/kernels/cpu/gemm.hpp>
+
+using namespace tinycnn;
+using namespace tinycnn::kernels::cpu;
+
+namespace {
+
+struct GemmCase {
+  int64_t M, N, K;
+};
+
+// Shapes around every variant's register and cache blocks (MR 6/14, NR 4/8/16/32, KC 256/384).
+const std::vector<GemmCase> kShapes = {
+    {1, 1, 1},    {7, 5, 3},    {17, 33, 65},  {129, 31, 257}, {0, 5, 3},    {5, 0, 3},    {5, 3, 0},
+    {0, 0, 0},    {14, 32, 1},  {15, 33, 2},   {13, 31, 385},  {28, 64, 384}, {1, 100, 7},  {100, 1, 7},
+    {3, 40, 400}, {45, 97, 33}, {200, 70, 19}, {33, 600, 9},   {64, 64, 800}};
+
+template <class T>
+using GemmFn = std::function<void(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T,
+                                  T*, int64_t)>;
+
+template <class T>
+std::vector<T> random_vec(size_t n, Rng& rng) {
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(rng.uniform(-1.0, 1.0));
+  return v;
+}
+
+template <class T>
+T tolerance(int64_t K) {
+  return std::is_same<T, float>::value ? T(1e-4) * static_cast<T>(std::max<int64_t>(1, K) + 1) / T(8) + T(1e-5)
+                                       : T(1e-10) * static_cast<T>(std::max<int64_t>(1, K));
+}
+
+// Runs fn and gemm_ref on the same inputs; returns the number of mismatching elements of C (and of
+// the padding columns between N and ldc, which must stay untouched).
+template <class T>
+int64_t compare_one(const GemmFn<T>& fn, bool ta, bool tb, GemmCase s, T alpha, T beta, int64_t pad, Rng& rng,
+                    const GemmEpilogue<T>* ep = nullptr) {
+  const int64_t M = s.M, N = s.N, K = s.K;
+  const int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+  const int64_t arows = ta ? K : M, brows = tb ? N : K;
+  const auto A = random_vec<T>(static_cast<size_t>(std::max<int64_t>(1, arows * lda)), rng);
+  const auto B = random_vec<T>(static_cast<size_t>(std::max<int64_t>(1, brows * ldb)), rng);
+  auto C0 = random_vec<T>(static_cast<size_t>(std::max<int64_t>(1, M * ldc)), rng);
+  if (beta == T(0))
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C0[i * ldc + j] = std::numeric_limits<T>::quiet_NaN();
+  std::vector<T> want = C0, got = C0;
+  gemm_ref<T>(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, want.data(), ldc);
+  if (ep) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        T& w = want[i * ldc + j];
+        if (ep->bias) w += ep->bias_per_column ? ep->bias[j] : ep->bias[i];
+        if (ep->relu && w < T(0)) w = T(0);
+      }
+    gemm_ex<T>(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, got.data(), ldc, *ep);
+  } else {
+    fn(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, got.data(), ldc);
+  }
+  const T tol = tolerance<T>(K);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < ldc; ++j) {
+      const T w = want[i * ldc + j], g = got[i * ldc + j];
+      if (j >= N) {
+        if (!(g == C0[i * ldc + j])) ++bad;  // padding untouched
+      } else if (std::isnan(g) || std::fabs(g - w) > tol * (T(1) + std::fabs(w))) {
+        ++bad;
+      }
+    }
+  return bad;
+}
+
+template <class T>
+void check_variant(const std::string& name, const GemmFn<T>& fn) {
+  Rng rng(42);
+  const T alphas[] = {T(1), T(-0.5)};
+  const T betas[] = {T(0), T(1), T(0.75)};
+  for (const GemmCase& s : kShapes)
+    for (int t = 0; t < 4; ++t) {
+      const bool ta = t & 1, tb = t & 2;
+      for (T alpha : alphas)
+        for (T beta : betas) {
+          const int64_t pad = (s.M + s.N + s.K + t) % 3 == 0 ? 0 : 5;
+          CAPTURE(name);
+          CAPTURE(s.M);
+          CAPTURE(s.N);
+          CAPTURE(s.K);
+          CAPTURE(ta);
+          CAPTURE(tb);
+          CAPTURE(alpha);
+          CAPTURE(beta);
+          CHECK(compare_one<T>(fn, ta, tb, s, alpha, beta, pad, rng) == 0);
+        }
+    }
+  // alpha == 0: C = beta * C, A and B are not needed.
+  CHECK(compare_one<T>(fn, false, false, {9, 11, 13}, T(0), T(0.5), 2, rng) == 0);
+  CHECK(compare_one<T>(fn, true, true, {9, 11, 13}, T(0), T(0), 0, rng) == 0);
+}
+
+template <class T>
+GemmFn<T> wrap(void (*f)(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, T*,
+                         int64_t, const GemmEpilogue<T>*)) {
+  return [f](bool ta, bool tb, int64_t M, int64_t N, int64_t K, T al, const T* A, int64_t lda, const T* B,
+             int64_t ldb, T be, T* C, int64_t ldc) { f(ta, tb, M, N, K, al, A, lda, B, ldb, be, C, ldc, nullptr); };
+}
+
+}  // namespace
+
+TEST_CASE("gemm: blocked variant equals the reference") {
+  check_variant<float>("blocked<float>", &gemm_blocked<float>);
+  check_variant<double>("blocked<double>", &gemm_blocked<double>);
+}
+
+TEST_CASE("gemm: packed portable variant equals the reference") {
+  check_variant<float>("packed<float>", wrap<float>(&gemm_packed<float>));
+  check_variant<double>("packed<double>", wrap<double>(&gemm_packed<double>));
+}
+
+TEST_CASE("gemm: AVX2 and AVX-512 variants equal the reference (when the CPU has them)") {
+  if (gemm_avx2_available())
+    check_variant<float>("avx2", wrap<float>(&gemm_avx2));
+  else
+    MESSAGE("AVX2+FMA not available: gemm_avx2 not tested");
+  if (gemm_avx512_available())
+    check_variant<float>("avx512", wrap<float>(&gemm_avx512));
+  else
+    MESSAGE("AVX-512 not available: gemm_avx512 not tested");
+}
+
+TEST_CASE("gemm: dispatcher equals the reference") {
+  check_variant<float>("gemm<float>", &gemm<float>);
+  check_variant<double>("gemm<double>", &gemm<double>);
+}
+
+TEST_CASE("gemm: single thread and several threads give the same results") {
+  const int saved = get_num_threads();
+  set_num_threads(1);
+  check_variant<float>("gemm<float> 1 thread", &gemm<float>);
+  set_num_threads(saved);
+  Rng rng(3);
+  // A shape large enough to run in parallel and to need several K, M and N blocks.
+  CHECK(compare_one<float>(&gemm<float>, false, true, {300, 290, 800}, 1.0f, 0.0f, 3, rng) == 0);
+  CHECK(compare_one<double>(&gemm<double>, true, false, {150, 130, 520}, 0.5, 1.0, 0, rng) == 0);
+}
+
+TEST_CASE("gemm_ex: fused bias (per row, per column) and ReLU") {
+  Rng rng(7);
+  const std::vector<GemmCase> shapes = {{1, 1, 1}, {7, 5, 3}, {17, 33, 65}, {129, 31, 257}, {5, 3, 0}, {30, 70, 400}};
+  for (const GemmCase& s : shapes) {
+    const auto bias_f = random_vec<float>(static_cast<size_t>(std::max(s.M, s.N) + 1), rng);
+    const auto bias_d = random_vec<double>(static_cast<size_t>(std::max(s.M, s.N) + 1), rng);
+    for (int e = 0; e < 5; ++e) {
+      GemmEpilogue<float> ef;
+      GemmEpilogue<double> ed;
+      ef.bias = e == 0 || e == 2 || e == 4 ? bias_f.data() : nullptr;
+      ed.bias = ef.bias ? bias_d.data() : nullptr;
+      ef.bias_per_column = ed.bias_per_column = e == 2 || e == 4;
+      ef.relu = ed.relu = e >= 3;
+      for (int t = 0; t < 4; ++t)
+        for (float beta : {0.0f, 0.5f}) {
+          CAPTURE(s.M);
+          CAPTURE(s.N);
+          CAPTURE(s.K);
+          CAPTURE(e);
+          CAPTURE(t);
+          CAPTURE(beta);
+          CHECK(compare_one<float>({}, t & 1, t & 2, s, 1.5f, beta, 2, rng, &ef) == 0);
+          CHECK(compare_one<double>({}, t & 1, t & 2, s, 1.5, beta, 0, rng, &ed) == 0);
+        }
+    }
+  }
+  // Every float variant's own epilogue path (the dispatcher picks only one of them).
+  using ExFn = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                        float, float*, int64_t, const GemmEpilogue<float>*);
+  std::vector<ExFn> fns = {&gemm_packed<float>};
+  if (gemm_avx2_available()) fns.push_back(&gemm_avx2);
+  if (gemm_avx512_available()) fns.push_back(&gemm_avx512);
+  const int64_t M = 45, N = 77, K = 300, ldc = N + 3;
+  const auto A = random_vec<float>(M * K, rng), B = random_vec<float>(K * N, rng);
+  const auto bias = random_vec<float>(N, rng);
+  std::vector<float> want(M * ldc, 0.0f);
+  gemm_ref<float>(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, want.data(), ldc);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) want[i * ldc + j] = std::max(0.0f, want[i * ldc + j] + bias[j]);
+  for (ExFn f : fns) {
+    std::vector<float> got(M * ldc, 0.0f);
+    GemmEpilogue<float> ep;
+    ep.bias = bias.data();
+    ep.bias_per_column = true;
+    ep.relu = true;
+    f(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, got.data(), ldc, &ep);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j)
+        if (!(std::fabs(got[i * ldc + j] - want[i * ldc + j]) <= 1e-3f)) ++bad;
+    CHECK(bad == 0);
+  }
+}
