@@ -1,0 +1,207 @@
+// SGEMM benchmarks: gemm/<variant>/<M>x<N>x<K>, GFLOP/s counter (2*M*N*K per iteration).
+// Variants: reference (small shapes only), blocked, packed (portable micro-kernel), avx2, avx512
+// (when the CPU has them), eigen and openblas (when found at configure time; bench binary only).
+// Before timing, each variant's result (beta = 0 over a NaN-filled C) is checked against gemm_ref:
+// the whole C on small shapes, whole rows (first, middle, last and a few others) on large ones.
+// Threads: OMP_NUM_THREADS (ours, Eigen) and OPENBLAS_NUM_THREADS (OpenBLAS). See docs/performance.md.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tinycnn/core/random.hpp>
+#include <tinycnn/kernels/cpu/gemm.hpp>
+
+#ifdef TINYCNN_BENCH_HAS_EIGEN
+#include <Eigen/Core>
+#endif
+#ifdef TINYCNN_BENCH_HAS_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace {
+
+using namespace tinycnn::kernels::cpu;
+
+struct GemmShape {
+  int64_t M, N, K;
+  bool ta, tb;
+  std::string label;
+};
+
+std::vector<GemmShape> shapes() {
+  std::vector<GemmShape> s = {
+      {64, 64, 64, false, false, "small"},
+      {256, 256, 256, false, false, "small"},
+      {1024, 1024, 1024, false, false, "square NN"},
+      {2048, 2048, 2048, false, false, "square NN"},
+  };
+  // model3 at batch 32: 150x150x3 input, 3x3 'same' convolutions. im2col GEMMs of the three largest
+  // layers (by FLOPs): forward W[Cout, Cin*9] x col; backward-data W^T x dY; backward-filter dY x col^T.
+  struct Conv {
+    const char* name;
+    int64_t cin, cout, ohw;
+  };
+  const Conv model3[] = {{"model3 conv2 (32->64 @50x50)", 32, 64, 50},
+                         {"model3 conv3 (64->128 @25x25)", 64, 128, 25},
+                         {"model3 conv4 (128->256 @12x12)", 128, 256, 12}};
+  for (const Conv& c : model3) {
+    const int64_t n = 32 * c.ohw * c.ohw, k = c.cin * 9;
+    s.push_back({c.cout, n, k, false, false, std::string(c.name) + " forward"});
+    s.push_back({k, n, c.cout, true, false, std::string(c.name) + " backward-data"});
+    s.push_back({c.cout, k, n, false, true, std::string(c.name) + " backward-filter"});
+  }
+  // model004: valid 3x3 convolutions, forward.
+  const Conv model004[] = {{"model004 conv1 (3->32 @148x148)", 3, 32, 148},
+                           {"model004 conv2 (32->64 @72x72)", 32, 64, 72},
+                           {"model004 conv3 (64->128 @34x34)", 64, 128, 34},
+                           {"model004 conv4 (128->256 @15x15)", 128, 256, 15}};
+  for (const Conv& c : model004)
+    s.push_back({c.cout, 32 * c.ohw * c.ohw, c.cin * 9, false, false, std::string(c.name) + " forward"});
+  return s;
+}
+
+// Operands of the shape being benchmarked; kept while consecutive benchmarks use the same shape.
+struct Operands {
+  GemmShape shape;
+  int64_t lda, ldb, ldc;
+  std::vector<float> A, B, C;
+};
+
+Operands& operands(const GemmShape& s) {
+  static std::unique_ptr<Operands> cur;
+  if (!cur || cur->shape.M != s.M || cur->shape.N != s.N || cur->shape.K != s.K || cur->shape.ta != s.ta ||
+      cur->shape.tb != s.tb) {
+    cur.reset();
+    auto o = std::make_unique<Operands>();
+    o->shape = s;
+    o->lda = s.ta ? s.M : s.K;
+    o->ldb = s.tb ? s.K : s.N;
+    o->ldc = s.N;
+    tinycnn::Rng rng(123);
+    o->A.resize(static_cast<size_t>(s.M * s.K));
+    o->B.resize(static_cast<size_t>(s.K * s.N));
+    o->C.resize(static_cast<size_t>(s.M * s.N));
+    for (auto& x : o->A) x = static_cast<float>(rng.uniform(-1.0, 1.0));
+    for (auto& x : o->B) x = static_cast<float>(rng.uniform(-1.0, 1.0));
+    cur = std::move(o);
+  }
+  return *cur;
+}
+
+using Fn = std::function<void(Operands&)>;
+
+// Empty string when the variant's C matches gemm_ref, else what is wrong.
+std::string validate(const Fn& fn, Operands& o) {
+  const GemmShape& s = o.shape;
+  std::fill(o.C.begin(), o.C.end(), std::numeric_limits<float>::quiet_NaN());
+  fn(o);
+  std::vector<int64_t> rows;
+  const bool full = s.M * s.N * s.K <= (int64_t(1) << 24);
+  if (full) {
+    for (int64_t i = 0; i < s.M; ++i) rows.push_back(i);
+  } else {
+    rows = {0, s.M / 3, s.M / 2, s.M - 1};
+    tinycnn::Rng rng(7);
+    for (int r = 0; r < 4; ++r) rows.push_back(static_cast<int64_t>(rng.below(static_cast<uint64_t>(s.M))));
+  }
+  std::vector<float> want(static_cast<size_t>(s.N));
+  const float tol = 1e-4f * static_cast<float>(s.K + 1) / 8.0f + 1e-5f;
+  for (int64_t i : rows) {
+    const float* a = s.ta ? o.A.data() + i : o.A.data() + i * o.lda;
+    gemm_ref<float>(s.ta, s.tb, 1, s.N, s.K, 1.0f, a, o.lda, o.B.data(), o.ldb, 0.0f, want.data(), o.ldc);
+    for (int64_t j = 0; j < s.N; ++j) {
+      const float g = o.C[static_cast<size_t>(i * o.ldc + j)], w = want[static_cast<size_t>(j)];
+      if (!(std::fabs(g - w) <= tol * (1.0f + std::fabs(w))))
+        return "C[" + std::to_string(i) + "][" + std::to_string(j) + "] = " + std::to_string(g) + ", reference " +
+               std::to_string(w);
+    }
+  }
+  for (float v : o.C)
+    if (std::isnan(v)) return "NaN in C";
+  return "";
+}
+
+void run_gemm(benchmark::State& state, GemmShape s, Fn fn) {
+  Operands& o = operands(s);
+  const std::string err = validate(fn, o);
+  if (!err.empty()) {
+    state.SkipWithError(("differs from gemm_ref: " + err).c_str());
+    return;
+  }
+  for (auto _ : state) {
+    fn(o);
+    benchmark::DoNotOptimize(o.C.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(s.M) * static_cast<double>(s.N) * static_cast<double>(s.K),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(s.label + (s.ta ? " A^T" : "") + (s.tb ? " B^T" : ""));
+}
+
+#ifdef TINYCNN_BENCH_HAS_EIGEN
+void eigen_gemm(Operands& o) {
+  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const GemmShape& s = o.shape;
+  Eigen::Map<const Mat> A(o.A.data(), s.ta ? s.K : s.M, s.ta ? s.M : s.K);
+  Eigen::Map<const Mat> B(o.B.data(), s.tb ? s.N : s.K, s.tb ? s.K : s.N);
+  Eigen::Map<Mat> C(o.C.data(), s.M, s.N);
+  if (!s.ta && !s.tb)
+    C.noalias() = A * B;
+  else if (s.ta && !s.tb)
+    C.noalias() = A.transpose() * B;
+  else if (!s.ta && s.tb)
+    C.noalias() = A * B.transpose();
+  else
+    C.noalias() = A.transpose() * B.transpose();
+}
+#endif
+
+template <class F>
+Fn ours(F f) {
+  return [f](Operands& o) {
+    const GemmShape& s = o.shape;
+    f(s.ta, s.tb, s.M, s.N, s.K, 1.0f, o.A.data(), o.lda, o.B.data(), o.ldb, 0.0f, o.C.data(), o.ldc);
+  };
+}
+
+int register_gemm_benchmarks() {
+  for (const GemmShape& s : shapes()) {
+    const std::string dims = std::to_string(s.M) + "x" + std::to_string(s.N) + "x" + std::to_string(s.K);
+    const bool small = s.M * s.N * s.K <= (int64_t(1) << 24);
+    std::vector<std::pair<std::string, Fn>> variants;
+#ifdef TINYCNN_BENCH_HAS_OPENBLAS
+    variants.emplace_back("openblas", [](Operands& o) {
+      const GemmShape& g = o.shape;
+      cblas_sgemm(CblasRowMajor, g.ta ? CblasTrans : CblasNoTrans, g.tb ? CblasTrans : CblasNoTrans,
+                  static_cast<int>(g.M), static_cast<int>(g.N), static_cast<int>(g.K), 1.0f, o.A.data(),
+                  static_cast<int>(o.lda), o.B.data(), static_cast<int>(o.ldb), 0.0f, o.C.data(),
+                  static_cast<int>(o.ldc));
+    });
+#endif
+#ifdef TINYCNN_BENCH_HAS_EIGEN
+    variants.emplace_back("eigen", &eigen_gemm);
+#endif
+    if (small) variants.emplace_back("reference", ours(&gemm_ref<float>));
+    variants.emplace_back("blocked", ours(&gemm_blocked<float>));
+    variants.emplace_back("packed", ours([](auto... a) { gemm_packed<float>(a...); }));
+    if (gemm_avx2_available()) variants.emplace_back("avx2", ours([](auto... a) { gemm_avx2(a...); }));
+    if (gemm_avx512_available()) variants.emplace_back("avx512", ours([](auto... a) { gemm_avx512(a...); }));
+    variants.emplace_back("dispatch", ours(&gemm<float>));
+    for (auto& [name, fn] : variants)
+      benchmark::RegisterBenchmark(("gemm/" + name + "/" + dims).c_str(), run_gemm, s, fn)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+  }
+  return 0;
+}
+
+const int registered = register_gemm_benchmarks();
+
+}  // namespace
