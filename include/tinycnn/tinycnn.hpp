@@ -32,3 +32,7 @@
 #include "nn/tanh.hpp"
 
 #include "data/idx.hpp"
+#include "optim/adam.hpp"
+#include "optim/optimizer.hpp"
+#include "optim/schedule.hpp"
+#include "optim/sgd.hpp"

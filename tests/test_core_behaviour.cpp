@@ -1,0 +1,173 @@
+// Behaviour of the core beyond gradients: loss validation and stability, optimizers, schedules,
+// graph freeing, no-grad, the gradient checker's own ability to fail, determinism.
+#include "grad_util.hpp"
+
+#include <cmath>
+
+using namespace tinycnn;
+using tt::rand_t;
+
+TEST_CASE("cross-entropy is stable for extreme logits") {
+  for (double big : {1e4, 88.0, -1e4}) {
+    Var<float> logits(Tensor<float>::from({2, 3}, {static_cast<float>(big), 0, static_cast<float>(-big), 0, 0, 0}), true);
+    Var<float> loss = ops::softmax_cross_entropy(logits, std::vector<int32_t>{2, 1});
+    CHECK(std::isfinite(loss.value()[0]));
+    loss.backward();
+    for (int64_t i = 0; i < 6; ++i) CHECK(std::isfinite(logits.grad()[i]));
+  }
+  Var<float> eq(Tensor<float>::full({1, 4}, 3.0f), true);
+  Var<float> l = ops::softmax_cross_entropy(eq, std::vector<int32_t>{1});
+  CHECK(l.value()[0] == doctest::Approx(std::log(4.0)).epsilon(1e-6));
+}
+
+TEST_CASE("loss validation names the sample and value") {
+  Var<float> logits(Tensor<float>({3, 4}), true);
+  try {
+    ops::softmax_cross_entropy(logits, std::vector<int32_t>{0, 4, 1});
+    FAIL("expected ValueError");
+  } catch (const ValueError& e) {
+    const std::string m = e.what();
+    CHECK(m.find("sample 1") != std::string::npos);
+    CHECK(m.find("is 4") != std::string::npos);
+  }
+  CHECK_THROWS_AS(ops::softmax_cross_entropy(logits, std::vector<int32_t>{0, -1, 1}), ValueError);
+  CHECK_THROWS_AS(ops::softmax_cross_entropy(logits, std::vector<int32_t>{0, 1}), ValueError);
+}
+
+TEST_CASE("integer labels fed to binary cross-entropy are refused (the original study's bug)") {
+  // The study fed labels 0..7 to binary cross-entropy and "trained" to a loss of -1.5e10.
+  Var<float> logits(Tensor<float>({4, 1}), true);
+  Tensor<float> labels = Tensor<float>::from({4, 1}, {0, 3, 7, 1});
+  try {
+    ops::binary_cross_entropy(logits, labels);
+    FAIL("expected ValueError");
+  } catch (const ValueError& e) {
+    const std::string m = e.what();
+    CHECK(m.find("sample 1") != std::string::npos);
+    CHECK(m.find("softmax_cross_entropy") != std::string::npos);
+    CHECK(m.find("multi-hot") != std::string::npos);
+  }
+}
+
+TEST_CASE("a non-finite loss is an error, never trained on") {
+  Var<float> logits(Tensor<float>::from({1, 2}, {std::nanf(""), 0}), true);
+  CHECK_THROWS_AS(ops::softmax_cross_entropy(logits, std::vector<int32_t>{0}), LossError);
+  Var<float> p(Tensor<float>::from({1}, {std::numeric_limits<float>::infinity()}), true);
+  CHECK_THROWS_AS(ops::mse(p, Tensor<float>({1})), LossError);
+}
+
+TEST_CASE("gradient checker detects wrong, overwriting and unwritten backward passes") {
+  Var<double> x(rand_t({6}, 1));
+  auto custom = [&](int mode) {
+    return [&, mode] {
+      Tensor<double> y = Tensor<double>::empty({6});
+      for (int64_t i = 0; i < 6; ++i) y[i] = 3 * x.value()[i];
+      if (mode == 3) y = Tensor<double>::empty({6});  // forgot to write the output: poisoned NaN
+      return make_result<double>(y, {x}, "custom", [mode](VarNode<double>& n) {
+        double* g = input_grad(n, 0);
+        for (int64_t i = 0; i < 6; ++i) {
+          if (mode == 0) g[i] += 3 * n.grad[i];  // correct
+          if (mode == 1) g[i] += 2 * n.grad[i];  // wrong derivative
+          if (mode == 2) g[i] = 3 * n.grad[i];   // overwrites instead of accumulating
+          if (mode == 3) g[i] += 3 * n.grad[i];
+        }
+      });
+    };
+  };
+  CHECK(gradcheck(custom(0), {x}).ok);
+  CHECK_FALSE(gradcheck(custom(1), {x}).ok);
+  CHECK_FALSE(gradcheck(custom(2), {x}).ok);
+  CHECK_FALSE(gradcheck(custom(3), {x}).ok);
+}
+
+TEST_CASE("no-grad scope records nothing; the graph is freed after backward") {
+  Var<float> w(Tensor<float>::full({2}, 1.0f), true);
+  {
+    NoGradGuard ng;
+    Var<float> y = ops::mul(w, w);
+    CHECK_FALSE(y.requires_grad());
+  }
+  Var<float> y = ops::sum(ops::mul(w, w));
+  CHECK(y.node()->inputs.size() == 1);
+  y.backward();
+  CHECK(y.node()->inputs.empty());
+  CHECK_FALSE(static_cast<bool>(y.node()->backward_fn));
+  CHECK(w.grad()[0] == 2.0f);
+  // Leaf gradients accumulate across backward passes until zero_grad, as in PyTorch.
+  ops::sum(ops::mul(w, w)).backward();
+  CHECK(w.grad()[0] == 4.0f);
+  w.zero_grad();
+  CHECK(w.grad()[0] == 0.0f);
+}
+
+TEST_CASE("SGD and Adam follow the PyTorch update rules") {
+  Var<double> w(Tensor<double>::from({2}, {1.0, -2.0}), true);
+  std::vector<nn::NamedVar<double>> ps{{"w", w}};
+  optim::SGD<double> sgd(ps, 0.1, 0.9, true, 0.01);
+  w.grad() = Tensor<double>::from({2}, {0.5, 0.25});
+  sgd.step();
+  // d = g + wd*w; v = d; w -= lr*(d + mu*v)
+  const double d0 = 0.5 + 0.01 * 1.0, d1 = 0.25 + 0.01 * -2.0;
+  CHECK(w.value()[0] == doctest::Approx(1.0 - 0.1 * (d0 + 0.9 * d0)));
+  CHECK(w.value()[1] == doctest::Approx(-2.0 - 0.1 * (d1 + 0.9 * d1)));
+
+  Var<double> a(Tensor<double>::from({1}, {1.0}), true);
+  optim::Adam<double> adam({{"a", a}}, 0.01, 0.9, 0.999, 1e-8);
+  double m = 0, v = 0, x = 1.0;
+  for (int t = 1; t <= 3; ++t) {
+    const double g = 2 * x;  // gradient of x^2
+    a.grad() = Tensor<double>::from({1}, {g});
+    adam.step();
+    m = 0.9 * m + 0.1 * g;
+    v = 0.999 * v + 0.001 * g * g;
+    x -= 0.01 * (m / (1 - std::pow(0.9, t))) / (std::sqrt(v / (1 - std::pow(0.999, t))) + 1e-8);
+    CHECK(a.value()[0] == doctest::Approx(x).epsilon(1e-12));
+  }
+  CHECK(adam.steps() == 3);
+  CHECK(adam.state().size() == 2);
+  CHECK_THROWS_AS(adam.set_lr(-1), ValueError);
+}
+
+TEST_CASE("learning-rate schedules and gradient clipping") {
+  optim::StepDecay st(0.1, 10, 0.5);
+  CHECK(st.lr_at(9) == doctest::Approx(0.1));
+  CHECK(st.lr_at(10) == doctest::Approx(0.05));
+  optim::CosineDecay cd(1.0, 100);
+  CHECK(cd.lr_at(0) == doctest::Approx(1.0));
+  CHECK(cd.lr_at(50) == doctest::Approx(0.5));
+  CHECK(cd.lr_at(100) == doctest::Approx(0.0));
+  optim::ExponentialDecay ed(1.0, 0.9);
+  CHECK(ed.lr_at(2) == doctest::Approx(0.81));
+  optim::OneCycle oc(1.0, 101, 0.3);
+  CHECK(oc.lr_at(0) == doctest::Approx(1.0 / 25));
+  CHECK(oc.lr_at(30) == doctest::Approx(1.0));
+  CHECK(oc.lr_at(100) == doctest::Approx(1.0 / 25 / 1e4));
+  optim::Warmup wu(std::make_shared<optim::StepDecay>(0.1, 10, 0.5), 5);
+  CHECK(wu.lr_at(0) == doctest::Approx(0.02));
+  CHECK(wu.lr_at(4) == doctest::Approx(0.1));
+  CHECK(wu.lr_at(15) == doctest::Approx(0.05));
+
+  Var<double> p(Tensor<double>({2}), true);
+  p.grad() = Tensor<double>::from({2}, {3.0, 4.0});
+  std::vector<nn::NamedVar<double>> ps{{"p", p}};
+  CHECK(optim::clip_grad_norm(ps, 1.0) == doctest::Approx(5.0));
+  CHECK(p.grad()[0] == doctest::Approx(0.6).epsilon(1e-5));
+  CHECK(p.grad()[1] == doctest::Approx(0.8).epsilon(1e-5));
+}
+
+TEST_CASE("Sequential: Keras default names, shape inference, input check") {
+  nn::Sequential<float> m(1);
+  m.add<nn::Flatten>();
+  m.add<nn::Dense>(8, "relu");
+  m.add<nn::Dense>(3);
+  m.build({2, 4});
+  CHECK(m.layer(1).name() == "dense");
+  CHECK(m.layer(2).name() == "dense_1");
+  CHECK(m.output_shape() == Shape{3});
+  CHECK(m.parameters().size() == 4);
+  CHECK(m.parameters()[0].first == "dense/kernel");
+  Tensor<float> bad({5, 3, 4});
+  CHECK_THROWS_AS(m(bad), ShapeError);
+  m.set_trainable("dense", false);
+  CHECK(m.parameters(true).size() == 2);
+}
