@@ -1,6 +1,6 @@
 // SGEMM benchmarks: gemm/<variant>/<M>x<N>x<K>, GFLOP/s counter (2*M*N*K per iteration).
 // Variants: reference (small shapes only), blocked, packed (portable micro-kernel), avx2, avx512
-// (when the CPU has them), eigen and openblas (when found at configure time; bench binary only).
+// (when the CPU has them), dispatch (gemm<float>), eigen and openblas (when found at configure time; bench binary only).
 // Before timing, each variant's result (beta = 0 over a NaN-filled C) is checked against gemm_ref:
 // the whole C on small shapes, whole rows (first, middle, last and a few others) on large ones.
 // Threads: OMP_NUM_THREADS (ours, Eigen) and OPENBLAS_NUM_THREADS (OpenBLAS). See docs/performance.md.
@@ -18,7 +18,9 @@
 #include <tinycnn/kernels/cpu/gemm.hpp>
 
 #ifdef TINYCNN_BENCH_HAS_EIGEN
-#include <Eigen/Core>
+// bench/eigen_sgemm.cpp (compiled for this machine): C = op(A) op(B), minimal leading dimensions.
+void tinycnn_bench_eigen_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, const float* b,
+                               float* c);
 #endif
 #ifdef TINYCNN_BENCH_HAS_OPENBLAS
 #include <cblas.h>
@@ -147,19 +149,8 @@ void run_gemm(benchmark::State& state, GemmShape s, Fn fn) {
 
 #ifdef TINYCNN_BENCH_HAS_EIGEN
 void eigen_gemm(Operands& o) {
-  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const GemmShape& s = o.shape;
-  Eigen::Map<const Mat> A(o.A.data(), s.ta ? s.K : s.M, s.ta ? s.M : s.K);
-  Eigen::Map<const Mat> B(o.B.data(), s.tb ? s.N : s.K, s.tb ? s.K : s.N);
-  Eigen::Map<Mat> C(o.C.data(), s.M, s.N);
-  if (!s.ta && !s.tb)
-    C.noalias() = A * B;
-  else if (s.ta && !s.tb)
-    C.noalias() = A.transpose() * B;
-  else if (!s.ta && s.tb)
-    C.noalias() = A * B.transpose();
-  else
-    C.noalias() = A.transpose() * B.transpose();
+  tinycnn_bench_eigen_sgemm(s.ta, s.tb, s.M, s.N, s.K, o.A.data(), o.B.data(), o.C.data());
 }
 #endif
 

@@ -21,12 +21,22 @@ namespace tinycnn::kernels::cpu {
 namespace gemm_avx512_detail {
 
 constexpr int MR = 14, NR = 32;
+// Full mask for the masked intrinsic forms used below: the unmasked forms of max/unpack/shuffle trip
+// GCC 12's -Wuninitialized through _mm512_undefined_ps.
+constexpr __mmask16 kAll = 0xFFFF;
 
 template <int M>
 TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
   __m512 c0[M], c1[M];
 #pragma GCC unroll 14
   for (int r = 0; r < M; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  // C rows are ldc apart (often a multiple of 4 KiB): fetch the tile early so its lines arrive
+  // while the FMAs run.
+#pragma GCC unroll 14
+  for (int r = 0; r < M; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc + 16), _MM_HINT_T0);
+  }
   const float* a = t.a;
   const float* b = t.b;
   for (int64_t k = 0; k < t.kc; ++k) {
@@ -66,8 +76,8 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
     v0 = _mm512_add_ps(v0, bc0);
     v1 = _mm512_add_ps(v1, bc1);
     if (t.relu) {
-      v0 = _mm512_mask_max_ps(v0, __mmask16(0xFFFF), v0, zero);  // (the unmasked form trips -Wmaybe-uninitialized in GCC 12)
-      v1 = _mm512_mask_max_ps(v1, __mmask16(0xFFFF), v1, zero);
+      v0 = _mm512_mask_max_ps(v0, kAll, v0, zero);
+      v1 = _mm512_mask_max_ps(v1, kAll, v1, zero);
     }
     _mm512_mask_storeu_ps(c, m0, v0);
     _mm512_mask_storeu_ps(c + 16, m1, v1);
@@ -96,9 +106,59 @@ TINYCNN_TARGET_AVX512 inline void pack_a(bool trans, const float* A, int64_t lda
   gemm_detail::pack_a_impl<float, MR>(trans, A, lda, i0, m, k0, kc, dst, s0, s1);
 }
 
+// In-register transpose of 16 rows of 16 floats.
+TINYCNN_TARGET_AVX512 inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_mask_unpacklo_ps(r[i], kAll, r[i], r[i + 1]);
+    t[i + 1] = _mm512_mask_unpackhi_ps(r[i], kAll, r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_mask_shuffle_ps(t[i], kAll, t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm512_mask_shuffle_ps(t[i], kAll, t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm512_mask_shuffle_ps(t[i + 1], kAll, t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm512_mask_shuffle_ps(t[i + 1], kAll, t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; ++i) {
+      t[h + i] = _mm512_mask_shuffle_f32x4(r[h + i], kAll, r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_mask_shuffle_f32x4(r[h + i], kAll, r[h + i], r[h + i + 4], 0xdd);
+    }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_mask_shuffle_f32x4(t[i], kAll, t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_mask_shuffle_f32x4(t[i], kAll, t[i], t[i + 8], 0xdd);
+  }
+}
+
 TINYCNN_TARGET_AVX512 inline void pack_b(bool trans, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0,
                                          int64_t kc, float* dst, int64_t s0, int64_t s1) {
-  gemm_detail::pack_b_impl<float, NR>(trans, B, ldb, j0, n, k0, kc, dst, s0, s1);
+  if (!trans) {
+    gemm_detail::pack_b_impl<float, NR>(trans, B, ldb, j0, n, k0, kc, dst, s0, s1);
+    return;
+  }
+  // op(B) = B^T: each sliver is 32 rows of B (contiguous in k) written k-major; transpose 16x16
+  // blocks in registers instead of scattering single floats.
+  for (int64_t s = s0; s < s1; ++s) {
+    const int64_t c0 = s * NR;
+    if (n - c0 < NR) {
+      gemm_detail::pack_b_impl<float, NR>(trans, B, ldb, j0, n, k0, kc, dst, s, s + 1);
+      continue;
+    }
+    float* d = dst + s * NR * kc;
+    const float* src = B + (j0 + c0) * ldb + k0;
+    int64_t k = 0;
+    for (; k + 16 <= kc; k += 16)
+      for (int h = 0; h < 2; ++h) {
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + (16 * h + i) * ldb + k);
+        transpose16(r);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i) _mm512_storeu_ps(d + (k + i) * NR + 16 * h, r[i]);
+      }
+    for (; k < kc; ++k)
+      for (int c = 0; c < NR; ++c) d[k * NR + c] = src[c * ldb + k];
+  }
 }
 
 inline const gemm_detail::PackedKernel<float>& kernel() {
