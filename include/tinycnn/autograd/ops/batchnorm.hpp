@@ -1,0 +1,50 @@
+#pragma once
+// Batch normalisation over the channel axis 1 of x [N, C, H, W] or [N, C]:
+//   y = gamma * (x - mean) / sqrt(var + eps) + beta.
+// training: batch mean and biased variance; running_mean / running_var are updated in place
+//   (running = momentum * running + (1 - momentum) * batch, the variance unbiased by n / (n - 1)),
+//   and the gradient flows through the batch statistics.
+// inference (training == false): the running statistics, which are then constants.
+// gamma, beta, running_mean, running_var: [C]. Keras defaults: momentum 0.99, eps 1e-3.
+#include "../../backend/dispatch.hpp"
+#include "../variable.hpp"
+
+namespace tinycnn::ops {
+
+template <class T>
+Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, Tensor<T>& running_mean,
+                  Tensor<T>& running_var, bool training, T momentum = T(0.99), T eps = T(1e-3)) {
+  const Shape& xs = x.shape();
+  if (xs.size() != 2 && xs.size() != 4) throw_shape("batch_norm", "needs x [N, C, H, W] or [N, C]", xs);
+  const int64_t N = xs[0], C = xs[1], HW = xs.size() == 4 ? xs[2] * xs[3] : 1;
+  const Shape cs{C};
+  if (gamma.shape() != cs) throw_shape("batch_norm", "gamma must be [C] for x", gamma.shape(), xs);
+  if (beta.shape() != cs) throw_shape("batch_norm", "beta must be [C] for x", beta.shape(), xs);
+  if (running_mean.shape() != cs) throw_shape("batch_norm", "running_mean must be [C] for x", running_mean.shape(), xs);
+  if (running_var.shape() != cs) throw_shape("batch_norm", "running_var must be [C] for x", running_var.shape(), xs);
+  if (!(eps > T(0))) throw ValueError("batch_norm: eps must be positive, got " + std::to_string(eps));
+  if (training && N * HW == 0) throw_shape("batch_norm", "training needs at least one value per channel", xs);
+
+  Tensor<T> y = Tensor<T>::empty(xs);
+  Tensor<T> mean = Tensor<T>::empty(cs), inv_std = Tensor<T>::empty(cs);
+  const Device dev = y.device();
+  if (training)
+    backend::batchnorm_forward_train(dev, x.value().data(), gamma.value().data(), beta.value().data(), N, C, HW, eps,
+                                     momentum, y.data(), mean.data(), inv_std.data(), running_mean.data(),
+                                     running_var.data());
+  else
+    backend::batchnorm_forward_eval(dev, x.value().data(), gamma.value().data(), beta.value().data(),
+                                    static_cast<const T*>(running_mean.data()), static_cast<const T*>(running_var.data()),
+                                    N, C, HW, eps, y.data(), mean.data(), inv_std.data());
+  return make_result<T>(std::move(y), {x, gamma, beta}, "batch_norm",
+                        [N, C, HW, training, mean, inv_std](VarNode<T>& n) {
+                          T* dx = input_grad(n, 0);
+                          T* dgamma = input_grad(n, 1);
+                          T* dbeta = input_grad(n, 2);
+                          backend::batchnorm_backward(n.value.device(), n.inputs[0]->value.data(), n.grad.data(),
+                                                      n.inputs[1]->value.data(), mean.data(), inv_std.data(), N, C,
+                                                      HW, training, dx, dgamma, dbeta);
+                        });
+}
+
+}  // namespace tinycnn::ops

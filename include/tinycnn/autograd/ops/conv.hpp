@@ -1,0 +1,69 @@
+#pragma once
+// Convolution ops over NCHW tensors (cross-correlation, as Keras/TF; dilation 1).
+//   conv2d:           x [N, C, H, W], w [K, C, R, S], b [K] (undefined Var = no bias) -> [N, K, OH, OW]
+//   depthwise_conv2d: x [N, C, H, W], w [C, M, R, S], b [C*M] (or none) -> [N, C*M, OH, OW],
+//                     output channel c*M + m (Keras order)
+// padding "valid" or "same" with TensorFlow's placement (extra row/column at the bottom/right).
+#include <string>
+
+#include "../../backend/dispatch.hpp"
+#include "../variable.hpp"
+
+namespace tinycnn::ops {
+
+using kernels::cpu::Conv2DGeom;
+
+template <class T>
+Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_h = 1, int64_t stride_w = 1,
+              const std::string& padding = "valid") {
+  if (x.value().rank() != 4 || w.value().rank() != 4 || x.shape()[1] != w.shape()[1])
+    throw_shape("conv2d", "needs x [N, C, H, W] and w [K, C, R, S] with the same C", x.shape(), w.shape());
+  const Shape &xs = x.shape(), &ws = w.shape();
+  const bool has_b = b.defined();
+  if (has_b && b.shape() != Shape{ws[0]}) throw_shape("conv2d", "bias must be [K] for w [K, C, R, S]", b.shape(), ws);
+  const Conv2DGeom g = kernels::cpu::make_conv_geom(xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], stride_h, stride_w,
+                                                    kernels::cpu::parse_padding(padding, "conv2d"), "conv2d");
+  Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW});
+  backend::conv2d_forward(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr, g,
+                          y.data());
+  std::vector<Var<T>> ins{x, w};
+  if (has_b) ins.push_back(b);
+  return make_result<T>(std::move(y), ins, "conv2d", [g, has_b](VarNode<T>& n) {
+    const Device d = n.value.device();
+    const T* dy = n.grad.data();
+    if (T* dx = input_grad(n, 0)) backend::conv2d_backward_data(d, dy, n.inputs[1]->value.data(), g, dx);
+    T* dw = input_grad(n, 1);
+    T* db = has_b ? input_grad(n, 2) : nullptr;
+    if (dw || db) backend::conv2d_backward_filter(d, n.inputs[0]->value.data(), dy, g, dw, db);
+  });
+}
+
+template <class T>
+Var<T> depthwise_conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_h = 1,
+                        int64_t stride_w = 1, const std::string& padding = "valid") {
+  if (x.value().rank() != 4 || w.value().rank() != 4 || x.shape()[1] != w.shape()[0])
+    throw_shape("depthwise_conv2d", "needs x [N, C, H, W] and w [C, M, R, S] with the same C", x.shape(), w.shape());
+  const Shape &xs = x.shape(), &ws = w.shape();
+  const int64_t K = ws[0] * ws[1];
+  const bool has_b = b.defined();
+  if (has_b && b.shape() != Shape{K})
+    throw_shape("depthwise_conv2d", "bias must be [C*M] for w [C, M, R, S]", b.shape(), ws);
+  const Conv2DGeom g =
+      kernels::cpu::make_conv_geom(xs[0], xs[1], xs[2], xs[3], K, ws[2], ws[3], stride_h, stride_w,
+                                   kernels::cpu::parse_padding(padding, "depthwise_conv2d"), "depthwise_conv2d");
+  Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW});
+  backend::depthwise_conv2d_forward(y.device(), x.value().data(), w.value().data(),
+                                    has_b ? b.value().data() : nullptr, g, y.data());
+  std::vector<Var<T>> ins{x, w};
+  if (has_b) ins.push_back(b);
+  return make_result<T>(std::move(y), ins, "depthwise_conv2d", [g, has_b](VarNode<T>& n) {
+    const Device d = n.value.device();
+    const T* dy = n.grad.data();
+    if (T* dx = input_grad(n, 0)) backend::depthwise_conv2d_backward_data(d, dy, n.inputs[1]->value.data(), g, dx);
+    T* dw = input_grad(n, 1);
+    T* db = has_b ? input_grad(n, 2) : nullptr;
+    if (dw || db) backend::depthwise_conv2d_backward_filter(d, n.inputs[0]->value.data(), dy, g, dw, db);
+  });
+}
+
+}  // namespace tinycnn::ops

@@ -1,0 +1,63 @@
+#pragma once
+// Pooling ops over NCHW tensors.
+//   max_pool2d / avg_pool2d: x [N, C, H, W] -> [N, C, OH, OW]; strides <= 0 mean "= pool size"
+//     (Keras' strides=None); padding "valid" or "same" (TF placement). Padded cells are ignored:
+//     avg_pool2d divides by the number of real cells in each window.
+//   global_avg_pool2d: x [N, C, H, W] -> [N, C]
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../../backend/dispatch.hpp"
+#include "../variable.hpp"
+
+namespace tinycnn::ops {
+
+namespace detail {
+inline kernels::cpu::Conv2DGeom pool_geom(const char* op, const Shape& xs, int64_t pool_h, int64_t pool_w,
+                                          int64_t stride_h, int64_t stride_w, const std::string& padding) {
+  if (xs.size() != 4) throw_shape(op, "needs x [N, C, H, W]", xs);
+  if (pool_h <= 0 || pool_w <= 0)
+    throw_shape(op, "pool size must be positive", xs, Shape{pool_h, pool_w});
+  return kernels::cpu::make_conv_geom(xs[0], xs[1], xs[2], xs[3], xs[1], pool_h, pool_w,
+                                      stride_h > 0 ? stride_h : pool_h, stride_w > 0 ? stride_w : pool_w,
+                                      kernels::cpu::parse_padding(padding, op), op);
+}
+}  // namespace detail
+
+template <class T>
+Var<T> max_pool2d(const Var<T>& x, int64_t pool_h, int64_t pool_w, int64_t stride_h = -1, int64_t stride_w = -1,
+                  const std::string& padding = "valid") {
+  const kernels::cpu::Conv2DGeom g = detail::pool_geom("max_pool2d", x.shape(), pool_h, pool_w, stride_h, stride_w, padding);
+  Tensor<T> y = Tensor<T>::empty({g.N, g.C, g.OH, g.OW});
+  auto argmax = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(y.numel()));
+  backend::max_pool2d_forward(y.device(), x.value().data(), g, y.data(), argmax->data());
+  return make_result<T>(std::move(y), {x}, "max_pool2d", [g, argmax](VarNode<T>& n) {
+    if (T* dx = input_grad(n, 0)) backend::max_pool2d_backward(n.value.device(), n.grad.data(), argmax->data(), g, dx);
+  });
+}
+
+template <class T>
+Var<T> avg_pool2d(const Var<T>& x, int64_t pool_h, int64_t pool_w, int64_t stride_h = -1, int64_t stride_w = -1,
+                  const std::string& padding = "valid") {
+  const kernels::cpu::Conv2DGeom g = detail::pool_geom("avg_pool2d", x.shape(), pool_h, pool_w, stride_h, stride_w, padding);
+  Tensor<T> y = Tensor<T>::empty({g.N, g.C, g.OH, g.OW});
+  backend::avg_pool2d_forward(y.device(), x.value().data(), g, y.data());
+  return make_result<T>(std::move(y), {x}, "avg_pool2d", [g](VarNode<T>& n) {
+    if (T* dx = input_grad(n, 0)) backend::avg_pool2d_backward(n.value.device(), n.grad.data(), g, dx);
+  });
+}
+
+template <class T>
+Var<T> global_avg_pool2d(const Var<T>& x) {
+  if (x.value().rank() != 4) throw_shape("global_avg_pool2d", "needs x [N, C, H, W]", x.shape());
+  const int64_t N = x.shape()[0], C = x.shape()[1], HW = x.shape()[2] * x.shape()[3];
+  if (HW == 0) throw_shape("global_avg_pool2d", "empty spatial plane", x.shape());
+  Tensor<T> y = Tensor<T>::empty({N, C});
+  backend::global_avg_pool2d_forward(y.device(), x.value().data(), N, C, HW, y.data());
+  return make_result<T>(std::move(y), {x}, "global_avg_pool2d", [N, C, HW](VarNode<T>& n) {
+    if (T* dx = input_grad(n, 0)) backend::global_avg_pool2d_backward(n.value.device(), n.grad.data(), N, C, HW, dx);
+  });
+}
+
+}  // namespace tinycnn::ops

@@ -1,0 +1,110 @@
+#pragma once
+// Per-channel batch normalisation of x viewed as [N, C, HW] (a [N, C] input is HW = 1):
+//   y = gamma * (x - mean) * inv_std + beta,  inv_std = 1 / sqrt(var + eps).
+// Training uses the batch mean and biased variance over the n = N*HW values of each channel and
+// updates the running statistics as Keras does:
+//   running_mean = momentum * running_mean + (1 - momentum) * mean
+//   running_var  = momentum * running_var  + (1 - momentum) * var * n / (n - 1)   (unbiased, as TF's
+//   fused batch norm and PyTorch; the factor is 1 when n == 1).
+// Inference uses the running statistics. Both forwards save mean and inv_std per channel for the
+// backward pass, which ADDS into dx, dgamma, dbeta.
+#include <cmath>
+#include <cstdint>
+
+#include "../../core/parallel.hpp"
+
+namespace tinycnn::kernels::cpu {
+
+//   x: [N, C, HW], gamma, beta: [C], y: [N, C, HW] (written), save_mean, save_inv_std: [C] (written),
+//   running_mean, running_var: [C] (updated in place; both nullptr = no update)
+template <class T>
+void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t N, int64_t C, int64_t HW, T eps,
+                             T momentum, T* y, T* save_mean, T* save_inv_std, T* running_mean, T* running_var) {
+  const int64_t n = N * HW;
+  const bool par = N * C * HW > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0;
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < HW; ++j) s += static_cast<double>(x[(i * C + c) * HW + j]);
+    const double mean = n ? s / static_cast<double>(n) : 0.0;
+    double ss = 0;
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < HW; ++j) {
+        const double d = static_cast<double>(x[(i * C + c) * HW + j]) - mean;
+        ss += d * d;
+      }
+    const double var = n ? ss / static_cast<double>(n) : 0.0;
+    const double inv_std = 1.0 / std::sqrt(var + static_cast<double>(eps));
+    save_mean[c] = static_cast<T>(mean);
+    save_inv_std[c] = static_cast<T>(inv_std);
+    const T scale = gamma[c] * static_cast<T>(inv_std), shift = beta[c] - static_cast<T>(mean) * scale;
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < HW; ++j) y[(i * C + c) * HW + j] = x[(i * C + c) * HW + j] * scale + shift;
+    if (running_mean && running_var) {
+      const double unbiased = n > 1 ? var * static_cast<double>(n) / static_cast<double>(n - 1) : var;
+      const double m = static_cast<double>(momentum);
+      running_mean[c] = static_cast<T>(m * static_cast<double>(running_mean[c]) + (1 - m) * mean);
+      running_var[c] = static_cast<T>(m * static_cast<double>(running_var[c]) + (1 - m) * unbiased);
+    }
+  }
+}
+
+//   x: [N, C, HW], gamma, beta, running_mean, running_var: [C], y: [N, C, HW] (written),
+//   save_mean, save_inv_std: [C] (written; nullptr = not needed)
+template <class T>
+void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean, const T* running_var,
+                            int64_t N, int64_t C, int64_t HW, T eps, T* y, T* save_mean, T* save_inv_std) {
+  const bool par = N * C * HW > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t c = 0; c < C; ++c) {
+    const T inv_std = T(1) / std::sqrt(running_var[c] + eps);
+    if (save_mean) save_mean[c] = running_mean[c];
+    if (save_inv_std) save_inv_std[c] = inv_std;
+    const T scale = gamma[c] * inv_std, shift = beta[c] - running_mean[c] * scale;
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < HW; ++j) y[(i * C + c) * HW + j] = x[(i * C + c) * HW + j] * scale + shift;
+  }
+}
+
+// With xhat = (x - mean) * inv_std, per channel:
+//   dbeta += sum dy;  dgamma += sum dy * xhat;
+//   batch_stats (training): dx += gamma * inv_std / n * (n * dy - sum dy - xhat * sum(dy * xhat))
+//   otherwise (statistics are constants): dx += gamma * inv_std * dy
+//   x, dy: [N, C, HW], gamma, mean, inv_std: [C] (as saved by the forward), dx: [N, C, HW] (+=),
+//   dgamma, dbeta: [C] (+=); any of dx, dgamma, dbeta may be nullptr
+template <class T>
+void batchnorm_backward(const T* x, const T* dy, const T* gamma, const T* mean, const T* inv_std, int64_t N,
+                        int64_t C, int64_t HW, bool batch_stats, T* dx, T* dgamma, T* dbeta) {
+  const int64_t n = N * HW;
+  const bool par = N * C * HW > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t c = 0; c < C; ++c) {
+    double sdy = 0, sdyx = 0;
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < HW; ++j) {
+        const int64_t o = (i * C + c) * HW + j;
+        const double d = static_cast<double>(dy[o]);
+        sdy += d;
+        sdyx += d * (static_cast<double>(x[o]) - static_cast<double>(mean[c])) * static_cast<double>(inv_std[c]);
+      }
+    if (dbeta) dbeta[c] += static_cast<T>(sdy);
+    if (dgamma) dgamma[c] += static_cast<T>(sdyx);
+    if (!dx) continue;
+    const T k = gamma[c] * inv_std[c];
+    if (!batch_stats) {
+      for (int64_t i = 0; i < N; ++i)
+        for (int64_t j = 0; j < HW; ++j) dx[(i * C + c) * HW + j] += k * dy[(i * C + c) * HW + j];
+      continue;
+    }
+    const T mdy = static_cast<T>(sdy / static_cast<double>(n)), mdyx = static_cast<T>(sdyx / static_cast<double>(n));
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < HW; ++j) {
+        const int64_t o = (i * C + c) * HW + j;
+        const T xhat = (x[o] - mean[c]) * inv_std[c];
+        dx[o] += k * (dy[o] - mdy - xhat * mdyx);
+      }
+  }
+}
+
+}  // namespace tinycnn::kernels::cpu

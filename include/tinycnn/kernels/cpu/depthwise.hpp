@@ -1,0 +1,102 @@
+#pragma once
+// Depthwise 2-D convolution with depth multiplier M = g.K / g.C: input channel c, multiplier m feeds
+// output channel c*M + m (Keras order). Weight layout [C, M, R, S]. Direct loops; forward writes y,
+// backward ADDS into dx / dw / db.
+#include <cstdint>
+
+#include "../../core/parallel.hpp"
+#include "conv_geometry.hpp"
+
+namespace tinycnn::kernels::cpu {
+
+// y[n, c*M+m, oh, ow] = b[c*M+m] + sum_{r, s} w[c, m, r, s] * x[n, c, oh*sh - pt + r, ow*sw - pl + s]
+//   x: [N, C, H, W], w: [C, M, R, S], b: [C*M] or nullptr, g.K = C*M, y: [N, C*M, OH, OW] (written)
+template <class T>
+void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+  const int64_t M = g.K / g.C, L = g.OH * g.OW;
+  const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t nk = 0; nk < g.N * g.K; ++nk) {
+    const int64_t n = nk / g.K, k = nk % g.K, c = k / M;
+    const T* xc = x + (n * g.C + c) * g.H * g.W;
+    const T* wk = w + k * g.R * g.S;  // [c, m] flattened is k
+    T* yk = y + nk * L;
+    const T bias = b ? b[k] : T(0);
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        T acc = bias;
+        for (int64_t r = 0; r < g.R; ++r) {
+          const int64_t ih = oh * g.stride_h - g.pad_top + r;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t s = 0; s < g.S; ++s) {
+            const int64_t iw = ow * g.stride_w - g.pad_left + s;
+            if (iw >= 0 && iw < g.W) acc += wk[r * g.S + s] * xc[ih * g.W + iw];
+          }
+        }
+        yk[oh * g.OW + ow] = acc;
+      }
+  }
+}
+
+//   dy: [N, C*M, OH, OW], w: [C, M, R, S], dx: [N, C, H, W] (+=)
+template <class T>
+void depthwise_conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
+  const int64_t M = g.K / g.C, L = g.OH * g.OW;
+  const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {  // each (n, c) owns its dx plane: no races
+    const int64_t n = nc / g.C, c = nc % g.C;
+    T* dxc = dx + nc * g.H * g.W;
+    for (int64_t m = 0; m < M; ++m) {
+      const int64_t k = c * M + m;
+      const T* wk = w + k * g.R * g.S;
+      const T* dyk = dy + (n * g.K + k) * L;
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          const T d = dyk[oh * g.OW + ow];
+          for (int64_t r = 0; r < g.R; ++r) {
+            const int64_t ih = oh * g.stride_h - g.pad_top + r;
+            if (ih < 0 || ih >= g.H) continue;
+            for (int64_t s = 0; s < g.S; ++s) {
+              const int64_t iw = ow * g.stride_w - g.pad_left + s;
+              if (iw >= 0 && iw < g.W) dxc[ih * g.W + iw] += d * wk[r * g.S + s];
+            }
+          }
+        }
+    }
+  }
+}
+
+//   x: [N, C, H, W], dy: [N, C*M, OH, OW], dw: [C, M, R, S] (+=), db: [C*M] (+=) or nullptr
+template <class T>
+void depthwise_conv2d_backward_filter(const T* x, const T* dy, const Conv2DGeom& g, T* dw, T* db) {
+  const int64_t M = g.K / g.C, L = g.OH * g.OW;
+  const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t k = 0; k < g.K; ++k) {  // each output channel owns its dw slice and db entry
+    const int64_t c = k / M;
+    T* dwk = dw ? dw + k * g.R * g.S : nullptr;
+    T bsum = T(0);
+    for (int64_t n = 0; n < g.N; ++n) {
+      const T* xc = x + (n * g.C + c) * g.H * g.W;
+      const T* dyk = dy + (n * g.K + k) * L;
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          const T d = dyk[oh * g.OW + ow];
+          bsum += d;
+          if (!dwk) continue;
+          for (int64_t r = 0; r < g.R; ++r) {
+            const int64_t ih = oh * g.stride_h - g.pad_top + r;
+            if (ih < 0 || ih >= g.H) continue;
+            for (int64_t s = 0; s < g.S; ++s) {
+              const int64_t iw = ow * g.stride_w - g.pad_left + s;
+              if (iw >= 0 && iw < g.W) dwk[r * g.S + s] += d * xc[ih * g.W + iw];
+            }
+          }
+        }
+    }
+    if (db) db[k] += bsum;
+  }
+}
+
+}  // namespace tinycnn::kernels::cpu

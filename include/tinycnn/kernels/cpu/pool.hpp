@@ -1,0 +1,131 @@
+#pragma once
+// Pooling over NCHW tensors. The window geometry is a Conv2DGeom with K = C and R x S = pool size.
+// Padded cells never take part: max pooling ignores them and average pooling divides by the number
+// of real cells in the window (Keras/TF 'same' semantics). Forward writes y; backward ADDS into dx.
+#include <cstdint>
+
+#include "../../core/parallel.hpp"
+#include "conv_geometry.hpp"
+
+namespace tinycnn::kernels::cpu {
+
+// y = max over each window; argmax = index ih*W + iw of the (first) maximum in its [H, W] plane,
+// or -1 for a window without real cells (y = 0 there; impossible for 'valid' and 'same' windows).
+//   x: [N, C, H, W], y: [N, C, OH, OW] (written), argmax: [N, C, OH, OW] (written)
+template <class T>
+void max_pool2d_forward(const T* x, const Conv2DGeom& g, T* y, int32_t* argmax) {
+  const int64_t L = g.OH * g.OW, HW = g.H * g.W;
+  const bool par = g.N * g.C * L * g.R * g.S > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
+    const T* xc = x + nc * HW;
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        int64_t best = -1;
+        for (int64_t r = 0; r < g.R; ++r) {
+          const int64_t ih = oh * g.stride_h - g.pad_top + r;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t s = 0; s < g.S; ++s) {
+            const int64_t iw = ow * g.stride_w - g.pad_left + s;
+            if (iw < 0 || iw >= g.W) continue;
+            const int64_t i = ih * g.W + iw;
+            if (best < 0 || xc[i] > xc[best]) best = i;
+          }
+        }
+        const int64_t o = nc * L + oh * g.OW + ow;
+        y[o] = best >= 0 ? xc[best] : T(0);
+        argmax[o] = static_cast<int32_t>(best);
+      }
+  }
+}
+
+// dx[argmax] += dy
+//   dy: [N, C, OH, OW], argmax: [N, C, OH, OW] (from max_pool2d_forward), dx: [N, C, H, W] (+=)
+template <class T>
+void max_pool2d_backward(const T* dy, const int32_t* argmax, const Conv2DGeom& g, T* dx) {
+  const int64_t L = g.OH * g.OW, HW = g.H * g.W;
+  const bool par = g.N * g.C * L > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {  // each (n, c) plane is written by one thread
+    T* dxc = dx + nc * HW;
+    for (int64_t i = 0; i < L; ++i)
+      if (argmax[nc * L + i] >= 0) dxc[argmax[nc * L + i]] += dy[nc * L + i];
+  }
+}
+
+namespace detail {
+// Clipped window [h0, h1) x [w0, w1) of output (oh, ow).
+inline void pool_window(const Conv2DGeom& g, int64_t oh, int64_t ow, int64_t& h0, int64_t& h1, int64_t& w0,
+                        int64_t& w1) {
+  h0 = oh * g.stride_h - g.pad_top;
+  w0 = ow * g.stride_w - g.pad_left;
+  h1 = h0 + g.R < g.H ? h0 + g.R : g.H;
+  w1 = w0 + g.S < g.W ? w0 + g.S : g.W;
+  if (h0 < 0) h0 = 0;
+  if (w0 < 0) w0 = 0;
+}
+}  // namespace detail
+
+// y = mean of the real (unpadded) cells of each window (0 for a window without any).
+//   x: [N, C, H, W], y: [N, C, OH, OW] (written)
+template <class T>
+void avg_pool2d_forward(const T* x, const Conv2DGeom& g, T* y) {
+  const int64_t L = g.OH * g.OW, HW = g.H * g.W;
+  const bool par = g.N * g.C * L * g.R * g.S > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
+    const T* xc = x + nc * HW;
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        int64_t h0, h1, w0, w1;
+        detail::pool_window(g, oh, ow, h0, h1, w0, w1);
+        T s = T(0);
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw) s += xc[ih * g.W + iw];
+        const int64_t cnt = (h1 > h0 && w1 > w0) ? (h1 - h0) * (w1 - w0) : 0;
+        y[nc * L + oh * g.OW + ow] = cnt ? s / static_cast<T>(cnt) : T(0);
+      }
+  }
+}
+
+//   dy: [N, C, OH, OW], dx: [N, C, H, W] (+=)
+template <class T>
+void avg_pool2d_backward(const T* dy, const Conv2DGeom& g, T* dx) {
+  const int64_t L = g.OH * g.OW, HW = g.H * g.W;
+  const bool par = g.N * g.C * L * g.R * g.S > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
+    T* dxc = dx + nc * HW;
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        int64_t h0, h1, w0, w1;
+        detail::pool_window(g, oh, ow, h0, h1, w0, w1);
+        if (h1 <= h0 || w1 <= w0) continue;
+        const T d = dy[nc * L + oh * g.OW + ow] / static_cast<T>((h1 - h0) * (w1 - w0));
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw) dxc[ih * g.W + iw] += d;
+      }
+  }
+}
+
+// y[n, c] = mean over the [HW] plane
+//   x: [N, C, HW], y: [N, C] (written)
+template <class T>
+void global_avg_pool2d_forward(const T* x, int64_t N, int64_t C, int64_t HW, T* y) {
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    T s = T(0);
+    for (int64_t i = 0; i < HW; ++i) s += x[nc * HW + i];
+    y[nc] = HW ? s / static_cast<T>(HW) : T(0);
+  }
+}
+
+//   dy: [N, C], dx: [N, C, HW] (+=)
+template <class T>
+void global_avg_pool2d_backward(const T* dy, int64_t N, int64_t C, int64_t HW, T* dx) {
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    const T d = HW ? dy[nc] / static_cast<T>(HW) : T(0);
+    for (int64_t i = 0; i < HW; ++i) dx[nc * HW + i] += d;
+  }
+}
+
+}  // namespace tinycnn::kernels::cpu

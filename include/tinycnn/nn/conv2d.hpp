@@ -1,0 +1,71 @@
+#pragma once
+// Conv2D: y = activation(conv2d(x, kernel) + bias) over per-sample inputs [C, H, W] (NCHW).
+// Kernel [filters, C, R, S] (Keras stores [R, S, C, filters]), Glorot-uniform with
+// fan_in = C*R*S and fan_out = filters*R*S as Keras computes them; bias zeros.
+//   m.add<nn::Conv2D>(32, 3, 1, "same", "relu");   // filters, kernel_size, strides, padding, activation
+#include "../autograd/ops/conv.hpp"
+#include "activation_fn.hpp"
+#include "layer.hpp"
+#include "size2.hpp"
+
+namespace tinycnn::nn {
+
+template <class T>
+class Conv2D : public UnaryLayer<T> {
+ public:
+  Conv2D(int64_t filters, Size2 kernel_size, Size2 strides = 1, std::string padding = "valid",
+         std::string activation = "", bool use_bias = true, std::string name = "")
+      : UnaryLayer<T>(std::move(name)),
+        filters_(filters),
+        kernel_size_(kernel_size),
+        strides_(strides),
+        padding_(std::move(padding)),
+        activation_(std::move(activation)),
+        use_bias_(use_bias) {
+    if (filters <= 0) throw ValueError("Conv2D: filters must be positive, got " + std::to_string(filters));
+    kernel_size_.check_positive("Conv2D", "kernel_size");
+    strides_.check_positive("Conv2D", "strides");
+    kernels::cpu::parse_padding(padding_, "Conv2D");
+    check_activation_name(activation_, "Conv2D");
+  }
+  std::string type() const override { return "Conv2D"; }
+  Shape build1(const Shape& in, Rng& rng) override {
+    if (in.size() != 3) throw_shape("Conv2D '" + this->name() + "'", "input must be [C, H, W] per sample", in);
+    const int64_t C = in[0], R = kernel_size_.h, S = kernel_size_.w;
+    const auto g = kernels::cpu::make_conv_geom(1, C, in[1], in[2], filters_, R, S, strides_.h, strides_.w,
+                                                kernels::cpu::parse_padding(padding_, "Conv2D"),
+                                                "Conv2D '" + this->name() + "'");
+    kernel_ = this->make_param({filters_, C, R, S});
+    this->glorot_uniform(kernel_, C * R * S, filters_ * R * S, rng);
+    if (use_bias_) bias_ = this->make_param({filters_});
+    return {filters_, g.OH, g.OW};
+  }
+  Var<T> forward1(const Var<T>& x) override {
+    return apply_activation(
+        ops::conv2d(x, kernel_, use_bias_ ? bias_ : Var<T>(), strides_.h, strides_.w, padding_), activation_);
+  }
+  std::vector<NamedVar<T>> parameters() override {
+    std::vector<NamedVar<T>> p{{"kernel", kernel_}};
+    if (use_bias_) p.push_back({"bias", bias_});
+    return p;
+  }
+  Config config() const override {
+    return {{"filters", filters_},
+            {"kernel_size", kernel_size_.vec()},
+            {"strides", strides_.vec()},
+            {"padding", padding_},
+            {"activation", activation_.empty() ? std::string("linear") : activation_},
+            {"use_bias", use_bias_}};
+  }
+  Var<T>& kernel() { return kernel_; }
+  Var<T>& bias() { return bias_; }
+
+ private:
+  int64_t filters_;
+  Size2 kernel_size_, strides_;
+  std::string padding_, activation_;
+  bool use_bias_;
+  Var<T> kernel_, bias_;
+};
+
+}  // namespace tinycnn::nn

@@ -1,0 +1,354 @@
+// Convolution-family kernels: im2col + GEMM against the direct reference, TF 'same' padding
+// placement, fully written outputs, and small hand-computed pooling / batch-norm / padding cases.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <tinycnn/kernels/cpu/conv_direct.hpp>
+#include <tinycnn/tinycnn.hpp>
+
+using namespace tinycnn;
+namespace kc = tinycnn::kernels::cpu;
+
+namespace {
+
+template <class T>
+std::vector<T> rand_vec(int64_t n, uint64_t seed) {
+  Rng r(seed);
+  std::vector<T> v(static_cast<size_t>(n));
+  for (auto& e : v) e = static_cast<T>(r.uniform(-1, 1));
+  return v;
+}
+
+template <class T>
+std::vector<T> nan_vec(int64_t n) {
+  return std::vector<T>(static_cast<size_t>(n), std::numeric_limits<T>::quiet_NaN());
+}
+
+template <class T>
+double max_diff(const std::vector<T>& a, const std::vector<T>& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i]));
+    if (std::isnan(d)) return std::numeric_limits<double>::infinity();
+    m = std::max(m, d);
+  }
+  return m;
+}
+
+struct GeomCase {
+  int64_t N, C, H, W, K, R, S, sh, sw;
+  kc::Padding pad;
+};
+
+// im2col + GEMM against the direct loops: forward (into NaN-filled y), backward data and filter
+// (both accumulate onto non-zero initial values).
+template <class T>
+void check_conv_against_direct(const GeomCase& c, double tol) {
+  const kc::Conv2DGeom g = kc::make_conv_geom(c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.sh, c.sw, c.pad);
+  const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * g.R * g.S, ny = g.N * g.K * g.OH * g.OW;
+  const auto x = rand_vec<T>(nx, 1), w = rand_vec<T>(nw, 2), b = rand_vec<T>(g.K, 3), dy = rand_vec<T>(ny, 4);
+
+  auto y = nan_vec<T>(ny), y_ref = nan_vec<T>(ny);
+  kc::conv2d_forward<T>(x.data(), w.data(), b.data(), g, y.data());
+  kc::conv2d_direct_forward<T>(x.data(), w.data(), b.data(), g, y_ref.data());
+  CHECK(max_diff(y, y_ref) <= tol);
+  auto y_nb = nan_vec<T>(ny), y_nb_ref = nan_vec<T>(ny);
+  kc::conv2d_forward<T>(x.data(), w.data(), nullptr, g, y_nb.data());
+  kc::conv2d_direct_forward<T>(x.data(), w.data(), nullptr, g, y_nb_ref.data());
+  CHECK(max_diff(y_nb, y_nb_ref) <= tol);
+
+  auto dx = rand_vec<T>(nx, 5), dx_ref = dx;
+  kc::conv2d_backward_data<T>(dy.data(), w.data(), g, dx.data());
+  kc::conv2d_direct_backward_data<T>(dy.data(), w.data(), g, dx_ref.data());
+  CHECK(max_diff(dx, dx_ref) <= tol);
+
+  auto dw = rand_vec<T>(nw, 6), dw_ref = dw, db = rand_vec<T>(g.K, 7), db_ref = db;
+  kc::conv2d_backward_filter<T>(x.data(), dy.data(), g, dw.data(), db.data());
+  kc::conv2d_direct_backward_filter<T>(x.data(), dy.data(), g, dw_ref.data(), db_ref.data());
+  CHECK(max_diff(dw, dw_ref) <= tol);
+  CHECK(max_diff(db, db_ref) <= tol);
+}
+
+const std::vector<GeomCase> kConvCases = {
+    {2, 3, 7, 7, 4, 3, 3, 1, 1, kc::Padding::Valid},  //
+    {2, 3, 7, 7, 4, 3, 3, 1, 1, kc::Padding::Same},   //
+    {2, 2, 7, 7, 3, 3, 3, 2, 2, kc::Padding::Same},   // odd size, stride 2
+    {2, 2, 8, 8, 3, 3, 3, 2, 2, kc::Padding::Same},   // even size, stride 2: extra row at the bottom
+    {1, 2, 6, 5, 3, 2, 4, 2, 1, kc::Padding::Same},   // non-square kernel, even kernel size
+    {2, 3, 9, 8, 2, 3, 2, 2, 3, kc::Padding::Valid},  // strides that skip trailing rows/columns
+    {3, 5, 4, 6, 7, 1, 1, 1, 1, kc::Padding::Valid},  // 1x1 fast path
+    {2, 4, 5, 5, 3, 1, 1, 2, 2, kc::Padding::Same},   // 1x1 with stride: through im2col
+    {1, 1, 3, 3, 1, 3, 3, 1, 1, kc::Padding::Valid},  // single output
+};
+
+}  // namespace
+
+TEST_CASE("conv geometry: TensorFlow 'same' puts the extra padding at the bottom/right") {
+  kc::Conv2DGeom g = kc::make_conv_geom(1, 1, 4, 4, 1, 3, 3, 2, 2, kc::Padding::Same);
+  CHECK(g.OH == 2);
+  CHECK(g.OW == 2);
+  CHECK(g.pad_top == 0);
+  CHECK(g.pad_bottom() == 1);
+  CHECK(g.pad_left == 0);
+  CHECK(g.pad_right() == 1);
+  g = kc::make_conv_geom(1, 1, 5, 5, 1, 2, 2, 1, 1, kc::Padding::Same);
+  CHECK(g.OH == 5);
+  CHECK(g.pad_top == 0);
+  CHECK(g.pad_bottom() == 1);
+  g = kc::make_conv_geom(1, 1, 5, 5, 1, 3, 3, 2, 2, kc::Padding::Same);  // odd size: symmetric
+  CHECK(g.OH == 3);
+  CHECK(g.pad_top == 1);
+  CHECK(g.pad_bottom() == 1);
+  g = kc::make_conv_geom(1, 1, 6, 7, 1, 4, 5, 1, 1, kc::Padding::Same);  // pad_total 3 and 4
+  CHECK(g.pad_top == 1);
+  CHECK(g.pad_bottom() == 2);
+  CHECK(g.pad_left == 2);
+  CHECK(g.pad_right() == 2);
+  g = kc::make_conv_geom(1, 1, 7, 8, 1, 3, 2, 2, 3, kc::Padding::Valid);
+  CHECK(g.OH == 3);
+  CHECK(g.OW == 3);
+  CHECK(g.pad_top == 0);
+  CHECK(g.pad_left == 0);
+  CHECK_THROWS_AS(kc::make_conv_geom(1, 1, 2, 2, 1, 3, 3, 1, 1, kc::Padding::Valid), ShapeError);
+  CHECK_THROWS_AS(kc::parse_padding("full", "conv2d"), ValueError);
+}
+
+TEST_CASE("conv2d: 'same' padding places the extra zero row/column at the bottom/right") {
+  // 4x4 ones, 3x3 ones kernel, stride 2: windows start at rows/cols 0 and 2. With the extra row at
+  // the bottom, y[0,0] sums a full 3x3 block (9) and y[1,1] a 2x2 block (4).
+  std::vector<double> x(16, 1.0), w(9, 1.0), y(4, std::nan(""));
+  const kc::Conv2DGeom g = kc::make_conv_geom(1, 1, 4, 4, 1, 3, 3, 2, 2, kc::Padding::Same);
+  kc::conv2d_forward<double>(x.data(), w.data(), nullptr, g, y.data());
+  CHECK(y == std::vector<double>{9, 6, 6, 4});
+}
+
+TEST_CASE("conv2d: im2col + GEMM equals the direct convolution (float64)") {
+  for (const GeomCase& c : kConvCases) {
+    CAPTURE(c.H);
+    CAPTURE(c.R);
+    CAPTURE(c.sh);
+    check_conv_against_direct<double>(c, 1e-12);
+  }
+}
+
+TEST_CASE("conv2d: im2col + GEMM equals the direct convolution (float32)") {
+  for (const GeomCase& c : kConvCases) check_conv_against_direct<float>(c, 1e-4);
+}
+
+TEST_CASE("conv2d: im2col/col2im round trip is the adjoint pair") {
+  // <im2col(x), c> == <x, col2im(c)> for random x, c.
+  const kc::Conv2DGeom g = kc::make_conv_geom(1, 2, 5, 6, 1, 3, 2, 2, 1, kc::Padding::Same);
+  const int64_t nx = g.C * g.H * g.W, nc = g.C * g.R * g.S * g.OH * g.OW;
+  const auto x = rand_vec<double>(nx, 11), c = rand_vec<double>(nc, 12);
+  auto col = nan_vec<double>(nc);
+  kc::im2col(x.data(), g, col.data());
+  std::vector<double> back(static_cast<size_t>(nx), 0.0);
+  kc::col2im_add(c.data(), g, back.data());
+  double lhs = 0, rhs = 0;
+  for (int64_t i = 0; i < nc; ++i) lhs += col[i] * c[i];
+  for (int64_t i = 0; i < nx; ++i) rhs += x[i] * back[i];
+  CHECK(lhs == doctest::Approx(rhs).epsilon(1e-12));
+}
+
+TEST_CASE("depthwise conv2d: equals a grouped direct convolution") {
+  // Depthwise = a dense conv whose weight is zero outside each input channel's block.
+  for (kc::Padding pad : {kc::Padding::Valid, kc::Padding::Same}) {
+    const int64_t N = 2, C = 3, M = 2, H = 6, W = 5, R = 3, S = 2;
+    const kc::Conv2DGeom g = kc::make_conv_geom(N, C, H, W, C * M, R, S, 2, 1, pad);
+    const auto x = rand_vec<double>(N * C * H * W, 21), w = rand_vec<double>(C * M * R * S, 22),
+               b = rand_vec<double>(C * M, 23);
+    std::vector<double> dense(static_cast<size_t>(C * M * C * R * S), 0.0);
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t rs = 0; rs < R * S; ++rs) dense[((c * M + m) * C + c) * R * S + rs] = w[(c * M + m) * R * S + rs];
+    const int64_t ny = N * C * M * g.OH * g.OW;
+    auto y = nan_vec<double>(ny), y_ref = nan_vec<double>(ny);
+    kc::depthwise_conv2d_forward<double>(x.data(), w.data(), b.data(), g, y.data());
+    kc::conv2d_direct_forward<double>(x.data(), dense.data(), b.data(), g, y_ref.data());
+    CHECK(max_diff(y, y_ref) <= 1e-12);
+
+    const auto dy = rand_vec<double>(ny, 24);
+    auto dx = rand_vec<double>(N * C * H * W, 25), dx_ref = dx;
+    kc::depthwise_conv2d_backward_data<double>(dy.data(), w.data(), g, dx.data());
+    kc::conv2d_direct_backward_data<double>(dy.data(), dense.data(), g, dx_ref.data());
+    CHECK(max_diff(dx, dx_ref) <= 1e-12);
+
+    std::vector<double> dw(w.size(), 0.5), ddense(dense.size(), 0.0), db(b.size(), 0.25), db_ref = db;
+    kc::depthwise_conv2d_backward_filter<double>(x.data(), dy.data(), g, dw.data(), db.data());
+    kc::conv2d_direct_backward_filter<double>(x.data(), dy.data(), g, ddense.data(), db_ref.data());
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t rs = 0; rs < R * S; ++rs)
+          CHECK(dw[(c * M + m) * R * S + rs] ==
+                doctest::Approx(0.5 + ddense[((c * M + m) * C + c) * R * S + rs]).epsilon(1e-12));
+    CHECK(max_diff(db, db_ref) <= 1e-12);
+  }
+}
+
+TEST_CASE("max pool: hand-computed values, argmax and backward") {
+  // 1x1x4x4, pool 2, stride 2, valid.
+  const std::vector<double> x{1, 5, 2, 0,   //
+                              3, 4, 8, 7,   //
+                              -1, -2, 6, 9, //
+                              -3, -4, 10, 2};
+  kc::Conv2DGeom g = kc::make_conv_geom(1, 1, 4, 4, 1, 2, 2, 2, 2, kc::Padding::Valid);
+  auto y = nan_vec<double>(4);
+  std::vector<int32_t> am(4, -7);
+  kc::max_pool2d_forward(x.data(), g, y.data(), am.data());
+  CHECK(y == std::vector<double>{5, 8, -1, 10});
+  CHECK(am == std::vector<int32_t>{1, 6, 8, 14});
+  std::vector<double> dx(16, 1.0);
+  const std::vector<double> dy{1, 2, 3, 4};
+  kc::max_pool2d_backward(dy.data(), am.data(), g, dx.data());
+  CHECK(dx[1] == 2);
+  CHECK(dx[6] == 3);
+  CHECK(dx[8] == 4);
+  CHECK(dx[14] == 5);
+  CHECK(dx[0] == 1);
+
+  // 'same' on 3x3 with pool 2 stride 2: OH = 2, padding at the bottom/right only; padded cells
+  // are ignored (all inputs negative, so a zero pad would otherwise win).
+  const std::vector<double> xn{-1, -2, -3, -4, -5, -6, -7, -8, -9};
+  g = kc::make_conv_geom(1, 1, 3, 3, 1, 2, 2, 2, 2, kc::Padding::Same);
+  auto yn = nan_vec<double>(4);
+  kc::max_pool2d_forward(xn.data(), g, yn.data(), am.data());
+  CHECK(yn == std::vector<double>{-1, -3, -7, -9});
+}
+
+TEST_CASE("avg pool: 'same' excludes padded cells from the average") {
+  const std::vector<double> x{1, 2, 3, 4, 5, 6, 7, 8, 9};  // 3x3
+  const kc::Conv2DGeom g = kc::make_conv_geom(1, 1, 3, 3, 1, 2, 2, 2, 2, kc::Padding::Same);
+  auto y = nan_vec<double>(4);
+  kc::avg_pool2d_forward(x.data(), g, y.data());
+  CHECK(y[0] == doctest::Approx((1 + 2 + 4 + 5) / 4.0));
+  CHECK(y[1] == doctest::Approx((3 + 6) / 2.0));
+  CHECK(y[2] == doctest::Approx((7 + 8) / 2.0));
+  CHECK(y[3] == doctest::Approx(9.0));
+  std::vector<double> dx(9, 0.0);
+  const std::vector<double> dy{4, 2, 2, 1};
+  kc::avg_pool2d_backward(dy.data(), g, dx.data());
+  CHECK(dx == std::vector<double>{1, 1, 1, 1, 1, 1, 1, 1, 1});
+
+  // 3x3 window, stride 1, 'same' on 3x3: corner windows hold 4 real cells, edges 6, centre 9.
+  const kc::Conv2DGeom g3 = kc::make_conv_geom(1, 1, 3, 3, 1, 3, 3, 1, 1, kc::Padding::Same);
+  auto y3 = nan_vec<double>(9);
+  kc::avg_pool2d_forward(x.data(), g3, y3.data());
+  CHECK(y3[0] == doctest::Approx((1 + 2 + 4 + 5) / 4.0));
+  CHECK(y3[1] == doctest::Approx((1 + 2 + 3 + 4 + 5 + 6) / 6.0));
+  CHECK(y3[4] == doctest::Approx(5.0));
+}
+
+TEST_CASE("global average pool") {
+  const std::vector<double> x{1, 2, 3, 4, 10, 20, 30, 40};  // [1, 2, 2, 2]
+  auto y = nan_vec<double>(2);
+  kc::global_avg_pool2d_forward(x.data(), 1, 2, 4, y.data());
+  CHECK(y == std::vector<double>{2.5, 25});
+  std::vector<double> dx(8, 1.0);
+  const std::vector<double> dy{4, 8};
+  kc::global_avg_pool2d_backward(dy.data(), 1, 2, 4, dx.data());
+  CHECK(dx == std::vector<double>{2, 2, 2, 2, 3, 3, 3, 3});
+}
+
+TEST_CASE("batchnorm kernels: training statistics, running update, eval") {
+  // x [N=2, C=2, HW=2]: channel 0 holds {1, 2, 3, 4}, channel 1 holds {0, 0, 2, 2}.
+  const std::vector<double> x{1, 2, 0, 0, 3, 4, 2, 2};
+  const std::vector<double> gamma{2, 1}, beta{0.5, -1};
+  const double eps = 1e-3, mom = 0.9;
+  auto y = nan_vec<double>(8), mean = nan_vec<double>(2), inv = nan_vec<double>(2);
+  std::vector<double> rm{0, 1}, rv{1, 1};
+  kc::batchnorm_forward_train(x.data(), gamma.data(), beta.data(), 2, 2, 2, eps, mom, y.data(), mean.data(), inv.data(),
+                              rm.data(), rv.data());
+  CHECK(mean[0] == doctest::Approx(2.5));
+  CHECK(mean[1] == doctest::Approx(1.0));
+  const double inv0 = 1 / std::sqrt(1.25 + eps), inv1 = 1 / std::sqrt(1.0 + eps);  // biased variances
+  CHECK(inv[0] == doctest::Approx(inv0));
+  CHECK(inv[1] == doctest::Approx(inv1));
+  CHECK(y[0] == doctest::Approx(2 * (1 - 2.5) * inv0 + 0.5));
+  CHECK(y[5] == doctest::Approx(2 * (4 - 2.5) * inv0 + 0.5));
+  CHECK(y[2] == doctest::Approx(-inv1 - 1));
+  // Keras rule with the unbiased variance (n / (n - 1) = 4 / 3).
+  CHECK(rm[0] == doctest::Approx(0.9 * 0 + 0.1 * 2.5));
+  CHECK(rm[1] == doctest::Approx(0.9 * 1 + 0.1 * 1.0));
+  CHECK(rv[0] == doctest::Approx(0.9 * 1 + 0.1 * 1.25 * 4 / 3));
+  CHECK(rv[1] == doctest::Approx(0.9 * 1 + 0.1 * 1.0 * 4 / 3));
+
+  const std::vector<double> rm2{1, 2}, rv2{4, 0.25};
+  auto ye = nan_vec<double>(8);
+  kc::batchnorm_forward_eval(x.data(), gamma.data(), beta.data(), rm2.data(), rv2.data(), 2, 2, 2, eps, ye.data(),
+                             static_cast<double*>(nullptr), static_cast<double*>(nullptr));
+  CHECK(ye[0] == doctest::Approx(2 * (1 - 1) / std::sqrt(4 + eps) + 0.5));
+  CHECK(ye[4] == doctest::Approx(2 * (3 - 1) / std::sqrt(4 + eps) + 0.5));
+  CHECK(ye[6] == doctest::Approx((2 - 2) / std::sqrt(0.25 + eps) - 1));
+
+  // Training backward: with dy = 1 everywhere, dx = 0 (the mean absorbs it), dbeta = n, dgamma = 0.
+  const std::vector<double> ones(8, 1.0);
+  std::vector<double> dx(8, 0.5), dg{1, 1}, dbt{1, 1};
+  kc::batchnorm_backward(x.data(), ones.data(), gamma.data(), mean.data(), inv.data(), 2, 2, 2, true, dx.data(),
+                         dg.data(), dbt.data());
+  for (double v : dx) CHECK(v == doctest::Approx(0.5));
+  CHECK(dbt == std::vector<double>{5, 5});
+  CHECK(dg[0] == doctest::Approx(1));
+}
+
+TEST_CASE("zero padding kernels") {
+  const std::vector<double> x{1, 2, 3, 4};  // [1, 1, 2, 2]
+  auto y = nan_vec<double>(4 * 5);          // top 1, bottom 1, left 2, right 1
+  kc::zero_pad2d_forward(x.data(), 1, 1, 2, 2, 1, 1, 2, 1, y.data());
+  CHECK(y == std::vector<double>{0, 0, 0, 0, 0,  //
+                                 0, 0, 1, 2, 0,  //
+                                 0, 0, 3, 4, 0,  //
+                                 0, 0, 0, 0, 0});
+  std::vector<double> dx(4, 1.0), dy(20);
+  for (int i = 0; i < 20; ++i) dy[i] = i;
+  kc::zero_pad2d_backward(dy.data(), 1, 1, 2, 2, 1, 1, 2, 1, dx.data());
+  CHECK(dx == std::vector<double>{8, 9, 13, 14});
+}
+
+TEST_CASE("conv ops: shape errors name the op and both shapes") {
+  Var<float> x(Tensor<float>({2, 3, 5, 5})), w(Tensor<float>({4, 2, 3, 3}));
+  try {
+    ops::conv2d(x, w, Var<float>());
+    FAIL("expected ShapeError");
+  } catch (const ShapeError& e) {
+    const std::string m = e.what();
+    CHECK(m.find("conv2d") != std::string::npos);
+    CHECK(m.find("[2, 3, 5, 5]") != std::string::npos);
+    CHECK(m.find("[4, 2, 3, 3]") != std::string::npos);
+  }
+  Var<float> w2(Tensor<float>({4, 3, 7, 7}));
+  CHECK_THROWS_AS(ops::conv2d(x, w2, Var<float>()), ShapeError);  // 'valid' window larger than input
+  CHECK_THROWS_AS(ops::conv2d(x, Var<float>(Tensor<float>({4, 3, 3, 3})), Var<float>(Tensor<float>({3}))), ShapeError);
+  CHECK_THROWS_AS(ops::max_pool2d(Var<float>(Tensor<float>({2, 3})), 2, 2), ShapeError);
+  Tensor<float> rm({3}), rv({3});
+  CHECK_THROWS_AS(ops::batch_norm(x, Var<float>(Tensor<float>({4})), Var<float>(Tensor<float>({3})), rm, rv, true),
+                  ShapeError);
+  CHECK_THROWS_AS(nn::Conv2D<float>(8, 3, 1, "full"), ValueError);
+}
+
+TEST_CASE("Conv2D layer: float forward matches the direct reference; Sequential shapes") {
+  nn::Conv2D<float> conv(4, {3, 2}, {2, 1}, "same");
+  Rng rng(3);
+  conv.build({{2, 7, 6}}, rng);
+  conv.mark_built();
+  conv.bias().value().fill_uniform(-1, 1, rng);
+  Var<float> x(Tensor<float>::from({2, 2, 7, 6}, rand_vec<float>(168, 31)));
+  Var<float> y = conv(x);
+  REQUIRE(y.shape() == Shape{2, 4, 4, 6});
+  const kc::Conv2DGeom g = kc::make_conv_geom(2, 2, 7, 6, 4, 3, 2, 2, 1, kc::Padding::Same);
+  std::vector<float> ref(static_cast<size_t>(y.value().numel()));
+  kc::conv2d_direct_forward<float>(x.value().data(), conv.kernel().value().data(), conv.bias().value().data(), g,
+                                   ref.data());
+  CHECK(max_diff(y.value().to_vector(), ref) <= 1e-5);
+
+  nn::Sequential<float> m(3);
+  m.add<nn::Conv2D>(4, 3, 2, "same", "relu");
+  m.add<nn::MaxPool2D>();
+  m.add<nn::BatchNormalization>();
+  m.add<nn::GlobalAvgPool2D>();
+  Var<float> x2(Tensor<float>::from({1, 2, 9, 9}, rand_vec<float>(162, 32)));
+  CHECK(m.forward(x2).shape() == Shape{1, 4});
+}

@@ -1,0 +1,195 @@
+// float64 gradient checks of the convolution-family ops and layers (small shapes: the whole file
+// runs in a few seconds), and Keras parameter counts.
+#include <algorithm>
+#include <numeric>
+
+#include "grad_util.hpp"
+
+using namespace tinycnn;
+using tt::rand_t;
+
+namespace {
+// Distinct values spaced by 0.1 in random order, so max pooling has no ties within eps.
+Tensor<double> distinct_t(Shape s, uint64_t seed) {
+  Tensor<double> t(std::move(s));
+  std::vector<int64_t> idx(static_cast<size_t>(t.numel()));
+  std::iota(idx.begin(), idx.end(), 0);
+  Rng r(seed);
+  for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[r.below(i)]);
+  for (int64_t i = 0; i < t.numel(); ++i) t[i] = 0.1 * static_cast<double>(idx[i]) - 0.05 * t.numel();
+  return t;
+}
+
+// check_layer for pooling: inputs without ties.
+void check_pool_layer(nn::Layer<double>& layer, const Shape& batch_shape, uint64_t seed) {
+  Rng rng(seed);
+  layer.build({Shape(batch_shape.begin() + 1, batch_shape.end())}, rng);
+  layer.mark_built();
+  Var<double> x(distinct_t(batch_shape, seed));
+  tt::expect_grad_ok(gradcheck([&] { return layer.forward({x}); }, {x}));
+}
+}  // namespace
+
+TEST_CASE("gradcheck: conv2d op") {
+  Var<double> x(rand_t({2, 2, 5, 5}, 1)), w(rand_t({3, 2, 3, 3}, 2)), b(rand_t({3}, 3));
+  tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(x, w, b, 2, 2, "same"); }, {x, w, b}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(x, w, Var<double>(), 1, 1, "valid"); }, {x, w}));
+  Var<double> w1(rand_t({4, 2, 1, 1}, 4));
+  Var<double> b1(rand_t({4}, 5));
+  tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(x, w1, b1); }, {x, w1, b1}));  // 1x1 fast path
+}
+
+TEST_CASE("gradcheck: Conv2D layer geometries") {
+  SUBCASE("stride 2, same, odd input") {
+    nn::Conv2D<double> c(3, 3, 2, "same");
+    tt::check_layer(c, {2, 2, 5, 5}, 20);
+  }
+  SUBCASE("stride 2, same, even input") {
+    nn::Conv2D<double> c(3, 3, 2, "same", "tanh");
+    tt::check_layer(c, {2, 2, 6, 6}, 21);
+  }
+  SUBCASE("valid, stride 1") {
+    nn::Conv2D<double> c(2, 3, 1, "valid");
+    tt::check_layer(c, {2, 3, 5, 4}, 22);
+  }
+  SUBCASE("non-square kernel and strides, no bias") {
+    nn::Conv2D<double> c(2, {3, 2}, {1, 2}, "same", "", false);
+    tt::check_layer(c, {2, 2, 5, 6}, 23);
+  }
+  SUBCASE("1x1") {
+    nn::Conv2D<double> c(3, 1);
+    tt::check_layer(c, {2, 4, 3, 3}, 24);
+  }
+}
+
+TEST_CASE("gradcheck: DepthwiseConv2D") {
+  SUBCASE("multiplier 1, valid") {
+    nn::DepthwiseConv2D<double> d(3);
+    tt::check_layer(d, {2, 3, 5, 5}, 30);
+  }
+  SUBCASE("multiplier 2, stride 2, same") {
+    nn::DepthwiseConv2D<double> d(3, 2, "same", 2);
+    tt::check_layer(d, {2, 2, 6, 5}, 31);
+  }
+  SUBCASE("op without bias") {
+    Var<double> x(rand_t({1, 2, 4, 4}, 32)), w(rand_t({2, 2, 2, 3}, 33));
+    tt::expect_grad_ok(gradcheck([&] { return ops::depthwise_conv2d(x, w, Var<double>(), 1, 1, "same"); }, {x, w}));
+  }
+}
+
+TEST_CASE("gradcheck: pooling layers (inputs without ties)") {
+  SUBCASE("MaxPool2D valid") {
+    nn::MaxPool2D<double> p(2);
+    check_pool_layer(p, {2, 2, 4, 5}, 40);
+  }
+  SUBCASE("MaxPool2D same, stride 2, odd") {
+    nn::MaxPool2D<double> p(3, 2, "same");
+    check_pool_layer(p, {2, 2, 5, 5}, 41);
+  }
+  SUBCASE("MaxPool2D overlapping windows, stride 1") {
+    nn::MaxPool2D<double> p(2, 1);
+    check_pool_layer(p, {1, 2, 4, 4}, 42);
+  }
+  SUBCASE("AvgPool2D valid") {
+    nn::AvgPool2D<double> p(2);
+    check_pool_layer(p, {2, 2, 4, 5}, 43);
+  }
+  SUBCASE("AvgPool2D same, even and odd") {
+    nn::AvgPool2D<double> p(3, 2, "same");
+    check_pool_layer(p, {2, 2, 6, 5}, 44);
+  }
+  SUBCASE("GlobalAvgPool2D") {
+    nn::GlobalAvgPool2D<double> p;
+    check_pool_layer(p, {2, 3, 3, 4}, 45);
+  }
+}
+
+TEST_CASE("gradcheck: BatchNormalization") {
+  SUBCASE("training, 4-D") {
+    nn::BatchNormalization<double> bn;
+    tt::check_layer(bn, {3, 2, 3, 3}, 50);
+  }
+  SUBCASE("training, 2-D") {
+    nn::BatchNormalization<double> bn;
+    tt::check_layer(bn, {5, 4}, 51);
+  }
+  SUBCASE("eval, 4-D, non-trivial running statistics") {
+    nn::BatchNormalization<double> bn;
+    bn.set_training(false);
+    Rng rng(52);
+    bn.build({{2, 3, 3}}, rng);
+    bn.moving_mean().value().copy_from(rand_t({2}, 53));
+    bn.moving_variance().value().copy_from(rand_t({2}, 54, 0.5, 2));
+    bn.gamma().value().copy_from(rand_t({2}, 55));
+    bn.beta().value().copy_from(rand_t({2}, 56));
+    Var<double> x(rand_t({2, 2, 3, 3}, 57));
+    tt::expect_grad_ok(gradcheck([&] { return bn.forward({x}); }, {x, bn.gamma(), bn.beta()}));
+  }
+  SUBCASE("eval op with explicit running statistics") {
+    Var<double> x(rand_t({3, 2, 2, 2}, 56)), g(rand_t({2}, 57)), b(rand_t({2}, 58));
+    Tensor<double> rm = rand_t({2}, 59), rv = rand_t({2}, 60, 0.5, 2);
+    tt::expect_grad_ok(gradcheck([&] { return ops::batch_norm(x, g, b, rm, rv, false); }, {x, g, b}));
+  }
+  SUBCASE("frozen layer uses the moving statistics") {
+    nn::BatchNormalization<double> bn;
+    Rng rng(61);
+    bn.build({{3}}, rng);
+    bn.set_trainable(false);
+    Var<double> x(rand_t({4, 3}, 62, 2, 3));
+    const Var<double> y = bn.forward({x});
+    // moving mean 0, variance 1: y = x / sqrt(1 + eps)
+    for (int64_t i = 0; i < 12; ++i) CHECK(y.value()[i] == doctest::Approx(x.value()[i] / std::sqrt(1 + 1e-3)));
+    CHECK(bn.moving_mean().value()[0] == 0.0);
+  }
+  SUBCASE("training updates the moving statistics") {
+    nn::BatchNormalization<double> bn(0.5);
+    Rng rng(63);
+    bn.build({{1}}, rng);
+    Var<double> x(Tensor<double>::from({4, 1}, {1, 2, 3, 6}));
+    bn.forward({x});
+    CHECK(bn.moving_mean().value()[0] == doctest::Approx(0.5 * 0 + 0.5 * 3));
+    CHECK(bn.moving_variance().value()[0] == doctest::Approx(0.5 * 1 + 0.5 * (14.0 / 3)));  // unbiased: 14/3
+  }
+}
+
+TEST_CASE("gradcheck: ZeroPadding2D") {
+  nn::ZeroPadding2D<double> a(1);
+  tt::check_layer(a, {2, 2, 3, 3}, 70);
+  nn::ZeroPadding2D<double> b(1, 2);
+  tt::check_layer(b, {1, 2, 3, 2}, 71);
+  nn::ZeroPadding2D<double> c({0, 1}, {2, 0});
+  tt::check_layer(c, {2, 1, 3, 3}, 72);
+}
+
+TEST_CASE("conv-family layers: parameter counts and shapes match Keras") {
+  nn::Sequential<float> m(1);
+  auto& c1 = m.add<nn::Conv2D>(32, 3, 1, "same", "relu");
+  auto& bn = m.add<nn::BatchNormalization>();
+  auto& dw = m.add<nn::DepthwiseConv2D>(3, 2, "same", 2);
+  auto& pool = m.add<nn::MaxPool2D>();
+  auto& c2 = m.add<nn::Conv2D>(16, nn::Size2{1, 1}, 1, "valid", "", false);
+  auto& zp = m.add<nn::ZeroPadding2D>(std::pair<int64_t, int64_t>{1, 0}, std::pair<int64_t, int64_t>{0, 1});
+  auto& ap = m.add<nn::AvgPool2D>(2, 1, "same");
+  m.add<nn::GlobalAvgPool2D>();
+  m.build({3, 28, 28});
+  CHECK(c1.count_params() == 896);
+  CHECK(bn.count_params() == 128);
+  CHECK(bn.parameters().size() == 2);
+  CHECK(bn.buffers().size() == 2);
+  CHECK(dw.count_params() == 32 * 2 * 9 + 64);  // 640
+  CHECK(pool.count_params() == 0);
+  CHECK(c2.count_params() == 64 * 16);
+  CHECK(zp.count_params() == 0);
+  CHECK(ap.count_params() == 0);
+  CHECK(c1.type() == "Conv2D");
+  CHECK(pool.type() == "MaxPooling2D");
+  CHECK(ap.type() == "AveragePooling2D");
+  CHECK(bn.type() == "BatchNormalization");
+  Var<float> x(Tensor<float>({2, 3, 28, 28}));
+  CHECK(m.forward(x).shape() == Shape{2, 16});
+  // Keras' Conv2D(64, 3) on 64 channels: 36928; BatchNormalization(64): 256.
+  nn::Conv2D<float> c3(64, 3);
+  Rng rng(2);
+  c3.build({{64, 10, 10}}, rng);
+  CHECK(c3.count_params() == 36928);
+}
