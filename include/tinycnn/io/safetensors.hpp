@@ -606,6 +606,17 @@ inline std::string safetensors_header(const std::vector<TensorRecord>& records,
   return h;
 }
 
+// The whole file image in memory (what write_safetensors writes).
+inline std::vector<uint8_t> safetensors_to_bytes(const std::vector<TensorRecord>& records,
+                                                 const std::map<std::string, std::string>& metadata) {
+  const std::string h = safetensors_header(records, metadata);
+  std::vector<uint8_t> out(8);
+  detail::store_u64_le(out.data(), h.size());
+  out.insert(out.end(), h.begin(), h.end());
+  for (const auto& r : records) out.insert(out.end(), r.bytes.begin(), r.bytes.end());
+  return out;
+}
+
 inline void write_safetensors(const std::string& path, const std::vector<TensorRecord>& records,
                               const std::map<std::string, std::string>& metadata) {
   const std::string h = safetensors_header(records, metadata);
