@@ -146,6 +146,57 @@ inline bool jpeg_looks_truncated(const uint8_t* p, size_t n) {
   return true;
 }
 
+// Debian's stb_image 2.27 does not check that a JPEG Huffman table (DHT) has at most 256 symbols,
+// and then writes past its tables (found by fuzz/fuzz_image_load.cpp; corpus file bad_dht.jpg).
+// Every DHT segment, including those between progressive scans, is checked here first.
+// Returns false when a DHT segment is malformed.
+inline bool jpeg_dht_ok(const uint8_t* p, size_t n) {
+  size_t pos = 2;
+  while (pos + 4 <= n) {
+    if (p[pos] != 0xFF) {  // entropy-coded data: skip to the next real marker
+      ++pos;
+      continue;
+    }
+    const uint8_t m = p[pos + 1];
+    if (m == 0xFF || m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { pos += (m == 0xFF) ? 1 : 2; continue; }
+    if (m == 0xD9) return true;
+    const size_t len = (size_t(p[pos + 2]) << 8) | p[pos + 3];
+    if (len < 2) return false;
+    if (m == 0xC4) {
+      size_t q = pos + 4;
+      const size_t end = std::min(n, pos + 2 + len);
+      while (q < end) {
+        if (q + 17 > end) return false;
+        if ((p[q] >> 4) > 1 || (p[q] & 15) > 3) return false;
+        size_t total = 0;
+        for (int i = 1; i <= 16; ++i) total += p[q + static_cast<size_t>(i)];
+        if (total > 256) return false;
+        q += 17 + total;
+      }
+    }
+    pos += 2 + len;
+  }
+  return true;
+}
+
+// PNG: stb 2.27 passes a null buffer to memcpy (undefined behaviour, found by the fuzzer; corpus file
+// fuzz_empty_idat.png) when the first IDAT chunk is empty. Such files are refused. Returns false
+// for that case; other chunk problems are left to stb.
+inline bool png_chunks_ok(const uint8_t* p, size_t n) {
+  size_t pos = 8;
+  bool data = false;
+  while (pos + 8 <= n) {
+    const uint32_t len = (uint32_t(p[pos]) << 24) | (uint32_t(p[pos + 1]) << 16) | (uint32_t(p[pos + 2]) << 8) | p[pos + 3];
+    const bool idat = std::memcmp(p + pos + 4, "IDAT", 4) == 0;
+    if (idat && len == 0 && !data) return false;
+    if (idat && len > 0) data = true;
+    if (std::memcmp(p + pos + 4, "IEND", 4) == 0) return true;
+    if (len > n) return true;  // truncated/corrupt: stb reports it
+    pos += 12 + size_t(len);
+  }
+  return true;
+}
+
 // PNG: a file that does not contain its IEND chunk ended early.
 inline bool png_looks_truncated(const uint8_t* p, size_t n) {
   if (n < 20) return true;
@@ -214,6 +265,11 @@ inline ImageInfo probe_image_from_memory(const uint8_t* data, size_t size, const
   }
   if (size > static_cast<size_t>(INT32_MAX)) throw DecodeError(ImageErrorKind::TooLarge, name, "file over 2 GiB");
   const int len = static_cast<int>(size);
+  // Before any stb call: stb's header parser already reads the Huffman tables.
+  if (info.format == ImageFormat::JPEG && !detail::jpeg_dht_ok(data, size))
+    throw DecodeError(ImageErrorKind::Corrupt, name, "JPEG Huffman table (DHT) is malformed");
+  if (info.format == ImageFormat::PNG && !detail::png_chunks_ok(data, size))
+    throw DecodeError(ImageErrorKind::Corrupt, name, "PNG image data starts with an empty IDAT chunk");
   int w = 0, h = 0, comp = 0;
   if (!detail::stb_info(data, len, &w, &h, &comp)) {
     const char* why = detail::stb_failure_reason();

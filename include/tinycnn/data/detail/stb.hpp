@@ -70,7 +70,9 @@ inline void* stb_budget_malloc(size_t n) {
     ++b.refused;
     return nullptr;
   }
-  void* raw = std::malloc(n + kStbHeader);
+  // Zeroed: stb reads parts of its JPEG state (e.g. Huffman tables a file uses without defining)
+  // that it never wrote; zeroing makes that deterministic and in range.
+  void* raw = std::calloc(1, n + kStbHeader);
   if (!raw) return nullptr;
   std::memcpy(raw, &n, sizeof n);
   b.in_use += n;
@@ -101,6 +103,7 @@ inline void* stb_budget_realloc(void* p, size_t n) {
   void* nr = std::realloc(raw, n + kStbHeader);
   if (!nr) return nullptr;
   std::memcpy(nr, &n, sizeof n);
+  if (n > old) std::memset(static_cast<unsigned char*>(nr) + kStbHeader + old, 0, n - old);
   b.in_use = others + n;
   if (b.in_use > b.peak) b.peak = b.in_use;
   ++b.allocations;
