@@ -320,7 +320,17 @@ TEST_CASE("conv ops: shape errors name the op and both shapes") {
     CHECK(m.find("[4, 2, 3, 3]") != std::string::npos);
   }
   Var<float> w2(Tensor<float>({4, 3, 7, 7}));
-  CHECK_THROWS_AS(ops::conv2d(x, w2, Var<float>()), ShapeError);  // 'valid' window larger than input
+  try {  // 'valid' window larger than the input
+    ops::conv2d(x, w2, Var<float>());
+    FAIL("expected ShapeError");
+  } catch (const ShapeError& e) {
+    const std::string m = e.what();
+    CHECK(m.find("conv2d: ") == 0);
+    CHECK(m.find("does not fit") != std::string::npos);
+    CHECK(m.find("[4, 3, 7, 7]") != std::string::npos);
+  }
+  CHECK_THROWS_AS(ops::conv2d(x, w2, Var<float>(), 0, 1, "same"), ShapeError);
+  CHECK_THROWS_AS(ops::conv2d(x, w2, Var<float>(), 1, 1, "SAME"), ValueError);
   CHECK_THROWS_AS(ops::conv2d(x, Var<float>(Tensor<float>({4, 3, 3, 3})), Var<float>(Tensor<float>({3}))), ShapeError);
   CHECK_THROWS_AS(ops::max_pool2d(Var<float>(Tensor<float>({2, 3})), 2, 2), ShapeError);
   Tensor<float> rm({3}), rv({3});

@@ -13,6 +13,20 @@ namespace tinycnn::ops {
 
 using kernels::cpu::Conv2DGeom;
 
+namespace detail {
+// Geometry for x [N, C, H, W] and a window R x S with K outputs; a window that does not fit, or a
+// bad stride or padding string, is a ShapeError / ValueError naming the op and both shapes.
+inline Conv2DGeom conv_op_geom(const char* op, const Shape& xs, const Shape& ws, int64_t K, int64_t R, int64_t S,
+                               int64_t stride_h, int64_t stride_w, const std::string& padding) {
+  const kernels::cpu::Padding p = kernels::cpu::parse_padding(padding, op);
+  try {
+    return kernels::cpu::make_conv_geom(xs[0], xs[1], xs[2], xs[3], K, R, S, stride_h, stride_w, p, op);
+  } catch (const ShapeError& e) {
+    throw_shape(op, std::string(e.what()).substr(std::string(op).size() + 2), xs, ws);
+  }
+}
+}  // namespace detail
+
 template <class T>
 Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_h = 1, int64_t stride_w = 1,
               const std::string& padding = "valid") {
@@ -21,8 +35,7 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_
   const Shape &xs = x.shape(), &ws = w.shape();
   const bool has_b = b.defined();
   if (has_b && b.shape() != Shape{ws[0]}) throw_shape("conv2d", "bias must be [K] for w [K, C, R, S]", b.shape(), ws);
-  const Conv2DGeom g = kernels::cpu::make_conv_geom(xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], stride_h, stride_w,
-                                                    kernels::cpu::parse_padding(padding, "conv2d"), "conv2d");
+  const Conv2DGeom g = detail::conv_op_geom("conv2d", xs, ws, ws[0], ws[2], ws[3], stride_h, stride_w, padding);
   Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW});
   backend::conv2d_forward(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr, g,
                           y.data());
@@ -48,9 +61,7 @@ Var<T> depthwise_conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64
   const bool has_b = b.defined();
   if (has_b && b.shape() != Shape{K})
     throw_shape("depthwise_conv2d", "bias must be [C*M] for w [C, M, R, S]", b.shape(), ws);
-  const Conv2DGeom g =
-      kernels::cpu::make_conv_geom(xs[0], xs[1], xs[2], xs[3], K, ws[2], ws[3], stride_h, stride_w,
-                                   kernels::cpu::parse_padding(padding, "depthwise_conv2d"), "depthwise_conv2d");
+  const Conv2DGeom g = detail::conv_op_geom("depthwise_conv2d", xs, ws, K, ws[2], ws[3], stride_h, stride_w, padding);
   Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW});
   backend::depthwise_conv2d_forward(y.device(), x.value().data(), w.value().data(),
                                     has_b ? b.value().data() : nullptr, g, y.data());
