@@ -333,6 +333,15 @@ TEST_CASE("conv ops: shape errors name the op and both shapes") {
   CHECK_THROWS_AS(ops::conv2d(x, w2, Var<float>(), 1, 1, "SAME"), ValueError);
   CHECK_THROWS_AS(ops::conv2d(x, Var<float>(Tensor<float>({4, 3, 3, 3})), Var<float>(Tensor<float>({3}))), ShapeError);
   CHECK_THROWS_AS(ops::max_pool2d(Var<float>(Tensor<float>({2, 3})), 2, 2), ShapeError);
+  try {
+    ops::avg_pool2d(x, 6, 2);
+    FAIL("expected ShapeError");
+  } catch (const ShapeError& e) {
+    const std::string m = e.what();
+    CHECK(m.find("avg_pool2d: ") == 0);
+    CHECK(m.find("[2, 3, 5, 5]") != std::string::npos);
+    CHECK(m.find("[6, 2]") != std::string::npos);
+  }
   Tensor<float> rm({3}), rv({3});
   CHECK_THROWS_AS(ops::batch_norm(x, Var<float>(Tensor<float>({4})), Var<float>(Tensor<float>({3})), rm, rv, true),
                   ShapeError);

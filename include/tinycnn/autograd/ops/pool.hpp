@@ -19,9 +19,13 @@ inline kernels::cpu::Conv2DGeom pool_geom(const char* op, const Shape& xs, int64
   if (xs.size() != 4) throw_shape(op, "needs x [N, C, H, W]", xs);
   if (pool_h <= 0 || pool_w <= 0)
     throw_shape(op, "pool size must be positive", xs, Shape{pool_h, pool_w});
-  return kernels::cpu::make_conv_geom(xs[0], xs[1], xs[2], xs[3], xs[1], pool_h, pool_w,
-                                      stride_h > 0 ? stride_h : pool_h, stride_w > 0 ? stride_w : pool_w,
-                                      kernels::cpu::parse_padding(padding, op), op);
+  const kernels::cpu::Padding p = kernels::cpu::parse_padding(padding, op);
+  try {
+    return kernels::cpu::make_conv_geom(xs[0], xs[1], xs[2], xs[3], xs[1], pool_h, pool_w,
+                                        stride_h > 0 ? stride_h : pool_h, stride_w > 0 ? stride_w : pool_w, p, op);
+  } catch (const ShapeError& e) {  // names the op, the input shape and the pool size
+    throw_shape(op, std::string(e.what()).substr(std::string(op).size() + 2), xs, Shape{pool_h, pool_w});
+  }
 }
 }  // namespace detail
 
