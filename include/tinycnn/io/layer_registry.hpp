@@ -287,6 +287,7 @@ std::unique_ptr<nn::Layer<T>> make_layer(const std::string& type, const nn::Conf
   } catch (const FormatError&) {
     throw;
   } catch (const Error& e) {
+    r.finish();  // an unknown key explains a missing value better than the constructor's message
     throw FormatError(what + ": bad config: " + e.what());
   }
   r.finish();

@@ -335,7 +335,11 @@ inline SafetensorsHeader parse_safetensors_header(const uint8_t* data, size_t si
   if (n < 2) st_fail(what, "header length " + std::to_string(n) + " is too small for a JSON object");
   const char* h = reinterpret_cast<const char*>(data + 8);
   if (h[0] != '{') st_fail(what, "header does not start with '{'");
-  nlohmann::json j = detail::parse_json_strict(h, h + n, what + " header", lim.max_json_depth);
+  // Only spaces may pad the JSON object (what the reference writer emits).
+  uint64_t len = n;
+  while (len > 0 && h[len - 1] == ' ') --len;
+  if (len == 0 || h[len - 1] != '}') st_fail(what, "header does not end with '}' followed only by spaces");
+  nlohmann::json j = detail::parse_json_strict(h, h + len, what + " header", lim.max_json_depth);
   if (!j.is_object()) st_fail(what, "header is not a JSON object");
 
   SafetensorsHeader out;
