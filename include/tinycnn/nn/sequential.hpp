@@ -1,7 +1,7 @@
 #pragma once
 // Sequential: a plain stack of single-input layers, built from the first input it sees (or build()).
 //   nn::Sequential<float> m(seed);
-//   m.add<nn::Conv2D>(32, 3, "relu");  m.add<nn::Flatten>();  m.add<nn::Dense>(10);
+//   m.add<nn::Conv2D>(32, 3, 1, "same", "relu");  // filters, kernel, strides, padding, activation  m.add<nn::Flatten>();  m.add<nn::Dense>(10);
 #include "model.hpp"
 
 namespace tinycnn::nn {
@@ -33,6 +33,11 @@ class Sequential : public Model<T> {
   }
 
   void build(const Shape& input_shape) override {
+    if (this->built_) {  // building twice must not re-initialise the weights
+      if (input_shape != this->input_shape_)
+        throw_shape("Sequential::build", "the model is already built for another input shape", input_shape, this->input_shape_);
+      return;
+    }
     this->input_shape_ = input_shape;
     for (size_t i = 0; i < this->entries_.size(); ++i) build_entry(i);
     this->built_ = true;
@@ -52,12 +57,10 @@ class Sequential : public Model<T> {
   void build_entry(size_t i) {
     auto& e = this->entries_[i];
     const Shape in = i == 0 ? this->input_shape_ : this->entries_[i - 1].output_shape;
-    if (!e.layer->built()) {
-      e.output_shape = e.layer->build({in}, this->rng_);
-      e.layer->mark_built();
-    } else {
-      e.output_shape = e.layer->build({in}, this->rng_);
-    }
+    if (e.layer->built())
+      throw ValueError("Sequential: layer '" + e.layer->name() + "' was already built elsewhere; add a fresh layer");
+    e.output_shape = e.layer->build({in}, this->rng_);
+    e.layer->mark_built();
   }
 };
 
