@@ -56,3 +56,15 @@
 #include "nn/global_avg_pool2d.hpp"
 #include "nn/max_pool2d.hpp"
 #include "nn/zero_padding2d.hpp"
+
+#include "train/dataset.hpp"
+#include "train/metrics.hpp"
+#include "train/signal.hpp"
+#include "train/summary.hpp"
+#ifdef TINYCNN_HAS_JSON  // History/checkpoints use nlohmann-json
+#include "train/callbacks.hpp"
+#include "train/checkpoint.hpp"
+#include "train/history.hpp"
+#include "train/progress.hpp"
+#include "train/trainer.hpp"
+#endif
