@@ -2,7 +2,7 @@
 # Runs one libFuzzer target for a number of seconds over its committed corpus; any crash, leak,
 # ASan or UBSan report fails (exit status != 0).
 #   scripts/run-fuzz.sh image 60      # fuzz/fuzz_image_load.cpp over tests/data/bad_images + good images
-# Targets: image (more can be added in the case below). Needs clang-14 and libclang-rt-14-dev.
+# Targets: image, model (fuzz/fuzz_model_load.cpp over tests/data/model_corpus) (more can be added in the case below). Needs clang-14 and libclang-rt-14-dev.
 # The corpus is copied to a temporary directory, so new inputs are never written into the repository;
 # crash inputs are kept in build-fuzz/artifacts/ (add them to the corpus once fixed).
 set -euo pipefail
@@ -12,7 +12,8 @@ seconds=${2:-60}
 build=${TINYCNN_FUZZ_BUILD_DIR:-build-fuzz}
 case "$target" in
   image) exe=fuzz_image_load; corpora=(tests/data/bad_images tests/data/exif) ;;
-  *) echo "run-fuzz: unknown target '$target' (known: image)" >&2; exit 2 ;;
+  model) exe=fuzz_model_load; corpora=(tests/data/model_corpus) ;;
+  *) echo "run-fuzz: unknown target '$target' (known: image, model)" >&2; exit 2 ;;
 esac
 CXX=${CXX_FUZZ:-$(command -v clang++-14 || command -v clang++)}
 CC=${CC_FUZZ:-$(command -v clang-14 || command -v clang)}
