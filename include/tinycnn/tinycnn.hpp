@@ -68,3 +68,9 @@
 #include "train/progress.hpp"
 #include "train/trainer.hpp"
 #endif
+
+#ifdef TINYCNN_HAS_JSON  // model files (safetensors + architecture) use nlohmann-json
+#include "io/layer_registry.hpp"
+#include "io/model_file.hpp"
+#include "io/safetensors.hpp"
+#endif
