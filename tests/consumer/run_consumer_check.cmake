@@ -16,3 +16,8 @@ run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer" -B "${BINARY_DIR}/app" -G
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
 run(${CMAKE_COMMAND} --build "${BINARY_DIR}/app")
 run("${BINARY_DIR}/app/consumer")
+# The same consumer through add_subdirectory (FetchContent's mechanism).
+run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer" -B "${BINARY_DIR}/subdir" -G "${GENERATOR}"
+    -DTINYCNN_SOURCE_DIR=${SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release)
+run(${CMAKE_COMMAND} --build "${BINARY_DIR}/subdir")
+run("${BINARY_DIR}/subdir/consumer")
