@@ -661,3 +661,52 @@ TEST_CASE("SIGINT during fit: the step finishes, a checkpoint is written, fit re
   CHECK(h2.size() == 3);
   sigaction(SIGINT, &old, nullptr);
 }
+
+// ---- the data pipeline's loader as a batch source -------------------------------------------
+
+#ifdef TINYCNN_TRAIN_HAS_LOADER
+TEST_CASE("LoaderSource: fit on an image folder through data::DataLoader, positions and seek") {
+  TempDir dir;
+  const std::string bad = std::string(TINYCNN_TEST_DATA_DIR) + "/bad_images/";
+  const char* goods[] = {"good.jpg", "good.png", "image.bmp"};
+  for (const char* cls : {"a", "b", "c"}) {
+    REQUIRE(std::system(("mkdir -p '" + dir / cls + "'").c_str()) == 0);
+    for (const char* g : goods)
+      REQUIRE(std::system(("cp '" + bad + g + "' '" + dir / cls + "/" + g + "'").c_str()) == 0);
+  }
+  auto folder = std::make_shared<data::ImageFolder>(dir.path);
+  REQUIRE(folder->size() == 9);
+  data::LoaderOptions lo;
+  lo.width = lo.height = 8;
+  lo.batch_size = 4;
+  lo.seed = 5;
+  lo.num_workers = 1;
+  data::DataLoader loader(folder, lo);
+  LoaderSource src(loader);
+  CHECK(src.num_batches() == 3);
+  CHECK(src.num_samples() == 9);
+  Batch b;
+  src.seek({2, 1});
+  REQUIRE(src.next(b));
+  CHECK(b.x.shape() == Shape{4, 3, 8, 8});
+  const std::vector<float> second = b.x.to_vector();
+  CHECK(src.position().batch == 2);
+  src.seek({2, 1});
+  REQUIRE(src.next(b));
+  CHECK(b.x.to_vector() == second);
+
+  nn::Sequential<float> m(8);
+  m.add<nn::Flatten>();
+  m.add<nn::Dense>(3);
+  m.build({3, 8, 8});
+  optim::SGD<float> opt(m.parameters(true), 0.01);
+  FitOptions<float> o;
+  o.epochs = 2;
+  o.verbose = 0;
+  o.checkpoint_path = dir / "l.ckpt";
+  const History h = fit(m, opt, src, o);
+  CHECK(h.size() == 2);
+  CHECK(h.iterations == 6);
+  CHECK(read_checkpoint_metadata(o.checkpoint_path).at("epoch") == "2");
+}
+#endif
