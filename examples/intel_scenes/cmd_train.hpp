@@ -1,0 +1,332 @@
+#pragma once
+// intel_scenes train: image folder -> RUNDIR/model.safetensors (best by validation accuracy),
+// RUNDIR/history.csv, RUNDIR/checkpoint.ckpt (for --resume) and RUNDIR/report.html.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common.hpp"
+#include "models.hpp"
+#ifdef INTEL_SCENES_HAVE_REPORT
+#include "report.hpp"
+#endif
+
+namespace intel_scenes {
+
+struct TrainArgs {
+  std::string data;                 // root/<class>/*.jpg
+  std::string val_dir;              // a separate validation folder (else a stratified split)
+  double val_split = 0.15;
+  std::string exclude_dir;          // files with the same <class>/<name> here are left out (the shipped sample)
+  std::string model = "model2";
+  int epochs = 20;
+  int batch = 32;
+  double lr = 1e-3;
+  std::string augment = "keras";    // keras | strong | none
+  std::string schedule = "constant";  // constant | cosine (per step, to lr/100)
+  bool multi_label = false;
+  int threads = 0;
+  uint64_t seed = 0;
+  std::string resume;               // RUNDIR of an interrupted run
+  std::string out;                  // RUNDIR
+  int input_size = 0;               // 0: the model's own
+  int max_per_class = 0;            // > 0: at most this many images per class (quick runs, tests)
+  bool cache = true;                // keep decoded images in memory
+  int workers = 2;
+  int verbose = 1;
+};
+
+struct TrainResult {
+  double best_val_accuracy = 0;
+  int best_epoch = -1;
+  std::vector<std::string> classes;
+  int64_t train_images = 0, val_images = 0;
+  double seconds = 0, images_per_second = 0;
+};
+
+namespace detail {
+
+// Adds multi-hot targets to the batches of a loader over representative files.
+class MultiHotSource : public train::BatchSource {
+ public:
+  MultiHotSource(data::DataLoader& l, const std::unordered_map<size_t, std::vector<int32_t>>& labels, int K)
+      : inner_(l), labels_(labels), K_(K) {}
+  int64_t num_batches() const override { return inner_.num_batches(); }
+  int64_t num_samples() const override { return inner_.num_samples(); }
+  train::DataPosition position() const override { return inner_.position(); }
+  void seek(train::DataPosition p) override { inner_.seek(p); }
+  bool next(train::Batch& out) override {
+    data::Batch b;
+    if (!inner_.loader().next(b)) return false;
+    out.x = std::move(b.images);
+    out.labels.clear();
+    out.targets = Tensor<float>({out.x.dim(0), K_});
+    for (size_t i = 0; i < b.indices.size(); ++i)
+      for (int32_t k : labels_.at(b.indices[i])) out.targets[static_cast<int64_t>(i) * K_ + k] = 1.f;
+    return true;
+  }
+
+ private:
+  train::LoaderSource inner_;
+  const std::unordered_map<size_t, std::vector<int32_t>>& labels_;
+  int K_;
+};
+
+// Saves the model whenever val_accuracy improves.
+class SaveBest : public train::Callback<float> {
+ public:
+  SaveBest(std::string path, io::ModelInfo info) : path_(std::move(path)), info_(std::move(info)) {}
+  std::string name() const override { return "SaveBest"; }
+  void on_epoch_end(train::TrainContext<float>& ctx, int64_t epoch, train::Logs& logs) override {
+    auto it = logs.find("val_accuracy");
+    const double v = it == logs.end() ? logs["accuracy"] : it->second;
+    if (best_epoch < 0 || v > best) {
+      best = v;
+      best_epoch = static_cast<int>(epoch);
+      io::save_model(path_, *ctx.model, info_);
+    }
+  }
+  nlohmann::json state() const override { return {{"best", best}, {"best_epoch", best_epoch}}; }
+  void set_state(const nlohmann::json& j) override {
+    best = j.value("best", 0.0);
+    best_epoch = j.value("best_epoch", -1);
+  }
+  double best = 0;
+  int best_epoch = -1;
+
+ private:
+  std::string path_;
+  io::ModelInfo info_;
+};
+
+inline data::AugmentOptions augment_options(const std::string& a) {
+  data::AugmentOptions o;
+  if (a == "keras") {  // the studies' recipe: horizontal flip + zoom 0.8-1.2
+    o.horizontal_flip = true;
+    o.set_zoom_range(0.2);
+    o.fill_mode = data::FillMode::Reflect;
+  } else if (a == "strong") {
+    o = data::default_augment();
+    o.set_zoom_range(0.2);
+    o.brightness_lo = 0.8;
+    o.brightness_hi = 1.2;
+    o.contrast_lo = 0.8;
+    o.contrast_hi = 1.2;
+  }
+  return o;
+}
+
+}  // namespace detail
+
+inline void check_train_args(const TrainArgs& a) {
+  if (a.data.empty()) throw UsageError("--data: required");
+  if (a.out.empty() && a.resume.empty()) throw UsageError("--out: required");
+  if (a.model == "mobilenet_transfer") (void)make_model(a.model, 6, 0);  // clear "not available" error
+  if (!is_model_name(a.model)) throw UsageError("--model: unknown model '" + a.model + "' (known: " + model_names_list() + ")");
+  if (a.epochs < 1) throw UsageError("--epochs: must be >= 1");
+  if (a.batch < 1) throw UsageError("--batch: must be >= 1");
+  if (!(a.lr > 0)) throw UsageError("--lr: must be > 0");
+  if (a.val_dir.empty() && !(a.val_split > 0 && a.val_split < 1)) throw UsageError("--val-split: must be in (0, 1)");
+  if (a.augment != "keras" && a.augment != "strong" && a.augment != "none")
+    throw UsageError("--augment: must be keras, strong or none, got '" + a.augment + "'");
+  if (a.schedule != "constant" && a.schedule != "cosine") throw UsageError("--schedule: must be constant or cosine");
+}
+
+inline TrainResult run_train(TrainArgs a, std::ostream& os) {
+  check_train_args(a);
+  if (a.out.empty()) a.out = a.resume;
+  if (a.threads > 0) set_num_threads(a.threads);
+  std::error_code ec;
+  fs::create_directories(a.out, ec);
+  if (!fs::is_directory(a.out)) throw IOError("--out: cannot create '" + a.out + "'");
+
+  auto folder = std::make_shared<data::ImageFolder>(a.data);
+  const int K = folder->num_classes();
+  const auto& classes = folder->classes();
+
+  // Samples to use: everything except --exclude's <class>/<file> names, at most max_per_class per class.
+  std::set<std::string> excluded;
+  if (!a.exclude_dir.empty()) {
+    if (!fs::is_directory(a.exclude_dir)) throw IOError("--exclude: '" + a.exclude_dir + "' is not a directory");
+    for (const auto& c : classes) {
+      const fs::path d = fs::path(a.exclude_dir) / c;
+      if (fs::is_directory(d, ec))
+        for (const auto& e : fs::directory_iterator(d, ec)) excluded.insert(c + "/" + e.path().filename().string());
+    }
+  }
+  std::vector<size_t> use;
+  std::vector<int> per_class(static_cast<size_t>(K), 0);
+  for (size_t i = 0; i < folder->size(); ++i) {
+    const auto& s = folder->samples()[i];
+    const std::string key = classes[static_cast<size_t>(s.label)] + "/" + fs::path(s.path).filename().string();
+    if (excluded.count(key)) continue;
+    if (a.max_per_class > 0 && per_class[static_cast<size_t>(s.label)] >= a.max_per_class) continue;
+    ++per_class[static_cast<size_t>(s.label)];
+    use.push_back(i);
+  }
+
+  // Multi-label: one sample per distinct file content; its targets are every folder it is in.
+  std::unordered_map<size_t, std::vector<int32_t>> multi;  // representative folder index -> classes
+  if (a.multi_label) {
+    std::map<std::pair<uint64_t, uintmax_t>, size_t> rep;
+    std::vector<size_t> reps;
+    for (size_t i : use) {
+      const auto& s = folder->samples()[i];
+      const auto key = std::make_pair(file_hash(s.path), fs::file_size(s.path, ec));
+      auto it = rep.find(key);
+      if (it == rep.end()) {
+        rep[key] = i;
+        reps.push_back(i);
+        multi[i] = {s.label};
+      } else {
+        auto& l = multi[it->second];
+        if (std::find(l.begin(), l.end(), s.label) == l.end()) l.push_back(s.label);
+      }
+    }
+    use = reps;
+  }
+
+  // Validation: a separate folder (same classes) or a stratified split of `use`.
+  std::vector<size_t> train_idx, val_idx;
+  std::shared_ptr<data::ImageFolder> val_folder = folder;
+  if (!a.val_dir.empty()) {
+    data::ImageFolderOptions vo;
+    vo.classes = classes;
+    val_folder = std::make_shared<data::ImageFolder>(a.val_dir, vo);
+    train_idx = use;
+    for (size_t i = 0; i < val_folder->size(); ++i) val_idx.push_back(i);
+  } else {
+    std::vector<int32_t> labels;
+    for (size_t i : use) labels.push_back(folder->label(i));
+    const data::Split sp = data::stratified_split(labels, a.val_split, a.seed);
+    for (size_t j : sp.train) train_idx.push_back(use[j]);
+    for (size_t j : sp.val) val_idx.push_back(use[j]);
+  }
+  if (train_idx.empty() || val_idx.empty()) throw ValueError("--data: not enough images for a training and a validation part");
+  if (a.cache) {
+    folder->enable_cache(true);
+    if (val_folder != folder) val_folder->enable_cache(true);
+  }
+
+  const int size = a.input_size > 0 ? a.input_size : model_input_size(a.model);
+  std::unique_ptr<nn::Model<float>> model =
+      a.model == "resnet" ? make_resnet(K, a.seed, size) : make_model(a.model, K, a.seed);
+  if (a.input_size > 0 && a.model != "resnet" && a.input_size != model_input_size(a.model))
+    throw UsageError("--input-size: only the resnet takes another input size (" + a.model + " is built for " +
+                     std::to_string(model_input_size(a.model)) + ")");
+
+  data::LoaderOptions lo;
+  lo.width = lo.height = size;
+  lo.batch_size = a.batch;
+  lo.seed = a.seed;
+  lo.num_workers = a.workers;
+  lo.augment = a.augment != "none";
+  lo.aug = detail::augment_options(a.augment);
+  data::DataLoader train_loader(folder, train_idx, lo);
+  lo.augment = false;
+  lo.shuffle = false;
+  data::DataLoader val_loader(val_folder, val_idx, lo);
+
+  std::unique_ptr<train::BatchSource> train_src, val_src;
+  std::unordered_map<size_t, std::vector<int32_t>> val_multi;
+  if (a.multi_label) {
+    if (!a.val_dir.empty()) {
+      for (size_t i : val_idx) val_multi[i] = {val_folder->label(i)};
+      val_src = std::make_unique<detail::MultiHotSource>(val_loader, val_multi, K);
+    } else {
+      val_src = std::make_unique<detail::MultiHotSource>(val_loader, multi, K);
+    }
+    train_src = std::make_unique<detail::MultiHotSource>(train_loader, multi, K);
+  } else {
+    train_src = std::make_unique<train::LoaderSource>(train_loader);
+    val_src = std::make_unique<train::LoaderSource>(val_loader);
+  }
+
+  io::ModelInfo info;
+  info.class_names = classes;
+  info.preprocessing.rescale = 1.0 / 255;
+  info.preprocessing.resize = "stretch";
+  info.preprocessing.input_size = {size, size};
+  info.multi_label = a.multi_label;
+  info.extras["model"] = a.model;
+  info.extras["trained_on"] = a.data;
+  info.extras["augment"] = a.augment;
+  info.extras["epochs"] = std::to_string(a.epochs);
+
+  optim::Adam<float> opt(model->parameters(true), a.lr);
+  train::FitOptions<float> fo;
+  fo.epochs = a.epochs;
+  fo.verbose = a.verbose;
+  fo.out = &os;
+  fo.validation = val_src.get();
+  fo.loss = a.multi_label ? train::LossKind::BinaryCrossEntropy : train::LossKind::SoftmaxCrossEntropy;
+  fo.checkpoint_path = a.out + "/checkpoint.ckpt";
+  fo.hyperparameters = {{"augment", a.augment}, {"schedule", a.schedule}, {"input_size", std::to_string(size)},
+                        {"exclude", a.exclude_dir}, {"seed", std::to_string(a.seed)}};
+  if (!a.resume.empty()) {
+    fo.resume_from = a.resume + "/checkpoint.ckpt";
+    if (!fs::exists(fo.resume_from)) throw IOError("--resume: '" + fo.resume_from + "' does not exist");
+  }
+  const std::string model_path = a.out + "/model.safetensors";
+  auto best = std::make_shared<detail::SaveBest>(model_path, info);
+  fo.callbacks.push_back(best);
+  fo.callbacks.push_back(std::make_shared<train::CSVLogger<float>>(a.out + "/history.csv", ',', !a.resume.empty()));
+  if (a.schedule == "cosine")
+    fo.callbacks.push_back(std::make_shared<train::LearningRateScheduler<float>>(
+        std::make_shared<optim::CosineDecay>(a.lr, int64_t(a.epochs) * train_src->num_batches(), a.lr / 100), true));
+
+  os << "model " << a.model << " (" << train::thousands(train::count_params(*model).total) << " parameters), input "
+     << size << "x" << size << ", " << K << " classes, " << train_idx.size() << " training / " << val_idx.size()
+     << " validation " << (a.multi_label ? "photos (multi-label)" : "images") << "\n";
+  const auto t0 = std::chrono::steady_clock::now();
+  train::History h = train::fit(*model, opt, *train_src, fo);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (h.interrupted) throw std::runtime_error("interrupted: continue with --resume " + a.out);
+  if (h.terminated_on_nan) throw std::runtime_error("training stopped: the loss became non-finite");
+
+  TrainResult r;
+  r.classes = classes;
+  r.train_images = static_cast<int64_t>(train_idx.size());
+  r.val_images = static_cast<int64_t>(val_idx.size());
+  r.seconds = secs;
+  r.best_val_accuracy = best->best;
+  r.best_epoch = best->best_epoch;
+  double imgs = 0, tsec = 0;
+  for (const auto& l : h.logs) {
+    tsec += l.count("seconds") ? l.at("seconds") : 0;
+    imgs += static_cast<double>(train_idx.size());
+  }
+  r.images_per_second = tsec > 0 ? imgs / tsec : 0;
+
+  // Multi-label: per-class thresholds that maximise F1 on the validation data, with the best model.
+  if (a.multi_label) {
+    io::LoadedModel bm = io::load_model(model_path);
+    Tensor<float> probs = train::predict(*bm.model, *val_src, true);
+    Tensor<float> targets({probs.dim(0), K});
+    val_src->seek({0, 0});
+    train::Batch b;
+    int64_t row = 0;
+    while (val_src->next(b)) {
+      std::copy(b.targets.data(), b.targets.data() + b.targets.numel(), targets.data() + row * K);
+      row += b.size();
+    }
+    bm.info.thresholds = train::choose_thresholds(probs, targets);
+    io::save_model(model_path, *bm.model, bm.info);
+    os << "thresholds:";
+    for (size_t k = 0; k < bm.info.thresholds.size(); ++k) os << " " << classes[k] << "=" << fixed4(bm.info.thresholds[k]);
+    os << "\n";
+  }
+
+#ifdef INTEL_SCENES_HAVE_REPORT
+  // report.html is written through report.hpp (see write_train_report in cmd_report.hpp when wired).
+#endif
+  os << "wrote " << model_path << " (epoch " << r.best_epoch + 1 << "), " << a.out << "/history.csv\n";
+  os << "best val accuracy: " << fixed4(r.best_val_accuracy) << "\n";
+  return r;
+}
+
+}  // namespace intel_scenes
