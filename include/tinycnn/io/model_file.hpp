@@ -79,22 +79,8 @@ namespace detail {
 
 [[noreturn]] inline void mf_fail(const std::string& what, const std::string& why) { throw FormatError(what + ": " + why); }
 
-// The node id a Graph returns (Graph keeps it private): the single layer no other layer consumes
-// whose shape is the graph's output shape, else the last layer.
-inline int graph_output_id(const nn::Graph<float>& g) {
-  const auto& es = g.entries();
-  if (es.empty()) return -1;
-  std::vector<bool> consumed(es.size(), false);
-  for (const auto& e : es)
-    for (int id : e.inputs)
-      if (id >= 0) consumed[static_cast<size_t>(id)] = true;
-  std::vector<int> sinks;
-  for (size_t i = 0; i < es.size(); ++i)
-    if (!consumed[i] && es[i].output_shape == g.output_shape()) sinks.push_back(static_cast<int>(i));
-  if (sinks.size() == 1) return sinks[0];
-  if (es.back().output_shape == g.output_shape()) return static_cast<int>(es.size() - 1);
-  throw ValueError("save_model: cannot tell which node is the Graph's output");
-}
+// The node id a Graph returns.
+inline int graph_output_id(const nn::Graph<float>& g) { return g.output_id(); }
 
 inline nlohmann::json doubles_json(const std::vector<double>& v, const std::string& what) {
   nlohmann::json a = nlohmann::json::array();

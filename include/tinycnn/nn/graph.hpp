@@ -45,6 +45,8 @@ class Graph : public Model<T> {
   }
   // The node whose value forward() returns (default: the last layer added).
   void set_output(Node n) { output_ = n.id; }
+  // Node id forward() returns (-1 = the input itself); model files store it.
+  int output_id() const { return output_; }
 
   void build(const Shape& input_shape) override {
     if (input_shape != this->input_shape_) throw_shape("Graph::build", "the graph was built for another input shape", input_shape, this->input_shape_);

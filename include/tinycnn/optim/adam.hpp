@@ -21,6 +21,9 @@ class Adam : public Optimizer<T> {
     this->add_slot("v");
   }
   std::string type() const override { return decoupled_ ? "AdamW" : "Adam"; }
+  nn::Config config() const override {
+    return {{"beta1", beta1_}, {"beta2", beta2_}, {"epsilon", eps_}, {"weight_decay", wd_}};
+  }
 
  protected:
   void update(size_t i, Tensor<T>& w, const Tensor<T>& g) override {

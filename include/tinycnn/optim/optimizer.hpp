@@ -22,6 +22,9 @@ class Optimizer {
   }
   virtual ~Optimizer() = default;
   virtual std::string type() const = 0;
+  // Hyperparameters (besides the learning rate) that define the run; checkpoints hash them so a
+  // resume with other settings is refused.
+  virtual nn::Config config() const { return {}; }
   // One update from the accumulated gradients; parameters without a gradient are skipped.
   void step() {
     ++steps_;

@@ -16,6 +16,9 @@ class SGD : public Optimizer<T> {
     if (momentum > 0) this->add_slot("velocity");
   }
   std::string type() const override { return "SGD"; }
+  nn::Config config() const override {
+    return {{"momentum", momentum_}, {"nesterov", nesterov_}, {"weight_decay", weight_decay_}};
+  }
 
  protected:
   void update(size_t i, Tensor<T>& w, const Tensor<T>& g) override {

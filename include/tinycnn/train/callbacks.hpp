@@ -118,7 +118,7 @@ void restore_weights(nn::Model<T>& m, const std::vector<Tensor<T>>& w) {
 
 // Saves through `save(path)` at the end of every epoch, or only when `monitor` improves
 // (save_best_only). The path may contain "{epoch}" or "{epoch:02d}" (1-based, as Keras).
-//   ModelCheckpoint<float>("best.tcnn", [&](const std::string& p) { io::save_model(model, p); },
+//   ModelCheckpoint<float>("best.safetensors", [&](const std::string& p) { io::save_model(p, model); },
 //                          "val_accuracy", Mode::Auto, true);
 template <class T>
 class ModelCheckpoint : public Callback<T> {
