@@ -67,6 +67,10 @@ TEST_CASE("gradcheck: Dense and activation layers") {
   tt::check_layer(lr, {3, 4}, 13);
   nn::Sigmoid<double> s;
   tt::check_layer(s, {3, 4}, 14);
+  nn::Tanh<double> th;
+  tt::check_layer(th, {3, 4}, 20);
+  nn::Activation<double> act("sigmoid");
+  tt::check_layer(act, {3, 4}, 21);
   nn::Softmax<double> sm;
   tt::check_layer(sm, {3, 4}, 15);
   nn::Flatten<double> f;
