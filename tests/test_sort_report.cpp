@@ -1,0 +1,459 @@
+// examples/intel_scenes: the photo sorter's safety rules, SHA-256, Grad-CAM and report.html.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <tinycnn/tinycnn.hpp>
+
+#include "../examples/intel_scenes/sha256.hpp"
+#include "../examples/intel_scenes/sorter.hpp"
+
+namespace fs = std::filesystem;
+using namespace intel_scenes;
+
+namespace {
+
+const std::string kImages = std::string(TINYCNN_TEST_DATA_DIR) + "/bad_images/";
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "tinycnn_sort_XXXXXX").string();
+    REQUIRE(::mkdtemp(t.data()) != nullptr);
+    path = t;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& rel) const { return (path / rel).string(); }
+};
+
+void put(const std::string& from_test_image, const std::string& to) {
+  fs::create_directories(fs::path(to).parent_path());
+  fs::copy_file(kImages + from_test_image, to);
+}
+void write_text(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Every entry under root: relative path -> kind and content hash (or link target).
+std::map<std::string, std::string> snapshot(const fs::path& root) {
+  std::map<std::string, std::string> m;
+  if (!fs::exists(fs::symlink_status(root))) return m;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    const std::string rel = it->path().lexically_relative(root).string();
+    const fs::file_status st = fs::symlink_status(it->path());
+    if (fs::is_symlink(st)) m[rel] = "link:" + fs::read_symlink(it->path()).string();
+    else if (fs::is_directory(st)) m[rel] = "dir";
+    else if (fs::is_regular_file(st)) m[rel] = "file:" + sha256_file(it->path().string());
+    else m[rel] = "special";
+  }
+  return m;
+}
+
+std::string str(const std::map<std::string, std::string>& m) {
+  std::string s;
+  for (const auto& kv : m) s += kv.first + "=" + kv.second + "\n";
+  return s;
+}
+
+const std::vector<std::string> kClasses = {"forest", "sea", "street"};
+
+// A fake model: decodes the file like a real classifier would, then decides by the file's name:
+// "forest"/"sea"/"street" -> that class at 0.9; "both" -> forest 0.7 and sea 0.6 (multi-label);
+// "none" -> all 0.2; "throw" -> tinycnn::ValueError; "oom" -> std::bad_alloc; "int" -> throws 42.
+struct FakeModel {
+  int calls = 0;
+  std::vector<std::string> seen;
+  tinycnn::data::DecodeLimits limits;
+  Classifier fn() {
+    return [this](const std::string& path) -> std::vector<float> {
+      ++calls;
+      const std::string n = fs::path(path).filename().string();
+      seen.push_back(n);
+      (void)tinycnn::data::load_image_file(path, limits);
+      if (n.find("throw") != std::string::npos) throw tinycnn::ValueError("model refused " + n);
+      if (n.find("oom") != std::string::npos) throw std::bad_alloc();
+      if (n.find("int") != std::string::npos) throw 42;
+      if (n.find("both") != std::string::npos) return {0.7f, 0.6f, 0.1f};
+      if (n.find("none") != std::string::npos) return {0.2f, 0.2f, 0.2f};
+      if (n.find("sea") != std::string::npos) return {0.05f, 0.9f, 0.05f};
+      if (n.find("street") != std::string::npos) return {0.05f, 0.05f, 0.9f};
+      return {0.9f, 0.05f, 0.05f};
+    };
+  }
+};
+
+SortOptions options(const TempDir& t) {
+  SortOptions o;
+  o.src = t / "src";
+  o.dest = t / "dest";
+  o.class_names = kClasses;
+  return o;
+}
+
+const FileResult& result_for(const SortSummary& s, const std::string& name) {
+  for (const auto& f : s.files)
+    if (fs::path(f.source).filename() == name) return f;
+  FAIL("no result for " << name);
+  return s.files.front();
+}
+
+}  // namespace
+
+TEST_CASE("sha256: FIPS 180-2 vectors") {
+  CHECK(sha256_hex(std::string("")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(sha256_hex(std::string("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(sha256_hex(std::string("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")) ==
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  const std::string a(1000000, 'a');
+  CHECK(sha256_hex(a) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  // the same through many small, unaligned updates
+  Sha256 h;
+  for (size_t i = 0; i < a.size();) {
+    const size_t n = std::min<size_t>(1 + i % 97, a.size() - i);
+    h.update(a.data() + i, n);
+    i += n;
+  }
+  CHECK(h.hex_digest() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  TempDir t;
+  write_text(t / "abc.txt", "abc");
+  CHECK(sha256_file(t / "abc.txt") == sha256_hex(std::string("abc")));
+  CHECK_THROWS_AS(sha256_file(t / "missing"), tinycnn::IOError);
+}
+
+TEST_CASE("sort: copy by top class, never overwrite, _2 suffix, duplicates, second run copies nothing") {
+  TempDir t;
+  put("good.jpg", t / "src/forest_a.jpg");
+  put("good.png", t / "src/sea_b.png");
+  put("gray.jpg", t / "src/sub/forest_a.jpg");   // same name, other content -> forest_a_2.jpg
+  put("good.jpg", t / "src/sub2/forest_a.jpg");  // identical to the first -> duplicate
+  put("image.bmp", t / "src/street_c.bmp");
+  write_text(t / "dest/sea/sea_b.png", "someone else's file");  // must survive untouched
+  const auto src_before = snapshot(t.path / "src");
+
+  FakeModel m;
+  SortOptions o = options(t);
+  SortSummary s = sort_photos(o, m.fn());
+  INFO(s.to_string());
+  CHECK(s.scanned == 5);
+  CHECK(s.copied == 4);
+  CHECK(s.duplicates == 1);
+  CHECK(s.skipped == 0);
+  CHECK(s.failed == 0);
+  CHECK(s.reconciles());
+  CHECK(s.to_string() == "scanned=5 copied=4 duplicates=1 skipped=0 failed=0");
+  CHECK(snapshot(t.path / "src") == src_before);  // copy is the default: sources untouched
+  CHECK(sha256_file(t / "dest/forest/forest_a.jpg") == sha256_file(kImages + "good.jpg"));
+  CHECK(sha256_file(t / "dest/forest/forest_a_2.jpg") == sha256_file(kImages + "gray.jpg"));
+  CHECK(!fs::exists(t / "dest/forest/forest_a_3.jpg"));
+  CHECK(read_text(t / "dest/sea/sea_b.png") == "someone else's file");
+  CHECK(sha256_file(t / "dest/sea/sea_b_2.png") == sha256_file(kImages + "good.png"));
+  CHECK(sha256_file(t / "dest/street/street_c.bmp") == sha256_file(kImages + "image.bmp"));
+  CHECK(result_for(s, "street_c.bmp").labels == std::vector<std::string>{"street"});
+
+  // the manifest: header + one row per scanned file, with the sha256 and all probabilities
+  const std::string man = read_text(t / "dest/manifest.csv");
+  CHECK(s.manifest_path == t / "dest/manifest.csv");
+  CHECK(man.rfind("source,status,destinations,labels,probabilities,sha256,reason\n", 0) == 0);
+  CHECK(std::count(man.begin(), man.end(), '\n') == 6);
+  CHECK(man.find(sha256_file(kImages + "gray.jpg")) != std::string::npos);
+  CHECK(man.find("forest=0.900000;sea=0.050000;street=0.050000") != std::string::npos);
+  CHECK(man.find(t / "dest/forest/forest_a_2.jpg") != std::string::npos);
+
+  // a second run over the same folders copies nothing and changes no archived file
+  auto dest_before = snapshot(t.path / "dest");
+  SortSummary s2 = sort_photos(o, m.fn());
+  CHECK(s2.to_string() == "scanned=5 copied=0 duplicates=5 skipped=0 failed=0");
+  auto dest_after = snapshot(t.path / "dest");
+  dest_before.erase("manifest.csv");
+  dest_after.erase("manifest.csv");
+  CHECK(dest_after == dest_before);
+  CHECK(result_for(s2, "sea_b.png").destinations == std::vector<std::string>{t / "dest/sea/sea_b_2.png"});
+  const std::string man2 = read_text(t / "dest/manifest.csv");
+  CHECK(std::count(man2.begin(), man2.end(), '\n') == 11);  // appended, one header
+}
+
+TEST_CASE("sort: multi-label goes to every class above its threshold, none -> unclassified") {
+  TempDir t;
+  put("good.jpg", t / "src/both.jpg");
+  put("good.png", t / "src/none.png");
+  put("gray.png", t / "src/sea.png");
+  FakeModel m;
+  SortOptions o = options(t);
+  o.multi_label = true;
+  SortSummary s = sort_photos(o, m.fn());
+  CHECK(s.to_string() == "scanned=3 copied=3 duplicates=0 skipped=0 failed=0");
+  CHECK(fs::exists(t / "dest/forest/both.jpg"));
+  CHECK(fs::exists(t / "dest/sea/both.jpg"));
+  CHECK(!fs::exists(t / "dest/street/both.jpg"));
+  CHECK(fs::exists(t / "dest/unclassified/none.png"));
+  CHECK(fs::exists(t / "dest/sea/sea.png"));
+  CHECK(result_for(s, "both.jpg").labels == std::vector<std::string>{"forest", "sea"});
+
+  // per-class thresholds: sea needs 0.65 now, so "both" (sea 0.6) goes to forest only
+  TempDir t2;
+  put("good.jpg", t2 / "src/both.jpg");
+  SortOptions o2 = options(t2);
+  o2.multi_label = true;
+  o2.class_thresholds = {0.5, 0.65, 0.5};
+  SortSummary s2 = sort_photos(o2, m.fn());
+  CHECK(result_for(s2, "both.jpg").labels == std::vector<std::string>{"forest"});
+  CHECK(!fs::exists(t2 / "dest/sea"));
+  o2.class_thresholds = {0.5};
+  CHECK_THROWS_AS(sort_photos(o2, m.fn()), tinycnn::ValueError);
+
+  // single-label with a minimum confidence: below it -> unclassified
+  TempDir t3;
+  put("good.jpg", t3 / "src/none.jpg");
+  SortOptions o3 = options(t3);
+  o3.min_confidence = 0.5;
+  sort_photos(o3, m.fn());
+  CHECK(fs::exists(t3 / "dest/unclassified/none.jpg"));
+}
+
+TEST_CASE("sort: unreadable, corrupt, zero-byte, non-image and special files are reported, untouched, and the run goes on") {
+  TempDir t;
+  for (const char* bad : {"empty.jpg", "text.jpg", "truncated.jpg", "truncated.png", "bomb_16384x16384.png",
+                          "wide_20000x1.png", "corrupt_idat.png", "anim.gif", "image.psd", "fuzz_bad_dht.jpg",
+                          "fuzz_empty_idat.png", "zero_size.jpg"})
+    put(bad, t / (std::string("src/bad/") + bad));
+  put("good.jpg", t / "src/a_forest.jpg");
+  put("good.png", t / "src/throw.png");  // the classifier throws a tinycnn error
+  put("gray.png", t / "src/oom.png");    // ... std::bad_alloc
+  put("gray.jpg", t / "src/int.jpg");    // ... something that is not an exception class
+  put("image.bmp", t / "src/z_sea.bmp");
+  write_text(t / "src/notes.txt", "not a photo");
+  REQUIRE(::mkfifo((t / "src/pipe.jpg").c_str(), 0644) == 0);  // opening it would block forever
+  const auto src_before = snapshot(t.path / "src");
+
+  FakeModel m;
+  SortOptions o = options(t);
+  o.move = true;  // even with --move, nothing that failed or was skipped is deleted
+  SortSummary s = sort_photos(o, m.fn());
+  INFO(s.to_string());
+  CHECK(s.scanned == 19);
+  CHECK(s.copied == 2);
+  CHECK(s.reconciles());
+  const std::map<std::string, FileStatus> want = {
+      {"empty.jpg", FileStatus::Skipped},      {"text.jpg", FileStatus::Skipped},
+      {"anim.gif", FileStatus::Skipped},       {"image.psd", FileStatus::Skipped},
+      {"notes.txt", FileStatus::Skipped},      {"pipe.jpg", FileStatus::Skipped},
+      {"truncated.jpg", FileStatus::Failed},   {"truncated.png", FileStatus::Failed},
+      {"bomb_16384x16384.png", FileStatus::Failed}, {"wide_20000x1.png", FileStatus::Failed},
+      {"corrupt_idat.png", FileStatus::Failed}, {"fuzz_bad_dht.jpg", FileStatus::Failed},
+      {"fuzz_empty_idat.png", FileStatus::Failed}, {"zero_size.jpg", FileStatus::Failed},
+      {"throw.png", FileStatus::Failed},       {"oom.png", FileStatus::Failed},
+      {"int.jpg", FileStatus::Failed},         {"a_forest.jpg", FileStatus::Copied},
+      {"z_sea.bmp", FileStatus::Copied}};
+  for (const auto& [name, st] : want) {
+    const FileResult& r = result_for(s, name);
+    INFO(name << ": " << r.reason);
+    CHECK(file_status_name(r.status) == std::string(file_status_name(st)));
+    if (st != FileStatus::Copied) {
+      CHECK(!r.reason.empty());
+      CHECK(!r.source_removed);
+      CHECK(r.destinations.empty());
+    }
+  }
+  CHECK(s.skipped == 6);
+  CHECK(s.failed == 11);
+  CHECK(result_for(s, "oom.png").reason == "out of memory");
+  CHECK(result_for(s, "empty.jpg").reason == "zero-byte file");
+  CHECK(result_for(s, "bomb_16384x16384.png").reason.find("too large") != std::string::npos);
+  // the header is probed with the decode limits before the classifier runs: no bomb reaches it
+  for (const char* never : {"bomb_16384x16384.png", "wide_20000x1.png", "empty.jpg", "text.jpg", "pipe.jpg", "anim.gif"})
+    CHECK(std::find(m.seen.begin(), m.seen.end(), never) == m.seen.end());
+  // the good ones were moved, everything else is exactly as it was
+  auto src_after = snapshot(t.path / "src");
+  auto expected = src_before;
+  expected.erase("a_forest.jpg");
+  expected.erase("z_sea.bmp");
+  CHECK(src_after == expected);
+  CHECK(fs::exists(t / "dest/forest/a_forest.jpg"));
+  CHECK(fs::exists(t / "dest/sea/z_sea.bmp"));
+  // nothing but the two photos (and the manifest) was written
+  CHECK(snapshot(t.path / "dest").size() == 5);  // forest/, sea/, 2 files, manifest.csv
+
+  if (::geteuid() != 0) {  // root reads mode-000 files, so this part needs an ordinary user
+    put("good.jpg", t / "src2/locked.jpg");
+    fs::permissions(t / "src2/locked.jpg", fs::perms::none);
+    SortOptions o2 = options(t);
+    o2.src = t / "src2";
+    SortSummary s2 = sort_photos(o2, m.fn());
+    CHECK(s2.failed == 1);
+    fs::permissions(t / "src2/locked.jpg", fs::perms::owner_all);
+  } else {
+    MESSAGE("running as root: the mode-000 (unreadable) file check is skipped");
+  }
+
+  // a tighter file-size cap is a decode limit too
+  TempDir t2;
+  put("good.jpg", t2 / "src/big.jpg");
+  SortOptions o3 = options(t2);
+  o3.limits.max_file_bytes = 100;
+  SortSummary s3 = sort_photos(o3, m.fn());
+  CHECK(s3.failed == 1);
+  CHECK(result_for(s3, "big.jpg").reason.find("too large") != std::string::npos);
+}
+
+TEST_CASE("sort: --move copies, verifies, then deletes the source; duplicates too; failures never") {
+  TempDir t;
+  put("good.jpg", t / "src/forest_1.jpg");
+  put("good.png", t / "src/both.png");
+  put("gray.jpg", t / "src/throw.jpg");
+  put("rgba.png", t / "src/dup_sea.png");
+  put("rgba.png", t / "dest/sea/dup_sea.png");  // already archived
+  FakeModel m;
+  SortOptions o = options(t);
+  o.move = true;
+  o.multi_label = true;
+  SortSummary s = sort_photos(o, m.fn());
+  CHECK(s.to_string() == "scanned=4 copied=2 duplicates=1 skipped=0 failed=1");
+  CHECK(!fs::exists(t / "src/forest_1.jpg"));
+  CHECK(!fs::exists(t / "src/both.png"));
+  CHECK(!fs::exists(t / "src/dup_sea.png"));
+  CHECK(fs::exists(t / "src/throw.jpg"));
+  CHECK(result_for(s, "both.png").source_removed);
+  CHECK(sha256_file(t / "dest/forest/forest_1.jpg") == sha256_file(kImages + "good.jpg"));
+  CHECK(sha256_file(t / "dest/forest/both.png") == sha256_file(kImages + "good.png"));
+  CHECK(sha256_file(t / "dest/sea/both.png") == sha256_file(kImages + "good.png"));
+  CHECK(sha256_file(t / "dest/sea/dup_sea.png") == sha256_file(kImages + "rgba.png"));
+
+  // a source that is itself the archived file (SRC is DEST/forest) is never deleted
+  TempDir t2;
+  put("good.jpg", t2 / "dest/forest/forest.jpg");
+  SortOptions o2 = options(t2);
+  o2.src = t2 / "dest/forest";
+  o2.move = true;
+  SortSummary s2 = sort_photos(o2, m.fn());
+  CHECK(s2.duplicates == 1);
+  CHECK(fs::exists(t2 / "dest/forest/forest.jpg"));
+  CHECK(!result_for(s2, "forest.jpg").source_removed);
+}
+
+TEST_CASE("sort: --dry-run changes nothing on disk and reports what a real run would do") {
+  TempDir t;
+  put("good.jpg", t / "src/forest_a.jpg");
+  put("gray.jpg", t / "src/sub/forest_a.jpg");
+  put("good.png", t / "src/both.png");
+  put("truncated.jpg", t / "src/broken.jpg");
+  put("good.png", t / "dest/forest/both.png");  // already archived
+  FakeModel m;
+  for (bool move : {false, true}) {
+    const auto src_before = snapshot(t.path / "src"), dest_before = snapshot(t.path / "dest");
+    SortOptions o = options(t);
+    o.dry_run = true;
+    o.move = move;
+    o.multi_label = true;
+    SortSummary s = sort_photos(o, m.fn());
+    CHECK(snapshot(t.path / "src") == src_before);
+    CHECK(snapshot(t.path / "dest") == dest_before);
+    CHECK(s.manifest_path.empty());
+    CHECK(s.to_string() == "scanned=4 copied=3 duplicates=0 skipped=0 failed=1");
+    CHECK(result_for(s, "both.png").destinations ==
+          std::vector<std::string>{t / "dest/forest/both.png", t / "dest/sea/both.png"});
+    // the second forest_a.jpg is planned as forest_a_2.jpg, as a real run would name it
+    std::vector<std::string> planned;
+    for (const auto& f : s.files)
+      for (const auto& d : f.destinations) planned.push_back(d);
+    CHECK(std::count(planned.begin(), planned.end(), t / "dest/forest/forest_a_2.jpg") == 1);
+  }
+  // a dry run into a destination that does not exist yet does not create it
+  SortOptions o = options(t);
+  o.dest = t / "fresh";
+  o.dry_run = true;
+  CHECK(sort_photos(o, m.fn()).copied == 3);
+  CHECK(!fs::exists(t / "fresh"));
+}
+
+TEST_CASE("sort: a destination inside the source is refused") {
+  TempDir t;
+  put("good.jpg", t / "src/a.jpg");
+  FakeModel m;
+  const auto before = snapshot(t.path);
+  for (const std::string& dest : {t / "src/archive", t / "src", t / "src/x/../archive", t / "src/"}) {
+    SortOptions o = options(t);
+    o.dest = dest;
+    CHECK_THROWS_AS(sort_photos(o, m.fn()), tinycnn::ValueError);
+  }
+  fs::create_directory_symlink(t / "src", t / "alias");  // the same folder through a link
+  SortOptions o = options(t);
+  o.dest = t / "alias/archive";
+  CHECK_THROWS_AS(sort_photos(o, m.fn()), tinycnn::ValueError);
+  auto after = snapshot(t.path);
+  after.erase("alias");
+  CHECK(str(after) == str(before));
+  CHECK(m.calls == 0);
+  o.dest = t / "src-archive";  // a sibling with a common name prefix is fine
+  CHECK(sort_photos(o, m.fn()).copied == 1);
+  // bad class names would escape DEST
+  o.class_names = {"forest", "../sea", "street"};
+  CHECK_THROWS_AS(sort_photos(o, m.fn()), tinycnn::ValueError);
+}
+
+TEST_CASE("sort: symlinks are not followed by default") {
+  TempDir t;
+  put("good.jpg", t / "outside/sea_link_target.jpg");
+  put("gray.jpg", t / "outside/dir/street_in_dir.jpg");
+  put("good.png", t / "src/forest.png");
+  fs::create_symlink(t / "outside/sea_link_target.jpg", t / "src/sea_link.jpg");
+  fs::create_directory_symlink(t / "outside/dir", t / "src/linked_dir");
+  fs::create_directory_symlink(t / "src", t / "src/loop");  // a cycle
+  FakeModel m;
+  SortOptions o = options(t);
+  SortSummary s = sort_photos(o, m.fn());
+  CHECK(s.to_string() == "scanned=4 copied=1 duplicates=0 skipped=3 failed=0");
+  CHECK(result_for(s, "sea_link.jpg").reason == "symlink (not followed)");
+  CHECK(!fs::exists(t / "dest/sea"));
+  CHECK(!fs::exists(t / "dest/street"));
+
+  TempDir t2;
+  put("good.jpg", t2 / "outside/sea_link_target.jpg");
+  put("gray.jpg", t2 / "outside/dir/street_in_dir.jpg");
+  put("good.png", t2 / "src/forest.png");
+  fs::create_symlink(t2 / "outside/sea_link_target.jpg", t2 / "src/sea_link.jpg");
+  fs::create_directory_symlink(t2 / "outside/dir", t2 / "src/linked_dir");
+  fs::create_directory_symlink(t2 / "src", t2 / "src/loop");
+  SortOptions o2 = options(t2);
+  o2.follow_symlinks = true;
+  SortSummary s2 = sort_photos(o2, m.fn());
+  CHECK(s2.to_string() == "scanned=3 copied=3 duplicates=0 skipped=0 failed=0");
+  CHECK(fs::is_regular_file(fs::symlink_status(t2 / "dest/sea/sea_link.jpg")));  // a copy, not a link
+  CHECK(fs::exists(t2 / "dest/street/street_in_dir.jpg"));
+  CHECK(fs::exists(t2 / "outside/sea_link_target.jpg"));
+}
+
+TEST_CASE("sort: manifest fields are CSV-quoted") {
+  CHECK(csv_field("plain") == "plain");
+  CHECK(csv_field("a,b") == "\"a,b\"");
+  CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
+  CHECK(csv_field("two\nlines") == "\"two\nlines\"");
+  CHECK(csv_field(" pad") == "\" pad\"");
+  TempDir t;
+  put("good.jpg", t / "src/sea, \"quoted\".jpg");
+  FakeModel m;
+  SortOptions o = options(t);
+  o.manifest = t / "log.csv";
+  sort_photos(o, m.fn());
+  const std::string man = read_text(t / "log.csv");
+  CHECK(man.find(csv_field(t / "src/sea, \"quoted\".jpg") + ",copied,") != std::string::npos);
+  CHECK(!fs::exists(t / "dest/manifest.csv"));
+}
