@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ clang libclang-rt-14-dev libomp-dev
       libeigen3-dev libstb-dev doctest-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
-      zlib1g-dev libhdf5-dev libopenblas-dev dataset-fashion-mnist python3 python3-numpy)
+      zlib1g-dev libhdf5-dev libopenblas-dev dataset-fashion-mnist python3 python3-numpy chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,6 +14,8 @@
 
 #include <tinycnn/tinycnn.hpp>
 
+#include "../examples/intel_scenes/gradcam.hpp"
+#include "../examples/intel_scenes/report.hpp"
 #include "../examples/intel_scenes/sha256.hpp"
 #include "../examples/intel_scenes/sorter.hpp"
 
@@ -456,4 +458,288 @@ TEST_CASE("sort: manifest fields are CSV-quoted") {
   const std::string man = read_text(t / "log.csv");
   CHECK(man.find(csv_field(t / "src/sea, \"quoted\".jpg") + ",copied,") != std::string::npos);
   CHECK(!fs::exists(t / "dest/manifest.csv"));
+}
+
+// ---- Grad-CAM ----------------------------------------------------------------------------------
+
+namespace {
+
+// A red square at rows [y0, y0+s), cols [x0, x0+s) on a dark grey 3 x H x W input in [0, 1].
+tinycnn::Tensor<float> red_square(int H, int W, int y0, int x0, int s) {
+  tinycnn::Tensor<float> x({1, 3, H, W});
+  x.fill(0.1f);
+  for (int y = y0; y < y0 + s; ++y)
+    for (int xx = x0; xx < x0 + s; ++xx) x.at({0, 0, y, xx}) = 1.0f;
+  return x;
+}
+
+// AvgPool 2 -> the last conv: 1x1, one filter that copies the red channel (identity-like), no bias
+// -> GlobalAvgPool -> Dense(2) with weights +1 (class 0) and -1 (class 1).
+template <class M>
+void make_identity_red(M& conv, tinycnn::nn::Dense<float>& dense) {
+  conv.kernel().value().fill(0.0f);
+  conv.kernel().value().at({0, 0, 0, 0}) = 1.0f;
+  dense.kernel().value() = tinycnn::Tensor<float>::from({1, 2}, {1.0f, -1.0f});
+  dense.bias().value().fill(0.0f);
+}
+
+void check_peak_in_square(const GradCam& g, int y0, int x0, int s) {
+  REQUIRE(g.cam.size() == static_cast<size_t>(g.width * g.height));
+  const size_t best = static_cast<size_t>(std::max_element(g.cam.begin(), g.cam.end()) - g.cam.begin());
+  const int by = static_cast<int>(best) / g.width, bx = static_cast<int>(best) % g.width;
+  CHECK(by >= y0);
+  CHECK(by < y0 + s);
+  CHECK(bx >= x0);
+  CHECK(bx < x0 + s);
+  double in = 0, out = 0;
+  int nin = 0, nout = 0;
+  for (int y = 0; y < g.height; ++y)
+    for (int x = 0; x < g.width; ++x) {
+      const float v = g.cam[static_cast<size_t>(y * g.width + x)];
+      const bool inside = y >= y0 && y < y0 + s && x >= x0 && x < x0 + s;
+      (inside ? in : out) += v;
+      ++(inside ? nin : nout);
+    }
+  CHECK(in / nin > 0.8);
+  CHECK(out / nout < 0.2);
+}
+
+}  // namespace
+
+TEST_CASE("gradcam: size, range, and the peak where a constructed model looks (Sequential and Graph)") {
+  using namespace tinycnn;
+  // a tiny random CNN: the map is the input's size and in [0, 1]
+  {
+    nn::Sequential<float> m(3);
+    m.add<nn::Conv2D>(4, 3, 1, "same", "relu");
+    m.add<nn::MaxPool2D>(2);
+    m.add<nn::Conv2D>(6, 3, 1, "same", "relu");
+    m.add<nn::Flatten>();
+    m.add<nn::Dense>(3);
+    Rng rng(5);
+    Tensor<float> x({1, 3, 12, 16});
+    x.fill_uniform(0.0f, 1.0f, rng);
+    m.train();
+    const GradCam g = grad_cam(m, x);
+    CHECK(g.width == 16);
+    CHECK(g.height == 12);
+    CHECK(g.map_width == 8);
+    CHECK(g.map_height == 6);
+    CHECK(g.layer == "conv2d_1");
+    CHECK(g.logits.size() == 3);
+    CHECK(g.target_class == static_cast<int>(std::max_element(g.logits.begin(), g.logits.end()) - g.logits.begin()));
+    for (float v : g.cam) {
+      CHECK(v >= 0.0f);
+      CHECK(v <= 1.0f);
+    }
+    CHECK(m.is_training());  // the mode is restored
+    for (auto& p : m.parameters()) {
+      CHECK(p.second.requires_grad());
+      CHECK(!p.second.grad().defined());  // no gradient leaked into the weights
+    }
+    CHECK_THROWS_AS(grad_cam(m, x, 7), ValueError);
+    CHECK_THROWS_AS(grad_cam(m, x, 0, "dense"), Error);  // not a layer with a [C, H, W] output
+    CHECK(grad_cam(m, x, 0, "conv2d").map_width == 16);  // an earlier conv by name
+  }
+  // identity-like last conv on the red channel: class 0's CAM is the (upsampled) red square
+  {
+    nn::Sequential<float> m(1);
+    m.add<nn::AvgPool2D>(2);
+    auto& conv = m.add<nn::Conv2D>(1, 1, 1, "valid", "", false);
+    m.add<nn::GlobalAvgPool2D>();
+    auto& dense = m.add<nn::Dense>(2);
+    m.build({3, 32, 32});
+    make_identity_red(conv, dense);
+    const Tensor<float> x = red_square(32, 32, 8, 20, 8);
+    const GradCam g = grad_cam(m, x, 0);
+    CHECK(g.map_width == 16);
+    check_peak_in_square(g, 8, 20, 8);
+    CHECK(*std::max_element(g.cam.begin(), g.cam.end()) == doctest::Approx(1.0f));
+    // class 1 (weight -1) has no positive evidence anywhere: the CAM is all zeros
+    const GradCam g1 = grad_cam(m, x, 1);
+    CHECK(*std::max_element(g1.cam.begin(), g1.cam.end()) == 0.0f);
+  }
+  {
+    nn::Graph<float> gm({3, 32, 32}, 1);
+    auto a = gm.add<nn::AvgPool2D>({gm.input()}, 2);
+    auto c = gm.add<nn::Conv2D>({a}, 1, 1, 1, "valid", "", false);
+    auto p = gm.add<nn::GlobalAvgPool2D>({c});
+    gm.add<nn::Dense>({p}, 2);
+    make_identity_red(static_cast<nn::Conv2D<float>&>(gm.layer(1)), static_cast<nn::Dense<float>&>(gm.layer(3)));
+    const GradCam g = grad_cam(gm, red_square(32, 32, 16, 4, 12), 0);
+    check_peak_in_square(g, 16, 4, 12);
+  }
+  {
+    nn::Sequential<float> m(1);
+    m.add<nn::Flatten>();
+    m.add<nn::Dense>(2);
+    CHECK_THROWS_AS(grad_cam(m, red_square(8, 8, 0, 0, 2)), ValueError);  // no convolution
+  }
+}
+
+TEST_CASE("gradcam: overlay, PNG and base64") {
+  using namespace tinycnn;
+  CHECK(base64({}) == "");
+  CHECK(base64({'f'}) == "Zg==");
+  CHECK(base64({'f', 'o'}) == "Zm8=");
+  CHECK(base64({'f', 'o', 'o'}) == "Zm9v");
+  CHECK(base64({'f', 'o', 'o', 'b', 'a', 'r'}) == "Zm9vYmFy");
+  uint8_t c[3];
+  jet(0.0f, c);
+  CHECK((c[2] > 100 && c[0] == 0));  // blue
+  jet(1.0f, c);
+  CHECK((c[0] > 100 && c[2] == 0));  // red
+
+  data::Image im(40, 30);
+  for (int y = 0; y < 30; ++y)
+    for (int x = 0; x < 40; ++x)
+      for (int k = 0; k < 3; ++k) im.at(x, y, k) = static_cast<uint8_t>((x * 5 + y * 3 + k * 60) % 256);
+  std::vector<float> cam(10 * 5, 0.0f);
+  cam[2 * 10 + 7] = 1.0f;
+  const data::Image over = overlay_cam(im, cam, 10, 5);
+  CHECK(over.width == 40);
+  CHECK(over.height == 30);
+  CHECK(over.at(29, 14, 0) > over.at(5, 25, 0));  // red where the map peaks
+  // PNG round trip through tinycnn's own decoder
+  const std::vector<uint8_t> png = encode_png(over);
+  const data::Image back = data::load_image_from_memory(png, "overlay.png");
+  CHECK(back.width == 40);
+  CHECK(back.height == 30);
+  CHECK(back.pixels == over.pixels);
+  CHECK(png_data_uri(over).rfind("data:image/png;base64,iVBORw0KGgo", 0) == 0);
+  TempDir t;
+  write_png(t / "o.png", over);
+  CHECK(data::load_image_file(t / "o.png").pixels == over.pixels);
+  CHECK(std::distance(fs::directory_iterator(t.path), fs::directory_iterator()) == 1);  // no temp file left
+  // a larger, less compressible image
+  data::Image big(100, 100, 3);
+  for (size_t i = 0; i < big.pixels.size(); ++i) big.pixels[i] = static_cast<uint8_t>(i * 13 + i / 300);
+  CHECK(data::load_image_from_memory(encode_png(big), "big.png").pixels == big.pixels);
+}
+
+// ---- report.html -------------------------------------------------------------------------------
+
+namespace {
+
+ReportData sample_report() {
+  using namespace tinycnn;
+  ReportData r;
+  r.title = "test <report> & \"quotes\"";
+  r.class_names = {"buildings", "forest", "sea"};
+  r.loss = {1.2, 0.8, 0.6, 0.5};
+  r.val_loss = {1.1, 0.9, std::nan(""), 0.7};
+  r.accuracy = {0.4, 0.6, 0.7, 0.75};
+  r.val_accuracy = {0.45, 0.55, 0.65, 0.7};
+  r.confusion = train::ConfusionMatrix(3);
+  r.confusion.add(0, 0, 20);
+  r.confusion.add(0, 1, 3);
+  r.confusion.add(1, 1, 18);
+  r.confusion.add(2, 2, 15);
+  r.confusion.add(2, 0, 5);
+  r.model_summary = "Model: \"sequential\"\nconv2d (Conv2D)  (None, 8, 16, 16)  224\n<script>alert(1)</script>";
+  r.config = {{"model", "tiny"}, {"epochs", "4"}, {"lr", "0.001"}};
+  nn::Sequential<float> m(2);
+  m.add<nn::Conv2D>(4, 3, 1, "same", "relu");
+  m.add<nn::MaxPool2D>(2);
+  m.add<nn::Conv2D>(4, 3, 1, "same", "relu");
+  m.add<nn::Flatten>();
+  m.add<nn::Dense>(3);
+  for (int i = 0; i < 3; ++i) {
+    data::Image im(32, 32);
+    for (int y = 0; y < 32; ++y)
+      for (int x = 0; x < 32; ++x) {
+        im.at(x, y, 0) = static_cast<uint8_t>(x * 8);
+        im.at(x, y, 1) = static_cast<uint8_t>(y * 8);
+        im.at(x, y, 2) = static_cast<uint8_t>(i * 100);
+      }
+    add_misclassified(r, m, im, data::to_tensor(im), i, (i + 1) % 3, 0.5 + 0.1 * i, "img_" + std::to_string(i) + "<b>.jpg");
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("report: one self-contained, escaped HTML file with every section") {
+  TempDir t;
+  const ReportData r = sample_report();
+  const std::string path = t / "report.html";
+  write_report(path, r);
+  const std::string html = read_text(path);
+  CHECK(std::distance(fs::directory_iterator(t.path), fs::directory_iterator()) == 1);  // written atomically, no temp left
+  for (const char* id : {"id=\"curves\"", "id=\"confusion\"", "id=\"per-class\"", "id=\"misclassified\"", "id=\"model\"", "id=\"config\""})
+    CHECK(html.find(id) != std::string::npos);
+  CHECK(html.find("<h2>Training curves</h2>") != std::string::npos);
+  CHECK(std::count(html.begin(), html.end(), '\n') > 10);
+  // two line charts and a heat map, inline
+  size_t svgs = 0;
+  for (size_t p = html.find("<svg"); p != std::string::npos; p = html.find("<svg", p + 1)) ++svgs;
+  CHECK(svgs == 3);
+  CHECK(html.find(">training<") != std::string::npos);
+  CHECK(html.find(">validation<") != std::string::npos);
+  // the captions, each with an image and its Grad-CAM inline
+  CHECK(html.find("True: buildings / Predicted: forest (0.500)") != std::string::npos);
+  CHECK(html.find("True: sea / Predicted: buildings (0.700)") != std::string::npos);
+  size_t imgs = 0;
+  for (size_t p = html.find("src=\"data:image/png;base64,"); p != std::string::npos; p = html.find("src=\"data:image/png;base64,", p + 1)) ++imgs;
+  CHECK(imgs == 6);
+  // per-class table from the confusion matrix
+  CHECK(html.find("<td>buildings</td><td>0.8000</td><td>0.8696</td>") != std::string::npos);
+  CHECK(html.find("macro avg") != std::string::npos);
+  // escaping, and nothing that reaches the network
+  CHECK(html.find("<script") == std::string::npos);
+  CHECK(html.find("&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
+  CHECK(html.find("test &lt;report&gt; &amp; &quot;quotes&quot;") != std::string::npos);
+  CHECK(html.find("img_0&lt;b&gt;.jpg") != std::string::npos);
+  CHECK(html.find("http://") == html.find("http://www.w3.org/2000/svg"));  // only the SVG namespace name
+  CHECK(html.find("https://") == std::string::npos);
+  CHECK(html.find("src=\"http") == std::string::npos);
+  CHECK(html_escape("a<b>&\"'") == "a&lt;b&gt;&amp;&quot;&#39;");
+  // an empty run still renders
+  write_report(path, ReportData{});
+  CHECK(read_text(path).find("No confusion matrix") != std::string::npos);
+}
+
+TEST_CASE("report: renders in headless Chromium (screenshot is not blank)") {
+  const char* chromium = "/usr/bin/chromium";
+  if (!fs::exists(chromium)) {
+    MESSAGE("skipped: /usr/bin/chromium is not installed (scripts/install-deps.sh installs Debian's chromium)");
+    return;
+  }
+  TempDir t;
+  write_report(t / "report.html", sample_report());
+  fs::create_directories(t.path / "profile");
+  const std::string shot = t / "shot.png";
+  const std::string cmd = std::string("timeout 60 ") + chromium +
+                          " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking"
+                          " --disable-component-update --disable-sync --disable-dev-shm-usage --hide-scrollbars"
+                          " --user-data-dir=" + (t / "profile") + " --screenshot=" + shot +
+                          " --window-size=1200,2000 file://" + (t / "report.html") + " > " + (t / "chromium.log") + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  INFO("chromium output: " << read_text(t / "chromium.log"));
+  REQUIRE(rc == 0);
+  REQUIRE(fs::exists(shot));
+  if (const char* keep = std::getenv("TINYCNN_REPORT_SHOT")) {  // to look at it: TINYCNN_REPORT_SHOT=/tmp/shot.png
+    fs::copy_file(shot, keep, fs::copy_options::overwrite_existing);
+    fs::copy_file(t / "report.html", std::string(keep) + ".html", fs::copy_options::overwrite_existing);
+  }
+  const tinycnn::data::Image im = tinycnn::data::load_image_file(shot);
+  CHECK(im.width == 1200);
+  CHECK(im.height == 2000);
+  // not blank: the pixels vary, and there is dark text and coloured (non-grey) chart/heat-map/CAM pixels
+  double sum = 0, sum2 = 0;
+  size_t dark = 0, colour = 0;
+  const size_t n = static_cast<size_t>(im.width) * static_cast<size_t>(im.height);
+  for (size_t i = 0; i < n; ++i) {
+    const int r = im.pixels[3 * i], g = im.pixels[3 * i + 1], b = im.pixels[3 * i + 2];
+    const double l = (r + g + b) / 3.0;
+    sum += l;
+    sum2 += l * l;
+    dark += l < 80;
+    colour += std::max({r, g, b}) - std::min({r, g, b}) > 60;
+  }
+  const double mean = sum / double(n), var = sum2 / double(n) - mean * mean;
+  INFO("mean " << mean << " variance " << var << " dark " << dark << " colour " << colour);
+  CHECK(var > 100.0);
+  CHECK(dark > 2000);
+  CHECK(colour > 2000);
 }

@@ -226,7 +226,7 @@ inline std::string render_report(const ReportData& r) {
     << "body{font-family:sans-serif;margin:24px;color:#222;background:#fafafa}h1{font-size:22px}"
     << "h2{font-size:18px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:32px}"
     << "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
-    << "th:first-child,td:first-child{text-align:left}pre{background:#fff;border:1px solid #ddd;padding:10px;overflow-x:auto;font-size:12px}"
+    << "th:first-child,td:first-child,#config td{text-align:left}pre{background:#fff;border:1px solid #ddd;padding:10px;overflow-x:auto;font-size:12px}"
     << ".charts svg{margin-right:16px;border:1px solid #ddd}.grid{display:flex;flex-wrap:wrap;gap:14px}"
     << "figure{margin:0;background:#fff;border:1px solid #ddd;padding:8px}figure img{width:150px;height:150px;object-fit:contain;image-rendering:auto}"
     << "figcaption{font-size:12px;max-width:308px}.muted{color:#888}\n</style>\n</head>\n<body>\n";
