@@ -34,26 +34,33 @@ inline std::string fresh_temp_dir() {
 inline DemoResult run_demo(const DemoArgs& a, std::ostream& os) {
   DemoResult r;
   const std::string sample = sample_dir();
-  ScenesModel s = load_scenes_model(a.model);
-  os << "intel_scenes demo: model " << s.path << " (" << s.classes().size() << " classes, input " << s.width << "x"
-     << s.height << ")\n";
+  std::error_code ec;
+  if (!fs::is_directory(sample, ec)) throw IOError("the shipped sample '" + sample + "' is missing");
+  const std::string model = a.model.empty() ? default_model_path() : a.model;
+  os << "intel_scenes demo: the shipped model " << model << " on the shipped sample " << sample << "\n";
+  const std::string root = a.dest.empty() ? fresh_temp_dir() : a.dest;
   EvalArgs ea;
-  ea.model = s.path;
+  ea.model = model;
   ea.data = sample;
+#ifdef INTEL_SCENES_HAVE_REPORT
+  ea.report = root + "/report.html";
+#endif
   EvalResult er = run_evaluate(ea, os);
   r.accuracy = er.accuracy;
   r.macro_f1 = er.macro_f1;
-  r.sorted_dir = a.dest.empty() ? fresh_temp_dir() : a.dest;
+  r.report = ea.report;
 #ifdef INTEL_SCENES_HAVE_SORTER
+  r.sorted_dir = root + "/sorted";
   SortArgs sa;
-  sa.model = s.path;
+  sa.model = model;
   sa.src = sample;
   sa.dest = r.sorted_dir;
   run_sort(sa, os);
-  os << "sorted photos: " << r.sorted_dir << "\n";
+  os << "sorted photos: " << r.sorted_dir << "/<class>/\n";
 #else
-  os << "sorting skipped: the photo archiver (sorter.hpp) is not available in this build yet\n";
+  os << "sorting skipped: the photo archiver (sorter.hpp) is not available in this build\n";
 #endif
+  if (!r.report.empty()) os << "report: " << r.report << "\n";
   return r;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // intel_scenes evaluate: accuracy, macro F1 and the confusion matrix of a model file on a folder
-// DIR/<class>/*.jpg whose class names match the model's.
+// DIR/<class>/*.jpg whose class names are the model's (a subset is fine).
 #include <string>
 #include <vector>
 
@@ -11,7 +11,7 @@ namespace intel_scenes {
 struct EvalArgs {
   std::string model;   // empty: the shipped model
   std::string data;
-  std::string report;  // HTML report path (needs report.hpp)
+  std::string report;  // HTML report path
   bool tta = false;
   int threads = 0;
 };
@@ -23,37 +23,35 @@ struct EvalResult {
   std::vector<std::string> classes;
   Tensor<float> probs;            // [N, K]
   std::vector<int32_t> labels;    // N (model class indices)
-  std::vector<std::string> paths;
+  std::vector<std::string> paths; // N
+  std::vector<std::string> skipped;  // "path: reason"
 };
 
-inline EvalResult evaluate_model(ScenesModel& s, const std::string& dir, bool tta, std::ostream* skipped_to = nullptr) {
-  if (!fs::is_directory(dir)) throw IOError("--data: '" + dir + "' is not a directory");
-  data::ImageFolder folder(dir);
-  // Map the folder's classes onto the model's.
-  std::vector<int32_t> map(static_cast<size_t>(folder.num_classes()), -1);
-  for (size_t c = 0; c < folder.classes().size(); ++c)
-    for (size_t k = 0; k < s.classes().size(); ++k)
-      if (s.classes()[k] == folder.classes()[c]) map[c] = static_cast<int32_t>(k);
-  for (size_t c = 0; c < map.size(); ++c)
-    if (map[c] < 0) throw ValueError("--data: class folder '" + folder.classes()[c] + "' is not one of the model's classes");
+// Predictions and metrics for labelled files (labels are model class indices). Files that fail
+// to decode are listed in `skipped` and left out.
+inline EvalResult evaluate_files(ScenesModel& s, const std::vector<std::string>& paths, const std::vector<int32_t>& labels,
+                                 bool tta) {
   EvalResult r;
   r.classes = s.classes();
-  const int K = static_cast<int>(s.classes().size());
-  std::vector<std::shared_ptr<const data::Image>> keep;
-  std::vector<const data::Image*> ims;
-  for (size_t i = 0; i < folder.size(); ++i) {
-    auto im = folder.load_or_skip(i);
-    if (!im) continue;
-    keep.push_back(im);
-    ims.push_back(im.get());
-    r.labels.push_back(map[static_cast<size_t>(folder.label(i))]);
-    r.paths.push_back(folder.samples()[i].path);
+  const int K = static_cast<int>(s.m.model->output_shape().back());
+  if (r.classes.empty())
+    for (int k = 0; k < K; ++k) r.classes.push_back(s.class_name(static_cast<size_t>(k)));
+  std::vector<data::Image> ims;
+  ims.reserve(paths.size());
+  for (size_t i = 0; i < paths.size(); ++i) {
+    try {
+      ims.push_back(data::load_image_file(paths[i]));
+      r.labels.push_back(labels[i]);
+      r.paths.push_back(paths[i]);
+    } catch (const Error& e) {
+      r.skipped.push_back(paths[i] + ": " + e.what());
+    }
   }
-  if (skipped_to)
-    for (const auto& sk : folder.skipped()) *skipped_to << "skipped " << sk.path << ": " << sk.reason << "\n";
-  if (ims.empty()) throw IOError("--data: no readable images under '" + dir + "'");
+  if (ims.empty()) throw IOError("no readable images to evaluate");
+  std::vector<const data::Image*> ptrs;
+  for (const auto& im : ims) ptrs.push_back(&im);
   r.images = static_cast<int64_t>(ims.size());
-  r.probs = predict_images(s, ims, tta);
+  r.probs = predict_images(s, ptrs, tta);
   r.cm = train::ConfusionMatrix(K);
   r.cm.add(r.labels, train::argmax(r.probs));
   const train::ClassificationReport rep = r.cm.report();
@@ -62,28 +60,80 @@ inline EvalResult evaluate_model(ScenesModel& s, const std::string& dir, bool tt
   return r;
 }
 
+inline EvalResult evaluate_model(ScenesModel& s, const std::string& dir, bool tta) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw IOError("--data: '" + dir + "' is not a directory");
+  data::ImageFolder folder(dir);
+  std::vector<int32_t> map(static_cast<size_t>(folder.num_classes()), -1);
+  for (size_t c = 0; c < folder.classes().size(); ++c)
+    for (size_t k = 0; k < s.classes().size(); ++k)
+      if (s.classes()[k] == folder.classes()[c]) map[c] = static_cast<int32_t>(k);
+  for (size_t c = 0; c < map.size(); ++c)
+    if (map[c] < 0)
+      throw ValueError("--data: class folder '" + folder.classes()[c] + "' in '" + dir + "' is not one of the model's classes");
+  std::vector<std::string> paths;
+  std::vector<int32_t> labels;
+  for (const auto& smp : folder.samples()) {
+    paths.push_back(smp.path);
+    labels.push_back(map[static_cast<size_t>(smp.label)]);
+  }
+  EvalResult r = evaluate_files(s, paths, labels, tta);
+  for (const auto& sk : folder.skipped()) r.skipped.insert(r.skipped.begin(), sk.path + ": " + sk.reason);
+  return r;
+}
+
+#ifdef INTEL_SCENES_HAVE_REPORT
+// The evaluation part of report.html: confusion matrix, per-class metrics, and up to `max_wrong`
+// misclassified images with their Grad-CAM.
+inline void fill_report(ReportData& rd, ScenesModel& s, const EvalResult& r, size_t max_wrong = 12) {
+  rd.class_names = r.classes;
+  rd.confusion = r.cm;
+  rd.model_summary = train::summary(s.model());
+  const std::vector<int32_t> pred = train::argmax(r.probs);
+  const int64_t K = r.probs.dim(1);
+  for (size_t i = 0; i < r.paths.size() && rd.misclassified.size() < max_wrong; ++i) {
+    if (pred[i] == r.labels[i]) continue;
+    try {
+      data::Image view = model_view(data::load_image_file(r.paths[i]), s);
+      Tensor<float> x = data::to_tensor(view, s.normalize);
+      add_misclassified(rd, s.model(), view, x, r.labels[i], pred[i],
+                        r.probs[static_cast<int64_t>(i) * K + pred[i]], fs::path(r.paths[i]).filename().string());
+    } catch (const Error&) {
+      // an image that fails here was already evaluated; leave it out of the grid
+    }
+  }
+}
+#endif
+
 inline EvalResult run_evaluate(const EvalArgs& a, std::ostream& os) {
   if (a.data.empty()) throw UsageError("--data: required");
   if (a.threads > 0) set_num_threads(a.threads);
+#ifndef INTEL_SCENES_HAVE_REPORT
+  if (!a.report.empty()) throw std::runtime_error("--report: the HTML report (report.hpp) is not available in this build");
+#endif
   ScenesModel s = load_scenes_model(a.model);
-  EvalResult r = evaluate_model(s, a.data, a.tta, &os);
+  EvalResult r = evaluate_model(s, a.data, a.tta);
+  for (const auto& sk : r.skipped) os << "skipped " << sk << "\n";
   os << "model " << s.path << " on " << a.data << ": " << r.images << " images" << (a.tta ? " (flip TTA)" : "") << "\n";
   const train::ClassificationReport rep = r.cm.report();
   os << "accuracy: " << fixed4(r.accuracy) << "\n";
   os << "macro F1: " << fixed4(r.macro_f1) << "\n";
   print_confusion(os, r.cm, r.classes);
-  os << "per class (precision recall F1 support):\n";
+  os << "per class: precision recall F1 support\n";
   for (size_t k = 0; k < r.classes.size(); ++k)
     os << "  " << r.classes[k] << " " << fixed4(rep.precision[k]) << " " << fixed4(rep.recall[k]) << " " << fixed4(rep.f1[k])
        << " " << rep.support[k] << "\n";
-  if (!a.report.empty()) {
 #ifdef INTEL_SCENES_HAVE_REPORT
-    write_evaluate_report(a.report, s, r);
+  if (!a.report.empty()) {
+    ReportData rd;
+    rd.title = "intel_scenes evaluation report";
+    fill_report(rd, s, r);
+    rd.config = {{"model file", s.path}, {"data", a.data}, {"images", std::to_string(r.images)},
+                 {"test-time flip averaging", a.tta ? "yes" : "no"}};
+    write_report(a.report, rd);
     os << "report: " << a.report << "\n";
-#else
-    throw std::runtime_error("--report: the HTML report (report.hpp) is not available in this build yet");
-#endif
   }
+#endif
   return r;
 }
 

@@ -2,6 +2,7 @@
 // intel_scenes predict: top classes with probabilities per image; text, --json or --csv.
 #include <algorithm>
 #include <numeric>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,9 +26,10 @@ struct Prediction {
   std::string error;  // non-empty: the file could not be read/decoded
   std::vector<std::pair<std::string, double>> top;  // (class, probability), best first
   std::vector<double> probs;                         // all classes
+  std::string explanation;                           // --explain: the Grad-CAM PNG
 };
 
-inline std::string csv_field(const std::string& s) {
+inline std::string predict_csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string o = "\"";
   for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
@@ -76,7 +78,21 @@ inline std::vector<Prediction> run_predict(const PredictArgs& a, std::ostream& o
   }
   if (!a.explain.empty()) {
 #ifdef INTEL_SCENES_HAVE_GRADCAM
-    write_explanations(a.explain, s, files, ok, ims, os);
+    // A Grad-CAM overlay per image (explaining its top class), OUT_DIR/<name>.png.
+    std::error_code ec;
+    fs::create_directories(a.explain, ec);
+    if (!fs::is_directory(a.explain, ec)) throw IOError("--explain: cannot create '" + a.explain + "'");
+    std::set<std::string> used;
+    for (size_t j = 0; j < ok.size(); ++j) {
+      const data::Image view = model_view(ims[j], s);
+      const GradCam g = grad_cam(s.model(), data::to_tensor(view, s.normalize));
+      std::string stem = fs::path(files[ok[j]]).stem().string();
+      for (int n = 2; used.count(stem); ++n) stem = fs::path(files[ok[j]]).stem().string() + "_" + std::to_string(n);
+      used.insert(stem);
+      const std::string png = (fs::path(a.explain) / (stem + ".png")).string();
+      write_png(png, overlay_cam(view, g));
+      out[ok[j]].explanation = png;
+    }
 #else
     throw std::runtime_error("--explain: Grad-CAM (gradcam.hpp) is not available in this build yet");
 #endif
@@ -86,6 +102,7 @@ inline std::vector<Prediction> run_predict(const PredictArgs& a, std::ostream& o
     for (const auto& pr : out) {
       nlohmann::json j{{"path", pr.path}};
       if (!pr.error.empty()) j["error"] = pr.error;
+      if (!pr.explanation.empty()) j["explanation"] = pr.explanation;
       else {
         nlohmann::json t = nlohmann::json::array();
         for (const auto& c : pr.top) t.push_back({{"class", c.first}, {"probability", c.second}});
@@ -99,12 +116,12 @@ inline std::vector<Prediction> run_predict(const PredictArgs& a, std::ostream& o
     os << arr.dump(2) << "\n";
   } else if (a.csv) {
     os << "path,error";
-    for (size_t k = 0; k < s.classes().size(); ++k) os << "," << csv_field(s.class_name(k));
+    for (size_t k = 0; k < s.classes().size(); ++k) os << "," << predict_csv_field(s.class_name(k));
     os << ",top_class,top_probability\n";
     for (const auto& pr : out) {
-      os << csv_field(pr.path) << "," << csv_field(pr.error);
+      os << predict_csv_field(pr.path) << "," << predict_csv_field(pr.error);
       for (size_t k = 0; k < s.classes().size(); ++k) os << "," << (pr.error.empty() ? fixed4(pr.probs[k]) : std::string());
-      os << "," << (pr.top.empty() ? std::string() : csv_field(pr.top[0].first)) << ","
+      os << "," << (pr.top.empty() ? std::string() : predict_csv_field(pr.top[0].first)) << ","
          << (pr.top.empty() ? std::string() : fixed4(pr.top[0].second)) << "\n";
     }
   } else {
@@ -112,6 +129,7 @@ inline std::vector<Prediction> run_predict(const PredictArgs& a, std::ostream& o
       os << pr.path << ":";
       if (!pr.error.empty()) os << " error: " << pr.error;
       for (const auto& c : pr.top) os << " " << c.first << " " << fixed4(c.second);
+      if (!pr.explanation.empty()) os << " (Grad-CAM: " << pr.explanation << ")";
       os << "\n";
     }
   }

@@ -9,11 +9,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cmd_evaluate.hpp"
 #include "common.hpp"
 #include "models.hpp"
-#ifdef INTEL_SCENES_HAVE_REPORT
-#include "report.hpp"
-#endif
 
 namespace intel_scenes {
 
@@ -45,6 +43,7 @@ struct TrainResult {
   int best_epoch = -1;
   std::vector<std::string> classes;
   int64_t train_images = 0, val_images = 0;
+  double val_macro_f1 = 0;          // of the best model (top-1 of its outputs against the first label)
   double seconds = 0, images_per_second = 0;
 };
 
@@ -321,10 +320,45 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
     os << "\n";
   }
 
+  os << "wrote " << model_path << " (epoch " << r.best_epoch + 1 << "), " << a.out << "/history.csv";
+  // The best model on the validation data (macro F1, confusion matrix, mistakes for the report).
+  ScenesModel best_model = load_scenes_model(model_path);
+  std::vector<std::string> vpaths;
+  std::vector<int32_t> vlabels;
+  for (size_t i : val_idx) {
+    vpaths.push_back(val_folder->samples()[i].path);
+    vlabels.push_back(val_folder->label(i));
+  }
+  EvalResult er = evaluate_files(best_model, vpaths, vlabels, false);
+  r.val_macro_f1 = er.macro_f1;
 #ifdef INTEL_SCENES_HAVE_REPORT
-  // report.html is written through report.hpp (see write_train_report in cmd_report.hpp when wired).
+  {
+    ReportData rd;
+    fill_report(rd, best_model, er);
+    set_curves(rd, h);
+    rd.config = {{"model", a.model},
+                 {"data", a.data},
+                 {"validation", a.val_dir.empty() ? "stratified split " + train::format_double(a.val_split) + " (seed " +
+                                                        std::to_string(a.seed) + ")"
+                                                  : a.val_dir},
+                 {"excluded", a.exclude_dir.empty() ? "-" : a.exclude_dir},
+                 {"training / validation images", std::to_string(train_idx.size()) + " / " + std::to_string(val_idx.size())},
+                 {"input", std::to_string(size) + "x" + std::to_string(size)},
+                 {"epochs", std::to_string(a.epochs)},
+                 {"batch", std::to_string(a.batch)},
+                 {"optimizer", "Adam, lr " + train::format_double(a.lr) + ", " + a.schedule},
+                 {"augment", a.augment},
+                 {"multi-label", a.multi_label ? "yes" : "no"},
+                 {"seed", std::to_string(a.seed)},
+                 {"best epoch", std::to_string(r.best_epoch + 1)},
+                 {"training time", train::format_double(secs) + " s"}};
+    write_report(a.out + "/report.html", rd);
+    os << ", " << a.out << "/report.html";
+  }
 #endif
-  os << "wrote " << model_path << " (epoch " << r.best_epoch + 1 << "), " << a.out << "/history.csv\n";
+  os << "\n";
+  os << "training: " << fixed1(secs) << " s, " << fixed1(r.images_per_second)
+     << " images/s; best model (epoch " << r.best_epoch + 1 << ") on the validation data: macro F1 " << fixed4(r.val_macro_f1) << "\n";
   os << "best val accuracy: " << fixed4(r.best_val_accuracy) << "\n";
   return r;
 }

@@ -14,6 +14,21 @@
 
 #include <tinycnn/tinycnn.hpp>
 
+// The photo archiver, the HTML report and Grad-CAM live in their own headers; the commands use
+// them when they are present.
+#if __has_include("sorter.hpp") && !defined(INTEL_SCENES_NO_SORTER)
+#include "sorter.hpp"
+#define INTEL_SCENES_HAVE_SORTER 1
+#endif
+#if __has_include("gradcam.hpp") && !defined(INTEL_SCENES_NO_GRADCAM)
+#include "gradcam.hpp"
+#define INTEL_SCENES_HAVE_GRADCAM 1
+#endif
+#if __has_include("report.hpp") && defined(INTEL_SCENES_HAVE_GRADCAM) && defined(TINYCNN_HAS_JSON)
+#include "report.hpp"
+#define INTEL_SCENES_HAVE_REPORT 1
+#endif
+
 #ifndef INTEL_SCENES_DIR
 #define INTEL_SCENES_DIR "examples/intel_scenes"
 #endif
@@ -40,6 +55,12 @@ inline std::string sample_dir() { return scenes_dir() + "/sample"; }
 inline std::string fixed4(double v) {
   std::ostringstream o;
   o << std::fixed << std::setprecision(4) << v;
+  return o.str();
+}
+
+inline std::string fixed1(double v) {
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(1) << v;
   return o.str();
 }
 
@@ -98,9 +119,21 @@ inline ScenesModel load_scenes_model(std::string path) {
   return s;
 }
 
-// One decoded, resized image as a [3, H, W] slot.
-inline void image_into(const data::Image& im, const ScenesModel& s, float* dst, bool flip = false) {
+// A decoded image as the model sees it: resized to its input, RGB.
+inline data::Image model_view(const data::Image& im, const ScenesModel& s) {
   data::Image px = data::resize_to(im, s.width, s.height, s.resize);
+  if (px.channels == 1) {  // grey -> RGB
+    data::Image rgb(px.width, px.height, 3);
+    for (size_t i = 0; i < px.pixels.size(); ++i)
+      for (int c = 0; c < 3; ++c) rgb.pixels[i * 3 + static_cast<size_t>(c)] = px.pixels[i];
+    px = std::move(rgb);
+  }
+  return px;
+}
+
+// One decoded image as a [3, H, W] slot of a batch (optionally mirrored).
+inline void image_into(const data::Image& im, const ScenesModel& s, float* dst, bool flip = false) {
+  data::Image px = model_view(im, s);
   if (flip) {
     for (int y = 0; y < px.height; ++y) {
       uint8_t* r = px.row(y);
@@ -108,12 +141,6 @@ inline void image_into(const data::Image& im, const ScenesModel& s, float* dst, 
         for (int c = 0; c < px.channels; ++c)
           std::swap(r[x * px.channels + c], r[(px.width - 1 - x) * px.channels + c]);
     }
-  }
-  if (px.channels == 1) {  // grey -> RGB
-    data::Image rgb(px.width, px.height, 3);
-    for (size_t i = 0; i < px.pixels.size(); ++i)
-      for (int c = 0; c < 3; ++c) rgb.pixels[i * 3 + static_cast<size_t>(c)] = px.pixels[i];
-    px = std::move(rgb);
   }
   data::image_to_chw(px, dst, s.normalize);
 }

@@ -1,0 +1,270 @@
+// examples/intel_scenes: model parameter counts, and the CLI's commands through the functions they
+// call (train a short epoch into a temporary RUNDIR, evaluate/predict on the shipped sample, bench),
+// plus exit codes and error lines of the built binary.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../examples/intel_scenes/cmd_bench.hpp"
+#include "../examples/intel_scenes/cmd_demo.hpp"
+#include "../examples/intel_scenes/cmd_evaluate.hpp"
+#include "../examples/intel_scenes/cmd_predict.hpp"
+#include "../examples/intel_scenes/cmd_train.hpp"
+#include "../examples/intel_scenes/models.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace intel_scenes;
+
+std::string scenes_src() { return std::string(TINYCNN_SOURCE_DIR) + "/examples/intel_scenes"; }
+std::string sample() { return scenes_src() + "/sample"; }
+std::string shipped() { return scenes_src() + "/pretrained/scenes.safetensors"; }
+
+struct TempDir {
+  fs::path p;
+  TempDir() {
+    p = fs::temp_directory_path() / ("tinycnn_scenes_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    fs::remove_all(p);
+    fs::create_directories(p);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(p, ec);
+  }
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+  std::string str(const std::string& sub = "") const { return sub.empty() ? p.string() : (p / sub).string(); }
+};
+
+std::string last_line(const std::string& s) {
+  std::string t = s;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  const auto nl = t.rfind('\n');
+  return nl == std::string::npos ? t : t.substr(nl + 1);
+}
+
+// A small model file for the sample's six classes (a 1-epoch resnet at 32x32).
+std::string tiny_model(const TempDir& d) {
+  TrainArgs a;
+  a.data = sample();
+  a.model = "resnet";
+  a.input_size = 32;
+  a.epochs = 1;
+  a.max_per_class = 4;
+  a.val_split = 0.25;
+  a.workers = 0;
+  a.verbose = 0;
+  a.out = d.str("run");
+  std::ostringstream os;
+  run_train(a, os);
+  return d.str("run/model.safetensors");
+}
+
+int run_binary(const std::string& args, std::string* err = nullptr) {
+  const std::string bin = std::string(TINYCNN_BINARY_DIR) + "/examples/intel_scenes/intel_scenes";
+  const std::string errf = (fs::temp_directory_path() / ("tinycnn_scenes_err_" + std::to_string(::getpid()))).string();
+  const int st = std::system((bin + " " + args + " >/dev/null 2>" + errf).c_str());
+  if (err) {
+    std::ifstream in(errf);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    *err = ss.str();
+  }
+  std::remove(errf.c_str());
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("intel_scenes: every model's summary shows the issue's parameter count") {
+  const std::vector<std::pair<std::string, int64_t>> want = {
+      {"baseline", 8640902}, {"model2", 7319494}, {"model3", 44044102}, {"model004", 2046406}, {"sorter_cnn", 17086902}};
+  for (const auto& w : want) {
+    INFO(w.first);
+    auto m = make_model(w.first, 6, 0);
+    CHECK(train::count_params(*m).total == w.second);
+    CHECK(train::summary(*m).find("Total params: " + train::thousands(w.second) + "\n") != std::string::npos);
+  }
+  CHECK(make_model("sorter_cnn", 6, 0)->input_shape() == Shape{3, 256, 256});
+  CHECK(make_model("model3", 6, 0)->output_shape() == Shape{6});
+  auto r = make_model("resnet", 6, 0);
+  CHECK(r->type() == "Functional");
+  CHECK(r->input_shape() == Shape{3, 64, 64});
+  CHECK(train::count_params(*r).total == 309478);
+  CHECK(train::count_params(*make_model("baseline", 3, 0)).total == 8640128 + 129 * 3);  // classes come from the data
+  try {
+    (void)make_model("mobilenet_transfer", 6, 0);
+    FAIL("mobilenet_transfer should need the Keras import");
+  } catch (const ValueError& e) {
+    CHECK(std::string(e.what()).find("Keras .h5 import") != std::string::npos);
+  }
+  CHECK_THROWS_AS(make_model("nope", 6, 0), ValueError);
+}
+
+TEST_CASE("intel_scenes train: one short epoch writes the model, history.csv and the last line") {
+  TempDir d;
+  TrainArgs a;
+  a.data = sample();
+  a.model = "resnet";
+  a.input_size = 32;
+  a.epochs = 1;
+  a.max_per_class = 4;
+  a.val_split = 0.25;
+  a.workers = 1;
+  a.out = d.str("run");
+  std::ostringstream os;
+  TrainResult r = run_train(a, os);
+  const std::string out = os.str();
+  INFO(out);
+  CHECK(fs::exists(d.str("run/model.safetensors")));
+  CHECK(fs::exists(d.str("run/history.csv")));
+  CHECK(std::regex_match(last_line(out), std::regex("best val accuracy: [01]\\.[0-9]{4}")));
+  CHECK(r.train_images == 18);
+  CHECK(r.val_images == 6);
+  io::LoadedModel m = io::load_model(d.str("run/model.safetensors"));
+  CHECK(m.info.class_names == std::vector<std::string>{"buildings", "forest", "glacier", "mountain", "sea", "street"});
+  CHECK(m.info.preprocessing.rescale == doctest::Approx(1.0 / 255));
+  CHECK(m.model->input_shape() == Shape{3, 32, 32});
+  std::ifstream h(d.str("run/history.csv"));
+  std::string header;
+  std::getline(h, header);
+  CHECK(header.find("val_accuracy") != std::string::npos);
+
+  // Bad arguments name the argument.
+  TrainArgs bad = a;
+  bad.epochs = 0;
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--epochs"), UsageError);
+  bad = a;
+  bad.augment = "wild";
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--augment"), UsageError);
+}
+
+TEST_CASE("intel_scenes train --multi-label: copies of a photo in several folders become one multi-hot sample") {
+  TempDir d;
+  const std::vector<std::string> cls = {"buildings", "forest", "sea"};
+  for (const auto& c : cls) {
+    fs::create_directories(d.str("data/" + c));
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(sample() + "/" + c)) {
+      if (n++ >= 5) break;
+      fs::copy_file(e.path(), d.str("data/" + c + "/" + e.path().filename().string()));
+    }
+  }
+  // Two forest photos are also "sea" (the same bytes in both folders).
+  int copied = 0;
+  for (const auto& e : fs::directory_iterator(d.str("data/forest"))) {
+    if (copied++ >= 2) break;
+    fs::copy_file(e.path(), d.str("data/sea/copy_" + e.path().filename().string()));
+  }
+  TrainArgs a;
+  a.data = d.str("data");
+  a.model = "resnet";
+  a.input_size = 32;
+  a.epochs = 1;
+  a.val_split = 0.4;
+  a.multi_label = true;
+  a.workers = 0;
+  a.verbose = 0;
+  a.out = d.str("run");
+  std::ostringstream os;
+  TrainResult r = run_train(a, os);
+  INFO(os.str());
+  CHECK(r.train_images + r.val_images == 15);  // 17 files, 15 distinct photos
+  io::LoadedModel m = io::load_model(d.str("run/model.safetensors"));
+  CHECK(m.info.multi_label);
+  REQUIRE(m.info.thresholds.size() == 3);
+  for (double t : m.info.thresholds) CHECK((t > 0 && t < 1));
+  CHECK(std::regex_match(last_line(os.str()), std::regex("best val accuracy: [01]\\.[0-9]{4}")));
+}
+
+TEST_CASE("intel_scenes evaluate and predict on the shipped sample") {
+  TempDir d;
+  const std::string model = fs::exists(shipped()) ? shipped() : tiny_model(d);
+  EvalArgs ea;
+  ea.model = model;
+  ea.data = sample();
+  std::ostringstream os;
+  EvalResult r = run_evaluate(ea, os);
+  const std::string out = os.str();
+  INFO(out);
+  CHECK(r.images == 120);
+  CHECK(r.cm.total() == 120);
+  CHECK(std::regex_search(out, std::regex("\naccuracy: [01]\\.[0-9]{4}\n")));
+  CHECK(std::regex_search(out, std::regex("\nmacro F1: [01]\\.[0-9]{4}\n")));
+  CHECK(out.find("confusion matrix") != std::string::npos);
+  if (model == shipped()) CHECK(r.accuracy > 0.7);
+
+  PredictArgs pa;
+  pa.model = model;
+  pa.paths = {sample() + "/sea", sample() + "/forest/" + fs::directory_iterator(sample() + "/forest")->path().filename().string()};
+  pa.json = true;
+  std::ostringstream pj;
+  auto preds = run_predict(pa, pj);
+  CHECK(preds.size() == 21);
+  const auto j = nlohmann::json::parse(pj.str());
+  REQUIRE(j.size() == 21);
+  CHECK(j[0]["top"].size() == 3);
+  double sum = 0;
+  for (const auto& kv : j[0]["probabilities"].items()) sum += kv.value().get<double>();
+  CHECK(sum == doctest::Approx(1.0).epsilon(1e-4));
+  pa.json = false;
+  pa.csv = true;
+  std::ostringstream pc;
+  run_predict(pa, pc);
+  CHECK(pc.str().rfind("path,error,buildings,forest,glacier,mountain,sea,street,top_class,top_probability\n", 0) == 0);
+  pa.csv = false;
+  pa.paths = {d.str("missing.jpg")};
+  CHECK_THROWS_WITH(run_predict(pa, pc), doctest::Contains("missing.jpg"));
+  ea.model = d.str("nope.safetensors");
+  CHECK_THROWS_WITH(run_evaluate(ea, os), doctest::Contains("nope.safetensors"));
+}
+
+TEST_CASE("intel_scenes bench: one step prints the two throughput lines") {
+  BenchArgs b;
+  b.model = "resnet";
+  b.batch = 4;
+  b.steps = 1;
+  b.input_size = 32;
+  std::ostringstream os;
+  BenchResult r = run_bench(b, os);
+  CHECK(r.train_images_per_second > 0);
+  CHECK(r.infer_images_per_second > 0);
+  std::string s = os.str();
+  s.pop_back();
+  const std::string last = last_line(s + "\n");
+  s = s.substr(0, s.rfind('\n'));
+  CHECK(std::regex_match(last, std::regex("infer images/s: [0-9]+\\.[0-9]")));
+  CHECK(std::regex_match(last_line(s), std::regex("train images/s: [0-9]+\\.[0-9]")));
+}
+
+TEST_CASE("intel_scenes binary: exit codes and one-line errors") {
+  const std::string bin = std::string(TINYCNN_BINARY_DIR) + "/examples/intel_scenes/intel_scenes";
+  if (!fs::exists(bin)) {
+    MESSAGE("intel_scenes binary not built; skipping");
+    return;
+  }
+  std::string err;
+  CHECK(run_binary("--help") == 0);
+  CHECK(run_binary("train --help") == 0);
+  CHECK(run_binary("train --data x --model model2 --epochs nope --out y", &err) == 2);
+  CHECK(err.find("--epochs") != std::string::npos);
+  CHECK(run_binary("bench --model nope", &err) == 2);
+  CHECK(err.find("nope") != std::string::npos);
+  CHECK(run_binary("evaluate --model /nonexistent/m.safetensors --data " + sample(), &err) == 1);
+  CHECK(err.find("/nonexistent/m.safetensors") != std::string::npos);
+  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  CHECK(run_binary("summary --model model004") == 0);
+}
