@@ -1,82 +1,330 @@
 #pragma once
-// 2-D convolution (cross-correlation, as in Keras) over NCHW tensors by im2col + GEMM, one sample
-// at a time; GEMM parallelises internally. A 1x1, stride-1, unpadded convolution skips im2col: the
-// image [C, H*W] is already the column matrix. Forward writes y; backward ADDS into dx / dw / db.
-// Weight layout [K, C, R, S] (viewed as [K, C*R*S] in the GEMMs).
+// 2-D convolution (cross-correlation, as in Keras) over NCHW tensors by im2col + GEMM.
+// Forward writes y; backward ADDS into dx / dw / db. Weight layout [K, C, R, S] (viewed as
+// [K, C*R*S] in the GEMMs).
+//
+// Structure (see docs/performance.md, "Convolution"): the batch is cut into groups of consecutive
+// samples; a group's columns sit side by side in one [C*R*S, nb*OH*OW] matrix in a per-thread buffer,
+// so layers with a small OH*OW still get wide GEMMs (N = nb*OH*OW) while the buffers stay bounded.
+//   - parallel plan (batch >= threads): the threads take whole groups; every GEMM runs on one
+//     thread, so there are no barriers inside a convolution (the threads meet once at the end).
+//   - serial plan (batch < threads, or a large dW): groups one after another; the GEMM and the
+//     im2col / col2im / gather loops are parallel inside.
+// Forward: y = W * col (+ bias, ReLU in the GEMM's epilogue); a group of one sample writes y directly.
+// Backward data: dcol = W^T * dY (the group's dY gathered side by side), then col2im adds into dx.
+// Backward filter: dW += dY * col^T per group; in the parallel plan thread 0 accumulates into dw and
+// the others into one private [K, C*R*S] buffer each (no per-sample copies), summed at the end.
+// A 1x1, stride-1, unpadded convolution of a single-sample group skips im2col (the image [C, H*W] is
+// already the column matrix). Buffers are thread_local and only grow: nothing is allocated once warm.
+#include <algorithm>
 #include <cstdint>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
 #include "gemm.hpp"
 #include "im2col.hpp"
 
 namespace tinycnn::kernels::cpu {
 
+// A GEMM with gemm_ex's contract (ep may be null = plain GEMM). Benchmarks plug in each variant.
+template <class T>
+using ConvGemmFn = void (*)(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                            int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                            const GemmEpilogue<T>* ep);
+
+struct ConvOptions {
+  enum Mode { Auto, Parallel, Serial, PerSample };  // PerSample: the old structure (one GEMM per sample, in sequence)
+  Mode mode = Auto;
+  int64_t cols_target = 1024;          // parallel plan: GEMMs get at least this many columns when possible
+  int64_t scratch_elems = int64_t(2) << 20;  // column + gather buffers of one thread, in elements (8 MiB float)
+  int64_t private_dw_max = int64_t(1) << 23;  // parallel dW only while K*C*R*S <= this (one copy per extra thread)
+};
+
 namespace detail {
+
 inline bool conv_is_pointwise(const Conv2DGeom& g) {
   return g.R == 1 && g.S == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_top == 0 && g.pad_left == 0 &&
          g.OH == g.H && g.OW == g.W;
 }
+
+template <class T>
+void conv_gemm_default(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                       const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const GemmEpilogue<T>* ep) {
+  gemm_ex<T>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep ? *ep : GemmEpilogue<T>{});
+}
+
+inline int conv_team(double flops) {
+#ifdef _OPENMP
+  if (omp_in_parallel() || flops < static_cast<double>(kParallelMinWork)) return 1;
+  return std::max(1, omp_get_max_threads());
+#else
+  (void)flops;
+  return 1;
+#endif
+}
+
+inline int conv_thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+inline int conv_num_threads() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+struct ConvPlan {
+  int nt = 1;             // threads available
+  bool parallel = false;  // groups split between threads, one-thread GEMMs
+  int64_t groups = 1;     // group i = samples [N*i/groups, N*(i+1)/groups)
+  bool inner_par() const { return !parallel && nt > 1; }  // loops inside a group may use the team
+};
+
+// rows: buffer elements per column (C*R*S for the columns plus K for a gathered dY / an output tile).
+inline ConvPlan conv_plan(const Conv2DGeom& g, int64_t rows, double flops, const ConvOptions& o, bool allow_parallel) {
+  ConvPlan p;
+  p.nt = conv_team(flops);
+  const int64_t L = g.OH * g.OW, total = g.N * L;
+  const int64_t g_mem = std::max<int64_t>(1, (total * rows + o.scratch_elems - 1) / o.scratch_elems);
+  if (o.mode == ConvOptions::PerSample) {
+    p.groups = g.N;
+    return p;
+  }
+  const bool par = allow_parallel && p.nt > 1 && g.N >= p.nt && o.mode != ConvOptions::Serial;
+  if (par) {
+    p.parallel = true;
+    int64_t G = std::max<int64_t>(g_mem, std::max<int64_t>(1, total / std::max<int64_t>(1, o.cols_target)));
+    G = (G + p.nt - 1) / p.nt * p.nt;  // whole rounds of groups: every thread gets the same number of samples +-1
+    p.groups = std::min<int64_t>(G, g.N);
+  } else {
+    p.groups = std::min<int64_t>(g_mem, g.N);
+  }
+  return p;
+}
+
+// dst[k, j*L + l] = src[(n0 + j)*K + k, l] for j < nb: the dY (or y) planes of nb samples side by side.
+template <class T>
+void gather_planes(const T* src, int64_t n0, int64_t nb, int64_t K, int64_t L, T* dst, bool par) {
+#pragma omp parallel for collapse(2) if (par)
+  for (int64_t j = 0; j < nb; ++j)
+    for (int64_t k = 0; k < K; ++k) {
+      const T* s = src + ((n0 + j) * K + k) * L;
+      T* d = dst + k * nb * L + j * L;
+      for (int64_t l = 0; l < L; ++l) d[l] = s[l];
+    }
+}
+
+// The inverse: dst[(n0 + j)*K + k, l] = src[k, j*L + l].
+template <class T>
+void scatter_planes(const T* src, int64_t n0, int64_t nb, int64_t K, int64_t L, T* dst, bool par) {
+#pragma omp parallel for collapse(2) if (par)
+  for (int64_t j = 0; j < nb; ++j)
+    for (int64_t k = 0; k < K; ++k) {
+      const T* s = src + k * nb * L + j * L;
+      T* d = dst + ((n0 + j) * K + k) * L;
+      for (int64_t l = 0; l < L; ++l) d[l] = s[l];
+    }
+}
+
+// Columns of samples [n0, n0 + nb) side by side: col [C*R*S, nb*L].
+template <class T>
+void im2col_group(const T* x, const Conv2DGeom& g, int64_t n0, int64_t nb, T* col, bool par) {
+  const int64_t L = g.OH * g.OW, CHW = g.C * g.H * g.W;
+#pragma omp parallel for if (par)
+  for (int64_t j = 0; j < nb; ++j) im2col_ld(x + (n0 + j) * CHW, g, col + j * L, nb * L);
+}
+
+// Runs fn(group) for every group: split between the threads in the parallel plan, in order otherwise.
+template <class F>
+void conv_for_groups(const ConvPlan& p, const F& fn) {
+  if (p.parallel) {
+#pragma omp parallel for schedule(static) num_threads(p.nt)
+    for (int64_t gi = 0; gi < p.groups; ++gi) fn(gi);
+  } else {
+    for (int64_t gi = 0; gi < p.groups; ++gi) fn(gi);
+  }
+}
+
 }  // namespace detail
+
+// y[n] = relu?(W * im2col(x[n]) + b)
+//   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
+template <class T>
+void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, bool relu,
+                       ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {}) {
+  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
+  if (g.N <= 0 || K <= 0 || L <= 0) return;
+  const bool pw = detail::conv_is_pointwise(g);
+  const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);
+  GemmEpilogue<T> ep;
+  ep.bias = b;
+  ep.relu = relu;
+  detail::conv_for_groups(p, [&](int64_t gi) {
+    const int64_t n0 = g.N * gi / p.groups, nb = g.N * (gi + 1) / p.groups - n0, cols = nb * L;
+    if (nb == 1) {
+      const T* xn = x + n0 * g.C * HW;
+      const T* col = xn;
+      if (!pw) {
+        T* c = detail::conv_scratch<T, 0>(CRS * L);
+        im2col(xn, g, c);
+        col = c;
+      }
+      gemm_fn(false, false, K, L, CRS, T(1), w, CRS, col, L, T(0), y + n0 * K * L, L, &ep);
+      return;
+    }
+    T* col = detail::conv_scratch<T, 0>(CRS * cols);
+    T* out = detail::conv_scratch<T, 1>(K * cols);
+    detail::im2col_group(x, g, n0, nb, col, p.inner_par());
+    gemm_fn(false, false, K, cols, CRS, T(1), w, CRS, col, cols, T(0), out, cols, &ep);
+    detail::scatter_planes(out, n0, nb, K, L, y, p.inner_par());
+  });
+}
 
 // y[n] = W * im2col(x[n]) + b
 //   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
 template <class T>
 void conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
-  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W;
-  const bool pointwise = detail::conv_is_pointwise(g);
-  T* col = pointwise ? nullptr : detail::conv_scratch<T>(CRS * L);
-  for (int64_t n = 0; n < g.N; ++n) {
-    const T* xn = x + n * g.C * HW;
-    T* yn = y + n * g.K * L;
-    if (!pointwise) im2col(xn, g, col);
-    gemm<T>(false, false, g.K, L, CRS, T(1), w, CRS, pointwise ? xn : col, L, T(0), yn, L);
-    if (b)
-      for (int64_t k = 0; k < g.K; ++k)
-        for (int64_t i = 0; i < L; ++i) yn[k * L + i] += b[k];
-  }
+  conv2d_forward_ex(x, w, b, g, y, false);
 }
 
 // dx[n] += col2im(W^T * dy[n])
 //   dy: [N, K, OH, OW], w: [K, C, R, S], dx: [N, C, H, W] (+=)
 template <class T>
-void conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
-  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W;
-  const bool pointwise = detail::conv_is_pointwise(g);
-  T* dcol = pointwise ? nullptr : detail::conv_scratch<T>(CRS * L);
-  for (int64_t n = 0; n < g.N; ++n) {
-    const T* dyn = dy + n * g.K * L;
-    T* dxn = dx + n * g.C * HW;
-    if (pointwise) {  // dx[n] [C, HW] += W^T [C, K] * dy[n] [K, HW]
-      gemm<T>(true, false, g.C, L, g.K, T(1), w, CRS, dyn, L, T(1), dxn, L);
-    } else {
-      gemm<T>(true, false, CRS, L, g.K, T(1), w, CRS, dyn, L, T(0), dcol, L);
-      col2im_add(dcol, g, dxn);
+void conv2d_backward_data_ex(const T* dy, const T* w, const Conv2DGeom& g, T* dx,
+                             ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {}) {
+  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
+  if (g.N <= 0 || K <= 0 || L <= 0) return;
+  const bool pw = detail::conv_is_pointwise(g);
+  const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);
+  detail::conv_for_groups(p, [&](int64_t gi) {
+    const int64_t n0 = g.N * gi / p.groups, nb = g.N * (gi + 1) / p.groups - n0, cols = nb * L;
+    if (nb == 1) {
+      const T* dyn = dy + n0 * K * L;
+      T* dxn = dx + n0 * g.C * HW;
+      if (pw) {  // dx[n] [C, HW] += W^T [C, K] * dy[n] [K, HW]
+        gemm_fn(true, false, g.C, L, K, T(1), w, CRS, dyn, L, T(1), dxn, L, nullptr);
+      } else {
+        T* dcol = detail::conv_scratch<T, 0>(CRS * L);
+        gemm_fn(true, false, CRS, L, K, T(1), w, CRS, dyn, L, T(0), dcol, L, nullptr);
+        col2im_add(dcol, g, dxn);
+      }
+      return;
     }
+    T* dcol = detail::conv_scratch<T, 0>(CRS * cols);
+    T* dyg = detail::conv_scratch<T, 1>(K * cols);
+    detail::gather_planes(dy, n0, nb, K, L, dyg, p.inner_par());
+    gemm_fn(true, false, CRS, cols, K, T(1), w, CRS, dyg, cols, T(0), dcol, cols, nullptr);
+    const int64_t CHW = g.C * HW;
+#pragma omp parallel for if (p.inner_par())
+    for (int64_t j = 0; j < nb; ++j) col2im_add_ld(dcol + j * L, g, dx + (n0 + j) * CHW, cols);
+  });
+}
+
+//   dy: [N, K, OH, OW], w: [K, C, R, S], dx: [N, C, H, W] (+=)
+template <class T>
+void conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
+  conv2d_backward_data_ex(dy, w, g, dx);
+}
+
+// db[k] += sum over n, oh, ow of dy[n, k]
+//   dy: [N, K, OH, OW], db: [K] (+=)
+template <class T>
+void conv2d_backward_bias(const T* dy, const Conv2DGeom& g, T* db) {
+  const int64_t L = g.OH * g.OW, K = g.K;
+  const bool par = g.N * K * L > kParallelMinWork && detail::conv_team(double(g.N * K * L)) > 1;
+#pragma omp parallel for if (par)
+  for (int64_t k = 0; k < K; ++k) {
+    double acc = 0;
+    for (int64_t n = 0; n < g.N; ++n) {
+      const T* row = dy + (n * K + k) * L;
+      T s = T(0);
+#pragma omp simd reduction(+ : s)
+      for (int64_t i = 0; i < L; ++i) s += row[i];
+      acc += static_cast<double>(s);
+    }
+    db[k] += static_cast<T>(acc);
   }
 }
 
 // dw += sum_n dy[n] * im2col(x[n])^T;  db += sum over n, oh, ow of dy (when db is not null)
-//   x: [N, C, H, W], dy: [N, K, OH, OW], dw: [K, C, R, S] (+=), db: [K] (+=) or nullptr
+//   x: [N, C, H, W], dy: [N, K, OH, OW], dw: [K, C, R, S] (+=) or nullptr, db: [K] (+=) or nullptr
+template <class T>
+void conv2d_backward_filter_ex(const T* x, const T* dy, const Conv2DGeom& g, T* dw, T* db,
+                               ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {}) {
+  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
+  if (g.N <= 0 || K <= 0 || L <= 0) return;
+  if (db) conv2d_backward_bias(dy, g, db);
+  if (!dw) return;
+  const bool pw = detail::conv_is_pointwise(g);
+  const bool small_dw = K * CRS <= o.private_dw_max || o.mode == ConvOptions::Parallel;
+  const detail::ConvPlan p =
+      detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, small_dw);
+  // acc += dY_group [K, cols] * col_group^T [cols, CRS]
+  auto group = [&](int64_t gi, T* acc) {
+    const int64_t n0 = g.N * gi / p.groups, nb = g.N * (gi + 1) / p.groups - n0, cols = nb * L;
+    const T* col;
+    const T* dyg;
+    if (nb == 1) {
+      const T* xn = x + n0 * g.C * HW;
+      col = xn;
+      if (!pw) {
+        T* c = detail::conv_scratch<T, 0>(CRS * L);
+        im2col(xn, g, c);
+        col = c;
+      }
+      dyg = dy + n0 * K * L;
+    } else {
+      T* c = detail::conv_scratch<T, 0>(CRS * cols);
+      T* d = detail::conv_scratch<T, 1>(K * cols);
+      detail::im2col_group(x, g, n0, nb, c, p.inner_par());
+      detail::gather_planes(dy, n0, nb, K, L, d, p.inner_par());
+      col = c;
+      dyg = d;
+    }
+    gemm_fn(false, true, K, CRS, cols, T(1), dyg, cols, col, cols, T(1), acc, CRS, nullptr);
+  };
+  if (!p.parallel) {
+    for (int64_t gi = 0; gi < p.groups; ++gi) group(gi, dw);
+    return;
+  }
+  constexpr int kMaxThreads = 256;
+  T* parts[kMaxThreads] = {};
+  const int nt = std::min(p.nt, kMaxThreads);
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = detail::conv_thread_id(), nth = detail::conv_num_threads();
+    T* acc = dw;
+    if (tid > 0) {
+      acc = detail::conv_scratch<T, 2>(K * CRS);
+      std::fill(acc, acc + K * CRS, T(0));
+    }
+    parts[tid] = acc;
+    const int64_t g0 = p.groups * tid / nth, g1 = p.groups * (tid + 1) / nth;
+    for (int64_t gi = g0; gi < g1; ++gi) group(gi, acc);
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < K * CRS; ++i) {
+      T s = T(0);
+      for (int t = 1; t < nth; ++t) s += parts[t][i];
+      dw[i] += s;
+    }
+  }
+}
+
+//   x: [N, C, H, W], dy: [N, K, OH, OW], dw: [K, C, R, S] (+=) or nullptr, db: [K] (+=) or nullptr
 template <class T>
 void conv2d_backward_filter(const T* x, const T* dy, const Conv2DGeom& g, T* dw, T* db) {
-  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W;
-  const bool pointwise = detail::conv_is_pointwise(g);
-  T* col = pointwise ? nullptr : detail::conv_scratch<T>(CRS * L);
-  for (int64_t n = 0; n < g.N; ++n) {
-    const T* xn = x + n * g.C * HW;
-    const T* dyn = dy + n * g.K * L;
-    if (dw) {
-      if (!pointwise) im2col(xn, g, col);
-      // dw [K, CRS] += dy[n] [K, L] * col^T [L, CRS]
-      gemm<T>(false, true, g.K, CRS, L, T(1), dyn, L, pointwise ? xn : col, L, T(1), dw, CRS);
-    }
-    if (db)
-      for (int64_t k = 0; k < g.K; ++k) {
-        T s = T(0);
-        for (int64_t i = 0; i < L; ++i) s += dyn[k * L + i];
-        db[k] += s;
-      }
-  }
+  conv2d_backward_filter_ex(x, dy, g, dw, db);
 }
 
 }  // namespace tinycnn::kernels::cpu

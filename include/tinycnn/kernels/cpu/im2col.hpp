@@ -1,6 +1,10 @@
 #pragma once
 // im2col / col2im for one image. Column rows are ordered (c, r, s), so a weight tensor [K, C, R, S]
-// viewed as [K, C*R*S] multiplies the column matrix directly.
+// viewed as [K, C*R*S] multiplies the column matrix directly. The _ld variants write (read) the
+// column matrix with a row stride `ldcol` >= OH*OW, so the columns of several images can sit side by
+// side in one [C*R*S, nb*OH*OW] matrix (whole-batch GEMMs). Stride-1 rows are contiguous copies /
+// adds between the computed valid bounds (the compiler vectorises them); other strides gather.
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -8,15 +12,28 @@
 
 namespace tinycnn::kernels::cpu {
 
+namespace detail {
+// Output columns [ow0, ow1) whose input column ow*stride - pad + s lies inside [0, W).
+inline void im2col_valid_cols(const Conv2DGeom& g, int64_t s, int64_t& ow0, int64_t& ow1) {
+  // iw = ow*sw - pl + s >= 0  <=>  ow >= ceil((pl - s) / sw);  iw < W  <=>  ow <= (W - 1 + pl - s) / sw
+  const int64_t lo = g.pad_left - s, hi = g.W - 1 + g.pad_left - s;
+  ow0 = lo <= 0 ? 0 : (lo + g.stride_w - 1) / g.stride_w;
+  ow1 = hi < 0 ? 0 : hi / g.stride_w + 1;
+  if (ow1 > g.OW) ow1 = g.OW;
+  if (ow0 > ow1) ow0 = ow1;
+}
+}  // namespace detail
+
 // col[(c*R + r)*S + s, oh*OW + ow] = x[c, oh*stride_h - pad_top + r, ow*stride_w - pad_left + s], or 0 in the padding.
-//   x: [C, H, W] (one image), col: [C*R*S, OH*OW] (fully written)
+//   x: [C, H, W] (one image), col: [C*R*S, ldcol] (columns [0, OH*OW) of every row fully written)
 template <class T>
-void im2col(const T* x, const Conv2DGeom& g, T* col) {
-  const int64_t L = g.OH * g.OW;
+void im2col_ld(const T* x, const Conv2DGeom& g, T* col, int64_t ldcol) {
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t r = 0; r < g.R; ++r)
       for (int64_t s = 0; s < g.S; ++s) {
-        T* row = col + ((c * g.R + r) * g.S + s) * L;
+        T* row = col + ((c * g.R + r) * g.S + s) * ldcol;
+        int64_t ow0, ow1;
+        detail::im2col_valid_cols(g, s, ow0, ow1);
         for (int64_t oh = 0; oh < g.OH; ++oh) {
           T* out = row + oh * g.OW;
           const int64_t ih = oh * g.stride_h - g.pad_top + r;
@@ -25,34 +42,53 @@ void im2col(const T* x, const Conv2DGeom& g, T* col) {
             continue;
           }
           const T* in = x + (c * g.H + ih) * g.W;
-          for (int64_t ow = 0; ow < g.OW; ++ow) {
-            const int64_t iw = ow * g.stride_w - g.pad_left + s;
-            out[ow] = (iw >= 0 && iw < g.W) ? in[iw] : T(0);
+          const int64_t off = s - g.pad_left;  // in[ow*sw + off] = x[c, ih, ow*sw - pl + s]
+          for (int64_t ow = 0; ow < ow0; ++ow) out[ow] = T(0);
+          if (g.stride_w == 1) {
+            for (int64_t ow = ow0; ow < ow1; ++ow) out[ow] = in[ow + off];
+          } else {
+            for (int64_t ow = ow0; ow < ow1; ++ow) out[ow] = in[ow * g.stride_w + off];
           }
+          for (int64_t ow = ow1; ow < g.OW; ++ow) out[ow] = T(0);
         }
       }
 }
 
-// The adjoint of im2col: dx += col scattered back (padding entries dropped).
-//   col: [C*R*S, OH*OW], dx: [C, H, W] (one image, +=)
+//   x: [C, H, W] (one image), col: [C*R*S, OH*OW] (fully written)
 template <class T>
-void col2im_add(const T* col, const Conv2DGeom& g, T* dx) {
-  const int64_t L = g.OH * g.OW;
+void im2col(const T* x, const Conv2DGeom& g, T* col) {
+  im2col_ld(x, g, col, g.OH * g.OW);
+}
+
+// The adjoint of im2col: dx += col scattered back (padding entries dropped).
+//   col: [C*R*S, ldcol] (columns [0, OH*OW) read), dx: [C, H, W] (one image, +=)
+template <class T>
+void col2im_add_ld(const T* col, const Conv2DGeom& g, T* dx, int64_t ldcol) {
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t r = 0; r < g.R; ++r)
       for (int64_t s = 0; s < g.S; ++s) {
-        const T* row = col + ((c * g.R + r) * g.S + s) * L;
+        const T* row = col + ((c * g.R + r) * g.S + s) * ldcol;
+        int64_t ow0, ow1;
+        detail::im2col_valid_cols(g, s, ow0, ow1);
         for (int64_t oh = 0; oh < g.OH; ++oh) {
           const int64_t ih = oh * g.stride_h - g.pad_top + r;
           if (ih < 0 || ih >= g.H) continue;
           const T* in = row + oh * g.OW;
           T* out = dx + (c * g.H + ih) * g.W;
-          for (int64_t ow = 0; ow < g.OW; ++ow) {
-            const int64_t iw = ow * g.stride_w - g.pad_left + s;
-            if (iw >= 0 && iw < g.W) out[iw] += in[ow];
+          const int64_t off = s - g.pad_left;
+          if (g.stride_w == 1) {
+            for (int64_t ow = ow0; ow < ow1; ++ow) out[ow + off] += in[ow];
+          } else {
+            for (int64_t ow = ow0; ow < ow1; ++ow) out[ow * g.stride_w + off] += in[ow];
           }
         }
       }
+}
+
+//   col: [C*R*S, OH*OW], dx: [C, H, W] (one image, +=)
+template <class T>
+void col2im_add(const T* col, const Conv2DGeom& g, T* dx) {
+  col2im_add_ld(col, g, dx, g.OH * g.OW);
 }
 
 namespace detail {

@@ -1,0 +1,253 @@
+// Convolution benchmarks: conv2d/<variant>/<layer>/<pass> on model3's six 3x3 'same' convolutions at
+// batch 32 (150x150x3 input), pass = fwd | bwd_data | bwd_filter. GFLOP/s counter = 2*N*K*C*R*S*OH*OW
+// per iteration (the same count for all three passes).
+// Variants:
+//   direct       naive direct loops (conv_direct.hpp, the test reference), only on the two smallest layers
+//   persample    im2col + gemm<float>, one GEMM per sample in sequence (the structure before the rewrite)
+//   blocked, packed, avx2, avx512
+//                conv2d.hpp's default structure (sample groups, see its header) with that GEMM variant
+//   serial       default structure forced to the serial plan (groups in sequence, GEMM parallel inside)
+//   parallel     default structure forced to the parallel plan (groups split between threads)
+//   default      conv2d_forward / conv2d_backward_data / conv2d_backward_filter as the ops call them
+// Every variant is checked against the direct reference before it is timed (SkipWithError on a mismatch):
+// forward and backward-data on the first and last sample, backward-filter on three output channels.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tinycnn/core/random.hpp>
+#include <tinycnn/kernels/cpu/conv2d.hpp>
+#include <tinycnn/kernels/cpu/conv_direct.hpp>
+
+namespace {
+
+using namespace tinycnn::kernels::cpu;
+
+struct Layer {
+  std::string name;
+  int64_t cin, cout, hw;
+};
+
+const std::vector<Layer>& layers() {
+  static const std::vector<Layer> l = {{"conv1_3x32@150", 3, 32, 150},     {"conv2_32x64@50", 32, 64, 50},
+                                       {"conv3_64x128@25", 64, 128, 25},   {"conv4_128x256@12", 128, 256, 12},
+                                       {"conv5_256x512@6", 256, 512, 6},   {"conv6_512x1024@3", 512, 1024, 3}};
+  return l;
+}
+
+constexpr int64_t kBatch = 32;
+
+enum class Pass { Fwd, BwdData, BwdFilter };
+const char* pass_name(Pass p) { return p == Pass::Fwd ? "fwd" : p == Pass::BwdData ? "bwd_data" : "bwd_filter"; }
+
+struct Data {
+  Conv2DGeom g;
+  std::vector<float> x, w, b, dy, y, dx, dw, db;
+};
+
+Data& data(const Layer& l) {
+  static std::map<std::string, std::unique_ptr<Data>> cache;
+  auto& d = cache[l.name];
+  if (!d) {
+    cache.clear();  // keep one layer's operands at a time
+    auto nd = std::make_unique<Data>();
+    nd->g = make_conv_geom(kBatch, l.cin, l.hw, l.hw, l.cout, 3, 3, 1, 1, Padding::Same);
+    const Conv2DGeom& g = nd->g;
+    tinycnn::Rng rng(42);
+    auto fill = [&](std::vector<float>& v, int64_t n, double a) {
+      v.resize(static_cast<size_t>(n));
+      for (auto& e : v) e = static_cast<float>(rng.uniform(-a, a));
+    };
+    const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * 9, ny = g.N * g.K * g.OH * g.OW;
+    fill(nd->x, nx, 1.0);
+    fill(nd->w, nw, 1.0 / std::sqrt(double(g.C * 9)));
+    fill(nd->b, g.K, 0.1);
+    fill(nd->dy, ny, 1.0);
+    nd->y.resize(static_cast<size_t>(ny));
+    nd->dx.resize(static_cast<size_t>(nx));
+    nd->dw.resize(static_cast<size_t>(nw));
+    nd->db.resize(static_cast<size_t>(g.K));
+    cache[l.name] = std::move(nd);
+    return *cache[l.name];
+  }
+  return *d;
+}
+
+using Fn = std::function<void(Data&, Pass)>;
+
+// Empty when the variant's result matches the direct reference, else what is wrong.
+std::string validate(const Fn& fn, Data& d, Pass pass) {
+  const Conv2DGeom& g = d.g;
+  const int64_t L = g.OH * g.OW, CHW = g.C * g.H * g.W, CRS = g.C * 9;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  auto close = [](double got, double want, double scale) { return std::fabs(got - want) <= 1e-4 * scale + 1e-6; };
+  if (pass == Pass::Fwd || pass == Pass::BwdData) {
+    if (pass == Pass::Fwd) std::fill(d.y.begin(), d.y.end(), nan);
+    if (pass == Pass::BwdData) std::fill(d.dx.begin(), d.dx.end(), 0.5f);  // backward adds
+    fn(d, pass);
+    Conv2DGeom g1 = g;
+    g1.N = 1;
+    for (int64_t n : {int64_t(0), g.N - 1}) {
+      std::vector<float> want(static_cast<size_t>(pass == Pass::Fwd ? g.K * L : CHW), 0.5f);
+      const float* got;
+      if (pass == Pass::Fwd) {
+        conv2d_direct_forward(d.x.data() + n * CHW, d.w.data(), d.b.data(), g1, want.data());
+        got = d.y.data() + n * g.K * L;
+      } else {
+        conv2d_direct_backward_data(d.dy.data() + n * g.K * L, d.w.data(), g1, want.data());
+        got = d.dx.data() + n * CHW;
+      }
+      double scale = 0;
+      for (float v : want) scale = std::max(scale, std::fabs(double(v)));
+      for (size_t i = 0; i < want.size(); ++i)
+        if (!close(got[i], want[i], scale))
+          return "sample " + std::to_string(n) + " element " + std::to_string(i) + ": " + std::to_string(got[i]) +
+                 ", reference " + std::to_string(want[i]);
+    }
+    const auto& out = pass == Pass::Fwd ? d.y : d.dx;
+    for (float v : out)
+      if (std::isnan(v)) return "NaN in the output";
+    return "";
+  }
+  std::fill(d.dw.begin(), d.dw.end(), 0.5f);
+  std::fill(d.db.begin(), d.db.end(), 0.5f);
+  fn(d, pass);
+  for (int64_t k : {int64_t(0), g.K / 2, g.K - 1}) {
+    std::vector<double> want(static_cast<size_t>(CRS), 0.0);
+    double dbw = 0;
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          const double e = d.dy[static_cast<size_t>(((n * g.K + k) * g.OH + oh) * g.OW + ow)];
+          dbw += e;
+          for (int64_t c = 0; c < g.C; ++c)
+            for (int64_t r = 0; r < 3; ++r)
+              for (int64_t s = 0; s < 3; ++s) {
+                const int64_t ih = oh - g.pad_top + r, iw = ow - g.pad_left + s;
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                want[static_cast<size_t>((c * 3 + r) * 3 + s)] +=
+                    e * d.x[static_cast<size_t>(((n * g.C + c) * g.H + ih) * g.W + iw)];
+              }
+        }
+    double scale = 1;
+    for (double v : want) scale = std::max(scale, std::fabs(v));
+    for (int64_t i = 0; i < CRS; ++i)
+      if (!close(d.dw[static_cast<size_t>(k * CRS + i)], want[static_cast<size_t>(i)] + 0.5, scale))
+        return "dw[" + std::to_string(k) + "][" + std::to_string(i) + "] = " + std::to_string(d.dw[k * CRS + i]) +
+               ", reference " + std::to_string(want[static_cast<size_t>(i)] + 0.5);
+    if (!close(d.db[static_cast<size_t>(k)], dbw + 0.5, std::max(1.0, std::fabs(dbw))))
+      return "db[" + std::to_string(k) + "] = " + std::to_string(d.db[k]) + ", reference " + std::to_string(dbw + 0.5);
+  }
+  return "";
+}
+
+void run_conv(benchmark::State& state, Layer l, Pass pass, Fn fn) {
+  Data& d = data(l);
+  const std::string err = validate(fn, d, pass);
+  if (!err.empty()) {
+    state.SkipWithError(("differs from the direct reference: " + err).c_str());
+    return;
+  }
+  for (auto _ : state) {
+    fn(d, pass);
+    benchmark::DoNotOptimize(d.y.data());
+    benchmark::DoNotOptimize(d.dx.data());
+    benchmark::DoNotOptimize(d.dw.data());
+    benchmark::ClobberMemory();
+  }
+  const Conv2DGeom& g = d.g;
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * double(g.N) * double(g.K) * double(g.C * g.R * g.S) * double(g.OH * g.OW),
+      benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// A conv2d.hpp structure with a given GEMM and options.
+Fn structured(ConvGemmFn<float> gemm_fn, ConvOptions o) {
+  return [gemm_fn, o](Data& d, Pass p) {
+    if (p == Pass::Fwd)
+      conv2d_forward_ex(d.x.data(), d.w.data(), d.b.data(), d.g, d.y.data(), false, gemm_fn, o);
+    else if (p == Pass::BwdData)
+      conv2d_backward_data_ex(d.dy.data(), d.w.data(), d.g, d.dx.data(), gemm_fn, o);
+    else
+      conv2d_backward_filter_ex(d.x.data(), d.dy.data(), d.g, d.dw.data(), d.db.data(), gemm_fn, o);
+  };
+}
+
+// gemm_blocked has no epilogue: apply bias / ReLU after it.
+void blocked_ex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
+  gemm_blocked<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (!ep || (!ep->bias && !ep->relu)) return;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      float& c = C[i * ldc + j];
+      if (ep->bias) c += ep->bias_per_column ? ep->bias[j] : ep->bias[i];
+      if (ep->relu) c = c > 0.0f ? c : 0.0f;
+    }
+}
+void packed_ex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
+  gemm_packed<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+}
+void avx2_ex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+             const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
+  gemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+}
+void avx512_ex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
+  gemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+}
+
+int register_conv_benchmarks() {
+  const ConvOptions dflt;
+  ConvOptions persample, serial, parallel;
+  persample.mode = ConvOptions::PerSample;
+  serial.mode = ConvOptions::Serial;
+  parallel.mode = ConvOptions::Parallel;
+  for (size_t li = 0; li < layers().size(); ++li) {
+    const Layer& l = layers()[li];
+    std::vector<std::pair<std::string, Fn>> variants;
+    if (li + 2 >= layers().size())
+      variants.emplace_back("direct", [](Data& d, Pass p) {
+        if (p == Pass::Fwd)
+          conv2d_direct_forward(d.x.data(), d.w.data(), d.b.data(), d.g, d.y.data());
+        else if (p == Pass::BwdData)
+          conv2d_direct_backward_data(d.dy.data(), d.w.data(), d.g, d.dx.data());
+        else
+          conv2d_direct_backward_filter(d.x.data(), d.dy.data(), d.g, d.dw.data(), d.db.data());
+      });
+    variants.emplace_back("persample", structured(&detail::conv_gemm_default<float>, persample));
+    variants.emplace_back("blocked", structured(&blocked_ex, dflt));
+    variants.emplace_back("packed", structured(&packed_ex, dflt));
+    if (gemm_avx2_available()) variants.emplace_back("avx2", structured(&avx2_ex, dflt));
+    if (gemm_avx512_available()) variants.emplace_back("avx512", structured(&avx512_ex, dflt));
+    variants.emplace_back("serial", structured(&detail::conv_gemm_default<float>, serial));
+    variants.emplace_back("parallel", structured(&detail::conv_gemm_default<float>, parallel));
+    variants.emplace_back("default", [](Data& d, Pass p) {
+      if (p == Pass::Fwd)
+        conv2d_forward(d.x.data(), d.w.data(), d.b.data(), d.g, d.y.data());
+      else if (p == Pass::BwdData)
+        conv2d_backward_data(d.dy.data(), d.w.data(), d.g, d.dx.data());
+      else
+        conv2d_backward_filter(d.x.data(), d.dy.data(), d.g, d.dw.data(), d.db.data());
+    });
+    for (Pass p : {Pass::Fwd, Pass::BwdData, Pass::BwdFilter})
+      for (auto& [name, fn] : variants)
+        benchmark::RegisterBenchmark(("conv2d/" + name + "/" + l.name + "/" + pass_name(p)).c_str(), run_conv, l, p,
+                                     fn)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+  }
+  return 0;
+}
+
+const int registered = register_conv_benchmarks();
+
+}  // namespace

@@ -1,0 +1,110 @@
+// conv2d.hpp's execution plans (parallel sample groups, serial groups with parallel GEMMs, one GEMM
+// per sample) and the fused ReLU epilogue, each against the direct reference, on problems big enough
+// to take the multi-threaded paths; plus im2col/col2im with a column stride.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <tinycnn/kernels/cpu/conv_direct.hpp>
+#include <tinycnn/tinycnn.hpp>
+
+using namespace tinycnn;
+namespace kc = tinycnn::kernels::cpu;
+
+namespace {
+
+std::vector<float> rnd(int64_t n, uint64_t seed) {
+  Rng r(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& e : v) e = static_cast<float>(r.uniform(-1, 1));
+  return v;
+}
+
+double maxdiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(double(a[i]) - double(b[i]));
+    if (std::isnan(d)) return std::numeric_limits<double>::infinity();
+    m = std::max(m, d);
+  }
+  return m;
+}
+
+void check_plan(const kc::Conv2DGeom& g, const kc::ConvOptions& o) {
+  const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * g.R * g.S, ny = g.N * g.K * g.OH * g.OW;
+  const auto x = rnd(nx, 1), w = rnd(nw, 2), b = rnd(g.K, 3), dy = rnd(ny, 4);
+  const auto gemm_fn = &kc::detail::conv_gemm_default<float>;
+  std::vector<float> y(static_cast<size_t>(ny), NAN), yr(static_cast<size_t>(ny), NAN);
+  kc::conv2d_forward_ex(x.data(), w.data(), b.data(), g, y.data(), false, gemm_fn, o);
+  kc::conv2d_direct_forward(x.data(), w.data(), b.data(), g, yr.data());
+  CHECK(maxdiff(y, yr) <= 1e-4);
+  std::vector<float> yrelu(static_cast<size_t>(ny), NAN);
+  kc::conv2d_forward_ex(x.data(), w.data(), b.data(), g, yrelu.data(), true, gemm_fn, o);
+  for (auto& v : yr) v = v > 0 ? v : 0.0f;
+  CHECK(maxdiff(yrelu, yr) <= 1e-4);
+
+  auto dx = rnd(nx, 5), dxr = dx;
+  kc::conv2d_backward_data_ex(dy.data(), w.data(), g, dx.data(), gemm_fn, o);
+  kc::conv2d_direct_backward_data(dy.data(), w.data(), g, dxr.data());
+  CHECK(maxdiff(dx, dxr) <= 1e-4);
+
+  auto dw = rnd(nw, 6), dwr = dw, db = rnd(g.K, 7), dbr = db;
+  kc::conv2d_backward_filter_ex(x.data(), dy.data(), g, dw.data(), db.data(), gemm_fn, o);
+  kc::conv2d_direct_backward_filter(x.data(), dy.data(), g, dwr.data(), dbr.data());
+  CHECK(maxdiff(dw, dwr) <= 2e-3);
+  CHECK(maxdiff(db, dbr) <= 2e-3);
+}
+
+}  // namespace
+
+TEST_CASE("conv2d plans: parallel groups, serial groups and per-sample GEMMs equal the direct convolution") {
+  const int saved = get_num_threads();
+  set_num_threads(2);
+  struct Case {
+    int64_t N, C, H, W, K, R, S, st;
+    kc::Padding pad;
+  };
+  const Case cases[] = {{5, 4, 9, 9, 6, 3, 3, 1, kc::Padding::Same},
+                        {7, 6, 5, 6, 10, 3, 3, 1, kc::Padding::Valid},
+                        {3, 5, 8, 8, 7, 3, 3, 2, kc::Padding::Same},
+                        {6, 16, 7, 7, 12, 1, 1, 1, kc::Padding::Valid},  // 1x1
+                        {1, 8, 12, 12, 9, 3, 3, 1, kc::Padding::Same}};  // batch smaller than the team
+  for (const Case& c : cases) {
+    const kc::Conv2DGeom g = kc::make_conv_geom(c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.st, c.st, c.pad);
+    for (auto mode : {kc::ConvOptions::Auto, kc::ConvOptions::Parallel, kc::ConvOptions::Serial,
+                      kc::ConvOptions::PerSample})
+      for (int64_t cols : {int64_t(1), int64_t(40), int64_t(100000)}) {
+        CAPTURE(c.N);
+        CAPTURE(c.C);
+        CAPTURE(int(mode));
+        CAPTURE(cols);
+        kc::ConvOptions o;
+        o.mode = mode;
+        o.cols_target = cols;
+        o.scratch_elems = cols == 40 ? 2000 : o.scratch_elems;  // small buffers: more groups
+        check_plan(g, o);
+      }
+  }
+  set_num_threads(saved);
+}
+
+TEST_CASE("im2col_ld / col2im_add_ld: columns of two images side by side") {
+  const kc::Conv2DGeom g = kc::make_conv_geom(1, 2, 5, 4, 1, 3, 2, 2, 1, kc::Padding::Same);
+  const int64_t L = g.OH * g.OW, CRS = g.C * g.R * g.S, CHW = g.C * g.H * g.W;
+  const auto x = rnd(2 * CHW, 9);
+  std::vector<float> side(static_cast<size_t>(CRS * 2 * L)), one(static_cast<size_t>(CRS * L));
+  kc::im2col_ld(x.data(), g, side.data(), 2 * L);
+  kc::im2col_ld(x.data() + CHW, g, side.data() + L, 2 * L);
+  for (int64_t img = 0; img < 2; ++img) {
+    kc::im2col(x.data() + img * CHW, g, one.data());
+    for (int64_t r = 0; r < CRS; ++r)
+      for (int64_t l = 0; l < L; ++l) CHECK(side[size_t(r * 2 * L + img * L + l)] == one[size_t(r * L + l)]);
+  }
+  std::vector<float> a(static_cast<size_t>(CHW), 1.0f), b = a;
+  kc::col2im_add_ld(side.data() + L, g, a.data(), 2 * L);
+  kc::im2col(x.data() + CHW, g, one.data());
+  kc::col2im_add(one.data(), g, b.data());
+  CHECK(maxdiff(a, b) == 0.0);
+}
