@@ -74,3 +74,10 @@
 #include "io/model_file.hpp"
 #include "io/safetensors.hpp"
 #endif
+
+#ifdef TINYCNN_HAS_JSON  // transfer learning (cut_at copies layers through the layer registry)
+#include "nn/transfer.hpp"
+#endif
+#if defined(TINYCNN_HAS_HDF5) && defined(TINYCNN_HAS_JSON)  // Keras .h5 import (HDF5 C library)
+#include "io/keras_h5.hpp"
+#endif

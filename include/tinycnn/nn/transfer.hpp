@@ -1,0 +1,117 @@
+#pragma once
+// Transfer learning: cut a model at a layer, add a new head, freeze / unfreeze layers.
+//
+//   io::KerasModel k = io::import_keras_h5("mobilenet_v1_0.25_224_imagenet.h5");
+//   auto g = nn::cut_at(*k.model, "global_average_pooling2d_1");  // features [256], weights shared
+//   nn::freeze_all(*g);                                            // the base: frozen, inference mode
+//   g->add<nn::Dense>({nn::output_node(*g)}, 6);                   // the new head (trainable)
+//   optim::Adam<float> opt(g->parameters(/*trainable_only*/ true), 1e-3);
+//   train::fit(*g, opt, train_src, o);
+//   nn::set_trainable_from(*g, "conv_pw_13", true);                // later: fine-tune the top too
+//
+// cut_at() builds a new nn::Graph holding fresh layer objects (same types, configs, names and
+// trainable flags) for the named layer and every layer it depends on, whose parameters and buffers
+// SHARE storage with the original model's: training either one changes both (clone the tensors
+// first if that is not wanted). The original can be destroyed; the storage lives on in the cut.
+// Frozen layers (trainable false) are left out of parameters(true) and run in inference mode even
+// while the model trains (batch norm on its moving statistics, which are then not updated; dropout
+// off) — see Layer::training().
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../io/layer_registry.hpp"
+#include "graph.hpp"
+#include "model.hpp"
+
+namespace tinycnn::nn {
+
+// The graph node a Graph's forward() currently returns (where to attach a new head).
+template <class T>
+typename Graph<T>::Node output_node(const Graph<T>& g) {
+  return typename Graph<T>::Node{g.output_id()};
+}
+
+// A new Graph computing `model`'s layer `index` (entries() order), sharing weights; see above.
+template <class T>
+std::unique_ptr<Graph<T>> cut_at(Model<T>& model, size_t index) {
+  const auto& entries = model.entries();
+  if (!model.built()) throw ValueError("cut_at: the model is not built");
+  if (index >= entries.size())
+    throw ValueError("cut_at: layer index " + std::to_string(index) + " is out of range (" + std::to_string(entries.size()) + " layers)");
+  // The layers the cut point depends on.
+  std::vector<bool> needed(entries.size(), false);
+  needed[index] = true;
+  for (size_t i = index + 1; i-- > 0;)
+    if (needed[i])
+      for (int id : entries[i].inputs)
+        if (id >= 0) needed[static_cast<size_t>(id)] = true;
+  auto g = std::make_unique<Graph<T>>(model.input_shape(), model.seed());
+  std::vector<int> node_of(entries.size(), -1);
+  for (size_t i = 0; i <= index; ++i) {
+    if (!needed[i]) continue;
+    Layer<T>& src = *entries[i].layer;
+    std::unique_ptr<Layer<T>> copy;
+    try {
+      copy = io::make_layer<T>(src.type(), src.config(), src.name());
+    } catch (const Error& e) {
+      throw ValueError("cut_at: cannot copy layer '" + src.name() + "' (" + src.type() + "): " + e.what());
+    }
+    std::vector<typename Graph<T>::Node> ins;
+    for (int id : entries[i].inputs) ins.push_back({id < 0 ? -1 : node_of[static_cast<size_t>(id)]});
+    Layer<T>& dst = *copy;
+    node_of[i] = g->add(std::move(copy), ins).id;
+    dst.set_trainable(src.trainable());
+    // Share the parameter and buffer storage.
+    auto share = [&](std::vector<NamedVar<T>> to, std::vector<NamedVar<T>> from, const char* what) {
+      if (to.size() != from.size()) throw ValueError("cut_at: layer '" + src.name() + "': " + what + " differ in number");
+      for (size_t k = 0; k < to.size(); ++k) {
+        if (to[k].first != from[k].first || to[k].second.shape() != from[k].second.shape())
+          throw ValueError("cut_at: layer '" + src.name() + "': " + what + " '" + from[k].first + "' differs after copying");
+        to[k].second.value() = from[k].second.value();  // same storage
+        to[k].second.set_requires_grad(from[k].second.requires_grad());
+      }
+    };
+    share(dst.parameters(), src.parameters(), "parameters");
+    share(dst.buffers(), src.buffers(), "buffers");
+  }
+  g->set_output({node_of[index]});
+  if (model.is_training()) g->train();
+  else g->eval();
+  return g;
+}
+
+// The same, cut at the layer with this name (e.g. a GlobalAveragePooling2D).
+template <class T>
+std::unique_ptr<Graph<T>> cut_at(Model<T>& model, const std::string& layer_name) {
+  return cut_at(model, static_cast<size_t>(model.index_of(layer_name)));
+}
+
+// Freezing (trainable false) or unfreezing every layer.
+template <class T>
+void freeze_all(Model<T>& model) {
+  model.set_trainable_range(0, model.size(), false);
+}
+template <class T>
+void unfreeze_all(Model<T>& model) {
+  model.set_trainable_range(0, model.size(), true);
+}
+// Layers first..last (names, both included, in entries() order).
+template <class T>
+void set_trainable_between(Model<T>& model, const std::string& first, const std::string& last, bool trainable) {
+  const int a = model.index_of(first), b = model.index_of(last);
+  if (a > b) throw ValueError("set_trainable_between: layer '" + first + "' comes after '" + last + "'");
+  model.set_trainable_range(static_cast<size_t>(a), static_cast<size_t>(b) + 1, trainable);
+}
+// Every layer up to and including `last`.
+template <class T>
+void set_trainable_until(Model<T>& model, const std::string& last, bool trainable) {
+  model.set_trainable_range(0, static_cast<size_t>(model.index_of(last)) + 1, trainable);
+}
+// Every layer from `first` (included) to the end.
+template <class T>
+void set_trainable_from(Model<T>& model, const std::string& first, bool trainable) {
+  model.set_trainable_range(static_cast<size_t>(model.index_of(first)), model.size(), trainable);
+}
+
+}  // namespace tinycnn::nn
