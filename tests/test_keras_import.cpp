@@ -224,6 +224,7 @@ TEST_CASE("keras import: MobileNet v1 0.25 structure, counts and transfer learni
   CHECK(k.model->output_shape() == Shape{1000});
   CHECK(k.softmax_removed);
   CHECK(k.layer_names.at("predictions").empty());
+  CHECK(k.model->size() == 90);  // Keras' 91 layers - InputLayer - final softmax + the keepdims Reshape
   const auto counts = train::count_params(*k.model);  // Keras: 475,544 total, 5,472 non-trainable (BN moving stats)
   CHECK(counts.total == 475544);
   CHECK(counts.trainable == 470072);
@@ -275,6 +276,17 @@ TEST_CASE("keras import: MobileNet v1 0.25 structure, counts and transfer learni
   CHECK(changed == 2);                      // head kernel and bias
   CHECK(unchanged_base == base_total);      // incl. every BN moving_mean / moving_variance
   CHECK(base_total == 27 * 4 + 15 - 1 + 13);  // BN x27 (4 each), Conv2D kernels (conv_preds cut off), depthwise kernels
+
+  // The fine-tuned model saves and loads as a tinycnn model file (no HDF5 needed to read it back).
+  const std::string saved = temp_path("mobilenet_cut.safetensors");
+  io::save_model(saved, *g);
+  io::LoadedModel back = io::load_model(saved);
+  Tensor<float> one({1, 3, 224, 224});
+  one.fill_uniform(-1.f, 1.f, rng);
+  g->eval();
+  const Tensor<float> y1 = (*g)(one), y2 = (*back.model)(one);
+  REQUIRE(y2.shape() == Shape{1, 6});
+  for (int64_t i = 0; i < 6; ++i) CHECK(y1.data()[i] == y2.data()[i]);
 
   // Unfreezing by name range.
   nn::set_trainable_from(*g, "conv_pw_13", true);
