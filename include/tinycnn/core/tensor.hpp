@@ -9,8 +9,10 @@
 #include <initializer_list>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "device.hpp"
@@ -39,21 +41,130 @@ inline int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+namespace detail {
+
+// Caching allocator for tensor storage. Freed blocks go to a free list keyed by their rounded size
+// (64-byte multiples up to 4 KiB, then 8 steps per power of two, so at most 12.5% slack) and the
+// next request of the same class takes one back, so a training step after the first allocates
+// nothing for tensor storage. Thread-safe (one mutex); the cached total is bounded (cache_limit(),
+// default 2 GiB or TINYCNN_TENSOR_CACHE_MB): a block that would exceed it is freed at once. Every
+// cached block is released at exit; blocks freed after that go straight back to the system.
+class BlockCache {
+ public:
+  static BlockCache& instance() {
+    // Never destroyed (tensors in other static objects may be freed late); the releaser empties it at exit.
+    static BlockCache* c = new BlockCache();
+    static Releaser releaser{c};
+    return *c;
+  }
+  static size_t round(size_t bytes) {
+    if (bytes <= 4096) return (bytes + 63) / 64 * 64;
+    size_t p = 4096;
+    while (p <= bytes / 2) p *= 2;  // largest power of two <= bytes
+    const size_t step = p / 8;
+    return (bytes + step - 1) / step * step;
+  }
+  // A 64-byte-aligned block of round(bytes) bytes.
+  void* get(size_t bytes) {
+    const size_t r = round(bytes);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(r);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_ -= r;
+        return p;
+      }
+      ++fresh_;
+    }
+    void* p = std::aligned_alloc(64, r);
+    if (!p) {
+      release_all();  // give the cache back and try once more
+      p = std::aligned_alloc(64, r);
+      if (!p) throw std::bad_alloc();
+    }
+    return p;
+  }
+  void put(void* p, size_t bytes) {
+    if (!p) return;
+    const size_t r = round(bytes);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!closed_ && cached_ + r <= limit_) {
+        free_[r].push_back(p);
+        cached_ += r;
+        return;
+      }
+    }
+    std::free(p);
+  }
+  // Frees every cached block (memory held by live tensors is untouched).
+  void release_all() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& kv : free_)
+      for (void* p : kv.second) std::free(p);
+    free_.clear();
+    cached_ = 0;
+  }
+  // Number of blocks taken from the system so far (requests the cache could not serve).
+  uint64_t fresh_allocations() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return fresh_;
+  }
+  size_t cached_bytes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cached_;
+  }
+  void set_limit(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      limit_ = bytes;
+    }
+    if (cached_bytes() > bytes) release_all();
+  }
+
+ private:
+  struct Releaser {
+    BlockCache* c;
+    ~Releaser() {
+      c->release_all();
+      std::lock_guard<std::mutex> lock(c->mu_);
+      c->closed_ = true;
+    }
+  };
+  BlockCache() {
+    if (const char* e = std::getenv("TINYCNN_TENSOR_CACHE_MB")) limit_ = static_cast<size_t>(std::atoll(e)) << 20;
+  }
+  std::mutex mu_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t cached_ = 0;
+  size_t limit_ = size_t(2) << 30;
+  uint64_t fresh_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace detail
+
+// Tensor storage cache controls (see detail::BlockCache).
+inline uint64_t tensor_cache_fresh_allocations() { return detail::BlockCache::instance().fresh_allocations(); }
+inline size_t tensor_cache_bytes() { return detail::BlockCache::instance().cached_bytes(); }
+inline void tensor_cache_release() { detail::BlockCache::instance().release_all(); }
+inline void set_tensor_cache_limit(size_t bytes) { detail::BlockCache::instance().set_limit(bytes); }
+
 // Aligned host buffer owned by a shared_ptr; the CUDA backend provides its own storage type.
+// Blocks come from (and go back to) the caching allocator above.
 template <class T>
 struct Storage {
   T* ptr = nullptr;
   int64_t count = 0;
   Device device = Device::CPU;
   explicit Storage(int64_t n) : count(n) {
-    if (n > 0) {
-      size_t bytes = static_cast<size_t>(n) * sizeof(T);
-      bytes = (bytes + 63) / 64 * 64;  // aligned_alloc needs a multiple of the alignment
-      ptr = static_cast<T*>(std::aligned_alloc(64, bytes));
-      if (!ptr) throw std::bad_alloc();
-    }
+    if (n > 0) ptr = static_cast<T*>(detail::BlockCache::instance().get(static_cast<size_t>(n) * sizeof(T)));
   }
-  ~Storage() { std::free(ptr); }
+  ~Storage() {
+    if (ptr) detail::BlockCache::instance().put(ptr, static_cast<size_t>(count) * sizeof(T));
+  }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 };

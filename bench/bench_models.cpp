@@ -1,0 +1,132 @@
+// End-to-end benchmarks at batch 32, 3x150x150 input, 6 classes, built here with the nn API:
+//   models/<model>/train   one training step: forward, softmax cross-entropy, backward, Adam
+//   models/<model>/infer   one inference batch (NoGradGuard, eval mode)
+// for model3 and model004 (docs/performance.md). Counters: images/s, and peak_rss_MiB (getrusage
+// ru_maxrss of the whole process so far: run one model per process to read a model's peak).
+// Also a STREAM-like memory benchmark, stream/copy and stream/triad over 256 MiB arrays (bytes/s
+// counter, both read and written bytes counted), for the roofline ceilings in docs/performance.md.
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tinycnn/tinycnn.hpp>
+
+namespace {
+
+using namespace tinycnn;
+
+std::unique_ptr<nn::Sequential<float>> make_bench_model(const std::string& name) {
+  auto m = std::make_unique<nn::Sequential<float>>(0);
+  if (name == "model3") {
+    m->add<nn::Conv2D>(32, 3, 1, "same", "relu");
+    m->add<nn::MaxPool2D>(3);
+    m->add<nn::Conv2D>(64, 3, 1, "same", "relu");
+    m->add<nn::MaxPool2D>(2);
+    m->add<nn::Conv2D>(128, 3, 1, "same", "relu");
+    m->add<nn::MaxPool2D>(2);
+    m->add<nn::Conv2D>(256, 3, 1, "same", "relu");
+    m->add<nn::MaxPool2D>(2);
+    m->add<nn::Conv2D>(512, 3, 1, "same", "relu");
+    m->add<nn::Conv2D>(1024, 3, 1, "same", "relu");
+    m->add<nn::Flatten>();
+    m->add<nn::Dense>(1024, "relu");
+    m->add<nn::Dense>(6);
+  } else {  // model004
+    for (int64_t f : {32, 64, 128, 256}) {
+      m->add<nn::Conv2D>(f, 3, 1, "valid", "relu");
+      m->add<nn::MaxPool2D>(2);
+      m->add<nn::BatchNormalization>();
+      m->add<nn::Dropout>(0.2);
+    }
+    m->add<nn::Flatten>();
+    for (int i = 0; i < 4; ++i) {
+      m->add<nn::Dense>(128, "relu");
+      m->add<nn::Dropout>(0.2);
+    }
+    m->add<nn::Dense>(6);
+  }
+  m->build({3, 150, 150});
+  return m;
+}
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+constexpr int64_t kBatch = 32;
+
+void run_model(benchmark::State& state, std::string name, bool train) {
+  auto model = make_bench_model(name);
+  Rng rng(1);
+  Tensor<float> x = Tensor<float>::empty({kBatch, 3, 150, 150});
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(rng.uniform(0.0, 1.0));
+  std::vector<int32_t> y(static_cast<size_t>(kBatch));
+  for (int64_t i = 0; i < kBatch; ++i) y[static_cast<size_t>(i)] = static_cast<int32_t>(i % 6);
+  optim::Adam<float> opt(model->parameters(true), 1e-3);
+  auto step = [&] {
+    if (train) {
+      Var<float> loss = ops::softmax_cross_entropy(model->forward(Var<float>(x)), y);
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+      benchmark::DoNotOptimize(loss.value().data());
+    } else {
+      NoGradGuard ng;
+      Var<float> out = model->forward(Var<float>(x));
+      benchmark::DoNotOptimize(out.value().data());
+    }
+  };
+  if (train)
+    model->train();
+  else
+    model->eval();
+  step();  // warm-up: buffers, packing, allocator cache
+  for (auto _ : state) step();
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(kBatch), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_rss_MiB"] = peak_rss_mib();
+}
+
+// a[i] = b[i] (copy) or a[i] = b[i] + s*c[i] (triad), parallel over the OpenMP team.
+void run_stream(benchmark::State& state, bool triad) {
+  const int64_t n = int64_t(64) << 20;  // 64 Mi floats = 256 MiB per array
+  std::vector<float> a(static_cast<size_t>(n), 1.0f), b(static_cast<size_t>(n), 2.0f), c(static_cast<size_t>(n), 3.0f);
+  float* pa = a.data();
+  const float *pb = b.data(), *pc = c.data();
+  for (auto _ : state) {
+    if (triad) {
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < n; ++i) pa[i] = pb[i] + 0.5f * pc[i];
+    } else {
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < n; ++i) pa[i] = pb[i];
+    }
+    benchmark::DoNotOptimize(pa);
+    benchmark::ClobberMemory();
+  }
+  const double bytes = static_cast<double>(n) * sizeof(float) * (triad ? 3.0 : 2.0);
+  state.counters["bytes/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::OneK::kIs1024);
+}
+
+int register_model_benchmarks() {
+  for (const char* m : {"model3", "model004"})
+    for (bool train : {true, false})
+      benchmark::RegisterBenchmark((std::string("models/") + m + (train ? "/train" : "/infer")).c_str(), run_model,
+                                   std::string(m), train)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("stream/copy", run_stream, false)->UseRealTime()->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("stream/triad", run_stream, true)->UseRealTime()->Unit(benchmark::kMillisecond);
+  return 0;
+}
+
+const int registered = register_model_benchmarks();
+
+}  // namespace

@@ -1,0 +1,58 @@
+// The tensor storage caching allocator (core/tensor.hpp, detail::BlockCache): a training step after
+// the first takes every tensor block from the cache, so it allocates nothing new.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include <tinycnn/tinycnn.hpp>
+
+using namespace tinycnn;
+
+TEST_CASE("tensor cache: the second identical training step allocates no new tensor storage") {
+  nn::Sequential<float> m(3);
+  m.add<nn::Conv2D>(8, 3, 1, "same", "relu");
+  m.add<nn::MaxPool2D>(2);
+  m.add<nn::BatchNormalization>();
+  m.add<nn::Conv2D>(16, 3, 1, "valid", "relu");
+  m.add<nn::Dropout>(0.2);
+  m.add<nn::Flatten>();
+  m.add<nn::Dense>(10, "relu");
+  m.add<nn::Dense>(3);
+  m.build({3, 12, 12});
+  m.train();
+  optim::Adam<float> opt(m.parameters(true), 1e-3);
+  Rng rng(5);
+  Tensor<float> x = Tensor<float>::empty({4, 3, 12, 12});
+  x.fill_uniform(-1.0f, 1.0f, rng);
+  const std::vector<int32_t> y = {0, 1, 2, 1};
+  auto step = [&] {
+    Var<float> loss = ops::softmax_cross_entropy(m.forward(Var<float>(x)), y);
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  };
+  step();
+  step();  // optimizer slots and gradients exist from here on
+  const uint64_t before = tensor_cache_fresh_allocations();
+  step();
+  CHECK(tensor_cache_fresh_allocations() == before);
+  const size_t cached = tensor_cache_bytes();
+  CHECK(cached > 0);
+}
+
+TEST_CASE("tensor cache: blocks are reused by size class, aligned, and released on request") {
+  tensor_cache_release();
+  CHECK(tensor_cache_bytes() == 0);
+  const uint64_t f0 = tensor_cache_fresh_allocations();
+  { Tensor<float> a({1000}); CHECK(reinterpret_cast<uintptr_t>(a.data()) % 64 == 0); }
+  CHECK(tensor_cache_fresh_allocations() == f0 + 1);
+  CHECK(tensor_cache_bytes() >= 4000);
+  { Tensor<float> b({995}); CHECK(b[0] == 0.0f); }  // same 4032-byte class: reused, still zero-filled by Tensor
+  CHECK(tensor_cache_fresh_allocations() == f0 + 1);
+  { Tensor<double> c({3000}); }  // another class
+  CHECK(tensor_cache_fresh_allocations() == f0 + 2);
+  CHECK(detail::BlockCache::round(100000) >= 100000);
+  CHECK(detail::BlockCache::round(100000) <= 100000 + 100000 / 8);
+  tensor_cache_release();
+  CHECK(tensor_cache_bytes() == 0);
+}
