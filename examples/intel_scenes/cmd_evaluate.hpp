@@ -14,6 +14,11 @@ struct EvalArgs {
   std::string report;  // HTML report path
   bool tta = false;
   int threads = 0;
+  // Evaluate only the validation part of train's split (the same --val-split, --seed, --exclude).
+  double val_split = 0;
+  uint64_t seed = 0;
+  std::string exclude;
+  std::string sampling;  // "", "area" or "warp": override the model file's resize sampling
 };
 
 struct EvalResult {
@@ -60,7 +65,8 @@ inline EvalResult evaluate_files(ScenesModel& s, const std::vector<std::string>&
   return r;
 }
 
-inline EvalResult evaluate_model(ScenesModel& s, const std::string& dir, bool tta) {
+inline EvalResult evaluate_model(ScenesModel& s, const std::string& dir, bool tta, double val_split = 0, uint64_t seed = 0,
+                                 const std::string& exclude = "") {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw IOError("--data: '" + dir + "' is not a directory");
   data::ImageFolder folder(dir);
@@ -71,11 +77,13 @@ inline EvalResult evaluate_model(ScenesModel& s, const std::string& dir, bool tt
   for (size_t c = 0; c < map.size(); ++c)
     if (map[c] < 0)
       throw ValueError("--data: class folder '" + folder.classes()[c] + "' in '" + dir + "' is not one of the model's classes");
+  std::vector<size_t> idx = select_samples(folder, exclude, 0);
+  if (val_split > 0) idx = validation_part(folder, idx, val_split, seed);
   std::vector<std::string> paths;
   std::vector<int32_t> labels;
-  for (const auto& smp : folder.samples()) {
-    paths.push_back(smp.path);
-    labels.push_back(map[static_cast<size_t>(smp.label)]);
+  for (size_t i : idx) {
+    paths.push_back(folder.samples()[i].path);
+    labels.push_back(map[static_cast<size_t>(folder.label(i))]);
   }
   EvalResult r = evaluate_files(s, paths, labels, tta);
   for (const auto& sk : folder.skipped()) r.skipped.insert(r.skipped.begin(), sk.path + ": " + sk.reason);
@@ -111,10 +119,14 @@ inline EvalResult run_evaluate(const EvalArgs& a, std::ostream& os) {
 #ifndef INTEL_SCENES_HAVE_REPORT
   if (!a.report.empty()) throw std::runtime_error("--report: the HTML report (report.hpp) is not available in this build");
 #endif
+  if (a.val_split != 0 && !(a.val_split > 0 && a.val_split < 1)) throw UsageError("--val-split: must be in (0, 1)");
+  if (!a.sampling.empty() && a.sampling != "area" && a.sampling != "warp") throw UsageError("--sampling: must be area or warp");
   ScenesModel s = load_scenes_model(a.model);
-  EvalResult r = evaluate_model(s, a.data, a.tta);
+  if (!a.sampling.empty()) s.sampling = a.sampling;
+  EvalResult r = evaluate_model(s, a.data, a.tta, a.val_split, a.seed, a.exclude);
   for (const auto& sk : r.skipped) os << "skipped " << sk << "\n";
-  os << "model " << s.path << " on " << a.data << ": " << r.images << " images" << (a.tta ? " (flip TTA)" : "") << "\n";
+  os << "model " << s.path << " on " << a.data << (a.val_split > 0 ? " (validation part of the split)" : "") << ": " << r.images
+     << " images" << (a.tta ? " (flip TTA)" : "") << ", " << s.sampling << " resize\n";
   const train::ClassificationReport rep = r.cm.report();
   os << "accuracy: " << fixed4(r.accuracy) << "\n";
   os << "macro F1: " << fixed4(r.macro_f1) << "\n";

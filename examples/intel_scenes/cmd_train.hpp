@@ -148,25 +148,7 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   const auto& classes = folder->classes();
 
   // Samples to use: everything except --exclude's <class>/<file> names, at most max_per_class per class.
-  std::set<std::string> excluded;
-  if (!a.exclude_dir.empty()) {
-    if (!fs::is_directory(a.exclude_dir)) throw IOError("--exclude: '" + a.exclude_dir + "' is not a directory");
-    for (const auto& c : classes) {
-      const fs::path d = fs::path(a.exclude_dir) / c;
-      if (fs::is_directory(d, ec))
-        for (const auto& e : fs::directory_iterator(d, ec)) excluded.insert(c + "/" + e.path().filename().string());
-    }
-  }
-  std::vector<size_t> use;
-  std::vector<int> per_class(static_cast<size_t>(K), 0);
-  for (size_t i = 0; i < folder->size(); ++i) {
-    const auto& s = folder->samples()[i];
-    const std::string key = classes[static_cast<size_t>(s.label)] + "/" + fs::path(s.path).filename().string();
-    if (excluded.count(key)) continue;
-    if (a.max_per_class > 0 && per_class[static_cast<size_t>(s.label)] >= a.max_per_class) continue;
-    ++per_class[static_cast<size_t>(s.label)];
-    use.push_back(i);
-  }
+  std::vector<size_t> use = select_samples(*folder, a.exclude_dir, a.max_per_class);
 
   // Multi-label: one sample per distinct file content; its targets are every folder it is in.
   std::unordered_map<size_t, std::vector<int32_t>> multi;  // representative folder index -> classes
@@ -199,11 +181,7 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
     train_idx = use;
     for (size_t i = 0; i < val_folder->size(); ++i) val_idx.push_back(i);
   } else {
-    std::vector<int32_t> labels;
-    for (size_t i : use) labels.push_back(folder->label(i));
-    const data::Split sp = data::stratified_split(labels, a.val_split, a.seed);
-    for (size_t j : sp.train) train_idx.push_back(use[j]);
-    for (size_t j : sp.val) val_idx.push_back(use[j]);
+    val_idx = validation_part(*folder, use, a.val_split, a.seed, &train_idx);
   }
   if (train_idx.empty() || val_idx.empty()) throw ValueError("--data: not enough images for a training and a validation part");
   if (a.cache) {
@@ -226,7 +204,12 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   lo.augment = a.augment != "none";
   lo.aug = detail::augment_options(a.augment);
   data::DataLoader train_loader(folder, train_idx, lo);
-  lo.augment = false;
+  // Validation images go through the same single bilinear warp as the training batches (identity
+  // parameters), so a model never sees differently resampled pixels at validation and inference
+  // time than in training (the warp has no antialiasing pre-filter; resize_to has one). The model
+  // file records it (extras "resize_sampling" = "warp") for evaluate/predict/sort.
+  lo.augment = true;
+  lo.aug = data::AugmentOptions{};
   lo.shuffle = false;
   data::DataLoader val_loader(val_folder, val_idx, lo);
 
@@ -255,6 +238,7 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   info.extras["trained_on"] = a.data;
   info.extras["augment"] = a.augment;
   info.extras["epochs"] = std::to_string(a.epochs);
+  info.extras["resize_sampling"] = "warp";
 
   optim::Adam<float> opt(model->parameters(true), a.lr);
   train::FitOptions<float> fo;

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iomanip>
 #include <ostream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -89,6 +90,9 @@ struct ScenesModel {
   int height = 0, width = 0;
   data::Normalize normalize;
   data::ResizeMode resize = data::ResizeMode::Stretch;
+  // "warp": resize with the augmentation's single bilinear warp (no antialiasing pre-filter), as the
+  // training batches were made; "area" (default): the data pipeline's antialiased resize_to.
+  std::string sampling = "area";
   nn::Model<float>& model() { return *m.model; }
   const std::vector<std::string>& classes() const { return m.info.class_names; }
   bool multi_label() const { return m.info.multi_label; }
@@ -115,13 +119,21 @@ inline ScenesModel load_scenes_model(std::string path) {
   s.width = static_cast<int>(in[2]);
   s.normalize = normalize_of(s.m.info.preprocessing);
   s.resize = resize_mode_of(s.m.info.preprocessing.resize);
+  auto it = s.m.info.extras.find("resize_sampling");
+  if (it != s.m.info.extras.end() && it->second == "warp") s.sampling = "warp";
   s.m.model->eval();
   return s;
 }
 
 // A decoded image as the model sees it: resized to its input, RGB.
 inline data::Image model_view(const data::Image& im, const ScenesModel& s) {
-  data::Image px = data::resize_to(im, s.width, s.height, s.resize);
+  data::Image px;
+  if (s.sampling == "warp" && s.resize == data::ResizeMode::Stretch) {
+    Rng rng(0);  // identity augmentation: draws nothing
+    px = data::augment(im, s.width, s.height, data::AugmentOptions{}, rng);
+  } else {
+    px = data::resize_to(im, s.width, s.height, s.resize);
+  }
   if (px.channels == 1) {  // grey -> RGB
     data::Image rgb(px.width, px.height, 3);
     for (size_t i = 0; i < px.pixels.size(); ++i)
@@ -174,6 +186,46 @@ inline std::vector<std::string> list_images(const std::string& path) {
       files.push_back(it->path().string());
   std::sort(files.begin(), files.end());
   return files;
+}
+
+// The folder indices training uses: all samples except those whose <class>/<file name> exists under
+// exclude_dir, at most max_per_class (> 0) per class, in folder order.
+inline std::vector<size_t> select_samples(const data::ImageFolder& folder, const std::string& exclude_dir, int max_per_class) {
+  std::error_code ec;
+  const auto& classes = folder.classes();
+  std::set<std::string> excluded;
+  if (!exclude_dir.empty()) {
+    if (!fs::is_directory(exclude_dir, ec)) throw IOError("--exclude: '" + exclude_dir + "' is not a directory");
+    for (const auto& c : classes) {
+      const fs::path d = fs::path(exclude_dir) / c;
+      if (fs::is_directory(d, ec))
+        for (const auto& e : fs::directory_iterator(d, ec)) excluded.insert(c + "/" + e.path().filename().string());
+    }
+  }
+  std::vector<size_t> use;
+  std::vector<int> per_class(classes.size(), 0);
+  for (size_t i = 0; i < folder.size(); ++i) {
+    const auto& smp = folder.samples()[i];
+    const size_t c = static_cast<size_t>(smp.label);
+    if (excluded.count(classes[c] + "/" + fs::path(smp.path).filename().string())) continue;
+    if (max_per_class > 0 && per_class[c] >= max_per_class) continue;
+    ++per_class[c];
+    use.push_back(i);
+  }
+  return use;
+}
+
+// The validation part of train's stratified split of `use` (same function, same seed).
+inline std::vector<size_t> validation_part(const data::ImageFolder& folder, const std::vector<size_t>& use, double fraction,
+                                           uint64_t seed, std::vector<size_t>* train_part = nullptr) {
+  std::vector<int32_t> labels;
+  for (size_t i : use) labels.push_back(folder.label(i));
+  const data::Split sp = data::stratified_split(labels, fraction, seed);
+  std::vector<size_t> val;
+  for (size_t j : sp.val) val.push_back(use[j]);
+  if (train_part)
+    for (size_t j : sp.train) train_part->push_back(use[j]);
+  return val;
 }
 
 // FNV-1a 64 of a file's bytes (groups identical copies of a photo across class folders).

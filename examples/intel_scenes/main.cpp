@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
   evaluate->add_option("--report", ea.report, "also write an HTML report");
   evaluate->add_flag("--tta", ea.tta, "average each prediction with the mirrored image's");
   evaluate->add_option("--threads", ea.threads, "compute threads");
+  evaluate->add_option("--val-split", ea.val_split, "evaluate only the validation part of train's stratified split of DIR");
+  evaluate->add_option("--seed", ea.seed, "with --val-split: the training run's --seed (default 0)");
+  evaluate->add_option("--exclude", ea.exclude, "leave out files whose <class>/<name> is in this folder (as train --exclude)");
+  evaluate->add_option("--sampling", ea.sampling, "area (antialiased resize) or warp (as training batches); default: the model file's");
 
   PredictArgs pa;
   auto* predict = app.add_subcommand("predict", "top classes with probabilities for images (files or folders)");
