@@ -9,34 +9,67 @@
 
 namespace tinycnn::kernels::cpu {
 
+namespace detail {
+// Max and first argmax (offset r*W + s) of an R x S window at p, all cells inside the plane.
+template <class T, int R, int S>
+inline void window_max(const T* p, int64_t W, int64_t rr, int64_t ss, T& best, int64_t& at) {
+  const int64_t nr = R > 0 ? R : rr, ns = S > 0 ? S : ss;
+  best = p[0];
+  at = 0;
+  for (int64_t r = 0; r < nr; ++r)
+    for (int64_t s = 0; s < ns; ++s) {
+      const T v = p[r * W + s];
+      if (v > best) best = v, at = r * W + s;
+    }
+}
+
+template <class T, int R, int S>
+void max_pool_plane(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax) {
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const int64_t ih0 = oh * g.stride_h - g.pad_top;
+    const bool rows_in = ih0 >= 0 && ih0 + g.R <= g.H;
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const int64_t iw0 = ow * g.stride_w - g.pad_left;
+      const int64_t o = oh * g.OW + ow;
+      if (rows_in && iw0 >= 0 && iw0 + g.S <= g.W) {  // the whole window is inside: no bounds checks
+        T best;
+        int64_t at;
+        window_max<T, R, S>(xc + ih0 * g.W + iw0, g.W, g.R, g.S, best, at);
+        y[o] = best;
+        argmax[o] = static_cast<int32_t>(ih0 * g.W + iw0 + at);
+        continue;
+      }
+      int64_t best = -1;
+      for (int64_t r = 0; r < g.R; ++r) {
+        const int64_t ih = ih0 + r;
+        if (ih < 0 || ih >= g.H) continue;
+        for (int64_t s = 0; s < g.S; ++s) {
+          const int64_t iw = iw0 + s;
+          if (iw < 0 || iw >= g.W) continue;
+          const int64_t i = ih * g.W + iw;
+          if (best < 0 || xc[i] > xc[best]) best = i;
+        }
+      }
+      y[o] = best >= 0 ? xc[best] : T(0);
+      argmax[o] = static_cast<int32_t>(best);
+    }
+  }
+}
+}  // namespace detail
+
 // y = max over each window; argmax = index ih*W + iw of the (first) maximum in its [H, W] plane,
 // or -1 for a window without real cells (y = 0 there; impossible for 'valid' and 'same' windows).
+// Windows fully inside the plane take a branch-free path (unrolled for 2x2 and 3x3).
 //   x: [N, C, H, W], y: [N, C, OH, OW] (written), argmax: [N, C, OH, OW] (written)
 template <class T>
 void max_pool2d_forward(const T* x, const Conv2DGeom& g, T* y, int32_t* argmax) {
   const int64_t L = g.OH * g.OW, HW = g.H * g.W;
   const bool par = g.N * g.C * L * g.R * g.S > kParallelMinWork;
+  auto plane = g.R == 2 && g.S == 2   ? &detail::max_pool_plane<T, 2, 2>
+               : g.R == 3 && g.S == 3 ? &detail::max_pool_plane<T, 3, 3>
+                                      : &detail::max_pool_plane<T, 0, 0>;
 #pragma omp parallel for if (par)
-  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
-    const T* xc = x + nc * HW;
-    for (int64_t oh = 0; oh < g.OH; ++oh)
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        int64_t best = -1;
-        for (int64_t r = 0; r < g.R; ++r) {
-          const int64_t ih = oh * g.stride_h - g.pad_top + r;
-          if (ih < 0 || ih >= g.H) continue;
-          for (int64_t s = 0; s < g.S; ++s) {
-            const int64_t iw = ow * g.stride_w - g.pad_left + s;
-            if (iw < 0 || iw >= g.W) continue;
-            const int64_t i = ih * g.W + iw;
-            if (best < 0 || xc[i] > xc[best]) best = i;
-          }
-        }
-        const int64_t o = nc * L + oh * g.OW + ow;
-        y[o] = best >= 0 ? xc[best] : T(0);
-        argmax[o] = static_cast<int32_t>(best);
-      }
-  }
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc) plane(x + nc * HW, g, y + nc * L, argmax + nc * L);
 }
 
 // dx[argmax] += dy
