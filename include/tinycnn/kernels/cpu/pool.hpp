@@ -2,6 +2,7 @@
 // Pooling over NCHW tensors. The window geometry is a Conv2DGeom with K = C and R x S = pool size.
 // Padded cells never take part: max pooling ignores them and average pooling divides by the number
 // of real cells in the window (Keras/TF 'same' semantics). Forward writes y; backward ADDS into dx.
+#include <algorithm>
 #include <cstdint>
 
 #include "../../core/parallel.hpp"
@@ -25,12 +26,41 @@ inline void window_max(const T* p, int64_t W, int64_t rr, int64_t ss, T& best, i
 
 template <class T, int R, int S>
 void max_pool_plane(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax) {
+  // Output columns [ow_lo, ow_hi) whose windows lie inside the plane horizontally.
+  const int64_t ow_lo = std::min(g.OW, (g.pad_left + g.stride_w - 1) / g.stride_w);
+  const int64_t span = g.W - g.S + g.pad_left;
+  const int64_t ow_hi = span < 0 ? ow_lo : std::max(ow_lo, std::min(g.OW, span / g.stride_w + 1));
   for (int64_t oh = 0; oh < g.OH; ++oh) {
     const int64_t ih0 = oh * g.stride_h - g.pad_top;
     const bool rows_in = ih0 >= 0 && ih0 + g.R <= g.H;
     for (int64_t ow = 0; ow < g.OW; ++ow) {
       const int64_t iw0 = ow * g.stride_w - g.pad_left;
       const int64_t o = oh * g.OW + ow;
+      if (R == 2 && S == 2 && g.stride_w == 2 && rows_in && ow == ow_lo && ow_hi > ow_lo) {
+        // 2x2, horizontal stride 2: select-based (no data-dependent branches), the compiler vectorises it.
+        const T* r0 = xc + ih0 * g.W;
+        const T* r1 = r0 + g.W;
+        T* yo = y + oh * g.OW;
+        int32_t* ao = argmax + oh * g.OW;
+        const int32_t base = static_cast<int32_t>(ih0 * g.W), Wi = static_cast<int32_t>(g.W);
+        const int32_t pl = static_cast<int32_t>(g.pad_left);
+        for (int64_t q = ow_lo; q < ow_hi; ++q) {
+          const int32_t c = static_cast<int32_t>(2 * q) - pl;
+          const T a = r0[c], b = r0[c + 1], e = r1[c], f = r1[c + 1];
+          T best = a;
+          int32_t at = base + c;
+          at = b > best ? base + c + 1 : at;
+          best = b > best ? b : best;
+          at = e > best ? base + Wi + c : at;
+          best = e > best ? e : best;
+          at = f > best ? base + Wi + c + 1 : at;
+          best = f > best ? f : best;
+          yo[q] = best;
+          ao[q] = at;
+        }
+        ow = ow_hi - 1;
+        continue;
+      }
       if (rows_in && iw0 >= 0 && iw0 + g.S <= g.W) {  // the whole window is inside: no bounds checks
         T best;
         int64_t at;
