@@ -124,7 +124,6 @@ inline data::AugmentOptions augment_options(const std::string& a) {
 inline void check_train_args(const TrainArgs& a) {
   if (a.data.empty()) throw UsageError("--data: required");
   if (a.out.empty() && a.resume.empty()) throw UsageError("--out: required");
-  if (a.model == "mobilenet_transfer") (void)make_model(a.model, 6, 0);  // clear "not available" error
   if (!is_model_name(a.model)) throw UsageError("--model: unknown model '" + a.model + "' (known: " + model_names_list() + ")");
   if (a.epochs < 1) throw UsageError("--epochs: must be >= 1");
   if (a.batch < 1) throw UsageError("--batch: must be >= 1");
@@ -196,7 +195,10 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
     throw UsageError("--input-size: only the resnet takes another input size (" + a.model + " is built for " +
                      std::to_string(model_input_size(a.model)) + ")");
 
+  const PixelScaling px = model_pixel_scaling(a.model);
   data::LoaderOptions lo;
+  lo.normalize.rescale = static_cast<float>(px.rescale);
+  lo.normalize.mean = {{static_cast<float>(px.mean), static_cast<float>(px.mean), static_cast<float>(px.mean)}};
   lo.width = lo.height = size;
   lo.batch_size = a.batch;
   lo.seed = a.seed;
@@ -230,7 +232,8 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
 
   io::ModelInfo info;
   info.class_names = classes;
-  info.preprocessing.rescale = 1.0 / 255;
+  info.preprocessing.rescale = px.rescale;
+  if (px.mean != 0) info.preprocessing.mean = {px.mean, px.mean, px.mean};
   info.preprocessing.resize = "stretch";
   info.preprocessing.input_size = {size, size};
   info.multi_label = a.multi_label;

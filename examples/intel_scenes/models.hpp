@@ -6,6 +6,8 @@
 // Every model outputs logits (no softmax): train::fit applies the softmax (or, with --multi-label,
 // a sigmoid per class) in the loss, and train::predict returns probabilities.
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -88,13 +90,59 @@ inline std::unique_ptr<nn::Model<float>> make_resnet(int num_classes, uint64_t s
   return g;
 }
 
+// How pixels are scaled for a model: /255 for the from-scratch models, [-1, 1] for MobileNet (as
+// it was trained on ImageNet).
+struct PixelScaling {
+  double rescale = 1.0 / 255;
+  double mean = 0;  // subtracted from every channel after rescaling
+};
+inline PixelScaling model_pixel_scaling(const std::string& name) {
+  if (name == "mobilenet_transfer") return {1.0 / 127.5, 1.0};
+  return {};
+}
+
+// The ImageNet MobileNetV1 0.25 weights: $TINYCNN_MOBILENET_H5, else ../shared/models/ next to the
+// repository.
+inline std::string mobilenet_h5_path() {
+  if (const char* e = std::getenv("TINYCNN_MOBILENET_H5"); e && *e) return e;
+#ifdef INTEL_SCENES_DIR
+  return std::string(INTEL_SCENES_DIR) + "/../../../shared/models/mobilenet_v1_0.25_224_imagenet.h5";
+#else
+  return "../shared/models/mobilenet_v1_0.25_224_imagenet.h5";
+#endif
+}
+
+// MobileNetV1 0.25 (224x224, ImageNet) cut at its global average pooling, the base frozen except
+// the last depthwise-separable block (conv_dw_13 onwards, batch norm included), then Dropout 0.2
+// and a new Dense(num_classes) head.
+inline std::unique_ptr<nn::Model<float>> make_mobilenet_transfer(int num_classes, uint64_t seed) {
+#if defined(TINYCNN_HAS_HDF5) && defined(TINYCNN_HAS_JSON)
+  const std::string path = mobilenet_h5_path();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    throw IOError("mobilenet_transfer: the ImageNet weights '" + path +
+                  "' do not exist (set TINYCNN_MOBILENET_H5 to mobilenet_v1_0.25_224_imagenet.h5)");
+  io::KerasModel k = io::import_keras_h5(path);
+  std::unique_ptr<nn::Graph<float>> g = nn::cut_at(*k.model, "global_average_pooling2d_1");
+  nn::freeze_all(*g);
+  nn::set_trainable_from(*g, "conv_dw_13", true);
+  (void)seed;  // the head is initialised from the cut graph's own generator
+  auto d = g->add<nn::Dropout>({nn::output_node(*g)}, 0.2, "head_dropout");
+  g->add<nn::Dense>({d}, num_classes, "", true, "head");
+  return g;
+#else
+  (void)num_classes;
+  (void)seed;
+  throw ValueError("model 'mobilenet_transfer' needs the Keras .h5 import, which this build does not have (HDF5 or "
+                   "nlohmann-json was not found); pick one of baseline, model2, model3, model004, sorter_cnn, resnet");
+#endif
+}
+
 inline std::unique_ptr<nn::Model<float>> make_model(const std::string& name, int num_classes, uint64_t seed) {
   if (num_classes < 1) throw ValueError("make_model: num_classes must be >= 1, got " + std::to_string(num_classes));
   const int n = model_input_size(name);
   if (name == "resnet") return make_resnet(num_classes, seed);
-  if (name == "mobilenet_transfer")
-    throw ValueError("model 'mobilenet_transfer' needs the Keras .h5 import (include/tinycnn/io/keras_h5.hpp), which is "
-                     "not available in this build yet; pick one of baseline, model2, model3, model004, sorter_cnn, resnet");
+  if (name == "mobilenet_transfer") return make_mobilenet_transfer(num_classes, seed);
   auto m = std::make_unique<nn::Sequential<float>>(seed);
   if (name == "baseline") {
     m->add<nn::Flatten>();
