@@ -6,8 +6,9 @@
 // Structure (see docs/performance.md, "Convolution"): the batch is cut into groups of consecutive
 // samples; a group's columns sit side by side in one [C*R*S, nb*OH*OW] matrix in a per-thread buffer,
 // so layers with a small OH*OW still get wide GEMMs (N = nb*OH*OW) while the buffers stay bounded.
-//   - parallel plan (batch >= threads): the threads take whole groups; every GEMM runs on one
-//     thread, so there are no barriers inside a convolution (the threads meet once at the end).
+//   - parallel plan (batch >= threads): the threads take whole groups (dynamically, at least 4 per
+//     thread); every GEMM runs on one thread, so there are no barriers inside a convolution (the
+//     threads meet once at the end) and a thread slowed by other processes just takes fewer groups.
 //   - serial plan (batch < threads, or a large dW): groups one after another; the GEMM and the
 //     im2col / col2im / gather loops are parallel inside.
 // Forward: y = W * col (+ bias, ReLU in the GEMM's epilogue); a group of one sample writes y directly.
@@ -104,7 +105,9 @@ inline ConvPlan conv_plan(const Conv2DGeom& g, int64_t rows, double flops, const
   if (par) {
     p.parallel = true;
     int64_t G = std::max<int64_t>(g_mem, std::max<int64_t>(1, total / std::max<int64_t>(1, o.cols_target)));
-    G = (G + p.nt - 1) / p.nt * p.nt;  // whole rounds of groups: every thread gets the same number of samples +-1
+    // At least 4 groups per thread, taken dynamically: a thread slowed by other processes on a shared
+    // machine takes fewer groups instead of holding the others at the end.
+    G = std::max<int64_t>(G, 4 * p.nt);
     p.groups = std::min<int64_t>(G, g.N);
   } else {
     p.groups = std::min<int64_t>(g_mem, g.N);
@@ -148,7 +151,7 @@ void im2col_group(const T* x, const Conv2DGeom& g, int64_t n0, int64_t nb, T* co
 template <class F>
 void conv_for_groups(const ConvPlan& p, const F& fn) {
   if (p.parallel) {
-#pragma omp parallel for schedule(static) num_threads(p.nt)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(p.nt)
     for (int64_t gi = 0; gi < p.groups; ++gi) fn(gi);
   } else {
     for (int64_t gi = 0; gi < p.groups; ++gi) fn(gi);
@@ -309,9 +312,8 @@ void conv2d_backward_filter_ex(const T* x, const T* dy, const Conv2DGeom& g, T* 
       std::fill(acc, acc + K * CRS, T(0));
     }
     parts[tid] = acc;
-    const int64_t g0 = p.groups * tid / nth, g1 = p.groups * (tid + 1) / nth;
-    for (int64_t gi = g0; gi < g1; ++gi) group(gi, acc);
-#pragma omp barrier
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t gi = 0; gi < p.groups; ++gi) group(gi, acc);  // implicit barrier
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < K * CRS; ++i) {
       T s = T(0);
