@@ -143,7 +143,7 @@ inline EvalResult run_evaluate(const EvalArgs& a, std::ostream& os) {
     rd.config = {{"model file", s.path}, {"data", a.data}, {"images", std::to_string(r.images)},
                  {"test-time flip averaging", a.tta ? "yes" : "no"}};
     write_report(a.report, rd);
-    os << "report: " << a.report << "\n";
+    os << "wrote " << a.report << "\n";
   }
 #endif
   return r;
