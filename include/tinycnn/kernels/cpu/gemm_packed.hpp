@@ -267,6 +267,10 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
     // No more threads than micro-tiles in a block.
     const int64_t tiles = ceil_div(std::min(M, mc), MR) * ceil_div(std::min(N, nc), NR);
     nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, tiles)));
+    // Few tiles over a long K (a dense layer's forward at batch 32: 32 x 128 x 67,500) means two
+    // barriers per K-block for little work each; when another process shares the cores, every
+    // barrier can cost a scheduler time slice (measured: 1.36 s instead of 10 ms). One thread then.
+    if (ceil_div(M, MR) * ceil_div(N, NR) < 16 * static_cast<int64_t>(nt)) nt = 1;
   }
 #endif
   T* abuf = a_buffer<T>().get(static_cast<size_t>(mc * kc));
