@@ -1,7 +1,8 @@
 // End-to-end benchmarks at batch 32, 3x150x150 input, 6 classes, built here with the nn API:
 //   models/<model>/train   one training step: forward, softmax cross-entropy, backward, Adam
 //   models/<model>/infer   one inference batch (NoGradGuard, eval mode)
-// for model3 and model004 (docs/performance.md). Counters: images/s, and peak_rss_MiB (getrusage
+// for model3 and model004 as examples/intel_scenes/models.hpp builds them (docs/performance.md).
+// Counters: images/s, and peak_rss_MiB (getrusage
 // ru_maxrss of the whole process so far: run one model per process to read a model's peak).
 // Also a STREAM-like memory benchmark, stream/copy and stream/triad over 256 MiB arrays (bytes/s
 // counter, both read and written bytes counted), for the roofline ceilings in docs/performance.md.
@@ -15,42 +16,15 @@
 
 #include <tinycnn/tinycnn.hpp>
 
+#include "../examples/intel_scenes/models.hpp"
+
 namespace {
 
 using namespace tinycnn;
 
-std::unique_ptr<nn::Sequential<float>> make_bench_model(const std::string& name) {
-  auto m = std::make_unique<nn::Sequential<float>>(0);
-  if (name == "model3") {
-    m->add<nn::Conv2D>(32, 3, 1, "same", "relu");
-    m->add<nn::MaxPool2D>(3);
-    m->add<nn::Conv2D>(64, 3, 1, "same", "relu");
-    m->add<nn::MaxPool2D>(2);
-    m->add<nn::Conv2D>(128, 3, 1, "same", "relu");
-    m->add<nn::MaxPool2D>(2);
-    m->add<nn::Conv2D>(256, 3, 1, "same", "relu");
-    m->add<nn::MaxPool2D>(2);
-    m->add<nn::Conv2D>(512, 3, 1, "same", "relu");
-    m->add<nn::Conv2D>(1024, 3, 1, "same", "relu");
-    m->add<nn::Flatten>();
-    m->add<nn::Dense>(1024, "relu");
-    m->add<nn::Dense>(6);
-  } else {  // model004
-    for (int64_t f : {32, 64, 128, 256}) {
-      m->add<nn::Conv2D>(f, 3, 1, "valid", "relu");
-      m->add<nn::MaxPool2D>(2);
-      m->add<nn::BatchNormalization>();
-      m->add<nn::Dropout>(0.2);
-    }
-    m->add<nn::Flatten>();
-    for (int i = 0; i < 4; ++i) {
-      m->add<nn::Dense>(128, "relu");
-      m->add<nn::Dropout>(0.2);
-    }
-    m->add<nn::Dense>(6);
-  }
-  m->build({3, 150, 150});
-  return m;
+// The models exactly as the intel_scenes example defines them (one definition for both).
+std::unique_ptr<nn::Model<float>> make_bench_model(const std::string& name) {
+  return intel_scenes::make_model(name, 6, 0);
 }
 
 double peak_rss_mib() {
