@@ -1,4 +1,4 @@
-// End-to-end benchmarks at batch 32, 3x150x150 input, 6 classes, built here with the nn API:
+// End-to-end benchmarks at batch 32, 3x150x150 input, 6 classes:
 //   models/<model>/train   one training step: forward, softmax cross-entropy, backward, Adam
 //   models/<model>/infer   one inference batch (NoGradGuard, eval mode)
 // for model3 and model004 as examples/intel_scenes/models.hpp builds them (docs/performance.md).
