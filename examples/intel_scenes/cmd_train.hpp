@@ -20,7 +20,9 @@ struct TrainArgs {
   std::string val_dir;              // a separate validation folder (else a stratified split)
   double val_split = 0.15;
   std::string exclude_dir;          // files with the same <class>/<name> here are left out (the shipped sample)
-  std::string model = "model2";
+  std::string model;                // a model name (make_model) ...
+  std::string init;                 // ... or a model file to continue from (fine-tuning)
+  std::string trainable_from;       // freeze the layers before this one; "all": everything trainable
   int epochs = 20;
   int batch = 32;
   double lr = 1e-3;
@@ -119,12 +121,58 @@ inline data::AugmentOptions augment_options(const std::string& a) {
   return o;
 }
 
+// --init: a model file to continue training from. Its classes must be the data folder's, and its
+// preprocessing (input size, rescale, mean) is kept so the weights see what they were trained on.
+struct InitModel {
+  std::unique_ptr<nn::Model<float>> model;
+  int size = 0;
+  PixelScaling px;
+  std::string name;
+};
+inline std::string names_list(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+  return s + "]";
+}
+inline InitModel load_init_model(const std::string& path, const std::vector<std::string>& classes, bool multi_label,
+                                 int input_size) {
+  io::LoadedModel lm = io::load_model(path);
+  if (lm.info.class_names != classes)
+    throw UsageError("--init: '" + path + "' was trained on the classes " + names_list(lm.info.class_names) +
+                     ", the data folder has " + names_list(classes));
+  if (lm.info.multi_label != multi_label)
+    throw UsageError("--init: '" + path + "' is a " + (lm.info.multi_label ? "multi-label" : "single-label") +
+                     " model; pass " + (lm.info.multi_label ? "--multi-label" : "no --multi-label") + " to continue it");
+  const auto& pp = lm.info.preprocessing;
+  const Shape in = lm.model->input_shape();  // [C, H, W]
+  if (in.size() != 3 || in[0] != 3 || in[1] != in[2])
+    throw UsageError("--init: '" + path + "' does not take square RGB images");
+  if (input_size > 0 && input_size != in[1])
+    throw UsageError("--input-size: '" + path + "' is built for " + std::to_string(in[1]));
+  InitModel r;
+  r.size = static_cast<int>(in[1]);
+  r.px.rescale = pp.rescale;
+  if (!pp.mean.empty()) {
+    for (double m : pp.mean)
+      if (m != pp.mean[0]) throw UsageError("--init: '" + path + "' has per-channel means; not supported here");
+    r.px.mean = pp.mean[0];
+  }
+  if (!pp.std.empty()) throw UsageError("--init: '" + path + "' divides by a std; not supported here");
+  auto it = lm.info.extras.find("model");
+  r.name = it != lm.info.extras.end() ? it->second : "custom";
+  r.model = std::move(lm.model);
+  return r;
+}
+
 }  // namespace detail
 
 inline void check_train_args(const TrainArgs& a) {
   if (a.data.empty()) throw UsageError("--data: required");
   if (a.out.empty() && a.resume.empty()) throw UsageError("--out: required");
-  if (!is_model_name(a.model)) throw UsageError("--model: unknown model '" + a.model + "' (known: " + model_names_list() + ")");
+  if (a.model.empty() && a.init.empty()) throw UsageError("--model or --init: one is required");
+  if (!a.model.empty() && !a.init.empty()) throw UsageError("--model and --init: give one, not both");
+  if (a.init.empty() && !is_model_name(a.model))
+    throw UsageError("--model: unknown model '" + a.model + "' (known: " + model_names_list() + ")");
   if (a.epochs < 1) throw UsageError("--epochs: must be >= 1");
   if (a.batch < 1) throw UsageError("--batch: must be >= 1");
   if (!(a.lr > 0)) throw UsageError("--lr: must be > 0");
@@ -188,14 +236,35 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
     if (val_folder != folder) val_folder->enable_cache(true);
   }
 
-  const int size = a.input_size > 0 ? a.input_size : model_input_size(a.model);
-  std::unique_ptr<nn::Model<float>> model =
-      a.model == "resnet" ? make_resnet(K, a.seed, size) : make_model(a.model, K, a.seed);
-  if (a.input_size > 0 && a.model != "resnet" && a.input_size != model_input_size(a.model))
-    throw UsageError("--input-size: only the resnet takes another input size (" + a.model + " is built for " +
-                     std::to_string(model_input_size(a.model)) + ")");
-
-  const PixelScaling px = model_pixel_scaling(a.model);
+  std::unique_ptr<nn::Model<float>> model;
+  int size = 0;
+  PixelScaling px;
+  if (!a.init.empty()) {
+    detail::InitModel im = detail::load_init_model(a.init, classes, a.multi_label, a.input_size);
+    model = std::move(im.model);
+    size = im.size;
+    px = im.px;
+    a.model = im.name;
+  } else {
+    size = a.input_size > 0 ? a.input_size : model_input_size(a.model);
+    model = a.model == "resnet" ? make_resnet(K, a.seed, size) : make_model(a.model, K, a.seed);
+    if (a.input_size > 0 && a.model != "resnet" && a.input_size != model_input_size(a.model))
+      throw UsageError("--input-size: only the resnet takes another input size (" + a.model + " is built for " +
+                       std::to_string(model_input_size(a.model)) + ")");
+    px = model_pixel_scaling(a.model);
+  }
+  if (!a.trainable_from.empty()) {
+    nn::freeze_all(*model);
+    if (a.trainable_from == "all") {
+      nn::unfreeze_all(*model);
+    } else {
+      try {
+        nn::set_trainable_from(*model, a.trainable_from, true);
+      } catch (const std::exception& e) {
+        throw UsageError("--trainable-from: " + std::string(e.what()));
+      }
+    }
+  }
   data::LoaderOptions lo;
   lo.normalize.rescale = static_cast<float>(px.rescale);
   lo.normalize.mean = {{static_cast<float>(px.mean), static_cast<float>(px.mean), static_cast<float>(px.mean)}};
@@ -241,6 +310,8 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   info.extras["trained_on"] = a.data;
   info.extras["augment"] = a.augment;
   info.extras["epochs"] = std::to_string(a.epochs);
+  if (!a.init.empty()) info.extras["init"] = a.init;
+  if (!a.trainable_from.empty()) info.extras["trainable_from"] = a.trainable_from;
   info.extras["resize_sampling"] = "warp";
 
   optim::Adam<float> opt(model->parameters(true), a.lr);
@@ -252,7 +323,8 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   fo.loss = a.multi_label ? train::LossKind::BinaryCrossEntropy : train::LossKind::SoftmaxCrossEntropy;
   fo.checkpoint_path = a.out + "/checkpoint.ckpt";
   fo.hyperparameters = {{"augment", a.augment}, {"schedule", a.schedule}, {"input_size", std::to_string(size)},
-                        {"exclude", a.exclude_dir}, {"seed", std::to_string(a.seed)}};
+                        {"exclude", a.exclude_dir}, {"seed", std::to_string(a.seed)},
+                        {"init", a.init}, {"trainable_from", a.trainable_from}};
   if (!a.resume.empty()) {
     fo.resume_from = a.resume + "/checkpoint.ckpt";
     if (!fs::exists(fo.resume_from)) throw IOError("--resume: '" + fo.resume_from + "' does not exist");

@@ -32,7 +32,12 @@ int main(int argc, char** argv) {
   auto* vs = train->add_option("--val-split", ta.val_split, "stratified validation fraction (default 0.15)");
   auto* vd = train->add_option("--val", ta.val_dir, "separate validation folder (same class subfolders)");
   vs->excludes(vd);
-  train->add_option("--model", ta.model, "model name: " + model_names_list())->required();
+  auto* tm = train->add_option("--model", ta.model, "model name: " + model_names_list());
+  auto* ti = train->add_option("--init", ta.init,
+                               "start from this model file (architecture, weights, trainable flags): fine-tuning");
+  tm->excludes(ti);
+  train->add_option("--trainable-from", ta.trainable_from,
+                    "freeze every layer before this one (a layer name from summary, or 'all')");
   train->add_option("--epochs", ta.epochs, "epochs")->required();
   train->add_option("--batch", ta.batch, "batch size (default 32)");
   train->add_option("--lr", ta.lr, "Adam learning rate (default 1e-3)");
