@@ -9,6 +9,9 @@ rm -rf .gpu-deps
 mkdir -p "$dst/include" "$dst/lib/x86_64-linux-gnu/cmake" "$dst/lib/cmake"
 cp -rL /usr/include/doctest "$dst/include/"
 cp -rL /usr/lib/cmake/doctest "$dst/lib/cmake/"
+# Debian's doctest targets file names /usr literally; make it relative to where the file now lives.
+sed -i 's|^set(_IMPORT_PREFIX "/usr")|get_filename_component(_IMPORT_PREFIX "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)|' \
+  "$dst/lib/cmake/doctest/doctestTargets.cmake"
 cp -rL /usr/include/benchmark "$dst/include/"
 cp -rL /usr/lib/x86_64-linux-gnu/cmake/benchmark "$dst/lib/x86_64-linux-gnu/cmake/"
 for f in /usr/lib/x86_64-linux-gnu/libbenchmark.so* /usr/lib/x86_64-linux-gnu/libbenchmark_main.a; do

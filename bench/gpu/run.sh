@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # One command for a machine with a GPU (the device tool's `run`): configure + build the CUDA build
 # (Release), run the parity tests, the kernel benchmarks and the PyTorch comparison, and copy every
-# result to $OUT when it is set (else to build-gpu/results). See docs/cuda.md. At most 7 files land in
+# result to $OUT when it is set (else to build-gpu/results). See docs/cuda.md. At most 8 files land in
 # $OUT (the device tool returns 8): summary.txt, build.log, parity.txt, bench_cuda.{txt,json},
-# pytorch_gpu.{md,json}.
-#   bench/gpu/run.sh [--quick]      --quick: fewer benchmarks and PyTorch steps (a smoke run)
+# pytorch_gpu.{md,json} and, with --sanitize, sanitize.txt.
+#   bench/gpu/run.sh [--quick] [--sanitize]
+#     --quick:    fewer benchmarks and PyTorch steps (a smoke run)
+#     --sanitize: also run the parity tests under compute-sanitizer memcheck (sanitize.txt)
 # Environment: BUILD (default build-gpu), JOBS (default: all cores), CUDA_ARCH (default 90).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 quick=0
-[[ "${1:-}" == "--quick" ]] && quick=1
+sanitize=0
+for a in "$@"; do
+  case "$a" in
+    --quick) quick=1 ;;
+    --sanitize) sanitize=1 ;;
+    *) echo "run.sh: unknown argument $a" >&2; exit 2 ;;
+  esac
+done
 build=${BUILD:-build-gpu}
 out=${OUT:-$build/results}
 mkdir -p "$out"
@@ -40,6 +49,14 @@ log "parity tests (ctest cuda_runtime, cuda_parity)"
 ctest --test-dir "$build" -R "cuda_" --output-on-failure --timeout 900 > "$out/parity.txt" 2>&1 || status=1
 tail -5 "$out/parity.txt" | tee -a "$out/summary.txt"
 [[ $status -ne 0 ]] && grep -E "ERROR|differ|FAILED" "$out/parity.txt" | head -40
+
+if [[ $sanitize -eq 1 ]]; then
+  log "compute-sanitizer memcheck over the parity tests"
+  san=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  timeout 400 "$san" --tool memcheck --leak-check no --error-exitcode 3 "$build/cuda/tests/tinycnn_cuda_tests" \
+      --no-intro=true > "$out/sanitize.txt" 2>&1 || status=1
+  tail -8 "$out/sanitize.txt" | tee -a "$out/summary.txt"
+fi
 
 if [[ -x "$build/bench/gpu/tinycnn_cuda_bench" ]]; then
   log "kernel benchmarks (tinycnn_cuda_bench)"

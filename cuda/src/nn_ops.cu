@@ -3,6 +3,8 @@
 // depend on scheduling.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <atomic>
 #include <string>
 
 #include <tinycnn/cuda/conv.hpp>
@@ -218,6 +220,132 @@ __global__ void bn_backward(const T* x, const T* dy, const T* gamma, const T* me
   }
 }
 
+// ---- batch norm, variant 2: several blocks per channel --------------------------------------------
+// One block per channel leaves most SMs idle when C is small and N*HW large (model004: C = 32 over
+// 256*74*74 values). Here grid (S, C) blocks each reduce a slice of a channel into partial sums in
+// double, a per-channel kernel combines them, and an element-wise kernel applies the result.
+// The variance uses sums around a shift (the channel's first value), which avoids the cancellation of
+// a plain sum of squares.
+template <class T>
+__global__ void bn_stats_partial(const T* x, int64_t N, int64_t C, int64_t HW, double* part) {
+  const int64_t c = blockIdx.y, S = gridDim.x, s = blockIdx.x, n = N * HW;
+  const int64_t q0 = s * n / S, q1 = (s + 1) * n / S;
+  const double shift = double(x[c * HW]);
+  double a = 0, b = 0;
+  for (int64_t q = q0 + threadIdx.x; q < q1; q += blockDim.x) {
+    const double d = double(x[((q / HW) * C + c) * HW + q % HW]) - shift;
+    a += d;
+    b += d * d;
+  }
+  a = block_sum(a);
+  b = block_sum(b);
+  if (threadIdx.x == 0) {
+    part[(c * S + s) * 2] = a;
+    part[(c * S + s) * 2 + 1] = b;
+  }
+}
+template <class T>
+__global__ void bn_stats_finalize(const T* x, const double* part, int64_t S, int64_t N, int64_t C, int64_t HW, T eps,
+                                  T momentum, T* save_mean, T* save_inv_std, T* running_mean, T* running_var) {
+  TINYCNN_GRID_STRIDE(c, C) {
+    const int64_t n = N * HW;
+    double a = 0, b = 0;
+    for (int64_t s = 0; s < S; ++s) {
+      a += part[(c * S + s) * 2];
+      b += part[(c * S + s) * 2 + 1];
+    }
+    const double m = a / double(n), mean = double(x[c * HW]) + m;
+    double var = b / double(n) - m * m;
+    var = var > 0 ? var : 0.0;
+    save_mean[c] = T(mean);
+    save_inv_std[c] = T(1.0 / sqrt(var + double(eps)));
+    if (running_mean && running_var) {
+      const double unbiased = n > 1 ? var * double(n) / double(n - 1) : var, mo = double(momentum);
+      running_mean[c] = T(mo * double(running_mean[c]) + (1 - mo) * mean);
+      running_var[c] = T(mo * double(running_var[c]) + (1 - mo) * unbiased);
+    }
+  }
+}
+template <class T>
+__global__ void bn_apply(const T* x, const T* gamma, const T* beta, const T* mean, const T* inv_std, int64_t C,
+                         int64_t HW, T* y, int64_t total) {
+  TINYCNN_GRID_STRIDE(e, total) {
+    const int64_t c = (e / HW) % C;
+    const T scale = gamma[c] * inv_std[c], shift = beta[c] - mean[c] * scale;
+    y[e] = x[e] * scale + shift;
+  }
+}
+template <class T>
+__global__ void bn_grad_partial(const T* x, const T* dy, const T* mean, const T* inv_std, int64_t N, int64_t C,
+                                int64_t HW, double* part) {
+  const int64_t c = blockIdx.y, S = gridDim.x, s = blockIdx.x, n = N * HW;
+  const int64_t q0 = s * n / S, q1 = (s + 1) * n / S;
+  const double mc = double(mean[c]), ic = double(inv_std[c]);
+  double a = 0, b = 0;
+  for (int64_t q = q0 + threadIdx.x; q < q1; q += blockDim.x) {
+    const int64_t o = ((q / HW) * C + c) * HW + q % HW;
+    const double d = double(dy[o]);
+    a += d;
+    b += d * (double(x[o]) - mc) * ic;
+  }
+  a = block_sum(a);
+  b = block_sum(b);
+  if (threadIdx.x == 0) {
+    part[(c * S + s) * 2] = a;
+    part[(c * S + s) * 2 + 1] = b;
+  }
+}
+// Per channel: dbeta/dgamma += the sums; coef[c] = (mean dy, mean dy*xhat) for the dx kernel.
+template <class T>
+__global__ void bn_grad_finalize(const double* part, int64_t S, int64_t n, int64_t C, T* dgamma, T* dbeta, T* coef) {
+  TINYCNN_GRID_STRIDE(c, C) {
+    double a = 0, b = 0;
+    for (int64_t s = 0; s < S; ++s) {
+      a += part[(c * S + s) * 2];
+      b += part[(c * S + s) * 2 + 1];
+    }
+    if (dbeta) dbeta[c] += T(a);
+    if (dgamma) dgamma[c] += T(b);
+    coef[2 * c] = n ? T(a / double(n)) : T(0);
+    coef[2 * c + 1] = n ? T(b / double(n)) : T(0);
+  }
+}
+template <class T>
+__global__ void bn_dx(const T* x, const T* dy, const T* gamma, const T* mean, const T* inv_std, const T* coef,
+                      int64_t C, int64_t HW, bool batch_stats, T* dx, int64_t total) {
+  TINYCNN_GRID_STRIDE(e, total) {
+    const int64_t c = (e / HW) % C;
+    const T k = gamma[c] * inv_std[c];
+    if (batch_stats) {
+      const T xhat = (x[e] - mean[c]) * inv_std[c];
+      dx[e] += k * (dy[e] - coef[2 * c] - xhat * coef[2 * c + 1]);
+    } else {
+      dx[e] += k * dy[e];
+    }
+  }
+}
+
+// Slices per channel for variant 2: enough blocks for about four per SM, each slice at least 4096 values.
+int64_t bn_slices(int64_t N, int64_t C, int64_t HW) {
+  const int64_t n = N * HW, want = (4 * int64_t(multiprocessor_count()) + C - 1) / std::max<int64_t>(C, 1);
+  return std::max<int64_t>(1, std::min<int64_t>({want, (n + 4095) / 4096, 65535}));
+}
+
+std::atomic<int>& bn_default() {
+  static std::atomic<int> v{0};  // 0 = by size
+  return v;
+}
+// Variant 2 pays off only when a channel has many values (threshold to be tuned on the GPU).
+int bn_pick(int64_t N, int64_t HW) {
+  const int v = bn_default().load();
+  return v ? v : (N * HW >= 32768 ? 2 : 1);
+}
+void check_bn_variant(int v, const char* fn) {
+  if (v != 1 && v != 2)
+    throw ValueError(std::string("tinycnn::cuda::") + fn + ": batch-norm variant " + std::to_string(v) +
+                     " does not exist (1 = one block per channel, 2 = split channels)");
+}
+
 template <class T>
 __global__ void pad_fwd(const T* x, int64_t NC, int64_t H, int64_t W, int64_t top, int64_t left, int64_t OH,
                         int64_t OW, T* y) {
@@ -248,6 +376,11 @@ void check_pad(const char* kernel, int64_t N, int64_t C, int64_t H, int64_t W, i
 }
 
 }  // namespace
+
+void set_default_batchnorm_variant(int variant) {
+  if (variant != 0) check_bn_variant(variant, "set_default_batchnorm_variant");
+  bn_default().store(variant);
+}
 
 template <class T>
 void max_pool2d_forward(const T* x, const Conv2DGeom& g, T* y, int32_t* argmax) {
@@ -286,12 +419,38 @@ void global_avg_pool2d_backward(const T* dy, int64_t N, int64_t C, int64_t HW, T
 }
 
 template <class T>
-void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t N, int64_t C, int64_t HW, T eps,
-                             T momentum, T* y, T* save_mean, T* save_inv_std, T* running_mean, T* running_var) {
+void batchnorm_forward_train_variant(int variant, const T* x, const T* gamma, const T* beta, int64_t N, int64_t C,
+                                     int64_t HW, T eps, T momentum, T* y, T* save_mean, T* save_inv_std,
+                                     T* running_mean, T* running_var) {
+  check_bn_variant(variant, "batchnorm_forward_train");
   check_bn("batchnorm_forward_train", N, C, HW);
   if (C == 0) return;
-  launch(kname("batchnorm_forward_train", tname<T>()).c_str(), &bn_train<T>, dim3(unsigned(C)), dim3(kThreads), x, gamma,
-         beta, N, C, HW, eps, momentum, y, save_mean, save_inv_std, running_mean, running_var);
+  if (variant == 1 || N * HW == 0) {
+    launch(kname("batchnorm_forward_train", tname<T>()).c_str(), &bn_train<T>, dim3(unsigned(C)), dim3(kThreads), x,
+           gamma, beta, N, C, HW, eps, momentum, y, save_mean, save_inv_std, running_mean, running_var);
+    return;
+  }
+  const int64_t S = bn_slices(N, C, HW), total = N * C * HW;
+  double* part = static_cast<double*>(device_alloc(static_cast<size_t>(2 * C * S) * sizeof(double)));
+  try {
+    launch(kname("batchnorm_stats_partial", tname<T>()).c_str(), &bn_stats_partial<T>, dim3(unsigned(S), unsigned(C)),
+           dim3(kThreads), x, N, C, HW, part);
+    launch(kname("batchnorm_stats_finalize", tname<T>()).c_str(), &bn_stats_finalize<T>, dim3(blocks_for(C)),
+           dim3(kThreads), x, static_cast<const double*>(part), S, N, C, HW, eps, momentum, save_mean, save_inv_std,
+           running_mean, running_var);
+    launch(kname("batchnorm_apply", tname<T>()).c_str(), &bn_apply<T>, dim3(blocks_for(total)), dim3(kThreads), x,
+           gamma, beta, static_cast<const T*>(save_mean), static_cast<const T*>(save_inv_std), C, HW, y, total);
+  } catch (...) {
+    device_free(part);
+    throw;
+  }
+  device_free(part);
+}
+template <class T>
+void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t N, int64_t C, int64_t HW, T eps,
+                             T momentum, T* y, T* save_mean, T* save_inv_std, T* running_mean, T* running_var) {
+  batchnorm_forward_train_variant<T>(bn_pick(N, HW), x, gamma, beta, N, C, HW, eps, momentum, y, save_mean,
+                                     save_inv_std, running_mean, running_var);
 }
 template <class T>
 void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* running_mean, const T* running_var,
@@ -307,12 +466,40 @@ void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* 
            running_mean, running_var, C, eps, save_mean, save_inv_std);
 }
 template <class T>
-void batchnorm_backward(const T* x, const T* dy, const T* gamma, const T* mean, const T* inv_std, int64_t N, int64_t C,
-                        int64_t HW, bool batch_stats, T* dx, T* dgamma, T* dbeta) {
+void batchnorm_backward_variant(int variant, const T* x, const T* dy, const T* gamma, const T* mean, const T* inv_std,
+                                int64_t N, int64_t C, int64_t HW, bool batch_stats, T* dx, T* dgamma, T* dbeta) {
+  check_bn_variant(variant, "batchnorm_backward");
   check_bn("batchnorm_backward", N, C, HW);
   if (C == 0 || (!dx && !dgamma && !dbeta)) return;
-  launch(kname("batchnorm_backward", tname<T>()).c_str(), &bn_backward<T>, dim3(unsigned(C)), dim3(kThreads), x, dy, gamma,
-         mean, inv_std, N, C, HW, batch_stats, dx, dgamma, dbeta);
+  if (variant == 1 || N * HW == 0) {
+    launch(kname("batchnorm_backward", tname<T>()).c_str(), &bn_backward<T>, dim3(unsigned(C)), dim3(kThreads), x,
+           dy, gamma, mean, inv_std, N, C, HW, batch_stats, dx, dgamma, dbeta);
+    return;
+  }
+  const int64_t S = bn_slices(N, C, HW), total = N * C * HW;
+  // One allocation: the partial sums (double) and then the per-channel coefficients (T).
+  const size_t part_bytes = static_cast<size_t>(2 * C * S) * sizeof(double);
+  char* ws = static_cast<char*>(device_alloc(part_bytes + static_cast<size_t>(2 * C) * sizeof(T)));
+  double* part = reinterpret_cast<double*>(ws);
+  T* coef = reinterpret_cast<T*>(ws + part_bytes);
+  try {
+    launch(kname("batchnorm_grad_partial", tname<T>()).c_str(), &bn_grad_partial<T>, dim3(unsigned(S), unsigned(C)),
+           dim3(kThreads), x, dy, mean, inv_std, N, C, HW, part);
+    launch(kname("batchnorm_grad_finalize", tname<T>()).c_str(), &bn_grad_finalize<T>, dim3(blocks_for(C)),
+           dim3(kThreads), static_cast<const double*>(part), S, N * HW, C, dgamma, dbeta, coef);
+    if (dx)
+      launch(kname("batchnorm_dx", tname<T>()).c_str(), &bn_dx<T>, dim3(blocks_for(total)), dim3(kThreads), x, dy,
+             gamma, mean, inv_std, static_cast<const T*>(coef), C, HW, batch_stats, dx, total);
+  } catch (...) {
+    device_free(ws);
+    throw;
+  }
+  device_free(ws);
+}
+template <class T>
+void batchnorm_backward(const T* x, const T* dy, const T* gamma, const T* mean, const T* inv_std, int64_t N, int64_t C,
+                        int64_t HW, bool batch_stats, T* dx, T* dgamma, T* dbeta) {
+  batchnorm_backward_variant<T>(bn_pick(N, HW), x, dy, gamma, mean, inv_std, N, C, HW, batch_stats, dx, dgamma, dbeta);
 }
 
 template <class T>
@@ -343,6 +530,10 @@ void zero_pad2d_backward(const T* dy, int64_t N, int64_t C, int64_t H, int64_t W
                                           int64_t, T, T*, T*, T*);                                                 \
   template void batchnorm_backward<T>(const T*, const T*, const T*, const T*, const T*, int64_t, int64_t, int64_t, \
                                       bool, T*, T*, T*);                                                           \
+  template void batchnorm_forward_train_variant<T>(int, const T*, const T*, const T*, int64_t, int64_t, int64_t, T, \
+                                                   T, T*, T*, T*, T*, T*);                                         \
+  template void batchnorm_backward_variant<T>(int, const T*, const T*, const T*, const T*, const T*, int64_t,      \
+                                              int64_t, int64_t, bool, T*, T*, T*);                                 \
   template void zero_pad2d_forward<T>(const T*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,     \
                                       int64_t, T*);                                                                \
   template void zero_pad2d_backward<T>(const T*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,    \

@@ -7,10 +7,9 @@
 #include <cstdint>
 #include <limits>
 #include <string>
-#include <vector>
-
 #include <tinycnn/core/random.hpp>
 #include <tinycnn/cuda/cuda.hpp>
+#include <vector>
 
 namespace ct {
 
@@ -18,12 +17,12 @@ using tinycnn::cuda::DeviceBuffer;
 
 // Every GPU test starts with this: without a usable device it reports the skip and returns (passes).
 // ctest marks the whole cuda_parity test "Skipped" when this line appears (SKIP_REGULAR_EXPRESSION).
-#define CT_REQUIRE_GPU()                                                                                   \
-  do {                                                                                                     \
-    if (!tinycnn::cuda::available()) {                                                                     \
+#define CT_REQUIRE_GPU()                                                                                    \
+  do {                                                                                                      \
+    if (!tinycnn::cuda::available()) {                                                                      \
       MESSAGE("tinycnn-cuda: no usable GPU, test skipped (" << tinycnn::cuda::unavailable_reason() << ")"); \
-      return;                                                                                              \
-    }                                                                                                      \
+      return;                                                                                               \
+    }                                                                                                       \
   } while (0)
 
 template <class T>

@@ -4,9 +4,8 @@
 // (they must be accumulated, not overwritten).
 #include <algorithm>
 #include <string>
-#include <vector>
-
 #include <tinycnn/kernels/cpu/all.hpp>
+#include <vector>
 
 #include "parity_util.hpp"
 
@@ -33,7 +32,9 @@ const Case kConvCases[] = {
 
 Conv2DGeom geom(const Case& c, int64_t K) { return make_conv_geom(c.N, c.C, c.H, c.W, K, c.R, c.S, c.sh, c.sw, c.pad); }
 
-std::string label(const char* op, const Case& c, int v) { return std::string(op) + " [" + c.name + "] variant " + std::to_string(v); }
+std::string label(const char* op, const Case& c, int v) {
+  return std::string(op) + " [" + c.name + "] variant " + std::to_string(v);
+}
 
 }  // namespace
 
@@ -135,7 +136,8 @@ TEST_CASE("cuda parity: max / average / global-average pooling") {
   for (const P& p : pools) {
     const Conv2DGeom g = make_conv_geom(N, C, H, W, C, p.R, p.S, p.sh, p.sw, p.pad);
     const int64_t nx = N * C * H * W, ny = N * C * g.OH * g.OW;
-    const auto x = ct::random_vec<float>(nx, 21), dy = ct::random_vec<float>(ny, 22), dx0 = ct::random_vec<float>(nx, 23);
+    const auto x = ct::random_vec<float>(nx, 21), dy = ct::random_vec<float>(ny, 22),
+               dx0 = ct::random_vec<float>(nx, 23);
     std::vector<float> ymax(ny), yavg(ny), dxmax = dx0, dxavg = dx0;
     std::vector<int32_t> arg(ny);
     kernels::cpu::max_pool2d_forward(x.data(), g, ymax.data(), arg.data());
@@ -169,45 +171,62 @@ TEST_CASE("cuda parity: max / average / global-average pooling") {
   ct::expect_close(gdx, dx, {}, "global avg pool backward");
 }
 
-TEST_CASE("cuda parity: batch norm train / eval / backward") {
+TEST_CASE("cuda parity: batch norm train / eval / backward, variants 1 and 2, small and large channels") {
   CT_REQUIRE_GPU();
-  const int64_t N = 4, C = 5, HW = 21, n = N * C * HW;
-  const float eps = 1e-3f, momentum = 0.99f;
-  const auto x = ct::random_vec<float>(n, 31, -2.0, 3.0), gamma = ct::random_vec<float>(C, 32, 0.5, 1.5);
-  const auto beta = ct::random_vec<float>(C, 33), rm0 = ct::random_vec<float>(C, 34);
-  const auto rv0 = ct::random_vec<float>(C, 35, 0.5, 2.0), dy = ct::random_vec<float>(n, 36);
-  const auto dx0 = ct::random_vec<float>(n, 37), dg0 = ct::random_vec<float>(C, 38), db0 = ct::random_vec<float>(C, 39);
-  std::vector<float> y(n), mean(C), inv(C), rm = rm0, rv = rv0, ye(n), me(C), ie(C);
-  kernels::cpu::batchnorm_forward_train(x.data(), gamma.data(), beta.data(), N, C, HW, eps, momentum, y.data(),
-                                        mean.data(), inv.data(), rm.data(), rv.data());
-  kernels::cpu::batchnorm_forward_eval(x.data(), gamma.data(), beta.data(), rm0.data(), rv0.data(), N, C, HW, eps,
-                                       ye.data(), me.data(), ie.data());
-  DeviceBuffer<float> dX(x), dG(gamma), dBt(beta), dRM(rm0), dRV(rv0), dDY(dy);
-  auto gy = ct::poisoned<float>(n), gm = ct::poisoned<float>(C), gi = ct::poisoned<float>(C);
-  cuda::batchnorm_forward_train<float>(dX.get(), dG.get(), dBt.get(), N, C, HW, eps, momentum, gy.get(), gm.get(),
-                                       gi.get(), dRM.get(), dRV.get());
-  ct::expect_close(gy, y, {}, "batchnorm train y");
-  ct::expect_close(gm, mean, {}, "batchnorm train mean");
-  ct::expect_close(gi, inv, {}, "batchnorm train inv_std");
-  ct::expect_close(dRM, rm, {}, "batchnorm running mean");
-  ct::expect_close(dRV, rv, {}, "batchnorm running var");
-  DeviceBuffer<float> dRM0(rm0), dRV0(rv0);
-  auto gye = ct::poisoned<float>(n), gme = ct::poisoned<float>(C), gie = ct::poisoned<float>(C);
-  cuda::batchnorm_forward_eval<float>(dX.get(), dG.get(), dBt.get(), dRM0.get(), dRV0.get(), N, C, HW, eps, gye.get(),
-                                      gme.get(), gie.get());
-  ct::expect_close(gye, ye, {}, "batchnorm eval y");
-  ct::expect_close(gme, me, {}, "batchnorm eval saved mean");
-  ct::expect_close(gie, ie, {}, "batchnorm eval saved inv_std");
-  for (int batch_stats = 0; batch_stats < 2; ++batch_stats) {
-    std::vector<float> dx = dx0, dg = dg0, db = db0;
-    kernels::cpu::batchnorm_backward(x.data(), dy.data(), gamma.data(), mean.data(), inv.data(), N, C, HW,
-                                     batch_stats != 0, dx.data(), dg.data(), db.data());
-    DeviceBuffer<float> dM(mean), dI(inv), gdx(dx0), gdg(dg0), gdb(db0);
-    cuda::batchnorm_backward<float>(dX.get(), dDY.get(), dG.get(), dM.get(), dI.get(), N, C, HW, batch_stats != 0,
-                                    gdx.get(), gdg.get(), gdb.get());
-    ct::expect_close(gdx, dx, {}, "batchnorm backward dx, batch_stats " + std::to_string(batch_stats));
-    ct::expect_close(gdg, dg, {}, "batchnorm backward dgamma");
-    ct::expect_close(gdb, db, {}, "batchnorm backward dbeta");
+  struct BN {
+    int64_t N, C, HW;
+  };
+  for (const BN& sz : {BN{4, 5, 21}, BN{3, 3, 40000}}) {  // 84 values per channel; 120000 (several slices)
+    for (int v = 1; v <= 2; ++v) {
+      const int64_t N = sz.N, C = sz.C, HW = sz.HW, n = N * C * HW;
+      const std::string tag = " (" + std::to_string(N * HW) + " per channel, variant " + std::to_string(v) + ")";
+      const float eps = 1e-3f, momentum = 0.99f;
+      const auto x = ct::random_vec<float>(n, 31, -2.0, 3.0), gamma = ct::random_vec<float>(C, 32, 0.5, 1.5);
+      const auto beta = ct::random_vec<float>(C, 33), rm0 = ct::random_vec<float>(C, 34);
+      const auto rv0 = ct::random_vec<float>(C, 35, 0.5, 2.0), dy = ct::random_vec<float>(n, 36);
+      const auto dx0 = ct::random_vec<float>(n, 37), dg0 = ct::random_vec<float>(C, 38),
+                 db0 = ct::random_vec<float>(C, 39);
+      std::vector<float> y(n), mean(C), inv(C), rm = rm0, rv = rv0, ye(n), me(C), ie(C);
+      kernels::cpu::batchnorm_forward_train(x.data(), gamma.data(), beta.data(), N, C, HW, eps, momentum, y.data(),
+                                            mean.data(), inv.data(), rm.data(), rv.data());
+      kernels::cpu::batchnorm_forward_eval(x.data(), gamma.data(), beta.data(), rm0.data(), rv0.data(), N, C, HW, eps,
+                                           ye.data(), me.data(), ie.data());
+      DeviceBuffer<float> dX(x), dG(gamma), dBt(beta), dRM(rm0), dRV(rv0), dDY(dy);
+      auto gy = ct::poisoned<float>(n), gm = ct::poisoned<float>(C), gi = ct::poisoned<float>(C);
+      cuda::batchnorm_forward_train_variant<float>(v, dX.get(), dG.get(), dBt.get(), N, C, HW, eps, momentum, gy.get(),
+                                                   gm.get(), gi.get(), dRM.get(), dRV.get());
+      ct::expect_close(gy, y, {}, "batchnorm train y" + tag);
+      ct::expect_close(gm, mean, {}, "batchnorm train mean" + tag);
+      ct::expect_close(gi, inv, {}, "batchnorm train inv_std" + tag);
+      ct::expect_close(dRM, rm, {}, "batchnorm running mean" + tag);
+      ct::expect_close(dRV, rv, {}, "batchnorm running var" + tag);
+      DeviceBuffer<float> dRM0(rm0), dRV0(rv0);
+      auto gye = ct::poisoned<float>(n), gme = ct::poisoned<float>(C), gie = ct::poisoned<float>(C);
+      cuda::batchnorm_forward_eval<float>(dX.get(), dG.get(), dBt.get(), dRM0.get(), dRV0.get(), N, C, HW, eps,
+                                          gye.get(), gme.get(), gie.get());
+      ct::expect_close(gye, ye, {}, "batchnorm eval y" + tag);
+      ct::expect_close(gme, me, {}, "batchnorm eval saved mean" + tag);
+      ct::expect_close(gie, ie, {}, "batchnorm eval saved inv_std" + tag);
+      for (int batch_stats = 0; batch_stats < 2; ++batch_stats) {
+        std::vector<float> dx = dx0, dg = dg0, db = db0;
+        kernels::cpu::batchnorm_backward(x.data(), dy.data(), gamma.data(), mean.data(), inv.data(), N, C, HW,
+                                         batch_stats != 0, dx.data(), dg.data(), db.data());
+        DeviceBuffer<float> dM(mean), dI(inv), gdx(dx0), gdg(dg0), gdb(db0);
+        cuda::batchnorm_backward_variant<float>(v, dX.get(), dDY.get(), dG.get(), dM.get(), dI.get(), N, C, HW,
+                                                batch_stats != 0, gdx.get(), gdg.get(), gdb.get());
+        // dgamma and dbeta are sums of up to 120000 terms: their float rounding (CPU and GPU sum in double,
+        // but the CPU adds float-rounded per-row partials) warrants a little more absolute slack.
+        const ct::Tol sums{1e-3 * std::max(1.0, std::sqrt(double(N * HW)) / 100), 1e-3};
+        ct::expect_close(gdx, dx, {}, "batchnorm backward dx, batch_stats " + std::to_string(batch_stats) + tag);
+        ct::expect_close(gdg, dg, sums, "batchnorm backward dgamma" + tag);
+        ct::expect_close(gdb, db, sums, "batchnorm backward dbeta" + tag);
+        // Only dgamma / dbeta wanted (dx nullptr), as a frozen input would ask.
+        DeviceBuffer<float> gdg2(dg0), gdb2(db0);
+        cuda::batchnorm_backward_variant<float>(v, dX.get(), dDY.get(), dG.get(), dM.get(), dI.get(), N, C, HW,
+                                                batch_stats != 0, nullptr, gdg2.get(), gdb2.get());
+        ct::expect_close(gdg2, dg, sums, "batchnorm backward dgamma without dx" + tag);
+      }
+    }
   }
 }
 

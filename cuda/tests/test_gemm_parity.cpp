@@ -2,9 +2,8 @@
 // odd shapes, against kernels::cpu::gemm_ref; then batching, batch reductions (split and unsplit)
 // and the fused epilogue.
 #include <string>
-#include <vector>
-
 #include <tinycnn/kernels/cpu/gemm_ref.hpp>
+#include <vector>
 
 #include "parity_util.hpp"
 

@@ -3,9 +3,8 @@
 // kernels (tolerance 1e-5 + 1e-3 |numeric|, as autograd/gradcheck.hpp). Gradients start at zero.
 #include <functional>
 #include <string>
-#include <vector>
-
 #include <tinycnn/kernels/cpu/conv_geometry.hpp>
+#include <vector>
 
 #include "parity_util.hpp"
 
@@ -45,7 +44,8 @@ void expect_grad(const std::vector<double>& analytic, const std::vector<double>&
   std::string first;
   for (size_t i = 0; i < num.size(); ++i)
     if (!(std::fabs(analytic[i] - num[i]) <= 1e-5 + 1e-3 * std::fabs(num[i]))) {
-      if (bad++ < 3) first += " [" + std::to_string(i) + "] " + std::to_string(analytic[i]) + " vs " + std::to_string(num[i]);
+      if (bad++ < 3)
+        first += " [" + std::to_string(i) + "] " + std::to_string(analytic[i]) + " vs " + std::to_string(num[i]);
     }
   CHECK_MESSAGE(bad == 0, what << ": " << bad << " gradients differ from central differences:" << first);
 }
@@ -120,26 +120,31 @@ TEST_CASE("cuda gradcheck (float64): depthwise conv2d, pooling") {
   }
 }
 
-TEST_CASE("cuda gradcheck (float64): batch norm (training statistics), softmax cross-entropy, GEMM") {
+TEST_CASE("cuda gradcheck (float64): batch norm (training statistics, variants 1 and 2), softmax cross-entropy, GEMM") {
   CT_REQUIRE_GPU();
   const int64_t N = 3, C = 2, HW = 4, n = N * C * HW;
-  auto x = ct::random_vec<double>(n, 11), gamma = ct::random_vec<double>(C, 12, 0.5, 1.5), beta = ct::random_vec<double>(C, 13);
-  const auto r = ct::random_vec<double>(n, 14);
-  auto loss = [&] {
-    DeviceBuffer<double> dx(x), dg(gamma), db(beta), y(n), m(C), is(C);
-    cuda::batchnorm_forward_train<double>(dx.get(), dg.get(), db.get(), N, C, HW, 1e-3, 0.99, y.get(), m.get(), is.get(),
-                                          nullptr, nullptr);
-    return dot(y.download(), r);
-  };
-  DeviceBuffer<double> dX(x), dG(gamma), dB(beta), y(n), m(C), is(C), dR(r);
-  cuda::batchnorm_forward_train<double>(dX.get(), dG.get(), dB.get(), N, C, HW, 1e-3, 0.99, y.get(), m.get(), is.get(),
-                                        nullptr, nullptr);
-  DeviceBuffer<double> gx(std::vector<double>(n, 0.0)), gg(std::vector<double>(C, 0.0)), gb(std::vector<double>(C, 0.0));
-  cuda::batchnorm_backward<double>(dX.get(), dR.get(), dG.get(), m.get(), is.get(), N, C, HW, true, gx.get(), gg.get(),
-                                   gb.get());
-  expect_grad(gx.download(), numeric(x, loss), "batchnorm dx");
-  expect_grad(gg.download(), numeric(gamma, loss), "batchnorm dgamma");
-  expect_grad(gb.download(), numeric(beta, loss), "batchnorm dbeta");
+  for (int v = 1; v <= 2; ++v) {
+    auto x = ct::random_vec<double>(n, 11), gamma = ct::random_vec<double>(C, 12, 0.5, 1.5),
+         beta = ct::random_vec<double>(C, 13);
+    const auto r = ct::random_vec<double>(n, 14);
+    auto loss = [&] {
+      DeviceBuffer<double> dx(x), dg(gamma), db(beta), y(n), m(C), is(C);
+      cuda::batchnorm_forward_train_variant<double>(v, dx.get(), dg.get(), db.get(), N, C, HW, 1e-3, 0.99, y.get(),
+                                                    m.get(), is.get(), nullptr, nullptr);
+      return dot(y.download(), r);
+    };
+    DeviceBuffer<double> dX(x), dG(gamma), dB(beta), y(n), m(C), is(C), dR(r);
+    cuda::batchnorm_forward_train_variant<double>(v, dX.get(), dG.get(), dB.get(), N, C, HW, 1e-3, 0.99, y.get(),
+                                                  m.get(), is.get(), nullptr, nullptr);
+    DeviceBuffer<double> gx(std::vector<double>(n, 0.0)), gg(std::vector<double>(C, 0.0)),
+        gb(std::vector<double>(C, 0.0));
+    cuda::batchnorm_backward_variant<double>(v, dX.get(), dR.get(), dG.get(), m.get(), is.get(), N, C, HW, true,
+                                             gx.get(), gg.get(), gb.get());
+    const std::string bn = "batchnorm v" + std::to_string(v);
+    expect_grad(gx.download(), numeric(x, loss), bn + " dx");
+    expect_grad(gg.download(), numeric(gamma, loss), bn + " dgamma");
+    expect_grad(gb.download(), numeric(beta, loss), bn + " dbeta");
+  }
 
   const int64_t B = 4, K = 5;
   auto logits = ct::random_vec<double>(B * K, 15, -3.0, 3.0);

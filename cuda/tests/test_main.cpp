@@ -3,7 +3,6 @@
 #include <doctest/doctest.h>
 
 #include <iostream>
-
 #include <tinycnn/cuda/runtime.hpp>
 
 int main(int argc, char** argv) {

@@ -1,8 +1,7 @@
 // Element-wise, activation, softmax, loss, optimizer and dropout parity with the CPU kernels.
 #include <string>
-#include <vector>
-
 #include <tinycnn/kernels/cpu/all.hpp>
+#include <vector>
 
 #include "parity_util.hpp"
 
@@ -13,7 +12,8 @@ TEST_CASE("cuda parity: element-wise kernels and row reductions") {
   CT_REQUIRE_GPU();
   const int64_t rows = 37, cols = 29, n = rows * cols;
   const auto a = ct::random_vec<float>(n, 1), b = ct::random_vec<float>(n, 2), dy = ct::random_vec<float>(n, 3);
-  const auto y0 = ct::random_vec<float>(n, 4), bias = ct::random_vec<float>(cols, 5), db0 = ct::random_vec<float>(cols, 6);
+  const auto y0 = ct::random_vec<float>(n, 4), bias = ct::random_vec<float>(cols, 5),
+             db0 = ct::random_vec<float>(cols, 6);
   DeviceBuffer<float> dA(a), dB(b), dDY(dy), dBias(bias);
 
   std::vector<float> y = y0;
@@ -57,7 +57,8 @@ TEST_CASE("cuda parity: activations forward and backward") {
   CT_REQUIRE_GPU();
   using kernels::cpu::Act;
   const int64_t n = 1001;
-  const auto x = ct::random_vec<float>(n, 7, -8.0, 8.0), dy = ct::random_vec<float>(n, 8), dx0 = ct::random_vec<float>(n, 9);
+  const auto x = ct::random_vec<float>(n, 7, -8.0, 8.0), dy = ct::random_vec<float>(n, 8),
+             dx0 = ct::random_vec<float>(n, 9);
   DeviceBuffer<float> dX(x), dDY(dy);
   struct A {
     const char* name;

@@ -9,6 +9,12 @@
 #include "../core/device.hpp"
 #include "../core/error.hpp"
 #include "../kernels/cpu/all.hpp"
+#ifdef TINYCNN_HAS_CUDA
+// Set by linking tinycnn::cuda (cuda/, TINYCNN_USE_CUDA=ON): its kernels take the CPU kernels' arguments.
+#include <tinycnn/cuda/conv.hpp>
+#include <tinycnn/cuda/gemm.hpp>
+#include <tinycnn/cuda/ops.hpp>
+#endif
 
 namespace tinycnn::backend {
 namespace detail {
@@ -18,9 +24,18 @@ namespace detail {
 }
 }  // namespace detail
 
+// Device::CUDA goes to tinycnn::cuda::<name> (same arguments) when tinycnn::cuda is linked
+// (TINYCNN_HAS_CUDA); otherwise it is an error that says how to get CUDA kernels.
+#ifdef TINYCNN_HAS_CUDA
+#define TINYCNN_DISPATCH_CUDA(name) return ::tinycnn::cuda::name(std::forward<Args>(args)...)
+#else
+#define TINYCNN_DISPATCH_CUDA(name) detail::no_backend(#name, dev)
+#endif
+
 #define TINYCNN_DISPATCH(name)                                       \
   template <class... Args>                                           \
   void name(Device dev, Args&&... args) {                            \
+    if (dev == Device::CUDA) TINYCNN_DISPATCH_CUDA(name);            \
     if (dev != Device::CPU) detail::no_backend(#name, dev);          \
     kernels::cpu::name(std::forward<Args>(args)...);                 \
   }
@@ -52,5 +67,6 @@ TINYCNN_DISPATCH(adam_update)
 #include "dispatch_conv.inc"
 
 #undef TINYCNN_DISPATCH
+#undef TINYCNN_DISPATCH_CUDA
 
 }  // namespace tinycnn::backend

@@ -18,6 +18,10 @@
 #include "device.hpp"
 #include "error.hpp"
 #include "random.hpp"
+#ifdef TINYCNN_HAS_CUDA
+// Device storage (cuda/, linked as tinycnn::cuda): the caching device allocator, copies and fill.
+#include <tinycnn/cuda/runtime.hpp>
+#endif
 
 namespace tinycnn {
 
@@ -152,8 +156,8 @@ inline size_t tensor_cache_bytes() { return detail::BlockCache::instance().cache
 inline void tensor_cache_release() { detail::BlockCache::instance().release_all(); }
 inline void set_tensor_cache_limit(size_t bytes) { detail::BlockCache::instance().set_limit(bytes); }
 
-// Aligned host buffer owned by a shared_ptr; the CUDA backend provides its own storage type.
-// Blocks come from (and go back to) the caching allocator above.
+// Aligned host buffer owned by a shared_ptr. Blocks come from (and go back to) the caching allocator
+// above; with tinycnn::cuda, Device::CUDA storage comes from its caching device allocator instead.
 template <class T>
 struct Storage {
   T* ptr = nullptr;
@@ -162,9 +166,24 @@ struct Storage {
   explicit Storage(int64_t n) : count(n) {
     if (n > 0) ptr = static_cast<T*>(detail::BlockCache::instance().get(static_cast<size_t>(n) * sizeof(T)));
   }
+#ifdef TINYCNN_HAS_CUDA
+  Storage(int64_t n, Device d) : count(n), device(d) {
+    if (n <= 0) return;
+    const size_t bytes = static_cast<size_t>(n) * sizeof(T);
+    ptr = static_cast<T*>(d == Device::CUDA ? cuda::device_alloc(bytes) : detail::BlockCache::instance().get(bytes));
+  }
+  ~Storage() {
+    if (!ptr) return;
+    if (device == Device::CUDA)
+      cuda::device_free(ptr);
+    else
+      detail::BlockCache::instance().put(ptr, static_cast<size_t>(count) * sizeof(T));
+  }
+#else
   ~Storage() {
     if (ptr) detail::BlockCache::instance().put(ptr, static_cast<size_t>(count) * sizeof(T));
   }
+#endif
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 };
@@ -191,6 +210,37 @@ class Tensor {
     if (debug::poison_allocations()) t.fill(std::numeric_limits<T>::quiet_NaN());
     return t;
   }
+#ifdef TINYCNN_HAS_CUDA
+  // Uninitialised storage on `dev` (NaN-filled in debug::poison_allocations mode).
+  static Tensor empty(Shape shape, Device dev) {
+    if (dev == Device::CPU) return empty(std::move(shape));
+    Tensor t;
+    t.numel_ = shape_numel(shape);
+    t.shape_ = std::move(shape);
+    t.storage_ = std::make_shared<Storage<T>>(t.numel_, dev);
+    if (debug::poison_allocations()) t.fill(std::numeric_limits<T>::quiet_NaN());
+    return t;
+  }
+  static Tensor zeros(Shape shape, Device dev) {
+    Tensor t = empty(std::move(shape), dev);
+    t.fill(T(0));
+    return t;
+  }
+  // A copy on `dev` (the same handle when the tensor is already there). Copies are explicit: nothing
+  // moves between host and device behind the caller's back.
+  Tensor to(Device dev) const {
+    if (dev == device() || !storage_) return *this;
+    Tensor t = empty(shape_, dev);
+    const size_t bytes = static_cast<size_t>(numel_) * sizeof(T);
+    if (bytes) {
+      if (dev == Device::CUDA)
+        cuda::copy_to_device(t.data(), data(), bytes);
+      else
+        cuda::copy_to_host(t.data(), data(), bytes);
+    }
+    return t;
+  }
+#endif
   static Tensor zeros(Shape shape) { return Tensor(std::move(shape)); }
   static Tensor full(Shape shape, T v) {
     Tensor t = empty(std::move(shape));
@@ -208,6 +258,9 @@ class Tensor {
   // Same shape, other element type (e.g. float -> double for gradient checks).
   template <class U>
   static Tensor cast(const Tensor<U>& src) {
+#ifdef TINYCNN_HAS_CUDA
+    if (src.device() != Device::CPU) src.host_only("Tensor::cast");
+#endif
     Tensor t = empty(src.shape());
     const U* s = src.data();
     for (int64_t i = 0; i < t.numel_; ++i) t.data()[i] = static_cast<T>(s[i]);
@@ -227,14 +280,29 @@ class Tensor {
 
   T* data() { return storage_ ? storage_->ptr + offset_ : nullptr; }
   const T* data() const { return storage_ ? storage_->ptr + offset_ : nullptr; }
+#ifdef TINYCNN_HAS_CUDA
+  // Element access reads host memory: on a device tensor it is an error, not a crash.
+  T& operator[](int64_t i) { return host_data("Tensor::operator[]")[i]; }
+  const T& operator[](int64_t i) const { return host_data("Tensor::operator[]")[i]; }
+  T& at(std::initializer_list<int64_t> idx) { return host_data("Tensor::at")[flat_index(idx)]; }
+  const T& at(std::initializer_list<int64_t> idx) const { return host_data("Tensor::at")[flat_index(idx)]; }
+#else
   T& operator[](int64_t i) { return data()[i]; }
   const T& operator[](int64_t i) const { return data()[i]; }
 
   // Bounds-checked element access by full index, e.g. t.at({n, c, h, w}).
   T& at(std::initializer_list<int64_t> idx) { return data()[flat_index(idx)]; }
   const T& at(std::initializer_list<int64_t> idx) const { return data()[flat_index(idx)]; }
+#endif
 
   Tensor clone() const {
+#ifdef TINYCNN_HAS_CUDA
+    if (device() == Device::CUDA) {
+      Tensor t = empty(shape_, Device::CUDA);
+      if (numel_) cuda::copy_device_to_device(t.data(), data(), static_cast<size_t>(numel_) * sizeof(T));
+      return t;
+    }
+#endif
     Tensor t = empty(shape_);
     if (numel_) std::memcpy(t.data(), data(), static_cast<size_t>(numel_) * sizeof(T));
     return t;
@@ -273,6 +341,50 @@ class Tensor {
   }
   bool shares_storage_with(const Tensor& o) const { return storage_ && storage_ == o.storage_; }
 
+#ifdef TINYCNN_HAS_CUDA
+  void fill(T v) {
+    if (device() == Device::CUDA)
+      cuda::fill<T>(data(), v, numel_);
+    else
+      std::fill(data(), data() + numel_, v);
+  }
+  // Random fills draw on the host from the same generator as on the CPU (so a model initialised on
+  // the GPU has the CPU's weights) and upload the values.
+  void fill_uniform(T lo, T hi, Rng& rng) {
+    std::vector<T> v(static_cast<size_t>(numel_));
+    for (auto& x : v) x = static_cast<T>(rng.uniform(lo, hi));
+    assign_host(v);
+  }
+  void fill_normal(T mean, T stddev, Rng& rng) {
+    std::vector<T> v(static_cast<size_t>(numel_));
+    for (auto& x : v) x = static_cast<T>(mean + stddev * rng.normal());
+    assign_host(v);
+  }
+  void copy_from(const Tensor& src) {
+    if (src.shape_ != shape_) throw_shape("copy_from", "shapes differ", shape_, src.shape_);
+    if (!numel_) return;
+    const size_t bytes = static_cast<size_t>(numel_) * sizeof(T);
+    const bool to_dev = device() == Device::CUDA, from_dev = src.device() == Device::CUDA;
+    if (!to_dev && !from_dev)
+      std::memmove(data(), src.data(), bytes);
+    else if (to_dev && from_dev)
+      cuda::copy_device_to_device(data(), src.data(), bytes);
+    else if (to_dev)
+      cuda::copy_to_device(data(), src.data(), bytes);
+    else
+      cuda::copy_to_host(data(), src.data(), bytes);
+  }
+  std::vector<T> to_vector() const {
+    if (device() == Device::CPU) return std::vector<T>(data(), data() + numel_);
+    std::vector<T> v(static_cast<size_t>(numel_));
+    if (numel_) cuda::copy_to_host(v.data(), data(), static_cast<size_t>(numel_) * sizeof(T));
+    return v;
+  }
+  [[noreturn]] void host_only(const char* what) const {
+    throw Error(std::string(what) + ": the tensor " + shape_str(shape_) +
+                " lives on the cuda device; copy it to the host first with to(Device::CPU)");
+  }
+#else
   void fill(T v) { std::fill(data(), data() + numel_, v); }
   void fill_uniform(T lo, T hi, Rng& rng) {
     for (int64_t i = 0; i < numel_; ++i) data()[i] = static_cast<T>(rng.uniform(lo, hi));
@@ -285,8 +397,21 @@ class Tensor {
     if (numel_) std::memmove(data(), src.data(), static_cast<size_t>(numel_) * sizeof(T));
   }
   std::vector<T> to_vector() const { return std::vector<T>(data(), data() + numel_); }
+#endif
 
  private:
+#ifdef TINYCNN_HAS_CUDA
+  T* host_data(const char* what) const {
+    if (device() != Device::CPU) host_only(what);
+    return storage_ ? storage_->ptr + offset_ : nullptr;
+  }
+  void assign_host(const std::vector<T>& v) {
+    if (device() == Device::CPU)
+      std::copy(v.begin(), v.end(), data());
+    else if (numel_)
+      cuda::copy_to_device(data(), v.data(), static_cast<size_t>(numel_) * sizeof(T));
+  }
+#endif
   int64_t flat_index(std::initializer_list<int64_t> idx) const {
     if (static_cast<int>(idx.size()) != rank())
       throw ShapeError("Tensor::at: " + std::to_string(idx.size()) + " indices for " + shape_str(shape_));

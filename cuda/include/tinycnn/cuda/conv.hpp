@@ -88,6 +88,19 @@ template <class T>
 void batchnorm_backward(const T* x, const T* dy, const T* gamma, const T* mean, const T* inv_std, int64_t N,
                         int64_t C, int64_t HW, bool batch_stats, T* dx, T* dgamma, T* dbeta);
 
+// Batch-norm variants: 1 = one block per channel; 2 = each channel split over several blocks (partial
+// sums in double, combined per channel), for small C and large N*HW. The default picks 2 when
+// N*HW >= 32768 (a guess until measured) unless set_default_batchnorm_variant(1 or 2) fixes one
+// (0 = by size again).
+void set_default_batchnorm_variant(int variant);
+template <class T>
+void batchnorm_forward_train_variant(int variant, const T* x, const T* gamma, const T* beta, int64_t N, int64_t C,
+                                     int64_t HW, T eps, T momentum, T* y, T* save_mean, T* save_inv_std,
+                                     T* running_mean, T* running_var);
+template <class T>
+void batchnorm_backward_variant(int variant, const T* x, const T* dy, const T* gamma, const T* mean, const T* inv_std,
+                                int64_t N, int64_t C, int64_t HW, bool batch_stats, T* dx, T* dgamma, T* dbeta);
+
 // Zero padding of the spatial axes.
 //   x: [N, C, H, W], y: [N, C, H + top + bottom, W + left + right] (written)
 template <class T>

@@ -12,10 +12,6 @@ namespace tinycnn::cuda {
 using kernels::cpu::Act;
 using kernels::cpu::ActParams;
 
-// p[i] = v;  p: [n]  (tests poison outputs with NaN through it)
-template <class T>
-void fill(T* p, T v, int64_t n);
-
 // y[i] += alpha * x[i];  x, y: [n]
 template <class T>
 void add_scaled(const T* x, T alpha, T* y, int64_t n);

@@ -80,6 +80,11 @@ void copy_to_device(void* dst, const void* src, size_t bytes);
 void copy_to_host(void* dst, const void* src, size_t bytes);
 void copy_device_to_device(void* dst, const void* src, size_t bytes);
 
+// p[i] = v on the current stream (a kernel, in src/ops.cu; float and double);  p: [n] device memory.
+// Device tensors are filled and NaN-poisoned through it.
+template <class T>
+void fill(T* p, T v, int64_t n);
+
 // ---- timing ----------------------------------------------------------------------------------
 // CUDA events on the current stream: milliseconds of device time between start() and stop_ms().
 class EventTimer {

@@ -1,0 +1,133 @@
+// Device tensors and the dispatch facade in a CUDA build (TINYCNN_HAS_CUDA): explicit to() copies,
+// element access refused on device tensors, fills and copies on the device, backend::<kernel> routing
+// Device::CUDA to tinycnn::cuda with the CPU's arguments; and the whole library (every op, hence every
+// dispatch entry's CUDA branch) compiled and training on the CPU in a CUDA build.
+#include <string>
+#include <tinycnn/tinycnn.hpp>
+#include <vector>
+
+#include "parity_util.hpp"
+
+using namespace tinycnn;
+
+namespace {
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const tinycnn::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("cuda runtime: a CUDA build of the library still trains on the CPU") {
+  nn::Sequential<float> model(/*seed=*/3);
+  model.add<nn::Conv2D>(4, 3, 1, "same", "relu");
+  model.add<nn::MaxPool2D>(2);
+  model.add<nn::BatchNormalization>();
+  model.add<nn::Flatten>();
+  model.add<nn::Dropout>(0.1);
+  model.add<nn::Dense>(3);
+  model.build({2, 8, 8});
+  optim::Adam<float> opt(model.parameters(true), 1e-2);
+  Tensor<float> x = Tensor<float>::empty({6, 2, 8, 8});
+  Rng rng(5);
+  x.fill_uniform(-1.f, 1.f, rng);
+  const std::vector<int32_t> labels = {0, 1, 2, 0, 1, 2};
+  float first = 0, last = 0;
+  for (int step = 0; step < 30; ++step) {
+    Var<float> loss = ops::softmax_cross_entropy(model(Var<float>(x)), labels);
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    (step == 0 ? first : last) = loss.value()[0];
+  }
+  CHECK(std::isfinite(last));
+  CHECK(last < 0.5f * first);  // six samples are memorised
+}
+
+TEST_CASE("cuda runtime: without a GPU a device tensor cannot be made, and the error says why") {
+  if (cuda::available()) {
+    MESSAGE("a GPU is present: the no-GPU path is not reachable here");
+    return;
+  }
+  const std::string m = error_of([] { Tensor<float>::empty({2, 3}, Device::CUDA); });
+  CHECK(m.find("cudaMalloc") != std::string::npos);
+  CHECK(Tensor<float>::zeros({2, 3}).to(Device::CPU).device() == Device::CPU);  // no copy, no CUDA call
+}
+
+TEST_CASE("cuda parity: device tensors (to, element access, fill, clone, copy_from, random fills)") {
+  CT_REQUIRE_GPU();
+  Rng rng(1);
+  Tensor<float> h = Tensor<float>::empty({3, 5});
+  h.fill_uniform(-1.f, 1.f, rng);
+  Tensor<float> d = h.to(Device::CUDA);
+  CHECK(d.device() == Device::CUDA);
+  CHECK(!d.shares_storage_with(h));
+  CHECK(d.to(Device::CUDA).shares_storage_with(d));
+  CHECK(d.to(Device::CPU).to_vector() == h.to_vector());
+  CHECK(d.to_vector() == h.to_vector());
+  const std::string m = error_of([&] { (void)d[0]; });
+  CHECK(m.find("lives on the cuda device") != std::string::npos);
+  CHECK(error_of([&] { (void)d.at({0, 0}); }).find("Tensor::at") != std::string::npos);
+  CHECK(error_of([&] { (void)Tensor<double>::cast(d); }).find("Tensor::cast") != std::string::npos);
+
+  Tensor<float> c = d.clone();
+  CHECK(c.device() == Device::CUDA);
+  CHECK(!c.shares_storage_with(d));
+  CHECK(c.to_vector() == h.to_vector());
+  c.fill(2.5f);
+  CHECK(c.to_vector() == std::vector<float>(15, 2.5f));
+  CHECK(d.to_vector() == h.to_vector());  // the clone was a copy
+  Tensor<float> back = Tensor<float>::zeros({3, 5});
+  back.copy_from(c);  // device -> host
+  CHECK(back.to_vector() == std::vector<float>(15, 2.5f));
+  c.copy_from(h);  // host -> device
+  CHECK(c.to_vector() == h.to_vector());
+  Tensor<float> z = Tensor<float>::zeros({3, 5}, Device::CUDA);
+  z.copy_from(d);  // device -> device
+  CHECK(z.to_vector() == h.to_vector());
+  // Random fills on the device give the CPU's values for the same generator state.
+  Rng r1(9), r2(9);
+  Tensor<float> a = Tensor<float>::empty({100}), b = Tensor<float>::empty({100}, Device::CUDA);
+  a.fill_normal(0.f, 1.f, r1);
+  b.fill_normal(0.f, 1.f, r2);
+  CHECK(b.to_vector() == a.to_vector());
+  // Views share device storage.
+  const std::vector<float> hv = h.to_vector();
+  CHECK(d.slice0(1, 2).to_vector() == std::vector<float>(hv.begin() + 5, hv.begin() + 10));
+  // Poisoned device allocations are NaN.
+  debug::poison_allocations() = true;
+  Tensor<float> p = Tensor<float>::empty({4}, Device::CUDA);
+  debug::poison_allocations() = false;
+  for (float v : p.to_vector()) CHECK(v != v);
+}
+
+TEST_CASE("cuda parity: the dispatch facade routes Device::CUDA to tinycnn::cuda with the CPU's arguments") {
+  CT_REQUIRE_GPU();
+  Rng rng(2);
+  const auto g = kernels::cpu::make_conv_geom(2, 3, 9, 7, 4, 3, 3, 1, 1, kernels::cpu::Padding::Same);
+  Tensor<float> x = Tensor<float>::empty({2, 3, 9, 7}), w = Tensor<float>::empty({4, 3, 3, 3}),
+                b = Tensor<float>::empty({4});
+  x.fill_uniform(-1.f, 1.f, rng);
+  w.fill_uniform(-1.f, 1.f, rng);
+  b.fill_uniform(-1.f, 1.f, rng);
+  Tensor<float> xd = x.to(Device::CUDA), wd = w.to(Device::CUDA), bd = b.to(Device::CUDA);
+  Tensor<float> y = Tensor<float>::empty({2, 4, 9, 7}), yd = Tensor<float>::empty({2, 4, 9, 7}, Device::CUDA);
+  backend::conv2d_forward(Device::CPU, x.data(), w.data(), b.data(), g, y.data());
+  backend::conv2d_forward(Device::CUDA, xd.data(), wd.data(), bd.data(), g, yd.data());
+  ct::expect_close(yd.to_vector(), y.to_vector(), {}, "backend::conv2d_forward on cuda");
+  kernels::cpu::ActParams<float> relu;
+  relu.kind = kernels::cpu::Act::ReLU;
+  backend::activation_forward(Device::CPU, relu, y.data(), y.data(), y.numel());
+  backend::activation_forward(Device::CUDA, relu, yd.data(), yd.data(), yd.numel());
+  ct::expect_close(yd.to_vector(), y.to_vector(), {}, "backend::activation_forward on cuda");
+  Tensor<float> c = Tensor<float>::empty({4, 4}), cd = Tensor<float>::empty({4, 4}, Device::CUDA);
+  backend::gemm(Device::CPU, false, true, int64_t(4), int64_t(4), int64_t(27), 1.f, w.data(), int64_t(27), w.data(),
+                int64_t(27), 0.f, c.data(), int64_t(4));
+  backend::gemm(Device::CUDA, false, true, int64_t(4), int64_t(4), int64_t(27), 1.f, wd.data(), int64_t(27), wd.data(),
+                int64_t(27), 0.f, cd.data(), int64_t(4));
+  ct::expect_close(cd.to_vector(), c.to_vector(), {}, "backend::gemm on cuda");
+}
