@@ -2,13 +2,18 @@
 //   gemm/cuda<variant>/<M>x<N>x<K>   every GEMM variant on bench/bench_gemm.cpp's shapes, GFLOP/s;
 //   gemm/cublas{,_tf32,_bf16}/...    cuBLAS on the same shapes when found at configure time;
 //   conv/<op>/cuda<variant>/model3-<layer>/b<batch>   conv2d forward, backward-data, backward-filter of
-//                                    model3's 3x3 'same' layers at batch 32 and 256, GFLOP/s.
+//                                    model3's 3x3 'same' layers at batch 32 and 256, GFLOP/s;
+//   model3/<train|infer>/b<batch>/<fp32|tf32|bf16>   a whole model3 training step (forward, backward,
+//                                    Adam) or forward pass through the dispatch facade (plain_cnn.hpp),
+//                                    images/s from wall-clock time with a device synchronisation per
+//                                    step, as bench/gpu/compare_pytorch_gpu.py measures PyTorch.
 // Every variant's output is validated before it is timed (GEMM: sampled rows against the CPU gemm_ref;
 // convolution: the whole output against the direct GPU kernel, variant 0, itself checked against the
 // CPU by cuda_parity); a variant that differs is reported as an error, not timed. Times are CUDA-event
 // device times (UseManualTime). Without a GPU the binary says so and exits 0.
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -23,6 +28,8 @@
 #include <tinycnn/cuda/cuda.hpp>
 #include <tinycnn/kernels/cpu/conv_geometry.hpp>
 #include <tinycnn/kernels/cpu/gemm_ref.hpp>
+
+#include "plain_cnn.hpp"
 
 #ifdef TINYCNN_BENCH_HAS_CUBLAS
 #include <cublas_v2.h>
@@ -351,6 +358,78 @@ void register_conv() {
               ->Unit(benchmark::kMillisecond);
 }
 
+// ---- whole model3 ---------------------------------------------------------------------------------
+// GEMM (and so convolution) variant per precision: fp32 = 3, tf32 = 4, bf16 = 5 (inputs rounded, fp32
+// accumulate; the rest of the model stays fp32, unlike PyTorch's autocast).
+int precision_variant(const std::string& p) { return p == "fp32" ? 3 : p == "tf32" ? 4 : 5; }
+
+// Mean loss of model3's first forward pass on the CPU for this batch size (the reference, cached).
+double cpu_model3_loss(int64_t batch, const tinycnn::Tensor<float>& x, const std::vector<int32_t>& labels) {
+  static std::vector<std::pair<int64_t, double>> cache;
+  for (const auto& c : cache)
+    if (c.first == batch) return c.second;
+  tinycnn::gpu_bench::PlainCnn<float> cpu(tinycnn::gpu_bench::model3_spec(), batch, tinycnn::Device::CPU, 11);
+  cpu.set_labels(labels);
+  cpu.forward(x);
+  cache.push_back({batch, cpu.mean_loss()});
+  return cache.back().second;
+}
+
+void run_model3(benchmark::State& state, int64_t batch, std::string precision, bool train) {
+  using tinycnn::Device;
+  using tinycnn::Tensor;
+  const tinycnn::gpu_bench::CnnSpec spec = tinycnn::gpu_bench::model3_spec();
+  Tensor<float> x = Tensor<float>::empty({batch, spec.C, spec.H, spec.W});
+  tinycnn::Rng rng(21);
+  x.fill_uniform(0.f, 1.f, rng);
+  std::vector<int32_t> labels;
+  for (int64_t n = 0; n < batch; ++n) labels.push_back(static_cast<int32_t>(n % spec.classes));
+  const int prev = tc::default_gemm_variant();
+  tc::set_default_gemm_variant(precision_variant(precision));
+  {
+    tinycnn::gpu_bench::PlainCnn<float> gpu(spec, batch, Device::CUDA, 11);
+    gpu.set_labels(labels);
+    const Tensor<float> xd = x.to(Device::CUDA);
+    gpu.forward(xd);
+    const double want = cpu_model3_loss(batch, x, labels), got = gpu.mean_loss();
+    const double tol = precision == "fp32" ? 1e-3 : 2e-2;
+    if (!(std::fabs(got - want) <= tol * (1 + std::fabs(want)))) {
+      state.SkipWithError(("first-step loss " + std::to_string(got) + " differs from the CPU's " + std::to_string(want))
+                              .c_str());
+    } else {
+      auto step = [&] {
+        if (train)
+          gpu.train_step(xd);
+        else
+          gpu.forward(xd);
+      };
+      step();  // warm-up: the caching allocator fills, workspaces are sized
+      tc::synchronize();
+      for (auto _ : state) {
+        const auto t0 = std::chrono::steady_clock::now();
+        step();
+        tc::synchronize();
+        state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      state.counters["images/s"] = benchmark::Counter(double(batch), benchmark::Counter::kIsIterationInvariantRate);
+      state.counters["loss"] = gpu.mean_loss();
+    }
+  }
+  tc::set_default_gemm_variant(prev);
+}
+
+void register_models() {
+  for (int64_t batch : {256, 32})
+    for (const char* prec : {"fp32", "tf32", "bf16"})
+      for (bool train : {true, false})
+        benchmark::RegisterBenchmark((std::string("model3/") + (train ? "train" : "infer") + "/b" +
+                                      std::to_string(batch) + "/" + prec).c_str(),
+                                     run_model3, batch, std::string(prec), train)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(1.0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -360,6 +439,7 @@ int main(int argc, char** argv) {
   }
   std::cout << "tinycnn_cuda_bench on " << tc::device_description(0) << ", default GEMM variant "
             << tc::default_gemm_variant() << " (" << tc::gemm_variant_name(tc::default_gemm_variant()) << ")\n";
+  register_models();
   register_gemm();
   register_conv();
   benchmark::Initialize(&argc, argv);

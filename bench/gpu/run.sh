@@ -61,7 +61,7 @@ fi
 if [[ -x "$build/bench/gpu/tinycnn_cuda_bench" ]]; then
   log "kernel benchmarks (tinycnn_cuda_bench)"
   filter=${BENCH_FILTER:-.}
-  [[ $quick -eq 1 ]] && filter=${BENCH_FILTER:-'gemm/.*/(1024x1024x1024|2048x2048x2048)|conv/.*/model3-conv(2|4)/b256'}
+  [[ $quick -eq 1 ]] && filter=${BENCH_FILTER:-'model3/|gemm/.*/(1024x1024x1024|2048x2048x2048)|conv/.*/model3-conv(2|4)/b256'}
   "$build/bench/gpu/tinycnn_cuda_bench" --benchmark_filter="$filter" --benchmark_min_time=0.2 \
       --benchmark_out="$out/bench_cuda.json" --benchmark_out_format=json > "$out/bench_cuda.txt" 2>&1 || status=1
   python3 bench/gpu/summarize_bench.py "$out/bench_cuda.json" | tee -a "$out/summary.txt"

@@ -1,0 +1,82 @@
+// End-to-end on the GPU: a small CNN (bench/gpu/plain_cnn.hpp: conv/ReLU/pool blocks, dense head,
+// softmax cross-entropy, Adam, all through the dispatch facade and device tensors) trained on the
+// GPU follows the CPU step by step and reaches the CPU's training accuracy.
+#include <plain_cnn.hpp>
+
+#include <string>
+#include <vector>
+
+#include "parity_util.hpp"
+
+using namespace tinycnn;
+using gpu_bench::CnnSpec;
+using gpu_bench::PlainCnn;
+
+namespace {
+
+CnnSpec small_spec() { return {3, 12, 10, {{4, true, 2}, {6, false, 1}, {5, true, 2}}, {8}, 3}; }
+
+struct Batch {
+  Tensor<float> x;
+  std::vector<int32_t> labels;
+};
+Batch make_batch(int64_t N, const CnnSpec& s) {
+  Batch b;
+  b.x = Tensor<float>::empty({N, s.C, s.H, s.W});
+  Rng rng(77);
+  b.x.fill_uniform(0.f, 1.f, rng);
+  for (int64_t n = 0; n < N; ++n) b.labels.push_back(static_cast<int32_t>(n % s.classes));
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("cuda runtime: the plain CNN trains on the CPU (its GPU twin is compared with this)") {
+  const CnnSpec s = small_spec();
+  const Batch b = make_batch(9, s);
+  PlainCnn<float> cpu(s, 9, Device::CPU, 5, 1e-2f);
+  cpu.set_labels(b.labels);
+  cpu.train_step(b.x);
+  const double first = cpu.mean_loss();
+  for (int i = 0; i < 60; ++i) cpu.train_step(b.x);
+  CHECK(cpu.mean_loss() < 0.3 * first);
+  CHECK(cpu.accuracy(b.labels) == 1.0);
+}
+
+TEST_CASE("cuda parity: training a small CNN on the GPU follows the CPU and reaches its accuracy") {
+  CT_REQUIRE_GPU();
+  const CnnSpec s = small_spec();
+  const int64_t N = 9;
+  const Batch b = make_batch(N, s);
+  const Tensor<float> xd = b.x.to(Device::CUDA);
+  {  // step by step, small learning rate (Adam's first steps move every weight by about lr: sign flips of
+     // near-zero gradients must stay below the tolerance)
+    PlainCnn<float> cpu(s, N, Device::CPU, 5, 1e-4f), gpu(s, N, Device::CUDA, 5, 1e-4f);
+    cpu.set_labels(b.labels);
+    gpu.set_labels(b.labels);
+    const auto w0c = cpu.weights(), w0g = gpu.weights();
+    for (size_t i = 0; i < w0c.size(); ++i) CHECK(w0c[i] == w0g[i]);  // the same initial weights
+    for (int step = 0; step < 3; ++step) {
+      cpu.train_step(b.x);
+      gpu.train_step(xd);
+      CHECK_MESSAGE(std::fabs(gpu.mean_loss() - cpu.mean_loss()) <= 1e-4 + 1e-3 * std::fabs(cpu.mean_loss()),
+                    "step " << step << ": loss " << gpu.mean_loss() << " on the GPU, " << cpu.mean_loss() << " on the CPU");
+    }
+    const auto wc = cpu.weights(), wg = gpu.weights();
+    for (size_t i = 0; i < wc.size(); ++i) ct::expect_close(wg[i], wc[i], {}, "weights of parameter " + std::to_string(i));
+  }
+  {  // training to convergence on the batch: both devices memorise it
+    PlainCnn<float> cpu(s, N, Device::CPU, 5, 1e-2f), gpu(s, N, Device::CUDA, 5, 1e-2f);
+    cpu.set_labels(b.labels);
+    gpu.set_labels(b.labels);
+    gpu.train_step(xd);
+    const double first = gpu.mean_loss();
+    for (int i = 0; i < 60; ++i) {
+      cpu.train_step(b.x);
+      gpu.train_step(xd);
+    }
+    CHECK(gpu.mean_loss() < 0.3 * first);
+    CHECK(gpu.accuracy(b.labels) == cpu.accuracy(b.labels));
+    CHECK(gpu.accuracy(b.labels) == 1.0);
+  }
+}
