@@ -364,6 +364,14 @@ std::atomic<int>& default_variant() {
   return v;
 }
 
+bool split_k_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("TINYCNN_CUDA_SPLIT_K");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
 void check_variant(int v, const char* fn) {
   if (v < 1 || v > kGemmVariants)
     throw ValueError(std::string("tinycnn::cuda::") + fn + ": GEMM variant " + std::to_string(v) +
@@ -448,6 +456,27 @@ void gemm_variant(int variant, bool trans_a, bool trans_b, int64_t M, int64_t N,
     throw ValueError("tinycnn::cuda::gemm: " + std::to_string(M) + "x" + std::to_string(N) +
                      " is too large for one launch (at most 65535 row tiles)");
 
+  // Split-K: one GEMM with fewer C tiles than SMs and a long K (model3's dense layer: 2x8 tiles, K =
+  // 36864) would leave most of the GPU idle. K is cut into S equal chunks that are summed as a batch
+  // reduction (which splits them between blocks, below); a remainder of K - S*kc columns goes first,
+  // with the caller's beta, so the chunks add to it with beta = 1 and the epilogue applies once, last.
+  if (!batch.reduce && batch.count == 1 && p.K >= 1024 && split_k_enabled()) {
+    const int64_t tiles = gx * gy, sms = multiprocessor_count();
+    const int64_t S = std::min<int64_t>({(2 * sms + tiles - 1) / tiles, p.K / 256, 64});
+    if (tiles < sms && S >= 2) {
+      const int64_t kc = p.K / S, kr = p.K - S * kc;
+      T beta_chunks = beta;
+      if (kr > 0) {
+        const T* Ar = trans_a ? A + S * kc * lda : A + S * kc;
+        const T* Br = trans_b ? B + S * kc : B + S * kc * ldb;
+        gemm_variant<T>(variant, trans_a, trans_b, M, N, kr, alpha, Ar, lda, Br, ldb, beta, C, ldc);
+        beta_chunks = T(1);
+      }
+      const GemmBatch chunks{S, trans_a ? kc * lda : kc, trans_b ? kc : kc * ldb, 0, true};
+      gemm_variant<T>(variant, trans_a, trans_b, M, N, kc, alpha, A, lda, B, ldb, beta_chunks, C, ldc, ep, chunks);
+      return;
+    }
+  }
   if (!batch.reduce) {
     // One batch per grid z (at most 65535 per launch).
     for (int64_t b0 = 0; b0 < batch.count; b0 += 65535) {

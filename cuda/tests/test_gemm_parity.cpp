@@ -15,7 +15,10 @@ namespace {
 struct Shape3 {
   int64_t M, N, K;
 };
-const Shape3 kShapes[] = {{1, 1, 1}, {7, 13, 5}, {33, 65, 17}, {129, 67, 255}, {200, 300, 64}, {3, 257, 130}};
+// {40, 50, 2051} and {128, 96, 4096}: few C tiles and a long K take the split-K path (with and without a
+// remainder of K columns).
+const Shape3 kShapes[] = {{1, 1, 1},      {7, 13, 5},    {33, 65, 17},   {129, 67, 255},
+                          {200, 300, 64}, {3, 257, 130}, {40, 50, 2051}, {128, 96, 4096}};
 
 template <class T>
 void check_gemm(int variant, bool ta, bool tb, Shape3 s, T alpha, T beta, ct::Tol tol) {

@@ -2,7 +2,6 @@
 // softmax cross-entropy, Adam, all through the dispatch facade and device tensors) trained on the
 // GPU follows the CPU step by step and reaches the CPU's training accuracy.
 #include <plain_cnn.hpp>
-
 #include <string>
 #include <vector>
 
@@ -59,11 +58,13 @@ TEST_CASE("cuda parity: training a small CNN on the GPU follows the CPU and reac
     for (int step = 0; step < 3; ++step) {
       cpu.train_step(b.x);
       gpu.train_step(xd);
-      CHECK_MESSAGE(std::fabs(gpu.mean_loss() - cpu.mean_loss()) <= 1e-4 + 1e-3 * std::fabs(cpu.mean_loss()),
-                    "step " << step << ": loss " << gpu.mean_loss() << " on the GPU, " << cpu.mean_loss() << " on the CPU");
+      CHECK_MESSAGE(
+          std::fabs(gpu.mean_loss() - cpu.mean_loss()) <= 1e-4 + 1e-3 * std::fabs(cpu.mean_loss()),
+          "step " << step << ": loss " << gpu.mean_loss() << " on the GPU, " << cpu.mean_loss() << " on the CPU");
     }
     const auto wc = cpu.weights(), wg = gpu.weights();
-    for (size_t i = 0; i < wc.size(); ++i) ct::expect_close(wg[i], wc[i], {}, "weights of parameter " + std::to_string(i));
+    for (size_t i = 0; i < wc.size(); ++i)
+      ct::expect_close(wg[i], wc[i], {}, "weights of parameter " + std::to_string(i));
   }
   {  // training to convergence on the batch: both devices memorise it
     PlainCnn<float> cpu(s, N, Device::CPU, 5, 1e-2f), gpu(s, N, Device::CUDA, 5, 1e-2f);

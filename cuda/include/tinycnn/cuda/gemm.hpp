@@ -46,7 +46,9 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc);
 
-// One variant by number (1..kGemmVariants), with an optional epilogue and batching.
+// One variant by number (1..kGemmVariants), with an optional epilogue and batching. A single GEMM with
+// fewer C tiles than SMs and K >= 1024 is split along K (partial products summed by a second kernel;
+// TINYCNN_CUDA_SPLIT_K=0 turns that off for comparisons).
 template <class T>
 void gemm_variant(int variant, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                   int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep = {},
