@@ -38,7 +38,10 @@ void check_launch(const char* kernel) {
     throw Error(std::string("tinycnn::cuda: kernel '") + kernel + "' failed to launch: " + cudaGetErrorString(e) +
                 " (" + cudaGetErrorName(e) + ")");
   if (sync_flag().load(std::memory_order_relaxed)) {
-    const cudaError_t s = cudaStreamSynchronize(static_cast<cudaStream_t>(current_stream().handle()));
+    const auto st = static_cast<cudaStream_t>(current_stream().handle());
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(st, &cs) == cudaSuccess && cs != cudaStreamCaptureStatusNone) return;  // no sync inside a capture
+    const cudaError_t s = cudaStreamSynchronize(st);
     if (s != cudaSuccess)
       throw Error(std::string("tinycnn::cuda: kernel '") + kernel + "' failed while running: " +
                   cudaGetErrorString(s) + " (" + cudaGetErrorName(s) + ")");
@@ -101,6 +104,16 @@ void set_sync_after_launch(bool on) { detail::sync_flag().store(on); }
 // ---- allocator --------------------------------------------------------------------------------
 namespace {
 
+// Blocks freed while a CUDA graph is being captured belong to that graph: replays write to them, so
+// they may not return to the shared cache until the graph is destroyed. During the capture they are
+// reused (in stream order) for later allocations of the same graph.
+struct CapturePool {
+  void* stream = nullptr;
+  std::vector<std::pair<void*, size_t>> held;
+  std::unordered_map<size_t, std::vector<void*>> free;
+};
+thread_local CapturePool* g_capture = nullptr;
+
 class DeviceCache {
  public:
   static DeviceCache& instance() {
@@ -125,8 +138,23 @@ class DeviceCache {
     void* p = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (g_capture) {  // the graph's own freed blocks first
+        auto pit = g_capture->free.find(r);
+        if (pit != g_capture->free.end() && !pit->second.empty()) {
+          p = pit->second.back();
+          pit->second.pop_back();
+          ++stats_.reuses;
+          live_[p] = r;
+          stats_.in_use_bytes += r;
+          stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
+          return p;
+        }
+      }
       auto it = free_.find(r);
-      if (it != free_.end() && !it->second.empty()) {
+      // While capturing no synchronisation is allowed, so only blocks last used on this stream qualify.
+      if (it != free_.end() && !it->second.empty() &&
+          (!g_capture || std::any_of(it->second.begin(), it->second.end(),
+                                     [&](const Free& f) { return f.stream == stream; }))) {
         auto& v = it->second;
         auto same = std::find_if(v.begin(), v.end(), [&](const Free& f) { return f.stream == stream; });
         if (same == v.end()) same = v.end() - 1;
@@ -148,7 +176,7 @@ class DeviceCache {
       return p;
     }
     cudaError_t e = cudaMalloc(&p, r);
-    if (e == cudaErrorMemoryAllocation) {
+    if (e == cudaErrorMemoryAllocation && !g_capture) {
       cudaGetLastError();
       release();  // give the cache back and try once more
       e = cudaMalloc(&p, r);
@@ -169,6 +197,11 @@ class DeviceCache {
     const size_t r = it->second;
     live_.erase(it);
     stats_.in_use_bytes -= r;
+    if (g_capture) {
+      g_capture->held.push_back({p, r});
+      g_capture->free[r].push_back(p);
+      return;
+    }
     free_[r].push_back({p, current_stream().handle()});
     cached_ += r;
   }
@@ -184,6 +217,16 @@ class DeviceCache {
     if (ptrs.empty()) return;
     check(cudaDeviceSynchronize(), "cudaDeviceSynchronize (allocator release)");
     for (void* p : ptrs) check(cudaFree(p), "cudaFree");
+  }
+  // A graph is destroyed (after its stream was synchronised): its blocks go back to the shared cache.
+  void release_pool(CapturePool& pool) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& b : pool.held) {
+      free_[b.second].push_back({b.first, pool.stream});
+      cached_ += b.second;
+    }
+    pool.held.clear();
+    pool.free.clear();
   }
   // A stream is being destroyed (after a synchronisation): its cached blocks become free for anyone.
   void forget_stream(void* s) {
@@ -246,6 +289,64 @@ Stream& thread_stream() {
 Stream current_stream() { return thread_stream(); }
 StreamGuard::StreamGuard(const Stream& s) : prev_(thread_stream()) { thread_stream() = s; }
 StreamGuard::~StreamGuard() { thread_stream() = prev_; }
+
+// ---- graphs ----------------------------------------------------------------------------------
+struct Graph::Impl {
+  Stream stream;  // kept alive for the replays
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  CapturePool pool;
+  bool capturing = false;
+  ~Impl() {
+    if (capturing) {  // abandoned mid-capture (an exception): end it and drop the partial graph
+      cudaGraph_t g = nullptr;
+      cudaStreamEndCapture(static_cast<cudaStream_t>(stream.handle()), &g);
+      if (g) cudaGraphDestroy(g);
+      if (g_capture == &pool) g_capture = nullptr;
+      cudaGetLastError();
+    }
+    if (exec || !pool.held.empty()) cudaStreamSynchronize(static_cast<cudaStream_t>(stream.handle()));
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    DeviceCache::instance().release_pool(pool);
+  }
+};
+
+Graph::Graph() : impl_(std::make_unique<Impl>()) {}
+Graph::~Graph() = default;
+Graph::Graph(Graph&&) noexcept = default;
+Graph& Graph::operator=(Graph&&) noexcept = default;
+bool Graph::ready() const { return impl_ && impl_->exec; }
+
+void Graph::begin_capture() {
+  if (!impl_ || impl_->capturing || impl_->exec)
+    throw Error("tinycnn::cuda::Graph::begin_capture: this graph is already captured or capturing");
+  if (g_capture) throw Error("tinycnn::cuda::Graph::begin_capture: another graph is being captured on this thread");
+  impl_->stream = current_stream();
+  if (!impl_->stream.handle())
+    throw Error("tinycnn::cuda::Graph::begin_capture: the current stream is CUDA's legacy default stream, which "
+                "cannot be captured; make one with Stream::create() and a StreamGuard");
+  // Relaxed: workspaces may still need a cudaMalloc during the capture.
+  check(cudaStreamBeginCapture(static_cast<cudaStream_t>(impl_->stream.handle()), cudaStreamCaptureModeRelaxed),
+        "cudaStreamBeginCapture");
+  impl_->pool.stream = impl_->stream.handle();
+  impl_->capturing = true;
+  g_capture = &impl_->pool;
+}
+
+void Graph::end_capture() {
+  if (!impl_ || !impl_->capturing) throw Error("tinycnn::cuda::Graph::end_capture: no capture in progress");
+  g_capture = nullptr;
+  impl_->capturing = false;
+  check(cudaStreamEndCapture(static_cast<cudaStream_t>(impl_->stream.handle()), &impl_->graph),
+        "cudaStreamEndCapture (was something synchronised or another stream used during the capture?)");
+  check(cudaGraphInstantiate(&impl_->exec, impl_->graph, 0), "cudaGraphInstantiate");
+}
+
+void Graph::replay() {
+  if (!ready()) throw Error("tinycnn::cuda::Graph::replay: nothing captured yet");
+  check(cudaGraphLaunch(impl_->exec, static_cast<cudaStream_t>(impl_->stream.handle())), "cudaGraphLaunch");
+}
 
 // ---- copies ----------------------------------------------------------------------------------
 static cudaStream_t cur() { return static_cast<cudaStream_t>(current_stream().handle()); }

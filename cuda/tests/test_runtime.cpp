@@ -119,3 +119,42 @@ TEST_CASE("cuda runtime: caching allocator reuses blocks, copies round-trip, str
   allocator_release();
   CHECK(allocator_stats().cached_bytes == 0);
 }
+
+TEST_CASE("cuda runtime: graphs need a created stream, and say so") {
+  CT_REQUIRE_GPU();
+  tinycnn::cuda::Graph g;
+  const std::string m = error_of([&] { g.begin_capture(); });  // the legacy default stream is current
+  CHECK(has(m, "legacy default stream"));
+  CHECK(has(error_of([&] { g.replay(); }), "nothing captured"));
+}
+
+TEST_CASE("cuda runtime: a captured graph replays its kernels and keeps its workspace to itself") {
+  CT_REQUIRE_GPU();
+  using namespace tinycnn::cuda;
+  const int64_t n = 4099;
+  const std::vector<float> x0 = ct::random_vec<float>(n, 3), y0 = ct::random_vec<float>(n, 4);
+  Stream st = Stream::create();
+  StreamGuard guard(st);
+  DeviceBuffer<float> x(x0), y(y0);
+  float* tmp_ptr = nullptr;
+  Graph g;
+  g.begin_capture();
+  {
+    DeviceBuffer<float> tmp(n);  // allocated and freed inside the capture: the graph keeps it
+    tmp_ptr = tmp.get();
+    fill<float>(tmp.get(), 1.0f, n);
+    add_scaled<float>(tmp.get(), 1.0f, y.get(), n);  // y += 1
+  }
+  add_scaled<float>(x.get(), 2.0f, y.get(), n);  // y += 2x
+  g.end_capture();
+  CHECK(y.download() == y0);  // capturing runs nothing
+  {
+    DeviceBuffer<float> other(n);  // same size as tmp: must not be handed tmp's block
+    CHECK(other.get() != tmp_ptr);
+  }
+  for (int r = 0; r < 3; ++r) g.replay();
+  std::vector<float> want(y0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int r = 0; r < 3; ++r) want[i] = (want[i] + 1.0f) + 2.0f * x0[i];
+  ct::expect_close(y.download(), want, {1e-6, 1e-6}, "graph replays");
+}
