@@ -350,7 +350,7 @@ void register_conv() {
   for (int64_t batch : {32, 256})
     for (const ConvLayer& l : kModel3)
       for (ConvOp op : {ConvOp::Forward, ConvOp::BackwardData, ConvOp::BackwardFilter})
-        for (int v = 0; v <= tc::kGemmVariants; ++v)
+        for (int v = 0; v <= tc::kConvVariants; ++v)
           benchmark::RegisterBenchmark((std::string("conv/") + op_name(op) + "/cuda" + std::to_string(v) +
                                         "/model3-" + l.name + "/b" + std::to_string(batch)).c_str(),
                                        run_conv, &l, batch, op, v)

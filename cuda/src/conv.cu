@@ -10,7 +10,7 @@
 #include <tinycnn/cuda/conv.hpp>
 #include <tinycnn/cuda/gemm.hpp>
 
-#include "launch.cuh"
+#include "gemm_tiles.cuh"
 
 namespace tinycnn::cuda {
 namespace {
@@ -152,6 +152,49 @@ __global__ void conv_bias_grad(const T* dy, G g, T* db) {
   if (threadIdx.x == 0) db[k] += T(acc);
 }
 
+// ---- variant 6: implicit GEMM ----------------------------------------------------------------------
+// op(B) of the forward / weight-gradient GEMMs is the im2col matrix of one sample; instead of writing
+// it to memory, variant 3's tile kernel computes each element from x while it loads a B tile.
+template <class T>
+struct Im2colB {
+  static constexpr bool kDense = false;
+  G g;
+  // im2col[crs, l] of the sample whose image starts at x
+  __device__ T operator()(const T* x, int64_t crs, int64_t l) const {
+    const int64_t s = crs % g.S, r = (crs / g.S) % g.R, c = crs / (g.R * g.S);
+    const int64_t ih = (l / g.OW) * g.sh - g.pt + r, iw = (l % g.OW) * g.sw - g.pl + s;
+    return (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[(c * g.H + ih) * g.W + iw] : T(0);
+  }
+};
+
+template <class T>
+void implicit_gemm(const GemmArgs<T>& p, const G& dg) {
+  const Im2colB<T> src{dg};
+  drive_gemm(p, 128, 128, [&](const GemmArgs<T>& q, dim3 grid) {
+    launch(kname("conv_implicit_gemm", tname<T>()).c_str(), &gemm_regblock<T, Im2colB<T>>, grid, dim3(256), q, src);
+  });
+}
+
+// y[n] [K, L] = W [K, CRS] * im2col(x[n]) [CRS, L] + bias, all samples in one launch.
+template <class T>
+void forward_implicit(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW;
+  GemmEpilogue<T> ep;
+  ep.bias = b;
+  const GemmArgs<T> p{false, false, g.K, L, CRS, CRS, L, L, T(1), T(0), w, x, y, ep,
+                      g.N, 0, g.C * g.H * g.W, g.K * L, false};
+  implicit_gemm(p, dev_geom(g));
+}
+
+// dw [K, CRS] += sum_n dy[n] [K, L] * im2col(x[n])^T [L, CRS]: a batch reduction (split between blocks).
+template <class T>
+void backward_filter_implicit(const T* x, const T* dy, const Conv2DGeom& g, T* dw) {
+  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW;
+  const GemmArgs<T> p{false, true, g.K, CRS, L, L, L, CRS, T(1), T(1), dy, x, dw, GemmEpilogue<T>{},
+                      g.N, g.K * L, g.C * g.H * g.W, 0, true};
+  implicit_gemm(p, dev_geom(g));
+}
+
 // ---- variants 1..5: im2col + GEMM ----------------------------------------------------------------
 std::atomic<int>& conv_default() {
   static std::atomic<int> v{-1};
@@ -167,9 +210,10 @@ std::atomic<size_t>& workspace_limit() {
 }
 
 void check_conv_variant(int v, const char* fn) {
-  if (v < 0 || v > kGemmVariants)
+  if (v < 0 || v > kConvVariants)
     throw ValueError(std::string("tinycnn::cuda::") + fn + ": convolution variant " + std::to_string(v) +
-                     " does not exist (0 = direct, 1.." + std::to_string(kGemmVariants) + " = im2col + GEMM variant)");
+                     " does not exist (0 = direct, 1.." + std::to_string(kGemmVariants) +
+                     " = im2col + GEMM variant, " + std::to_string(kConvVariants) + " = implicit GEMM)");
 }
 
 bool pointwise(const Conv2DGeom& g) {
@@ -290,7 +334,10 @@ void conv2d_forward_variant(int variant, const T* x, const T* w, const T* b, con
            dim3(blocks_for(g.N * g.K * g.OH * g.OW)), dim3(kThreads), x, w, b, dev_geom(g), y);
     return;
   }
-  forward_gemm<T>(variant, x, w, b, g, y);
+  if (variant == kConvVariants)
+    forward_implicit<T>(x, w, b, g, y);
+  else
+    forward_gemm<T>(variant, x, w, b, g, y);
 }
 
 template <class T>
@@ -305,7 +352,7 @@ void conv2d_backward_data_variant(int variant, const T* dy, const T* w, const Co
     return;
   }
   if (g.K == 0 || g.OH * g.OW == 0) return;
-  backward_data_gemm<T>(variant, dy, w, g, dx);
+  backward_data_gemm<T>(variant == kConvVariants ? 3 : variant, dy, w, g, dx);  // implicit: no dgrad kernel yet
 }
 
 template <class T>
@@ -326,7 +373,14 @@ void conv2d_backward_filter_variant(int variant, const T* x, const T* dy, const 
            dim3(unsigned(blocks)), dim3(kThreads), x, dy, dev_geom(g), dw, db);
     return;
   }
-  backward_filter_gemm<T>(variant, x, dy, g, dw, db);
+  if (variant != kConvVariants) {
+    backward_filter_gemm<T>(variant, x, dy, g, dw, db);
+    return;
+  }
+  if (db)
+    launch(kname("conv_bias_grad", tname<T>()).c_str(), &conv_bias_grad<T>, dim3(unsigned(g.K)), dim3(kThreads), dy,
+           dev_geom(g), db);
+  if (dw) backward_filter_implicit<T>(x, dy, g, dw);
 }
 
 template <class T>

@@ -53,7 +53,7 @@ TEST_CASE("cuda parity: conv2d forward / backward-data / backward-filter, every 
     kernels::cpu::conv2d_backward_filter(x.data(), dy.data(), g, dw.data(), db.data());
     kernels::cpu::conv2d_backward_filter(x.data(), dy.data(), g, dw_only.data(), static_cast<float*>(nullptr));
     DeviceBuffer<float> dX(x), dW(w), dB(b), dDY(dy);
-    for (int v = 0; v <= cuda::kGemmVariants; ++v) {
+    for (int v = 0; v <= cuda::kConvVariants; ++v) {
       const int64_t CRS = g.C * g.R * g.S;
       auto yb = ct::poisoned<float>(ny), ynb = ct::poisoned<float>(ny);
       cuda::conv2d_forward_variant<float>(v, dX.get(), dW.get(), dB.get(), g, yb.get());

@@ -52,13 +52,13 @@ void expect_grad(const std::vector<double>& analytic, const std::vector<double>&
 
 }  // namespace
 
-TEST_CASE("cuda gradcheck (float64): conv2d, variants 0-3") {
+TEST_CASE("cuda gradcheck (float64): conv2d, variants 0-3 and 6 (implicit GEMM)") {
   CT_REQUIRE_GPU();
   const Conv2DGeom g = make_conv_geom(2, 2, 5, 4, 3, 3, 3, 2, 1, Padding::Same);
   const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * g.R * g.S, ny = g.N * g.K * g.OH * g.OW;
   auto x = ct::random_vec<double>(nx, 1), w = ct::random_vec<double>(nw, 2), b = ct::random_vec<double>(g.K, 3);
   const auto r = ct::random_vec<double>(ny, 4);
-  for (int v = 0; v <= 3; ++v) {
+  for (int v : {0, 1, 2, 3, cuda::kConvVariants}) {
     auto loss = [&] {
       DeviceBuffer<double> dx(x), dw(w), db(b), y(ny);
       cuda::conv2d_forward_variant<double>(v, dx.get(), dw.get(), db.get(), g, y.get());

@@ -5,8 +5,10 @@
 // their outputs; backward kernels ADD into gradients (as on the CPU).
 //
 // conv2d variants: 0 = direct loops (the GPU reference), 1..kGemmVariants = im2col + that GEMM
-// variant (gemm.hpp), over chunks of samples as strided-batched GEMMs (no per-sample launches). A 1x1,
-// stride-1, unpadded convolution skips im2col. The default follows default_gemm_variant().
+// variant (gemm.hpp), over chunks of samples as strided-batched GEMMs (no per-sample launches; a 1x1,
+// stride-1, unpadded convolution skips im2col), kConvVariants (6) = implicit GEMM: variant 3's tiles
+// computing the im2col elements while loading (no column buffer) for the forward pass and the weight
+// gradient; its data gradient uses variant 3. The default follows default_gemm_variant().
 #include <cstdint>
 
 #include <tinycnn/kernels/cpu/conv_geometry.hpp>
@@ -15,8 +17,10 @@ namespace tinycnn::cuda {
 
 using kernels::cpu::Conv2DGeom;
 
+constexpr int kConvVariants = 6;  // 0..kConvVariants
+
 int default_conv_variant();       // default_gemm_variant() unless set
-void set_default_conv_variant(int variant);  // 0..kGemmVariants, or -1 = follow the GEMM default
+void set_default_conv_variant(int variant);  // 0..kConvVariants, or -1 = follow the GEMM default
 // Bytes of im2col workspace one convolution may take (default 512 MiB or TINYCNN_CUDA_WORKSPACE_MB);
 // the batch is processed in chunks that fit.
 void set_conv_workspace_limit(size_t bytes);
@@ -31,7 +35,7 @@ void conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx);
 template <class T>
 void conv2d_backward_filter(const T* x, const T* dy, const Conv2DGeom& g, T* dw, T* db);
 
-// The same with an explicit variant (0..kGemmVariants).
+// The same with an explicit variant (0..kConvVariants).
 template <class T>
 void conv2d_forward_variant(int variant, const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y);
 template <class T>
