@@ -215,11 +215,20 @@ class PlainCnn {
     }
     return static_cast<double>(ok) / static_cast<double>(N_);
   }
-  // The weights, first convolution first (host copies, for comparisons).
+  // The weights, first convolution first, then their gradients from the last train_step (host copies).
   std::vector<std::vector<T>> weights() const {
     std::vector<std::vector<T>> w;
     for (const Param* p : params_) w.push_back(p->v.to_vector());
     return w;
+  }
+  std::vector<std::vector<T>> gradients() const {
+    std::vector<std::vector<T>> g;
+    for (const Param* p : params_) g.push_back(p->g.to_vector());
+    return g;
+  }
+  // Overwrites parameter i (in weights() order) with host values (gradient checks).
+  void set_weight(size_t i, const std::vector<T>& v) {
+    params_.at(i)->v.copy_from(Tensor<T>::from(params_.at(i)->v.shape(), v));
   }
 
  private:

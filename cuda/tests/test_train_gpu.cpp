@@ -106,3 +106,50 @@ TEST_CASE("cuda parity: a training step captured in a CUDA graph equals the same
     CHECK_MESSAGE(we[i] == wg[i], "parameter " << i << " differs");  // same kernels, same order
   CHECK(eager.mean_loss() == graphed.mean_loss());
 }
+
+namespace {
+// Float64 gradient check of the whole PlainCnn (mean loss w.r.t. every parameter; up to 12 elements
+// of each, spread over the tensor): train_step with learning rate 0 leaves the weights and keeps the
+// gradients; central differences of forward().
+void check_plain_cnn_gradients(Device dev) {
+  const CnnSpec s{3, 8, 8, {{4, true, 2}, {3, false, 1}}, {5}, 3};
+  const int64_t N = 3;
+  Tensor<double> x = Tensor<double>::empty({N, s.C, s.H, s.W});
+  Rng rng(8);
+  x.fill_uniform(-1.0, 1.0, rng);
+  const Tensor<double> xd = x.to(dev);
+  PlainCnn<double> m(s, N, dev, 13, 0.0);
+  m.set_labels({0, 2, 1});
+  m.train_step(xd);
+  const auto grads = m.gradients();
+  auto w = m.weights();
+  for (size_t i = 0; i < w.size(); ++i) {
+    const size_t n = w[i].size(), step = std::max<size_t>(1, n / 12);
+    for (size_t e = 0; e < n; e += step) {
+      const double keep = w[i][e], h = 1e-6;
+      w[i][e] = keep + h;
+      m.set_weight(i, w[i]);
+      m.forward(xd);
+      const double lp = m.mean_loss();
+      w[i][e] = keep - h;
+      m.set_weight(i, w[i]);
+      m.forward(xd);
+      const double lm = m.mean_loss();
+      w[i][e] = keep;
+      m.set_weight(i, w[i]);
+      const double num = (lp - lm) / (2 * h);
+      CHECK_MESSAGE(std::fabs(grads[i][e] - num) <= 1e-5 + 1e-3 * std::fabs(num),
+                    device_name(dev) << " parameter " << i << "[" << e << "]: " << grads[i][e] << " vs " << num);
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("cuda runtime: float64 gradient check of the plain CNN on the CPU") {
+  check_plain_cnn_gradients(Device::CPU);
+}
+
+TEST_CASE("cuda gradcheck (float64): the whole plain CNN on the GPU") {
+  CT_REQUIRE_GPU();
+  check_plain_cnn_gradients(Device::CUDA);
+}
