@@ -64,7 +64,6 @@ if [[ -x "$build/bench/gpu/tinycnn_cuda_bench" ]]; then
   [[ $quick -eq 1 ]] && filter=${BENCH_FILTER:-'model3/|gemm/.*/(1024x1024x1024|2048x2048x2048)|conv/.*/model3-conv(2|4)/b256'}
   "$build/bench/gpu/tinycnn_cuda_bench" --benchmark_filter="$filter" --benchmark_min_time=0.2 \
       --benchmark_out="$out/bench_cuda.json" --benchmark_out_format=json > "$out/bench_cuda.txt" 2>&1 || status=1
-  python3 bench/gpu/summarize_bench.py "$out/bench_cuda.json" | tee -a "$out/summary.txt"
 else
   log "tinycnn_cuda_bench was not built (Google Benchmark missing: run bench/gpu/prepare-deps.sh and carry .gpu-deps)"
   status=1
@@ -75,6 +74,11 @@ steps=20
 [[ $quick -eq 1 ]] && steps=5
 PYTHONUNBUFFERED=1 python3 bench/gpu/compare_pytorch_gpu.py --steps $steps --json "$out/pytorch_gpu.json" \
   2>&1 | tee "$out/pytorch_gpu.md" || status=1
+
+if [[ -f "$out/bench_cuda.json" ]]; then
+  log "summary: tinycnn vs PyTorch, kernel variants"
+  python3 bench/gpu/summarize_bench.py "$out/bench_cuda.json" "$out/pytorch_gpu.json" | tee -a "$out/summary.txt"
+fi
 
 log "done, status $status; results in $out"
 exit $status
