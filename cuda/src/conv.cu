@@ -195,6 +195,50 @@ void backward_filter_implicit(const T* x, const T* dy, const Conv2DGeom& g, T* d
   implicit_gemm(p, dev_geom(g));
 }
 
+// db[k] += sum over n, l of dy[n, k, l] for the GEMM variants: with few channels (model3's conv1: 32)
+// and many values per channel (256 * 22500), one block per channel would leave most SMs idle, so each
+// channel is split over S blocks (partial sums in double) and a second kernel adds the parts.
+template <class T>
+__global__ void conv_bias_partial(const T* dy, G g, double* part) {
+  const int64_t L = g.OH * g.OW, k = blockIdx.y, S = gridDim.x, s = blockIdx.x, n = g.N * L;
+  const int64_t q0 = s * n / S, q1 = (s + 1) * n / S;
+  Acc acc = 0;
+  for (int64_t q = q0 + threadIdx.x; q < q1; q += blockDim.x) acc += Acc(dy[((q / L) * g.K + k) * L + q % L]);
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) part[k * S + s] = acc;
+}
+template <class T>
+__global__ void conv_bias_finalize(const double* part, int64_t S, int64_t K, T* db) {
+  TINYCNN_GRID_STRIDE(k, K) {
+    double a = 0;
+    for (int64_t s = 0; s < S; ++s) a += part[k * S + s];
+    db[k] += T(a);
+  }
+}
+template <class T>
+void bias_grad(const T* dy, const Conv2DGeom& g, T* db) {
+  const int64_t n = g.N * g.OH * g.OW;
+  const int64_t S = std::max<int64_t>(
+      1, std::min<int64_t>({(4 * int64_t(multiprocessor_count()) + g.K - 1) / std::max<int64_t>(g.K, 1),
+                            (n + 8191) / 8192, 65535}));
+  if (S == 1) {
+    launch(kname("conv_bias_grad", tname<T>()).c_str(), &conv_bias_grad<T>, dim3(unsigned(g.K)), dim3(kThreads), dy,
+           dev_geom(g), db);
+    return;
+  }
+  double* part = static_cast<double*>(device_alloc(static_cast<size_t>(g.K * S) * sizeof(double)));
+  try {
+    launch(kname("conv_bias_partial", tname<T>()).c_str(), &conv_bias_partial<T>, dim3(unsigned(S), unsigned(g.K)),
+           dim3(kThreads), dy, dev_geom(g), part);
+    launch(kname("conv_bias_finalize", tname<T>()).c_str(), &conv_bias_finalize<T>, dim3(blocks_for(g.K)),
+           dim3(kThreads), static_cast<const double*>(part), S, g.K, db);
+  } catch (...) {
+    device_free(part);
+    throw;
+  }
+  device_free(part);
+}
+
 // ---- variants 1..5: im2col + GEMM ----------------------------------------------------------------
 std::atomic<int>& conv_default() {
   static std::atomic<int> v{-1};
@@ -287,9 +331,7 @@ template <class T>
 void backward_filter_gemm(int v, const T* x, const T* dy, const Conv2DGeom& g, T* dw, T* db) {
   const G dg = dev_geom(g);
   const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W;
-  if (db)
-    launch(kname("conv_bias_grad", tname<T>()).c_str(), &conv_bias_grad<T>, dim3(unsigned(g.K)), dim3(kThreads), dy,
-           dg, db);
+  if (db) bias_grad(dy, g, db);
   if (!dw) return;
   // dw [K, CRS] += sum_n dy[n] [K, L] * col[n]^T [L, CRS]: a GEMM reduction over the chunk's samples
   if (pointwise(g)) {
@@ -377,9 +419,7 @@ void conv2d_backward_filter_variant(int variant, const T* x, const T* dy, const 
     backward_filter_gemm<T>(variant, x, dy, g, dw, db);
     return;
   }
-  if (db)
-    launch(kname("conv_bias_grad", tname<T>()).c_str(), &conv_bias_grad<T>, dim3(unsigned(g.K)), dim3(kThreads), dy,
-           dev_geom(g), db);
+  if (db) bias_grad(dy, g, db);
   if (dw) backward_filter_implicit<T>(x, dy, g, dw);
 }
 

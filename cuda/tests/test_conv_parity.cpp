@@ -28,6 +28,7 @@ const Case kConvCases[] = {
     {"5x5 stride 3 valid", 4, 3, 12, 12, 5, 5, 5, 3, 3, Padding::Valid},
     {"1x1 pointwise", 3, 6, 7, 5, 4, 1, 1, 1, 1, Padding::Valid},
     {"3x3 stride 2 same (odd pad)", 2, 3, 9, 9, 8, 3, 3, 2, 2, Padding::Same},
+    {"large plane (bias gradient split over blocks)", 2, 2, 100, 90, 3, 3, 3, 1, 1, Padding::Same},
 };
 
 Conv2DGeom geom(const Case& c, int64_t K) { return make_conv_geom(c.N, c.C, c.H, c.W, K, c.R, c.S, c.sh, c.sw, c.pad); }
