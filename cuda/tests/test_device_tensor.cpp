@@ -1,9 +1,20 @@
 // Device tensors and the dispatch facade in a CUDA build (TINYCNN_HAS_CUDA): explicit to() copies,
 // element access refused on device tensors, fills and copies on the device, backend::<kernel> routing
-// Device::CUDA to tinycnn::cuda with the CPU's arguments; and the whole library (every op, hence every
-// dispatch entry's CUDA branch) compiled and training on the CPU in a CUDA build.
+// Device::CUDA to tinycnn::cuda with the CPU's arguments (every entry instantiated below), and layers
+// training on the CPU in a CUDA build. Only the headers needed (not tinycnn.hpp, whose data headers
+// need stb, which a GPU machine may lack).
 #include <string>
-#include <tinycnn/tinycnn.hpp>
+#include <tinycnn/autograd/ops/loss.hpp>
+#include <tinycnn/backend/dispatch.hpp>
+#include <tinycnn/core/tensor.hpp>
+#include <tinycnn/nn/batch_normalization.hpp>
+#include <tinycnn/nn/conv2d.hpp>
+#include <tinycnn/nn/dense.hpp>
+#include <tinycnn/nn/dropout.hpp>
+#include <tinycnn/nn/flatten.hpp>
+#include <tinycnn/nn/max_pool2d.hpp>
+#include <tinycnn/nn/sequential.hpp>
+#include <tinycnn/optim/adam.hpp>
 #include <vector>
 
 #include "parity_util.hpp"
@@ -20,6 +31,57 @@ std::string error_of(F&& f) {
   }
   return "";
 }
+// Never called: instantiates every TINYCNN_DISPATCH entry with the CPU kernels' argument types, so
+// the build fails if a tinycnn::cuda function is missing or its signature drifts from its CPU twin.
+template <class T>
+[[maybe_unused]] void instantiate_every_dispatch_entry() {
+  const Device d = Device::CUDA;
+  T *p = nullptr, s = T(0);
+  const T* c = nullptr;
+  int32_t* arg = nullptr;
+  const int32_t* carg = nullptr;
+  const int64_t n = 0;
+  kernels::cpu::Conv2DGeom g;
+  kernels::cpu::ActParams<T> act;
+  Rng rng(0);
+  backend::gemm(d, false, false, n, n, n, s, c, n, c, n, s, p, n);
+  backend::add_scaled(d, c, s, p, n);
+  backend::mul_forward(d, c, c, p, n);
+  backend::mul_backward(d, c, c, c, p, p, n);
+  backend::add_bias_rows(d, p, c, n, n);
+  backend::sum_rows_add(d, c, p, n, n);
+  backend::activation_forward(d, act, c, p, n);
+  backend::activation_backward(d, act, c, c, c, p, n);
+  backend::softmax_forward(d, c, p, n, n);
+  backend::softmax_backward(d, c, c, p, n, n);
+  backend::softmax_cross_entropy_forward(d, c, carg, c, s, p, p, n, n);
+  backend::softmax_cross_entropy_backward(d, c, carg, c, s, c, p, n, n);
+  backend::bce_logits_forward(d, c, c, p, n);
+  backend::bce_logits_backward(d, c, c, s, p, n);
+  backend::dropout_mask(d, rng, s, p, n);
+  backend::sgd_update(d, p, c, p, n, s, s, false, s);
+  backend::adam_update(d, p, c, p, p, n, s, s, s, s, n, s, false);
+  backend::conv2d_forward(d, c, c, c, g, p);
+  backend::conv2d_backward_data(d, c, c, g, p);
+  backend::conv2d_backward_filter(d, c, c, g, p, p);
+  backend::depthwise_conv2d_forward(d, c, c, c, g, p);
+  backend::depthwise_conv2d_backward_data(d, c, c, g, p);
+  backend::depthwise_conv2d_backward_filter(d, c, c, g, p, p);
+  backend::max_pool2d_forward(d, c, g, p, arg);
+  backend::max_pool2d_backward(d, c, carg, g, p);
+  backend::avg_pool2d_forward(d, c, g, p);
+  backend::avg_pool2d_backward(d, c, g, p);
+  backend::global_avg_pool2d_forward(d, c, n, n, n, p);
+  backend::global_avg_pool2d_backward(d, c, n, n, n, p);
+  backend::batchnorm_forward_train(d, c, c, c, n, n, n, s, s, p, p, p, p, p);
+  backend::batchnorm_forward_eval(d, c, c, c, c, c, n, n, n, s, p, p, p);
+  backend::batchnorm_backward(d, c, c, c, c, c, n, n, n, false, p, p, p);
+  backend::zero_pad2d_forward(d, c, n, n, n, n, n, n, n, n, p);
+  backend::zero_pad2d_backward(d, c, n, n, n, n, n, n, n, n, p);
+}
+template void instantiate_every_dispatch_entry<float>();
+template void instantiate_every_dispatch_entry<double>();
+
 }  // namespace
 
 TEST_CASE("cuda runtime: a CUDA build of the library still trains on the CPU") {
