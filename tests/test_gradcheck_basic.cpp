@@ -89,6 +89,24 @@ TEST_CASE("gradcheck: Dropout with a fixed mask stream") {
   tt::expect_grad_ok(gradcheck([&] { d.rng().set_state(state); return d.forward({x}); }, {x}));
 }
 
+TEST_CASE("gradcheck: Average layer over three branches") {
+  nn::Graph<double> g({5}, 7);
+  auto in = g.input();
+  auto a = g.add<nn::Dense>({in}, 5, "tanh");
+  auto b = g.add<nn::Dense>({in}, 5);
+  g.set_output(g.add<nn::Average>({a, b, in}, "avg"));
+  Var<double> x(rand_t({3, 5}, 23));
+  std::vector<Var<double>> wrt{x};
+  for (auto& p : g.parameters()) wrt.push_back(p.second);
+  tt::expect_grad_ok(gradcheck([&] { return g.forward(x); }, wrt));
+
+  nn::Graph<double> bad({5}, 7);
+  auto bi = bad.input();
+  auto c = bad.add<nn::Dense>({bi}, 4);
+  CHECK_THROWS_AS(bad.add<nn::Average>({c}), ValueError);
+  CHECK_THROWS_AS(bad.add<nn::Average>({c, bi}), ShapeError);
+}
+
 TEST_CASE("gradcheck: Add layer in a residual graph") {
   nn::Graph<double> g({6}, 5);
   auto in = g.input();

@@ -3,6 +3,7 @@
 // plus exit codes and error lines of the built binary.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -17,6 +18,7 @@
 
 #include "../examples/intel_scenes/cmd_bench.hpp"
 #include "../examples/intel_scenes/cmd_demo.hpp"
+#include "../examples/intel_scenes/cmd_ensemble.hpp"
 #include "../examples/intel_scenes/cmd_evaluate.hpp"
 #include "../examples/intel_scenes/cmd_predict.hpp"
 #include "../examples/intel_scenes/cmd_train.hpp"
@@ -57,9 +59,10 @@ std::string last_line(const std::string& s) {
 }
 
 // A small model file for the sample's six classes (a 1-epoch resnet at 32x32).
-std::string tiny_model(const TempDir& d) {
+std::string tiny_model(const TempDir& d, uint64_t seed = 0) {
   TrainArgs a;
   a.data = sample();
+  a.seed = seed;
   a.model = "resnet";
   a.input_size = 32;
   a.epochs = 1;
@@ -220,6 +223,58 @@ TEST_CASE("intel_scenes train --init --trainable-from: fine-tunes a model file, 
   bad = a;
   bad.multi_label = true;
   CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("single-label"), UsageError);
+}
+
+TEST_CASE("intel_scenes ensemble: two model files -> one that averages their logits; mismatches refused") {
+  TempDir d1, d2, d3;
+  const std::string m1 = tiny_model(d1, 1), m2 = tiny_model(d2, 2);
+  EnsembleArgs a;
+  a.models = {m1, m2};
+  a.out = d3.str("ens.safetensors");
+  std::ostringstream os;
+  run_ensemble(a, os);
+  CHECK(os.str().find("wrote ") == 0);
+  ScenesModel e = load_scenes_model(a.out), s1 = load_scenes_model(m1), s2 = load_scenes_model(m2);
+  CHECK(e.m.info.class_names == s1.m.info.class_names);
+  CHECK(e.m.info.extras.at("ensemble_of") == m1 + "," + m2);
+  const data::Image im = data::load_image_file(list_images(sample() + "/forest").at(0));
+  const Tensor<float> pe = predict_images(e, {&im}), p1 = predict_images(s1, {&im}), p2 = predict_images(s2, {&im});
+  // predict_images gives softmax probabilities; log p minus its mean over the classes is the logits
+  // minus their mean, so the ensemble's centred log-probabilities are the mean of the members'.
+  auto centred = [](const Tensor<float>& p) {
+    std::vector<double> l(static_cast<size_t>(p.numel()));
+    double m = 0;
+    for (size_t k = 0; k < l.size(); ++k) m += l[k] = std::log(static_cast<double>(p[static_cast<int64_t>(k)]));
+    for (auto& v : l) v -= m / static_cast<double>(l.size());
+    return l;
+  };
+  const auto ce = centred(pe), c1 = centred(p1), c2 = centred(p2);
+  REQUIRE(ce.size() == 6);
+  CHECK(c1 != c2);  // two different members
+  for (size_t k = 0; k < ce.size(); ++k) CHECK(ce[k] == doctest::Approx(0.5 * (c1[k] + c2[k])).epsilon(1e-4));
+
+  // Different input sizes (preprocessing) are refused, naming the file.
+  TempDir d4;
+  TrainArgs t;
+  t.data = sample();
+  t.model = "resnet";
+  t.input_size = 40;
+  t.epochs = 1;
+  t.max_per_class = 4;
+  t.val_split = 0.25;
+  t.workers = 0;
+  t.verbose = 0;
+  t.out = d4.str("run");
+  run_train(t, os);
+  EnsembleArgs bad = a;
+  bad.models = {m1, d4.str("run/model.safetensors")};
+  CHECK_THROWS_WITH_AS(run_ensemble(bad, os), doctest::Contains("another preprocessing"), UsageError);
+  bad = a;
+  bad.models = {m1};
+  CHECK_THROWS_WITH_AS(run_ensemble(bad, os), doctest::Contains("--models"), UsageError);
+  bad = a;
+  bad.out = m1;
+  CHECK_THROWS_WITH_AS(run_ensemble(bad, os), doctest::Contains("--out"), UsageError);
 }
 
 TEST_CASE("intel_scenes train --multi-label: copies of a photo in several folders become one multi-hot sample") {

@@ -639,3 +639,36 @@ TEST_CASE("model file: seed corpus for fuzz/fuzz_model_load.cpp") {
 }
 
 #endif  // TINYCNN_HAS_JSON
+
+TEST_CASE("ensemble: a Sequential and a Graph averaged into one Graph; saves, loads, predicts the mean of the logits") {
+  auto a = dense_model(3, 6, 8, 4);
+  auto b = graph_model(4);  // 5 layers; its output is the 4th, the 5th dangles and is left out
+  REQUIRE(a->input_shape() == b->input_shape());
+  REQUIRE(a->output_shape() == b->output_shape());
+  a->eval();
+  b->eval();
+  Rng rng(9);
+  Tensor<float> x({5, a->input_shape()[0]});
+  x.fill_normal(0.f, 1.f, rng);
+  const Tensor<float> ya = (*a)(x), yb = (*b)(x);
+
+  auto e = nn::ensemble<float>({a.get(), b.get()});
+  CHECK(e->size() == a->size() + 4 + 1);
+  CHECK(e->layer(0).name() == "m0_" + a->layer(0).name());
+  CHECK(e->layer(a->size()).name() == "m1_" + b->layer(0).name());
+  CHECK(e->parameters().size() == a->parameters().size() + b->parameters().size() - 2);
+  const Tensor<float> ye = (*e)(x);
+  REQUIRE(ye.shape() == ya.shape());
+  for (int64_t i = 0; i < ye.numel(); ++i) CHECK(ye[i] == doctest::Approx(0.5f * (ya[i] + yb[i])).epsilon(1e-6));
+
+  TempDir d;
+  const std::string path = d.path + "/ensemble.safetensors";
+  io::save_model(path, *e);
+  io::LoadedModel m = io::load_model(path);
+  const Tensor<float> yl = (*m.model)(x);
+  for (int64_t i = 0; i < ye.numel(); ++i) CHECK(yl[i] == ye[i]);
+
+  auto other = dense_model(5, 6, 8, 2);  // 2 outputs, not 4
+  CHECK_THROWS_AS(nn::ensemble<float>({a.get(), other.get()}), ShapeError);
+  CHECK_THROWS_AS(nn::ensemble<float>({a.get()}), ValueError);
+}

@@ -13,6 +13,7 @@
 #include "cmd_predict.hpp"
 #include "cmd_sort.hpp"
 #include "cmd_train.hpp"
+#include "cmd_ensemble.hpp"
 #include "common.hpp"
 #include "models.hpp"
 
@@ -96,6 +97,11 @@ int main(int argc, char** argv) {
   bench->add_option("--threads", ba.threads, "compute threads");
   bench->add_option("--input-size", ba.input_size, "input size of the resnet (default 64)");
 
+  EnsembleArgs na;
+  auto* ens = app.add_subcommand("ensemble", "combine trained model files into one that averages their logits");
+  ens->add_option("--models", na.models, "two or more model files (same classes and preprocessing)")->required();
+  ens->add_option("--out", na.out, "the ensemble's model file")->required();
+
   DemoArgs da;
   auto* demo = app.add_subcommand("demo", "evaluate the shipped model on the shipped sample and sort the sample (the default)");
   demo->add_option("--model", da.model, "model file (default: the shipped pretrained/scenes.safetensors)");
@@ -123,6 +129,8 @@ int main(int argc, char** argv) {
       return run_sort(sa, std::cout);
     } else if (*bench) {
       run_bench(ba, std::cout);
+    } else if (*ens) {
+      run_ensemble(na, std::cout);
     } else {
       run_demo(da, std::cout);
     }

@@ -19,6 +19,7 @@
 
 #include "nn/activation.hpp"
 #include "nn/add.hpp"
+#include "nn/average.hpp"
 #include "nn/dense.hpp"
 #include "nn/dropout.hpp"
 #include "nn/flatten.hpp"
@@ -77,6 +78,7 @@
 
 #ifdef TINYCNN_HAS_JSON  // transfer learning (cut_at copies layers through the layer registry)
 #include "nn/transfer.hpp"
+#include "nn/ensemble.hpp"
 #endif
 #if defined(TINYCNN_HAS_HDF5) && defined(TINYCNN_HAS_JSON)  // Keras .h5 import (HDF5 C library)
 #include "io/keras_h5.hpp"

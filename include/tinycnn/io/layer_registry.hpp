@@ -22,6 +22,7 @@
 #include "../core/error.hpp"
 #include "../nn/activation.hpp"
 #include "../nn/add.hpp"
+#include "../nn/average.hpp"
 #include "../nn/avg_pool2d.hpp"
 #include "../nn/batch_normalization.hpp"
 #include "../nn/conv2d.hpp"
@@ -48,7 +49,7 @@ constexpr int64_t kMaxConfigInt = int64_t(1) << 31;
 // Every layer type the registry can construct (Keras class names).
 inline const std::vector<std::string>& known_layer_types() {
   static const std::vector<std::string> types{
-      "Activation", "Add",     "AveragePooling2D", "BatchNormalization", "Conv2D", "Dense", "DepthwiseConv2D",
+      "Activation", "Add",     "Average", "AveragePooling2D", "BatchNormalization", "Conv2D", "Dense", "DepthwiseConv2D",
       "Dropout",    "Flatten", "GlobalAveragePooling2D", "LeakyReLU", "MaxPooling2D", "ReLU", "Reshape",
       "Sigmoid",    "Softmax", "Tanh", "ZeroPadding2D"};
   return types;
@@ -262,6 +263,7 @@ std::unique_ptr<nn::Layer<T>> make_layer_unchecked(const std::string& type, Conf
   }
   if (type == "Flatten") return make_unique<nn::Flatten<T>>(name);
   if (type == "Add") return make_unique<nn::Add<T>>(name);
+  if (type == "Average") return make_unique<nn::Average<T>>(name);
   if (type == "Sigmoid") return make_unique<nn::Sigmoid<T>>(name);
   if (type == "Softmax") return make_unique<nn::Softmax<T>>(name);
   if (type == "Tanh") return make_unique<nn::Tanh<T>>(name);

@@ -32,6 +32,39 @@ typename Graph<T>::Node output_node(const Graph<T>& g) {
   return typename Graph<T>::Node{g.output_id()};
 }
 
+namespace detail {
+// Adds to g a fresh layer of src's type and config, named `name`, fed by `ins`, whose parameters
+// and buffers then SHARE src's storage (and whose trainable flag is src's). Returns its node id;
+// `who` names the caller in errors.
+template <class T>
+int add_shared_copy(Graph<T>& g, Layer<T>& src, const std::string& name,
+                    const std::vector<typename Graph<T>::Node>& ins, const char* who) {
+  std::unique_ptr<Layer<T>> copy;
+  try {
+    copy = io::make_layer<T>(src.type(), src.config(), name);
+  } catch (const Error& e) {
+    throw ValueError(std::string(who) + ": cannot copy layer '" + src.name() + "' (" + src.type() + "): " + e.what());
+  }
+  Layer<T>& dst = *copy;
+  const int id = g.add(std::move(copy), ins).id;  // builds dst: fresh parameters, replaced below
+  dst.set_trainable(src.trainable());
+  auto share = [&](std::vector<NamedVar<T>> to, std::vector<NamedVar<T>> from, const char* what) {
+    if (to.size() != from.size())
+      throw ValueError(std::string(who) + ": layer '" + src.name() + "': " + what + " differ in number");
+    for (size_t k = 0; k < to.size(); ++k) {
+      if (to[k].first != from[k].first || to[k].second.shape() != from[k].second.shape())
+        throw ValueError(std::string(who) + ": layer '" + src.name() + "': " + what + " '" + from[k].first +
+                         "' differs after copying");
+      to[k].second.value() = from[k].second.value();  // same storage
+      to[k].second.set_requires_grad(from[k].second.requires_grad());
+    }
+  };
+  share(dst.parameters(), src.parameters(), "parameters");
+  share(dst.buffers(), src.buffers(), "buffers");
+  return id;
+}
+}  // namespace detail
+
 // A new Graph computing `model`'s layer `index` (entries() order), sharing weights; see above.
 template <class T>
 std::unique_ptr<Graph<T>> cut_at(Model<T>& model, size_t index) {
@@ -50,30 +83,9 @@ std::unique_ptr<Graph<T>> cut_at(Model<T>& model, size_t index) {
   std::vector<int> node_of(entries.size(), -1);
   for (size_t i = 0; i <= index; ++i) {
     if (!needed[i]) continue;
-    Layer<T>& src = *entries[i].layer;
-    std::unique_ptr<Layer<T>> copy;
-    try {
-      copy = io::make_layer<T>(src.type(), src.config(), src.name());
-    } catch (const Error& e) {
-      throw ValueError("cut_at: cannot copy layer '" + src.name() + "' (" + src.type() + "): " + e.what());
-    }
     std::vector<typename Graph<T>::Node> ins;
     for (int id : entries[i].inputs) ins.push_back({id < 0 ? -1 : node_of[static_cast<size_t>(id)]});
-    Layer<T>& dst = *copy;
-    node_of[i] = g->add(std::move(copy), ins).id;
-    dst.set_trainable(src.trainable());
-    // Share the parameter and buffer storage.
-    auto share = [&](std::vector<NamedVar<T>> to, std::vector<NamedVar<T>> from, const char* what) {
-      if (to.size() != from.size()) throw ValueError("cut_at: layer '" + src.name() + "': " + what + " differ in number");
-      for (size_t k = 0; k < to.size(); ++k) {
-        if (to[k].first != from[k].first || to[k].second.shape() != from[k].second.shape())
-          throw ValueError("cut_at: layer '" + src.name() + "': " + what + " '" + from[k].first + "' differs after copying");
-        to[k].second.value() = from[k].second.value();  // same storage
-        to[k].second.set_requires_grad(from[k].second.requires_grad());
-      }
-    };
-    share(dst.parameters(), src.parameters(), "parameters");
-    share(dst.buffers(), src.buffers(), "buffers");
+    node_of[i] = detail::add_shared_copy(*g, *entries[i].layer, entries[i].layer->name(), ins, "cut_at");
   }
   g->set_output({node_of[index]});
   if (model.is_training()) g->train();
