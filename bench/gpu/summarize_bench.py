@@ -36,12 +36,12 @@ def model_rows(benchmarks, torch_rows):
     print("|---|---:|---|---:|---:|---:|---:|")
     for kind in ("train", "infer"):
         for batch in (256, 32):
-            for prec in ("fp32", "tf32", "bf16"):
+            for prec in ("fp32", "fp32-implicit", "tf32", "bf16"):
                 eager = ours.get((kind, batch, prec, False))
                 graph = ours.get((kind, batch, prec, True))
                 if eager is None and graph is None:
                     continue
-                pt = torch.get((kind, batch, prec))
+                pt = torch.get((kind, batch, "fp32" if prec.startswith("fp32") else prec))
                 best = max(v for v in (eager, graph) if v is not None)
                 print("| %s | %d | %s | %s | %s | %s | %s |" % (
                     kind, batch, prec, "%.0f" % eager if eager else "", "%.0f" % graph if graph else "",

@@ -241,7 +241,11 @@ void bias_grad(const T* dy, const Conv2DGeom& g, T* db) {
 
 // ---- variants 1..5: im2col + GEMM ----------------------------------------------------------------
 std::atomic<int>& conv_default() {
-  static std::atomic<int> v{-1};
+  static std::atomic<int> v{[] {  // TINYCNN_CUDA_CONV_VARIANT=0..6 fixes it (benchmarks); else follow GEMM
+    const char* e = std::getenv("TINYCNN_CUDA_CONV_VARIANT");
+    const int n = e && *e ? std::atoi(e) : -1;
+    return n >= 0 && n <= kConvVariants ? n : -1;
+  }()};
   return v;
 }
 std::atomic<size_t>& workspace_limit() {
