@@ -465,6 +465,7 @@ TEST_CASE("model file: layer registry knows every layer type and round-trips con
   std::vector<std::unique_ptr<nn::Layer<float>>> protos;
   protos.push_back(std::make_unique<nn::Activation<float>>("tanh"));
   protos.push_back(std::make_unique<nn::Add<float>>());
+  protos.push_back(std::make_unique<nn::Average<float>>());
   protos.push_back(std::make_unique<nn::AvgPool2D<float>>(3, 2, "same"));
   protos.push_back(std::make_unique<nn::BatchNormalization<float>>(0.9, 1e-5));
   protos.push_back(std::make_unique<nn::Conv2D<float>>(8, nn::Size2(3, 5), nn::Size2(2, 1), "same", "relu", false));
