@@ -371,3 +371,44 @@ TEST_CASE("Conv2D layer: float forward matches the direct reference; Sequential 
   Var<float> x2(Tensor<float>::from({1, 2, 9, 9}, rand_vec<float>(162, 32)));
   CHECK(m.forward(x2).shape() == Shape{1, 4});
 }
+
+TEST_CASE("dropout mask: variant 1 equals the reference bitwise on 1 and 2 threads; rate respected") {
+  const int prev = get_num_threads();
+  for (const int64_t n : {int64_t(1), int64_t(1000), int64_t(1) << 17}) {
+    for (const float rate : {0.0f, 0.3f, 0.5f, 0.999f}) {
+      Rng r0(42);
+      std::vector<float> ref(static_cast<size_t>(n), -1.f);
+      kernels::cpu::dropout_mask_ref<float>(r0, rate, ref.data(), n);
+      for (const int threads : {1, 2}) {
+        set_num_threads(threads);
+        Rng r1(42);
+        std::vector<float> fast(static_cast<size_t>(n), -1.f);
+        kernels::cpu::dropout_mask<float>(r1, rate, fast.data(), n);
+        CAPTURE(n);
+        CAPTURE(rate);
+        CAPTURE(threads);
+        CHECK(fast == ref);
+        Rng r0c(42);
+        r0c.next_u64();
+        CHECK(r1.next_u64() == r0c.next_u64());  // one draw per mask
+      }
+      if (n >= 1000) {
+        int64_t zeros = 0;
+        for (float v : ref) zeros += v == 0.f;
+        const double p = rate, sigma = std::sqrt(p * (1 - p) / static_cast<double>(n));
+        CHECK(std::fabs(static_cast<double>(zeros) / static_cast<double>(n) - p) <= 5 * sigma + 1e-12);
+        const float keep = 1.0f / (1.0f - rate);
+        int64_t other = 0;
+        for (float v : ref) other += v != 0.f && v != keep;
+        CHECK(other == 0);
+      }
+    }
+  }
+  // Two masks from one generator differ (a new seed per mask).
+  Rng r(3);
+  std::vector<float> a(4096), b(4096);
+  kernels::cpu::dropout_mask<float>(r, 0.5f, a.data(), 4096);
+  kernels::cpu::dropout_mask<float>(r, 0.5f, b.data(), 4096);
+  CHECK(a != b);
+  set_num_threads(prev);
+}

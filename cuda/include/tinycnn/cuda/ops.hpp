@@ -60,8 +60,8 @@ void bce_logits_backward(const T* logits, const T* targets, T scale, T* dlogits,
 
 // Inverted dropout mask: mask[i] = 0 with probability rate, else 1/(1-rate);  mask: [n] (written).
 // Counter-based: one 64-bit seed is drawn from rng, then element i uses counter_uniform(seed, i)
-// (counter_rng.hpp), so the mask does not depend on the launch shape. It is NOT the CPU kernel's mask
-// for the same Rng (that one draws element by element from the sequential engine).
+// (core/counter_rng.hpp), so the mask does not depend on the launch shape and equals the CPU kernel's
+// mask for the same Rng state.
 template <class T>
 void dropout_mask(Rng& rng, T rate, T* mask, int64_t n);
 

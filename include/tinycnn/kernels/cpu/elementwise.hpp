@@ -2,6 +2,8 @@
 // Element-wise kernels on raw pointers. Outputs marked "+=" accumulate (backward convention).
 #include <cstdint>
 
+#include "../../core/parallel.hpp"
+
 namespace tinycnn::kernels::cpu {
 
 // y[i] += alpha * x[i];  x, y: [n]
@@ -13,16 +15,23 @@ void add_scaled(const T* x, T alpha, T* y, int64_t n) {
 // y[i] = a[i] * b[i];  a, b, y: [n]
 template <class T>
 void mul_forward(const T* a, const T* b, T* y, int64_t n) {
+  const bool par = n >= kParallelMinWork;
+#pragma omp parallel for simd if (par)
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
 }
 
 // da += dy * b, db += dy * a (either may be null);  a, b, dy, da, db: [n]
 template <class T>
 void mul_backward(const T* a, const T* b, const T* dy, T* da, T* db, int64_t n) {
-  if (da)
+  const bool par = n >= kParallelMinWork;  // element-wise: the same result on any number of threads
+  if (da) {
+#pragma omp parallel for simd if (par)
     for (int64_t i = 0; i < n; ++i) da[i] += dy[i] * b[i];
-  if (db)
+  }
+  if (db) {
+#pragma omp parallel for simd if (par)
     for (int64_t i = 0; i < n; ++i) db[i] += dy[i] * a[i];
+  }
 }
 
 // y[r, c] += b[c];  y: [rows, cols], b: [cols]
