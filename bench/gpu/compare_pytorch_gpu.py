@@ -10,46 +10,18 @@ bfloat16, TF32 on; no grad scaler needed for bf16). Per (model, batch, precision
 (cudnn.benchmark picks its algorithms there), then STEPS timed steps, each ended by
 torch.cuda.synchronize(); images/s = batch / median step time. Training = zero_grad + forward + loss +
 backward + Adam step; inference = eval mode under torch.inference_mode(). The model definitions are
-copied from bench/compare_pytorch.py (keep them in step).
+imported from bench/compare_pytorch.py.
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 
-CLASSES = 6
-
-
-def build_torch_model(name):  # copied from bench/compare_pytorch.py
-    import torch.nn as nn
-
-    def conv(cin, cout, pad):
-        return [nn.Conv2d(cin, cout, 3, padding=pad), nn.ReLU()]
-
-    if name == "baseline":
-        layers = [nn.Flatten(), nn.Linear(3 * 150 * 150, 128), nn.ReLU(), nn.Linear(128, CLASSES)]
-    elif name == "model2":
-        layers = (conv(3, 32, 0) + [nn.MaxPool2d(3)] + conv(32, 64, 0) + [nn.MaxPool2d(2)] + conv(64, 128, 0) +
-                  [nn.Flatten(), nn.Linear(128 * 21 * 21, 128), nn.ReLU(), nn.Linear(128, CLASSES)])
-    elif name == "model3":
-        layers = (conv(3, 32, 1) + [nn.MaxPool2d(3)] + conv(32, 64, 1) + [nn.MaxPool2d(2)] + conv(64, 128, 1) +
-                  [nn.MaxPool2d(2)] + conv(128, 256, 1) + [nn.MaxPool2d(2)] + conv(256, 512, 1) + conv(512, 1024, 1) +
-                  [nn.Flatten(), nn.Linear(1024 * 6 * 6, 1024), nn.ReLU(), nn.Linear(1024, CLASSES)])
-    elif name == "model004":
-        layers, cin = [], 3
-        for f in (32, 64, 128, 256):
-            layers += conv(cin, f, 0) + [nn.MaxPool2d(2), nn.BatchNorm2d(f), nn.Dropout(0.2)]
-            cin = f
-        layers += [nn.Flatten()]
-        width = 256 * 7 * 7
-        for _ in range(4):
-            layers += [nn.Linear(width, 128), nn.ReLU(), nn.Dropout(0.2)]
-            width = 128
-        layers += [nn.Linear(128, CLASSES)]
-    else:
-        raise SystemExit("unknown model " + name)
-    return nn.Sequential(*layers)
+# The model definitions are bench/compare_pytorch.py's (one copy for the CPU and GPU comparisons).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from compare_pytorch import CLASSES, build_torch_model  # noqa: E402
 
 
 def measure(torch, name, batch, precision, steps):
