@@ -58,13 +58,13 @@ std::string last_line(const std::string& s) {
   return nl == std::string::npos ? t : t.substr(nl + 1);
 }
 
-// A small model file for the sample's six classes (a 1-epoch resnet at 32x32).
-std::string tiny_model(const TempDir& d, uint64_t seed = 0) {
+// A small model file for the sample's six classes (a 1-epoch resnet at size x size, default 32).
+std::string tiny_model(const TempDir& d, uint64_t seed = 0, int size = 32) {
   TrainArgs a;
   a.data = sample();
   a.seed = seed;
   a.model = "resnet";
-  a.input_size = 32;
+  a.input_size = size;
   a.epochs = 1;
   a.max_per_class = 4;
   a.val_split = 0.25;
@@ -255,19 +255,8 @@ TEST_CASE("intel_scenes ensemble: two model files -> one that averages their log
 
   // Different input sizes (preprocessing) are refused, naming the file.
   TempDir d4;
-  TrainArgs t;
-  t.data = sample();
-  t.model = "resnet";
-  t.input_size = 40;
-  t.epochs = 1;
-  t.max_per_class = 4;
-  t.val_split = 0.25;
-  t.workers = 0;
-  t.verbose = 0;
-  t.out = d4.str("run");
-  run_train(t, os);
   EnsembleArgs bad = a;
-  bad.models = {m1, d4.str("run/model.safetensors")};
+  bad.models = {m1, tiny_model(d4, 0, 40)};
   CHECK_THROWS_WITH_AS(run_ensemble(bad, os), doctest::Contains("another preprocessing"), UsageError);
   bad = a;
   bad.models = {m1};
