@@ -157,6 +157,29 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
   // A shape large enough to run in parallel and to need several K, M and N blocks.
   CHECK(compare_one<float>(&gemm<float>, false, true, {300, 290, 800}, 1.0f, 0.0f, 3, rng) == 0);
   CHECK(compare_one<double>(&gemm<double>, true, false, {150, 130, 520}, 0.5, 1.0, 0, rng) == 0);
+  // Few micro-tiles and a long K take the K-split path (per-thread partial products summed at the
+  // end): every transpose combination, beta 0 over NaN and beta != 0, and the fused epilogues.
+  const int threads = std::max(2, saved);
+  set_num_threads(threads);
+  const auto bias = random_vec<float>(64, rng);
+  const auto bias_d = random_vec<double>(64, rng);
+  for (int t = 0; t < 4; ++t)
+    for (int e = 0; e < 3; ++e) {
+      GemmEpilogue<float> ef;
+      ef.bias = e ? bias.data() : nullptr;
+      ef.bias_per_column = e == 2;
+      ef.relu = e == 1;
+      GemmEpilogue<double> ed;
+      ed.bias = e ? bias_d.data() : nullptr;
+      ed.bias_per_column = e == 2;
+      ed.relu = e == 1;
+      CAPTURE(t);
+      CAPTURE(e);
+      CHECK(compare_one<float>({}, t & 1, t & 2, {20, 40, 3100}, 1.0f, 0.0f, 1, rng, &ef) == 0);
+      CHECK(compare_one<float>({}, t & 1, t & 2, {9, 33, 1700}, -0.5f, 0.75f, 0, rng, &ef) == 0);
+      CHECK(compare_one<double>({}, t & 1, t & 2, {7, 30, 2100}, 0.5, 1.0, 2, rng, &ed) == 0);
+    }
+  set_num_threads(saved);
 }
 
 TEST_CASE("gemm_ex: fused bias (per row, per column) and ReLU") {

@@ -241,6 +241,18 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // The driver shared by every packed variant.
+// Partial products of the K-split path (see run_ksplit), one per extra thread.
+template <class T>
+PackBuffer<T>& c_buffer() {
+  static thread_local PackBuffer<T> b;
+  return b;
+}
+
+template <class T>
+void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                const GemmEpilogue<T>* ep);
+
 template <class T>
 void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
@@ -264,12 +276,15 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   if (!omp_in_parallel() && 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) >=
                                 static_cast<double>(kParallelMinWork)) {
     nt = omp_get_max_threads();
+    if (nt > 1 && ceil_div(M, MR) * ceil_div(N, NR) < 16 * static_cast<int64_t>(nt) && K >= 2 * pk.kc * nt)
+      return run_ksplit(pk, nt, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
     // No more threads than micro-tiles in a block.
     const int64_t tiles = ceil_div(std::min(M, mc), MR) * ceil_div(std::min(N, nc), NR);
     nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, tiles)));
     // Few tiles over a long K (a dense layer's forward at batch 32: 32 x 128 x 67,500) means two
     // barriers per K-block for little work each; when another process shares the cores, every
-    // barrier can cost a scheduler time slice (measured: 1.36 s instead of 10 ms). One thread then.
+    // barrier can cost a scheduler time slice (measured: 1.36 s instead of 10 ms). Such a product is
+    // split along K instead (above) when K is long enough: one contiguous K range per thread, one barrier.
     if (ceil_div(M, MR) * ceil_div(N, NR) < 16 * static_cast<int64_t>(nt)) nt = 1;
   }
 #endif
@@ -348,6 +363,55 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
     body(omp_get_thread_num(), omp_get_num_threads());
 #endif
   }
+}
+
+// K-split for products with few micro-tiles and a long K (a dense layer's forward at small batch:
+// M = 32, N = 128, K = 67,500 has 12 AVX-512 tiles, too few to share). Thread t computes
+//   P_t = alpha * op(A)[:, K_t] * op(B)[K_t, :]      (t = 0 straight into C with beta, others into
+// per-thread M x N partials), then after one barrier the threads sum the partials into disjoint
+// row ranges of C and apply the epilogue there. Summation order differs from the one-thread result
+// only by the grouping of K (float rounding, checked against the reference in tests/test_gemm.cpp).
+template <class T>
+void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                const GemmEpilogue<T>* ep) {
+#ifdef _OPENMP
+  T* part = c_buffer<T>().get(static_cast<size_t>((nt - 1) * M * N));  // [nt-1][M][N]
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    const int64_t k0 = K * tid / nth, k1 = K * (tid + 1) / nth;
+    const T* a = trans_a ? A + k0 * lda : A + k0;  // op(A)[:, k0:k1]
+    const T* b = trans_b ? B + k0 : B + k0 * ldb;  // op(B)[k0:k1, :]
+    // Nested calls run on one thread each (omp_in_parallel) with their own thread-local buffers.
+    if (tid == 0)
+      run_packed(pk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, beta, C, ldc,
+                 static_cast<const GemmEpilogue<T>*>(nullptr));
+    else
+      run_packed(pk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, T(0), part + (tid - 1) * M * N, N,
+                 static_cast<const GemmEpilogue<T>*>(nullptr));
+#pragma omp barrier
+    const int64_t r0 = M * tid / nth, r1 = M * (tid + 1) / nth;
+    for (int64_t i = r0; i < r1; ++i) {
+      T* c = C + i * ldc;
+      for (int t = 1; t < nth; ++t) {
+        const T* p = part + (t - 1) * M * N + i * N;
+        for (int64_t j = 0; j < N; ++j) c[j] += p[j];
+      }
+      if (ep) {
+        if (ep->bias && ep->bias_per_column)
+          for (int64_t j = 0; j < N; ++j) c[j] += ep->bias[j];
+        else if (ep->bias)
+          for (int64_t j = 0; j < N; ++j) c[j] += ep->bias[i];
+        if (ep->relu)
+          for (int64_t j = 0; j < N; ++j) c[j] = c[j] < T(0) ? T(0) : c[j];
+      }
+    }
+  }
+#else
+  (void)nt;
+  run_packed(pk, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+#endif
 }
 
 }  // namespace gemm_detail
