@@ -3,6 +3,7 @@
 // to take the multi-threaded paths; plus im2col/col2im with a column stride.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -75,19 +76,40 @@ TEST_CASE("conv2d plans: parallel groups, serial groups and per-sample GEMMs equ
     const kc::Conv2DGeom g = kc::make_conv_geom(c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.st, c.st, c.pad);
     for (auto mode : {kc::ConvOptions::Auto, kc::ConvOptions::Parallel, kc::ConvOptions::Serial,
                       kc::ConvOptions::PerSample})
-      for (int64_t cols : {int64_t(1), int64_t(40), int64_t(100000)}) {
-        CAPTURE(c.N);
-        CAPTURE(c.C);
-        CAPTURE(int(mode));
-        CAPTURE(cols);
-        kc::ConvOptions o;
-        o.mode = mode;
-        o.cols_target = cols;
-        o.scratch_elems = cols == 40 ? 2000 : o.scratch_elems;  // small buffers: more groups
-        check_plan(g, o);
-      }
+      for (int64_t cols : {int64_t(1), int64_t(40), int64_t(100000)})
+        for (bool rows : {true, false}) {
+          CAPTURE(c.N);
+          CAPTURE(c.C);
+          CAPTURE(int(mode));
+          CAPTURE(cols);
+          CAPTURE(rows);
+          kc::ConvOptions o;
+          o.mode = mode;
+          o.cols_target = cols;
+          o.scratch_elems = cols == 40 ? 2000 : o.scratch_elems;  // small buffers: more groups
+          o.filter_rows = rows;                                   // backward filter through im2row or im2col
+          check_plan(g, o);
+        }
   }
   set_num_threads(saved);
+}
+
+TEST_CASE("im2row is the transpose of im2col (padding, strides, odd kernels)") {
+  for (auto c : {std::array<int64_t, 6>{3, 7, 7, 3, 3, 1}, {2, 8, 6, 3, 2, 2}, {1, 5, 9, 1, 4, 3}, {4, 4, 4, 1, 1, 1}})
+    for (auto pad : {kc::Padding::Same, kc::Padding::Valid}) {
+      const kc::Conv2DGeom g = kc::make_conv_geom(1, c[0], c[1], c[2], 1, c[3], c[4], c[5], c[5], pad);
+      const int64_t L = g.OH * g.OW, CRS = g.C * g.R * g.S;
+      const auto x = rnd(g.C * g.H * g.W, 11);
+      std::vector<float> col(static_cast<size_t>(CRS * L)), rows(static_cast<size_t>(CRS * L), NAN);
+      kc::im2col(x.data(), g, col.data());
+      kc::im2row(x.data(), g, rows.data());
+      int64_t bad = 0;
+      for (int64_t r = 0; r < CRS; ++r)
+        for (int64_t l = 0; l < L; ++l) bad += !(rows[size_t(l * CRS + r)] == col[size_t(r * L + l)]);
+      CAPTURE(c[1]);
+      CAPTURE(c[3]);
+      CHECK(bad == 0);
+    }
 }
 
 TEST_CASE("im2col_ld / col2im_add_ld: columns of two images side by side") {

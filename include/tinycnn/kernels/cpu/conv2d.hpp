@@ -43,6 +43,10 @@ struct ConvOptions {
   int64_t cols_target = 1024;          // parallel plan: GEMMs get at least this many columns when possible
   int64_t scratch_elems = int64_t(2) << 20;  // column + gather buffers of one thread, in elements (8 MiB float)
   int64_t private_dw_max = int64_t(1) << 23;  // parallel dW only while K*C*R*S <= this (one copy per extra thread)
+  // Backward filter as dW^T += rows^T * dY^T (im2row columns, dY transposed while gathered): both
+  // GEMM operands then pack by contiguous copies, and C*R*S x K fills the AVX-512 14x32 micro-tile
+  // better than K x C*R*S for conv1-conv3 (27/288/576 x 32/64/128). false: dW += dY * col^T.
+  bool filter_rows = true;
 };
 
 namespace detail {
@@ -200,6 +204,13 @@ void conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* 
   conv2d_forward_ex(x, w, b, g, y, false);
 }
 
+// y[n] = max(0, W * im2col(x[n]) + b): ReLU in the GEMM's store, no second pass over y.
+//   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
+template <class T>
+void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+  conv2d_forward_ex(x, w, b, g, y, true);
+}
+
 // dx[n] += col2im(W^T * dy[n])
 //   dy: [N, K, OH, OW], w: [K, C, R, S], dx: [N, C, H, W] (+=)
 template <class T>
@@ -259,6 +270,85 @@ void conv2d_backward_bias(const T* dy, const Conv2DGeom& g, T* db) {
   }
 }
 
+namespace detail {
+
+// dst[j*L + l, k] = src[(n0 + j)*K + k, l] for j < nb: the dY planes of nb samples, transposed to
+// one row per pixel ([nb*L, K]), in 32 x 32 tiles so reads and writes both stay in cache lines.
+template <class T>
+void transpose_planes(const T* src, int64_t n0, int64_t nb, int64_t K, int64_t L, T* dst, bool par) {
+  constexpr int64_t B = 32;
+  const int64_t lt = (L + B - 1) / B;
+#pragma omp parallel for collapse(2) if (par)
+  for (int64_t j = 0; j < nb; ++j)
+    for (int64_t t = 0; t < lt; ++t) {
+      const int64_t l0 = t * B, l1 = std::min(L, l0 + B);
+      const T* s = src + (n0 + j) * K * L;
+      T* d = dst + j * L * K;
+      for (int64_t k0 = 0; k0 < K; k0 += B) {
+        const int64_t k1 = std::min(K, k0 + B);
+        for (int64_t l = l0; l < l1; ++l)
+          for (int64_t k = k0; k < k1; ++k) d[l * K + k] = s[k * L + l];
+      }
+    }
+}
+
+// dw[k, i] += sum over t < nparts of parts[t][i, k]: per-thread dW^T sums added into dW ([K, CRS]).
+template <class T>
+void add_transposed_parts(T* const* parts, int nparts, int64_t CRS, int64_t K, T* dw) {
+  constexpr int64_t B = 32;
+  const int64_t kt = (K + B - 1) / B, it = (CRS + B - 1) / B;
+#pragma omp for collapse(2) schedule(static)
+  for (int64_t a = 0; a < kt; ++a)
+    for (int64_t b = 0; b < it; ++b) {
+      const int64_t k0 = a * B, k1 = std::min(K, k0 + B), i0 = b * B, i1 = std::min(CRS, i0 + B);
+      for (int64_t k = k0; k < k1; ++k)
+        for (int64_t i = i0; i < i1; ++i) {
+          T s = T(0);
+          for (int t = 0; t < nparts; ++t) s += parts[t][i * K + k];
+          dw[k * CRS + i] += s;
+        }
+    }
+}
+
+// Backward filter through im2row (see ConvOptions::filter_rows): per group,
+//   accT [CRS, K] += rows_group^T [CRS, cols] * dYT_group [cols, K]
+// accumulated per thread, then added transposed into dw. Same plans as conv2d_backward_filter_ex.
+template <class T>
+void conv2d_backward_filter_rows(const T* x, const T* dy, const Conv2DGeom& g, T* dw, ConvGemmFn<T> gemm_fn,
+                                 const ConvOptions& o) {
+  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, K = g.K, CHW = g.C * g.H * g.W;
+  const bool small_dw = K * CRS <= o.private_dw_max || o.mode == ConvOptions::Parallel;
+  const ConvPlan p = conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, small_dw);
+  auto group = [&](int64_t gi, T* accT) {
+    const int64_t n0 = g.N * gi / p.groups, nb = g.N * (gi + 1) / p.groups - n0, cols = nb * L;
+    T* rows = conv_scratch<T, 0>(cols * CRS);
+    T* dyt = conv_scratch<T, 1>(cols * K);
+#pragma omp parallel for if (p.inner_par())
+    for (int64_t j = 0; j < nb; ++j) im2row(x + (n0 + j) * CHW, g, rows + j * L * CRS);
+    transpose_planes(dy, n0, nb, K, L, dyt, p.inner_par());
+    gemm_fn(true, false, CRS, K, cols, T(1), rows, CRS, dyt, K, T(1), accT, K, nullptr);
+  };
+  constexpr int kMaxThreads = 256;
+  T* parts[kMaxThreads] = {};
+  const int nt = p.parallel ? std::min(p.nt, kMaxThreads) : 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int nth = conv_num_threads();
+    T* accT = conv_scratch<T, 2>(K * CRS);
+    std::fill(accT, accT + K * CRS, T(0));
+    parts[conv_thread_id()] = accT;
+    if (p.parallel) {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t gi = 0; gi < p.groups; ++gi) group(gi, accT);  // implicit barrier
+    } else {
+      for (int64_t gi = 0; gi < p.groups; ++gi) group(gi, accT);
+    }
+    add_transposed_parts(parts, nth, CRS, K, dw);
+  }
+}
+
+}  // namespace detail
+
 // dw += sum_n dy[n] * im2col(x[n])^T;  db += sum over n, oh, ow of dy (when db is not null)
 //   x: [N, C, H, W], dy: [N, K, OH, OW], dw: [K, C, R, S] (+=) or nullptr, db: [K] (+=) or nullptr
 template <class T>
@@ -268,6 +358,8 @@ void conv2d_backward_filter_ex(const T* x, const T* dy, const Conv2DGeom& g, T* 
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (db) conv2d_backward_bias(dy, g, db);
   if (!dw) return;
+  if (o.filter_rows && o.mode != ConvOptions::PerSample)
+    return detail::conv2d_backward_filter_rows(x, dy, g, dw, gemm_fn, o);
   const bool pw = detail::conv_is_pointwise(g);
   const bool small_dw = K * CRS <= o.private_dw_max || o.mode == ConvOptions::Parallel;
   const detail::ConvPlan p =

@@ -60,6 +60,36 @@ void im2col(const T* x, const Conv2DGeom& g, T* col) {
   im2col_ld(x, g, col, g.OH * g.OW);
 }
 
+// The transpose of im2col's matrix ("im2row"): one row per output pixel,
+//   rows[oh*OW + ow, (c*R + r)*S + s] = x[c, oh*stride_h - pad_top + r, ow*stride_w - pad_left + s], or 0.
+// For GEMMs that want the pixels as their K dimension with C*R*S contiguous (the backward-filter
+// GEMM packs it by plain copies then). Output-row-major order keeps the block being written (OW
+// pixels x C*R*S values) in L1/L2 while the input rows are re-read from cache.
+//   x: [C, H, W] (one image), rows: [OH*OW, C*R*S] (fully written)
+template <class T>
+void im2row(const T* x, const Conv2DGeom& g, T* rows) {
+  const int64_t CRS = g.C * g.R * g.S;
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    T* blk = rows + oh * g.OW * CRS;
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t r = 0; r < g.R; ++r) {
+        const int64_t ih = oh * g.stride_h - g.pad_top + r;
+        const bool inside = ih >= 0 && ih < g.H;
+        const T* in = x + (c * g.H + (inside ? ih : 0)) * g.W;
+        for (int64_t s = 0; s < g.S; ++s) {
+          T* out = blk + (c * g.R + r) * g.S + s;
+          int64_t ow0 = g.OW, ow1 = g.OW;
+          if (inside) detail::im2col_valid_cols(g, s, ow0, ow1);
+          else ow0 = ow1 = 0;
+          const int64_t off = s - g.pad_left;
+          for (int64_t ow = 0; ow < ow0; ++ow) out[ow * CRS] = T(0);
+          for (int64_t ow = ow0; ow < ow1; ++ow) out[ow * CRS] = in[ow * g.stride_w + off];
+          for (int64_t ow = ow1; ow < g.OW; ++ow) out[ow * CRS] = T(0);
+        }
+      }
+  }
+}
+
 // The adjoint of im2col: dx += col scattered back (padding entries dropped).
 //   col: [C*R*S, ldcol] (columns [0, OH*OW) read), dx: [C, H, W] (one image, +=)
 template <class T>
