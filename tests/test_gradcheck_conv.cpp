@@ -37,6 +37,17 @@ TEST_CASE("gradcheck: conv2d op") {
   Var<double> w1(rand_t({4, 2, 1, 1}, 4));
   Var<double> b1(rand_t({4}, 5));
   tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(x, w1, b1); }, {x, w1, b1}));  // 1x1 fast path
+  // Fused ReLU: the same values as conv2d then relu, and its own gradients.
+  tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(x, w, b, 1, 1, "same", true); }, {x, w, b}));
+  const Tensor<double> fused = ops::conv2d(x, w, b, 2, 2, "same", true).value();
+  const Tensor<double> plain = ops::relu(ops::conv2d(x, w, b, 2, 2, "same")).value();
+  REQUIRE(fused.shape() == plain.shape());
+  int64_t zeros = 0;
+  for (int64_t i = 0; i < fused.numel(); ++i) {
+    CHECK(fused[i] == doctest::Approx(plain[i]).epsilon(1e-12));
+    zeros += fused[i] == 0.0;
+  }
+  CHECK(zeros > 0);  // the mask is exercised
 }
 
 TEST_CASE("gradcheck: Conv2D layer geometries") {
@@ -59,6 +70,10 @@ TEST_CASE("gradcheck: Conv2D layer geometries") {
   SUBCASE("1x1") {
     nn::Conv2D<double> c(3, 1);
     tt::check_layer(c, {2, 4, 3, 3}, 24);
+  }
+  SUBCASE("relu activation (fused into the convolution)") {
+    nn::Conv2D<double> c(3, 3, 1, "same", "relu");
+    tt::check_layer(c, {2, 2, 5, 5}, 25);
   }
 }
 
@@ -149,6 +164,10 @@ TEST_CASE("gradcheck: BatchNormalization") {
     bn.forward({x});
     CHECK(bn.moving_mean().value()[0] == doctest::Approx(0.5 * 0 + 0.5 * 3));
     CHECK(bn.moving_variance().value()[0] == doctest::Approx(0.5 * 1 + 0.5 * (14.0 / 3)));  // unbiased: 14/3
+    bn.set_momentum(0.0);  // momentum 0: the moving statistics become the last batch's
+    bn.forward({x});
+    CHECK(bn.moving_mean().value()[0] == doctest::Approx(3));
+    CHECK_THROWS_WITH_AS(bn.set_momentum(-0.1), doctest::Contains("momentum"), ValueError);
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include <tinycnn/cuda/conv.hpp>
 #include <tinycnn/cuda/gemm.hpp>
+#include <tinycnn/cuda/ops.hpp>
 
 #include "gemm_tiles.cuh"
 
@@ -432,6 +433,12 @@ void conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* 
   conv2d_forward_variant<T>(default_conv_variant(), x, w, b, g, y);
 }
 template <class T>
+void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+  conv2d_forward<T>(x, w, b, g, y);
+  // In place: the element-wise kernel reads and writes each element in one thread.
+  activation_forward<T>(ActParams<T>{Act::ReLU, T(0), T(0)}, y, y, g.N * g.K * g.OH * g.OW);
+}
+template <class T>
 void conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
   conv2d_backward_data_variant<T>(default_conv_variant(), dy, w, g, dx);
 }
@@ -544,6 +551,7 @@ void depthwise_conv2d_backward_filter(const T* x, const T* dy, const Conv2DGeom&
 
 #define TINYCNN_INSTANTIATE(T)                                                                                    \
   template void conv2d_forward<T>(const T*, const T*, const T*, const Conv2DGeom&, T*);                           \
+  template void conv2d_forward_relu<T>(const T*, const T*, const T*, const Conv2DGeom&, T*);                      \
   template void conv2d_backward_data<T>(const T*, const T*, const Conv2DGeom&, T*);                               \
   template void conv2d_backward_filter<T>(const T*, const T*, const Conv2DGeom&, T*, T*);                         \
   template void conv2d_forward_variant<T>(int, const T*, const T*, const T*, const Conv2DGeom&, T*);              \

@@ -72,6 +72,13 @@ TEST_CASE("cuda parity: conv2d forward / backward-data / backward-filter, every 
       ct::expect_close(gdb, db, {1e-3, 1e-3}, label("backward-filter db", c, v));
       ct::expect_close(gdw_only, dw_only, tf, label("backward-filter dw (no db)", c, v));
     }
+    // The fused conv + ReLU entry (default variant) against the CPU's.
+    std::vector<float> y_relu(ny);
+    kernels::cpu::conv2d_forward_relu(x.data(), w.data(), b.data(), g, y_relu.data());
+    auto gy_relu = ct::poisoned<float>(ny);
+    cuda::conv2d_forward_relu<float>(dX.get(), dW.get(), dB.get(), g, gy_relu.get());
+    ct::expect_close(gy_relu, y_relu, ct::gemm_tol(cuda::default_conv_variant(), g.C * g.R * g.S),
+                     label("forward+bias+relu", c, cuda::default_conv_variant()));
   }
 }
 

@@ -28,6 +28,9 @@ void set_conv_workspace_limit(size_t bytes);
 //   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
 template <class T>
 void conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y);
+//   the same followed by ReLU (y = max(0, conv + b))
+template <class T>
+void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y);
 //   dy: [N, K, OH, OW], w: [K, C, R, S], dx: [N, C, H, W] (+=)
 template <class T>
 void conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx);

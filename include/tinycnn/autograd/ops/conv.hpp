@@ -1,6 +1,8 @@
 #pragma once
 // Convolution ops over NCHW tensors (cross-correlation, as Keras/TF; dilation 1).
-//   conv2d:           x [N, C, H, W], w [K, C, R, S], b [K] (undefined Var = no bias) -> [N, K, OH, OW]
+//   conv2d:           x [N, C, H, W], w [K, C, R, S], b [K] (undefined Var = no bias) -> [N, K, OH, OW];
+//                     relu = true fuses max(0, .) into the GEMM's store (one op, one output tensor:
+//                     no separate pass or activation tensor; the backward masks dY by y > 0)
 //   depthwise_conv2d: x [N, C, H, W], w [C, M, R, S], b [C*M] (or none) -> [N, C*M, OH, OW],
 //                     output channel c*M + m (Keras order)
 // padding "valid" or "same" with TensorFlow's placement (extra row/column at the bottom/right).
@@ -29,7 +31,7 @@ inline Conv2DGeom conv_op_geom(const char* op, const Shape& xs, const Shape& ws,
 
 template <class T>
 Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_h = 1, int64_t stride_w = 1,
-              const std::string& padding = "valid") {
+              const std::string& padding = "valid", bool relu = false) {
   if (x.value().rank() != 4 || w.value().rank() != 4 || x.shape()[1] != w.shape()[1])
     throw_shape("conv2d", "needs x [N, C, H, W] and w [K, C, R, S] with the same C", x.shape(), w.shape());
   const Shape &xs = x.shape(), &ws = w.shape();
@@ -37,13 +39,24 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_
   if (has_b && b.shape() != Shape{ws[0]}) throw_shape("conv2d", "bias must be [K] for w [K, C, R, S]", b.shape(), ws);
   const Conv2DGeom g = detail::conv_op_geom("conv2d", xs, ws, ws[0], ws[2], ws[3], stride_h, stride_w, padding);
   Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW});
-  backend::conv2d_forward(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr, g,
-                          y.data());
+  if (relu)
+    backend::conv2d_forward_relu(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr,
+                                 g, y.data());
+  else
+    backend::conv2d_forward(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr, g,
+                            y.data());
   std::vector<Var<T>> ins{x, w};
   if (has_b) ins.push_back(b);
-  return make_result<T>(std::move(y), ins, "conv2d", [g, has_b](VarNode<T>& n) {
+  return make_result<T>(std::move(y), ins, relu ? "conv2d_relu" : "conv2d", [g, has_b, relu](VarNode<T>& n) {
     const Device d = n.value.device();
     const T* dy = n.grad.data();
+    Tensor<T> masked;
+    if (relu) {  // dY * (y > 0); y > 0 exactly where the pre-activation is > 0
+      masked = Tensor<T>::zeros(n.value.shape());
+      backend::activation_backward(d, kernels::cpu::ActParams<T>{kernels::cpu::Act::ReLU, T(0), T(0)},
+                                   n.value.data(), n.value.data(), dy, masked.data(), n.value.numel());
+      dy = masked.data();
+    }
     if (T* dx = input_grad(n, 0)) backend::conv2d_backward_data(d, dy, n.inputs[1]->value.data(), g, dx);
     T* dw = input_grad(n, 1);
     T* db = has_b ? input_grad(n, 2) : nullptr;
