@@ -165,6 +165,30 @@ TEST_CASE("intel_scenes train: one short epoch writes the model, history.csv and
   bad = a;
   bad.augment = "wild";
   CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--augment"), UsageError);
+  bad = a;
+  bad.bn_momentum = 1.5;
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--bn-momentum"), UsageError);
+  bad = a;
+  bad.model = "model2";  // no batch norm to set
+  bad.input_size = 0;
+  bad.bn_momentum = 0.9;
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("no BatchNormalization"), UsageError);
+
+  // --bn-momentum reaches every batch norm layer and the saved file (the resnet's own is 0.9).
+  TrainArgs mom = a;
+  mom.bn_momentum = 0.5;
+  mom.verbose = 0;
+  mom.out = d.str("run_mom");
+  run_train(mom, os);
+  io::LoadedModel mm = io::load_model(d.str("run_mom/model.safetensors"));
+  int bn_layers = 0;
+  for (const auto& e : mm.model->entries())
+    if (auto* bn = dynamic_cast<nn::BatchNormalization<float>*>(e.layer.get())) {
+      CHECK(bn->momentum() == 0.5);
+      ++bn_layers;
+    }
+  CHECK(bn_layers > 0);
+  CHECK(mm.info.extras.at("bn_momentum") == "0.500000");
 }
 
 TEST_CASE("intel_scenes train --init --trainable-from: fine-tunes a model file, frozen layers stay bitwise") {

@@ -23,6 +23,7 @@ struct TrainArgs {
   std::string model;                // a model name (make_model) ...
   std::string init;                 // ... or a model file to continue from (fine-tuning)
   std::string trainable_from;       // freeze the layers before this one; "all": everything trainable
+  double bn_momentum = -1;          // >= 0: the moving-statistics momentum of every batch norm layer
   int epochs = 20;
   int batch = 32;
   double lr = 1e-3;
@@ -265,6 +266,11 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
       }
     }
   }
+  if (a.bn_momentum >= 0) {
+    if (!(a.bn_momentum <= 1)) throw UsageError("--bn-momentum: must be in [0, 1], got " + std::to_string(a.bn_momentum));
+    if (nn::set_batch_norm_momentum(*model, a.bn_momentum) == 0)
+      throw UsageError("--bn-momentum: model " + a.model + " has no BatchNormalization layer");
+  }
   data::LoaderOptions lo;
   lo.normalize.rescale = static_cast<float>(px.rescale);
   lo.normalize.mean = {{static_cast<float>(px.mean), static_cast<float>(px.mean), static_cast<float>(px.mean)}};
@@ -312,6 +318,7 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   info.extras["epochs"] = std::to_string(a.epochs);
   if (!a.init.empty()) info.extras["init"] = a.init;
   if (!a.trainable_from.empty()) info.extras["trainable_from"] = a.trainable_from;
+  if (a.bn_momentum >= 0) info.extras["bn_momentum"] = std::to_string(a.bn_momentum);
   info.extras["resize_sampling"] = "warp";
 
   optim::Adam<float> opt(model->parameters(true), a.lr);
@@ -324,7 +331,8 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   fo.checkpoint_path = a.out + "/checkpoint.ckpt";
   fo.hyperparameters = {{"augment", a.augment}, {"schedule", a.schedule}, {"input_size", std::to_string(size)},
                         {"exclude", a.exclude_dir}, {"seed", std::to_string(a.seed)},
-                        {"init", a.init}, {"trainable_from", a.trainable_from}};
+                        {"init", a.init}, {"trainable_from", a.trainable_from},
+                        {"bn_momentum", a.bn_momentum >= 0 ? std::to_string(a.bn_momentum) : std::string("model's")}};
   if (!a.resume.empty()) {
     fo.resume_from = a.resume + "/checkpoint.ckpt";
     if (!fs::exists(fo.resume_from)) throw IOError("--resume: '" + fo.resume_from + "' does not exist");

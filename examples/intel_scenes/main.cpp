@@ -39,6 +39,9 @@ int main(int argc, char** argv) {
   tm->excludes(ti);
   train->add_option("--trainable-from", ta.trainable_from,
                     "freeze every layer before this one (a layer name from summary, or 'all')");
+  train->add_option("--bn-momentum", ta.bn_momentum,
+                    "moving-average momentum of every batch norm layer, Keras' convention (model004: 0.99 as Keras; "
+                    "0.9 = PyTorch's default)");
   train->add_option("--epochs", ta.epochs, "epochs")->required();
   train->add_option("--batch", ta.batch, "batch size (default 32)");
   train->add_option("--lr", ta.lr, "Adam learning rate (default 1e-3)");

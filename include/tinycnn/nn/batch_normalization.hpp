@@ -39,6 +39,15 @@ class BatchNormalization : public UnaryLayer<T> {
     return {{"moving_mean", moving_mean_}, {"moving_variance", moving_variance_}};
   }
   Config config() const override { return {{"momentum", momentum_}, {"epsilon", epsilon_}}; }
+  double momentum() const { return momentum_; }
+  // Keras' convention: moving = momentum * moving + (1 - momentum) * batch statistic (PyTorch's
+  // momentum 0.1 is Keras' 0.9). Changeable after construction for fine-tuning recipes.
+  void set_momentum(double momentum) {
+    if (!(momentum >= 0 && momentum <= 1))
+      throw ValueError("BatchNormalization '" + this->name() + "': momentum must be in [0, 1], got " +
+                       std::to_string(momentum));
+    momentum_ = momentum;
+  }
   Var<T>& gamma() { return gamma_; }
   Var<T>& beta() { return beta_; }
   Var<T>& moving_mean() { return moving_mean_; }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../io/layer_registry.hpp"
+#include "batch_normalization.hpp"
 #include "graph.hpp"
 #include "model.hpp"
 
@@ -124,6 +125,21 @@ void set_trainable_until(Model<T>& model, const std::string& last, bool trainabl
 template <class T>
 void set_trainable_from(Model<T>& model, const std::string& first, bool trainable) {
   model.set_trainable_range(static_cast<size_t>(model.index_of(first)), model.size(), trainable);
+}
+
+// Sets the moving-statistics momentum of every BatchNormalization layer (Keras' convention: 0.99 is
+// Keras' default, 0.9 is PyTorch's default momentum=0.1). Returns how many layers it changed.
+// Why: with Adam 1e-3 the weights move faster than a 0.99 average (~100 steps) can follow, and the
+// inference-time statistics then lag the network (see docs/results.md, model004).
+template <class T>
+int set_batch_norm_momentum(Model<T>& model, double momentum) {
+  int n = 0;
+  for (const auto& e : model.entries())
+    if (auto* bn = dynamic_cast<BatchNormalization<T>*>(e.layer.get())) {
+      bn->set_momentum(momentum);
+      ++n;
+    }
+  return n;
 }
 
 }  // namespace tinycnn::nn
