@@ -212,8 +212,8 @@ int register_conv_benchmarks() {
   persample.mode = ConvOptions::PerSample;
   serial.mode = ConvOptions::Serial;
   parallel.mode = ConvOptions::Parallel;
-  ConvOptions cols_filter;
-  cols_filter.filter_rows = false;
+  ConvOptions rows_filter;
+  rows_filter.filter_rows = true;
   for (size_t li = 0; li < layers().size(); ++li) {
     const Layer& l = layers()[li];
     std::vector<std::pair<std::string, Fn>> variants;
@@ -247,10 +247,10 @@ int register_conv_benchmarks() {
                                      fn)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
-    // Backward filter through im2col (dW += dY * col^T, both GEMM packs transpose) against the
-    // default's im2row form (ConvOptions::filter_rows).
-    benchmark::RegisterBenchmark(("conv2d/im2col/" + l.name + "/bwd_filter").c_str(), run_conv, l, Pass::BwdFilter,
-                                 structured(&detail::conv_gemm_default<float>, cols_filter))
+    // Backward filter through im2row (dW^T += rows^T * dY^T, ConvOptions::filter_rows) against the
+    // default's im2col form.
+    benchmark::RegisterBenchmark(("conv2d/im2row/" + l.name + "/bwd_filter").c_str(), run_conv, l, Pass::BwdFilter,
+                                 structured(&detail::conv_gemm_default<float>, rows_filter))
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }

@@ -44,7 +44,8 @@ std::vector<GemmShape> shapes() {
       {2048, 2048, 2048, false, false, "square NN"},
   };
   // model3 at batch 32: 150x150x3 input, 3x3 'same' convolutions. im2col GEMMs of the three largest
-  // layers (by FLOPs): forward W[Cout, Cin*9] x col; backward-data W^T x dY; backward-filter dY x col^T.
+  // layers (by FLOPs): forward W[Cout, Cin*9] x col; backward-data W^T x dY; backward-filter dY x col^T
+  // (the im2col form) and rows^T x dY^T (the im2row form the convolution uses by default).
   struct Conv {
     const char* name;
     int64_t cin, cout, ohw;
@@ -57,6 +58,8 @@ std::vector<GemmShape> shapes() {
     s.push_back({c.cout, n, k, false, false, std::string(c.name) + " forward"});
     s.push_back({k, n, c.cout, true, false, std::string(c.name) + " backward-data"});
     s.push_back({c.cout, k, n, false, true, std::string(c.name) + " backward-filter"});
+    // What conv2d_backward_filter calls since im2row (ConvOptions::filter_rows): dW^T = rows^T x dY^T.
+    s.push_back({k, c.cout, n, true, false, std::string(c.name) + " backward-filter im2row"});
   }
   // model004: valid 3x3 convolutions, forward.
   const Conv model004[] = {{"model004 conv1 (3->32 @148x148)", 3, 32, 148},
@@ -65,6 +68,9 @@ std::vector<GemmShape> shapes() {
                            {"model004 conv4 (128->256 @15x15)", 128, 256, 15}};
   for (const Conv& c : model004)
     s.push_back({c.cout, 32 * c.ohw * c.ohw, c.cin * 9, false, false, std::string(c.name) + " forward"});
+  // Dense forward at batch 32, x [32, in] x kernel [in, out]: few micro-tiles, long K (the K-split path).
+  s.push_back({32, 128, 67500, false, false, "baseline dense 67500->128 forward"});
+  s.push_back({32, 1024, 36864, false, false, "model3 dense 36864->1024 forward"});
   return s;
 }
 

@@ -45,8 +45,11 @@ struct ConvOptions {
   int64_t private_dw_max = int64_t(1) << 23;  // parallel dW only while K*C*R*S <= this (one copy per extra thread)
   // Backward filter as dW^T += rows^T * dY^T (im2row columns, dY transposed while gathered): both
   // GEMM operands then pack by contiguous copies, and C*R*S x K fills the AVX-512 14x32 micro-tile
-  // better than K x C*R*S for conv1-conv3 (27/288/576 x 32/64/128). false: dW += dY * col^T.
-  bool filter_rows = true;
+  // better than K x C*R*S for conv1-conv3. Measured SLOWER on every model3 layer (0.68-0.87x of the
+  // im2col form: the strided im2row stores and the dY transpose cost more than the packing they
+  // save; docs/performance.md), so it is off: dW += dY * col^T is the default. Kept as a validated,
+  // benchmarked variant (conv2d/im2row/...).
+  bool filter_rows = false;
 };
 
 namespace detail {
