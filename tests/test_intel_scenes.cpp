@@ -177,9 +177,17 @@ TEST_CASE("intel_scenes train: one short epoch writes the model, history.csv and
   // --bn-momentum reaches every batch norm layer and the saved file (the resnet's own is 0.9).
   TrainArgs mom = a;
   mom.bn_momentum = 0.5;
+  mom.bn_recalibrate = true;  // and the statistics re-estimated on the unaugmented training images
   mom.verbose = 0;
   mom.out = d.str("run_mom");
-  run_train(mom, os);
+  std::ostringstream mos;
+  run_train(mom, mos);
+  CHECK(mos.str().find("unaugmented training images: val accuracy") != std::string::npos);
+  bad = a;
+  bad.model = "model2";
+  bad.input_size = 0;
+  bad.bn_recalibrate = true;
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--bn-recalibrate"), UsageError);
   io::LoadedModel mm = io::load_model(d.str("run_mom/model.safetensors"));
   int bn_layers = 0;
   for (const auto& e : mm.model->entries())

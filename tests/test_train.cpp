@@ -27,6 +27,8 @@
 #include <tinycnn/train/history.hpp>
 #include <tinycnn/train/summary.hpp>
 #include <tinycnn/train/trainer.hpp>
+#include <tinycnn/train/update_bn.hpp>
+#include <tinycnn/nn/batch_normalization.hpp>
 
 #if __has_include(<tinycnn/nn/conv2d.hpp>) && __has_include(<tinycnn/nn/max_pool2d.hpp>) && \
     __has_include(<tinycnn/nn/batch_normalization.hpp>)
@@ -710,3 +712,45 @@ TEST_CASE("LoaderSource: fit on an image folder through data::DataLoader, positi
   CHECK(read_checkpoint_metadata(o.checkpoint_path).at("epoch") == "2");
 }
 #endif
+
+TEST_CASE("update_batch_norm: moving statistics = the average of the batch statistics; momentum and mode restored") {
+  // Dense(2) -> BatchNormalization -> Dropout: 3 batches of 4 rows with different scales.
+  nn::Sequential<float> m(3);
+  m.add<nn::Dense>(2);
+  auto& bn = m.add<nn::BatchNormalization>(0.99);
+  m.add<nn::Dropout>(0.5);
+  m.build({3});
+  Rng rng(11);
+  Tensor<float> x({12, 3});
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(rng.uniform(-1, 1) * (1 + i / 12));
+  TensorDataset ds(x, std::vector<int32_t>(12, 0), TensorDataset::Options{4, false, 0, false});
+  // Expected: mean over the 3 batches of each batch's mean / unbiased variance of Dense's output.
+  std::vector<double> mean(2, 0), var(2, 0);
+  {
+    NoGradGuard ng;
+    const Tensor<float> h = m.layer(0).forward({Var<float>(x)}).value();  // Dense output [12, 2]
+    for (int b = 0; b < 3; ++b)
+      for (int c = 0; c < 2; ++c) {
+        double s = 0, ss = 0;
+        for (int r = 0; r < 4; ++r) s += h[(b * 4 + r) * 2 + c];
+        const double mu = s / 4;
+        for (int r = 0; r < 4; ++r) ss += (h[(b * 4 + r) * 2 + c] - mu) * (h[(b * 4 + r) * 2 + c] - mu);
+        mean[c] += mu / 3;
+        var[c] += ss / 3 / 3;  // unbiased (n - 1 = 3), averaged over 3 batches
+      }
+  }
+  m.train();
+  CHECK(train::update_batch_norm(m, ds) == 1);
+  for (int c = 0; c < 2; ++c) {
+    CHECK(bn.moving_mean().value()[c] == doctest::Approx(mean[c]).epsilon(1e-5));
+    CHECK(bn.moving_variance().value()[c] == doctest::Approx(var[c]).epsilon(1e-5));
+  }
+  CHECK(bn.momentum() == 0.99);
+  CHECK(m.is_training());
+  CHECK(m.layer(2).training());  // dropout back in training mode
+  // A frozen batch norm is left alone (0 layers); no batch at all is an error.
+  bn.set_trainable(false);
+  CHECK(train::update_batch_norm(m, ds) == 0);
+  bn.set_trainable(true);
+  CHECK_THROWS_WITH_AS(train::update_batch_norm(m, ds, 0), doctest::Contains("no batch"), ValueError);
+}

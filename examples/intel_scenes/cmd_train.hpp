@@ -24,6 +24,7 @@ struct TrainArgs {
   std::string init;                 // ... or a model file to continue from (fine-tuning)
   std::string trainable_from;       // freeze the layers before this one; "all": everything trainable
   double bn_momentum = -1;          // >= 0: the moving-statistics momentum of every batch norm layer
+  bool bn_recalibrate = false;      // after training: re-estimate BN statistics on unaugmented training photos
   int epochs = 20;
   int batch = 32;
   double lr = 1e-3;
@@ -266,6 +267,12 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
       }
     }
   }
+  if (a.bn_recalibrate) {
+    bool any = false;
+    for (const auto& e : model->entries())
+      any = any || (dynamic_cast<nn::BatchNormalization<float>*>(e.layer.get()) && e.layer->trainable());
+    if (!any) throw UsageError("--bn-recalibrate: model " + a.model + " has no trainable BatchNormalization layer");
+  }
   if (a.bn_momentum >= 0) {
     if (!(a.bn_momentum <= 1)) throw UsageError("--bn-momentum: must be in [0, 1], got " + std::to_string(a.bn_momentum));
     if (nn::set_batch_norm_momentum(*model, a.bn_momentum) == 0)
@@ -289,6 +296,7 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   lo.aug = data::AugmentOptions{};
   lo.shuffle = false;
   data::DataLoader val_loader(val_folder, val_idx, lo);
+  const data::LoaderOptions plain_lo = lo;  // unaugmented, in order: for --bn-recalibrate
 
   std::unique_ptr<train::BatchSource> train_src, val_src;
   std::unordered_map<size_t, std::vector<int32_t>> val_multi;
@@ -367,6 +375,28 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
     imgs += static_cast<double>(train_idx.size());
   }
   r.images_per_second = tsec > 0 ? imgs / tsec : 0;
+
+  // --bn-recalibrate: the best model's batch-norm statistics re-estimated on the training photos
+  // without augmentation (train::update_batch_norm); kept only when validation accuracy does not drop.
+  if (a.bn_recalibrate) {
+    io::LoadedModel bm = io::load_model(model_path);
+    data::DataLoader plain_loader(folder, train_idx, plain_lo);
+    train::LoaderSource plain(plain_loader);
+    const int layers = train::update_batch_norm(*bm.model, plain);
+    train::EvalOptions eo;
+    eo.loss = fo.loss;
+    val_src->seek({0, 0});
+    const double after = train::evaluate(*bm.model, *val_src, eo).at("accuracy");
+    const bool keep = after >= r.best_val_accuracy;
+    os << "batch-norm statistics of " << layers << " layers re-estimated on " << train_idx.size()
+       << " unaugmented training images: val accuracy " << fixed4(r.best_val_accuracy) << " -> " << fixed4(after)
+       << (keep ? " (kept)" : " (not kept)") << "\n";
+    if (keep) {
+      bm.info.extras["bn_recalibrated"] = "training images, unaugmented";
+      io::save_model(model_path, *bm.model, bm.info);
+      r.best_val_accuracy = after;
+    }
+  }
 
   // Multi-label: per-class thresholds that maximise F1 on the validation data, with the best model.
   if (a.multi_label) {

@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   train->add_option("--bn-momentum", ta.bn_momentum,
                     "moving-average momentum of every batch norm layer, Keras' convention (model004: 0.99 as Keras; "
                     "0.9 = PyTorch's default)");
+  train->add_flag("--bn-recalibrate", ta.bn_recalibrate,
+                  "after training, re-estimate the best model's batch norm statistics on the unaugmented training "
+                  "images (kept if validation accuracy does not drop)");
   train->add_option("--epochs", ta.epochs, "epochs")->required();
   train->add_option("--batch", ta.batch, "batch size (default 32)");
   train->add_option("--lr", ta.lr, "Adam learning rate (default 1e-3)");

@@ -68,6 +68,7 @@
 #include "train/history.hpp"
 #include "train/progress.hpp"
 #include "train/trainer.hpp"
+#include "train/update_bn.hpp"
 #endif
 
 #ifdef TINYCNN_HAS_JSON  // model files (safetensors + architecture) use nlohmann-json
