@@ -24,6 +24,8 @@
 #include <dlib/dnn.h>
 #include <dlib/revision.h>
 
+#include "bench_args.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -50,50 +52,11 @@ using net_type = loss_multiclass_log<
     pool3<relu<con3_valid<32,
     input_rgb_image>>>>>>>>>>>>;
 
-struct Args {
-  int batch = 32;
-  int steps = 5;
-  int threads = 1;
-};
-
-Args parse_args(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    auto value = [&](const char* name) {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", name);
-        std::exit(2);
-      }
-      return std::atoi(argv[++i]);
-    };
-    if (!std::strcmp(argv[i], "--batch")) {
-      a.batch = value("--batch");
-    } else if (!std::strcmp(argv[i], "--steps")) {
-      a.steps = value("--steps");
-    } else if (!std::strcmp(argv[i], "--threads")) {
-      a.threads = value("--threads");
-    } else {
-      std::fprintf(stderr, "usage: %s [--batch 32] [--steps N] [--threads T]\n", argv[0]);
-      std::exit(2);
-    }
-  }
-  if (a.batch < 1 || a.steps < 1 || a.threads < 1) {
-    std::fprintf(stderr, "--batch, --steps and --threads must be >= 1\n");
-    std::exit(2);
-  }
-  return a;
-}
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Args args = parse_args(argc, argv);
+  const BenchArgs args = parse_bench_args(argc, argv, "model2 in dlib (batch, steps, threads)");
   const char* blas_threads = std::getenv("OPENBLAS_NUM_THREADS");
   std::printf("dlib %d.%d model2: batch %d, steps %d, threads %d (OPENBLAS_NUM_THREADS=%s)\n",
               DLIB_MAJOR_VERSION, DLIB_MINOR_VERSION, args.batch, args.steps, args.threads,
@@ -130,12 +93,12 @@ int main(int argc, char** argv) {
   double loss = train_step();  // warm-up; also allocates the parameters
   std::printf("parameters: %zu\n", count_parameters(net));
   std::fflush(stdout);
-  const Clock::time_point t_train0 = Clock::now();
+  const BenchClock::time_point t_train0 = BenchClock::now();
   for (int i = 0; i < args.steps; ++i) loss = train_step();
   const double train_s = seconds_since(t_train0);
 
   float checksum = net.forward(x).host()[0];  // warm-up
-  const Clock::time_point t_infer0 = Clock::now();
+  const BenchClock::time_point t_infer0 = BenchClock::now();
   for (int i = 0; i < args.steps; ++i) checksum += net.forward(x).host()[0];
   const double infer_s = seconds_since(t_infer0);
 

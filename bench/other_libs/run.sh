@@ -30,7 +30,7 @@ done
 case "$only" in ""|dlib|tinydnn) ;; *) echo "run.sh: --only dlib or --only tinydnn" >&2; exit 2 ;; esac
 
 # --- dependencies -------------------------------------------------------------------------------
-pkgs=(g++ pkg-config libdlib-dev libopenblas-dev tiny-dnn libcereal-dev libgemmlowp-dev libstb-dev)
+pkgs=(g++ pkg-config libcli11-dev libdlib-dev libopenblas-dev tiny-dnn libcereal-dev libgemmlowp-dev libstb-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -64,7 +64,7 @@ build_one() {  # name, flags..., --, libs...
   local flags=() libs=()
   while [ "$1" != "--" ]; do flags+=("$1"); shift; done; shift
   libs=("$@")
-  if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$0" -nt "$bin" ]; then
+  if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$here/bench_args.hpp" -nt "$bin" ] || [ "$0" -nt "$bin" ]; then
     echo "run.sh: building $bin"
     echo "  $CXX ${flags[*]} $src -o $bin ${libs[*]}"
     nice -n 10 "$CXX" "${flags[@]}" "$src" -o "$bin" "${libs[@]}"

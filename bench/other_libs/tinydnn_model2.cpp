@@ -17,6 +17,8 @@
 
 #include <omp.h>
 
+#include "bench_args.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,52 +28,13 @@
 
 namespace {
 
-struct Args {
-  int batch = 32;
-  int steps = 5;
-  int threads = 1;
-};
-
-Args parse_args(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    auto value = [&](const char* name) {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", name);
-        std::exit(2);
-      }
-      return std::atoi(argv[++i]);
-    };
-    if (!std::strcmp(argv[i], "--batch")) {
-      a.batch = value("--batch");
-    } else if (!std::strcmp(argv[i], "--steps")) {
-      a.steps = value("--steps");
-    } else if (!std::strcmp(argv[i], "--threads")) {
-      a.threads = value("--threads");
-    } else {
-      std::fprintf(stderr, "usage: %s [--batch 32] [--steps N] [--threads T]\n", argv[0]);
-      std::exit(2);
-    }
-  }
-  if (a.batch < 1 || a.steps < 1 || a.threads < 1) {
-    std::fprintf(stderr, "--batch, --steps and --threads must be >= 1\n");
-    std::exit(2);
-  }
-  return a;
-}
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace tiny_dnn;
   using namespace tiny_dnn::activation;
-  const Args args = parse_args(argc, argv);
+  const BenchArgs args = parse_bench_args(argc, argv, "model2 in tiny-dnn (batch, steps, threads)");
   omp_set_num_threads(args.threads);
 
   network<sequential> net;
@@ -110,12 +73,12 @@ int main(int argc, char** argv) {
   // Training: fit() over all of it, 1 epoch; batch 0 is the warm-up.
   adam opt;  // alpha (lr) 1e-3, b1 0.9, b2 0.999, eps 1e-8
   int batches_done = 0;
-  Clock::time_point t_train0;
+  BenchClock::time_point t_train0;
   double train_s = 0.0;
   auto on_batch = [&]() {
     ++batches_done;
     if (batches_done == 1) {
-      t_train0 = Clock::now();
+      t_train0 = BenchClock::now();
     } else if (batches_done == args.steps + 1) {
       train_s = seconds_since(t_train0);
     }
@@ -137,7 +100,7 @@ int main(int argc, char** argv) {
     auto out = net.predict(batch);  // warm-up
     checksum += out[0][0][0];
   }
-  const Clock::time_point t_infer0 = Clock::now();
+  const BenchClock::time_point t_infer0 = BenchClock::now();
   for (int i = 0; i < args.steps; ++i) {
     auto out = net.predict(batch);
     checksum += out[0][0][0];
