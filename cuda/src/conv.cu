@@ -435,8 +435,9 @@ void conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* 
 template <class T>
 void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
   conv2d_forward<T>(x, w, b, g, y);
-  // In place: the element-wise kernel reads and writes each element in one thread.
-  activation_forward<T>(ActParams<T>{Act::ReLU, T(0), T(0)}, y, y, g.N * g.K * g.OH * g.OW);
+  // In place: the element-wise kernel reads and writes each element in one thread. Qualified: the
+  // CPU twin in kernels::cpu would be found by argument-dependent lookup (ActParams lives there).
+  ::tinycnn::cuda::activation_forward<T>(ActParams<T>{Act::ReLU, T(0), T(0)}, y, y, g.N * g.K * g.OH * g.OW);
 }
 template <class T>
 void conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
