@@ -13,9 +13,8 @@ template <class T>
 class BatchNormalization : public UnaryLayer<T> {
  public:
   explicit BatchNormalization(double momentum = 0.99, double epsilon = 1e-3, std::string name = "")
-      : UnaryLayer<T>(std::move(name)), momentum_(momentum), epsilon_(epsilon) {
-    if (!(momentum >= 0 && momentum <= 1))
-      throw ValueError("BatchNormalization: momentum must be in [0, 1], got " + std::to_string(momentum));
+      : UnaryLayer<T>(std::move(name)), epsilon_(epsilon) {
+    set_momentum(momentum);
     if (!(epsilon > 0)) throw ValueError("BatchNormalization: epsilon must be positive, got " + std::to_string(epsilon));
   }
   std::string type() const override { return "BatchNormalization"; }
@@ -44,8 +43,8 @@ class BatchNormalization : public UnaryLayer<T> {
   // momentum 0.1 is Keras' 0.9). Changeable after construction for fine-tuning recipes.
   void set_momentum(double momentum) {
     if (!(momentum >= 0 && momentum <= 1))
-      throw ValueError("BatchNormalization '" + this->name() + "': momentum must be in [0, 1], got " +
-                       std::to_string(momentum));
+      throw ValueError("BatchNormalization" + (this->name().empty() ? std::string() : " '" + this->name() + "'") +
+                       ": momentum must be in [0, 1], got " + std::to_string(momentum));
     momentum_ = momentum;
   }
   Var<T>& gamma() { return gamma_; }
@@ -54,7 +53,7 @@ class BatchNormalization : public UnaryLayer<T> {
   Var<T>& moving_variance() { return moving_variance_; }
 
  private:
-  double momentum_, epsilon_;
+  double momentum_ = 0.99, epsilon_;
   Var<T> gamma_, beta_, moving_mean_, moving_variance_;
 };
 
