@@ -5,6 +5,7 @@
 #include <tinycnn/data/augment.hpp>
 #include <tinycnn/data/normalize.hpp>
 #include <tinycnn/data/resize.hpp>
+#include <tinycnn/kernels/cpu/resize.hpp>
 
 using namespace tinycnn;
 using namespace tinycnn::data;
@@ -43,6 +44,31 @@ TEST_CASE("data resize: own resampler vs stb, constant images stay constant") {
   const Image up = resize(g, 300, 240);
   CHECK(mean_abs_diff(resize(up, 150, 120), g) < 2.0);
   CHECK(resize(g, 150, 120).pixels == g.pixels);
+}
+
+TEST_CASE("data resize: nn::Resizing's float kernel resamples as the pipeline does (area and warp)") {
+  // A model that resizes inside itself (ensemble adapters) must see what the pipeline would have fed
+  // it: antialias = the pipeline's resize_to, no antialias = the augmentation's identity warp.
+  Image im(150, 150, 3);
+  Rng noise(7);
+  for (auto& v : im.pixels) v = static_cast<uint8_t>(noise.below(256));
+  std::vector<float> planes(im.pixels.size());
+  for (int c = 0; c < 3; ++c)
+    for (size_t i = 0; i < size_t(150 * 150); ++i) planes[size_t(c) * 150 * 150 + i] = im.pixels[i * 3 + size_t(c)];
+  for (int out : {128, 224, 61}) {
+    for (bool aa : {true, false}) {
+      std::vector<float> y(size_t(3) * size_t(out) * size_t(out));
+      kernels::cpu::resize2d_forward(planes.data(), 3, 150, 150, out, out, aa, y.data());
+      Rng rng(0);
+      const Image ref = aa ? resize(im, out, out) : augment(im, out, out, AugmentOptions{}, rng);
+      double worst = 0;
+      for (int c = 0; c < 3; ++c)
+        for (size_t i = 0; i < size_t(out) * size_t(out); ++i)
+          worst = std::max(worst, std::fabs(double(y[size_t(c) * size_t(out) * size_t(out) + i]) - ref.pixels[i * 3 + size_t(c)]));
+      INFO("out " << out << " antialias " << aa);
+      CHECK(worst <= 1.0);  // uint8 rounding (and 14-bit weights) in the pipeline
+    }
+  }
 }
 
 TEST_CASE("data resize: centre crop and pad keep the aspect ratio") {

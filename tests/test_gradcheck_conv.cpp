@@ -212,3 +212,54 @@ TEST_CASE("conv-family layers: parameter counts and shapes match Keras") {
   c3.build({{64, 10, 10}}, rng);
   CHECK(c3.count_params() == 36928);
 }
+
+TEST_CASE("gradcheck: Resizing and Rescaling (the layers that carry a model's own preprocessing)") {
+  SUBCASE("ops") {
+    Var<double> x(rand_t({2, 2, 5, 7}, 80));
+    for (bool aa : {false, true}) {
+      tt::expect_grad_ok(gradcheck([&] { return ops::resize2d(x, 3, 4, aa); }, {x}));   // shrink
+      tt::expect_grad_ok(gradcheck([&] { return ops::resize2d(x, 8, 11, aa); }, {x}));  // enlarge
+      tt::expect_grad_ok(gradcheck([&] { return ops::resize2d(x, 2, 7, aa); }, {x}));   // one axis only
+    }
+    tt::expect_grad_ok(gradcheck([&] { return ops::channel_affine(x, {0.5, -2.0}, {1.0, 0.25}); }, {x}));
+    tt::expect_grad_ok(gradcheck([&] { return ops::channel_affine(x, {3.0}, {-1.0}); }, {x}));
+  }
+  SUBCASE("layers") {
+    nn::Resizing<double> up(6, 9, "bilinear", false), down(2, 3, "bilinear", true);
+    tt::check_layer(up, {2, 3, 4, 5}, 81);
+    tt::check_layer(down, {2, 3, 4, 5}, 82);
+    nn::Rescaling<double> r1(1.0 / 127.5, -1.0), r3({2.0, 3.0, 4.0}, {0.0, 1.0, -1.0});
+    tt::check_layer(r1, {2, 3, 2, 2}, 83);
+    tt::check_layer(r3, {2, 3, 2, 2}, 84);
+  }
+  SUBCASE("values") {
+    // Enlarging a 1-D ramp by 2 with half-pixel centres: interior outputs interpolate, edges clamp.
+    Var<double> x(Tensor<double>::from({1, 1, 1, 3}, {0, 3, 6}));
+    const Tensor<double> y = ops::resize2d(x, 1, 6, false).value();
+    const double want[] = {0, 0.75, 2.25, 3.75, 5.25, 6};
+    for (int i = 0; i < 6; ++i) CHECK(y[i] == doctest::Approx(want[i]));
+    // Shrinking a constant plane keeps it constant (the taps sum to 1), with or without antialias.
+    Var<double> c(Tensor<double>::full({1, 2, 9, 7}, 5.0));
+    for (bool aa : {false, true}) {
+      const Tensor<double> z = ops::resize2d(c, 4, 3, aa).value();
+      for (int64_t i = 0; i < z.numel(); ++i) CHECK(z[i] == doctest::Approx(5.0));
+    }
+    // Rescaling: per channel.
+    Var<double> p(Tensor<double>::from({1, 2, 1, 2}, {255, 0, 255, 0}));
+    nn::Rescaling<double> r({1.0 / 127.5, 1.0}, {-1.0, 2.0});
+    Rng rng(0);
+    r.build({{2, 1, 2}}, rng);
+    const Tensor<double> q = r.forward({p}).value();
+    CHECK(q[0] == doctest::Approx(1.0));
+    CHECK(q[1] == doctest::Approx(-1.0));
+    CHECK(q[2] == doctest::Approx(257.0));
+    CHECK(q[3] == doctest::Approx(2.0));
+  }
+  SUBCASE("errors") {
+    CHECK_THROWS_WITH_AS(nn::Resizing<float>(0, 4), doctest::Contains("positive"), ValueError);
+    CHECK_THROWS_WITH_AS(nn::Resizing<float>(4, 4, "nearest"), doctest::Contains("nearest"), ValueError);
+    nn::Rescaling<float> r({1.0, 2.0}, {0.0});
+    Rng rng(0);
+    CHECK_THROWS_WITH_AS(r.build({{3, 4, 4}}, rng), doctest::Contains("one per channel"), ShapeError);
+  }
+}

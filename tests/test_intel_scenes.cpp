@@ -285,11 +285,40 @@ TEST_CASE("intel_scenes ensemble: two model files -> one that averages their log
   CHECK(c1 != c2);  // two different members
   for (size_t k = 0; k < ce.size(); ++k) CHECK(ce[k] == doctest::Approx(0.5 * (c1[k] + c2[k])).epsilon(1e-4));
 
-  // Different input sizes (preprocessing) are refused, naming the file.
-  TempDir d4;
+  // Members with another input size and pixel scaling: each gets its own Resizing/Rescaling in front
+  // and the ensemble takes raw pixels at --input-size. Member 2 here: trained at 40, then its file is
+  // rewritten with MobileNet's [-1, 1] scaling (x / 127.5 - 1).
+  TempDir d4, d5;
+  io::LoadedModel m40 = io::load_model(tiny_model(d4, 3, 40));
+  m40.info.preprocessing.rescale = 1 / 127.5;
+  m40.info.preprocessing.mean = {1.0, 1.0, 1.0};
+  const std::string m3 = d4.str("pm1.safetensors");
+  io::save_model(m3, *m40.model, m40.info);
+  EnsembleArgs mixed = a;
+  mixed.models = {m1, m3};
+  mixed.out = d5.str("mixed.safetensors");
+  mixed.input_size = 36;
+  run_ensemble(mixed, os);
+  ScenesModel em = load_scenes_model(mixed.out), s3 = load_scenes_model(m3);
+  CHECK(em.height == 36);
+  CHECK(em.m.info.preprocessing.rescale == 1.0);
+  CHECK(em.m.info.preprocessing.mean.empty());
+  CHECK(em.sampling == "warp");
+  // The ensemble's logits = the mean of the members' on the input as each member's adapters make it.
+  Tensor<float> x = Tensor<float>::empty({1, 3, 36, 36});
+  image_into(im, em, x.data());
+  Var<float> xv(x);
+  const Tensor<float> l1 = s1.model()(ops::channel_affine(ops::resize2d(xv, 32, 32, false), {1 / 255.0}, {0.0}).value());
+  const Tensor<float> l3 = s3.model()(ops::channel_affine(ops::resize2d(xv, 40, 40, false), {1 / 127.5}, {-1.0}).value());
+  const Tensor<float> le = em.model()(x);
+  for (int64_t k = 0; k < le.numel(); ++k) CHECK(le[k] == doctest::Approx(0.5 * (l1[k] + l3[k])).epsilon(1e-4));
+  // A different resize mode is refused, naming the file.
+  m40.info.preprocessing.resize = "center_crop";
+  const std::string m4 = d4.str("crop.safetensors");
+  io::save_model(m4, *m40.model, m40.info);
   EnsembleArgs bad = a;
-  bad.models = {m1, tiny_model(d4, 0, 40)};
-  CHECK_THROWS_WITH_AS(run_ensemble(bad, os), doctest::Contains("another preprocessing"), UsageError);
+  bad.models = {m1, m4};
+  CHECK_THROWS_WITH_AS(run_ensemble(bad, os), doctest::Contains(m4.c_str()), UsageError);
   bad = a;
   bad.models = {m1};
   CHECK_THROWS_WITH_AS(run_ensemble(bad, os), doctest::Contains("--models"), UsageError);

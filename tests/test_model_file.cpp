@@ -478,6 +478,9 @@ TEST_CASE("model file: layer registry knows every layer type and round-trips con
   protos.push_back(std::make_unique<nn::MaxPool2D<float>>(2, 1, "same"));
   protos.push_back(std::make_unique<nn::ReLU<float>>(6.0));
   protos.push_back(std::make_unique<nn::Reshape<float>>(Shape{-1, 4}));
+  protos.push_back(std::make_unique<nn::Rescaling<float>>(std::vector<double>{1 / 58.4, 1 / 57.1, 1 / 57.4},
+                                                          std::vector<double>{-2.1, -2.0, -1.8}));
+  protos.push_back(std::make_unique<nn::Resizing<float>>(128, 96, "bilinear", true));
   protos.push_back(std::make_unique<nn::Sigmoid<float>>());
   protos.push_back(std::make_unique<nn::Softmax<float>>());
   protos.push_back(std::make_unique<nn::Tanh<float>>());
@@ -672,4 +675,49 @@ TEST_CASE("ensemble: a Sequential and a Graph averaged into one Graph; saves, lo
   auto other = dense_model(5, 6, 8, 2);  // 2 outputs, not 4
   CHECK_THROWS_AS(nn::ensemble<float>({a.get(), other.get()}), ShapeError);
   CHECK_THROWS_AS(nn::ensemble<float>({a.get()}), ValueError);
+}
+
+TEST_CASE("ensemble: members with other input sizes and pixel scalings behind their own Resizing/Rescaling") {
+  // Member 0 takes [1, 6, 6] in [0, 1]; member 1 takes [1, 4, 4] in [-1, 1]; the ensemble takes raw
+  // 0-255 pixels at 6x6.
+  auto conv_model = [](Shape in, uint64_t seed) {
+    auto m = std::make_unique<nn::Sequential<float>>(seed);
+    m->add<nn::Conv2D>(2, 3, 1, "same", "relu");
+    m->add<nn::GlobalAvgPool2D>();
+    m->add<nn::Dense>(3);
+    m->build(in);
+    m->eval();
+    return m;
+  };
+  auto a = conv_model({1, 6, 6}, 1), b = conv_model({1, 4, 4}, 2);
+  std::vector<std::vector<std::unique_ptr<nn::Layer<float>>>> adapt(2);
+  adapt[0].push_back(std::make_unique<nn::Rescaling<float>>(1 / 255.0));
+  adapt[1].push_back(std::make_unique<nn::Resizing<float>>(4, 4, "bilinear", true));
+  adapt[1].push_back(std::make_unique<nn::Rescaling<float>>(1 / 127.5, -1.0, "to_pm1"));
+  auto e = nn::ensemble<float>({a.get(), b.get()}, {1, 6, 6}, std::move(adapt));
+  CHECK(e->layer(0).name() == "m0_rescaling");
+  CHECK(e->index_of("m1_to_pm1") >= 0);
+  CHECK(train::count_params(*e).total == train::count_params(*a).total + train::count_params(*b).total);
+
+  Rng rng(3);
+  Tensor<float> x({2, 1, 6, 6});
+  x.fill_uniform(0.f, 255.f, rng);
+  Var<float> xv(x);
+  const Tensor<float> ya = (*a)(ops::channel_affine(xv, {1 / 255.0}, {0.0}).value());
+  const Tensor<float> yb = (*b)(ops::channel_affine(ops::resize2d(xv, 4, 4, true), {1 / 127.5}, {-1.0}).value());
+  const Tensor<float> ye = (*e)(x);
+  REQUIRE(ye.shape() == Shape{2, 3});
+  for (int64_t i = 0; i < ye.numel(); ++i) CHECK(ye[i] == doctest::Approx(0.5f * (ya[i] + yb[i])).epsilon(1e-5));
+
+  TempDir d;  // the adapters save and load with the ensemble
+  io::save_model(d.path + "/e.safetensors", *e);
+  const Tensor<float> yl = (*io::load_model(d.path + "/e.safetensors").model)(x);
+  for (int64_t i = 0; i < ye.numel(); ++i) CHECK(yl[i] == ye[i]);
+
+  // Adapters that do not end in the member's input shape are refused, naming the member.
+  std::vector<std::vector<std::unique_ptr<nn::Layer<float>>>> wrong(2);
+  wrong[1].push_back(std::make_unique<nn::Resizing<float>>(5, 5));
+  CHECK_THROWS_WITH_AS(nn::ensemble<float>({a.get(), b.get()}, {1, 6, 6}, std::move(wrong)),
+                       doctest::Contains("model 1"), ShapeError);
+  CHECK_THROWS_WITH_AS(nn::ensemble<float>({a.get(), b.get()}), doctest::Contains("model 1"), ShapeError);
 }

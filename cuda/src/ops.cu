@@ -37,6 +37,17 @@ template <class T>
 __global__ void add_bias_rows_k(T* y, const T* b, int64_t rows, int64_t cols) {
   TINYCNN_GRID_STRIDE(i, rows * cols) y[i] += b[i % cols];
 }
+template <class T>
+__global__ void channel_affine_fwd_k(const T* x, const T* scale, const T* offset, int64_t C, int64_t L, int64_t n, T* y) {
+  TINYCNN_GRID_STRIDE(i, n) {
+    const int64_t c = (i / L) % C;
+    y[i] = x[i] * scale[c] + offset[c];
+  }
+}
+template <class T>
+__global__ void channel_affine_bwd_k(const T* dy, const T* scale, int64_t C, int64_t L, int64_t n, T* dx) {
+  TINYCNN_GRID_STRIDE(i, n) dx[i] += dy[i] * scale[(i / L) % C];
+}
 // One thread per column walks the rows: consecutive threads read consecutive addresses.
 template <class T>
 __global__ void sum_rows_add_k(const T* dy, T* db, int64_t rows, int64_t cols) {
@@ -257,6 +268,22 @@ void sum_rows_add(const T* dy, T* db, int64_t rows, int64_t cols) {
   elementwise("sum_rows_add", tname<T>(), cols, &sum_rows_add_k<T>, dy, db, rows, cols);
 }
 template <class T>
+void channel_affine_forward(const T* x, const T* scale, const T* offset, int64_t N, int64_t C, int64_t L, T* y) {
+  require_nonneg("channel_affine_forward", "N", N);
+  require_nonneg("channel_affine_forward", "C", C);
+  require_nonneg("channel_affine_forward", "L", L);
+  if (L == 0 || C == 0) return;
+  elementwise("channel_affine_forward", tname<T>(), N * C * L, &channel_affine_fwd_k<T>, x, scale, offset, C, L, N * C * L, y);
+}
+template <class T>
+void channel_affine_backward(const T* dy, const T* scale, int64_t N, int64_t C, int64_t L, T* dx) {
+  require_nonneg("channel_affine_backward", "N", N);
+  require_nonneg("channel_affine_backward", "C", C);
+  require_nonneg("channel_affine_backward", "L", L);
+  if (L == 0 || C == 0) return;
+  elementwise("channel_affine_backward", tname<T>(), N * C * L, &channel_affine_bwd_k<T>, dy, scale, C, L, N * C * L, dx);
+}
+template <class T>
 void activation_forward(const ActParams<T>& p, const T* x, T* y, int64_t n) {
   elementwise("activation_forward", tname<T>(), n, &act_forward_k<T>, p, x, y, n);
 }
@@ -333,6 +360,8 @@ void adam_update(T* w, const T* g, T* m, T* v, int64_t n, T lr, T beta1, T beta2
   template void mul_backward<T>(const T*, const T*, const T*, T*, T*, int64_t);                                     \
   template void add_bias_rows<T>(T*, const T*, int64_t, int64_t);                                                   \
   template void sum_rows_add<T>(const T*, T*, int64_t, int64_t);                                                    \
+  template void channel_affine_forward<T>(const T*, const T*, const T*, int64_t, int64_t, int64_t, T*);            \
+  template void channel_affine_backward<T>(const T*, const T*, int64_t, int64_t, int64_t, T*);                     \
   template void activation_forward<T>(const ActParams<T>&, const T*, T*, int64_t);                                  \
   template void activation_backward<T>(const ActParams<T>&, const T*, const T*, const T*, T*, int64_t);             \
   template void softmax_forward<T>(const T*, T*, int64_t, int64_t);                                                 \

@@ -254,3 +254,37 @@ TEST_CASE("cuda parity: zero padding") {
   ct::expect_close(gy, y, {}, "zero pad forward");
   ct::expect_close(gdx, dx, {}, "zero pad backward");
 }
+
+TEST_CASE("cuda parity: resize2d (bilinear, with and without antialias) and channel_affine") {
+  CT_REQUIRE_GPU();
+  const int64_t P = 6, H = 17, W = 23;
+  const std::pair<int64_t, int64_t> outs[] = {{8, 9}, {40, 31}, {17, 5}, {3, 60}};
+  for (const auto& [OH, OW] : outs) {
+    for (bool aa : {false, true}) {
+      const std::string what = "resize " + std::to_string(OH) + "x" + std::to_string(OW) + (aa ? " antialias" : "");
+      const auto x = ct::random_vec<float>(P * H * W, 51), dy = ct::random_vec<float>(P * OH * OW, 52);
+      const auto dx0 = ct::random_vec<float>(P * H * W, 53);
+      std::vector<float> y(P * OH * OW), dx = dx0;
+      kernels::cpu::resize2d_forward(x.data(), P, H, W, OH, OW, aa, y.data());
+      kernels::cpu::resize2d_backward(dy.data(), P, H, W, OH, OW, aa, dx.data());
+      DeviceBuffer<float> dX(x), dDY(dy), gdx(dx0);
+      auto gy = ct::poisoned<float>(P * OH * OW);
+      cuda::resize2d_forward<float>(dX.get(), P, H, W, OH, OW, aa, gy.get());
+      cuda::resize2d_backward<float>(dDY.get(), P, H, W, OH, OW, aa, gdx.get());
+      ct::expect_close(gy, y, {}, (what + " forward").c_str());
+      ct::expect_close(gdx, dx, {}, (what + " backward").c_str());
+    }
+  }
+  const int64_t N = 3, C = 4, L = 50;
+  const auto x = ct::random_vec<float>(N * C * L, 54), dy = ct::random_vec<float>(N * C * L, 55);
+  const auto s = ct::random_vec<float>(C, 56), b = ct::random_vec<float>(C, 57), dx0 = ct::random_vec<float>(N * C * L, 58);
+  std::vector<float> y(N * C * L), dx = dx0;
+  kernels::cpu::channel_affine_forward(x.data(), s.data(), b.data(), N, C, L, y.data());
+  kernels::cpu::channel_affine_backward(dy.data(), s.data(), N, C, L, dx.data());
+  DeviceBuffer<float> dX(x), dDY(dy), dS(s), dB(b), gdx(dx0);
+  auto gy = ct::poisoned<float>(N * C * L);
+  cuda::channel_affine_forward<float>(dX.get(), dS.get(), dB.get(), N, C, L, gy.get());
+  cuda::channel_affine_backward<float>(dDY.get(), dS.get(), N, C, L, gdx.get());
+  ct::expect_close(gy, y, {}, "channel_affine forward");
+  ct::expect_close(gdx, dx, {}, "channel_affine backward");
+}

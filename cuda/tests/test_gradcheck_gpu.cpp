@@ -174,3 +174,34 @@ TEST_CASE("cuda gradcheck (float64): batch norm (training statistics, variants 1
   cuda::gemm_variant<double>(3, false, true, M, Kk, Nn, 1.0, dR2.get(), Nn, dBm.get(), Nn, 0.0, gA.get(), Kk);
   expect_grad(gA.download(), numeric(A, gl2), "gemm dA");
 }
+
+TEST_CASE("cuda gradcheck (float64): resize2d (with and without antialias), channel_affine") {
+  CT_REQUIRE_GPU();
+  const int64_t P = 3, H = 5, W = 7;
+  auto x = ct::random_vec<double>(P * H * W, 61);
+  const std::pair<int64_t, int64_t> outs[] = {{3, 4}, {8, 11}};
+  for (const auto& [OH, OW] : outs)
+    for (bool aa : {false, true}) {
+      const auto r = ct::random_vec<double>(P * OH * OW, 62);
+      auto loss = [&] {
+        DeviceBuffer<double> dx(x), y(P * OH * OW);
+        cuda::resize2d_forward<double>(dx.get(), P, H, W, OH, OW, aa, y.get());
+        return dot(y.download(), r);
+      };
+      DeviceBuffer<double> dR(r), gx(std::vector<double>(x.size(), 0.0));
+      cuda::resize2d_backward<double>(dR.get(), P, H, W, OH, OW, aa, gx.get());
+      expect_grad(gx.download(), numeric(x, loss),
+                  "resize2d " + std::to_string(OH) + "x" + std::to_string(OW) + (aa ? " antialias" : ""));
+    }
+  const int64_t N = 2, C = 3, L = 4;
+  auto xa = ct::random_vec<double>(N * C * L, 63);
+  const auto s = ct::random_vec<double>(C, 64), b = ct::random_vec<double>(C, 65), r = ct::random_vec<double>(N * C * L, 66);
+  DeviceBuffer<double> dS(s), dB(b), dR(r), gx(std::vector<double>(xa.size(), 0.0));
+  auto loss = [&] {
+    DeviceBuffer<double> dx(xa), y(N * C * L);
+    cuda::channel_affine_forward<double>(dx.get(), dS.get(), dB.get(), N, C, L, y.get());
+    return dot(y.download(), r);
+  };
+  cuda::channel_affine_backward<double>(dR.get(), dS.get(), N, C, L, gx.get());
+  expect_grad(gx.download(), numeric(xa, loss), "channel_affine");
+}

@@ -1,8 +1,15 @@
 #pragma once
 // intel_scenes ensemble: several trained model files -> one model file that averages their logits
-// (nn::ensemble). The members must agree on classes, input size and preprocessing, so the ensemble
-// is a drop-in replacement for evaluate/predict/sort and the shipped model.
+// (nn::ensemble), a drop-in replacement for evaluate/predict/sort and the shipped model. The members
+// must agree on classes, resize mode and resize sampling. Members with other input sizes or pixel
+// scalings (a MobileNet at 224 in [-1, 1] and a ResNet at 128 in [0, 1]) are combined too: the
+// ensemble then takes raw 0-255 pixels at --input-size (default: the first member's), and each member
+// gets its own Resizing (the resize sampling its training used) and Rescaling layers in front, so it
+// sees its inputs as in training. Give the photos' own size as --input-size when they all have one
+// (150 for the scene photos), so each member resamples them once.
+#include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -14,7 +21,33 @@ namespace intel_scenes {
 struct EnsembleArgs {
   std::vector<std::string> models;  // model files
   std::string out;                  // the ensemble's model file
+  int input_size = 0;               // the ensemble's input (square); 0: the first member's
 };
+
+namespace detail {
+// Layers that turn the ensemble's input (raw 0-255 pixels at `size`, when `raw`) into what a member
+// was trained on: its input size (resized with its training's sampling) and its pixel scaling.
+inline std::vector<std::unique_ptr<nn::Layer<float>>> member_adapters(const io::LoadedModel& m, int64_t size, bool raw,
+                                                                      bool antialias) {
+  std::vector<std::unique_ptr<nn::Layer<float>>> a;
+  const Shape in = m.model->input_shape();
+  if (in[1] != size || in[2] != size)
+    a.push_back(std::make_unique<nn::Resizing<float>>(in[1], in[2], "bilinear", antialias, "resizing"));
+  if (!raw) return a;
+  const io::Preprocessing& p = m.info.preprocessing;
+  auto at = [](const std::vector<double>& v, size_t c, double def) { return v.empty() ? def : v[v.size() == 1 ? 0 : c]; };
+  std::vector<double> scale(3), offset(3);  // (x * rescale - mean) / std = x * scale + offset
+  bool identity = true;
+  for (size_t c = 0; c < 3; ++c) {
+    const double sd = at(p.std, c, 1.0), mu = at(p.mean, c, 0.0);
+    scale[c] = p.rescale / sd;
+    offset[c] = -mu / sd;
+    identity = identity && scale[c] == 1.0 && offset[c] == 0.0;
+  }
+  if (!identity) a.push_back(std::make_unique<nn::Rescaling<float>>(scale, offset, "rescaling"));
+  return a;
+}
+}  // namespace detail
 
 inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
   if (a.models.size() < 2) throw UsageError("--models: give at least two model files");
@@ -40,20 +73,51 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
     const io::ModelInfo& i = ms[k].info;
     const std::string who = "--models: '" + a.models[k] + "' ";
     if (i.class_names != first.class_names) throw UsageError(who + "has other classes than '" + a.models[0] + "'");
-    if (!(i.preprocessing == first.preprocessing))
-      throw UsageError(who + "has another preprocessing (input size, rescale, mean/std or resize) than '" +
-                       a.models[0] + "'");
     if (sampling(i) != sampling(first))
       throw UsageError(who + "resizes with other sampling than '" + a.models[0] + "'");
   }
-  for (size_t k = 0; k < ms.size(); ++k)
+  for (size_t k = 0; k < ms.size(); ++k) {
     if (ms[k].info.multi_label)
       throw UsageError("--models: '" + a.models[k] + "' is multi-label; its per-class thresholds were chosen for it "
                        "alone, so ensembles are single-label only");
+    const Shape in = ms[k].model->input_shape();
+    if (in.size() != 3 || in[0] != 3)
+      throw UsageError("--models: '" + a.models[k] + "' does not take [3, H, W] images");
+  }
+  if (a.input_size < 0) throw UsageError("--input-size: must be positive");
+  const int64_t size = a.input_size > 0 ? a.input_size : first.input_shape.empty() ? ms[0].model->input_shape()[1]
+                                                                                  : first.input_shape[1];
+  bool same = true;  // every member takes the ensemble's input as it is: no adapters
+  for (const auto& m : ms) {
+    const Shape in = m.model->input_shape();
+    same = same && in[1] == size && in[2] == size && m.info.preprocessing == first.preprocessing;
+  }
+  for (size_t k = 1; k < ms.size(); ++k) {
+    const io::ModelInfo& i = ms[k].info;
+    const std::string who = "--models: '" + a.models[k] + "' ";
+    if (i.preprocessing.resize != first.preprocessing.resize)
+      throw UsageError(who + "resizes photos another way ('" + i.preprocessing.resize + "') than '" + a.models[0] + "' ('" +
+                       first.preprocessing.resize + "')");
+  }
   std::vector<nn::Model<float>*> members;
   for (auto& m : ms) members.push_back(m.model.get());
-  auto e = nn::ensemble<float>(members);
+  std::vector<std::vector<std::unique_ptr<nn::Layer<float>>>> adapters;
+  const bool raw = !same && !std::all_of(ms.begin(), ms.end(), [&](const io::LoadedModel& m) {
+    return m.info.preprocessing.rescale == first.preprocessing.rescale && m.info.preprocessing.mean == first.preprocessing.mean &&
+           m.info.preprocessing.std == first.preprocessing.std;
+  });
+  const bool antialias = sampling(first) != "warp";
+  if (!same)
+    for (const auto& m : ms) adapters.push_back(detail::member_adapters(m, size, raw, antialias));
+  auto e = nn::ensemble<float>(members, {3, size, size}, std::move(adapters));
   io::ModelInfo info = first;
+  info.input_shape = {3, size, size};
+  info.preprocessing.input_size = {size, size};
+  if (raw) {  // the members' Rescaling layers do the pixel scaling
+    info.preprocessing.rescale = 1.0;
+    info.preprocessing.mean.clear();
+    info.preprocessing.std.clear();
+  }
   std::string names;
   for (size_t k = 0; k < a.models.size(); ++k) names += (k ? "," : "") + a.models[k];
   info.extras["ensemble_of"] = names;

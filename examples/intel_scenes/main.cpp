@@ -105,8 +105,11 @@ int main(int argc, char** argv) {
 
   EnsembleArgs na;
   auto* ens = app.add_subcommand("ensemble", "combine trained model files into one that averages their logits");
-  ens->add_option("--models", na.models, "two or more model files (same classes and preprocessing)")->required();
+  ens->add_option("--models", na.models, "two or more model files (same classes and resize mode)")->required();
   ens->add_option("--out", na.out, "the ensemble's model file")->required();
+  ens->add_option("--input-size", na.input_size,
+                  "the ensemble's (square) input size when the members' sizes or pixel scalings differ; each member "
+                  "resizes and rescales it itself (default: the first member's size; give the photos' own size, e.g. 150)");
 
   DemoArgs da;
   auto* demo = app.add_subcommand("demo", "evaluate the shipped model on the shipped sample and sort the sample (the default)");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../kernels/cpu/resize.hpp"
 #include "detail/stb.hpp"
 #include "image.hpp"
 
@@ -30,40 +31,20 @@ struct AxisWeights {
   int max_taps = 0;
 };
 
+// The kernels' antialiased triangle taps (kernels/cpu/resize.hpp, shared with nn::Resizing), quantised.
 inline AxisWeights axis_weights(int in, int out, double src0, double src_len) {
+  const kernels::cpu::ResizeTaps t = kernels::cpu::resize_taps(in, out, src0, src_len, true);
   AxisWeights a;
-  const double scale = src_len / out;            // source pixels per output pixel
-  const double support = std::max(1.0, scale);   // triangle half-width in source pixels
-  a.max_taps = static_cast<int>(std::ceil(support)) * 2 + 1;
-  a.start.resize(static_cast<size_t>(out));
-  a.count.resize(static_cast<size_t>(out));
+  a.max_taps = static_cast<int>(t.max_taps);
+  a.start.assign(t.start.begin(), t.start.end());
+  a.count.assign(t.count.begin(), t.count.end());
   a.w.assign(static_cast<size_t>(out) * static_cast<size_t>(a.max_taps), 0);
-  std::vector<double> tmp(static_cast<size_t>(a.max_taps));
   for (int o = 0; o < out; ++o) {
-    const double center = src0 + (o + 0.5) * scale;
-    int lo = static_cast<int>(std::floor(center - support));
-    int hi = static_cast<int>(std::ceil(center + support));
-    lo = std::max(lo, 0);
-    hi = std::min(hi, in);
-    double total = 0;
-    int n = 0;
-    for (int i = lo; i < hi && n < a.max_taps; ++i) {
-      const double d = std::fabs((i + 0.5 - center) / support);
-      const double wt = d < 1.0 ? 1.0 - d : 0.0;
-      tmp[static_cast<size_t>(n++)] = wt;
-      total += wt;
-    }
-    if (total <= 0) {  // degenerate: nearest pixel
-      lo = std::min(std::max(static_cast<int>(center), 0), in - 1);
-      n = 1;
-      tmp[0] = total = 1;
-    }
-    a.start[static_cast<size_t>(o)] = lo;
-    a.count[static_cast<size_t>(o)] = n;
     int32_t sum = 0;
-    for (int k = 0; k < n; ++k) {
-      const int32_t q = static_cast<int32_t>(std::lround(tmp[static_cast<size_t>(k)] / total * 16384.0));
-      a.w[static_cast<size_t>(o * a.max_taps + k)] = q;
+    for (int k = 0; k < a.count[static_cast<size_t>(o)]; ++k) {
+      const size_t at = static_cast<size_t>(o * a.max_taps + k);
+      const int32_t q = static_cast<int32_t>(std::lround(t.w[at] * 16384.0));
+      a.w[at] = q;
       sum += q;
     }
     a.w[static_cast<size_t>(o * a.max_taps)] += 16384 - sum;  // weights sum exactly to 1

@@ -35,7 +35,9 @@
 #include "../nn/leaky_relu.hpp"
 #include "../nn/max_pool2d.hpp"
 #include "../nn/relu.hpp"
+#include "../nn/rescaling.hpp"
 #include "../nn/reshape.hpp"
+#include "../nn/resizing.hpp"
 #include "../nn/sigmoid.hpp"
 #include "../nn/softmax.hpp"
 #include "../nn/tanh.hpp"
@@ -50,8 +52,8 @@ constexpr int64_t kMaxConfigInt = int64_t(1) << 31;
 inline const std::vector<std::string>& known_layer_types() {
   static const std::vector<std::string> types{
       "Activation", "Add",     "Average", "AveragePooling2D", "BatchNormalization", "Conv2D", "Dense", "DepthwiseConv2D",
-      "Dropout",    "Flatten", "GlobalAveragePooling2D", "LeakyReLU", "MaxPooling2D", "ReLU", "Reshape",
-      "Sigmoid",    "Softmax", "Tanh", "ZeroPadding2D"};
+      "Dropout",    "Flatten", "GlobalAveragePooling2D", "LeakyReLU", "MaxPooling2D", "ReLU", "Rescaling", "Reshape",
+      "Resizing",   "Sigmoid", "Softmax", "Tanh", "ZeroPadding2D"};
   return types;
 }
 inline bool is_known_layer_type(const std::string& t) {
@@ -106,13 +108,27 @@ inline nn::Config config_from_json(const nlohmann::json& j, const std::string& w
     } else if (v.is_string()) {
       cfg.emplace_back(k, v.get<std::string>());
     } else if (v.is_array()) {
-      if (v.size() > 8) throw FormatError(what + ": config '" + k + "' has more than 8 entries");
-      std::vector<int64_t> a;
+      // Integer arrays are shapes, sizes and paddings (a few entries); number arrays with a fraction
+      // are per-channel constants (Rescaling), at most one per channel of a large layer.
+      bool all_int = true;
       for (const auto& e : v) {
-        if (!e.is_number_integer()) throw FormatError(what + ": config '" + k + "' must be an array of integers");
-        a.push_back(int_of(e, k));
+        if (!e.is_number()) throw FormatError(what + ": config '" + k + "' must be an array of numbers");
+        all_int = all_int && e.is_number_integer();
       }
-      cfg.emplace_back(k, std::move(a));
+      if (all_int) {
+        if (v.size() > 8) throw FormatError(what + ": config '" + k + "' has more than 8 entries");
+        std::vector<int64_t> a;
+        for (const auto& e : v) a.push_back(int_of(e, k));
+        cfg.emplace_back(k, std::move(a));
+      } else {
+        if (v.size() > 4096) throw FormatError(what + ": config '" + k + "' has more than 4096 entries");
+        std::vector<double> a;
+        for (const auto& e : v) {
+          a.push_back(e.get<double>());
+          if (!std::isfinite(a.back())) throw FormatError(what + ": config '" + k + "' is not finite");
+        }
+        cfg.emplace_back(k, std::move(a));
+      }
     } else {
       throw FormatError(what + ": config '" + k + "' has an unsupported JSON type (" + std::string(v.type_name()) + ")");
     }
@@ -156,6 +172,16 @@ class ConfigReader {
     if (auto p = std::get_if<std::vector<int64_t>>(v)) return *p;
     if (auto p = std::get_if<int64_t>(v)) return {*p};
     fail(k, "an integer array");
+  }
+  // Numbers: [a, b, ...] (integers too) or a single number.
+  std::vector<double> get_doubles(const std::string& k, const std::vector<double>& def) {
+    const nn::ConfigValue* v = find(k);
+    if (!v) return def;
+    if (auto p = std::get_if<std::vector<double>>(v)) return *p;
+    if (auto p = std::get_if<std::vector<int64_t>>(v)) return std::vector<double>(p->begin(), p->end());
+    if (auto p = std::get_if<double>(v)) return {*p};
+    if (auto p = std::get_if<int64_t>(v)) return {static_cast<double>(*p)};
+    fail(k, "a number or an array of numbers");
   }
   // An (h, w) pair from [v] or [h, w] (or a single integer).
   nn::Size2 get_size2(const std::string& k, nn::Size2 def) {
@@ -262,6 +288,14 @@ std::unique_ptr<nn::Layer<T>> make_layer_unchecked(const std::string& type, Conf
     return make_unique<nn::Reshape<T>>(Shape(t.begin(), t.end()), name);
   }
   if (type == "Flatten") return make_unique<nn::Flatten<T>>(name);
+  if (type == "Rescaling") {
+    const std::vector<double> scale = r.get_doubles("scale", {1.0});
+    return make_unique<nn::Rescaling<T>>(scale, r.get_doubles("offset", {0.0}), name);
+  }
+  if (type == "Resizing") {
+    const int64_t h = r.get_int("height", 0), w = r.get_int("width", 0);
+    return make_unique<nn::Resizing<T>>(h, w, r.get_string("interpolation", "bilinear"), r.get_bool("antialias", false), name);
+  }
   if (type == "Add") return make_unique<nn::Add<T>>(name);
   if (type == "Average") return make_unique<nn::Average<T>>(name);
   if (type == "Sigmoid") return make_unique<nn::Sigmoid<T>>(name);

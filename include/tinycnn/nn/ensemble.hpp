@@ -6,6 +6,13 @@
 //
 // The members' parameters and buffers are SHARED with the new graph (as with cut_at); the members
 // must take the same input shape and give the same output shape.
+//
+// Members trained on other input sizes or pixel scalings: give the ensemble's input shape and, per
+// member, the layers that adapt that input to it (e.g. Resizing + Rescaling); they are named
+// m<k>_<name> too and must end in the member's input shape.
+//   std::vector<std::vector<std::unique_ptr<nn::Layer<float>>>> adapt(2);
+//   adapt[1].push_back(std::make_unique<nn::Resizing<float>>(128, 128, "bilinear", true, "resize"));
+//   auto e = nn::ensemble<float>({a.get(), b.get()}, {3, 224, 224}, std::move(adapt));
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,37 +23,57 @@
 namespace tinycnn::nn {
 
 template <class T>
-std::unique_ptr<Graph<T>> ensemble(const std::vector<Model<T>*>& members) {
+std::unique_ptr<Graph<T>> ensemble(const std::vector<Model<T>*>& members, const Shape& input_shape,
+                                   std::vector<std::vector<std::unique_ptr<Layer<T>>>> adapters) {
   if (members.size() < 2) throw ValueError("ensemble: needs at least two models, got " + std::to_string(members.size()));
+  if (!adapters.empty() && adapters.size() != members.size())
+    throw ValueError("ensemble: " + std::to_string(adapters.size()) + " adapter lists for " +
+                     std::to_string(members.size()) + " models");
+  adapters.resize(members.size());
   for (size_t k = 0; k < members.size(); ++k) {
     if (!members[k] || !members[k]->built() || members[k]->size() == 0)
       throw ValueError("ensemble: model " + std::to_string(k) + " is missing, not built or empty");
-    if (members[k]->input_shape() != members[0]->input_shape())
-      throw_shape("ensemble: model " + std::to_string(k), "input shape differs from model 0's",
-                  members[k]->input_shape(), members[0]->input_shape());
     if (members[k]->output_shape() != members[0]->output_shape())
       throw_shape("ensemble: model " + std::to_string(k), "output shape differs from model 0's",
                   members[k]->output_shape(), members[0]->output_shape());
   }
-  auto g = std::make_unique<Graph<T>>(members[0]->input_shape(), members[0]->seed());
+  auto g = std::make_unique<Graph<T>>(input_shape, members[0]->seed());
   std::vector<typename Graph<T>::Node> outs;
   for (size_t k = 0; k < members.size(); ++k) {
+    const std::string prefix = "m" + std::to_string(k) + "_";
+    typename Graph<T>::Node in = g->input();
+    for (auto& a : adapters[k]) {
+      if (!a) throw ValueError("ensemble: adapter of model " + std::to_string(k) + " is null");
+      a->set_name(prefix + (a->name().empty() ? snake_case(a->type()) : a->name()));
+      in = g->add(std::move(a), {in});
+    }
     Model<T>& m = *members[k];
+    if (g->output_shape_of(in) != m.input_shape())
+      throw_shape("ensemble: model " + std::to_string(k),
+                  adapters[k].empty() ? "input shape differs from the ensemble's" : "its adapters do not end in its input shape",
+                  g->output_shape_of(in), m.input_shape());
     const auto& entries = m.entries();
     const auto* graph = dynamic_cast<const Graph<T>*>(&m);
     const size_t out = graph ? static_cast<size_t>(graph->output_id()) : entries.size() - 1;
     std::vector<int> node_of(entries.size(), -1);
     for (size_t i = 0; i <= out; ++i) {
       std::vector<typename Graph<T>::Node> ins;
-      for (int id : entries[i].inputs) ins.push_back({id < 0 ? -1 : node_of[static_cast<size_t>(id)]});
-      const std::string name = "m" + std::to_string(k) + "_" + entries[i].layer->name();
-      node_of[i] = detail::add_shared_copy(*g, *entries[i].layer, name, ins, "ensemble");
+      for (int id : entries[i].inputs) ins.push_back({id < 0 ? in.id : node_of[static_cast<size_t>(id)]});
+      node_of[i] = detail::add_shared_copy(*g, *entries[i].layer, prefix + entries[i].layer->name(), ins, "ensemble");
     }
     outs.push_back({node_of[out]});
   }
   g->set_output(g->template add<Average>(outs, "ensemble_average"));
   g->eval();
   return g;
+}
+
+// Members that all take the same input: the ensemble takes it too.
+template <class T>
+std::unique_ptr<Graph<T>> ensemble(const std::vector<Model<T>*>& members) {
+  if (members.size() < 2) throw ValueError("ensemble: needs at least two models, got " + std::to_string(members.size()));
+  if (!members[0]) throw ValueError("ensemble: model 0 is missing");
+  return ensemble(members, members[0]->input_shape(), {});
 }
 
 }  // namespace tinycnn::nn

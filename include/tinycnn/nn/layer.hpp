@@ -20,7 +20,7 @@
 
 namespace tinycnn::nn {
 
-using ConfigValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>>;
+using ConfigValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
 using Config = std::vector<std::pair<std::string, ConfigValue>>;
 
 template <class T>

@@ -64,6 +64,11 @@ inline std::string config_value_str(const nn::ConfigValue& v) {
         if constexpr (std::is_same_v<X, bool>) o << (x ? "true" : "false");
         else if constexpr (std::is_same_v<X, std::vector<int64_t>>) o << shape_str(x);
         else if constexpr (std::is_same_v<X, double>) o << format_double(x);
+        else if constexpr (std::is_same_v<X, std::vector<double>>) {
+          o << '[';
+          for (size_t i = 0; i < x.size(); ++i) o << (i ? ", " : "") << format_double(x[i]);
+          o << ']';
+        }
         else o << x;
       },
       v);

@@ -118,4 +118,13 @@ template <class T>
 void zero_pad2d_backward(const T* dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t top, int64_t bottom,
                          int64_t left, int64_t right, T* dx);
 
+// Bilinear resampling of NCHW planes, half-pixel centres; antialias widens the filter when shrinking
+// (kernels/cpu/resize.hpp has the definition). The taps are computed in each thread (no host tables).
+//   x: [P, H, W] (P = N * C), y: [P, OH, OW] (written)
+template <class T>
+void resize2d_forward(const T* x, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, bool antialias, T* y);
+//   dy: [P, OH, OW], dx: [P, H, W] (+=)
+template <class T>
+void resize2d_backward(const T* dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, bool antialias, T* dx);
+
 }  // namespace tinycnn::cuda

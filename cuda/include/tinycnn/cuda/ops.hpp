@@ -27,6 +27,12 @@ void add_bias_rows(T* y, const T* b, int64_t rows, int64_t cols);
 // db[c] += sum_r dy[r, c];  dy: [rows, cols], db: [cols]
 template <class T>
 void sum_rows_add(const T* dy, T* db, int64_t rows, int64_t cols);
+// y[n, c, i] = x[n, c, i] * scale[c] + offset[c];  x, y: [N, C, L], scale, offset: [C] (device)
+template <class T>
+void channel_affine_forward(const T* x, const T* scale, const T* offset, int64_t N, int64_t C, int64_t L, T* y);
+// dx[n, c, i] += dy[n, c, i] * scale[c];  dy, dx: [N, C, L], scale: [C] (device)
+template <class T>
+void channel_affine_backward(const T* dy, const T* scale, int64_t N, int64_t C, int64_t L, T* dx);
 
 // y = f(x);  x, y: [n] (y may alias x)
 template <class T>

@@ -13,3 +13,4 @@
 #include "im2col.hpp"
 #include "pad.hpp"
 #include "pool.hpp"
+#include "resize.hpp"

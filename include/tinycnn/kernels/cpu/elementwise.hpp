@@ -48,4 +48,33 @@ void sum_rows_add(const T* dy, T* db, int64_t rows, int64_t cols) {
     for (int64_t c = 0; c < cols; ++c) db[c] += dy[r * cols + c];
 }
 
+// y[n, c, i] = x[n, c, i] * scale[c] + offset[c] (per-channel constants, e.g. pixel rescaling);
+//   x, y: [N, C, L], scale, offset: [C]
+template <class T>
+void channel_affine_forward(const T* x, const T* scale, const T* offset, int64_t N, int64_t C, int64_t L, T* y) {
+  const bool par = N * C * L >= kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    const T s = scale[nc % C], b = offset[nc % C];
+    const T* xp = x + nc * L;
+    T* yp = y + nc * L;
+#pragma omp simd
+    for (int64_t i = 0; i < L; ++i) yp[i] = xp[i] * s + b;
+  }
+}
+
+// dx[n, c, i] += dy[n, c, i] * scale[c];  dy, dx: [N, C, L], scale: [C]
+template <class T>
+void channel_affine_backward(const T* dy, const T* scale, int64_t N, int64_t C, int64_t L, T* dx) {
+  const bool par = N * C * L >= kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    const T s = scale[nc % C];
+    const T* g = dy + nc * L;
+    T* d = dx + nc * L;
+#pragma omp simd
+    for (int64_t i = 0; i < L; ++i) d[i] += g[i] * s;
+  }
+}
+
 }  // namespace tinycnn::kernels::cpu
