@@ -231,6 +231,8 @@ TEST_CASE("gradcheck: Resizing and Rescaling (the layers that carry a model's ow
     nn::Rescaling<double> r1(1.0 / 127.5, -1.0), r3({2.0, 3.0, 4.0}, {0.0, 1.0, -1.0});
     tt::check_layer(r1, {2, 3, 2, 2}, 83);
     tt::check_layer(r3, {2, 3, 2, 2}, 84);
+    nn::Flip<double> flip;
+    tt::check_layer(flip, {2, 2, 3, 5}, 85);
   }
   SUBCASE("values") {
     // Enlarging a 1-D ramp by 2 with half-pixel centres: interior outputs interpolate, edges clamp.
@@ -244,6 +246,9 @@ TEST_CASE("gradcheck: Resizing and Rescaling (the layers that carry a model's ow
       const Tensor<double> z = ops::resize2d(c, 4, 3, aa).value();
       for (int64_t i = 0; i < z.numel(); ++i) CHECK(z[i] == doctest::Approx(5.0));
     }
+    // Flip mirrors the W axis.
+    Var<double> f(Tensor<double>::from({1, 1, 2, 3}, {1, 2, 3, 4, 5, 6}));
+    CHECK(ops::flip_w(f).value().to_vector() == std::vector<double>{3, 2, 1, 6, 5, 4});
     // Rescaling: per channel.
     Var<double> p(Tensor<double>::from({1, 2, 1, 2}, {255, 0, 255, 0}));
     nn::Rescaling<double> r({1.0 / 127.5, 1.0}, {-1.0, 2.0});

@@ -199,6 +199,31 @@ TEST_CASE("intel_scenes train: one short epoch writes the model, history.csv and
   CHECK(mm.info.extras.at("bn_momentum") == "0.500000");
 }
 
+TEST_CASE("intel_scenes train --split-seed: members of an ensemble train with other seeds on one validation split") {
+  TempDir d;
+  TrainArgs a;
+  a.data = sample();
+  a.model = "resnet";
+  a.input_size = 16;
+  a.epochs = 1;
+  a.max_per_class = 8;
+  a.val_split = 0.25;
+  a.workers = 0;
+  a.verbose = 0;
+  std::ostringstream os;
+  auto run = [&](uint64_t seed, int64_t split_seed) {
+    TrainArgs b = a;
+    b.seed = seed;
+    b.split_seed = split_seed;
+    b.out = d.str("run_" + std::to_string(seed) + "_" + std::to_string(split_seed));
+    return run_train(b, os);
+  };
+  const TrainResult r0 = run(0, -1), r1 = run(1, 0), r2 = run(1, -1);
+  REQUIRE(r0.val_files.size() == 12);
+  CHECK(r1.val_files == r0.val_files);  // --seed 1 --split-seed 0: seed 0's split
+  CHECK(r2.val_files != r0.val_files);  // --seed 1 alone moves the split too
+}
+
 TEST_CASE("intel_scenes train --init --trainable-from: fine-tunes a model file, frozen layers stay bitwise") {
   TempDir d;
   const std::string init = tiny_model(d);
@@ -312,6 +337,24 @@ TEST_CASE("intel_scenes ensemble: two model files -> one that averages their log
   const Tensor<float> l3 = s3.model()(ops::channel_affine(ops::resize2d(xv, 40, 40, false), {1 / 127.5}, {-1.0}).value());
   const Tensor<float> le = em.model()(x);
   for (int64_t k = 0; k < le.numel(); ++k) CHECK(le[k] == doctest::Approx(0.5 * (l1[k] + l3[k])).epsilon(1e-4));
+  // --flip: every member also on the mirrored input; the logits are the mean of all four.
+  EnsembleArgs fl = mixed;
+  fl.flip = true;
+  fl.out = d5.str("flip.safetensors");
+  run_ensemble(fl, os);
+  ScenesModel ef = load_scenes_model(fl.out);
+  CHECK(ef.m.info.extras.at("flip_averaged") == "true");
+  std::string last_conv;  // Grad-CAM's layer: in a member that sees the photo unmirrored (m2, m3)
+  for (const auto& en : ef.model().entries())
+    if (en.layer->type() == "Conv2D") last_conv = en.layer->name();
+  CHECK(last_conv.rfind("m3_", 0) == 0);
+  const Var<float> xf = ops::flip_w(xv);
+  const Tensor<float> l1f = s1.model()(ops::channel_affine(ops::resize2d(xf, 32, 32, false), {1 / 255.0}, {0.0}).value());
+  const Tensor<float> l3f = s3.model()(ops::channel_affine(ops::resize2d(xf, 40, 40, false), {1 / 127.5}, {-1.0}).value());
+  const Tensor<float> lf = ef.model()(x);
+  for (int64_t k = 0; k < lf.numel(); ++k)
+    CHECK(lf[k] == doctest::Approx(0.25 * (l1[k] + l3[k] + l1f[k] + l3f[k])).epsilon(1e-4));
+
   // A different resize mode is refused, naming the file.
   m40.info.preprocessing.resize = "center_crop";
   const std::string m4 = d4.str("crop.safetensors");

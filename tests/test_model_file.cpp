@@ -481,6 +481,7 @@ TEST_CASE("model file: layer registry knows every layer type and round-trips con
   protos.push_back(std::make_unique<nn::Rescaling<float>>(std::vector<double>{1 / 58.4, 1 / 57.1, 1 / 57.4},
                                                           std::vector<double>{-2.1, -2.0, -1.8}));
   protos.push_back(std::make_unique<nn::Resizing<float>>(128, 96, "bilinear", true));
+  protos.push_back(std::make_unique<nn::Flip<float>>());
   protos.push_back(std::make_unique<nn::Sigmoid<float>>());
   protos.push_back(std::make_unique<nn::Softmax<float>>());
   protos.push_back(std::make_unique<nn::Tanh<float>>());

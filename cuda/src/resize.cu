@@ -1,5 +1,5 @@
 // Bilinear resampling (conv.hpp: resize2d_forward / resize2d_backward), the twin of
-// kernels/cpu/resize.hpp. Each thread computes the taps it needs from the geometry, so no tables go
+// kernels/cpu/resize.hpp, and horizontal mirroring (flip_w_*, kernels/cpu/flip.hpp). Each thread computes the taps it needs from the geometry, so no tables go
 // to the device; the backward pass is a gather (one thread per input element), without atomics.
 #include <cuda_runtime.h>
 
@@ -104,6 +104,21 @@ __global__ void resize_bwd(const T* dy, int64_t P, Axis ay, Axis ax, T* dx) {
   }
 }
 
+template <class T>
+__global__ void flip_fwd(const T* x, int64_t n, int64_t W, T* y) {
+  TINYCNN_GRID_STRIDE(e, n) {
+    const int64_t w = e % W;
+    y[e] = x[e - w + W - 1 - w];
+  }
+}
+template <class T>
+__global__ void flip_bwd(const T* dy, int64_t n, int64_t W, T* dx) {
+  TINYCNN_GRID_STRIDE(e, n) {
+    const int64_t w = e % W;
+    dx[e] += dy[e - w + W - 1 - w];
+  }
+}
+
 void check_resize(const char* kernel, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW) {
   require_nonneg(kernel, "P", P);
   if (H <= 0 || W <= 0 || OH <= 0 || OW <= 0)
@@ -128,6 +143,27 @@ void resize2d_backward(const T* dy, int64_t P, int64_t H, int64_t W, int64_t OH,
                 P, make_axis(H, OH, antialias), make_axis(W, OW, antialias), dx);
 }
 
+template <class T>
+void flip_w_forward(const T* x, int64_t P, int64_t H, int64_t W, T* y) {
+  require_nonneg("flip_w_forward", "P", P);
+  require_nonneg("flip_w_forward", "H", H);
+  require_nonneg("flip_w_forward", "W", W);
+  const int64_t n = P * H * W;
+  if (n) launch(kname("flip_w_forward", tname<T>()).c_str(), &flip_fwd<T>, dim3(blocks_for(n)), dim3(kThreads), x, n, W, y);
+}
+template <class T>
+void flip_w_backward(const T* dy, int64_t P, int64_t H, int64_t W, T* dx) {
+  require_nonneg("flip_w_backward", "P", P);
+  require_nonneg("flip_w_backward", "H", H);
+  require_nonneg("flip_w_backward", "W", W);
+  const int64_t n = P * H * W;
+  if (n) launch(kname("flip_w_backward", tname<T>()).c_str(), &flip_bwd<T>, dim3(blocks_for(n)), dim3(kThreads), dy, n, W, dx);
+}
+
+template void flip_w_forward<float>(const float*, int64_t, int64_t, int64_t, float*);
+template void flip_w_forward<double>(const double*, int64_t, int64_t, int64_t, double*);
+template void flip_w_backward<float>(const float*, int64_t, int64_t, int64_t, float*);
+template void flip_w_backward<double>(const double*, int64_t, int64_t, int64_t, double*);
 template void resize2d_forward<float>(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, bool, float*);
 template void resize2d_forward<double>(const double*, int64_t, int64_t, int64_t, int64_t, int64_t, bool, double*);
 template void resize2d_backward<float>(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, bool, float*);

@@ -287,4 +287,20 @@ TEST_CASE("cuda parity: resize2d (bilinear, with and without antialias) and chan
   cuda::channel_affine_backward<float>(dDY.get(), dS.get(), N, C, L, gdx.get());
   ct::expect_close(gy, y, {}, "channel_affine forward");
   ct::expect_close(gdx, dx, {}, "channel_affine backward");
+
+  const int64_t FH = 5, FW = 7;  // mirror
+  const auto fx = ct::random_vec<float>(N * C * FH * FW, 59), fdy = ct::random_vec<float>(N * C * FH * FW, 60);
+  std::vector<float> fy(fx.size()), fdx = dx0;
+  fdx.resize(fx.size());
+  kernels::cpu::flip_w_forward(fx.data(), N * C, FH, FW, fy.data());
+  kernels::cpu::flip_w_backward(fdy.data(), N * C, FH, FW, fdx.data());
+  DeviceBuffer<float> dFX(fx), dFDY(fdy);
+  std::vector<float> fdx0 = dx0;
+  fdx0.resize(fx.size());
+  DeviceBuffer<float> gfdx(fdx0);
+  auto gfy = ct::poisoned<float>(N * C * FH * FW);
+  cuda::flip_w_forward<float>(dFX.get(), N * C, FH, FW, gfy.get());
+  cuda::flip_w_backward<float>(dFDY.get(), N * C, FH, FW, gfdx.get());
+  ct::expect_close(gfy, fy, {}, "flip forward");
+  ct::expect_close(gfdx, fdx, {}, "flip backward");
 }

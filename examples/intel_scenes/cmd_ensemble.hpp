@@ -6,7 +6,9 @@
 // ensemble then takes raw 0-255 pixels at --input-size (default: the first member's), and each member
 // gets its own Resizing (the resize sampling its training used) and Rescaling layers in front, so it
 // sees its inputs as in training. Give the photos' own size as --input-size when they all have one
-// (150 for the scene photos), so each member resamples them once.
+// (150 for the scene photos), so each member resamples them once. --flip builds test-time flip
+// averaging in: every member also runs on the mirrored input (an nn::Flip adapter), so every
+// evaluate/predict/sort averages the photo and its mirror without --tta.
 #include <algorithm>
 #include <filesystem>
 #include <memory>
@@ -22,6 +24,7 @@ struct EnsembleArgs {
   std::vector<std::string> models;  // model files
   std::string out;                  // the ensemble's model file
   int input_size = 0;               // the ensemble's input (square); 0: the first member's
+  bool flip = false;                // also run every member on the mirrored input (flip averaging built in)
 };
 
 namespace detail {
@@ -99,16 +102,24 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
       throw UsageError(who + "resizes photos another way ('" + i.preprocessing.resize + "') than '" + a.models[0] + "' ('" +
                        first.preprocessing.resize + "')");
   }
+  // With --flip each member runs twice, on the mirrored photo first (m0.., its layers shared, its
+  // weights saved twice) and then on the photo itself, so the graph's last convolution (where
+  // Grad-CAM looks) sees the photo the right way round.
   std::vector<nn::Model<float>*> members;
-  for (auto& m : ms) members.push_back(m.model.get());
+  for (int pass = a.flip ? 0 : 1; pass < 2; ++pass)
+    for (auto& m : ms) members.push_back(m.model.get());
   std::vector<std::vector<std::unique_ptr<nn::Layer<float>>>> adapters;
   const bool raw = !same && !std::all_of(ms.begin(), ms.end(), [&](const io::LoadedModel& m) {
     return m.info.preprocessing.rescale == first.preprocessing.rescale && m.info.preprocessing.mean == first.preprocessing.mean &&
            m.info.preprocessing.std == first.preprocessing.std;
   });
   const bool antialias = sampling(first) != "warp";
-  if (!same)
-    for (const auto& m : ms) adapters.push_back(detail::member_adapters(m, size, raw, antialias));
+  if (!same || a.flip)
+    for (size_t k = 0; k < members.size(); ++k) {
+      adapters.push_back(detail::member_adapters(ms[k % ms.size()], size, raw, antialias));
+      if (a.flip && k < ms.size())
+        adapters.back().insert(adapters.back().begin(), std::make_unique<nn::Flip<float>>("horizontal", "flip"));
+    }
   auto e = nn::ensemble<float>(members, {3, size, size}, std::move(adapters));
   io::ModelInfo info = first;
   info.input_shape = {3, size, size};
@@ -121,9 +132,10 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
   std::string names;
   for (size_t k = 0; k < a.models.size(); ++k) names += (k ? "," : "") + a.models[k];
   info.extras["ensemble_of"] = names;
+  if (a.flip) info.extras["flip_averaged"] = "true";
   info.extras["model"] = "ensemble";
   io::save_model(a.out, *e, info);
-  os << "wrote " << a.out << ": the mean of " << ms.size() << " models' logits, "
+  os << "wrote " << a.out << ": the mean of " << ms.size() << " models' logits" << (a.flip ? " on the photo and its mirror" : "") << ", "
      << train::thousands(train::count_params(*e).total) << " parameters, "
      << std::filesystem::file_size(a.out) << " bytes\n";
 }

@@ -33,6 +33,7 @@ struct TrainArgs {
   bool multi_label = false;
   int threads = 0;
   uint64_t seed = 0;
+  int64_t split_seed = -1;  // seed of the validation split; -1: --seed (so members of an ensemble share a split)
   std::string resume;               // RUNDIR of an interrupted run
   std::string out;                  // RUNDIR
   int input_size = 0;               // 0: the model's own
@@ -42,11 +43,16 @@ struct TrainArgs {
   int verbose = 1;
 };
 
+inline uint64_t split_seed_of(const TrainArgs& a) {
+  return a.split_seed >= 0 ? static_cast<uint64_t>(a.split_seed) : a.seed;
+}
+
 struct TrainResult {
   double best_val_accuracy = 0;
   int best_epoch = -1;
   std::vector<std::string> classes;
   int64_t train_images = 0, val_images = 0;
+  std::vector<std::string> val_files;  // the validation split's photos, in split order
   double val_macro_f1 = 0;          // of the best model (top-1 of its outputs against the first label)
   double seconds = 0, images_per_second = 0;
 };
@@ -230,7 +236,7 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
     train_idx = use;
     for (size_t i = 0; i < val_folder->size(); ++i) val_idx.push_back(i);
   } else {
-    val_idx = validation_part(*folder, use, a.val_split, a.seed, &train_idx);
+    val_idx = validation_part(*folder, use, a.val_split, split_seed_of(a), &train_idx);
   }
   if (train_idx.empty() || val_idx.empty()) throw ValueError("--data: not enough images for a training and a validation part");
   if (a.cache) {
@@ -338,7 +344,7 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   fo.loss = a.multi_label ? train::LossKind::BinaryCrossEntropy : train::LossKind::SoftmaxCrossEntropy;
   fo.checkpoint_path = a.out + "/checkpoint.ckpt";
   fo.hyperparameters = {{"augment", a.augment}, {"schedule", a.schedule}, {"input_size", std::to_string(size)},
-                        {"exclude", a.exclude_dir}, {"seed", std::to_string(a.seed)},
+                        {"exclude", a.exclude_dir}, {"seed", std::to_string(a.seed)}, {"split_seed", std::to_string(split_seed_of(a))},
                         {"init", a.init}, {"trainable_from", a.trainable_from},
                         {"bn_momentum", a.bn_momentum >= 0 ? std::to_string(a.bn_momentum) : std::string("model's")}};
   if (!a.resume.empty()) {
@@ -366,6 +372,7 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   r.classes = classes;
   r.train_images = static_cast<int64_t>(train_idx.size());
   r.val_images = static_cast<int64_t>(val_idx.size());
+  for (size_t i : val_idx) r.val_files.push_back(val_folder->samples()[i].path);
   r.seconds = secs;
   r.best_val_accuracy = best->best;
   r.best_epoch = best->best_epoch;
@@ -436,7 +443,7 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
     rd.config = {{"model", a.model},
                  {"data", a.data},
                  {"validation", a.val_dir.empty() ? "stratified split " + train::format_double(a.val_split) + " (seed " +
-                                                        std::to_string(a.seed) + ")"
+                                                        std::to_string(split_seed_of(a)) + ")"
                                                   : a.val_dir},
                  {"excluded", a.exclude_dir.empty() ? "-" : a.exclude_dir},
                  {"training / validation images", std::to_string(train_idx.size()) + " / " + std::to_string(val_idx.size())},

@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
                   "sigmoid/binary cross-entropy; a photo copied into several class folders has all those labels");
   train->add_option("--threads", ta.threads, "compute threads (default: all cores)");
   train->add_option("--seed", ta.seed, "seed for the split, initialisation, shuffling and augmentation (default 0)");
+  train->add_option("--split-seed", ta.split_seed,
+                    "seed of the validation split alone (default: --seed); train ensemble members with other --seed "
+                    "values on one split")
+      ->check(CLI::NonNegativeNumber);
   train->add_option("--resume", ta.resume, "continue the interrupted run in RUNDIR");
   train->add_option("--out", ta.out, "RUNDIR: model.safetensors, history.csv, report.html");
   train->add_option("--exclude", ta.exclude_dir, "leave out files whose <class>/<name> is in this folder (e.g. the shipped sample)");
@@ -110,6 +114,8 @@ int main(int argc, char** argv) {
   ens->add_option("--input-size", na.input_size,
                   "the ensemble's (square) input size when the members' sizes or pixel scalings differ; each member "
                   "resizes and rescales it itself (default: the first member's size; give the photos' own size, e.g. 150)");
+  ens->add_flag("--flip", na.flip,
+                "test-time flip averaging built into the model: every member also sees the mirrored photo");
 
   DemoArgs da;
   auto* demo = app.add_subcommand("demo", "evaluate the shipped model on the shipped sample and sort the sample (the default)");

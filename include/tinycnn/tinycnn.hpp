@@ -56,6 +56,7 @@
 #include "nn/conv2d.hpp"
 #include "nn/depthwise_conv2d.hpp"
 #include "nn/global_avg_pool2d.hpp"
+#include "nn/flip.hpp"
 #include "nn/max_pool2d.hpp"
 #include "nn/rescaling.hpp"
 #include "nn/resizing.hpp"

@@ -30,6 +30,7 @@
 #include "../nn/depthwise_conv2d.hpp"
 #include "../nn/dropout.hpp"
 #include "../nn/flatten.hpp"
+#include "../nn/flip.hpp"
 #include "../nn/global_avg_pool2d.hpp"
 #include "../nn/layer.hpp"
 #include "../nn/leaky_relu.hpp"
@@ -52,7 +53,7 @@ constexpr int64_t kMaxConfigInt = int64_t(1) << 31;
 inline const std::vector<std::string>& known_layer_types() {
   static const std::vector<std::string> types{
       "Activation", "Add",     "Average", "AveragePooling2D", "BatchNormalization", "Conv2D", "Dense", "DepthwiseConv2D",
-      "Dropout",    "Flatten", "GlobalAveragePooling2D", "LeakyReLU", "MaxPooling2D", "ReLU", "Rescaling", "Reshape",
+      "Dropout",    "Flatten", "Flip", "GlobalAveragePooling2D", "LeakyReLU", "MaxPooling2D", "ReLU", "Rescaling", "Reshape",
       "Resizing",   "Sigmoid", "Softmax", "Tanh", "ZeroPadding2D"};
   return types;
 }
@@ -288,6 +289,7 @@ std::unique_ptr<nn::Layer<T>> make_layer_unchecked(const std::string& type, Conf
     return make_unique<nn::Reshape<T>>(Shape(t.begin(), t.end()), name);
   }
   if (type == "Flatten") return make_unique<nn::Flatten<T>>(name);
+  if (type == "Flip") return make_unique<nn::Flip<T>>(r.get_string("mode", "horizontal"), name);
   if (type == "Rescaling") {
     const std::vector<double> scale = r.get_doubles("scale", {1.0});
     return make_unique<nn::Rescaling<T>>(scale, r.get_doubles("offset", {0.0}), name);

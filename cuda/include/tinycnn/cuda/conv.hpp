@@ -126,5 +126,11 @@ void resize2d_forward(const T* x, int64_t P, int64_t H, int64_t W, int64_t OH, i
 //   dy: [P, OH, OW], dx: [P, H, W] (+=)
 template <class T>
 void resize2d_backward(const T* dy, int64_t P, int64_t H, int64_t W, int64_t OH, int64_t OW, bool antialias, T* dx);
+// Horizontal mirror: y[p, h, w] = x[p, h, W - 1 - w];  x, y: [P, H, W] (written)
+template <class T>
+void flip_w_forward(const T* x, int64_t P, int64_t H, int64_t W, T* y);
+// dx[p, h, w] += dy[p, h, W - 1 - w];  dy, dx: [P, H, W]
+template <class T>
+void flip_w_backward(const T* dy, int64_t P, int64_t H, int64_t W, T* dx);
 
 }  // namespace tinycnn::cuda

@@ -3,6 +3,7 @@
 //   resize2d(x, OH, OW, antialias)      x [N, C, H, W] -> [N, C, OH, OW], bilinear; antialias widens
 //                                       the filter when shrinking (kernels/cpu/resize.hpp: with it,
 //                                       the data pipeline's filter)
+//   flip_w(x)                           the horizontal mirror (nn::Flip: test-time flip averaging)
 //   channel_affine(x, scale, offset)    y = x * scale[c] + offset[c] per channel; scale and offset
 //                                       are constants (1 value: every channel), not parameters
 #include <string>
@@ -24,6 +25,18 @@ Var<T> resize2d(const Var<T>& x, int64_t OH, int64_t OW, bool antialias) {
   return make_result<T>(std::move(y), {x}, "resize2d", [N, C, H, W, OH, OW, antialias](VarNode<T>& n) {
     if (T* dx = input_grad(n, 0))
       backend::resize2d_backward(n.value.device(), n.grad.data(), N * C, H, W, OH, OW, antialias, dx);
+  });
+}
+
+// Horizontal mirror: x [N, C, H, W] -> the same shape with the W axis reversed.
+template <class T>
+Var<T> flip_w(const Var<T>& x) {
+  if (x.value().rank() != 4) throw_shape("flip_w", "needs x [N, C, H, W]", x.shape());
+  const int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  Tensor<T> y = Tensor<T>::empty(x.shape());
+  backend::flip_w_forward(y.device(), x.value().data(), N * C, H, W, y.data());
+  return make_result<T>(std::move(y), {x}, "flip_w", [N, C, H, W](VarNode<T>& n) {
+    if (T* dx = input_grad(n, 0)) backend::flip_w_backward(n.value.device(), n.grad.data(), N * C, H, W, dx);
   });
 }
 

@@ -3,6 +3,7 @@
 #include "activation.hpp"
 #include "dropout.hpp"
 #include "elementwise.hpp"
+#include "flip.hpp"
 #include "gemm.hpp"
 #include "loss.hpp"
 #include "optim.hpp"
