@@ -78,6 +78,9 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
     if (i.class_names != first.class_names) throw UsageError(who + "has other classes than '" + a.models[0] + "'");
     if (sampling(i) != sampling(first))
       throw UsageError(who + "resizes with other sampling than '" + a.models[0] + "'");
+    if (i.preprocessing.resize != first.preprocessing.resize)
+      throw UsageError(who + "resizes photos another way ('" + i.preprocessing.resize + "') than '" + a.models[0] + "' ('" +
+                       first.preprocessing.resize + "')");
   }
   for (size_t k = 0; k < ms.size(); ++k) {
     if (ms[k].info.multi_label)
@@ -94,13 +97,6 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
   for (const auto& m : ms) {
     const Shape in = m.model->input_shape();
     same = same && in[1] == size && in[2] == size && m.info.preprocessing == first.preprocessing;
-  }
-  for (size_t k = 1; k < ms.size(); ++k) {
-    const io::ModelInfo& i = ms[k].info;
-    const std::string who = "--models: '" + a.models[k] + "' ";
-    if (i.preprocessing.resize != first.preprocessing.resize)
-      throw UsageError(who + "resizes photos another way ('" + i.preprocessing.resize + "') than '" + a.models[0] + "' ('" +
-                       first.preprocessing.resize + "')");
   }
   // With --flip each member runs twice, on the mirrored photo first (m0.., its layers shared, its
   // weights saved twice) and then on the photo itself, so the graph's last convolution (where
