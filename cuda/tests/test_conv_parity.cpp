@@ -290,14 +290,11 @@ TEST_CASE("cuda parity: resize2d (bilinear, with and without antialias) and chan
 
   const int64_t FH = 5, FW = 7;  // mirror
   const auto fx = ct::random_vec<float>(N * C * FH * FW, 59), fdy = ct::random_vec<float>(N * C * FH * FW, 60);
-  std::vector<float> fy(fx.size()), fdx = dx0;
-  fdx.resize(fx.size());
+  const std::vector<float> fdx0(dx0.begin(), dx0.begin() + static_cast<int64_t>(fx.size()));
+  std::vector<float> fy(fx.size()), fdx = fdx0;
   kernels::cpu::flip_w_forward(fx.data(), N * C, FH, FW, fy.data());
   kernels::cpu::flip_w_backward(fdy.data(), N * C, FH, FW, fdx.data());
-  DeviceBuffer<float> dFX(fx), dFDY(fdy);
-  std::vector<float> fdx0 = dx0;
-  fdx0.resize(fx.size());
-  DeviceBuffer<float> gfdx(fdx0);
+  DeviceBuffer<float> dFX(fx), dFDY(fdy), gfdx(fdx0);
   auto gfy = ct::poisoned<float>(N * C * FH * FW);
   cuda::flip_w_forward<float>(dFX.get(), N * C, FH, FW, gfy.get());
   cuda::flip_w_backward<float>(dFDY.get(), N * C, FH, FW, gfdx.get());

@@ -71,9 +71,8 @@ std::unique_ptr<Graph<T>> ensemble(const std::vector<Model<T>*>& members, const 
 // Members that all take the same input: the ensemble takes it too.
 template <class T>
 std::unique_ptr<Graph<T>> ensemble(const std::vector<Model<T>*>& members) {
-  if (members.size() < 2) throw ValueError("ensemble: needs at least two models, got " + std::to_string(members.size()));
-  if (!members[0]) throw ValueError("ensemble: model 0 is missing");
-  return ensemble(members, members[0]->input_shape(), {});
+  // A missing model 0 or too few models: the general form says which.
+  return ensemble(members, members.empty() || !members[0] ? Shape{} : members[0]->input_shape(), {});
 }
 
 }  // namespace tinycnn::nn
