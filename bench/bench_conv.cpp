@@ -212,8 +212,10 @@ int register_conv_benchmarks() {
   persample.mode = ConvOptions::PerSample;
   serial.mode = ConvOptions::Serial;
   parallel.mode = ConvOptions::Parallel;
-  ConvOptions rows_filter;
-  rows_filter.filter_rows = true;
+  ConvOptions rows_filter, coldy_filter, dycol_filter;
+  rows_filter.filter_form = ConvOptions::FilterForm::Rows;
+  coldy_filter.filter_form = ConvOptions::FilterForm::ColDy;
+  dycol_filter.filter_form = ConvOptions::FilterForm::DyCol;
   for (size_t li = 0; li < layers().size(); ++li) {
     const Layer& l = layers()[li];
     std::vector<std::pair<std::string, Fn>> variants;
@@ -247,12 +249,15 @@ int register_conv_benchmarks() {
                                      fn)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
-    // Backward filter through im2row (dW^T += rows^T * dY^T, ConvOptions::filter_rows) against the
-    // default's im2col form.
-    benchmark::RegisterBenchmark(("conv2d/im2row/" + l.name + "/bwd_filter").c_str(), run_conv, l, Pass::BwdFilter,
-                                 structured(&detail::conv_gemm_default<float>, rows_filter))
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
+    // Each GEMM form of the backward filter (ConvOptions::FilterForm; the default picks one by tile
+    // fill): dycol (dW += dY * col^T), coldy (dW^T += col * dY^T), im2row (dW^T += rows^T * dY^T).
+    for (const auto& [name, o] : {std::pair<std::string, ConvOptions>{"dycol", dycol_filter},
+                                  {"coldy", coldy_filter},
+                                  {"im2row", rows_filter}})
+      benchmark::RegisterBenchmark(("conv2d/" + name + "/" + l.name + "/bwd_filter").c_str(), run_conv, l,
+                                   Pass::BwdFilter, structured(&detail::conv_gemm_default<float>, o))
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
   }
   return 0;
 }

@@ -45,7 +45,7 @@ std::vector<GemmShape> shapes() {
   };
   // model3 at batch 32: 150x150x3 input, 3x3 'same' convolutions. im2col GEMMs of the three largest
   // layers (by FLOPs): forward W[Cout, Cin*9] x col; backward-data W^T x dY; backward-filter dY x col^T
-  // (the im2col form) and rows^T x dY^T (the im2row form the convolution uses by default).
+  // (FilterForm::DyCol), rows^T x dY^T (Rows) and col x dY^T (ColDy).
   struct Conv {
     const char* name;
     int64_t cin, cout, ohw;
@@ -58,8 +58,10 @@ std::vector<GemmShape> shapes() {
     s.push_back({c.cout, n, k, false, false, std::string(c.name) + " forward"});
     s.push_back({k, n, c.cout, true, false, std::string(c.name) + " backward-data"});
     s.push_back({c.cout, k, n, false, true, std::string(c.name) + " backward-filter"});
-    // What conv2d_backward_filter calls since im2row (ConvOptions::filter_rows): dW^T = rows^T x dY^T.
+    // The backward filter's other forms (ConvOptions::FilterForm): im2row, dW^T = rows^T x dY^T, and
+    // coldy, dW^T = col x dY^T.
     s.push_back({k, c.cout, n, true, false, std::string(c.name) + " backward-filter im2row"});
+    s.push_back({k, c.cout, n, false, true, std::string(c.name) + " backward-filter coldy"});
   }
   // model004: valid 3x3 convolutions, forward.
   const Conv model004[] = {{"model004 conv1 (3->32 @148x148)", 3, 32, 148},
@@ -170,7 +172,9 @@ Fn ours(F f) {
 
 int register_gemm_benchmarks() {
   for (const GemmShape& s : shapes()) {
-    const std::string dims = std::to_string(s.M) + "x" + std::to_string(s.N) + "x" + std::to_string(s.K);
+    // MxNxK/<op(A)><op(B)>: N = as stored, T = transposed (two forms of a product can share dims).
+    const std::string dims = std::to_string(s.M) + "x" + std::to_string(s.N) + "x" + std::to_string(s.K) + "/" +
+                             (s.ta ? "T" : "N") + (s.tb ? "T" : "N");
     const bool small = s.M * s.N * s.K <= (int64_t(1) << 24);
     std::vector<std::pair<std::string, Fn>> variants;
 #ifdef TINYCNN_BENCH_HAS_OPENBLAS

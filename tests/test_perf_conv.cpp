@@ -77,17 +77,18 @@ TEST_CASE("conv2d plans: parallel groups, serial groups and per-sample GEMMs equ
     for (auto mode : {kc::ConvOptions::Auto, kc::ConvOptions::Parallel, kc::ConvOptions::Serial,
                       kc::ConvOptions::PerSample})
       for (int64_t cols : {int64_t(1), int64_t(40), int64_t(100000)})
-        for (bool rows : {true, false}) {
+        for (auto form : {kc::ConvOptions::FilterForm::Auto, kc::ConvOptions::FilterForm::DyCol,
+                          kc::ConvOptions::FilterForm::ColDy, kc::ConvOptions::FilterForm::Rows}) {
           CAPTURE(c.N);
           CAPTURE(c.C);
           CAPTURE(int(mode));
           CAPTURE(cols);
-          CAPTURE(rows);
+          CAPTURE(int(form));
           kc::ConvOptions o;
           o.mode = mode;
           o.cols_target = cols;
           o.scratch_elems = cols == 40 ? 2000 : o.scratch_elems;  // small buffers: more groups
-          o.filter_rows = rows;                                   // backward filter through im2row or im2col
+          o.filter_form = form;  // backward filter: dY * col^T, col * dY^T, or im2row
           check_plan(g, o);
         }
   }
@@ -129,4 +130,25 @@ TEST_CASE("im2col_ld / col2im_add_ld: columns of two images side by side") {
   kc::im2col(x.data() + CHW, g, one.data());
   kc::col2im_add(one.data(), g, b.data());
   CHECK(maxdiff(a, b) == 0.0);
+}
+
+TEST_CASE("backward filter form: Auto takes the orientation that fills the GEMM's register tiles better") {
+  const kc::GemmTileShape avx512{14, 32};
+  CHECK(kc::detail::tile_fill(27, 32, avx512) == doctest::Approx(27.0 / 28.0));
+  CHECK(kc::detail::tile_fill(32, 27, avx512) == doctest::Approx(32.0 / 42.0 * 27.0 / 32.0));
+  CHECK(kc::detail::tile_fill(28, 64, avx512) == doctest::Approx(1.0));
+  const kc::GemmTileShape t = kc::gemm_tile_shape<float>();
+  kc::ConvOptions o;  // Auto
+  for (int64_t C : {1, 3, 8, 32, 64})
+    for (int64_t K : {6, 8, 16, 32, 64, 128}) {
+      const kc::Conv2DGeom g = kc::make_conv_geom(2, C, 9, 9, K, 3, 3, 1, 1, kc::Padding::Same);
+      const bool coldy = kc::detail::tile_fill(C * 9, K, t) > 1.2 * kc::detail::tile_fill(K, C * 9, t);
+      CAPTURE(C);
+      CAPTURE(K);
+      CHECK(kc::detail::filter_form<float>(g, o) ==
+            (coldy ? kc::ConvOptions::FilterForm::ColDy : kc::ConvOptions::FilterForm::DyCol));
+    }
+  o.filter_form = kc::ConvOptions::FilterForm::Rows;  // an explicit choice is kept
+  CHECK(kc::detail::filter_form<float>(kc::make_conv_geom(2, 3, 9, 9, 32, 3, 3, 1, 1, kc::Padding::Same), o) ==
+        kc::ConvOptions::FilterForm::Rows);
 }

@@ -43,13 +43,17 @@ struct ConvOptions {
   int64_t cols_target = 1024;          // parallel plan: GEMMs get at least this many columns when possible
   int64_t scratch_elems = int64_t(2) << 20;  // column + gather buffers of one thread, in elements (8 MiB float)
   int64_t private_dw_max = int64_t(1) << 23;  // parallel dW only while K*C*R*S <= this (one copy per extra thread)
-  // Backward filter as dW^T += rows^T * dY^T (im2row columns, dY transposed while gathered): both
-  // GEMM operands then pack by contiguous copies, and C*R*S x K fills the AVX-512 14x32 micro-tile
-  // better than K x C*R*S for conv1-conv3. Measured SLOWER on every model3 layer (0.68-0.87x of the
-  // im2col form: the strided im2row stores and the dY transpose cost more than the packing they
-  // save; docs/performance.md), so it is off: dW += dY * col^T is the default. Kept as a validated,
-  // benchmarked variant (conv2d/im2row/...).
-  bool filter_rows = false;
+  // How the backward filter is computed as GEMMs (all validated against the direct convolution):
+  //   DyCol: dW += dY * col^T       (M = K output channels, N = C*R*S; the column matrix is op(B) = B^T)
+  //   ColDy: dW^T += col * dY^T     (M = C*R*S, N = K; per-thread dW^T accumulators added transposed)
+  //   Rows:  dW^T += rows^T * dY^T  (im2row columns, dY transposed while gathered)
+  //   Auto:  ColDy where its M x N fills the default GEMM's register tiles at least 1.2x better than
+  //          DyCol's, else DyCol. With AVX-512's 14x32 tile that is conv1 of the scene models (27 x 32
+  //          fills 96% of the FMAs, 32 x 27 only 64%; measured 1.38x faster); from conv2 on both forms
+  //          fill 91-98% and DyCol measured equal or faster (docs/performance.md, fourth session).
+  //          Rows measured 0.68-0.87x of DyCol on every model3 layer and is never chosen.
+  enum class FilterForm { Auto, DyCol, ColDy, Rows };
+  FilterForm filter_form = FilterForm::Auto;
 };
 
 namespace detail {
@@ -313,16 +317,65 @@ void add_transposed_parts(T* const* parts, int nparts, int64_t CRS, int64_t K, T
     }
 }
 
-// Backward filter through im2row (see ConvOptions::filter_rows): per group,
-//   accT [CRS, K] += rows_group^T [CRS, cols] * dYT_group [cols, K]
-// accumulated per thread, then added transposed into dw. Same plans as conv2d_backward_filter_ex.
+// Fraction of the FMAs of m x n's register tiles that land inside C.
+inline double tile_fill(int64_t m, int64_t n, GemmTileShape t) {
+  const int64_t mt = (m + t.mr - 1) / t.mr * t.mr, nt = (n + t.nr - 1) / t.nr * t.nr;
+  return double(m) / double(mt) * double(n) / double(nt);
+}
+
+// ConvOptions::filter_form with Auto resolved (see there).
 template <class T>
-void conv2d_backward_filter_rows(const T* x, const T* dy, const Conv2DGeom& g, T* dw, ConvGemmFn<T> gemm_fn,
-                                 const ConvOptions& o) {
+ConvOptions::FilterForm filter_form(const Conv2DGeom& g, const ConvOptions& o) {
+  if (o.filter_form != ConvOptions::FilterForm::Auto) return o.filter_form;
+  const int64_t CRS = g.C * g.R * g.S;
+  const GemmTileShape t = gemm_tile_shape<T>();
+  return tile_fill(CRS, g.K, t) > 1.2 * tile_fill(g.K, CRS, t) ? ConvOptions::FilterForm::ColDy
+                                                                : ConvOptions::FilterForm::DyCol;
+}
+
+// The GEMM operands of backward-filter group gi: its column matrix col [CRS, cols] and its dY planes
+// side by side dy [K, cols] (a one-sample group uses dY in place, and a pointwise one the image too).
+template <class T>
+struct FilterOperands {
+  const T* col;
+  const T* dy;
+  int64_t cols;
+};
+template <class T>
+FilterOperands<T> filter_operands(const T* x, const T* dy, const Conv2DGeom& g, const ConvPlan& p, int64_t gi) {
+  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, K = g.K, CHW = g.C * g.H * g.W;
+  const int64_t n0 = g.N * gi / p.groups, nb = g.N * (gi + 1) / p.groups - n0, cols = nb * L;
+  if (nb == 1) {
+    const T* col = x + n0 * CHW;
+    if (!conv_is_pointwise(g)) {
+      T* c = conv_scratch<T, 0>(CRS * L);
+      im2col(col, g, c);
+      col = c;
+    }
+    return {col, dy + n0 * K * L, cols};
+  }
+  T* c = conv_scratch<T, 0>(CRS * cols);
+  T* d = conv_scratch<T, 1>(K * cols);
+  im2col_group(x, g, n0, nb, c, p.inner_par());
+  gather_planes(dy, n0, nb, K, L, d, p.inner_par());
+  return {c, d, cols};
+}
+
+// Backward filter into per-thread dW^T accumulators (ConvOptions::FilterForm ColDy and Rows): per group,
+//   ColDy: accT [CRS, K] += col_group [CRS, cols] * dY_group^T [cols, K]
+//   Rows:  accT [CRS, K] += rows_group^T [CRS, cols] * dYT_group [cols, K]
+// then the accumulators are added transposed into dw. Same plans as conv2d_backward_filter_ex.
+template <class T>
+void conv2d_backward_filter_t(const T* x, const T* dy, const Conv2DGeom& g, T* dw, ConvGemmFn<T> gemm_fn,
+                              const ConvOptions& o, ConvOptions::FilterForm form) {
   const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, K = g.K, CHW = g.C * g.H * g.W;
   const bool small_dw = K * CRS <= o.private_dw_max || o.mode == ConvOptions::Parallel;
   const ConvPlan p = conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, small_dw);
-  auto group = [&](int64_t gi, T* accT) {
+  auto group_col = [&](int64_t gi, T* accT) {
+    const FilterOperands<T> op = filter_operands(x, dy, g, p, gi);
+    gemm_fn(false, true, CRS, K, op.cols, T(1), op.col, op.cols, op.dy, op.cols, T(1), accT, K, nullptr);
+  };
+  auto group_rows = [&](int64_t gi, T* accT) {
     const int64_t n0 = g.N * gi / p.groups, nb = g.N * (gi + 1) / p.groups - n0, cols = nb * L;
     T* rows = conv_scratch<T, 0>(cols * CRS);
     T* dyt = conv_scratch<T, 1>(cols * K);
@@ -340,11 +393,17 @@ void conv2d_backward_filter_rows(const T* x, const T* dy, const Conv2DGeom& g, T
     T* accT = conv_scratch<T, 2>(K * CRS);
     std::fill(accT, accT + K * CRS, T(0));
     parts[conv_thread_id()] = accT;
+    auto group = [&](int64_t gi) {
+      if (form == ConvOptions::FilterForm::Rows)
+        group_rows(gi, accT);
+      else
+        group_col(gi, accT);
+    };
     if (p.parallel) {
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t gi = 0; gi < p.groups; ++gi) group(gi, accT);  // implicit barrier
+      for (int64_t gi = 0; gi < p.groups; ++gi) group(gi);  // implicit barrier
     } else {
-      for (int64_t gi = 0; gi < p.groups; ++gi) group(gi, accT);
+      for (int64_t gi = 0; gi < p.groups; ++gi) group(gi);
     }
     add_transposed_parts(parts, nth, CRS, K, dw);
   }
@@ -357,39 +416,20 @@ void conv2d_backward_filter_rows(const T* x, const T* dy, const Conv2DGeom& g, T
 template <class T>
 void conv2d_backward_filter_ex(const T* x, const T* dy, const Conv2DGeom& g, T* dw, T* db,
                                ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {}) {
-  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
+  const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, K = g.K;
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (db) conv2d_backward_bias(dy, g, db);
   if (!dw) return;
-  if (o.filter_rows && o.mode != ConvOptions::PerSample)
-    return detail::conv2d_backward_filter_rows(x, dy, g, dw, gemm_fn, o);
-  const bool pw = detail::conv_is_pointwise(g);
+  const ConvOptions::FilterForm form = detail::filter_form<T>(g, o);
+  if (form != ConvOptions::FilterForm::DyCol && o.mode != ConvOptions::PerSample)
+    return detail::conv2d_backward_filter_t(x, dy, g, dw, gemm_fn, o, form);
   const bool small_dw = K * CRS <= o.private_dw_max || o.mode == ConvOptions::Parallel;
   const detail::ConvPlan p =
       detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, small_dw);
   // acc += dY_group [K, cols] * col_group^T [cols, CRS]
   auto group = [&](int64_t gi, T* acc) {
-    const int64_t n0 = g.N * gi / p.groups, nb = g.N * (gi + 1) / p.groups - n0, cols = nb * L;
-    const T* col;
-    const T* dyg;
-    if (nb == 1) {
-      const T* xn = x + n0 * g.C * HW;
-      col = xn;
-      if (!pw) {
-        T* c = detail::conv_scratch<T, 0>(CRS * L);
-        im2col(xn, g, c);
-        col = c;
-      }
-      dyg = dy + n0 * K * L;
-    } else {
-      T* c = detail::conv_scratch<T, 0>(CRS * cols);
-      T* d = detail::conv_scratch<T, 1>(K * cols);
-      detail::im2col_group(x, g, n0, nb, c, p.inner_par());
-      detail::gather_planes(dy, n0, nb, K, L, d, p.inner_par());
-      col = c;
-      dyg = d;
-    }
-    gemm_fn(false, true, K, CRS, cols, T(1), dyg, cols, col, cols, T(1), acc, CRS, nullptr);
+    const detail::FilterOperands<T> op = detail::filter_operands(x, dy, g, p, gi);
+    gemm_fn(false, true, K, CRS, op.cols, T(1), op.dy, op.cols, op.col, op.cols, T(1), acc, CRS, nullptr);
   };
   if (!p.parallel) {
     for (int64_t gi = 0; gi < p.groups; ++gi) group(gi, dw);

@@ -32,6 +32,24 @@ void gemm_ex(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alph
   gemm_packed<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
 }
 
+// Register tile of the variant gemm_ex runs for T on this machine: C is computed in mr x nr blocks,
+// so a product whose M or N is not a multiple wastes part of every edge tile. Callers that can
+// choose between C and C^T (conv2d's backward filter) use it to pick the fuller orientation.
+struct GemmTileShape {
+  int mr, nr;
+};
+template <class T>
+GemmTileShape gemm_tile_shape() {
+#ifdef TINYCNN_HAVE_X86_GEMM
+  if constexpr (std::is_same<T, float>::value) {
+    const CpuFeatures& f = cpu_features();
+    if (f.avx512) return {gemm_avx512_detail::kernel().mr, gemm_avx512_detail::kernel().nr};
+    if (f.avx2_fma) return {gemm_avx2_detail::kernel().mr, gemm_avx2_detail::kernel().nr};
+  }
+#endif
+  return {gemm_detail::portable_kernel<T>().mr, gemm_detail::portable_kernel<T>().nr};
+}
+
 // C = alpha * op(A) * op(B) + beta * C; argument contract in gemm_ref.hpp.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,

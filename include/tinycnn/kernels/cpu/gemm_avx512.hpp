@@ -101,11 +101,6 @@ TINYCNN_TARGET_AVX512 inline void tile(const gemm_detail::Tile<float>& t) {
     tile_dispatch_rest<MR - 1>(t);
 }
 
-TINYCNN_TARGET_AVX512 inline void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t k0,
-                                         int64_t kc, float* dst, int64_t s0, int64_t s1) {
-  gemm_detail::pack_a_impl<float, MR>(trans, A, lda, i0, m, k0, kc, dst, s0, s1);
-}
-
 // In-register transpose of 16 rows of 16 floats.
 TINYCNN_TARGET_AVX512 inline void transpose16(__m512 r[16]) {
   __m512 t[16];
@@ -127,6 +122,36 @@ TINYCNN_TARGET_AVX512 inline void transpose16(__m512 r[16]) {
   for (int i = 0; i < 8; ++i) {
     r[i] = _mm512_mask_shuffle_f32x4(t[i], kAll, t[i], t[i + 8], 0x88);
     r[i + 8] = _mm512_mask_shuffle_f32x4(t[i], kAll, t[i], t[i + 8], 0xdd);
+  }
+}
+
+// op(A) = A (rows contiguous in k): a sliver is 14 rows written k-major. The scalar form scatters
+// single floats 14 apart; here 16 k of the 14 rows (2 zero rows added) are transposed in registers
+// and each k's 14 values stored with one masked store. Matters where A is the large operand: the
+// column matrix of a backward filter computed as dW^T = col * dY^T (conv2d.hpp, FilterForm::ColDy).
+TINYCNN_TARGET_AVX512 inline void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t k0,
+                                         int64_t kc, float* dst, int64_t s0, int64_t s1) {
+  if (trans) {
+    gemm_detail::pack_a_impl<float, MR>(trans, A, lda, i0, m, k0, kc, dst, s0, s1);
+    return;
+  }
+  constexpr __mmask16 kRow = (1u << MR) - 1u;
+  for (int64_t s = s0; s < s1; ++s) {
+    const int64_t r0 = s * MR;
+    const int rows = static_cast<int>(std::min<int64_t>(MR, m - r0));
+    float* d = dst + s * MR * kc;
+    const float* src = A + (i0 + r0) * lda + k0;
+    int64_t k = 0;
+    for (; k + 16 <= kc; k += 16) {
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_loadu_ps(src + i * lda + k) : _mm512_setzero_ps();
+      transpose16(r);
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) _mm512_mask_storeu_ps(d + (k + i) * MR, kRow, r[i]);
+    }
+    for (; k < kc; ++k)
+      for (int i = 0; i < MR; ++i) d[k * MR + i] = i < rows ? src[i * lda + k] : 0.0f;
   }
 }
 

@@ -276,7 +276,11 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   if (!omp_in_parallel() && 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) >=
                                 static_cast<double>(kParallelMinWork)) {
     nt = omp_get_max_threads();
-    if (nt > 1 && ceil_div(M, MR) * ceil_div(N, NR) < 16 * static_cast<int64_t>(nt) && K >= 2 * pk.kc * nt)
+    // K-split (run_ksplit): for few micro-tiles over a long K, and for any K much longer than M and N
+    // (a backward filter's dW = dY * col^T: 64 x 288 x 80,000), where the per-thread partial sums
+    // are small next to the work and the split needs no barrier per K-block.
+    if (nt > 1 && K >= 2 * pk.kc * nt &&
+        (ceil_div(M, MR) * ceil_div(N, NR) < 16 * static_cast<int64_t>(nt) || K >= 4 * std::max(M, N)))
       return run_ksplit(pk, nt, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
     // No more threads than micro-tiles in a block.
     const int64_t tiles = ceil_div(std::min(M, mc), MR) * ceil_div(std::min(N, nc), NR);
