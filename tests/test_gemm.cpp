@@ -158,7 +158,9 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
   CHECK(compare_one<float>(&gemm<float>, false, true, {300, 290, 800}, 1.0f, 0.0f, 3, rng) == 0);
   CHECK(compare_one<double>(&gemm<double>, true, false, {150, 130, 520}, 0.5, 1.0, 0, rng) == 0);
   // Few micro-tiles and a long K take the K-split path (per-thread partial products summed at the
-  // end): every transpose combination, beta 0 over NaN and beta != 0, and the fused epilogues.
+  // end, computed transposed where that fills the register tiles better: {20, 40} and {32, 64} with
+  // AVX-512's 14x32 tiles, {7, 30} with the portable 6x4): every transpose combination, beta 0 over
+  // NaN and beta != 0, and the fused epilogues.
   const int threads = std::max(2, saved);
   set_num_threads(threads);
   const auto bias = random_vec<float>(64, rng);
@@ -178,6 +180,8 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
       CHECK(compare_one<float>({}, t & 1, t & 2, {20, 40, 3100}, 1.0f, 0.0f, 1, rng, &ef) == 0);
       CHECK(compare_one<float>({}, t & 1, t & 2, {9, 33, 1700}, -0.5f, 0.75f, 0, rng, &ef) == 0);
       CHECK(compare_one<double>({}, t & 1, t & 2, {7, 30, 2100}, 0.5, 1.0, 2, rng, &ed) == 0);
+      // A dense layer's forward at batch 32: the partials are computed transposed (tile fill).
+      CHECK(compare_one<float>({}, t & 1, t & 2, {32, 64, 3100}, 1.0f, 0.5f, 0, rng, &ef) == 0);
     }
   set_num_threads(saved);
 }

@@ -14,7 +14,9 @@
 // Forward: y = W * col (+ bias, ReLU in the GEMM's epilogue); a group of one sample writes y directly.
 // Backward data: dcol = W^T * dY (the group's dY gathered side by side), then col2im adds into dx.
 // Backward filter: dW += dY * col^T per group; in the parallel plan thread 0 accumulates into dw and
-// the others into one private [K, C*R*S] buffer each (no per-sample copies), summed at the end.
+// the others into one private [K, C*R*S] buffer each (no per-sample copies), summed at the end. Where
+// C*R*S x K fills the GEMM's register tiles clearly better (conv1: 27 x 32), dW^T += col * dY^T
+// into private [C*R*S, K] buffers instead (ConvOptions::FilterForm).
 // A 1x1, stride-1, unpadded convolution of a single-sample group skips im2col (the image [C, H*W] is
 // already the column matrix). Buffers are thread_local and only grow: nothing is allocated once warm.
 #include <algorithm>
@@ -317,11 +319,7 @@ void add_transposed_parts(T* const* parts, int nparts, int64_t CRS, int64_t K, T
     }
 }
 
-// Fraction of the FMAs of m x n's register tiles that land inside C.
-inline double tile_fill(int64_t m, int64_t n, GemmTileShape t) {
-  const int64_t mt = (m + t.mr - 1) / t.mr * t.mr, nt = (n + t.nr - 1) / t.nr * t.nr;
-  return double(m) / double(mt) * double(n) / double(nt);
-}
+inline double tile_fill(int64_t m, int64_t n, GemmTileShape t) { return gemm_detail::tile_fill(m, n, t.mr, t.nr); }
 
 // ConvOptions::filter_form with Auto resolved (see there).
 template <class T>

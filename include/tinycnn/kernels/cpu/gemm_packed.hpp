@@ -240,6 +240,11 @@ void scale_only(int64_t M, int64_t N, T beta, T* C, int64_t ldc, const GemmEpilo
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+// Fraction of the FMAs of an m x n product's mr x nr register tiles that land inside C.
+inline double tile_fill(int64_t m, int64_t n, int mr, int nr) {
+  return double(m) / double(round_up(m, mr)) * double(n) / double(round_up(n, nr));
+}
+
 // The driver shared by every packed variant.
 // Partial products of the K-split path (see run_ksplit), one per extra thread.
 template <class T>
@@ -375,32 +380,46 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
 // per-thread M x N partials), then after one barrier the threads sum the partials into disjoint
 // row ranges of C and apply the epilogue there. Summation order differs from the one-thread result
 // only by the grouping of K (float rounding, checked against the reference in tests/test_gemm.cpp).
+// When N x M fills the register tiles clearly better than M x N (M = 32 rows are 2.3 tiles of 14,
+// 76% full, while N = 1024 as rows are 99% full), every thread computes P_t^T = op(B)^T op(A)^T
+// into an N x M partial instead, and the sum transposes them back.
 template <class T>
 void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                 T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
                 const GemmEpilogue<T>* ep) {
 #ifdef _OPENMP
-  T* part = c_buffer<T>().get(static_cast<size_t>((nt - 1) * M * N));  // [nt-1][M][N]
+  const bool flip = tile_fill(N, M, pk.mr, pk.nr) > 1.2 * tile_fill(M, N, pk.mr, pk.nr);
+  const int nparts = flip ? nt : nt - 1;  // thread 0 writes C directly unless flipped
+  T* part = c_buffer<T>().get(static_cast<size_t>(nparts * M * N));  // [nparts][M][N] or [nparts][N][M]
 #pragma omp parallel num_threads(nt)
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
     const int64_t k0 = K * tid / nth, k1 = K * (tid + 1) / nth;
     const T* a = trans_a ? A + k0 * lda : A + k0;  // op(A)[:, k0:k1]
     const T* b = trans_b ? B + k0 : B + k0 * ldb;  // op(B)[k0:k1, :]
+    const GemmEpilogue<T>* none = nullptr;
     // Nested calls run on one thread each (omp_in_parallel) with their own thread-local buffers.
-    if (tid == 0)
-      run_packed(pk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, beta, C, ldc,
-                 static_cast<const GemmEpilogue<T>*>(nullptr));
+    if (flip)  // op(B)^T [N, k] is the same storage as op(B) with the other transpose flag
+      run_packed(pk, !trans_b, !trans_a, N, M, k1 - k0, alpha, b, ldb, a, lda, T(0), part + tid * M * N, M, none);
+    else if (tid == 0)
+      run_packed(pk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, beta, C, ldc, none);
     else
-      run_packed(pk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, T(0), part + (tid - 1) * M * N, N,
-                 static_cast<const GemmEpilogue<T>*>(nullptr));
+      run_packed(pk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, T(0), part + (tid - 1) * M * N, N, none);
 #pragma omp barrier
     const int64_t r0 = M * tid / nth, r1 = M * (tid + 1) / nth;
     for (int64_t i = r0; i < r1; ++i) {
       T* c = C + i * ldc;
-      for (int t = 1; t < nth; ++t) {
-        const T* p = part + (t - 1) * M * N + i * N;
-        for (int64_t j = 0; j < N; ++j) c[j] += p[j];
+      if (flip) {
+        for (int64_t j = 0; j < N; ++j) {
+          T v = beta == T(0) ? T(0) : beta * c[j];
+          for (int t = 0; t < nth; ++t) v += part[t * M * N + j * M + i];
+          c[j] = v;
+        }
+      } else {
+        for (int t = 1; t < nth; ++t) {
+          const T* p = part + (t - 1) * M * N + i * N;
+          for (int64_t j = 0; j < N; ++j) c[j] += p[j];
+        }
       }
       if (ep) {
         if (ep->bias && ep->bias_per_column)
