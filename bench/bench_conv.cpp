@@ -5,7 +5,7 @@
 // Variants:
 //   direct       naive direct loops (conv_direct.hpp, the test reference), only on conv1 and conv5
 //   persample    im2col + gemm<float>, one GEMM per sample in sequence (the structure before the rewrite)
-//   blocked, packed, avx2, avx512
+//   blocked, packed, avx2, avx512, avx512_8x48
 //                conv2d.hpp's default structure (sample groups, see its header) with that GEMM variant
 //   serial       default structure forced to the serial plan (groups in sequence, GEMM parallel inside)
 //   parallel     default structure forced to the parallel plan (groups split between threads)
@@ -201,6 +201,10 @@ void avx2_ex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, con
              const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
   gemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
 }
+void avx512_8x48_ex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
+  gemm_avx512_8x48(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+}
 void avx512_ex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
   gemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
@@ -232,7 +236,10 @@ int register_conv_benchmarks() {
     variants.emplace_back("blocked", structured(&blocked_ex, dflt));
     variants.emplace_back("packed", structured(&packed_ex, dflt));
     if (gemm_avx2_available()) variants.emplace_back("avx2", structured(&avx2_ex, dflt));
-    if (gemm_avx512_available()) variants.emplace_back("avx512", structured(&avx512_ex, dflt));
+    if (gemm_avx512_available()) {
+      variants.emplace_back("avx512", structured(&avx512_ex, dflt));
+      variants.emplace_back("avx512_8x48", structured(&avx512_8x48_ex, dflt));
+    }
     variants.emplace_back("serial", structured(&detail::conv_gemm_default<float>, serial));
     variants.emplace_back("parallel", structured(&detail::conv_gemm_default<float>, parallel));
     variants.emplace_back("default", [](Data& d, Pass p) {

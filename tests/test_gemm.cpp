@@ -137,8 +137,10 @@ TEST_CASE("gemm: AVX2 and AVX-512 variants equal the reference (when the CPU has
     check_variant<float>("avx2", wrap<float>(&gemm_avx2));
   else
     MESSAGE("AVX2+FMA not available: gemm_avx2 not tested");
-  if (gemm_avx512_available())
+  if (gemm_avx512_available()) {
     check_variant<float>("avx512", wrap<float>(&gemm_avx512));
+    check_variant<float>("avx512_8x48", wrap<float>(&gemm_avx512_8x48));
+  }
   else
     MESSAGE("AVX-512 not available: gemm_avx512 not tested");
 }
@@ -217,7 +219,10 @@ TEST_CASE("gemm_ex: fused bias (per row, per column) and ReLU") {
                         float, float*, int64_t, const GemmEpilogue<float>*);
   std::vector<ExFn> fns = {&gemm_packed<float>};
   if (gemm_avx2_available()) fns.push_back(&gemm_avx2);
-  if (gemm_avx512_available()) fns.push_back(&gemm_avx512);
+  if (gemm_avx512_available()) {
+    fns.push_back(&gemm_avx512);
+    fns.push_back(&gemm_avx512_8x48);
+  }
   const int64_t M = 45, N = 77, K = 300, ldc = N + 3;
   const auto A = random_vec<float>(M * K, rng), B = random_vec<float>(K * N, rng);
   const auto bias = random_vec<float>(N, rng);

@@ -1,6 +1,11 @@
 #pragma once
-// AVX-512 single-precision GEMM (variant 4): the packed driver of gemm_packed.hpp with a 14x32
-// register-blocked micro-kernel (28 zmm accumulators, two B vectors, one broadcast A value).
+// AVX-512 single-precision GEMM: the packed driver of gemm_packed.hpp with register-blocked
+// micro-kernels of MR rows x NV vectors of 16 columns (MR * NV zmm accumulators, NV B vectors, one
+// broadcast A value):
+//   variant 4, gemm_avx512:      14 x 32 (28 accumulators; the fewest loads per FMA)
+//   variant 5, gemm_avx512_8x48:  8 x 48 (24 accumulators; fills M = 8k exactly: the 32/64 output
+//                                channels of conv1/conv2 and the 32 rows of a dense layer at batch 32,
+//                                where 14-row tiles are 76%/91% full)
 // Every function that uses AVX-512 carries a function-level target attribute, so the library is
 // still compiled for the baseline ISA; call gemm_avx512 only when cpu_features().avx512 is true.
 #include <cstdint>
@@ -20,85 +25,85 @@ namespace tinycnn::kernels::cpu {
 
 namespace gemm_avx512_detail {
 
-constexpr int MR = 14, NR = 32;
 // Full mask for the masked intrinsic forms used below: the unmasked forms of max/unpack/shuffle trip
 // GCC 12's -Wuninitialized through _mm512_undefined_ps.
 constexpr __mmask16 kAll = 0xFFFF;
 
-template <int M>
+// Valid lanes of vector v of a tile row with nr valid columns.
+inline __mmask16 lane_mask(int nr, int v) {
+  const int n = nr - 16 * v;
+  return n >= 16 ? __mmask16(0xFFFF) : n > 0 ? __mmask16((1u << n) - 1u) : __mmask16(0);
+}
+
+template <int MR, int NV, int M>
 TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
-  __m512 c0[M], c1[M];
-#pragma GCC unroll 14
-  for (int r = 0; r < M; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  constexpr int NR = 16 * NV;
+  __m512 c[M][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) c[r][v] = _mm512_setzero_ps();
   // C rows are ldc apart (often a multiple of 4 KiB): fetch the tile early so its lines arrive
   // while the FMAs run.
-#pragma GCC unroll 14
-  for (int r = 0; r < M; ++r) {
-    _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc + 16), _MM_HINT_T0);
-  }
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc + 16 * v), _MM_HINT_T0);
   const float* a = t.a;
   const float* b = t.b;
   for (int64_t k = 0; k < t.kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 14
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 16
     for (int r = 0; r < M; ++r) {
       const __m512 av = _mm512_set1_ps(a[r]);
-      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
     }
     a += MR;
     b += NR;
   }
-  const int nr = t.nr;
-  const __mmask16 m0 = nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1u);
-  const __mmask16 m1 = nr >= 32 ? __mmask16(0xFFFF) : nr > 16 ? __mmask16((1u << (nr - 16)) - 1u) : __mmask16(0);
+  __mmask16 m[NV];
+  __m512 bc[NV];
   const __m512 valpha = _mm512_set1_ps(t.alpha), vbeta = _mm512_set1_ps(t.beta), zero = _mm512_setzero_ps();
-  const bool use_beta = t.beta != 0.0f;
-  __m512 bc0 = zero, bc1 = zero;
-  if (t.bias_col) {
-    bc0 = _mm512_maskz_loadu_ps(m0, t.bias_col);
-    bc1 = _mm512_maskz_loadu_ps(m1, t.bias_col + 16);
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    m[v] = lane_mask(t.nr, v);
+    bc[v] = t.bias_col ? _mm512_maskz_loadu_ps(m[v], t.bias_col + 16 * v) : zero;
   }
-#pragma GCC unroll 14
+  const bool use_beta = t.beta != 0.0f;
+#pragma GCC unroll 16
   for (int r = 0; r < M; ++r) {
-    float* c = t.c + r * t.ldc;
-    __m512 v0 = _mm512_mul_ps(c0[r], valpha), v1 = _mm512_mul_ps(c1[r], valpha);
-    if (use_beta) {
-      v0 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m0, c), v0);
-      v1 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m1, c + 16), v1);
+    float* cr = t.c + r * t.ldc;
+    const __m512 br = t.bias_row ? _mm512_set1_ps(t.bias_row[r]) : zero;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      __m512 x = _mm512_mul_ps(c[r][v], valpha);
+      if (use_beta) x = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m[v], cr + 16 * v), x);
+      x = _mm512_add_ps(_mm512_add_ps(x, br), bc[v]);
+      if (t.relu) x = _mm512_mask_max_ps(x, kAll, x, zero);
+      _mm512_mask_storeu_ps(cr + 16 * v, m[v], x);
     }
-    if (t.bias_row) {
-      const __m512 br = _mm512_set1_ps(t.bias_row[r]);
-      v0 = _mm512_add_ps(v0, br);
-      v1 = _mm512_add_ps(v1, br);
-    }
-    v0 = _mm512_add_ps(v0, bc0);
-    v1 = _mm512_add_ps(v1, bc1);
-    if (t.relu) {
-      v0 = _mm512_mask_max_ps(v0, kAll, v0, zero);
-      v1 = _mm512_mask_max_ps(v1, kAll, v1, zero);
-    }
-    _mm512_mask_storeu_ps(c, m0, v0);
-    _mm512_mask_storeu_ps(c + 16, m1, v1);
   }
 }
 
-template <int M>
+template <int MR, int NV, int M>
 TINYCNN_TARGET_AVX512 void tile_dispatch_rest(const gemm_detail::Tile<float>& t) {
   if constexpr (M >= 1) {
     if (t.mr == M)
-      tile_kernel<M>(t);
+      tile_kernel<MR, NV, M>(t);
     else
-      tile_dispatch_rest<M - 1>(t);
+      tile_dispatch_rest<MR, NV, M - 1>(t);
   }
 }
 
-TINYCNN_TARGET_AVX512 inline void tile(const gemm_detail::Tile<float>& t) {
+template <int MR, int NV>
+TINYCNN_TARGET_AVX512 void tile(const gemm_detail::Tile<float>& t) {
   if (t.mr == MR)
-    tile_kernel<MR>(t);
+    tile_kernel<MR, NV, MR>(t);
   else
-    tile_dispatch_rest<MR - 1>(t);
+    tile_dispatch_rest<MR, NV, MR - 1>(t);
 }
 
 // In-register transpose of 16 rows of 16 floats.
@@ -125,12 +130,14 @@ TINYCNN_TARGET_AVX512 inline void transpose16(__m512 r[16]) {
   }
 }
 
-// op(A) = A (rows contiguous in k): a sliver is 14 rows written k-major. The scalar form scatters
-// single floats 14 apart; here 16 k of the 14 rows (2 zero rows added) are transposed in registers
-// and each k's 14 values stored with one masked store. Matters where A is the large operand: the
+// op(A) = A (rows contiguous in k): a sliver is MR rows written k-major. The scalar form scatters
+// single floats MR apart; here 16 k of the MR rows (zero rows added up to 16) are transposed in
+// registers and each k's MR values stored with one masked store. Matters where A is the large operand: the
 // column matrix of a backward filter computed as dW^T = col * dY^T (conv2d.hpp, FilterForm::ColDy).
-TINYCNN_TARGET_AVX512 inline void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t k0,
-                                         int64_t kc, float* dst, int64_t s0, int64_t s1) {
+template <int MR>
+TINYCNN_TARGET_AVX512 void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t k0,
+                                  int64_t kc, float* dst, int64_t s0, int64_t s1) {
+  static_assert(MR <= 16, "one 16x16 transpose per 16 k");
   if (trans) {
     gemm_detail::pack_a_impl<float, MR>(trans, A, lda, i0, m, k0, kc, dst, s0, s1);
     return;
@@ -155,13 +162,15 @@ TINYCNN_TARGET_AVX512 inline void pack_a(bool trans, const float* A, int64_t lda
   }
 }
 
-TINYCNN_TARGET_AVX512 inline void pack_b(bool trans, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0,
-                                         int64_t kc, float* dst, int64_t s0, int64_t s1) {
+template <int NV>
+TINYCNN_TARGET_AVX512 void pack_b(bool trans, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0,
+                                  int64_t kc, float* dst, int64_t s0, int64_t s1) {
+  constexpr int NR = 16 * NV;
   if (!trans) {
     gemm_detail::pack_b_impl<float, NR>(trans, B, ldb, j0, n, k0, kc, dst, s0, s1);
     return;
   }
-  // op(B) = B^T: each sliver is 32 rows of B (contiguous in k) written k-major; transpose 16x16
+  // op(B) = B^T: each sliver is NR rows of B (contiguous in k) written k-major; transpose 16x16
   // blocks in registers instead of scattering single floats.
   for (int64_t s = s0; s < s1; ++s) {
     const int64_t c0 = s * NR;
@@ -173,7 +182,7 @@ TINYCNN_TARGET_AVX512 inline void pack_b(bool trans, const float* B, int64_t ldb
     const float* src = B + (j0 + c0) * ldb + k0;
     int64_t k = 0;
     for (; k + 16 <= kc; k += 16)
-      for (int h = 0; h < 2; ++h) {
+      for (int h = 0; h < NV; ++h) {
         __m512 r[16];
 #pragma GCC unroll 16
         for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + (16 * h + i) * ldb + k);
@@ -186,10 +195,16 @@ TINYCNN_TARGET_AVX512 inline void pack_b(bool trans, const float* B, int64_t ldb
   }
 }
 
+// KC 384: the A sliver (14 x 384 floats, 21 KiB) stays in L1 while B slivers stream from L2.
 inline const gemm_detail::PackedKernel<float>& kernel() {
-  // KC 384: the A sliver (14 x 384 floats, 21 KiB) stays in L1 while B slivers stream from L2.
-  static const gemm_detail::PackedKernel<float> k{MR, NR, 384, MR * 144, 512 * 1024, 4 * NR, &tile, &pack_a,
-                                                  &pack_b};
+  static const gemm_detail::PackedKernel<float> k{14, 32, 384, 14 * 144, 512 * 1024, 4 * 32, &tile<14, 2>,
+                                                  &pack_a<14>, &pack_b<2>};
+  return k;
+}
+// 8 x 48: same KC and panel sizes (A sliver 12 KiB, B sliver 72 KiB in L2).
+inline const gemm_detail::PackedKernel<float>& kernel_8x48() {
+  static const gemm_detail::PackedKernel<float> k{8, 48, 384, 8 * 252, 512 * 1024, 4 * 48, &tile<8, 3>,
+                                                  &pack_a<8>, &pack_b<3>};
   return k;
 }
 
@@ -204,6 +219,12 @@ inline void gemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
   gemm_detail::run_packed(gemm_avx512_detail::kernel(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
                           ldc, ep);
 }
+inline void gemm_avx512_8x48(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                             const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                             int64_t ldc, const GemmEpilogue<float>* ep = nullptr) {
+  gemm_detail::run_packed(gemm_avx512_detail::kernel_8x48(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta,
+                          C, ldc, ep);
+}
 
 #else  // not x86-64 GCC/Clang: no AVX-512 kernel; the entry point falls back to the portable one.
 
@@ -211,6 +232,11 @@ inline bool gemm_avx512_available() { return false; }
 inline void gemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                         int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
                         const GemmEpilogue<float>* ep = nullptr) {
+  gemm_packed<float>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+}
+inline void gemm_avx512_8x48(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                             const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                             int64_t ldc, const GemmEpilogue<float>* ep = nullptr) {
   gemm_packed<float>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
 }
 
