@@ -169,6 +169,13 @@ TEST_CASE("intel_scenes train: one short epoch writes the model, history.csv and
   bad.bn_momentum = 1.5;
   CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--bn-momentum"), UsageError);
   bad = a;
+  bad.label_smoothing = 1.0;
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--label-smoothing"), UsageError);
+  bad = a;
+  bad.label_smoothing = 0.1;
+  bad.multi_label = true;
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--label-smoothing"), UsageError);
+  bad = a;
   bad.model = "model2";  // no batch norm to set
   bad.input_size = 0;
   bad.bn_momentum = 0.9;

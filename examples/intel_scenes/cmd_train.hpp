@@ -30,6 +30,7 @@ struct TrainArgs {
   double lr = 1e-3;
   std::string augment = "keras";    // keras | strong | none
   std::string schedule = "constant";  // constant | cosine (per step, to lr/100)
+  double label_smoothing = 0;       // softmax CE targets: (1 - e) * one-hot + e / classes
   bool multi_label = false;
   int threads = 0;
   uint64_t seed = 0;
@@ -188,6 +189,10 @@ inline void check_train_args(const TrainArgs& a) {
   if (a.augment != "keras" && a.augment != "strong" && a.augment != "none")
     throw UsageError("--augment: must be keras, strong or none, got '" + a.augment + "'");
   if (a.schedule != "constant" && a.schedule != "cosine") throw UsageError("--schedule: must be constant or cosine");
+  if (!(a.label_smoothing >= 0 && a.label_smoothing < 1))
+    throw UsageError("--label-smoothing: must be in [0, 1), got " + std::to_string(a.label_smoothing));
+  if (a.multi_label && a.label_smoothing > 0)
+    throw UsageError("--label-smoothing: only for single-label (softmax) training, not with --multi-label");
 }
 
 inline TrainResult run_train(TrainArgs a, std::ostream& os) {
@@ -342,11 +347,13 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   fo.out = &os;
   fo.validation = val_src.get();
   fo.loss = a.multi_label ? train::LossKind::BinaryCrossEntropy : train::LossKind::SoftmaxCrossEntropy;
+  fo.label_smoothing = a.label_smoothing;
   fo.checkpoint_path = a.out + "/checkpoint.ckpt";
   fo.hyperparameters = {{"augment", a.augment}, {"schedule", a.schedule}, {"input_size", std::to_string(size)},
                         {"exclude", a.exclude_dir}, {"seed", std::to_string(a.seed)}, {"split_seed", std::to_string(split_seed_of(a))},
                         {"init", a.init}, {"trainable_from", a.trainable_from},
-                        {"bn_momentum", a.bn_momentum >= 0 ? std::to_string(a.bn_momentum) : std::string("model's")}};
+                        {"bn_momentum", a.bn_momentum >= 0 ? std::to_string(a.bn_momentum) : std::string("model's")},
+                        {"label_smoothing", train::format_double(a.label_smoothing)}};
   if (!a.resume.empty()) {
     fo.resume_from = a.resume + "/checkpoint.ckpt";
     if (!fs::exists(fo.resume_from)) throw IOError("--resume: '" + fo.resume_from + "' does not exist");
