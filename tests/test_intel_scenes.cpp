@@ -185,6 +185,7 @@ TEST_CASE("intel_scenes train: one short epoch writes the model, history.csv and
   TrainArgs mom = a;
   mom.bn_momentum = 0.5;
   mom.bn_recalibrate = true;  // and the statistics re-estimated on the unaugmented training images
+  mom.label_smoothing = 0.1;  // recorded in the file's extras
   mom.verbose = 0;
   mom.out = d.str("run_mom");
   std::ostringstream mos;
@@ -204,6 +205,8 @@ TEST_CASE("intel_scenes train: one short epoch writes the model, history.csv and
     }
   CHECK(bn_layers > 0);
   CHECK(mm.info.extras.at("bn_momentum") == "0.500000");
+  CHECK(mm.info.extras.at("label_smoothing") == "0.1");
+  CHECK(io::load_model(d.str("run/model.safetensors")).info.extras.count("label_smoothing") == 0);
 }
 
 TEST_CASE("intel_scenes train --split-seed: members of an ensemble train with other seeds on one validation split") {

@@ -338,6 +338,7 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   if (!a.init.empty()) info.extras["init"] = a.init;
   if (!a.trainable_from.empty()) info.extras["trainable_from"] = a.trainable_from;
   if (a.bn_momentum >= 0) info.extras["bn_momentum"] = std::to_string(a.bn_momentum);
+  if (a.label_smoothing > 0) info.extras["label_smoothing"] = train::format_double(a.label_smoothing);
   info.extras["resize_sampling"] = "warp";
 
   optim::Adam<float> opt(model->parameters(true), a.lr);
