@@ -353,8 +353,7 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   fo.hyperparameters = {{"augment", a.augment}, {"schedule", a.schedule}, {"input_size", std::to_string(size)},
                         {"exclude", a.exclude_dir}, {"seed", std::to_string(a.seed)}, {"split_seed", std::to_string(split_seed_of(a))},
                         {"init", a.init}, {"trainable_from", a.trainable_from},
-                        {"bn_momentum", a.bn_momentum >= 0 ? std::to_string(a.bn_momentum) : std::string("model's")},
-                        {"label_smoothing", train::format_double(a.label_smoothing)}};
+                        {"bn_momentum", a.bn_momentum >= 0 ? std::to_string(a.bn_momentum) : std::string("model's")}};
   if (!a.resume.empty()) {
     fo.resume_from = a.resume + "/checkpoint.ckpt";
     if (!fs::exists(fo.resume_from)) throw IOError("--resume: '" + fo.resume_from + "' does not exist");
