@@ -169,6 +169,9 @@ TEST_CASE("intel_scenes train: one short epoch writes the model, history.csv and
   bad.bn_momentum = 1.5;
   CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--bn-momentum"), UsageError);
   bad = a;
+  bad.device = "tpu";
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--device"), UsageError);
+  bad = a;
   bad.label_smoothing = 1.0;
   CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--label-smoothing"), UsageError);
   bad = a;
@@ -476,6 +479,15 @@ TEST_CASE("intel_scenes bench: one step prints the two throughput lines") {
   s = s.substr(0, s.rfind('\n'));
   CHECK(std::regex_match(last, std::regex("infer images/s: [0-9]+\\.[0-9]")));
   CHECK(std::regex_match(last_line(s), std::regex("train images/s: [0-9]+\\.[0-9]")));
+  CHECK(os.str().find("device cpu (") != std::string::npos);  // the header names the device
+
+  // --device: only cpu and cuda; cuda needs a CUDA build (this test binary is the CPU-only one).
+  b.device = "gpu";
+  CHECK_THROWS_WITH_AS(run_bench(b, os), doctest::Contains("--device: must be cpu or cuda"), UsageError);
+#ifndef TINYCNN_HAS_CUDA
+  b.device = "cuda";
+  CHECK_THROWS_WITH_AS(run_bench(b, os), doctest::Contains("built without CUDA"), UsageError);
+#endif
 }
 
 TEST_CASE("intel_scenes binary: exit codes and one-line errors") {

@@ -67,3 +67,31 @@ TEST_CASE("tensor: poison mode fills empty() with NaN") {
   debug::poison_allocations() = false;
   CHECK(std::isnan(t[3]));
 }
+
+TEST_CASE("tensor: device placement; Device::CUDA without tinycnn::cuda is a clear error") {
+  Tensor<float> t = Tensor<float>::full({3}, 2.f, Device::CPU);
+  CHECK(t.device() == Device::CPU);
+  CHECK(t.to(Device::CPU).shares_storage_with(t));  // no copy to where it already is
+  CHECK(Tensor<double>::zeros({2, 2}, Device::CPU)[3] == 0.0);
+#ifndef TINYCNN_HAS_CUDA
+  CHECK_THROWS_WITH_AS(Tensor<float>::empty({2}, Device::CUDA), doctest::Contains("-DTINYCNN_USE_CUDA=ON"), Error);
+  CHECK_THROWS_WITH_AS(t.to(Device::CUDA), doctest::Contains("tinycnn::cuda"), Error);
+  // A model that cannot move stays where it was (all copies are made before any is installed).
+  nn::Sequential<float> m(1);
+  m.add<nn::Dense>(4);
+  m.build({3});
+  CHECK_THROWS_AS(m.to(Device::CUDA), Error);
+  CHECK(m.device() == Device::CPU);
+  optim::Adam<float> opt(m.parameters(true));
+  CHECK_THROWS_AS(train::to_device(m, opt, Device::CUDA), Error);
+#endif
+}
+
+TEST_CASE("ops: same_device of host inputs; sum_add reduces in double") {
+  const Tensor<float> a = Tensor<float>::full({4}, 1.f);
+  CHECK(same_device<float>("op", {&a, nullptr, &a}) == Device::CPU);
+  std::vector<float> x(1000, 0.1f);
+  float out = 1.f;
+  kernels::cpu::sum_add(x.data(), 1000, &out);
+  CHECK(out == doctest::Approx(101.f).epsilon(1e-6));
+}

@@ -2,6 +2,7 @@
 // they are memory-bound, and each is validated against its CPU twin by cuda/tests.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -48,6 +49,23 @@ template <class T>
 __global__ void channel_affine_bwd_k(const T* dy, const T* scale, int64_t C, int64_t L, int64_t n, T* dx) {
   TINYCNN_GRID_STRIDE(i, n) dx[i] += dy[i] * scale[(i / L) % C];
 }
+// sum_add: each block sums its grid-stride share into a double partial (the grid size depends only
+// on n, so the order is fixed), then one block adds the partials in order: deterministic.
+template <class T>
+__global__ void sum_partial_k(const T* x, int64_t n, double* part) {
+  double s = 0;
+  TINYCNN_GRID_STRIDE(i, n) s += static_cast<double>(x[i]);
+  s = block_sum(s);
+  if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+template <class T>
+__global__ void sum_finalize_k(const double* part, int64_t parts, T* out) {
+  double s = 0;
+  for (int64_t i = threadIdx.x; i < parts; i += blockDim.x) s += part[i];
+  s = block_sum(s);
+  if (threadIdx.x == 0) out[0] += static_cast<T>(s);
+}
+
 // One thread per column walks the rows: consecutive threads read consecutive addresses.
 template <class T>
 __global__ void sum_rows_add_k(const T* dy, T* db, int64_t rows, int64_t cols) {
@@ -248,6 +266,21 @@ void add_scaled(const T* x, T alpha, T* y, int64_t n) {
   elementwise("add_scaled", tname<T>(), n, &add_scaled_k<T>, x, alpha, y, n);
 }
 template <class T>
+void sum_add(const T* x, int64_t n, T* out) {
+  require_nonneg("sum_add", "n", n);
+  const unsigned parts = std::min(blocks_for(n), 1024u);
+  double* part = static_cast<double*>(device_alloc(parts * sizeof(double)));
+  try {
+    launch(kname("sum_partial", tname<T>()).c_str(), &sum_partial_k<T>, dim3(parts), dim3(kThreads), x, n, part);
+    launch(kname("sum_finalize", tname<T>()).c_str(), &sum_finalize_k<T>, dim3(1), dim3(kThreads),
+           static_cast<const double*>(part), static_cast<int64_t>(parts), out);
+  } catch (...) {
+    device_free(part);
+    throw;
+  }
+  device_free(part);
+}
+template <class T>
 void mul_forward(const T* a, const T* b, T* y, int64_t n) {
   elementwise("mul_forward", tname<T>(), n, &mul_forward_k<T>, a, b, y, n);
 }
@@ -356,6 +389,7 @@ void adam_update(T* w, const T* g, T* m, T* v, int64_t n, T lr, T beta1, T beta2
 #define TINYCNN_INSTANTIATE(T)                                                                                      \
   template void fill<T>(T*, T, int64_t);                                                                            \
   template void add_scaled<T>(const T*, T, T*, int64_t);                                                            \
+  template void sum_add<T>(const T*, int64_t, T*);                                                                  \
   template void mul_forward<T>(const T*, const T*, T*, int64_t);                                                    \
   template void mul_backward<T>(const T*, const T*, const T*, T*, T*, int64_t);                                     \
   template void add_bias_rows<T>(T*, const T*, int64_t, int64_t);                                                   \

@@ -46,6 +46,7 @@ template <class T>
   Rng rng(0);
   backend::gemm(d, false, false, n, n, n, s, c, n, c, n, s, p, n);
   backend::add_scaled(d, c, s, p, n);
+  backend::sum_add(d, c, n, p);
   backend::mul_forward(d, c, c, p, n);
   backend::mul_backward(d, c, c, c, p, p, n);
   backend::add_bias_rows(d, p, c, n, n);

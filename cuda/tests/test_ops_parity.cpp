@@ -51,6 +51,16 @@ TEST_CASE("cuda parity: element-wise kernels and row reductions") {
   DeviceBuffer<float> gdbias(db0);
   cuda::sum_rows_add<float>(dDY.get(), gdbias.get(), rows, cols);
   ct::expect_close(gdbias, dbias, {}, "sum_rows_add");
+
+  // sum_add over more elements than one block's share (several partials), accumulating into 1.5.
+  for (const int64_t m : {int64_t(1), int64_t(1000), int64_t(300001)}) {
+    const auto x = ct::random_vec<float>(m, 21, -1.0, 1.0);
+    std::vector<float> out{1.5f};
+    kernels::cpu::sum_add(x.data(), m, out.data());
+    DeviceBuffer<float> dX(x), gout(std::vector<float>{1.5f});
+    cuda::sum_add<float>(dX.get(), m, gout.get());
+    ct::expect_close(gout, out, {}, "sum_add");
+  }
 }
 
 TEST_CASE("cuda parity: activations forward and backward") {

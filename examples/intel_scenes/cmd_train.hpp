@@ -42,6 +42,7 @@ struct TrainArgs {
   bool cache = true;                // keep decoded images in memory
   int workers = 2;
   int verbose = 1;
+  std::string device = "cpu";       // cpu | cuda (parse_device)
 };
 
 inline uint64_t split_seed_of(const TrainArgs& a) {
@@ -177,6 +178,7 @@ inline InitModel load_init_model(const std::string& path, const std::vector<std:
 
 inline void check_train_args(const TrainArgs& a) {
   if (a.data.empty()) throw UsageError("--data: required");
+  (void)parse_device(a.device);  // a bad or unavailable --device fails before any data is read
   if (a.out.empty() && a.resume.empty()) throw UsageError("--out: required");
   if (a.model.empty() && a.init.empty()) throw UsageError("--model or --init: one is required");
   if (!a.model.empty() && !a.init.empty()) throw UsageError("--model and --init: give one, not both");
@@ -341,6 +343,8 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   if (a.label_smoothing > 0) info.extras["label_smoothing"] = train::format_double(a.label_smoothing);
   info.extras["resize_sampling"] = "warp";
 
+  const DeviceChoice dc = parse_device(a.device);
+  model->to(dc.device);  // the optimizer below creates its state beside the parameters
   optim::Adam<float> opt(model->parameters(true), a.lr);
   train::FitOptions<float> fo;
   fo.epochs = a.epochs;
@@ -368,7 +372,8 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
 
   os << "model " << a.model << " (" << train::thousands(train::count_params(*model).total) << " parameters), input "
      << size << "x" << size << ", " << K << " classes, " << train_idx.size() << " training / " << val_idx.size()
-     << " validation " << (a.multi_label ? "photos (multi-label)" : "images") << "\n";
+     << " validation " << (a.multi_label ? "photos (multi-label)" : "images") << ", device " << dc.description
+     << "\n";
   const auto t0 = std::chrono::steady_clock::now();
   train::History h = train::fit(*model, opt, *train_src, fo);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

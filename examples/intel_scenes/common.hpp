@@ -53,6 +53,39 @@ inline std::string scenes_dir() {
 inline std::string default_model_path() { return scenes_dir() + "/pretrained/scenes.safetensors"; }
 inline std::string sample_dir() { return scenes_dir() + "/sample"; }
 
+// --device cpu|cuda for train and bench. "cuda" needs a build that links tinycnn::cuda
+// (-DTINYCNN_USE_CUDA=ON) and a usable GPU; each missing piece is a UsageError that says which.
+// The description names the device the command then prints ("cuda: NVIDIA H100 ... (sm_90, ...)").
+struct DeviceChoice {
+  Device device = Device::CPU;
+  std::string description = "cpu";
+};
+inline DeviceChoice parse_device(const std::string& name) {
+  DeviceChoice d;
+  if (name == "cpu") {
+    d.description = "cpu (" + std::to_string(get_num_threads()) + " threads)";
+    return d;
+  }
+  if (name != "cuda") throw UsageError("--device: must be cpu or cuda, got '" + name + "'");
+#ifdef TINYCNN_HAS_CUDA
+  if (!cuda::available()) throw UsageError("--device cuda: no usable GPU (" + cuda::unavailable_reason() + ")");
+  d.device = Device::CUDA;
+  d.description = "cuda: " + cuda::device_description(0);
+  return d;
+#else
+  throw UsageError("--device cuda: this intel_scenes was built without CUDA kernels (configure with "
+                   "-DTINYCNN_USE_CUDA=ON; docs/cuda.md)");
+#endif
+}
+// Waits for queued device work (kernels run asynchronously on a GPU), so timings are honest.
+inline void sync_device(Device d) {
+#ifdef TINYCNN_HAS_CUDA
+  if (d == Device::CUDA) cuda::synchronize();
+#else
+  (void)d;
+#endif
+}
+
 inline std::string fixed4(double v) {
   std::ostringstream o;
   o << std::fixed << std::setprecision(4) << v;

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   train->add_option("--input-size", ta.input_size, "input size of the resnet (default 64)");
   train->add_option("--max-per-class", ta.max_per_class, "use at most N images per class (quick runs)");
   train->add_option("--workers", ta.workers, "data loader threads (default 2)");
+  train->add_option("--device", ta.device, "cpu (default) or cuda (a build with -DTINYCNN_USE_CUDA=ON and a GPU)");
 
   EvalArgs ea;
   auto* evaluate = app.add_subcommand("evaluate", "accuracy, macro F1 and confusion matrix on a labelled folder");
@@ -108,6 +109,7 @@ int main(int argc, char** argv) {
   bench->add_option("--steps", ba.steps, "timed steps (default 5)");
   bench->add_option("--threads", ba.threads, "compute threads");
   bench->add_option("--input-size", ba.input_size, "input size of the resnet (default 64)");
+  bench->add_option("--device", ba.device, "cpu (default) or cuda (a build with -DTINYCNN_USE_CUDA=ON and a GPU)");
 
   EnsembleArgs na;
   auto* ens = app.add_subcommand("ensemble", "combine trained model files into one that averages their logits");

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "../backend/dispatch.hpp"
 #include "../core/tensor.hpp"
 
 namespace tinycnn {
@@ -37,7 +38,7 @@ struct VarNode {
   std::function<void(VarNode&)> backward_fn;  // reads this->grad, adds into inputs' grads
 
   Tensor<T>& grad_buffer() {
-    if (!grad.defined()) grad = Tensor<T>(value.shape());
+    if (!grad.defined()) grad = Tensor<T>::zeros(value.shape(), value.device());  // where the value lives
     return grad;
   }
 };
@@ -70,7 +71,7 @@ class Var {
   // Backpropagates from this Var: a scalar (one element) gets seed 1.
   void backward() {
     if (n_->value.numel() != 1) throw_shape("backward", "backward() without a seed needs a one-element output", shape());
-    backward(Tensor<T>::full(shape(), T(1)));
+    backward(Tensor<T>::full(shape(), T(1), n_->value.device()));
   }
   // Backpropagates with an explicit output gradient (cotangent) of this Var's shape.
   void backward(const Tensor<T>& seed) {
@@ -80,9 +81,8 @@ class Var {
     // below may drop the last other reference to an interior node.
     std::vector<std::shared_ptr<VarNode<T>>> order = topo_order(n_);
     Tensor<T>& g = n_->grad_buffer();
-    const T* s = seed.data();
-    T* gd = g.data();
-    for (int64_t i = 0; i < g.numel(); ++i) gd[i] += s[i];
+    const Tensor<T> s = seed.to(g.device());  // a host seed (the default 1) for a device output is uploaded
+    backend::add_scaled(g.device(), s.data(), T(1), g.data(), g.numel());
     // Reverse topological order: a node runs only after every consumer has added its part.
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
       VarNode<T>* node = it->get();
@@ -134,6 +134,25 @@ Var<T> make_result(Tensor<T> value, const std::vector<Var<T>>& inputs, const cha
     n->backward_fn = std::move(backward_fn);
   }
   return out;
+}
+
+// The device every input of an op lives on; inputs on different devices are an Error naming the op
+// (nothing is copied implicitly: move the model and its inputs with to(Device)).
+template <class T>
+Device same_device(const char* op, std::initializer_list<const Tensor<T>*> ts) {
+  Device d = Device::CPU;
+  bool first = true;
+  for (const Tensor<T>* t : ts) {
+    if (!t || !t->defined()) continue;
+    if (first) {
+      d = t->device();
+      first = false;
+    } else if (t->device() != d) {
+      throw Error(std::string(op) + ": inputs live on different devices (" + device_name(d) + " and " +
+                  device_name(t->device()) + "); move the model and the data to one device with to(Device)");
+    }
+  }
+  return d;
 }
 
 // Gradient buffer of the i-th input of a node, or nullptr when that input needs no gradient.

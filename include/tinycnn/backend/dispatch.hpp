@@ -44,6 +44,7 @@ namespace detail {
 TINYCNN_DISPATCH(gemm)
 // Element-wise (kernels/cpu/elementwise.hpp)
 TINYCNN_DISPATCH(add_scaled)
+TINYCNN_DISPATCH(sum_add)
 TINYCNN_DISPATCH(mul_forward)
 TINYCNN_DISPATCH(mul_backward)
 TINYCNN_DISPATCH(add_bias_rows)

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <string>
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
@@ -158,35 +159,62 @@ inline void set_tensor_cache_limit(size_t bytes) { detail::BlockCache::instance(
 
 // Aligned host buffer owned by a shared_ptr. Blocks come from (and go back to) the caching allocator
 // above; with tinycnn::cuda, Device::CUDA storage comes from its caching device allocator instead.
+namespace detail {
+[[noreturn]] inline void no_cuda_storage(const char* what) {
+  throw Error(std::string(what) +
+              ": Device::CUDA needs tinycnn::cuda (this build has CPU kernels only; configure with "
+              "-DTINYCNN_USE_CUDA=ON and link tinycnn::cuda)");
+}
+}  // namespace detail
+
+// Aligned buffer owned by a shared_ptr: host blocks come from (and go back to) the caching allocator
+// above; with tinycnn::cuda, Device::CUDA storage comes from its caching device allocator instead.
+// Any trivially copyable element type (tensors use float/double; ops keep int32 indices in it too).
 template <class T>
 struct Storage {
   T* ptr = nullptr;
   int64_t count = 0;
   Device device = Device::CPU;
-  explicit Storage(int64_t n) : count(n) {
-    if (n > 0) ptr = static_cast<T*>(detail::BlockCache::instance().get(static_cast<size_t>(n) * sizeof(T)));
-  }
-#ifdef TINYCNN_HAS_CUDA
-  Storage(int64_t n, Device d) : count(n), device(d) {
+  explicit Storage(int64_t n, Device d = Device::CPU) : count(n), device(d) {
     if (n <= 0) return;
     const size_t bytes = static_cast<size_t>(n) * sizeof(T);
+#ifdef TINYCNN_HAS_CUDA
     ptr = static_cast<T*>(d == Device::CUDA ? cuda::device_alloc(bytes) : detail::BlockCache::instance().get(bytes));
+#else
+    if (d == Device::CUDA) detail::no_cuda_storage("Storage");
+    ptr = static_cast<T*>(detail::BlockCache::instance().get(bytes));
+#endif
   }
   ~Storage() {
     if (!ptr) return;
-    if (device == Device::CUDA)
+#ifdef TINYCNN_HAS_CUDA
+    if (device == Device::CUDA) {
       cuda::device_free(ptr);
-    else
-      detail::BlockCache::instance().put(ptr, static_cast<size_t>(count) * sizeof(T));
-  }
-#else
-  ~Storage() {
-    if (ptr) detail::BlockCache::instance().put(ptr, static_cast<size_t>(count) * sizeof(T));
-  }
+      return;
+    }
 #endif
+    detail::BlockCache::instance().put(ptr, static_cast<size_t>(count) * sizeof(T));
+  }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 };
+
+// n values of an index type (e.g. max-pooling's argmax) on `dev`, filled from the host when `init`
+// is given (n values). Host copies stay plain memcpy; device ones go through tinycnn::cuda.
+template <class I>
+std::shared_ptr<Storage<I>> make_storage(int64_t n, Device dev, const I* init = nullptr) {
+  auto s = std::make_shared<Storage<I>>(n, dev);
+  if (init && n > 0) {
+#ifdef TINYCNN_HAS_CUDA
+    if (dev == Device::CUDA) {
+      cuda::copy_to_device(s->ptr, init, static_cast<size_t>(n) * sizeof(I));
+      return s;
+    }
+#endif
+    std::memcpy(s->ptr, init, static_cast<size_t>(n) * sizeof(I));
+  }
+  return s;
+}
 
 template <class T>
 class Tensor {
@@ -210,8 +238,8 @@ class Tensor {
     if (debug::poison_allocations()) t.fill(std::numeric_limits<T>::quiet_NaN());
     return t;
   }
-#ifdef TINYCNN_HAS_CUDA
-  // Uninitialised storage on `dev` (NaN-filled in debug::poison_allocations mode).
+  // Uninitialised storage on `dev` (NaN-filled in debug::poison_allocations mode). Device::CUDA
+  // without tinycnn::cuda is an Error that says how to get it.
   static Tensor empty(Shape shape, Device dev) {
     if (dev == Device::CPU) return empty(std::move(shape));
     Tensor t;
@@ -226,11 +254,17 @@ class Tensor {
     t.fill(T(0));
     return t;
   }
+  static Tensor full(Shape shape, T v, Device dev) {
+    Tensor t = empty(std::move(shape), dev);
+    t.fill(v);
+    return t;
+  }
   // A copy on `dev` (the same handle when the tensor is already there). Copies are explicit: nothing
   // moves between host and device behind the caller's back.
   Tensor to(Device dev) const {
     if (dev == device() || !storage_) return *this;
     Tensor t = empty(shape_, dev);
+#ifdef TINYCNN_HAS_CUDA
     const size_t bytes = static_cast<size_t>(numel_) * sizeof(T);
     if (bytes) {
       if (dev == Device::CUDA)
@@ -238,9 +272,9 @@ class Tensor {
       else
         cuda::copy_to_host(t.data(), data(), bytes);
     }
+#endif
     return t;
   }
-#endif
   static Tensor zeros(Shape shape) { return Tensor(std::move(shape)); }
   static Tensor full(Shape shape, T v) {
     Tensor t = empty(std::move(shape));

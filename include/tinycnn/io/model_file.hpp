@@ -149,7 +149,7 @@ inline std::pair<std::vector<TensorRecord>, std::map<std::string, std::string>> 
     layers.push_back(std::move(lj));
     auto add = [&](const std::vector<nn::NamedVar<float>>& vs) {
       for (const auto& v : vs) {
-        const Tensor<float>& t = v.second.value();
+        const Tensor<float> t = v.second.value().to(Device::CPU);  // a model on the GPU is saved from a host copy
         for (int64_t i = 0; i < t.numel(); ++i)
           if (!std::isfinite(t[i]))
             throw ValueError("save_model: '" + l.name() + "/" + v.first + "' holds a non-finite value at index " + std::to_string(i));

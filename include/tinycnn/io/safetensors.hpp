@@ -227,7 +227,8 @@ constexpr const char* dtype_of() {
 }
 
 template <class T>
-TensorRecord to_record(const std::string& name, const Tensor<T>& t) {
+TensorRecord to_record(const std::string& name, const Tensor<T>& device_tensor) {
+  const Tensor<T> t = device_tensor.to(Device::CPU);  // a device tensor (model on the GPU) is copied back
   TensorRecord r;
   r.name = name;
   r.dtype = dtype_of<T>();

@@ -66,6 +66,29 @@ class Model {
   void zero_grad() {
     for (auto& p : parameters()) p.second.zero_grad();
   }
+  // Moves every parameter, gradient and buffer to `dev` (explicit copies; the layers share the Vars,
+  // so they see the moved tensors). All copies are made before any is installed, so a failure (e.g.
+  // out of device memory) leaves the model where it was. Inputs must then be on `dev` too:
+  // fit/evaluate/predict upload each batch to the model's device. Device::CUDA needs tinycnn::cuda
+  // (else an Error says so).
+  void to(Device dev) {
+    std::vector<NamedVar<T>> vars = parameters();
+    for (auto& b : buffers()) vars.push_back(b);
+    std::vector<std::pair<Tensor<T>, Tensor<T>>> moved;  // value, grad
+    for (auto& v : vars)
+      moved.push_back({v.second.value().to(dev),
+                       v.second.grad().defined() ? v.second.grad().to(dev) : Tensor<T>()});
+    for (size_t i = 0; i < vars.size(); ++i) {
+      vars[i].second.value() = moved[i].first;
+      vars[i].second.grad() = moved[i].second;
+    }
+  }
+  // Where the parameters live (CPU for a model without any).
+  Device device() {
+    for (auto& p : parameters()) return p.second.value().device();
+    for (auto& b : buffers()) return b.second.value().device();
+    return Device::CPU;
+  }
   void train() { set_training(true); }
   void eval() { set_training(false); }
   bool is_training() const { return training_; }

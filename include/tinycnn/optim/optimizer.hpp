@@ -31,8 +31,19 @@ class Optimizer {
     for (size_t i = 0; i < params_.size(); ++i) {
       Var<T>& p = params_[i].second;
       if (!p.grad().defined()) continue;
+      for (auto& slot_tensors : slots_)
+        if (slot_tensors[i].device() != p.value().device())
+          throw Error("optimizer: the state of parameter '" + params_[i].first + "' is on " +
+                      device_name(slot_tensors[i].device()) + " but the parameter is on " +
+                      device_name(p.value().device()) + "; move the optimizer with the model (optimizer.to(device))");
       update(i, p.value(), p.grad());
     }
+  }
+  // Moves the per-parameter state (e.g. Adam's m and v) to `dev`: call it with the model's to(dev)
+  // (train::to_device does both). The parameters themselves belong to the model.
+  void to(Device dev) {
+    for (auto& slot_tensors : slots_)
+      for (Tensor<T>& t : slot_tensors) t = t.to(dev);
   }
   void zero_grad() {
     for (auto& p : params_) p.second.zero_grad();
@@ -59,7 +70,7 @@ class Optimizer {
   void add_slot(const std::string& name) {
     slot_names_.push_back(name);
     std::vector<Tensor<T>> ts;
-    for (auto& p : params_) ts.push_back(Tensor<T>(p.second.shape()));
+    for (auto& p : params_) ts.push_back(Tensor<T>::zeros(p.second.shape(), p.second.value().device()));
     slots_.push_back(std::move(ts));
   }
   Tensor<T>& slot(size_t s, size_t i) { return slots_[s][i]; }
@@ -72,18 +83,35 @@ class Optimizer {
 };
 
 // Rescales all gradients so their global L2 norm is at most max_norm; returns the norm before clipping.
+// Host gradients are summed in double; device ones as per-tensor sums of squares on the device (one
+// value per tensor comes back), and the rescale is g += (s - 1) g there.
 template <class T>
 double clip_grad_norm(std::vector<nn::NamedVar<T>>& params, double max_norm) {
   double sq = 0;
-  for (auto& p : params)
-    if (p.second.grad().defined())
-      for (int64_t i = 0; i < p.second.grad().numel(); ++i) sq += static_cast<double>(p.second.grad()[i]) * p.second.grad()[i];
+  for (auto& p : params) {
+    const Tensor<T>& g = p.second.grad();
+    if (!g.defined()) continue;
+    if (g.device() == Device::CPU) {
+      for (int64_t i = 0; i < g.numel(); ++i) sq += static_cast<double>(g[i]) * g[i];
+    } else {
+      Tensor<T> g2 = Tensor<T>::empty(g.shape(), g.device());
+      backend::mul_forward(g.device(), g.data(), g.data(), g2.data(), g.numel());
+      Tensor<T> s = Tensor<T>::zeros({1}, g.device());
+      backend::sum_add(g.device(), static_cast<const T*>(g2.data()), g.numel(), s.data());
+      sq += static_cast<double>(s.to_vector()[0]);
+    }
+  }
   const double norm = std::sqrt(sq);
   if (norm > max_norm && norm > 0) {
     const T s = static_cast<T>(max_norm / (norm + 1e-6));
-    for (auto& p : params)
-      if (p.second.grad().defined())
-        for (int64_t i = 0; i < p.second.grad().numel(); ++i) p.second.grad()[i] *= s;
+    for (auto& p : params) {
+      Tensor<T>& g = p.second.grad();
+      if (!g.defined()) continue;
+      if (g.device() == Device::CPU)
+        for (int64_t i = 0; i < g.numel(); ++i) g[i] *= s;
+      else
+        backend::add_scaled(g.device(), static_cast<const T*>(g.data()), static_cast<T>(s - T(1)), g.data(), g.numel());
+    }
   }
   return norm;
 }

@@ -87,6 +87,16 @@ Tensor<T> to_model_dtype(const Tensor<float>& x) {
   if constexpr (std::is_same_v<T, float>) return x;
   else return Tensor<T>::cast(x);
 }
+// A batch's inputs as the model's dtype on the model's device (the loader's batches are host tensors).
+template <class T>
+Var<T> model_input(const Tensor<float>& x, Device dev) {
+  return Var<T>(to_model_dtype<T>(x).to(dev));
+}
+// Host view of a result (the same handle for a host tensor; a copy of a device one).
+template <class T>
+Tensor<T> host(const Tensor<T>& t) {
+  return t.to(Device::CPU);
+}
 
 // Multi-hot targets for BCE: the batch's own, or one-hot from its labels.
 template <class T>
@@ -147,15 +157,16 @@ Logs evaluate_impl(nn::Model<T>& model, BatchSource& src, int64_t epoch, LossKin
   model.eval();
   NoGradGuard ng;
   MetricAccumulator acc(metrics, kind == LossKind::BinaryCrossEntropy);
+  const Device dev = model.device();
   src.seek({epoch, 0});
   Batch b;
   while (src.next(b)) {
     check_batch<T>(b, kind);
-    Var<T> logits = model.forward(Var<T>(to_model_dtype<T>(b.x)));
-    const double loss = batch_loss(logits, b, kind, ce).value()[0];
+    Var<T> logits = model.forward(model_input<T>(b.x, dev));
+    const double loss = host(batch_loss(logits, b, kind, ce).value())[0];
     Tensor<T> targets;
     if (kind == LossKind::BinaryCrossEntropy) targets = bce_targets<T>(b, logits.shape()[1]);
-    acc.add(loss, logits.value(), b.labels, targets, true);
+    acc.add(loss, host(logits.value()), b.labels, targets, true);
   }
   return acc.results(prefix);
 }
@@ -176,6 +187,14 @@ inline MetricAccumulator::State metric_state_from(const nlohmann::json& j) {
 }
 
 }  // namespace detail
+
+// Moves a model and its optimizer's state to `dev` in one call; fit/evaluate/predict then upload each
+// batch of the (host) data loader to the model's device and copy the logits back for the metrics.
+template <class T>
+void to_device(nn::Model<T>& model, optim::Optimizer<T>& opt, Device dev) {
+  model.to(dev);
+  opt.to(dev);
+}
 
 // The configuration fit() hashes into checkpoints: model + optimizer + these training settings.
 template <class T>
@@ -269,6 +288,7 @@ History fit(nn::Model<T>& model, optim::Optimizer<T>& opt, BatchSource& train_sr
   ProgressPrinter progress(o.verbose, o.out);
   SigintGuard sigint(o.handle_sigint);
   model.train();
+  const Device dev = model.device();  // batches are uploaded there (train::to_device moves model + optimizer)
 
   for (auto& cb : o.callbacks) cb->on_train_begin(ctx);
   if (resuming && resumed.callbacks.is_array())
@@ -298,9 +318,9 @@ History fit(nn::Model<T>& model, optim::Optimizer<T>& opt, BatchSource& train_sr
       double loss = 0;
       Var<T> logits;
       try {
-        logits = model.forward(Var<T>(detail::to_model_dtype<T>(b.x)));
+        logits = model.forward(detail::model_input<T>(b.x, dev));
         Var<T> L = detail::batch_loss(logits, b, o.loss, ce);
-        loss = L.value()[0];
+        loss = detail::host(L.value())[0];
         if (!std::isfinite(loss)) throw LossError("fit: loss is not finite (" + std::to_string(loss) + ")");
         model.zero_grad();
         opt.zero_grad();
@@ -317,7 +337,7 @@ History fit(nn::Model<T>& model, optim::Optimizer<T>& opt, BatchSource& train_sr
       }
       Tensor<T> targets;
       if (multi) targets = detail::bce_targets<T>(b, logits.shape()[1]);
-      acc.add(loss, logits.value(), b.labels, targets, true);
+      acc.add(loss, detail::host(logits.value()), b.labels, targets, true);
       images += b.size();
       ++ctx.batch;
       ++ctx.iteration;
@@ -380,14 +400,15 @@ Tensor<T> predict(nn::Model<T>& model, BatchSource& src, bool multi_label = fals
   src.seek({src.position().epoch, 0});
   std::vector<Tensor<T>> parts;
   int64_t rows = 0, K = -1;
+  const Device dev = model.device();
   Batch b;
   while (src.next(b)) {
-    Var<T> logits = model.forward(Var<T>(detail::to_model_dtype<T>(b.x)));
+    Var<T> logits = model.forward(detail::model_input<T>(b.x, dev));
     if (logits.value().rank() != 2) throw_shape("predict", "the model must output [N, classes] logits", logits.shape());
     Var<T> p = multi_label ? ops::sigmoid(logits) : ops::softmax(logits);
     K = p.shape()[1];
     rows += p.shape()[0];
-    parts.push_back(p.value());
+    parts.push_back(detail::host(p.value()));
   }
   Tensor<T> out = Tensor<T>::empty({rows, K < 0 ? 0 : K});
   int64_t at = 0;

@@ -54,7 +54,7 @@ int update_batch_norm(nn::Model<T>& model, BatchSource& src, int64_t max_batches
     ++n;
     // moving = (n-1)/n * moving + 1/n * batch statistic: after n batches, the mean of the n.
     for (auto* bn : bns) bn->set_momentum(static_cast<double>(n - 1) / static_cast<double>(n));
-    model(Var<T>(detail::to_model_dtype<T>(b.x)));
+    model(detail::model_input<T>(b.x, model.device()));
   }
   if (n == 0) throw ValueError("update_batch_norm: the data source gave no batch");
   return static_cast<int>(bns.size());

@@ -15,6 +15,9 @@ using kernels::cpu::ActParams;
 // y[i] += alpha * x[i];  x, y: [n]
 template <class T>
 void add_scaled(const T* x, T alpha, T* y, int64_t n);
+// out[0] += sum_i x[i] (double partial sums in a fixed order: deterministic);  x: [n], out: [1]
+template <class T>
+void sum_add(const T* x, int64_t n, T* out);
 // y[i] = a[i] * b[i];  a, b, y: [n]
 template <class T>
 void mul_forward(const T* a, const T* b, T* y, int64_t n);

@@ -11,7 +11,7 @@ using kernels::cpu::ActParams;
 template <class T>
 Var<T> activation(const Var<T>& x, const ActParams<T>& p) {
   if (p.kind == Act::Identity) return x;
-  Tensor<T> y = Tensor<T>::empty(x.shape());
+  Tensor<T> y = Tensor<T>::empty(x.shape(), x.value().device());
   backend::activation_forward(y.device(), p, x.value().data(), y.data(), y.numel());
   return make_result<T>(std::move(y), {x}, "activation", [p](VarNode<T>& n) {
     if (T* g = input_grad(n, 0))
@@ -42,7 +42,7 @@ template <class T>
 Var<T> softmax(const Var<T>& x) {
   if (x.value().rank() < 1) throw_shape("softmax", "needs at least one axis", x.shape());
   const int64_t cols = x.shape().back(), rows = cols ? x.value().numel() / cols : 0;
-  Tensor<T> y = Tensor<T>::empty(x.shape());
+  Tensor<T> y = Tensor<T>::empty(x.shape(), x.value().device());
   backend::softmax_forward(y.device(), x.value().data(), y.data(), rows, cols);
   return make_result<T>(std::move(y), {x}, "softmax", [rows, cols](VarNode<T>& n) {
     if (T* g = input_grad(n, 0)) backend::softmax_backward(n.value.device(), n.value.data(), n.grad.data(), g, rows, cols);

@@ -11,6 +11,7 @@ namespace detail {
 template <class T>
 void same_shape(const char* op, const Var<T>& a, const Var<T>& b) {
   if (a.shape() != b.shape()) throw_shape(op, "operands must have the same shape", a.shape(), b.shape());
+  same_device<T>(op, {&a.value(), &b.value()});
 }
 }  // namespace detail
 
@@ -42,7 +43,7 @@ Var<T> sub(const Var<T>& a, const Var<T>& b) {
 template <class T>
 Var<T> mul(const Var<T>& a, const Var<T>& b) {
   detail::same_shape("mul", a, b);
-  Tensor<T> y = Tensor<T>::empty(a.shape());
+  Tensor<T> y = Tensor<T>::empty(a.shape(), a.value().device());
   backend::mul_forward(y.device(), a.value().data(), b.value().data(), y.data(), y.numel());
   return make_result<T>(std::move(y), {a, b}, "mul", [](VarNode<T>& n) {
     backend::mul_backward(n.value.device(), n.inputs[0]->value.data(), n.inputs[1]->value.data(), n.grad.data(),
@@ -53,23 +54,24 @@ Var<T> mul(const Var<T>& a, const Var<T>& b) {
 // s * a
 template <class T>
 Var<T> scale(const Var<T>& a, T s) {
-  Tensor<T> y = Tensor<T>::zeros(a.shape());
+  Tensor<T> y = Tensor<T>::zeros(a.shape(), a.value().device());
   backend::add_scaled(y.device(), a.value().data(), s, y.data(), y.numel());
   return make_result<T>(std::move(y), {a}, "scale", [s](VarNode<T>& n) {
     if (T* g = input_grad(n, 0)) backend::add_scaled(n.value.device(), n.grad.data(), s, g, n.grad.numel());
   });
 }
 
-// Sum of all elements -> shape [1]
+// Sum of all elements -> shape [1] (accumulated in double, on the tensor's device). The backward
+// broadcasts the output gradient as the bias of the values viewed as [numel, 1].
 template <class T>
 Var<T> sum(const Var<T>& a) {
-  double s = 0;
-  for (int64_t i = 0; i < a.value().numel(); ++i) s += a.value()[i];
-  return make_result<T>(Tensor<T>::full({1}, static_cast<T>(s)), {a}, "sum", [](VarNode<T>& n) {
-    if (T* g = input_grad(n, 0)) {
-      const T g0 = n.grad[0];
-      for (int64_t i = 0; i < n.inputs[0]->value.numel(); ++i) g[i] += g0;
-    }
+  const Device dev = a.value().device();
+  const int64_t n = a.value().numel();
+  Tensor<T> y = Tensor<T>::zeros({1}, dev);
+  backend::sum_add(dev, a.value().data(), n, y.data());
+  return make_result<T>(std::move(y), {a}, "sum", [n](VarNode<T>& node) {
+    if (T* g = input_grad(node, 0))
+      backend::add_bias_rows(node.value.device(), g, static_cast<const T*>(node.grad.data()), n, int64_t(1));
   });
 }
 
@@ -105,8 +107,8 @@ Var<T> linear(const Var<T>& x, const Var<T>& W, const Var<T>& b) {
   const int64_t N = x.shape()[0], I = x.shape()[1], O = W.shape()[1];
   const bool has_b = b.defined();
   if (has_b && b.shape() != Shape{O}) throw_shape("linear", "bias must be [O]", b.shape(), W.shape());
-  Tensor<T> y = Tensor<T>::empty({N, O});
-  const Device dev = y.device();
+  const Device dev = same_device<T>("linear", {&x.value(), &W.value(), has_b ? &b.value() : nullptr});
+  Tensor<T> y = Tensor<T>::empty({N, O}, dev);
   backend::gemm(dev, false, false, N, O, I, T(1), x.value().data(), I, W.value().data(), O, T(0), y.data(), O);
   if (has_b) backend::add_bias_rows(dev, y.data(), b.value().data(), N, O);
   std::vector<Var<T>> ins{x, W};

@@ -25,9 +25,9 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, Tens
   if (!(eps > T(0))) throw ValueError("batch_norm: eps must be positive, got " + std::to_string(eps));
   if (training && N * HW == 0) throw_shape("batch_norm", "training needs at least one value per channel", xs);
 
-  Tensor<T> y = Tensor<T>::empty(xs);
-  Tensor<T> mean = Tensor<T>::empty(cs), inv_std = Tensor<T>::empty(cs);
-  const Device dev = y.device();
+  const Device dev = same_device<T>("batch_norm", {&x.value(), &gamma.value(), &beta.value(), &running_mean, &running_var});
+  Tensor<T> y = Tensor<T>::empty(xs, dev);
+  Tensor<T> mean = Tensor<T>::empty(cs, dev), inv_std = Tensor<T>::empty(cs, dev);
   if (training)
     backend::batchnorm_forward_train(dev, x.value().data(), gamma.value().data(), beta.value().data(), N, C, HW, eps,
                                      momentum, y.data(), mean.data(), inv_std.data(), running_mean.data(),

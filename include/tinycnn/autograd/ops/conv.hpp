@@ -38,7 +38,8 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_
   const bool has_b = b.defined();
   if (has_b && b.shape() != Shape{ws[0]}) throw_shape("conv2d", "bias must be [K] for w [K, C, R, S]", b.shape(), ws);
   const Conv2DGeom g = detail::conv_op_geom("conv2d", xs, ws, ws[0], ws[2], ws[3], stride_h, stride_w, padding);
-  Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW});
+  const Device dev = same_device<T>("conv2d", {&x.value(), &w.value(), has_b ? &b.value() : nullptr});
+  Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW}, dev);
   if (relu)
     backend::conv2d_forward_relu(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr,
                                  g, y.data());
@@ -52,7 +53,7 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_
     const T* dy = n.grad.data();
     Tensor<T> masked;
     if (relu) {  // dY * (y > 0); y > 0 exactly where the pre-activation is > 0
-      masked = Tensor<T>::zeros(n.value.shape());
+      masked = Tensor<T>::zeros(n.value.shape(), d);
       backend::activation_backward(d, kernels::cpu::ActParams<T>{kernels::cpu::Act::ReLU, T(0), T(0)},
                                    n.value.data(), n.value.data(), dy, masked.data(), n.value.numel());
       dy = masked.data();
@@ -75,7 +76,8 @@ Var<T> depthwise_conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64
   if (has_b && b.shape() != Shape{K})
     throw_shape("depthwise_conv2d", "bias must be [C*M] for w [C, M, R, S]", b.shape(), ws);
   const Conv2DGeom g = detail::conv_op_geom("depthwise_conv2d", xs, ws, K, ws[2], ws[3], stride_h, stride_w, padding);
-  Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW});
+  const Device dev = same_device<T>("depthwise_conv2d", {&x.value(), &w.value(), has_b ? &b.value() : nullptr});
+  Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW}, dev);
   backend::depthwise_conv2d_forward(y.device(), x.value().data(), w.value().data(),
                                     has_b ? b.value().data() : nullptr, g, y.data());
   std::vector<Var<T>> ins{x, w};

@@ -10,9 +10,9 @@ template <class T>
 Var<T> dropout(const Var<T>& x, T rate, bool training, Rng& rng) {
   if (!(rate >= T(0) && rate < T(1))) throw ValueError("dropout: rate must be in [0, 1), got " + std::to_string(rate));
   if (!training || rate == T(0)) return x;
-  Tensor<T> mask = Tensor<T>::empty(x.shape());
+  Tensor<T> mask = Tensor<T>::empty(x.shape(), x.value().device());
   backend::dropout_mask(mask.device(), rng, rate, mask.data(), mask.numel());
-  Tensor<T> y = Tensor<T>::empty(x.shape());
+  Tensor<T> y = Tensor<T>::empty(x.shape(), x.value().device());
   backend::mul_forward(y.device(), x.value().data(), mask.data(), y.data(), y.numel());
   return make_result<T>(std::move(y), {x}, "dropout", [mask](VarNode<T>& n) {
     backend::mul_backward(n.value.device(), n.inputs[0]->value.data(), mask.data(), n.grad.data(), input_grad(n, 0),

@@ -30,6 +30,12 @@ void check_loss_value(const char* op, double loss) {
                     "); targets must be probabilities (one-hot, soft or multi-hot in [0, 1])");
 }
 
+// The scalar gradient of a loss node (its output is [1] on the logits' device; one value comes back).
+template <class T>
+T scalar_grad(const VarNode<T>& n) {
+  return n.grad.device() == Device::CPU ? n.grad[0] : n.grad.to_vector()[0];
+}
+
 template <class T>
 Var<T> softmax_ce_impl(const Var<T>& logits, std::vector<int32_t> labels, Tensor<T> targets,
                        const CrossEntropyOptions<T>& opt) {
@@ -41,7 +47,10 @@ Var<T> softmax_ce_impl(const Var<T>& logits, std::vector<int32_t> labels, Tensor
   if (!opt.class_weights.empty() && static_cast<int64_t>(opt.class_weights.size()) != K)
     throw ValueError(std::string(op) + ": " + std::to_string(opt.class_weights.size()) + " class weights for " +
                      std::to_string(K) + " classes");
+  const Device dev = logits.value().device();
   const bool use_labels = targets.numel() == 0 && !targets.defined();
+  // Labels and targets are validated on the host; the kernels get copies on the logits' device.
+  Tensor<T> host_targets;
   if (use_labels) {
     if (static_cast<int64_t>(labels.size()) != N)
       throw ValueError(std::string(op) + ": " + std::to_string(labels.size()) + " labels for a batch of " + std::to_string(N));
@@ -51,22 +60,26 @@ Var<T> softmax_ce_impl(const Var<T>& logits, std::vector<int32_t> labels, Tensor
                          ", outside [0, " + std::to_string(K) + ")");
   } else {
     if (targets.shape() != logits.shape()) throw_shape(op, "targets must match logits", targets.shape(), logits.shape());
+    host_targets = targets.to(Device::CPU);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t k = 0; k < K; ++k) {
-        const T t = targets[n * K + k];
+        const T t = host_targets[n * K + k];
         if (!(t >= T(0) && t <= T(1)))
           throw ValueError(std::string(op) + ": target of sample " + std::to_string(n) + ", class " + std::to_string(k) +
                            " is " + std::to_string(t) + ", outside [0, 1]");
       }
+    targets = targets.to(dev);
   }
-  Tensor<T> probs = Tensor<T>::empty({N, K});
-  Tensor<T> losses = Tensor<T>::empty({N});
-  const Device dev = logits.value().device();
-  backend::softmax_cross_entropy_forward(dev, logits.value().data(), use_labels ? labels.data() : nullptr,
-                                         use_labels ? nullptr : targets.data(), opt.label_smoothing, probs.data(),
-                                         losses.data(), N, K);
+  const std::shared_ptr<Storage<int32_t>> dev_labels =
+      use_labels ? make_storage<int32_t>(N, dev, labels.data()) : nullptr;
+  const int32_t* lab = use_labels ? dev_labels->ptr : nullptr;
+  Tensor<T> probs = Tensor<T>::empty({N, K}, dev);
+  Tensor<T> losses = Tensor<T>::empty({N}, dev);
+  backend::softmax_cross_entropy_forward(dev, logits.value().data(), lab, use_labels ? nullptr : targets.data(),
+                                         opt.label_smoothing, probs.data(), losses.data(), N, K);
+  const std::vector<T> host_losses = losses.to_vector();
   // scale[n] = d(total)/d(loss_n): class weight, divided by N for the mean.
-  Tensor<T> scale = Tensor<T>::empty({N});
+  std::vector<T> scale(static_cast<size_t>(N));
   double total = 0;
   for (int64_t n = 0; n < N; ++n) {
     T w = T(1);
@@ -76,25 +89,27 @@ Var<T> softmax_ce_impl(const Var<T>& logits, std::vector<int32_t> labels, Tensor
         cls = labels[n];
       } else {
         for (int64_t k = 1; k < K; ++k)
-          if (targets[n * K + k] > targets[n * K + cls]) cls = k;
+          if (host_targets[n * K + k] > host_targets[n * K + cls]) cls = k;
       }
       w = opt.class_weights[cls];
     }
     scale[n] = opt.reduction == Reduction::Mean ? w / static_cast<T>(N) : w;
-    total += static_cast<double>(scale[n]) * losses[n];
+    total += static_cast<double>(scale[n]) * host_losses[n];
   }
   check_loss_value<T>(op, total);
   const T smoothing = opt.label_smoothing;
-  return make_result<T>(Tensor<T>::full({1}, static_cast<T>(total)), {logits}, op,
-                        [probs, labels = std::move(labels), targets, scale, smoothing, use_labels, N, K](VarNode<T>& n) {
+  return make_result<T>(Tensor<T>::full({1}, static_cast<T>(total), dev), {logits}, op,
+                        [probs, dev_labels, targets, scale = std::move(scale), smoothing, use_labels, N, K](VarNode<T>& n) {
                           T* g = input_grad(n, 0);
                           if (!g) return;
-                          Tensor<T> s = scale.clone();
-                          for (int64_t i = 0; i < N; ++i) s[i] *= n.grad[0];
-                          backend::softmax_cross_entropy_backward(n.value.device(), probs.data(),
-                                                                  use_labels ? labels.data() : nullptr,
+                          const Device d = n.value.device();
+                          std::vector<T> s = scale;
+                          const T g0 = scalar_grad(n);
+                          for (T& v : s) v *= g0;
+                          const Tensor<T> sd = Tensor<T>::from({N}, s).to(d);
+                          backend::softmax_cross_entropy_backward(d, probs.data(), use_labels ? dev_labels->ptr : nullptr,
                                                                   use_labels ? nullptr : targets.data(), smoothing,
-                                                                  s.data(), g, N, K);
+                                                                  sd.data(), g, N, K);
                         });
 }
 }  // namespace detail
@@ -120,46 +135,59 @@ Var<T> binary_cross_entropy(const Var<T>& logits, const Tensor<T>& targets, Redu
   if (targets.shape() != logits.shape()) throw_shape(op, "targets must match logits", targets.shape(), logits.shape());
   const int64_t n = targets.numel();
   const int64_t per = logits.value().rank() >= 2 ? n / logits.shape()[0] : 1;
-  for (int64_t i = 0; i < n; ++i) {
-    const T t = targets[i];
-    if (!(t >= T(0) && t <= T(1)))
-      throw ValueError(std::string(op) + ": target of sample " + std::to_string(i / per) + " is " + std::to_string(t) +
-                       ", outside [0, 1]. Integer class labels need softmax_cross_entropy (categorical cross-entropy); "
-                       "binary cross-entropy takes multi-hot targets (0 or 1 per class)");
+  const Device dev = logits.value().device();
+  {
+    const Tensor<T> host_targets = targets.to(Device::CPU);  // validated on the host
+    for (int64_t i = 0; i < n; ++i) {
+      const T t = host_targets[i];
+      if (!(t >= T(0) && t <= T(1)))
+        throw ValueError(std::string(op) + ": target of sample " + std::to_string(i / per) + " is " + std::to_string(t) +
+                         ", outside [0, 1]. Integer class labels need softmax_cross_entropy (categorical cross-entropy); "
+                         "binary cross-entropy takes multi-hot targets (0 or 1 per class)");
+    }
   }
-  Tensor<T> losses = Tensor<T>::empty(targets.shape());
-  backend::bce_logits_forward(losses.device(), logits.value().data(), targets.data(), losses.data(), n);
+  const Tensor<T> dev_targets = targets.to(dev);
+  Tensor<T> losses = Tensor<T>::empty(targets.shape(), dev);
+  backend::bce_logits_forward(dev, logits.value().data(), dev_targets.data(), losses.data(), n);
   double total = 0;
-  for (int64_t i = 0; i < n; ++i) total += losses[i];
+  for (T l : losses.to_vector()) total += l;
   const T s = reduction == Reduction::Mean ? T(1) / static_cast<T>(n) : T(1);
   total *= s;
   detail::check_loss_value<T>(op, total);
-  return make_result<T>(Tensor<T>::full({1}, static_cast<T>(total)), {logits}, op, [targets, s, n](VarNode<T>& node) {
-    if (T* g = input_grad(node, 0))
-      backend::bce_logits_backward(node.value.device(), node.inputs[0]->value.data(), targets.data(), s * node.grad[0], g, n);
-  });
+  return make_result<T>(Tensor<T>::full({1}, static_cast<T>(total), dev), {logits}, op,
+                        [dev_targets, s, n](VarNode<T>& node) {
+                          if (T* g = input_grad(node, 0))
+                            backend::bce_logits_backward(node.value.device(), node.inputs[0]->value.data(),
+                                                         dev_targets.data(), s * detail::scalar_grad(node), g, n);
+                        });
 }
 
-// Mean (or sum) squared error between pred and a target of the same shape.
+// Mean (or sum) squared error between pred and a target of the same shape. The loss value is summed
+// on the host (a device prediction is copied back); the backward is two add_scaled calls on its device.
 template <class T>
 Var<T> mse(const Var<T>& pred, const Tensor<T>& target, Reduction reduction = Reduction::Mean) {
   if (target.shape() != pred.shape()) throw_shape("mse", "target must match prediction", target.shape(), pred.shape());
   const int64_t n = target.numel();
+  const Device dev = pred.value().device();
+  const Tensor<T> hp = pred.value().to(Device::CPU), ht = target.to(Device::CPU);
   double total = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(pred.value()[i]) - target[i];
+    const double d = static_cast<double>(hp[i]) - ht[i];
     total += d * d;
   }
   const T s = reduction == Reduction::Mean ? T(1) / static_cast<T>(n) : T(1);
   total *= s;
   detail::check_loss_value<T>("mse", total);
-  return make_result<T>(Tensor<T>::full({1}, static_cast<T>(total)), {pred}, "mse", [target, s, n](VarNode<T>& node) {
-    if (T* g = input_grad(node, 0)) {
-      const T* p = node.inputs[0]->value.data();
-      const T k = T(2) * s * node.grad[0];
-      for (int64_t i = 0; i < n; ++i) g[i] += k * (p[i] - target[i]);
-    }
-  });
+  const Tensor<T> dev_target = target.to(dev);
+  return make_result<T>(Tensor<T>::full({1}, static_cast<T>(total), dev), {pred}, "mse",
+                        [dev_target, s, n](VarNode<T>& node) {
+                          if (T* g = input_grad(node, 0)) {  // g += k (p - t)
+                            const Device d = node.value.device();
+                            const T k = T(2) * s * detail::scalar_grad(node);
+                            backend::add_scaled(d, node.inputs[0]->value.data(), k, g, n);
+                            backend::add_scaled(d, dev_target.data(), -k, g, n);
+                          }
+                        });
 }
 
 }  // namespace tinycnn::ops

@@ -33,11 +33,13 @@ template <class T>
 Var<T> max_pool2d(const Var<T>& x, int64_t pool_h, int64_t pool_w, int64_t stride_h = -1, int64_t stride_w = -1,
                   const std::string& padding = "valid") {
   const kernels::cpu::Conv2DGeom g = detail::pool_geom("max_pool2d", x.shape(), pool_h, pool_w, stride_h, stride_w, padding);
-  Tensor<T> y = Tensor<T>::empty({g.N, g.C, g.OH, g.OW});
-  auto argmax = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(y.numel()));
-  backend::max_pool2d_forward(y.device(), x.value().data(), g, y.data(), argmax->data());
+  Tensor<T> y = Tensor<T>::empty({g.N, g.C, g.OH, g.OW}, x.value().device());
+  // The winners' indices live beside the output (device memory for a device tensor).
+  auto argmax = make_storage<int32_t>(y.numel(), y.device());
+  backend::max_pool2d_forward(y.device(), x.value().data(), g, y.data(), argmax->ptr);
   return make_result<T>(std::move(y), {x}, "max_pool2d", [g, argmax](VarNode<T>& n) {
-    if (T* dx = input_grad(n, 0)) backend::max_pool2d_backward(n.value.device(), n.grad.data(), argmax->data(), g, dx);
+    if (T* dx = input_grad(n, 0))
+      backend::max_pool2d_backward(n.value.device(), n.grad.data(), static_cast<const int32_t*>(argmax->ptr), g, dx);
   });
 }
 
@@ -45,7 +47,7 @@ template <class T>
 Var<T> avg_pool2d(const Var<T>& x, int64_t pool_h, int64_t pool_w, int64_t stride_h = -1, int64_t stride_w = -1,
                   const std::string& padding = "valid") {
   const kernels::cpu::Conv2DGeom g = detail::pool_geom("avg_pool2d", x.shape(), pool_h, pool_w, stride_h, stride_w, padding);
-  Tensor<T> y = Tensor<T>::empty({g.N, g.C, g.OH, g.OW});
+  Tensor<T> y = Tensor<T>::empty({g.N, g.C, g.OH, g.OW}, x.value().device());
   backend::avg_pool2d_forward(y.device(), x.value().data(), g, y.data());
   return make_result<T>(std::move(y), {x}, "avg_pool2d", [g](VarNode<T>& n) {
     if (T* dx = input_grad(n, 0)) backend::avg_pool2d_backward(n.value.device(), n.grad.data(), g, dx);
@@ -57,7 +59,7 @@ Var<T> global_avg_pool2d(const Var<T>& x) {
   if (x.value().rank() != 4) throw_shape("global_avg_pool2d", "needs x [N, C, H, W]", x.shape());
   const int64_t N = x.shape()[0], C = x.shape()[1], HW = x.shape()[2] * x.shape()[3];
   if (HW == 0) throw_shape("global_avg_pool2d", "empty spatial plane", x.shape());
-  Tensor<T> y = Tensor<T>::empty({N, C});
+  Tensor<T> y = Tensor<T>::empty({N, C}, x.value().device());
   backend::global_avg_pool2d_forward(y.device(), x.value().data(), N, C, HW, y.data());
   return make_result<T>(std::move(y), {x}, "global_avg_pool2d", [N, C, HW](VarNode<T>& n) {
     if (T* dx = input_grad(n, 0)) backend::global_avg_pool2d_backward(n.value.device(), n.grad.data(), N, C, HW, dx);

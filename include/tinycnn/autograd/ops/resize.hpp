@@ -20,7 +20,7 @@ Var<T> resize2d(const Var<T>& x, int64_t OH, int64_t OW, bool antialias) {
   if (OH <= 0 || OW <= 0) throw_shape("resize2d", "output height and width must be positive", x.shape(), Shape{OH, OW});
   const int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
   if (H <= 0 || W <= 0) throw_shape("resize2d", "input height and width must be positive", x.shape());
-  Tensor<T> y = Tensor<T>::empty({N, C, OH, OW});
+  Tensor<T> y = Tensor<T>::empty({N, C, OH, OW}, x.value().device());
   backend::resize2d_forward(y.device(), x.value().data(), N * C, H, W, OH, OW, antialias, y.data());
   return make_result<T>(std::move(y), {x}, "resize2d", [N, C, H, W, OH, OW, antialias](VarNode<T>& n) {
     if (T* dx = input_grad(n, 0))
@@ -33,7 +33,7 @@ template <class T>
 Var<T> flip_w(const Var<T>& x) {
   if (x.value().rank() != 4) throw_shape("flip_w", "needs x [N, C, H, W]", x.shape());
   const int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
-  Tensor<T> y = Tensor<T>::empty(x.shape());
+  Tensor<T> y = Tensor<T>::empty(x.shape(), x.value().device());
   backend::flip_w_forward(y.device(), x.value().data(), N * C, H, W, y.data());
   return make_result<T>(std::move(y), {x}, "flip_w", [N, C, H, W](VarNode<T>& n) {
     if (T* dx = input_grad(n, 0)) backend::flip_w_backward(n.value.device(), n.grad.data(), N * C, H, W, dx);
@@ -52,9 +52,10 @@ Var<T> channel_affine(const Var<T>& x, const std::vector<double>& scale, const s
     for (int64_t c = 0; c < C; ++c) out[static_cast<size_t>(c)] = static_cast<T>(v.size() == 1 ? v[0] : v[static_cast<size_t>(c)]);
     return out;
   };
-  const Tensor<T> s = Tensor<T>::from({C}, per_channel(scale, "scale"));
-  const Tensor<T> b = Tensor<T>::from({C}, per_channel(offset, "offset"));
-  Tensor<T> y = Tensor<T>::empty(x.shape());
+  // Constants built on the host, uploaded beside x (a device model keeps its preprocessing on the device).
+  const Tensor<T> s = Tensor<T>::from({C}, per_channel(scale, "scale")).to(x.value().device());
+  const Tensor<T> b = Tensor<T>::from({C}, per_channel(offset, "offset")).to(x.value().device());
+  Tensor<T> y = Tensor<T>::empty(x.shape(), x.value().device());
   backend::channel_affine_forward(y.device(), x.value().data(), s.data(), b.data(), N, C, L, y.data());
   return make_result<T>(std::move(y), {x}, "channel_affine", [s, N, C, L](VarNode<T>& n) {
     if (T* dx = input_grad(n, 0)) backend::channel_affine_backward(n.value.device(), n.grad.data(), s.data(), N, C, L, dx);

@@ -12,6 +12,15 @@ void add_scaled(const T* x, T alpha, T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
+// out[0] += sum_i x[i], accumulated in double in index order (the reference; deterministic);
+// x: [n], out: [1]
+template <class T>
+void sum_add(const T* x, int64_t n, T* out) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]);
+  out[0] += static_cast<T>(s);
+}
+
 // y[i] = a[i] * b[i];  a, b, y: [n]
 template <class T>
 void mul_forward(const T* a, const T* b, T* y, int64_t n) {
