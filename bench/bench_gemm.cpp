@@ -74,6 +74,9 @@ std::vector<GemmShape> shapes() {
   // Dense forward at batch 32, x [32, in] x kernel [in, out]: few micro-tiles, long K (the K-split path).
   s.push_back({32, 128, 67500, false, false, "baseline dense 67500->128 forward"});
   s.push_back({32, 1024, 36864, false, false, "model3 dense 36864->1024 forward"});
+  // Its backward: dX = dY W^T (NT, M = 32 rows again) and dW = X^T dY (TN, K = 32).
+  s.push_back({32, 36864, 1024, false, true, "model3 dense backward-data"});
+  s.push_back({36864, 1024, 32, true, false, "model3 dense backward-weight"});
   return s;
 }
 

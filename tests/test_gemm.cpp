@@ -150,6 +150,18 @@ TEST_CASE("gemm: dispatcher equals the reference") {
   check_variant<double>("gemm<double>", &gemm<double>);
 }
 
+TEST_CASE("gemm: the AVX-512 tile is chosen by the form of the product (8x48 for NN with K >= 64)") {
+  CHECK(gemm_detail::prefer_8x48(false, false, 64));
+  CHECK_FALSE(gemm_detail::prefer_8x48(false, false, 27));
+  CHECK_FALSE(gemm_detail::prefer_8x48(false, true, 4096));
+  CHECK_FALSE(gemm_detail::prefer_8x48(true, false, 4096));
+  if (!gemm_avx512_available()) return;
+  CHECK(gemm_tile_shape<float>(false, false, 512).mr == 8);
+  CHECK(gemm_tile_shape<float>(false, false, 512).nr == 48);
+  CHECK(gemm_tile_shape<float>(false, true, 512).mr == 14);
+  CHECK(gemm_tile_shape<float>(false, false, 27).nr == 32);
+}
+
 TEST_CASE("gemm: single thread and several threads give the same results") {
   const int saved = get_num_threads();
   set_num_threads(1);

@@ -326,7 +326,7 @@ template <class T>
 ConvOptions::FilterForm filter_form(const Conv2DGeom& g, const ConvOptions& o) {
   if (o.filter_form != ConvOptions::FilterForm::Auto) return o.filter_form;
   const int64_t CRS = g.C * g.R * g.S;
-  const GemmTileShape t = gemm_tile_shape<T>();
+  const GemmTileShape t = gemm_tile_shape<T>(false, true, g.OH * g.OW);  // both forms are NT products
   return tile_fill(CRS, g.K, t) > 1.2 * tile_fill(g.K, CRS, t) ? ConvOptions::FilterForm::ColDy
                                                                 : ConvOptions::FilterForm::DyCol;
 }

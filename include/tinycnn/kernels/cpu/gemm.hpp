@@ -8,8 +8,8 @@
 //   2 gemm_packed   GotoBLAS/BLIS packing + portable register-blocked micro-kernel (float, double)
 //   3 gemm_avx2     packed + AVX2/FMA 6x16 micro-kernel (float; run-time dispatch)
 //   4 gemm_avx512   packed + AVX-512 14x32 micro-kernel (float; run-time dispatch)
-//   5 gemm_avx512_8x48  the same with an 8x48 tile (benchmarked; wins on dense layers at batch 32,
-//                   loses on others on the Zen 4 it was measured on, so not dispatched to)
+//   5 gemm_avx512_8x48  the same with an 8x48 tile (float; dispatched to for NN products with
+//                   K >= 64: see gemm_detail::prefer_8x48)
 #include <type_traits>
 
 #include "cpu_features.hpp"
@@ -21,6 +21,15 @@
 
 namespace tinycnn::kernels::cpu {
 
+namespace gemm_detail {
+// Which AVX-512 tile runs a product (docs/performance.md, "Variant 5"): measured side by side, the
+// 8x48 tile beat 14x32 on every non-transposed product with a real reduction (dense forward at batch
+// 32 1.39x, conv forward GEMMs 1.13-1.16x, 1024^3 0.99x) — 8-row slivers fill M = 32/64/128 exactly —
+// and lost on the transposed forms of the backward passes (0.79-0.80x) and on K = 27 (0.63x: with
+// so short a reduction the wider C tile's loads and stores dominate). So: 8x48 for NN with K >= 64.
+inline bool prefer_8x48(bool trans_a, bool trans_b, int64_t K) { return !trans_a && !trans_b && K >= 64; }
+}  // namespace gemm_detail
+
 // C = relu?(alpha * op(A) * op(B) + beta * C + bias), with the epilogue fused into the last store of
 // the micro-kernel. Argument contract in gemm_ref.hpp; bias semantics in GemmEpilogue.
 template <class T>
@@ -28,26 +37,35 @@ void gemm_ex(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alph
              const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep) {
   if constexpr (std::is_same<T, float>::value) {
     const CpuFeatures& f = cpu_features();
-    if (f.avx512) return gemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
+    if (f.avx512) {
+      if (gemm_detail::prefer_8x48(trans_a, trans_b, K))
+        return gemm_avx512_8x48(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
+      return gemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
+    }
     if (f.avx2_fma) return gemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
   }
   gemm_packed<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
 }
 
-// Register tile of the variant gemm_ex runs for T on this machine: C is computed in mr x nr blocks,
-// so a product whose M or N is not a multiple wastes part of every edge tile. Callers that can
-// choose between C and C^T (conv2d's backward filter) use it to pick the fuller orientation.
+// Register tile of the variant gemm_ex runs for T on this machine and this form of product: C is
+// computed in mr x nr blocks, so a product whose M or N is not a multiple wastes part of every edge
+// tile. Callers that can choose between C and C^T (conv2d's backward filter) use it to pick the
+// fuller orientation.
 struct GemmTileShape {
   int mr, nr;
 };
 template <class T>
-GemmTileShape gemm_tile_shape() {
+GemmTileShape gemm_tile_shape(bool trans_a, bool trans_b, int64_t K) {
 #ifdef TINYCNN_HAVE_X86_GEMM
   if constexpr (std::is_same<T, float>::value) {
     const CpuFeatures& f = cpu_features();
+    if (f.avx512 && gemm_detail::prefer_8x48(trans_a, trans_b, K))
+      return {gemm_avx512_detail::kernel_8x48().mr, gemm_avx512_detail::kernel_8x48().nr};
     if (f.avx512) return {gemm_avx512_detail::kernel().mr, gemm_avx512_detail::kernel().nr};
     if (f.avx2_fma) return {gemm_avx2_detail::kernel().mr, gemm_avx2_detail::kernel().nr};
   }
+#else
+  (void)trans_a, (void)trans_b, (void)K;
 #endif
   return {gemm_detail::portable_kernel<T>().mr, gemm_detail::portable_kernel<T>().nr};
 }
