@@ -75,6 +75,7 @@ TEST_CASE("cuda parity: nn::Sequential + Adam trained by fit() on the GPU matche
   optim::Adam<float> ocpu(cpu.parameters(true), 3e-3), ogpu(gpu.parameters(true), 3e-3);
   train::to_device(gpu, ogpu, Device::CUDA);
   REQUIRE(gpu.device() == Device::CUDA);
+  CHECK(gpu.stream().handle() != nullptr);  // its own stream (fit queues its work there)
   for (auto& b : gpu.buffers()) CHECK(b.second.value().device() == Device::CUDA);
 
   train::History h[2];

@@ -54,6 +54,7 @@ inline BenchResult run_bench(const BenchArgs& a, std::ostream& os) {
      << size << "x" << size << ", batch " << a.batch << ", " << a.steps << " steps, threads "
      << (a.threads > 0 ? std::to_string(a.threads) : std::string("default")) << ", device " << dc.description << "\n";
   BenchResult r;
+  nn::DeviceScope<float> on_device(*model);  // the model's own stream (GPU)
   model->train();
   train_step();  // warm-up (allocations, packing buffers)
   sync_device(dc.device);

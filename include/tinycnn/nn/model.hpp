@@ -3,6 +3,7 @@
 // stable parameter names ("<layer>/<param>"), train()/eval(), freezing, Keras-style unique names.
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,7 +83,17 @@ class Model {
       vars[i].second.value() = moved[i].first;
       vars[i].second.grad() = moved[i].second;
     }
+#ifdef TINYCNN_HAS_CUDA
+    if (dev == Device::CUDA) {
+      cuda::synchronize();  // the copies ran on the caller's stream; the model's own stream must see them
+      if (!stream_.handle()) stream_ = cuda::Stream::create();
+    }
+#endif
   }
+#ifdef TINYCNN_HAS_CUDA
+  // The model's own CUDA stream (created by to(Device::CUDA)): DeviceScope queues its work there.
+  const cuda::Stream& stream() const { return stream_; }
+#endif
   // Where the parameters live (CPU for a model without any).
   Device device() {
     for (auto& p : parameters()) return p.second.value().device();
@@ -139,6 +150,48 @@ class Model {
   uint64_t seed_;
   Rng rng_;  // weight initialisation stream
   std::map<std::string, int> name_counts_;
+#ifdef TINYCNN_HAS_CUDA
+  cuda::Stream stream_;
+#endif
+};
+
+// For its lifetime, the device work of a model on the GPU is queued on the model's own stream (one
+// stream per model: its kernels are ordered without device-wide synchronisation); at the end the
+// scope waits for that stream, so work outside it (on the caller's stream) never races with the
+// model's; on entry it waits for the caller's stream, for the same reason. fit/evaluate/predict/
+// update_batch_norm open one. A no-op for a CPU model or build.
+template <class T>
+class DeviceScope {
+ public:
+  explicit DeviceScope(Model<T>& m) {
+#ifdef TINYCNN_HAS_CUDA
+    if (m.device() == Device::CUDA && m.stream().handle()) {
+      cuda::current_stream().synchronize();  // work queued before (e.g. a checkpoint's uploads) is done
+      stream_ = m.stream();
+      guard_.emplace(stream_);
+    }
+#else
+    (void)m;
+#endif
+  }
+  ~DeviceScope() {
+#ifdef TINYCNN_HAS_CUDA
+    if (!guard_) return;
+    guard_.reset();
+    try {
+      stream_.synchronize();
+    } catch (...) {  // a destructor must not throw; a sticky CUDA error resurfaces at the next call
+    }
+#endif
+  }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+#ifdef TINYCNN_HAS_CUDA
+  cuda::Stream stream_;
+  std::optional<cuda::StreamGuard> guard_;
+#endif
 };
 
 }  // namespace tinycnn::nn

@@ -158,6 +158,7 @@ Logs evaluate_impl(nn::Model<T>& model, BatchSource& src, int64_t epoch, LossKin
   NoGradGuard ng;
   MetricAccumulator acc(metrics, kind == LossKind::BinaryCrossEntropy);
   const Device dev = model.device();
+  nn::DeviceScope<T> on_device(model);
   src.seek({epoch, 0});
   Batch b;
   while (src.next(b)) {
@@ -289,7 +290,7 @@ History fit(nn::Model<T>& model, optim::Optimizer<T>& opt, BatchSource& train_sr
   SigintGuard sigint(o.handle_sigint);
   model.train();
   const Device dev = model.device();  // batches are uploaded there (train::to_device moves model + optimizer)
-
+  nn::DeviceScope<T> on_device(model);
   for (auto& cb : o.callbacks) cb->on_train_begin(ctx);
   if (resuming && resumed.callbacks.is_array())
     for (size_t i = 0; i < o.callbacks.size() && i < resumed.callbacks.size(); ++i) {
@@ -401,6 +402,7 @@ Tensor<T> predict(nn::Model<T>& model, BatchSource& src, bool multi_label = fals
   std::vector<Tensor<T>> parts;
   int64_t rows = 0, K = -1;
   const Device dev = model.device();
+  nn::DeviceScope<T> on_device(model);
   Batch b;
   while (src.next(b)) {
     Var<T> logits = model.forward(detail::model_input<T>(b.x, dev));

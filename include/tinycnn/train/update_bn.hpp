@@ -47,6 +47,7 @@ int update_batch_norm(nn::Model<T>& model, BatchSource& src, int64_t max_batches
     bn->set_training(true);
   }
   NoGradGuard ng;
+  nn::DeviceScope<T> on_device(model);
   src.seek({src.position().epoch, 0});
   Batch b;
   int64_t n = 0;
