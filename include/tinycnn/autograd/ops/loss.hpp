@@ -33,7 +33,7 @@ void check_loss_value(const char* op, double loss) {
 // The scalar gradient of a loss node (its output is [1] on the logits' device; one value comes back).
 template <class T>
 T scalar_grad(const VarNode<T>& n) {
-  return n.grad.device() == Device::CPU ? n.grad[0] : n.grad.to_vector()[0];
+  return n.grad.to(Device::CPU)[0];  // the same handle on the host
 }
 
 template <class T>
