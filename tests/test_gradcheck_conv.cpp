@@ -180,6 +180,28 @@ TEST_CASE("gradcheck: ZeroPadding2D") {
   tt::check_layer(c, {2, 1, 3, 3}, 72);
 }
 
+TEST_CASE("gradcheck: Cropping2D") {
+  nn::Cropping2D<double> a(1);
+  tt::check_layer(a, {2, 2, 4, 4}, 73);
+  nn::Cropping2D<double> b(1, 0);
+  tt::check_layer(b, {1, 2, 4, 3}, 74);
+  nn::Cropping2D<double> c({0, 1}, {2, 0});
+  tt::check_layer(c, {2, 1, 3, 4}, 75);
+  // The window it keeps: rows 0..1, columns 2..3 of a 3x4 plane.
+  Tensor<double> x({1, 1, 3, 4});
+  for (int64_t i = 0; i < 12; ++i) x[i] = static_cast<double>(i);
+  const Tensor<double> y = ops::crop2d(Var<double>(x), 0, 1, 2, 0).value();
+  REQUIRE(y.shape() == Shape{1, 1, 2, 2});
+  CHECK(y[0] == 2);
+  CHECK(y[1] == 3);
+  CHECK(y[2] == 6);
+  CHECK(y[3] == 7);
+  Rng rng(1);
+  nn::Cropping2D<float> all(2);
+  CHECK_THROWS_WITH_AS(all.build({{3, 4, 8}}, rng), doctest::Contains("leaves no pixels"), ShapeError);
+  CHECK_THROWS_WITH_AS(nn::Cropping2D<float>(-1), doctest::Contains("non-negative"), ValueError);
+}
+
 TEST_CASE("conv-family layers: parameter counts and shapes match Keras") {
   nn::Sequential<float> m(1);
   auto& c1 = m.add<nn::Conv2D>(32, 3, 1, "same", "relu");

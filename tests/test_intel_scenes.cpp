@@ -367,6 +367,40 @@ TEST_CASE("intel_scenes ensemble: two model files -> one that averages their log
   const Tensor<float> lf = ef.model()(x);
   for (int64_t k = 0; k < lf.numel(); ++k)
     CHECK(lf[k] == doctest::Approx(0.25 * (l1[k] + l3[k] + l1f[k] + l3f[k])).epsilon(1e-4));
+  // --zoom 0.8: every member also on the central 28x28 of the 36x36 input (4 pixels cut from each
+  // side: round(36 * 0.2 / 2)), mirrored too with --flip; the logits are the mean of all eight.
+  EnsembleArgs zo = fl;
+  zo.zoom = {0.8};
+  zo.out = d5.str("zoom.safetensors");
+  run_ensemble(zo, os);
+  ScenesModel ez = load_scenes_model(zo.out);
+  CHECK(ez.m.info.extras.at("zoom_views").rfind("0.8", 0) == 0);
+  last_conv.clear();
+  for (const auto& en : ez.model().entries())
+    if (en.layer->type() == "Conv2D") last_conv = en.layer->name();
+  CHECK(last_conv.rfind("m7_", 0) == 0);  // the whole, unmirrored photo comes last
+  auto zoomed = [&](const Var<float>& v, int64_t size, double scale, double offset, const io::LoadedModel& mm) {
+    return mm.model->operator()(
+        ops::channel_affine(ops::resize2d(ops::crop2d(v, 4, 4, 4, 4), size, size, false), {scale}, {offset}).value());
+  };
+  const Tensor<float> z1 = zoomed(xv, 32, 1 / 255.0, 0.0, s1.m), z3 = zoomed(xv, 40, 1 / 127.5, -1.0, s3.m);
+  const Tensor<float> z1f = zoomed(xf, 32, 1 / 255.0, 0.0, s1.m), z3f = zoomed(xf, 40, 1 / 127.5, -1.0, s3.m);
+  const Tensor<float> lz = ez.model()(x);
+  for (int64_t k = 0; k < lz.numel(); ++k)
+    CHECK(lz[k] == doctest::Approx((l1[k] + l3[k] + l1f[k] + l3f[k] + z1[k] + z3[k] + z1f[k] + z3f[k]) / 8).epsilon(1e-4));
+  // One model with views is an ensemble of its views; fractions outside (0, 1) or that crop nothing are refused.
+  EnsembleArgs one = zo;
+  one.models = {m1};
+  one.flip = false;
+  one.out = d5.str("one.safetensors");
+  run_ensemble(one, os);
+  // (one member: no raw-pixel adapters, the ensemble keeps m1's own 1/255 scaling for its caller to apply)
+  const Tensor<float> lo = load_scenes_model(one.out).model()(ops::channel_affine(xv, {1 / 255.0}, {0.0}).value());
+  for (int64_t k = 0; k < lo.numel(); ++k) CHECK(lo[k] == doctest::Approx((l1[k] + z1[k]) / 2).epsilon(1e-4));
+  one.zoom = {1.0};
+  CHECK_THROWS_WITH_AS(run_ensemble(one, os), doctest::Contains("--zoom"), UsageError);
+  one.zoom = {0.99};
+  CHECK_THROWS_WITH_AS(run_ensemble(one, os), doctest::Contains("crops nothing from 36 pixels"), UsageError);
 
   // A different resize mode is refused, naming the file.
   m40.info.preprocessing.resize = "center_crop";

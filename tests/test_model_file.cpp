@@ -482,6 +482,7 @@ TEST_CASE("model file: layer registry knows every layer type and round-trips con
                                                           std::vector<double>{-2.1, -2.0, -1.8}));
   protos.push_back(std::make_unique<nn::Resizing<float>>(128, 96, "bilinear", true));
   protos.push_back(std::make_unique<nn::Flip<float>>());
+  protos.push_back(std::make_unique<nn::Cropping2D<float>>(std::make_pair<int64_t, int64_t>(0, 1), std::make_pair<int64_t, int64_t>(2, 3)));
   protos.push_back(std::make_unique<nn::Sigmoid<float>>());
   protos.push_back(std::make_unique<nn::Softmax<float>>());
   protos.push_back(std::make_unique<nn::Tanh<float>>());
@@ -721,4 +722,42 @@ TEST_CASE("ensemble: members with other input sizes and pixel scalings behind th
   CHECK_THROWS_WITH_AS(nn::ensemble<float>({a.get(), b.get()}, {1, 6, 6}, std::move(wrong)),
                        doctest::Contains("model 1"), ShapeError);
   CHECK_THROWS_WITH_AS(nn::ensemble<float>({a.get(), b.get()}), doctest::Contains("model 1"), ShapeError);
+}
+
+TEST_CASE("with_input_shape: a fully convolutional model at another input size shares its weights; others are refused") {
+  auto m = std::make_unique<nn::Sequential<float>>(3);
+  m->add<nn::Conv2D>(4, 3, 1, "same", "relu");
+  m->add<nn::BatchNormalization>();
+  m->add<nn::MaxPool2D>(2);
+  m->add<nn::GlobalAvgPool2D>();
+  m->add<nn::Dense>(3);
+  m->build({2, 8, 8});
+  m->layer(0).set_trainable(false);
+  m->eval();
+  auto big = nn::with_input_shape(*m, {2, 12, 12});
+  CHECK(big->input_shape() == Shape{2, 12, 12});
+  CHECK(big->output_shape() == Shape{3});
+  CHECK(!big->is_training());
+  CHECK(!big->layer(0).trainable());
+  CHECK(train::count_params(*big).total == train::count_params(*m).total);
+  for (size_t k = 0; k < m->parameters().size(); ++k)
+    CHECK(big->parameters()[k].second.value().shares_storage_with(m->parameters()[k].second.value()));
+  // Back at the original size it computes exactly what the model computes.
+  auto same = nn::with_input_shape(*big, {2, 8, 8});
+  Tensor<float> x({2, 2, 8, 8});
+  Rng rng(5);
+  x.fill_uniform(-1.f, 1.f, rng);
+  const Tensor<float> y0 = (*m)(x), y1 = (*same)(x);
+  for (int64_t i = 0; i < y0.numel(); ++i) CHECK(y0[i] == y1[i]);
+  Tensor<float> xb({1, 2, 12, 12});
+  xb.fill_uniform(-1.f, 1.f, rng);
+  CHECK((*big)(xb).shape() == Shape{1, 3});
+  // A Dense after Flatten has weights sized by the input: refused, naming the layer.
+  auto flat = std::make_unique<nn::Sequential<float>>(4);
+  flat->add<nn::Conv2D>(2, 3, 1, "valid");
+  flat->add<nn::Flatten>();
+  flat->add<nn::Dense>(3, "", true, "head");
+  flat->build({1, 6, 6});
+  CHECK_THROWS_WITH_AS(nn::with_input_shape(*flat, {1, 8, 8}), doctest::Contains("at layer 'head'"), ShapeError);
+  CHECK_THROWS_WITH_AS(nn::with_input_shape(*m, {2, 1, 1}), doctest::Contains("cannot take input [2, 1, 1]"), ShapeError);
 }

@@ -8,8 +8,12 @@
 // sees its inputs as in training. Give the photos' own size as --input-size when they all have one
 // (150 for the scene photos), so each member resamples them once. --flip builds test-time flip
 // averaging in: every member also runs on the mirrored input (an nn::Flip adapter), so every
-// evaluate/predict/sort averages the photo and its mirror without --tta.
+// evaluate/predict/sort averages the photo and its mirror without --tta. --zoom F (repeatable) adds
+// views of the photo's centre: the central fraction F of each side (nn::Cropping2D), resized back to
+// what each member takes — the zoom-in half of the training augmentation's 0.8-1.2 range, so
+// multi-crop test-time averaging is built in as well (with --flip, every view is also mirrored).
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <ostream>
@@ -25,6 +29,7 @@ struct EnsembleArgs {
   std::string out;                  // the ensemble's model file
   int input_size = 0;               // the ensemble's input (square); 0: the first member's
   bool flip = false;                // also run every member on the mirrored input (flip averaging built in)
+  std::vector<double> zoom;         // also run every member on these central fractions of the input
 };
 
 namespace detail {
@@ -53,7 +58,8 @@ inline std::vector<std::unique_ptr<nn::Layer<float>>> member_adapters(const io::
 }  // namespace detail
 
 inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
-  if (a.models.size() < 2) throw UsageError("--models: give at least two model files");
+  if (a.models.empty() || (a.models.size() < 2 && !a.flip && a.zoom.empty()))
+    throw UsageError("--models: give at least two model files (or one with --flip or --zoom)");
   if (a.out.empty()) throw UsageError("--out: required");
   for (const auto& m : a.models)
     if (std::filesystem::weakly_canonical(m) == std::filesystem::weakly_canonical(a.out))
@@ -98,22 +104,38 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
     const Shape in = m.model->input_shape();
     same = same && in[1] == size && in[2] == size && m.info.preprocessing == first.preprocessing;
   }
-  // With --flip each member runs twice, on the mirrored photo first (m0.., its layers shared, its
-  // weights saved twice) and then on the photo itself, so the graph's last convolution (where
-  // Grad-CAM looks) sees the photo the right way round.
+  // The views: each --zoom's central crop (pixels cut from every side), then the whole input (0).
+  std::vector<int64_t> crops;
+  for (double z : a.zoom) {
+    if (!(z > 0 && z < 1)) throw UsageError("--zoom: " + std::to_string(z) + " is not a fraction in (0, 1)");
+    const int64_t c = static_cast<int64_t>(std::lround(static_cast<double>(size) * (1 - z) / 2));
+    if (c < 1) throw UsageError("--zoom: " + std::to_string(z) + " crops nothing from " + std::to_string(size) + " pixels");
+    crops.push_back(c);
+  }
+  crops.push_back(0);
+  // With --flip each member runs on the mirrored views first (m0.., its layers shared, its weights
+  // saved once per view) and then on the views themselves, the whole photo last, so the graph's last
+  // convolution (where Grad-CAM looks) sees the whole photo the right way round.
   std::vector<nn::Model<float>*> members;
+  std::vector<std::pair<bool, int64_t>> view_of;  // per member entry: (mirrored, crop)
   for (int pass = a.flip ? 0 : 1; pass < 2; ++pass)
-    for (auto& m : ms) members.push_back(m.model.get());
+    for (int64_t c : crops)
+      for (auto& m : ms) {
+        members.push_back(m.model.get());
+        view_of.emplace_back(pass == 0, c);
+      }
   std::vector<std::vector<std::unique_ptr<nn::Layer<float>>>> adapters;
   const bool raw = !same && !std::all_of(ms.begin(), ms.end(), [&](const io::LoadedModel& m) {
     return m.info.preprocessing.rescale == first.preprocessing.rescale && m.info.preprocessing.mean == first.preprocessing.mean &&
            m.info.preprocessing.std == first.preprocessing.std;
   });
   const bool antialias = sampling(first) != "warp";
-  if (!same || a.flip)
+  if (!same || members.size() > ms.size())
     for (size_t k = 0; k < members.size(); ++k) {
-      adapters.push_back(detail::member_adapters(ms[k % ms.size()], size, raw, antialias));
-      if (a.flip && k < ms.size())
+      const auto [mirrored, c] = view_of[k];
+      adapters.push_back(detail::member_adapters(ms[k % ms.size()], size - 2 * c, raw, antialias));
+      if (c > 0) adapters.back().insert(adapters.back().begin(), std::make_unique<nn::Cropping2D<float>>(c, "crop"));
+      if (mirrored)
         adapters.back().insert(adapters.back().begin(), std::make_unique<nn::Flip<float>>("horizontal", "flip"));
     }
   auto e = nn::ensemble<float>(members, {3, size, size}, std::move(adapters));
@@ -129,9 +151,16 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
   for (size_t k = 0; k < a.models.size(); ++k) names += (k ? "," : "") + a.models[k];
   info.extras["ensemble_of"] = names;
   if (a.flip) info.extras["flip_averaged"] = "true";
+  if (!a.zoom.empty()) {
+    std::string z;
+    for (size_t k = 0; k < a.zoom.size(); ++k) z += (k ? "," : "") + std::to_string(a.zoom[k]);
+    info.extras["zoom_views"] = z;
+  }
   info.extras["model"] = "ensemble";
   io::save_model(a.out, *e, info);
-  os << "wrote " << a.out << ": the mean of " << ms.size() << " models' logits" << (a.flip ? " on the photo and its mirror" : "") << ", "
+  os << "wrote " << a.out << ": the mean of " << ms.size() << " models' logits" << (a.flip ? " on the photo and its mirror" : "")
+     << (a.zoom.empty() ? "" : " (and " + std::to_string(a.zoom.size()) + " central crop" + (a.zoom.size() > 1 ? "s" : "") + ")")
+     << ", "
      << train::thousands(train::count_params(*e).total) << " parameters, "
      << std::filesystem::file_size(a.out) << " bytes\n";
 }

@@ -157,10 +157,17 @@ inline InitModel load_init_model(const std::string& path, const std::vector<std:
   const Shape in = lm.model->input_shape();  // [C, H, W]
   if (in.size() != 3 || in[0] != 3 || in[1] != in[2])
     throw UsageError("--init: '" + path + "' does not take square RGB images");
-  if (input_size > 0 && input_size != in[1])
-    throw UsageError("--input-size: '" + path + "' is built for " + std::to_string(in[1]));
   InitModel r;
   r.size = static_cast<int>(in[1]);
+  if (input_size > 0 && input_size != in[1]) {  // continue at another resolution, the weights shared
+    try {
+      lm.model = nn::with_input_shape(*lm.model, Shape{3, input_size, input_size});
+    } catch (const Error& e) {
+      throw UsageError("--input-size: '" + path + "' is built for " + std::to_string(in[1]) + " and cannot take " +
+                       std::to_string(input_size) + " (" + e.what() + ")");
+    }
+    r.size = input_size;
+  }
   r.px.rescale = pp.rescale;
   if (!pp.mean.empty()) {
     for (double m : pp.mean)
@@ -263,9 +270,12 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   } else {
     size = a.input_size > 0 ? a.input_size : model_input_size(a.model);
     model = a.model == "resnet" ? make_resnet(K, a.seed, size) : make_model(a.model, K, a.seed);
-    if (a.input_size > 0 && a.model != "resnet" && a.input_size != model_input_size(a.model))
-      throw UsageError("--input-size: only the resnet takes another input size (" + a.model + " is built for " +
-                       std::to_string(model_input_size(a.model)) + ")");
+    if (a.model != "resnet" && size != model_input_size(a.model)) {
+      if (a.model != "mobilenet_transfer")
+        throw UsageError("--input-size: only resnet and mobilenet_transfer take another input size (" + a.model +
+                         " is built for " + std::to_string(model_input_size(a.model)) + ")");
+      model = nn::with_input_shape(*model, Shape{3, size, size});  // fully convolutional up to its pooling
+    }
     px = model_pixel_scaling(a.model);
   }
   if (!a.trainable_from.empty()) {

@@ -63,7 +63,9 @@ int main(int argc, char** argv) {
   train->add_option("--resume", ta.resume, "continue the interrupted run in RUNDIR");
   train->add_option("--out", ta.out, "RUNDIR: model.safetensors, history.csv, report.html");
   train->add_option("--exclude", ta.exclude_dir, "leave out files whose <class>/<name> is in this folder (e.g. the shipped sample)");
-  train->add_option("--input-size", ta.input_size, "input size of the resnet (default 64)");
+  train->add_option("--input-size", ta.input_size,
+                    "input size (square) of resnet (default 64) or mobilenet_transfer (default 224); with --init, "
+                    "continue a fully convolutional model at another resolution");
   train->add_option("--max-per-class", ta.max_per_class, "use at most N images per class (quick runs)");
   train->add_option("--workers", ta.workers, "data loader threads (default 2)");
   train->add_option("--device", ta.device, "cpu (default) or cuda (a build with -DTINYCNN_USE_CUDA=ON and a GPU)");
@@ -120,6 +122,10 @@ int main(int argc, char** argv) {
                   "resizes and rescales it itself (default: the first member's size; give the photos' own size, e.g. 150)");
   ens->add_flag("--flip", na.flip,
                 "test-time flip averaging built into the model: every member also sees the mirrored photo");
+  ens->add_option("--zoom", na.zoom,
+                  "multi-crop test-time averaging built in: every member also sees the central fraction F of the photo "
+                  "(e.g. 0.85), resized to its input; repeat for more views")
+      ->check(CLI::Range(0.0, 1.0));
 
   DemoArgs da;
   auto* demo = app.add_subcommand("demo", "evaluate the shipped model on the shipped sample and sort the sample (the default)");

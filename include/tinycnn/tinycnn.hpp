@@ -54,6 +54,7 @@
 #include "nn/avg_pool2d.hpp"
 #include "nn/batch_normalization.hpp"
 #include "nn/conv2d.hpp"
+#include "nn/cropping2d.hpp"
 #include "nn/depthwise_conv2d.hpp"
 #include "nn/global_avg_pool2d.hpp"
 #include "nn/flip.hpp"

@@ -26,6 +26,7 @@
 #include "../nn/avg_pool2d.hpp"
 #include "../nn/batch_normalization.hpp"
 #include "../nn/conv2d.hpp"
+#include "../nn/cropping2d.hpp"
 #include "../nn/dense.hpp"
 #include "../nn/depthwise_conv2d.hpp"
 #include "../nn/dropout.hpp"
@@ -52,7 +53,7 @@ constexpr int64_t kMaxConfigInt = int64_t(1) << 31;
 // Every layer type the registry can construct (Keras class names).
 inline const std::vector<std::string>& known_layer_types() {
   static const std::vector<std::string> types{
-      "Activation", "Add",     "Average", "AveragePooling2D", "BatchNormalization", "Conv2D", "Dense", "DepthwiseConv2D",
+      "Activation", "Add",     "Average", "AveragePooling2D", "BatchNormalization", "Conv2D", "Cropping2D", "Dense", "DepthwiseConv2D",
       "Dropout",    "Flatten", "Flip", "GlobalAveragePooling2D", "LeakyReLU", "MaxPooling2D", "ReLU", "Rescaling", "Reshape",
       "Resizing",   "Sigmoid", "Softmax", "Tanh", "ZeroPadding2D"};
   return types;
@@ -267,6 +268,11 @@ std::unique_ptr<nn::Layer<T>> make_layer_unchecked(const std::string& type, Conf
     if (p.size() == 4)
       return make_unique<nn::ZeroPadding2D<T>>(std::make_pair(p[0], p[1]), std::make_pair(p[2], p[3]), name);
     throw FormatError(what + ": config 'padding' must have 1, 2 or 4 entries");
+  }
+  if (type == "Cropping2D") {
+    const std::vector<int64_t> c = r.get_ints("cropping", {0, 0, 0, 0});
+    if (c.size() != 4) throw FormatError(what + ": config 'cropping' must have 4 entries (top, bottom, left, right)");
+    return make_unique<nn::Cropping2D<T>>(std::make_pair(c[0], c[1]), std::make_pair(c[2], c[3]), name);
   }
   if (type == "Activation") return make_unique<nn::Activation<T>>(r.get_string("activation", ""), name);
   if (type == "ReLU") return make_unique<nn::ReLU<T>>(r.get_double("max_value", 0), name);

@@ -100,6 +100,36 @@ std::unique_ptr<Graph<T>> cut_at(Model<T>& model, const std::string& layer_name)
   return cut_at(model, static_cast<size_t>(model.index_of(layer_name)));
 }
 
+// The same model for another per-sample input shape, sharing weights: a new Graph of fresh copies of
+// every layer (as cut_at's) built for `input_shape`. Works where no weight depends on the spatial size
+// — convolutions and pooling up to a global pooling, then a head (MobileNet, the resnets) — so a model
+// trained at 224x224 can be evaluated or fine-tuned at 288x288 ("progressive resizing"). A layer
+// whose weights would change shape (a Dense after Flatten) or that cannot take the new size is named
+// in the error.
+template <class T>
+std::unique_ptr<Graph<T>> with_input_shape(Model<T>& model, const Shape& input_shape) {
+  if (!model.built()) throw ValueError("with_input_shape: the model is not built");
+  const auto& entries = model.entries();
+  const auto* graph = dynamic_cast<const Graph<T>*>(&model);
+  const size_t out = graph ? static_cast<size_t>(graph->output_id()) : entries.size() - 1;
+  auto g = std::make_unique<Graph<T>>(input_shape, model.seed());
+  std::vector<int> node_of(entries.size(), -1);
+  for (size_t i = 0; i <= out; ++i) {
+    std::vector<typename Graph<T>::Node> ins;
+    for (int id : entries[i].inputs) ins.push_back({id < 0 ? -1 : node_of[static_cast<size_t>(id)]});
+    try {
+      node_of[i] = detail::add_shared_copy(*g, *entries[i].layer, entries[i].layer->name(), ins, "with_input_shape");
+    } catch (const Error& e) {
+      throw ShapeError("with_input_shape: the model cannot take input " + shape_str(input_shape) + " (it was built for " +
+                       shape_str(model.input_shape()) + "): at layer '" + entries[i].layer->name() + "': " + e.what());
+    }
+  }
+  g->set_output({node_of[out]});
+  if (model.is_training()) g->train();
+  else g->eval();
+  return g;
+}
+
 // Freezing (trainable false) or unfreezing every layer.
 template <class T>
 void freeze_all(Model<T>& model) {
