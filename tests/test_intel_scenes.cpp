@@ -210,6 +210,31 @@ TEST_CASE("intel_scenes train: one short epoch writes the model, history.csv and
   CHECK(mm.info.extras.at("bn_momentum") == "0.500000");
   CHECK(mm.info.extras.at("label_smoothing") == "0.1");
   CHECK(io::load_model(d.str("run/model.safetensors")).info.extras.count("label_smoothing") == 0);
+
+  // --swa-from 1 over 2 epochs: the mean of both epochs' weights, batch norm re-estimated, evaluated,
+  // and kept only if validation accuracy does not drop (either way the line says which).
+  TrainArgs sw = a;
+  sw.epochs = 2;
+  sw.swa_from = 1;
+  sw.verbose = 0;
+  sw.out = d.str("run_swa");
+  std::ostringstream sos;
+  const TrainResult sr = run_train(sw, sos);
+  const std::string so = sos.str();
+  INFO(so);
+  const auto at = so.find("SWA: the mean of 2 epochs' weights (epochs 1-2), batch-norm statistics of ");
+  REQUIRE(at != std::string::npos);
+  const bool kept = so.find("(kept)", at) != std::string::npos;
+  CHECK(kept != (so.find("(not kept)", at) != std::string::npos));
+  CHECK(io::load_model(d.str("run_swa/model.safetensors")).info.extras.count("swa") == (kept ? 1u : 0u));
+  CHECK(last_line(so) == "best val accuracy: " + fixed4(sr.best_val_accuracy));
+  bad = a;
+  bad.swa_from = 2;  // after the last epoch
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--swa-from"), UsageError);
+  bad = a;
+  bad.swa_from = 1;
+  bad.resume = d.str("run");
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--swa-from: cannot be combined with --resume"), UsageError);
 }
 
 TEST_CASE("intel_scenes train --split-seed: members of an ensemble train with other seeds on one validation split") {
@@ -288,11 +313,25 @@ TEST_CASE("intel_scenes train --init --trainable-from: fine-tunes a model file, 
   bad.model = "resnet";
   CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("--init"), UsageError);
   bad = a;
-  bad.input_size = 64;
-  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("built for 32"), UsageError);
-  bad = a;
   bad.multi_label = true;
   CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("single-label"), UsageError);
+
+  // --input-size with --init: the (fully convolutional) resnet continues at 40x40, weights carried over.
+  TrainArgs up = a;
+  up.trainable_from.clear();
+  up.input_size = 40;
+  up.out = d.str("ft40");
+  run_train(up, os);
+  io::LoadedModel at40 = io::load_model(d.str("ft40/model.safetensors"));
+  CHECK(at40.model->input_shape() == Shape{3, 40, 40});
+  CHECK(at40.info.preprocessing.input_size == std::vector<int64_t>{40, 40});
+  CHECK(train::count_params(*at40.model).total == train::count_params(*before.model).total);
+  bad = a;
+  bad.init.clear();
+  bad.trainable_from.clear();
+  bad.model = "model2";  // Flatten + Dense: its weights depend on the input size
+  bad.input_size = 64;
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("only resnet and mobilenet_transfer"), UsageError);
 }
 
 TEST_CASE("intel_scenes ensemble: two model files -> one that averages their logits; mismatches refused") {

@@ -357,6 +357,42 @@ TEST_CASE("callbacks: EarlyStopping with restore_best_weights puts the best epoc
   CHECK_THROWS_WITH_AS(fit(m, opt, train, o), doctest::Contains("val_acc"), ValueError);
 }
 
+TEST_CASE("callbacks: SWA averages the weights of the epochs from start_epoch on; frozen layers untouched") {
+  Blobs tr = make_blobs(60, 8);
+  nn::Sequential<float> m(5);
+  build_mlp(m, 16, false);
+  m.layer(0).set_trainable(false);  // averaged: the trainable weights only (here the second Dense)
+  optim::SGD<float> opt(m.parameters(true), 0.05);
+  TensorDataset train(tr.x, tr.y, 20, true, 3);
+  auto script = std::make_shared<Script>("unused", std::vector<double>{0, 0, 0, 0});
+  auto swa = std::make_shared<SWA<float>>(m, 1);
+  FitOptions<float> o;
+  o.epochs = 4;
+  o.verbose = 0;
+  o.callbacks = {script, swa};
+  CHECK_THROWS_WITH_AS(swa->apply(), doctest::Contains("no epoch was averaged"), ValueError);
+  fit(m, opt, train, o);
+  CHECK(swa->count() == 3);
+  const std::vector<float> last = all_weights(m);
+  swa->apply();
+  const std::vector<float> avg = all_weights(m);
+  REQUIRE(avg.size() == last.size());
+  const size_t frozen = static_cast<size_t>(4 * 16 + 16);  // the first Dense's kernel and bias
+  int moved = 0;
+  for (size_t i = 0; i < avg.size(); ++i) {
+    const auto& w = script->weights;
+    const double mean = (static_cast<double>(w[1][i]) + w[2][i] + w[3][i]) / 3;
+    CHECK(avg[i] == doctest::Approx(mean).epsilon(1e-5));
+    if (i < frozen) CHECK(avg[i] == w[0][i]);
+    moved += avg[i] != last[i];
+  }
+  CHECK(moved > 0);  // the average is not the last epoch's weights
+  CHECK_THROWS_WITH_AS(SWA<float>(m, -1), doctest::Contains("start_epoch"), ValueError);
+  // The trainable set changed since averaging started: refused, not silently mixed.
+  m.layer(0).set_trainable(true);
+  CHECK_THROWS_WITH_AS(swa->apply(), doctest::Contains("trainable parameters changed"), ValueError);
+}
+
 TEST_CASE("callbacks: ReduceLROnPlateau and LearningRateScheduler") {
   Blobs tr = make_blobs(30, 8);
   nn::Sequential<float> m(5);

@@ -31,6 +31,7 @@ struct TrainArgs {
   std::string augment = "keras";    // keras | strong | none
   std::string schedule = "constant";  // constant | cosine (per step, to lr/100)
   double label_smoothing = 0;       // softmax CE targets: (1 - e) * one-hot + e / classes
+  int swa_from = 0;                 // >0: average the weights of epochs swa_from..epochs (1-based), then re-estimate BN
   bool multi_label = false;
   int threads = 0;
   uint64_t seed = 0;
@@ -200,6 +201,11 @@ inline void check_train_args(const TrainArgs& a) {
   if (a.schedule != "constant" && a.schedule != "cosine") throw UsageError("--schedule: must be constant or cosine");
   if (!(a.label_smoothing >= 0 && a.label_smoothing < 1))
     throw UsageError("--label-smoothing: must be in [0, 1), got " + std::to_string(a.label_smoothing));
+  if (a.swa_from < 0 || a.swa_from > a.epochs)
+    throw UsageError("--swa-from: must be an epoch between 1 and --epochs (" + std::to_string(a.epochs) + "), got " +
+                     std::to_string(a.swa_from));
+  if (a.swa_from > 0 && !a.resume.empty())
+    throw UsageError("--swa-from: cannot be combined with --resume (the running weight average is not checkpointed)");
   if (a.multi_label && a.label_smoothing > 0)
     throw UsageError("--label-smoothing: only for single-label (softmax) training, not with --multi-label");
 }
@@ -376,6 +382,11 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
   auto best = std::make_shared<detail::SaveBest>(model_path, info);
   fo.callbacks.push_back(best);
   fo.callbacks.push_back(std::make_shared<train::CSVLogger<float>>(a.out + "/history.csv", ',', !a.resume.empty()));
+  std::shared_ptr<train::SWA<float>> swa;
+  if (a.swa_from > 0) {
+    swa = std::make_shared<train::SWA<float>>(*model, a.swa_from - 1);
+    fo.callbacks.push_back(swa);
+  }
   if (a.schedule == "cosine")
     fo.callbacks.push_back(std::make_shared<train::LearningRateScheduler<float>>(
         std::make_shared<optim::CosineDecay>(a.lr, int64_t(a.epochs) * train_src->num_batches(), a.lr / 100), true));
@@ -404,6 +415,33 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
     imgs += static_cast<double>(train_idx.size());
   }
   r.images_per_second = tsec > 0 ? imgs / tsec : 0;
+
+  // --swa-from: the average of the last epochs' weights, its batch-norm statistics re-estimated on the
+  // training photos without augmentation (no epoch's moving averages belong to the averaged weights);
+  // kept when its validation accuracy is at least the best single epoch's.
+  if (swa) {
+    swa->apply();
+    data::DataLoader plain_loader(folder, train_idx, plain_lo);
+    train::LoaderSource plain(plain_loader);
+    const int layers = train::update_batch_norm(*model, plain);
+    train::EvalOptions eo;
+    eo.loss = fo.loss;
+    val_src->seek({0, 0});
+    const double acc = train::evaluate(*model, *val_src, eo).at("accuracy");
+    const bool keep = acc >= r.best_val_accuracy;
+    os << "SWA: the mean of " << swa->count() << " epochs' weights (epochs " << a.swa_from << "-" << a.epochs << ")";
+    if (layers > 0) os << ", batch-norm statistics of " << layers << " layers re-estimated";
+    os << ": val accuracy " << fixed4(acc) << " (best single epoch " << fixed4(r.best_val_accuracy) << ", epoch "
+       << r.best_epoch + 1 << ")" << (keep ? " (kept)" : " (not kept)") << "\n";
+    if (keep) {
+      io::ModelInfo si = info;
+      si.extras["swa"] = "mean of epochs " + std::to_string(a.swa_from) + "-" + std::to_string(a.epochs) +
+                         (layers > 0 ? ", batch norm re-estimated on unaugmented training images" : "");
+      io::save_model(model_path, *model, si);
+      r.best_val_accuracy = acc;
+      r.best_epoch = a.epochs - 1;
+    }
+  }
 
   // --bn-recalibrate: the best model's batch-norm statistics re-estimated on the training photos
   // without augmentation (train::update_batch_norm); kept only when validation accuracy does not drop.

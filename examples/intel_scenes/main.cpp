@@ -50,6 +50,9 @@ int main(int argc, char** argv) {
   train->add_option("--lr", ta.lr, "Adam learning rate (default 1e-3)");
   train->add_option("--augment", ta.augment, "keras (flip + zoom 0.8-1.2, default), strong or none");
   train->add_option("--schedule", ta.schedule, "learning rate: constant (default) or cosine (to lr/100)");
+  train->add_option("--swa-from", ta.swa_from,
+                    "stochastic weight averaging: average the weights at the end of this epoch (1-based) and every "
+                    "later one, re-estimate batch norm, keep the average if validation accuracy does not drop");
   train->add_option("--label-smoothing", ta.label_smoothing,
                     "softmax targets (1 - e) * one-hot + e / classes, as Keras' label_smoothing (default 0)");
   train->add_flag("--multi-label", ta.multi_label,

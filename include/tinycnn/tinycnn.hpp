@@ -73,6 +73,7 @@
 #include "train/history.hpp"
 #include "train/progress.hpp"
 #include "train/trainer.hpp"
+#include "train/swa.hpp"
 #include "train/update_bn.hpp"
 #endif
 
