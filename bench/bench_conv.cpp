@@ -9,7 +9,11 @@
 //                conv2d.hpp's default structure (sample groups, see its header) with that GEMM variant
 //   serial       default structure forced to the serial plan (groups in sequence, GEMM parallel inside)
 //   parallel     default structure forced to the parallel plan (groups split between threads)
+//   im2col       im2col + gemm_ex, the sample-group structure (ConvOptions::Algo::Im2col; fwd, bwd_data)
+//   winograd     F(2x2, 3x3) (conv_winograd.hpp, ConvOptions::Algo::Winograd; fwd, bwd_data)
 //   default      conv2d_forward / conv2d_backward_data / conv2d_backward_filter as the ops call them
+// The GEMM-variant and plan entries above run im2col (ConvOptions::Algo::Im2col), whatever Auto picks.
+// GFLOP/s of winograd are "effective": the direct convolution's count over its time.
 // Every variant is checked against the direct reference before it is timed (SkipWithError on a mismatch):
 // forward and backward-data on the first and last sample, backward-filter on three output channels.
 #include <benchmark/benchmark.h>
@@ -211,12 +215,14 @@ void avx512_ex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
 }
 
 int register_conv_benchmarks() {
-  const ConvOptions dflt;
-  ConvOptions persample, serial, parallel;
+  ConvOptions dflt;
+  dflt.algo = ConvOptions::Algo::Im2col;
+  ConvOptions persample = dflt, serial = dflt, parallel = dflt, winograd;
+  winograd.algo = ConvOptions::Algo::Winograd;
   persample.mode = ConvOptions::PerSample;
   serial.mode = ConvOptions::Serial;
   parallel.mode = ConvOptions::Parallel;
-  ConvOptions rows_filter, coldy_filter, dycol_filter;
+  ConvOptions rows_filter = dflt, coldy_filter = dflt, dycol_filter = dflt;
   rows_filter.filter_form = ConvOptions::FilterForm::Rows;
   coldy_filter.filter_form = ConvOptions::FilterForm::ColDy;
   dycol_filter.filter_form = ConvOptions::FilterForm::DyCol;
@@ -254,6 +260,13 @@ int register_conv_benchmarks() {
       for (auto& [name, fn] : variants)
         benchmark::RegisterBenchmark(("conv2d/" + name + "/" + l.name + "/" + pass_name(p)).c_str(), run_conv, l, p,
                                      fn)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+    // The two algorithms of the forward and backward-data passes, side by side.
+    for (const auto& [name, o] : {std::pair<std::string, ConvOptions>{"im2col", dflt}, {"winograd", winograd}})
+      for (Pass p : {Pass::Fwd, Pass::BwdData})
+        benchmark::RegisterBenchmark(("conv2d/" + name + "/" + l.name + "/" + pass_name(p)).c_str(), run_conv, l, p,
+                                     structured(&detail::conv_gemm_default<float>, o))
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
     // Each GEMM form of the backward filter (ConvOptions::FilterForm; the default picks one by tile

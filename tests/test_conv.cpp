@@ -83,6 +83,44 @@ const std::vector<GeomCase> kConvCases = {
     {3, 5, 4, 6, 7, 1, 1, 1, 1, kc::Padding::Valid},  // 1x1 fast path
     {2, 4, 5, 5, 3, 1, 1, 2, 2, kc::Padding::Same},   // 1x1 with stride: through im2col
     {1, 1, 3, 3, 1, 3, 3, 1, 1, kc::Padding::Valid},  // single output
+    {2, 16, 7, 6, 16, 3, 3, 1, 1, kc::Padding::Same},  // channels enough for Winograd by default
+    {3, 16, 5, 8, 17, 3, 3, 1, 1, kc::Padding::Valid},
+};
+
+// Forward (NaN-filled y, with and without bias, with ReLU) and backward data (onto non-zero dx) with
+// ConvOptions::algo forced to Winograd, against the direct loops.
+template <class T>
+void check_winograd_against_direct(const GeomCase& c, double tol) {
+  const kc::Conv2DGeom g = kc::make_conv_geom(c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.sh, c.sw, c.pad);
+  REQUIRE(kc::winograd_applies(g));
+  kc::ConvOptions o;
+  o.algo = kc::ConvOptions::Algo::Winograd;
+  const auto gemm_fn = &kc::detail::conv_gemm_default<T>;
+  const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * 9, ny = g.N * g.K * g.OH * g.OW;
+  const auto x = rand_vec<T>(nx, 11), w = rand_vec<T>(nw, 12), b = rand_vec<T>(g.K, 13), dy = rand_vec<T>(ny, 14);
+  for (const T* bias : {b.data(), static_cast<const T*>(nullptr)})
+    for (bool relu : {false, true}) {
+      auto y = nan_vec<T>(ny), y_ref = nan_vec<T>(ny);
+      kc::conv2d_forward_ex<T>(x.data(), w.data(), bias, g, y.data(), relu, gemm_fn, o);
+      kc::conv2d_direct_forward<T>(x.data(), w.data(), bias, g, y_ref.data());
+      if (relu)
+        for (auto& v : y_ref) v = v > T(0) ? v : T(0);
+      CHECK(max_diff(y, y_ref) <= tol);
+    }
+  auto dx = rand_vec<T>(nx, 15), dx_ref = dx;
+  kc::conv2d_backward_data_ex<T>(dy.data(), w.data(), g, dx.data(), gemm_fn, o);
+  kc::conv2d_direct_backward_data<T>(dy.data(), w.data(), g, dx_ref.data());
+  CHECK(max_diff(dx, dx_ref) <= tol);
+}
+
+const std::vector<GeomCase> kWinogradCases = {
+    {2, 3, 7, 7, 4, 3, 3, 1, 1, kc::Padding::Same},    // odd output: the last tiles hang over the edge
+    {2, 3, 8, 6, 4, 3, 3, 1, 1, kc::Padding::Same},    // even output
+    {3, 5, 9, 8, 7, 3, 3, 1, 1, kc::Padding::Valid},   // backward data padded by 2
+    {1, 2, 3, 3, 1, 3, 3, 1, 1, kc::Padding::Valid},   // a single output pixel
+    {4, 2, 1, 1, 3, 3, 3, 1, 1, kc::Padding::Same},    // 1x1 image: only the kernel's centre
+    {2, 4, 2, 5, 3, 3, 3, 1, 1, kc::Padding::Same},    // one row of tiles
+    {5, 17, 6, 6, 33, 3, 3, 1, 1, kc::Padding::Same},  // channel counts off the GEMM tiles
 };
 
 }  // namespace
@@ -137,6 +175,71 @@ TEST_CASE("conv2d: im2col + GEMM equals the direct convolution (float64)") {
 
 TEST_CASE("conv2d: im2col + GEMM equals the direct convolution (float32)") {
   for (const GeomCase& c : kConvCases) check_conv_against_direct<float>(c, 1e-4);
+}
+
+TEST_CASE("conv2d: Winograd F(2x2, 3x3) equals the direct convolution (float64)") {
+  for (const GeomCase& c : kWinogradCases) {
+    CAPTURE(c.N);
+    CAPTURE(c.H);
+    CAPTURE(c.W);
+    CAPTURE(c.C);
+    check_winograd_against_direct<double>(c, 1e-12);
+  }
+}
+
+TEST_CASE("conv2d: Winograd in float32 errs no more than im2col + GEMM on a deep layer") {
+  // 512 -> 64 channels at 6x6 (as model3's conv6, fewer outputs): both float32 results against the
+  // float64 direct convolution. Winograd's transforms add rounding; it must stay at im2col's level.
+  const kc::Conv2DGeom g = kc::make_conv_geom(2, 512, 6, 6, 64, 3, 3, 1, 1, kc::Padding::Same);
+  const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * 9, ny = g.N * g.K * g.OH * g.OW;
+  const auto xd = rand_vec<double>(nx, 21), wd = rand_vec<double>(nw, 22), dyd = rand_vec<double>(ny, 23);
+  std::vector<float> x(xd.begin(), xd.end()), w(wd.begin(), wd.end()), dy(dyd.begin(), dyd.end());
+  std::vector<double> y_ref(static_cast<size_t>(ny)), dx_ref(static_cast<size_t>(nx), 0.0);
+  kc::conv2d_direct_forward<double>(xd.data(), wd.data(), nullptr, g, y_ref.data());
+  kc::conv2d_direct_backward_data<double>(dyd.data(), wd.data(), g, dx_ref.data());
+  auto err = [](const std::vector<float>& got, const std::vector<double>& want) {
+    double m = 0;
+    for (size_t i = 0; i < got.size(); ++i) m = std::max(m, std::fabs(double(got[i]) - want[i]));
+    return m;
+  };
+  double fwd[2], bwd[2];
+  for (int a = 0; a < 2; ++a) {
+    kc::ConvOptions o;
+    o.algo = a == 0 ? kc::ConvOptions::Algo::Im2col : kc::ConvOptions::Algo::Winograd;
+    std::vector<float> y(static_cast<size_t>(ny)), dx(static_cast<size_t>(nx), 0.0f);
+    kc::conv2d_forward_ex<float>(x.data(), w.data(), nullptr, g, y.data(), false,
+                                 &kc::detail::conv_gemm_default<float>, o);
+    kc::conv2d_backward_data_ex<float>(dy.data(), w.data(), g, dx.data(), &kc::detail::conv_gemm_default<float>, o);
+    fwd[a] = err(y, y_ref);
+    bwd[a] = err(dx, dx_ref);
+  }
+  CAPTURE(fwd[0]);
+  CAPTURE(fwd[1]);
+  CAPTURE(bwd[0]);
+  CAPTURE(bwd[1]);
+  CHECK(fwd[1] <= 4 * fwd[0] + 1e-6);
+  CHECK(bwd[1] <= 4 * bwd[0] + 1e-6);
+  CHECK(fwd[1] < 1e-3);  // values are O(10): a relative error of ~1e-5 at most
+  CHECK(bwd[1] < 1e-3);
+}
+
+TEST_CASE("conv2d: Auto takes Winograd for 3x3 stride-1 windows with enough channels, im2col otherwise") {
+  const kc::ConvOptions o;
+  auto geom = [](int64_t C, int64_t K, int64_t R, int64_t st) {
+    return kc::make_conv_geom(2, C, 12, 12, K, R, R, st, st, kc::Padding::Same);
+  };
+  CHECK(kc::detail::winograd_preferred(geom(32, 64, 3, 1), 32, 64, o));      // model3's conv2
+  CHECK_FALSE(kc::detail::winograd_preferred(geom(3, 32, 3, 1), 3, 32, o));  // conv1: measured slower
+  CHECK_FALSE(kc::detail::winograd_preferred(geom(32, 64, 3, 2), 32, 64, o));  // stride 2
+  CHECK_FALSE(kc::detail::winograd_preferred(geom(32, 64, 5, 1), 32, 64, o));  // 5x5
+  kc::ConvOptions forced = o, serial = o;
+  forced.algo = kc::ConvOptions::Algo::Im2col;
+  serial.mode = kc::ConvOptions::Serial;  // an im2col plan asked for by name
+  CHECK_FALSE(kc::detail::winograd_preferred(geom(32, 64, 3, 1), 32, 64, forced));
+  CHECK_FALSE(kc::detail::winograd_preferred(geom(32, 64, 3, 1), 32, 64, serial));
+  forced.algo = kc::ConvOptions::Algo::Winograd;
+  CHECK(kc::detail::winograd_preferred(geom(3, 32, 3, 1), 3, 32, forced));
+  CHECK_FALSE(kc::detail::winograd_preferred(geom(3, 32, 3, 2), 3, 32, forced));  // cannot: im2col
 }
 
 TEST_CASE("conv2d: im2col/col2im round trip is the adjoint pair") {

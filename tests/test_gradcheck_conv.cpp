@@ -50,6 +50,13 @@ TEST_CASE("gradcheck: conv2d op") {
   CHECK(zeros > 0);  // the mask is exercised
 }
 
+TEST_CASE("gradcheck: conv2d op on the Winograd path (3x3, stride 1, 16 channels)") {
+  // 16 in and out channels: the default dispatch computes forward and backward data by F(2x2, 3x3).
+  Var<double> x(rand_t({2, 16, 5, 4}, 6)), w(rand_t({16, 16, 3, 3}, 7)), b(rand_t({16}, 8));
+  tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(x, w, b, 1, 1, "same", true); }, {x, w, b}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(x, w, Var<double>(), 1, 1, "valid"); }, {x, w}));
+}
+
 TEST_CASE("gradcheck: Conv2D layer geometries") {
   SUBCASE("stride 2, same, odd input") {
     nn::Conv2D<double> c(3, 3, 2, "same");

@@ -28,6 +28,7 @@
 
 #include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
+#include "conv_winograd.hpp"
 #include "gemm.hpp"
 #include "im2col.hpp"
 
@@ -56,6 +57,12 @@ struct ConvOptions {
   //          Rows measured 0.68-0.87x of DyCol on every model3 layer and is never chosen.
   enum class FilterForm { Auto, DyCol, ColDy, Rows };
   FilterForm filter_form = FilterForm::Auto;
+  // How the forward and backward-data passes are computed (validated against the direct convolution):
+  //   Im2col:   im2col + GEMM, the structure described above (mode and the GEMM variant apply)
+  //   Winograd: F(2x2, 3x3) (conv_winograd.hpp) for 3x3 stride-1 windows, im2col for every other window
+  //   Auto:     Winograd where detail::winograd_preferred says it measured faster, else Im2col
+  enum class Algo { Auto, Im2col, Winograd };
+  Algo algo = Algo::Auto;
 };
 
 namespace detail {
@@ -103,6 +110,16 @@ struct ConvPlan {
   int64_t groups = 1;     // group i = samples [N*i/groups, N*(i+1)/groups)
   bool inner_par() const { return !parallel && nt > 1; }  // loops inside a group may use the team
 };
+
+// ConvOptions::algo resolved for one pass of g (input channels ci, output channels co of that pass).
+// Auto: see docs/performance.md ("Winograd"): F(2x2, 3x3) wins once both channel counts are large
+// enough that its 16 GEMMs have a real reduction and the transforms are small against them.
+inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, const ConvOptions& o) {
+  if (!winograd_applies(g)) return false;
+  if (o.algo == ConvOptions::Algo::Winograd) return true;
+  if (o.algo == ConvOptions::Algo::Im2col || o.mode != ConvOptions::Auto) return false;
+  return ci >= 16 && co >= 16;
+}
 
 // rows: buffer elements per column (C*R*S for the columns plus K for a gathered dY / an output tile).
 inline ConvPlan conv_plan(const Conv2DGeom& g, int64_t rows, double flops, const ConvOptions& o, bool allow_parallel) {
@@ -180,6 +197,11 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
                        ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {}) {
   const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
   if (g.N <= 0 || K <= 0 || L <= 0) return;
+  if (detail::winograd_preferred(g, g.C, g.K, o)) {
+    T* U = detail::conv_scratch<T, 3>(16 * g.K * g.C);
+    winograd_filter_transform(w, g.K, g.C, false, U, g.K * g.C >= 4096);
+    return winograd_conv3x3(x, U, winograd_geom_forward(g), b, relu, false, y, gemm_fn, o.scratch_elems * 2);
+  }
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);
   GemmEpilogue<T> ep;
@@ -227,6 +249,12 @@ void conv2d_backward_data_ex(const T* dy, const T* w, const Conv2DGeom& g, T* dx
                              ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {}) {
   const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
   if (g.N <= 0 || K <= 0 || L <= 0) return;
+  if (detail::winograd_preferred(g, g.K, g.C, o)) {
+    T* U = detail::conv_scratch<T, 3>(16 * g.K * g.C);
+    winograd_filter_transform(w, g.K, g.C, true, U, g.K * g.C >= 4096);
+    return winograd_conv3x3(dy, U, winograd_geom_backward_data(g), static_cast<const T*>(nullptr), false, true, dx,
+                            gemm_fn, o.scratch_elems * 2);
+  }
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);
   detail::conv_for_groups(p, [&](int64_t gi) {
