@@ -322,6 +322,43 @@ TEST_CASE("max pool: hand-computed values, argmax and backward") {
   CHECK(yn == std::vector<double>{-1, -3, -7, -9});
 }
 
+TEST_CASE("max pool: the select-based fast path equals a row-major scan, ties included") {
+  // Inputs from {0, 1, 2} (ties everywhere, as after a ReLU), every fixed window size the fast path
+  // serves, strides equal to and below the window, both paddings: values and argmax against a
+  // plain scan that keeps the first maximum in row-major order.
+  for (int64_t k : {2, 3})
+    for (int64_t st : {k, int64_t(1)})
+      for (auto pad : {kc::Padding::Valid, kc::Padding::Same}) {
+        const kc::Conv2DGeom g = kc::make_conv_geom(2, 3, 13, 11, 3, k, k, st, st, pad);
+        Rng r(17);
+        std::vector<float> x(static_cast<size_t>(g.N * g.C * g.H * g.W));
+        for (auto& v : x) v = static_cast<float>(r.below(3));
+        const int64_t ny = g.N * g.C * g.OH * g.OW;
+        std::vector<float> y(static_cast<size_t>(ny));
+        std::vector<int32_t> am(static_cast<size_t>(ny), -7);
+        kc::max_pool2d_forward(x.data(), g, y.data(), am.data());
+        int64_t bad = 0;
+        for (int64_t nc = 0; nc < g.N * g.C; ++nc)
+          for (int64_t oh = 0; oh < g.OH; ++oh)
+            for (int64_t ow = 0; ow < g.OW; ++ow) {
+              float best = 0;
+              int32_t at = -1;
+              for (int64_t i = 0; i < k; ++i)
+                for (int64_t j = 0; j < k; ++j) {
+                  const int64_t ih = oh * st - g.pad_top + i, iw = ow * st - g.pad_left + j;
+                  if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                  const float v = x[static_cast<size_t>(nc * g.H * g.W + ih * g.W + iw)];
+                  if (at < 0 || v > best) best = v, at = static_cast<int32_t>(ih * g.W + iw);
+                }
+              const size_t o = static_cast<size_t>((nc * g.OH + oh) * g.OW + ow);
+              bad += y[o] != best || am[o] != at;
+            }
+        CAPTURE(k);
+        CAPTURE(st);
+        CHECK(bad == 0);
+      }
+}
+
 TEST_CASE("avg pool: 'same' excludes padded cells from the average") {
   const std::vector<double> x{1, 2, 3, 4, 5, 6, 7, 8, 9};  // 3x3
   const kc::Conv2DGeom g = kc::make_conv_geom(1, 1, 3, 3, 1, 2, 2, 2, 2, kc::Padding::Same);

@@ -138,9 +138,17 @@ void winograd_input_transform(const T* in, const WinogradGeom& q, int64_t n0, in
           continue;
         }
         const T* s = src + ih * q.W;
-        for (int64_t x = 0; x < width; ++x) {  // padded column x = (x & 1 ? half : 0) + x / 2
-          const int64_t iw = x - q.pad_left;
-          row[(x & 1) * half + (x >> 1)] = iw >= 0 && iw < q.W ? s[iw] : T(0);
+        for (int parity = 0; parity < 2; ++parity) {  // padded column 2k + parity = input column 2k + parity - pad_left
+          T* part = row + parity * half;
+          const int64_t off = parity - q.pad_left;  // input column of k = 0
+          // k in [k0, k1): 0 <= 2k + off < W
+          const int64_t k0 = std::min<int64_t>(half, off >= 0 ? 0 : (1 - off) / 2);
+          const int64_t k1 = std::max<int64_t>(k0, std::min<int64_t>(half, (q.W - off + 1) / 2));
+          std::fill(part, part + k0, T(0));
+          const T* sp = s + off;
+#pragma omp simd
+          for (int64_t k = k0; k < k1; ++k) part[k] = sp[2 * k];
+          std::fill(part + k1, part + half, T(0));
         }
       }
       T* dst = V + c * P + j * NT;

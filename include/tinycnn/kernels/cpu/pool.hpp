@@ -4,6 +4,7 @@
 // of real cells in the window (Keras/TF 'same' semantics). Forward writes y; backward ADDS into dx.
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
@@ -36,27 +37,49 @@ void max_pool_plane(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax) {
     for (int64_t ow = 0; ow < g.OW; ++ow) {
       const int64_t iw0 = ow * g.stride_w - g.pad_left;
       const int64_t o = oh * g.OW + ow;
-      if (R == 2 && S == 2 && g.stride_w == 2 && rows_in && ow == ow_lo && ow_hi > ow_lo) {
-        // 2x2, horizontal stride 2: select-based (no data-dependent branches), the compiler vectorises it.
+      if (R > 0 && rows_in && ow == ow_lo && ow_hi > ow_lo) {
+        // A fixed window (2x2, 3x3) whose rows are inside, over the run of windows that are inside
+        // horizontally too, in two select-based passes (no data-dependent branches, which mispredict
+        // on real activations): the maxima of each input column over the R rows (contiguous, so the
+        // compiler vectorises it), then of S neighbouring column maxima per window. Ties resolve as
+        // in window_max's row-major scan: the smallest row, then the smallest column.
+        const int32_t pl = static_cast<int32_t>(g.pad_left), sw = static_cast<int32_t>(g.stride_w);
+        const int32_t x0 = static_cast<int32_t>(ow_lo) * sw - pl, x1 = static_cast<int32_t>(ow_hi - 1) * sw - pl + S;
         const T* r0 = xc + ih0 * g.W;
-        const T* r1 = r0 + g.W;
+        const int32_t Wi = static_cast<int32_t>(g.W), base = static_cast<int32_t>(ih0 * g.W);
+        static thread_local std::vector<T> col_max;
+        static thread_local std::vector<int32_t> col_row;
+        if (static_cast<int32_t>(col_max.size()) < x1) col_max.resize(static_cast<size_t>(x1)), col_row.resize(static_cast<size_t>(x1));
+        T* cm = col_max.data();
+        int32_t* cr = col_row.data();
+#pragma omp simd
+        for (int32_t x = x0; x < x1; ++x) {
+          T best = r0[x];
+          int32_t row = 0;
+          for (int r = 1; r < R; ++r) {  // arithmetic on the comparison: GCC vectorises this form
+            const T v = r0[r * Wi + x];
+            const int32_t gt = v > best;
+            row += gt * (r - row);
+            best = std::max(best, v);
+          }
+          cm[x] = best;
+          cr[x] = row;
+        }
         T* yo = y + oh * g.OW;
         int32_t* ao = argmax + oh * g.OW;
-        const int32_t base = static_cast<int32_t>(ih0 * g.W), Wi = static_cast<int32_t>(g.W);
-        const int32_t pl = static_cast<int32_t>(g.pad_left);
         for (int64_t q = ow_lo; q < ow_hi; ++q) {
-          const int32_t c = static_cast<int32_t>(2 * q) - pl;
-          const T a = r0[c], b = r0[c + 1], e = r1[c], f = r1[c + 1];
-          T best = a;
-          int32_t at = base + c;
-          at = b > best ? base + c + 1 : at;
-          best = b > best ? b : best;
-          at = e > best ? base + Wi + c : at;
-          best = e > best ? e : best;
-          at = f > best ? base + Wi + c + 1 : at;
-          best = f > best ? f : best;
+          const int32_t c = static_cast<int32_t>(q) * sw - pl;
+          T best = cm[c];
+          int32_t row = cr[c], col = 0;
+          for (int s = 1; s < S; ++s) {
+            const T v = cm[c + s];
+            const int32_t take = (v > best) | ((v == best) & (cr[c + s] < row));
+            row += take * (cr[c + s] - row);
+            col += take * (s - col);
+            best = std::max(best, v);
+          }
           yo[q] = best;
-          ao[q] = at;
+          ao[q] = base + row * Wi + c + col;
         }
         ow = ow_hi - 1;
         continue;
