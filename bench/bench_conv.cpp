@@ -9,8 +9,8 @@
 //                conv2d.hpp's default structure (sample groups, see its header) with that GEMM variant
 //   serial       default structure forced to the serial plan (groups in sequence, GEMM parallel inside)
 //   parallel     default structure forced to the parallel plan (groups split between threads)
-//   im2col       im2col + gemm_ex, the sample-group structure (ConvOptions::Algo::Im2col; fwd, bwd_data)
-//   winograd     F(2x2, 3x3) (conv_winograd.hpp, ConvOptions::Algo::Winograd; fwd, bwd_data)
+//   im2col       im2col + gemm_ex, the sample-group structure (ConvOptions::Algo::Im2col)
+//   winograd     F(2x2, 3x3) (conv_winograd.hpp, ConvOptions::Algo::Winograd)
 //   default      conv2d_forward / conv2d_backward_data / conv2d_backward_filter as the ops call them
 // The GEMM-variant and plan entries above run im2col (ConvOptions::Algo::Im2col), whatever Auto picks.
 // GFLOP/s of winograd are "effective": the direct convolution's count over its time.
@@ -262,9 +262,9 @@ int register_conv_benchmarks() {
                                      fn)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
-    // The two algorithms of the forward and backward-data passes, side by side.
+    // The two algorithms, side by side on all three passes.
     for (const auto& [name, o] : {std::pair<std::string, ConvOptions>{"im2col", dflt}, {"winograd", winograd}})
-      for (Pass p : {Pass::Fwd, Pass::BwdData})
+      for (Pass p : {Pass::Fwd, Pass::BwdData, Pass::BwdFilter})
         benchmark::RegisterBenchmark(("conv2d/" + name + "/" + l.name + "/" + pass_name(p)).c_str(), run_conv, l, p,
                                      structured(&detail::conv_gemm_default<float>, o))
             ->UseRealTime()

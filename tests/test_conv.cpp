@@ -87,8 +87,8 @@ const std::vector<GeomCase> kConvCases = {
     {3, 16, 5, 8, 17, 3, 3, 1, 1, kc::Padding::Valid},
 };
 
-// Forward (NaN-filled y, with and without bias, with ReLU) and backward data (onto non-zero dx) with
-// ConvOptions::algo forced to Winograd, against the direct loops.
+// Forward (NaN-filled y, with and without bias, with ReLU), backward data (onto non-zero dx) and
+// backward filter (onto non-zero dw) with ConvOptions::algo forced to Winograd, against the direct loops.
 template <class T>
 void check_winograd_against_direct(const GeomCase& c, double tol) {
   const kc::Conv2DGeom g = kc::make_conv_geom(c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.sh, c.sw, c.pad);
@@ -111,6 +111,11 @@ void check_winograd_against_direct(const GeomCase& c, double tol) {
   kc::conv2d_backward_data_ex<T>(dy.data(), w.data(), g, dx.data(), gemm_fn, o);
   kc::conv2d_direct_backward_data<T>(dy.data(), w.data(), g, dx_ref.data());
   CHECK(max_diff(dx, dx_ref) <= tol);
+  auto dw = rand_vec<T>(nw, 16), dw_ref = dw, db = rand_vec<T>(g.K, 17), db_ref = db;
+  kc::conv2d_backward_filter_ex<T>(x.data(), dy.data(), g, dw.data(), db.data(), gemm_fn, o);
+  kc::conv2d_direct_backward_filter<T>(x.data(), dy.data(), g, dw_ref.data(), db_ref.data());
+  CHECK(max_diff(dw, dw_ref) <= tol * 10);  // sums over every pixel of the batch
+  CHECK(max_diff(db, db_ref) <= tol * 10);
 }
 
 const std::vector<GeomCase> kWinogradCases = {
@@ -187,7 +192,7 @@ TEST_CASE("conv2d: Winograd F(2x2, 3x3) equals the direct convolution (float64)"
   }
 }
 
-TEST_CASE("conv2d: Winograd in float32 errs no more than im2col + GEMM on a deep layer") {
+TEST_CASE("conv2d: Winograd in float32 errs about as im2col + GEMM does on a deep layer (all three passes)") {
   // 512 -> 64 channels at 6x6 (as model3's conv6, fewer outputs): both float32 results against the
   // float64 direct convolution. Winograd's transforms add rounding; it must stay at im2col's level.
   const kc::Conv2DGeom g = kc::make_conv_geom(2, 512, 6, 6, 64, 3, 3, 1, 1, kc::Padding::Same);
@@ -202,7 +207,9 @@ TEST_CASE("conv2d: Winograd in float32 errs no more than im2col + GEMM on a deep
     for (size_t i = 0; i < got.size(); ++i) m = std::max(m, std::fabs(double(got[i]) - want[i]));
     return m;
   };
-  double fwd[2], bwd[2];
+  std::vector<double> dw_ref(static_cast<size_t>(nw), 0.0);
+  kc::conv2d_direct_backward_filter<double>(xd.data(), dyd.data(), g, dw_ref.data(), nullptr);
+  double fwd[2], bwd[2], filt[2];
   for (int a = 0; a < 2; ++a) {
     kc::ConvOptions o;
     o.algo = a == 0 ? kc::ConvOptions::Algo::Im2col : kc::ConvOptions::Algo::Winograd;
@@ -210,9 +217,17 @@ TEST_CASE("conv2d: Winograd in float32 errs no more than im2col + GEMM on a deep
     kc::conv2d_forward_ex<float>(x.data(), w.data(), nullptr, g, y.data(), false,
                                  &kc::detail::conv_gemm_default<float>, o);
     kc::conv2d_backward_data_ex<float>(dy.data(), w.data(), g, dx.data(), &kc::detail::conv_gemm_default<float>, o);
+    std::vector<float> dw(static_cast<size_t>(nw), 0.0f);
+    kc::conv2d_backward_filter_ex<float>(x.data(), dy.data(), g, dw.data(), nullptr,
+                                         &kc::detail::conv_gemm_default<float>, o);
     fwd[a] = err(y, y_ref);
     bwd[a] = err(dx, dx_ref);
+    filt[a] = err(dw, dw_ref);
   }
+  CAPTURE(filt[0]);
+  CAPTURE(filt[1]);
+  CHECK(filt[1] <= 4 * filt[0] + 1e-6);
+  CHECK(filt[1] < 1e-3);
   CAPTURE(fwd[0]);
   CAPTURE(fwd[1]);
   CAPTURE(bwd[0]);

@@ -95,7 +95,7 @@ TEST_CASE("conv2d plans: parallel groups, serial groups and per-sample GEMMs equ
   set_num_threads(saved);
 }
 
-TEST_CASE("Winograd: split into sample groups on 2 threads, forward with bias and ReLU, backward data adding") {
+TEST_CASE("Winograd: split into sample groups on 2 threads; forward with bias and ReLU, both backward passes adding") {
   const int saved = get_num_threads();
   set_num_threads(2);
   for (auto pad : {kc::Padding::Same, kc::Padding::Valid})
@@ -119,6 +119,11 @@ TEST_CASE("Winograd: split into sample groups on 2 threads, forward with bias an
                            false, true, dx.data(), gemm_fn, scratch, min_cols);
       kc::conv2d_direct_backward_data(dy.data(), w.data(), g, dxr.data());
       CHECK(maxdiff(dx, dxr) <= 1e-4);
+      auto dw = rnd(nw, 36), dwr = dw;
+      kc::winograd_conv3x3_backward_filter(x.data(), dy.data(), kc::winograd_geom_forward(g), dw.data(), gemm_fn,
+                                           scratch, min_cols);
+      kc::conv2d_direct_backward_filter(x.data(), dy.data(), g, dwr.data(), static_cast<float*>(nullptr));
+      CHECK(maxdiff(dw, dwr) <= 1e-3);
     }
   set_num_threads(saved);
 }

@@ -17,6 +17,8 @@
 // the others into one private [K, C*R*S] buffer each (no per-sample copies), summed at the end. Where
 // C*R*S x K fills the GEMM's register tiles clearly better (conv1: 27 x 32), dW^T += col * dY^T
 // into private [C*R*S, K] buffers instead (ConvOptions::FilterForm).
+// 3x3 stride-1 windows with at least 16 channels on each side go through Winograd's F(2x2, 3x3)
+// instead (conv_winograd.hpp; all three passes, 2.25x fewer multiply-adds; ConvOptions::algo).
 // A 1x1, stride-1, unpadded convolution of a single-sample group skips im2col (the image [C, H*W] is
 // already the column matrix). Buffers are thread_local and only grow: nothing is allocated once warm.
 #include <algorithm>
@@ -57,9 +59,10 @@ struct ConvOptions {
   //          Rows measured 0.68-0.87x of DyCol on every model3 layer and is never chosen.
   enum class FilterForm { Auto, DyCol, ColDy, Rows };
   FilterForm filter_form = FilterForm::Auto;
-  // How the forward and backward-data passes are computed (validated against the direct convolution):
-  //   Im2col:   im2col + GEMM, the structure described above (mode and the GEMM variant apply)
-  //   Winograd: F(2x2, 3x3) (conv_winograd.hpp) for 3x3 stride-1 windows, im2col for every other window
+  // How the three passes are computed (validated against the direct convolution):
+  //   Im2col:   im2col + GEMM, the structure described above (mode, filter_form and the GEMM variant apply)
+  //   Winograd: F(2x2, 3x3) (conv_winograd.hpp) for 3x3 stride-1 windows, im2col for every other window;
+  //             the backward filter only while filter_form is Auto (a named form means that im2col form)
   //   Auto:     Winograd where detail::winograd_preferred says it measured faster, else Im2col
   enum class Algo { Auto, Im2col, Winograd };
   Algo algo = Algo::Auto;
@@ -446,6 +449,8 @@ void conv2d_backward_filter_ex(const T* x, const T* dy, const Conv2DGeom& g, T* 
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (db) conv2d_backward_bias(dy, g, db);
   if (!dw) return;
+  if (o.filter_form == ConvOptions::FilterForm::Auto && detail::winograd_preferred(g, g.C, g.K, o))
+    return winograd_conv3x3_backward_filter(x, dy, winograd_geom_forward(g), dw, gemm_fn, o.scratch_elems * 2);
   const ConvOptions::FilterForm form = detail::filter_form<T>(g, o);
   if (form != ConvOptions::FilterForm::DyCol && o.mode != ConvOptions::PerSample)
     return detail::conv2d_backward_filter_t(x, dy, g, dw, gemm_fn, o, form);

@@ -227,6 +227,84 @@ void winograd_output_transform(const T* M, const WinogradGeom& q, int64_t n0, in
     }
 }
 
+
+// Transform of the output gradient of samples [n0, n0 + nb) for the weight gradient (a work-shared
+// loop: call inside a parallel region): every 2x2 tile e of dy (zero where a tile hangs over the
+// output's edge) becomes A e A^T, with A = (A^T)^T = [1 0; 1 1; 1 -1; 0 -1].
+//   dy: [N, Co, OH, OW], G: [16, Co, P] with P = nb * tiles (the layout of M in the forward pass)
+template <class T>
+void winograd_grad_output_transform(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G) {
+  const int64_t TH = q.tiles_h(), TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P;
+  T* buf = conv_scratch<T, 2>(4 * TW);  // even and odd columns of the tile row's two output rows
+#pragma omp for collapse(2) schedule(static)
+  for (int64_t j = 0; j < nb; ++j)
+    for (int64_t k = 0; k < q.Co; ++k) {
+      const T* src = dy + ((n0 + j) * q.Co + k) * q.OH * q.OW;
+      T* dst = G + k * P + j * NT;
+      for (int64_t ty = 0; ty < TH; ++ty) {
+        T *e0 = buf, *o0 = buf + TW, *e1 = buf + 2 * TW, *o1 = buf + 3 * TW;  // rows 2ty and 2ty + 1
+        for (int i = 0; i < 2; ++i) {
+          T *ev = i == 0 ? e0 : e1, *od = i == 0 ? o0 : o1;
+          const int64_t oh = 2 * ty + i;
+          if (oh >= q.OH) {
+            std::fill(ev, ev + TW, T(0));
+            std::fill(od, od + TW, T(0));
+            continue;
+          }
+          const T* r = src + oh * q.OW;
+          const int64_t full = q.OW / 2;  // tiles with both columns inside
+#pragma omp simd
+          for (int64_t tx = 0; tx < full; ++tx) {
+            ev[tx] = r[2 * tx];
+            od[tx] = r[2 * tx + 1];
+          }
+          if (full < TW) ev[full] = r[2 * full], od[full] = T(0);  // odd OW: the last tile's right column
+        }
+        T* out = dst + ty * TW;
+#pragma omp simd
+        for (int64_t tx = 0; tx < TW; ++tx) {
+          // u = A e (4 x 2), then u A^T (4 x 4)
+          const T u[4][2] = {{e0[tx], o0[tx]},
+                             {e0[tx] + e1[tx], o0[tx] + o1[tx]},
+                             {e0[tx] - e1[tx], o0[tx] - o1[tx]},
+                             {-e1[tx], -o1[tx]}};
+          for (int i = 0; i < 4; ++i) {
+            out[(4 * i + 0) * KP + tx] = u[i][0];
+            out[(4 * i + 1) * KP + tx] = u[i][0] + u[i][1];
+            out[(4 * i + 2) * KP + tx] = u[i][0] - u[i][1];
+            out[(4 * i + 3) * KP + tx] = -u[i][1];
+          }
+        }
+      }
+    }
+}
+
+// dw[k, c] += G^T dU[k, c] G for every filter (a work-shared loop: call inside a parallel region),
+// G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]: the adjoint of the filter transform.
+//   dU: [16, K, C], dw: [K, C, 3, 3] (+=)
+template <class T>
+void winograd_filter_grad_transform(const T* dU, int64_t K, int64_t C, T* dw) {
+  const int64_t KC = K * C;
+#pragma omp for schedule(static)
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c) {
+      const T* u = dU + k * C + c;
+      T t[3][4];  // G^T u
+      for (int x = 0; x < 4; ++x) {
+        const T u0 = u[(0 + x) * KC], u1 = u[(4 + x) * KC], u2 = u[(8 + x) * KC], u3 = u[(12 + x) * KC];
+        t[0][x] = u0 + T(0.5) * (u1 + u2);
+        t[1][x] = T(0.5) * (u1 - u2);
+        t[2][x] = T(0.5) * (u1 + u2) + u3;
+      }
+      T* d = dw + (k * C + c) * 9;
+      for (int r = 0; r < 3; ++r) {  // (G^T u) G
+        d[r * 3 + 0] += t[r][0] + T(0.5) * (t[r][1] + t[r][2]);
+        d[r * 3 + 1] += T(0.5) * (t[r][1] - t[r][2]);
+        d[r * 3 + 2] += T(0.5) * (t[r][1] + t[r][2]) + t[r][3];
+      }
+    }
+}
+
 }  // namespace detail
 
 // out (=, or += when accumulate) relu?(correlation of `in` with the filter whose transform is U, + bias)
@@ -260,6 +338,44 @@ void winograd_conv3x3(const T* in, const T* U, const WinogradGeom& q, const T* b
       gemm_fn(false, false, q.Co, P, q.Ci, T(1), U + xi * q.Co * q.Ci, q.Ci, V + xi * q.Ci * P, P, T(0),
               M + xi * q.Co * P, P, nullptr);
     detail::winograd_output_transform(M, q, n0, nbg, bias, relu, accumulate, out);
+  }
+}
+
+// dw += the weight gradient of the forward correlation q (x -> y) for output gradient dy, by the
+// adjoint of F(2x2, 3x3): per group, V = input transform of x, Gy = A dy A^T per tile, then per
+// point xi one GEMM dU[xi] (+)= Gy[xi] [Co, P] * V[xi]^T [P, Ci] (the reduction runs over the tiles),
+// and finally dw += G^T dU G per filter. 2.25x fewer multiply-adds than dY * im2col(x)^T.
+//   x: [N, Ci, H, W], dy: [N, Co, OH, OW], dw: [Co, Ci, 3, 3] (+=); gemm_fn, scratch_elems, min_cols as above.
+template <class T, class GemmFn>
+void winograd_conv3x3_backward_filter(const T* x, const T* dy, const WinogradGeom& q, T* dw, GemmFn gemm_fn,
+                                      int64_t scratch_elems = int64_t(4) << 20, int64_t min_cols = 512) {
+  const int64_t NT = q.tiles();
+  if (q.N <= 0 || q.Co <= 0 || q.Ci <= 0 || NT <= 0) return;
+  const int64_t per_sample = 16 * (q.Ci + q.Co) * NT;
+  int64_t nb = std::max<int64_t>(scratch_elems / per_sample, (min_cols + NT - 1) / NT);
+  nb = std::min<int64_t>(std::max<int64_t>(nb, 1), q.N);
+  const int64_t groups = (q.N + nb - 1) / nb;
+  nb = (q.N + groups - 1) / groups;
+  T* V = detail::conv_scratch<T, 0>(16 * q.Ci * nb * NT);
+  T* Gy = detail::conv_scratch<T, 1>(16 * q.Co * nb * NT);
+  T* dU = detail::conv_scratch<T, 3>(16 * q.Co * q.Ci);
+  const double flops = 2.0 * 16.0 * double(q.N * NT) * double(q.Ci) * double(q.Co);
+  int nt = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel() && flops >= static_cast<double>(kParallelMinWork)) nt = std::max(1, omp_get_max_threads());
+#endif
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const int64_t n0 = q.N * gi / groups, nbg = q.N * (gi + 1) / groups - n0, P = nbg * NT;
+      detail::winograd_input_transform(x, q, n0, nbg, V);         // ends with a barrier
+      detail::winograd_grad_output_transform(dy, q, n0, nbg, Gy);  // ends with a barrier
+#pragma omp for schedule(dynamic, 1)
+      for (int xi = 0; xi < 16; ++xi)
+        gemm_fn(false, true, q.Co, q.Ci, P, T(1), Gy + xi * q.Co * P, P, V + xi * q.Ci * P, P, gi == 0 ? T(0) : T(1),
+                dU + xi * q.Co * q.Ci, q.Ci, nullptr);
+    }
+    detail::winograd_filter_grad_transform(dU, q.Co, q.Ci, dw);
   }
 }
 
