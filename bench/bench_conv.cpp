@@ -30,6 +30,7 @@
 #include <tinycnn/core/random.hpp>
 #include <tinycnn/kernels/cpu/conv2d.hpp>
 #include <tinycnn/kernels/cpu/conv_direct.hpp>
+#include <tinycnn/kernels/cpu/pool.hpp>
 
 namespace {
 
@@ -283,5 +284,74 @@ int register_conv_benchmarks() {
 }
 
 const int registered = register_conv_benchmarks();
+
+// Max pooling on model3's first two pools at batch 32 (after conv1: 3x3 / stride 3 over 32 x 150x150;
+// after conv2: 2x2 / stride 2 over 64 x 50x50), inputs from {0, .., 7} so ties occur as after a ReLU:
+//   pool/max/reference/<shape>  one window at a time with data-dependent branches (the scan the
+//                               kernel ran before its select-based fast path; the test reference)
+//   pool/max/default/<shape>    max_pool2d_forward
+// The default is checked against the reference (values and argmax) before it is timed. GB/s counter:
+// bytes of x read per second.
+void max_pool_reference(const float* x, const Conv2DGeom& g, float* y, int32_t* argmax) {
+  const int64_t HW = g.H * g.W, L = g.OH * g.OW;
+#pragma omp parallel for
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc)
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        float best = 0;
+        int32_t at = -1;
+        for (int64_t r = 0; r < g.R; ++r)
+          for (int64_t s = 0; s < g.S; ++s) {
+            const int64_t ih = oh * g.stride_h - g.pad_top + r, iw = ow * g.stride_w - g.pad_left + s;
+            if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+            const float v = x[nc * HW + ih * g.W + iw];
+            if (at < 0 || v > best) best = v, at = static_cast<int32_t>(ih * g.W + iw);
+          }
+        y[nc * L + oh * g.OW + ow] = best;
+        argmax[nc * L + oh * g.OW + ow] = at;
+      }
+}
+
+void run_pool(benchmark::State& state, int64_t C, int64_t hw, int64_t k, bool reference) {
+  const Conv2DGeom g = make_conv_geom(kBatch, C, hw, hw, C, k, k, k, k, Padding::Valid);
+  std::vector<float> x(static_cast<size_t>(g.N * C * hw * hw)), y(static_cast<size_t>(g.N * C * g.OH * g.OW)), yr = y;
+  std::vector<int32_t> am(y.size()), amr(y.size());
+  tinycnn::Rng rng(7);
+  for (auto& v : x) v = static_cast<float>(rng.below(8));
+  auto fn = [&] {
+    if (reference)
+      max_pool_reference(x.data(), g, y.data(), am.data());
+    else
+      max_pool2d_forward(x.data(), g, y.data(), am.data());
+  };
+  fn();
+  max_pool_reference(x.data(), g, yr.data(), amr.data());
+  if (y != yr || am != amr) {
+    state.SkipWithError("differs from the reference scan");
+    return;
+  }
+  for (auto _ : state) {
+    fn();
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = benchmark::Counter(double(x.size() * sizeof(float)),
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+
+int register_pool_benchmarks() {
+  for (bool ref : {true, false}) {
+    const std::string v = ref ? "reference" : "default";
+    benchmark::RegisterBenchmark(("pool/max/" + v + "/3x3s3_32x150").c_str(), run_pool, 32, 150, 3, ref)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("pool/max/" + v + "/2x2s2_64x50").c_str(), run_pool, 64, 50, 2, ref)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  return 0;
+}
+
+const int registered_pool = register_pool_benchmarks();
 
 }  // namespace
