@@ -305,6 +305,29 @@ void winograd_filter_grad_transform(const T* dU, int64_t K, int64_t C, T* dw) {
     }
 }
 
+// Groups of whole samples: nb samples per group (the largest once the batch is split evenly) so that
+// V + M hold at most scratch_elems elements, but at least min_cols tile columns (or the whole batch)
+// so the GEMMs stay wide on deep layers with few tiles per sample.
+inline void winograd_groups(const WinogradGeom& q, int64_t scratch_elems, int64_t min_cols, int64_t& nb,
+                            int64_t& groups) {
+  const int64_t NT = q.tiles(), per_sample = 16 * (q.Ci + q.Co) * NT;
+  nb = std::max<int64_t>(scratch_elems / per_sample, (min_cols + NT - 1) / NT);
+  nb = std::min<int64_t>(std::max<int64_t>(nb, 1), q.N);
+  groups = (q.N + nb - 1) / nb;
+  nb = (q.N + groups - 1) / groups;
+}
+
+// Threads for a pass: the team, unless already inside a parallel region or the work is small.
+inline int winograd_team(const WinogradGeom& q) {
+  const double flops = 2.0 * 16.0 * double(q.N * q.tiles()) * double(q.Ci) * double(q.Co);
+#ifdef _OPENMP
+  if (!omp_in_parallel() && flops >= static_cast<double>(kParallelMinWork)) return std::max(1, omp_get_max_threads());
+#else
+  (void)flops;
+#endif
+  return 1;
+}
+
 }  // namespace detail
 
 // out (=, or += when accumulate) relu?(correlation of `in` with the filter whose transform is U, + bias)
@@ -317,18 +340,11 @@ void winograd_conv3x3(const T* in, const T* U, const WinogradGeom& q, const T* b
                       T* out, GemmFn gemm_fn, int64_t scratch_elems = int64_t(4) << 20, int64_t min_cols = 512) {
   const int64_t NT = q.tiles();
   if (q.N <= 0 || q.Co <= 0 || NT <= 0) return;
-  const int64_t per_sample = 16 * (q.Ci + q.Co) * NT;
-  int64_t nb = std::max<int64_t>(scratch_elems / per_sample, (min_cols + NT - 1) / NT);
-  nb = std::min<int64_t>(std::max<int64_t>(nb, 1), q.N);
-  const int64_t groups = (q.N + nb - 1) / nb;
-  nb = (q.N + groups - 1) / groups;  // the largest group once the batch is split evenly
+  int64_t nb, groups;
+  detail::winograd_groups(q, scratch_elems, min_cols, nb, groups);
   T* V = detail::conv_scratch<T, 0>(16 * q.Ci * nb * NT);
   T* M = detail::conv_scratch<T, 1>(16 * q.Co * nb * NT);
-  const double flops = 2.0 * 16.0 * double(q.N * NT) * double(q.Ci) * double(q.Co);
-  int nt = 1;
-#ifdef _OPENMP
-  if (!omp_in_parallel() && flops >= static_cast<double>(kParallelMinWork)) nt = std::max(1, omp_get_max_threads());
-#endif
+  const int nt = detail::winograd_team(q);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   for (int64_t gi = 0; gi < groups; ++gi) {
     const int64_t n0 = q.N * gi / groups, nbg = q.N * (gi + 1) / groups - n0, P = nbg * NT;
@@ -351,19 +367,12 @@ void winograd_conv3x3_backward_filter(const T* x, const T* dy, const WinogradGeo
                                       int64_t scratch_elems = int64_t(4) << 20, int64_t min_cols = 512) {
   const int64_t NT = q.tiles();
   if (q.N <= 0 || q.Co <= 0 || q.Ci <= 0 || NT <= 0) return;
-  const int64_t per_sample = 16 * (q.Ci + q.Co) * NT;
-  int64_t nb = std::max<int64_t>(scratch_elems / per_sample, (min_cols + NT - 1) / NT);
-  nb = std::min<int64_t>(std::max<int64_t>(nb, 1), q.N);
-  const int64_t groups = (q.N + nb - 1) / nb;
-  nb = (q.N + groups - 1) / groups;
+  int64_t nb, groups;
+  detail::winograd_groups(q, scratch_elems, min_cols, nb, groups);
   T* V = detail::conv_scratch<T, 0>(16 * q.Ci * nb * NT);
   T* Gy = detail::conv_scratch<T, 1>(16 * q.Co * nb * NT);
   T* dU = detail::conv_scratch<T, 3>(16 * q.Co * q.Ci);
-  const double flops = 2.0 * 16.0 * double(q.N * NT) * double(q.Ci) * double(q.Co);
-  int nt = 1;
-#ifdef _OPENMP
-  if (!omp_in_parallel() && flops >= static_cast<double>(kParallelMinWork)) nt = std::max(1, omp_get_max_threads());
-#endif
+  const int nt = detail::winograd_team(q);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     for (int64_t gi = 0; gi < groups; ++gi) {
