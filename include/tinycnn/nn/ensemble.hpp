@@ -52,16 +52,8 @@ std::unique_ptr<Graph<T>> ensemble(const std::vector<Model<T>*>& members, const 
       throw_shape("ensemble: model " + std::to_string(k),
                   adapters[k].empty() ? "input shape differs from the ensemble's" : "its adapters do not end in its input shape",
                   g->output_shape_of(in), m.input_shape());
-    const auto& entries = m.entries();
-    const auto* graph = dynamic_cast<const Graph<T>*>(&m);
-    const size_t out = graph ? static_cast<size_t>(graph->output_id()) : entries.size() - 1;
-    std::vector<int> node_of(entries.size(), -1);
-    for (size_t i = 0; i <= out; ++i) {
-      std::vector<typename Graph<T>::Node> ins;
-      for (int id : entries[i].inputs) ins.push_back({id < 0 ? in.id : node_of[static_cast<size_t>(id)]});
-      node_of[i] = detail::add_shared_copy(*g, *entries[i].layer, prefix + entries[i].layer->name(), ins, "ensemble");
-    }
-    outs.push_back({node_of[out]});
+    const size_t out = detail::output_entry(m);
+    outs.push_back({detail::copy_layers_into(*g, m, out, in.id, prefix, {}, "ensemble")[out]});
   }
   g->set_output(g->template add<Average>(outs, "ensemble_average"));
   g->eval();

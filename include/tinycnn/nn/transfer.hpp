@@ -64,6 +64,38 @@ int add_shared_copy(Graph<T>& g, Layer<T>& src, const std::string& name,
   share(dst.buffers(), src.buffers(), "buffers");
   return id;
 }
+
+// Adds shared copies (add_shared_copy) of model's entries 0 .. last to g, in order, skipping those
+// with keep[i] false (none skipped when keep is empty); an entry fed by the model's input is fed by
+// node `input` of g, and every copy's name gets `prefix`. Returns each entry's node id (-1 where
+// skipped). With a non-empty `context`, an error while adding entry i becomes a ShapeError
+// "<context>: at layer '<name>': <what>". The walk of cut_at, with_input_shape and ensemble.
+template <class T>
+std::vector<int> copy_layers_into(Graph<T>& g, const Model<T>& model, size_t last, int input,
+                                  const std::string& prefix, const std::vector<bool>& keep, const char* who,
+                                  const std::string& context = "") {
+  const auto& entries = model.entries();
+  std::vector<int> node_of(entries.size(), -1);
+  for (size_t i = 0; i <= last; ++i) {
+    if (!keep.empty() && !keep[i]) continue;
+    std::vector<typename Graph<T>::Node> ins;
+    for (int id : entries[i].inputs) ins.push_back({id < 0 ? input : node_of[static_cast<size_t>(id)]});
+    try {
+      node_of[i] = add_shared_copy(g, *entries[i].layer, prefix + entries[i].layer->name(), ins, who);
+    } catch (const Error& e) {
+      if (context.empty()) throw;
+      throw ShapeError(context + ": at layer '" + entries[i].layer->name() + "': " + e.what());
+    }
+  }
+  return node_of;
+}
+
+// The last entry a model's forward() computes: a Graph's output node, a Sequential's last layer.
+template <class T>
+size_t output_entry(const Model<T>& model) {
+  const auto* graph = dynamic_cast<const Graph<T>*>(&model);
+  return graph ? static_cast<size_t>(graph->output_id()) : model.entries().size() - 1;
+}
 }  // namespace detail
 
 // A new Graph computing `model`'s layer `index` (entries() order), sharing weights; see above.
@@ -81,13 +113,7 @@ std::unique_ptr<Graph<T>> cut_at(Model<T>& model, size_t index) {
       for (int id : entries[i].inputs)
         if (id >= 0) needed[static_cast<size_t>(id)] = true;
   auto g = std::make_unique<Graph<T>>(model.input_shape(), model.seed());
-  std::vector<int> node_of(entries.size(), -1);
-  for (size_t i = 0; i <= index; ++i) {
-    if (!needed[i]) continue;
-    std::vector<typename Graph<T>::Node> ins;
-    for (int id : entries[i].inputs) ins.push_back({id < 0 ? -1 : node_of[static_cast<size_t>(id)]});
-    node_of[i] = detail::add_shared_copy(*g, *entries[i].layer, entries[i].layer->name(), ins, "cut_at");
-  }
+  const std::vector<int> node_of = detail::copy_layers_into(*g, model, index, -1, "", needed, "cut_at");
   g->set_output({node_of[index]});
   if (model.is_training()) g->train();
   else g->eval();
@@ -109,21 +135,12 @@ std::unique_ptr<Graph<T>> cut_at(Model<T>& model, const std::string& layer_name)
 template <class T>
 std::unique_ptr<Graph<T>> with_input_shape(Model<T>& model, const Shape& input_shape) {
   if (!model.built()) throw ValueError("with_input_shape: the model is not built");
-  const auto& entries = model.entries();
-  const auto* graph = dynamic_cast<const Graph<T>*>(&model);
-  const size_t out = graph ? static_cast<size_t>(graph->output_id()) : entries.size() - 1;
+  const size_t out = detail::output_entry(model);
   auto g = std::make_unique<Graph<T>>(input_shape, model.seed());
-  std::vector<int> node_of(entries.size(), -1);
-  for (size_t i = 0; i <= out; ++i) {
-    std::vector<typename Graph<T>::Node> ins;
-    for (int id : entries[i].inputs) ins.push_back({id < 0 ? -1 : node_of[static_cast<size_t>(id)]});
-    try {
-      node_of[i] = detail::add_shared_copy(*g, *entries[i].layer, entries[i].layer->name(), ins, "with_input_shape");
-    } catch (const Error& e) {
-      throw ShapeError("with_input_shape: the model cannot take input " + shape_str(input_shape) + " (it was built for " +
-                       shape_str(model.input_shape()) + "): at layer '" + entries[i].layer->name() + "': " + e.what());
-    }
-  }
+  const std::vector<int> node_of = detail::copy_layers_into(
+      *g, model, out, -1, "", {}, "with_input_shape",
+      "with_input_shape: the model cannot take input " + shape_str(input_shape) + " (it was built for " +
+          shape_str(model.input_shape()) + ")");
   g->set_output({node_of[out]});
   if (model.is_training()) g->train();
   else g->eval();
