@@ -26,7 +26,8 @@ struct GemmCase {
 const std::vector<GemmCase> kShapes = {
     {1, 1, 1},    {7, 5, 3},    {17, 33, 65},  {129, 31, 257}, {0, 5, 3},    {5, 0, 3},    {5, 3, 0},
     {0, 0, 0},    {14, 32, 1},  {15, 33, 2},   {13, 31, 385},  {28, 64, 384}, {1, 100, 7},  {100, 1, 7},
-    {3, 40, 400}, {45, 97, 33}, {200, 70, 19}, {33, 600, 9},   {64, 64, 800}};
+    {3, 40, 400}, {45, 97, 33}, {200, 70, 19}, {33, 600, 9},   {64, 64, 800},
+    {5, 300, 600}};  // NT: computed as C^T = B A^T (gemm_detail::prefer_swapped_nt)
 
 template <class T>
 using GemmFn = std::function<void(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T,
@@ -150,11 +151,15 @@ TEST_CASE("gemm: dispatcher equals the reference") {
   check_variant<double>("gemm<double>", &gemm<double>);
 }
 
-TEST_CASE("gemm: the AVX-512 tile is chosen by the form of the product (8x48 for NN with K >= 64)") {
+TEST_CASE("gemm: the AVX-512 tile and orientation are chosen by the form of the product") {
   CHECK(gemm_detail::prefer_8x48(false, false, 64));
   CHECK_FALSE(gemm_detail::prefer_8x48(false, false, 27));
   CHECK_FALSE(gemm_detail::prefer_8x48(false, true, 4096));
   CHECK_FALSE(gemm_detail::prefer_8x48(true, false, 4096));
+  CHECK(gemm_detail::prefer_swapped_nt(false, true, 32, 36864, 1024));  // model3's dense backward data
+  CHECK_FALSE(gemm_detail::prefer_swapped_nt(false, true, 32, 67500, 128));  // baseline's: K too short
+  CHECK_FALSE(gemm_detail::prefer_swapped_nt(false, false, 32, 36864, 1024));
+  CHECK_FALSE(gemm_detail::prefer_swapped_nt(false, true, 128, 36864, 1024));
   if (!gemm_avx512_available()) return;
   CHECK(gemm_tile_shape<float>(false, false, 512).mr == 8);
   CHECK(gemm_tile_shape<float>(false, false, 512).nr == 48);
@@ -202,7 +207,8 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
 
 TEST_CASE("gemm_ex: fused bias (per row, per column) and ReLU") {
   Rng rng(7);
-  const std::vector<GemmCase> shapes = {{1, 1, 1}, {7, 5, 3}, {17, 33, 65}, {129, 31, 257}, {5, 3, 0}, {30, 70, 400}};
+  const std::vector<GemmCase> shapes = {{1, 1, 1},   {7, 5, 3},      {17, 33, 65}, {129, 31, 257},
+                                        {5, 3, 0},   {30, 70, 400},  {6, 400, 520}};  // the last: swapped NT
   for (const GemmCase& s : shapes) {
     const auto bias_f = random_vec<float>(static_cast<size_t>(std::max(s.M, s.N) + 1), rng);
     const auto bias_d = random_vec<double>(static_cast<size_t>(std::max(s.M, s.N) + 1), rng);

@@ -10,7 +10,15 @@
 //   4 gemm_avx512   packed + AVX-512 14x32 micro-kernel (float; run-time dispatch)
 //   5 gemm_avx512_8x48  the same with an 8x48 tile (float; dispatched to for NN products with
 //                   K >= 64: see gemm_detail::prefer_8x48)
+// gemm_ex also computes few-row NT products with a long reduction as C^T = B A^T
+// (gemm_detail::prefer_swapped_nt).
+#include <algorithm>
 #include <type_traits>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cpu_features.hpp"
 #include "gemm_avx2.hpp"
@@ -28,6 +36,42 @@ namespace gemm_detail {
 // and lost on the transposed forms of the backward passes (0.79-0.80x) and on K = 27 (0.63x: with
 // so short a reduction the wider C tile's loads and stores dominate). So: 8x48 for NN with K >= 64.
 inline bool prefer_8x48(bool trans_a, bool trans_b, int64_t K) { return !trans_a && !trans_b && K >= 64; }
+
+// C = A B^T with few rows (M <= 64), a long reduction (K >= 512) and a wide B (N >= 32 M): every element
+// of the big operand B is packed transposed for only M rows of FMAs, so the packing costs about as
+// much as the arithmetic. Computed as C^T = B A^T instead (B packed as the A operand: contiguous rows)
+// and transposed into C: model3's dense backward data (32 x 36864 x 1024) 1.47-1.56x faster; neutral
+// at 32 x 4096 x 512; slower with K = 128-256 (docs/performance.md, eighth session), hence the K bound.
+inline bool prefer_swapped_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
+  return !trans_a && trans_b && M <= 64 && K >= 512 && N >= 32 * M;
+}
+
+// C = relu?(alpha * A B^T + beta * C + bias) through C^T = B A^T (see prefer_swapped_nt).
+template <class T, class Gemm>
+void gemm_swapped_nt(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
+                     T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep, Gemm gemm) {
+  static thread_local std::vector<T> buf;
+  if (static_cast<int64_t>(buf.size()) < M * N) buf.resize(static_cast<size_t>(M * N));
+  T* ct = buf.data();  // C^T [N, M]
+  gemm(false, true, N, M, K, alpha, B, ldb, A, lda, T(0), ct, M);
+  constexpr int64_t kB = 64;
+#ifdef _OPENMP
+  const bool par = M * N >= kParallelMinWork && !omp_in_parallel();
+#else
+  const bool par = false;
+#endif
+#pragma omp parallel for if (par)
+  for (int64_t j0 = 0; j0 < N; j0 += kB)
+    for (int64_t i = 0; i < M; ++i) {
+      T* c = C + i * ldc;
+      const T bi = ep.bias && !ep.bias_per_column ? ep.bias[i] : T(0);
+      for (int64_t j = j0; j < std::min(N, j0 + kB); ++j) {
+        T v = ct[j * M + i] + (beta == T(0) ? T(0) : beta * c[j]);  // beta == 0: C is not read (may hold NaN)
+        v += ep.bias ? (ep.bias_per_column ? ep.bias[j] : bi) : T(0);
+        c[j] = ep.relu && v < T(0) ? T(0) : v;
+      }
+    }
+}
 }  // namespace gemm_detail
 
 // C = relu?(alpha * op(A) * op(B) + beta * C + bias), with the epilogue fused into the last store of
@@ -37,6 +81,9 @@ void gemm_ex(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alph
              const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep) {
   if constexpr (std::is_same<T, float>::value) {
     const CpuFeatures& f = cpu_features();
+    if (f.avx512 && gemm_detail::prefer_swapped_nt(trans_a, trans_b, M, N, K))
+      return gemm_detail::gemm_swapped_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep,
+                                          [](auto... a) { gemm_avx512(a..., nullptr); });
     if (f.avx512) {
       if (gemm_detail::prefer_8x48(trans_a, trans_b, K))
         return gemm_avx512_8x48(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
