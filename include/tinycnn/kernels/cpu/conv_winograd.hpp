@@ -16,7 +16,8 @@
 // rounding; in float32 the error stays at the level of im2col + GEMM's (tests/test_conv.cpp).
 //
 // The same routine serves the backward-data pass: dx = dy correlated with the filter rotated by 180
-// degrees and its channel axes swapped, padded by 2 - pad (winograd_geom_backward_data).
+// degrees and its channel axes swapped, padded by 2 - pad (winograd_geom_backward_data). The weight
+// gradient is the adjoint (winograd_conv3x3_backward_filter, at the end of this file).
 //
 // Plan: the batch is cut into groups of samples (enough tiles per group that the GEMMs are wide, few
 // enough that V and M stay bounded); within a group the threads split the input transform over
@@ -24,7 +25,6 @@
 // transform over (sample, output channel). Buffers are thread_local and only grow.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 
 #include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
@@ -78,8 +78,9 @@ inline WinogradGeom winograd_geom_backward_data(const Conv2DGeom& g) {
 template <class T>
 void winograd_filter_transform(const T* w, int64_t K, int64_t C, bool rotate, T* U, bool par) {
   // The loop runs along the output's contiguous axis (c forward, k rotated) in blocks of 16 filters
-  // staged in a small array, so the 16 planes of U are written as contiguous runs: measured 2.9x
-  // faster than storing each filter's 16 values straight into the 16 planes (docs/performance.md).
+  // staged in a small array, so the 16 planes of U are written as contiguous runs: for model3's conv6
+  // (1024 x 512 filters) 3.9 ms instead of 11.4 ms when each filter's 16 values went straight into
+  // the 16 planes (best of 5, 2 threads, a standalone program).
   constexpr int64_t kB = 16;
   const int64_t KC = K * C, outer = rotate ? C : K, inner = rotate ? K : C;
 #pragma omp parallel for if (par)
