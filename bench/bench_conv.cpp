@@ -10,7 +10,10 @@
 //   serial       default structure forced to the serial plan (groups in sequence, GEMM parallel inside)
 //   parallel     default structure forced to the parallel plan (groups split between threads)
 //   im2col       im2col + gemm_ex, the sample-group structure (ConvOptions::Algo::Im2col)
-//   winograd     F(2x2, 3x3) (conv_winograd.hpp, ConvOptions::Algo::Winograd)
+//   winograd     F(m x m, 3x3) (conv_winograd.hpp, ConvOptions::Algo::Winograd) with Auto's tile per
+//                layer (winograd_tile_for: 3 from 8x8 up, else 2)
+//   winograd_f2, winograd_f3, winograd_f4
+//                the same with the tile forced to 2x2, 3x3, 4x4 (ConvOptions::winograd_tile)
 //   default      conv2d_forward / conv2d_backward_data / conv2d_backward_filter as the ops call them
 // The GEMM-variant and plan entries above run im2col (ConvOptions::Algo::Im2col), whatever Auto picks.
 // GFLOP/s of winograd are "effective": the direct convolution's count over its time.
@@ -220,6 +223,10 @@ int register_conv_benchmarks() {
   dflt.algo = ConvOptions::Algo::Im2col;
   ConvOptions persample = dflt, serial = dflt, parallel = dflt, winograd;
   winograd.algo = ConvOptions::Algo::Winograd;
+  ConvOptions winograd_f2 = winograd, winograd_f3 = winograd, winograd_f4 = winograd;
+  winograd_f2.winograd_tile = 2;
+  winograd_f3.winograd_tile = 3;
+  winograd_f4.winograd_tile = 4;
   persample.mode = ConvOptions::PerSample;
   serial.mode = ConvOptions::Serial;
   parallel.mode = ConvOptions::Parallel;
@@ -263,8 +270,12 @@ int register_conv_benchmarks() {
                                      fn)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
-    // The two algorithms, side by side on all three passes.
-    for (const auto& [name, o] : {std::pair<std::string, ConvOptions>{"im2col", dflt}, {"winograd", winograd}})
+    // The two algorithms and Winograd's tile sizes, side by side on all three passes.
+    for (const auto& [name, o] : {std::pair<std::string, ConvOptions>{"im2col", dflt},
+                                  {"winograd", winograd},
+                                  {"winograd_f2", winograd_f2},
+                                  {"winograd_f3", winograd_f3},
+                                  {"winograd_f4", winograd_f4}})
       for (Pass p : {Pass::Fwd, Pass::BwdData, Pass::BwdFilter})
         benchmark::RegisterBenchmark(("conv2d/" + name + "/" + l.name + "/" + pass_name(p)).c_str(), run_conv, l, p,
                                      structured(&detail::conv_gemm_default<float>, o))

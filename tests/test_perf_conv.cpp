@@ -98,33 +98,34 @@ TEST_CASE("conv2d plans: parallel groups, serial groups and per-sample GEMMs equ
 TEST_CASE("Winograd: split into sample groups on 2 threads; forward with bias and ReLU, both backward passes adding") {
   const int saved = get_num_threads();
   set_num_threads(2);
-  for (auto pad : {kc::Padding::Same, kc::Padding::Valid})
-    for (int64_t min_cols : {int64_t(1), int64_t(512)}) {  // 1: as many groups as the scratch bound allows
-      const kc::Conv2DGeom g = kc::make_conv_geom(7, 20, 11, 10, 24, 3, 3, 1, 1, pad);
-      const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * 9, ny = g.N * g.K * g.OH * g.OW;
-      const auto x = rnd(nx, 31), w = rnd(nw, 32), b = rnd(g.K, 33), dy = rnd(ny, 34);
-      std::vector<float> U(static_cast<size_t>(16 * nw));
-      const auto gemm_fn = &kc::detail::conv_gemm_default<float>;
-      const int64_t scratch = 16 * (g.C + g.K) * 30 * 2;  // about two samples per group
-      kc::winograd_filter_transform(w.data(), g.K, g.C, false, U.data(), true);
-      std::vector<float> y(static_cast<size_t>(ny), NAN), yr(static_cast<size_t>(ny), NAN);
-      kc::winograd_conv3x3(x.data(), U.data(), kc::winograd_geom_forward(g), b.data(), true, false, y.data(), gemm_fn,
-                           scratch, min_cols);
-      kc::conv2d_direct_forward(x.data(), w.data(), b.data(), g, yr.data());
-      for (auto& v : yr) v = v > 0 ? v : 0.0f;
-      CHECK(maxdiff(y, yr) <= 1e-4);
-      kc::winograd_filter_transform(w.data(), g.K, g.C, true, U.data(), true);
-      auto dx = rnd(nx, 35), dxr = dx;
-      kc::winograd_conv3x3(dy.data(), U.data(), kc::winograd_geom_backward_data(g), static_cast<const float*>(nullptr),
-                           false, true, dx.data(), gemm_fn, scratch, min_cols);
-      kc::conv2d_direct_backward_data(dy.data(), w.data(), g, dxr.data());
-      CHECK(maxdiff(dx, dxr) <= 1e-4);
-      auto dw = rnd(nw, 36), dwr = dw;
-      kc::winograd_conv3x3_backward_filter(x.data(), dy.data(), kc::winograd_geom_forward(g), dw.data(), gemm_fn,
-                                           scratch, min_cols);
-      kc::conv2d_direct_backward_filter(x.data(), dy.data(), g, dwr.data(), static_cast<float*>(nullptr));
-      CHECK(maxdiff(dw, dwr) <= 1e-3);
-    }
+  for (int64_t m : {2, 3, 4})  // every tile size
+    for (auto pad : {kc::Padding::Same, kc::Padding::Valid})
+      for (int64_t min_cols : {int64_t(1), int64_t(512)}) {  // 1: as many groups as the scratch bound allows
+        CAPTURE(m);
+        const kc::Conv2DGeom g = kc::make_conv_geom(7, 20, 11, 10, 24, 3, 3, 1, 1, pad);
+        const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * 9, ny = g.N * g.K * g.OH * g.OW;
+        const auto x = rnd(nx, 31), w = rnd(nw, 32), b = rnd(g.K, 33), dy = rnd(ny, 34);
+        const kc::WinogradGeom qf = kc::winograd_geom_forward(g, m), qb = kc::winograd_geom_backward_data(g, m);
+        std::vector<float> U(static_cast<size_t>(qf.points() * nw));
+        const auto gemm_fn = &kc::detail::conv_gemm_default<float>;
+        const int64_t scratch = qf.points() * (g.C + g.K) * qf.tiles() * 2;  // about two samples per group
+        kc::winograd_filter_transform(w.data(), g.K, g.C, false, m, U.data(), true);
+        std::vector<float> y(static_cast<size_t>(ny), NAN), yr(static_cast<size_t>(ny), NAN);
+        kc::winograd_conv3x3(x.data(), U.data(), qf, b.data(), true, false, y.data(), gemm_fn, scratch, min_cols);
+        kc::conv2d_direct_forward(x.data(), w.data(), b.data(), g, yr.data());
+        for (auto& v : yr) v = v > 0 ? v : 0.0f;
+        CHECK(maxdiff(y, yr) <= 1e-4);
+        kc::winograd_filter_transform(w.data(), g.K, g.C, true, m, U.data(), true);
+        auto dx = rnd(nx, 35), dxr = dx;
+        kc::winograd_conv3x3(dy.data(), U.data(), qb, static_cast<const float*>(nullptr), false, true, dx.data(), gemm_fn,
+                             scratch, min_cols);
+        kc::conv2d_direct_backward_data(dy.data(), w.data(), g, dxr.data());
+        CHECK(maxdiff(dx, dxr) <= 1e-4);
+        auto dw = rnd(nw, 36), dwr = dw;
+        kc::winograd_conv3x3_backward_filter(x.data(), dy.data(), qf, dw.data(), gemm_fn, scratch, min_cols);
+        kc::conv2d_direct_backward_filter(x.data(), dy.data(), g, dwr.data(), static_cast<float*>(nullptr));
+        CHECK(maxdiff(dw, dwr) <= 1e-3);
+      }
   set_num_threads(saved);
 }
 

@@ -17,8 +17,8 @@
 // the others into one private [K, C*R*S] buffer each (no per-sample copies), summed at the end. Where
 // C*R*S x K fills the GEMM's register tiles clearly better (conv1: 27 x 32), dW^T += col * dY^T
 // into private [C*R*S, K] buffers instead (ConvOptions::FilterForm).
-// 3x3 stride-1 windows with at least 16 channels on each side go through Winograd's F(2x2, 3x3)
-// instead (conv_winograd.hpp; all three passes, 2.25x fewer multiply-adds; ConvOptions::algo).
+// 3x3 stride-1 windows with at least 16 channels on each side go through Winograd's F(m x m, 3x3)
+// instead (conv_winograd.hpp; all three passes, 2.25-3.24x fewer multiply-adds; ConvOptions::algo).
 // A 1x1, stride-1, unpadded convolution of a single-sample group skips im2col (the image [C, H*W] is
 // already the column matrix). Buffers are thread_local and only grow: nothing is allocated once warm.
 #include <algorithm>
@@ -61,11 +61,14 @@ struct ConvOptions {
   FilterForm filter_form = FilterForm::Auto;
   // How the three passes are computed (validated against the direct convolution):
   //   Im2col:   im2col + GEMM, the structure described above (mode, filter_form and the GEMM variant apply)
-  //   Winograd: F(2x2, 3x3) (conv_winograd.hpp) for 3x3 stride-1 windows, im2col for every other window;
+  //   Winograd: F(m x m, 3x3) (conv_winograd.hpp) for 3x3 stride-1 windows, im2col for every other window;
   //             the backward filter only while filter_form is Auto (a named form means that im2col form)
   //   Auto:     Winograd where detail::winograd_preferred says it measured faster, else Im2col
   enum class Algo { Auto, Im2col, Winograd };
   Algo algo = Algo::Auto;
+  // Winograd's output tile m x m: 0 = winograd_tile_for's measured choice per pass (3 on planes from
+  // 8x8 up, else 2), or 2, 3, 4 to force one (tests, benchmarks).
+  int64_t winograd_tile = 0;
 };
 
 namespace detail {
@@ -115,8 +118,8 @@ struct ConvPlan {
 };
 
 // ConvOptions::algo resolved for one pass of g (input channels ci, output channels co of that pass).
-// Auto: see docs/performance.md ("Winograd"): F(2x2, 3x3) wins once both channel counts are large
-// enough that its 16 GEMMs have a real reduction and the transforms are small against them.
+// Auto: see docs/performance.md ("Winograd"): F(m x m, 3x3) wins once both channel counts are large
+// enough that its GEMMs have a real reduction and the transforms are small against them.
 inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, const ConvOptions& o) {
   if (!winograd_applies(g)) return false;
   if (o.algo == ConvOptions::Algo::Winograd) return true;
@@ -201,9 +204,10 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
   const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (detail::winograd_preferred(g, g.C, g.K, o)) {
-    T* U = detail::conv_scratch<T, 3>(16 * g.K * g.C);
-    winograd_filter_transform(w, g.K, g.C, false, U, g.K * g.C >= 4096);
-    return winograd_conv3x3(x, U, winograd_geom_forward(g), b, relu, false, y, gemm_fn, o.scratch_elems * 2);
+    const WinogradGeom q = winograd_geom_forward(g, o.winograd_tile);
+    T* U = detail::conv_scratch<T, 3>(q.points() * g.K * g.C);
+    winograd_filter_transform(w, g.K, g.C, false, q.m, U, g.K * g.C >= 4096);
+    return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2);
   }
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);
@@ -253,10 +257,10 @@ void conv2d_backward_data_ex(const T* dy, const T* w, const Conv2DGeom& g, T* dx
   const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (detail::winograd_preferred(g, g.K, g.C, o)) {
-    T* U = detail::conv_scratch<T, 3>(16 * g.K * g.C);
-    winograd_filter_transform(w, g.K, g.C, true, U, g.K * g.C >= 4096);
-    return winograd_conv3x3(dy, U, winograd_geom_backward_data(g), static_cast<const T*>(nullptr), false, true, dx,
-                            gemm_fn, o.scratch_elems * 2);
+    const WinogradGeom q = winograd_geom_backward_data(g, o.winograd_tile);
+    T* U = detail::conv_scratch<T, 3>(q.points() * g.K * g.C);
+    winograd_filter_transform(w, g.K, g.C, true, q.m, U, g.K * g.C >= 4096);
+    return winograd_conv3x3(dy, U, q, static_cast<const T*>(nullptr), false, true, dx, gemm_fn, o.scratch_elems * 2);
   }
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);
@@ -450,7 +454,8 @@ void conv2d_backward_filter_ex(const T* x, const T* dy, const Conv2DGeom& g, T* 
   if (db) conv2d_backward_bias(dy, g, db);
   if (!dw) return;
   if (o.filter_form == ConvOptions::FilterForm::Auto && detail::winograd_preferred(g, g.C, g.K, o))
-    return winograd_conv3x3_backward_filter(x, dy, winograd_geom_forward(g), dw, gemm_fn, o.scratch_elems * 2);
+    return winograd_conv3x3_backward_filter(x, dy, winograd_geom_forward(g, o.winograd_tile), dw, gemm_fn,
+                                            o.scratch_elems * 2);
   const ConvOptions::FilterForm form = detail::filter_form<T>(g, o);
   if (form != ConvOptions::FilterForm::DyCol && o.mode != ConvOptions::PerSample)
     return detail::conv2d_backward_filter_t(x, dy, g, dw, gemm_fn, o, form);
