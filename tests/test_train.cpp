@@ -118,6 +118,24 @@ struct Threads1 {
 
 }  // namespace
 
+// ---- gradients between steps ----------------------------------------------------------------
+
+TEST_CASE("fit's gradient reset zeroes the model's gradients and an optimizer parameter outside the model") {
+  nn::Sequential<float> m;
+  build_mlp(m, 8, false);
+  std::vector<nn::NamedVar<float>> params = m.parameters(true);
+  Var<float> extra(Tensor<float>::full({3}, 1.0f), true);  // a parameter the model does not own
+  params.push_back({"extra", extra});
+  optim::SGD<float> opt(params, 0.1);
+  for (auto& p : params) p.second.node()->grad_buffer().fill(5.0f);
+  train::detail::zero_grads_once(m, opt);
+  for (auto& p : params) {
+    CAPTURE(p.first);
+    const Tensor<float>& g = p.second.grad();
+    for (int64_t i = 0; i < g.numel(); ++i) CHECK(g.data()[i] == 0.0f);
+  }
+}
+
 // ---- summary --------------------------------------------------------------------------------
 
 TEST_CASE("summary: Keras-style table and parameter counts of a dense model, frozen layers non-trainable") {

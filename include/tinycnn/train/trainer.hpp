@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -187,6 +188,19 @@ inline MetricAccumulator::State metric_state_from(const nlohmann::json& j) {
   return s;
 }
 
+// Zeroes every gradient the next backward pass accumulates into, each once: the model's parameters
+// and any the optimizer holds outside the model. (fit called model.zero_grad() and opt.zero_grad(),
+// and fit's optimizer holds the model's trainable parameters, so every gradient was zeroed twice:
+// for model3 a second fill of 44 M floats per step, 3.2-3.6 ms on 2 threads, about 1% of a step.)
+template <class T>
+void zero_grads_once(nn::Model<T>& model, optim::Optimizer<T>& opt) {
+  model.zero_grad();
+  std::unordered_set<const VarNode<T>*> done;
+  for (auto& p : model.parameters()) done.insert(p.second.node());
+  for (auto& p : opt.params())
+    if (!done.count(p.second.node())) p.second.zero_grad();
+}
+
 }  // namespace detail
 
 // Moves a model and its optimizer's state to `dev` in one call; fit/evaluate/predict then upload each
@@ -323,8 +337,7 @@ History fit(nn::Model<T>& model, optim::Optimizer<T>& opt, BatchSource& train_sr
         Var<T> L = detail::batch_loss(logits, b, o.loss, ce);
         loss = detail::host(L.value())[0];
         if (!std::isfinite(loss)) throw LossError("fit: loss is not finite (" + std::to_string(loss) + ")");
-        model.zero_grad();
-        opt.zero_grad();
+        detail::zero_grads_once(model, opt);
         L.backward();
         if (o.clip_grad_norm > 0) optim::clip_grad_norm(opt.params(), o.clip_grad_norm);
         opt.step();
