@@ -365,7 +365,7 @@ TEST_CASE("max pool: hand-computed values, argmax and backward") {
 TEST_CASE("max pool: the select-based fast path equals a row-major scan, ties included") {
   // Inputs from {0, 1, 2} (ties everywhere, as after a ReLU), every fixed window size the fast path
   // serves, strides equal to and below the window, both paddings: values and argmax against a
-  // plain scan that keeps the first maximum in row-major order.
+  // plain scan that keeps the first maximum in row-major order, for each ISA copy of the routine.
   for (int64_t k : {2, 3})
     for (int64_t st : {k, int64_t(1)})
       for (auto pad : {kc::Padding::Valid, kc::Padding::Same}) {
@@ -374,28 +374,49 @@ TEST_CASE("max pool: the select-based fast path equals a row-major scan, ties in
         std::vector<float> x(static_cast<size_t>(g.N * g.C * g.H * g.W));
         for (auto& v : x) v = static_cast<float>(r.below(3));
         const int64_t ny = g.N * g.C * g.OH * g.OW;
-        std::vector<float> y(static_cast<size_t>(ny));
-        std::vector<int32_t> am(static_cast<size_t>(ny), -7);
-        kc::max_pool2d_forward(x.data(), g, y.data(), am.data());
-        int64_t bad = 0;
-        for (int64_t nc = 0; nc < g.N * g.C; ++nc)
-          for (int64_t oh = 0; oh < g.OH; ++oh)
-            for (int64_t ow = 0; ow < g.OW; ++ow) {
-              float best = 0;
-              int32_t at = -1;
-              for (int64_t i = 0; i < k; ++i)
-                for (int64_t j = 0; j < k; ++j) {
-                  const int64_t ih = oh * st - g.pad_top + i, iw = ow * st - g.pad_left + j;
-                  if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
-                  const float v = x[static_cast<size_t>(nc * g.H * g.W + ih * g.W + iw)];
-                  if (at < 0 || v > best) best = v, at = static_cast<int32_t>(ih * g.W + iw);
-                }
-              const size_t o = static_cast<size_t>((nc * g.OH + oh) * g.OW + ow);
-              bad += y[o] != best || am[o] != at;
-            }
-        CAPTURE(k);
-        CAPTURE(st);
-        CHECK(bad == 0);
+        // Every compiled copy of the plane routine this CPU can run (baseline, AVX2, AVX-512), and the
+        // dispatching entry point.
+        using PlaneFn = void (*)(const float*, const kc::Conv2DGeom&, float*, int32_t*);
+        std::vector<PlaneFn> planes = {k == 2 ? &kc::detail::max_pool_plane<float, 2, 2>
+                                              : &kc::detail::max_pool_plane<float, 3, 3>};
+#ifdef TINYCNN_HAVE_X86_POOL
+        if (kc::cpu_features().avx2_fma)
+          planes.push_back(k == 2 ? &kc::detail::max_pool_plane_avx2<float, 2, 2>
+                                  : &kc::detail::max_pool_plane_avx2<float, 3, 3>);
+        if (kc::cpu_features().avx512)
+          planes.push_back(k == 2 ? &kc::detail::max_pool_plane_avx512<float, 2, 2>
+                                  : &kc::detail::max_pool_plane_avx512<float, 3, 3>);
+#endif
+        planes.push_back(nullptr);  // max_pool2d_forward
+        for (PlaneFn plane : planes) {
+          std::vector<float> y(static_cast<size_t>(ny));
+          std::vector<int32_t> am(static_cast<size_t>(ny), -7);
+          if (plane)
+            for (int64_t nc = 0; nc < g.N * g.C; ++nc)
+              plane(x.data() + nc * g.H * g.W, g, y.data() + nc * g.OH * g.OW, am.data() + nc * g.OH * g.OW);
+          else
+            kc::max_pool2d_forward(x.data(), g, y.data(), am.data());
+          int64_t bad = 0;
+          for (int64_t nc = 0; nc < g.N * g.C; ++nc)
+            for (int64_t oh = 0; oh < g.OH; ++oh)
+              for (int64_t ow = 0; ow < g.OW; ++ow) {
+                float best = 0;
+                int32_t at = -1;
+                for (int64_t i = 0; i < k; ++i)
+                  for (int64_t j = 0; j < k; ++j) {
+                    const int64_t ih = oh * st - g.pad_top + i, iw = ow * st - g.pad_left + j;
+                    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                    const float v = x[static_cast<size_t>(nc * g.H * g.W + ih * g.W + iw)];
+                    if (at < 0 || v > best) best = v, at = static_cast<int32_t>(ih * g.W + iw);
+                  }
+                const size_t o = static_cast<size_t>((nc * g.OH + oh) * g.OW + ow);
+                bad += y[o] != best || am[o] != at;
+              }
+          CAPTURE(k);
+          CAPTURE(st);
+          CAPTURE(planes.size());
+          CHECK(bad == 0);
+        }
       }
 }
 
