@@ -262,3 +262,49 @@ TEST_CASE("gemm_ex: fused bias (per row, per column) and ReLU") {
     CHECK(bad == 0);
   }
 }
+
+namespace {
+// Packs B [K, N] (row-major, ldb) into gemm_nn_prepacked_b's layout for nr-column slivers.
+template <class T>
+std::vector<T> pack_b_for_test(const std::vector<T>& B, int64_t K, int64_t N, int64_t ldb, int64_t nr) {
+  const int64_t slivers = (N + nr - 1) / nr;
+  std::vector<T> p(static_cast<size_t>(std::max<int64_t>(1, slivers * K * nr)), std::numeric_limits<T>::quiet_NaN());
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t j = 0; j < N; ++j) p[static_cast<size_t>((j / nr) * K * nr + k * nr + j % nr)] = B[k * ldb + j];
+  return p;  // columns past N stay NaN: they must never reach C
+}
+
+template <class T>
+void check_prepacked_b(int64_t M, int64_t N, int64_t K, T beta, Rng& rng) {
+  const int64_t lda = K + 1, ldb = N + 2, ldc = N + 3;
+  const auto A = random_vec<T>(static_cast<size_t>(std::max<int64_t>(1, M * lda)), rng);
+  const auto B = random_vec<T>(static_cast<size_t>(std::max<int64_t>(1, K * ldb)), rng);
+  auto C = random_vec<T>(static_cast<size_t>(std::max<int64_t>(1, M * ldc)), rng);
+  auto C_ref = C;
+  const int64_t nr = gemm_prepacked_b_nr<T>(K);
+  const auto Bp = pack_b_for_test(B, K, N, ldb, nr);
+  gemm_nn_prepacked_b<T>(M, N, K, T(0.75), A.data(), lda, Bp.data(), beta, C.data(), ldc);
+  gemm_ex<T>(false, false, M, N, K, T(0.75), A.data(), lda, B.data(), ldb, beta, C_ref.data(), ldc, GemmEpilogue<T>{});
+  int64_t differ = 0;
+  for (size_t i = 0; i < C.size(); ++i) differ += !(C[i] == C_ref[i]);  // bitwise the same values
+  CAPTURE(M);
+  CAPTURE(N);
+  CAPTURE(K);
+  CAPTURE(nr);
+  CHECK(differ == 0);
+}
+}  // namespace
+
+TEST_CASE("gemm_nn_prepacked_b: B in the kernel's packed layout gives gemm_ex's result bitwise (one thread)") {
+  // One thread so that gemm_ex takes the same blocking (no K-split, no thread split). Shapes across
+  // the kernels' slivers and blocks: K below and above the 8x48 tile's K >= 64 rule, K past one
+  // K-block (384), N past one sliver and one N block, M past one A panel of the 14x32 tile (14 * 144).
+  const int saved = get_num_threads();
+  set_num_threads(1);
+  Rng rng(5);
+  for (GemmCase s : {GemmCase{13, 101, 70}, {13, 101, 20}, {8, 48, 64}, {1, 1, 1}, {30, 700, 800}, {2100, 50, 100},
+                     {0, 5, 5}, {5, 0, 5}, {5, 5, 0}})
+    for (float beta : {0.0f, 1.0f}) check_prepacked_b<float>(s.M, s.N, s.K, beta, rng);
+  for (GemmCase s : {GemmCase{13, 101, 70}, {30, 90, 500}}) check_prepacked_b<double>(s.M, s.N, s.K, 0.5, rng);
+  set_num_threads(saved);
+}

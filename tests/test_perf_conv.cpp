@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -115,12 +116,21 @@ TEST_CASE("Winograd: split into sample groups on 2 threads; forward with bias an
         kc::conv2d_direct_forward(x.data(), w.data(), b.data(), g, yr.data());
         for (auto& v : yr) v = v > 0 ? v : 0.0f;
         CHECK(maxdiff(y, yr) <= 1e-4);
+        // V written in the GEMM kernel's packed layout (what conv2d does with the default GEMM):
+        // bitwise the same output as packing inside the GEMM
+        std::vector<float> yp(static_cast<size_t>(ny), NAN);
+        kc::winograd_conv3x3(x.data(), U.data(), qf, b.data(), true, false, yp.data(), gemm_fn, scratch, min_cols, true);
+        CHECK(std::memcmp(yp.data(), y.data(), y.size() * sizeof(float)) == 0);
         kc::winograd_filter_transform(w.data(), g.K, g.C, true, m, U.data(), true);
         auto dx = rnd(nx, 35), dxr = dx;
+        auto dxp = dx;
         kc::winograd_conv3x3(dy.data(), U.data(), qb, static_cast<const float*>(nullptr), false, true, dx.data(), gemm_fn,
                              scratch, min_cols);
         kc::conv2d_direct_backward_data(dy.data(), w.data(), g, dxr.data());
         CHECK(maxdiff(dx, dxr) <= 1e-4);
+        kc::winograd_conv3x3(dy.data(), U.data(), qb, static_cast<const float*>(nullptr), false, true, dxp.data(),
+                             gemm_fn, scratch, min_cols, true);
+        CHECK(std::memcmp(dxp.data(), dx.data(), dx.size() * sizeof(float)) == 0);
         auto dw = rnd(nw, 36), dwr = dw;
         kc::winograd_conv3x3_backward_filter(x.data(), dy.data(), qf, dw.data(), gemm_fn, scratch, min_cols);
         kc::conv2d_direct_backward_filter(x.data(), dy.data(), g, dwr.data(), static_cast<float*>(nullptr));

@@ -207,7 +207,8 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
     const WinogradGeom q = winograd_geom_forward(g, o.winograd_tile);
     T* U = detail::conv_scratch<T, 3>(q.points() * g.K * g.C);
     winograd_filter_transform(w, g.K, g.C, false, q.m, U, g.K * g.C >= 4096);
-    return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2);
+    return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2, 512,
+                            gemm_fn == &detail::conv_gemm_default<T>);
   }
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);
@@ -260,7 +261,8 @@ void conv2d_backward_data_ex(const T* dy, const T* w, const Conv2DGeom& g, T* dx
     const WinogradGeom q = winograd_geom_backward_data(g, o.winograd_tile);
     T* U = detail::conv_scratch<T, 3>(q.points() * g.K * g.C);
     winograd_filter_transform(w, g.K, g.C, true, q.m, U, g.K * g.C >= 4096);
-    return winograd_conv3x3(dy, U, q, static_cast<const T*>(nullptr), false, true, dx, gemm_fn, o.scratch_elems * 2);
+    return winograd_conv3x3(dy, U, q, static_cast<const T*>(nullptr), false, true, dx, gemm_fn, o.scratch_elems * 2,
+                            512, gemm_fn == &detail::conv_gemm_default<T>);
   }
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);

@@ -38,6 +38,7 @@
 
 #include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
+#include "gemm.hpp"
 #include "im2col.hpp"
 
 #ifdef _OPENMP
@@ -199,6 +200,12 @@ struct WinogradGRow {
   static constexpr double c(int k) { return WinogradMatrices<m>::G[i][k]; }
 };
 
+// Elements of one point's plane of V ([Ci, P]): Ci * P, or in gemm_nn_prepacked_b's layout (nr > 0)
+// ceil(P / nr) slivers of Ci * nr.
+inline int64_t winograd_v_plane(int64_t Ci, int64_t P, int64_t nr) {
+  return nr > 0 ? (P + nr - 1) / nr * nr * Ci : Ci * P;
+}
+
 template <int m, class T>
 void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, T* U, bool par) {
   constexpr int a = m + 2;
@@ -243,9 +250,10 @@ void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, 
 }
 
 template <int m, class T>
-void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V) {
+void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr) {
   constexpr int a = m + 2;
-  const int64_t TH = q.tiles_h(), TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, CP = q.Ci * P;
+  const int64_t TH = q.tiles_h(), TW = q.tiles_w(), NT = q.tiles(), P = nb * NT;
+  const int64_t xs = winograd_v_plane(q.Ci, P, nr);  // elements from one point's plane to the next
   // padded plane: rows x (phase 0 | ... | phase m-1), each phase len long (tile tx reads index tx + x / m <= TW)
   const int64_t len = TW + 1, width = m * len, rows = m * TH + 2;
   T* plane = conv_scratch<T, 2>(rows * width + a * width);
@@ -275,7 +283,6 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
           std::fill(part + k1, part + len, T(0));
         }
       }
-      T* dst = V + c * P + j * NT;
       for (int64_t ty = 0; ty < TH; ++ty) {
         const T* r0 = plane + m * ty * width;
 #pragma omp simd
@@ -283,16 +290,23 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
           winograd_for<a>([&](auto i) {
             t[i * width + x] = winograd_dot<T, WinogradBTRow<m, i>, a>([&](int k) { return r0[k * width + x]; });
           });
-        T* out = dst + ty * TW;
-        for (int i = 0; i < a; ++i) {  // (B^T d) B: columns
-          const T* ti = t + i * width;
-          T* oi = out + (a * i) * CP;
+        // (B^T d) B: columns, written to columns p0 .. p0 + TW - 1 of the a^2 planes; in the packed
+        // layout in runs that stay inside one sliver
+        const int64_t p0 = j * NT + ty * TW;
+        for (int64_t s0 = 0; s0 < TW;) {
+          const int64_t p = p0 + s0, seg = nr ? std::min(TW - s0, nr - p % nr) : TW;
+          T* out = nr ? V + (p / nr) * q.Ci * nr + c * nr + p % nr : V + c * P + p;
+          for (int i = 0; i < a; ++i) {
+            const T* ti = t + i * width + s0;
+            T* oi = out + (a * i) * xs;
 #pragma omp simd
-          for (int64_t tx = 0; tx < TW; ++tx)
-            winograd_for<a>([&](auto jj) {
-              oi[jj * CP + tx] =
-                  winograd_dot<T, WinogradBTRow<m, jj>, a>([&](int k) { return ti[(k % m) * len + tx + k / m]; });
-            });
+            for (int64_t tx = 0; tx < seg; ++tx)
+              winograd_for<a>([&](auto jj) {
+                oi[jj * xs + tx] =
+                    winograd_dot<T, WinogradBTRow<m, jj>, a>([&](int k) { return ti[(k % m) * len + tx + k / m]; });
+              });
+          }
+          s0 += seg;
         }
       }
     }
@@ -434,10 +448,12 @@ void winograd_filter_transform(const T* w, int64_t K, int64_t C, bool rotate, in
 namespace detail {
 
 // Input transform of samples [n0, n0 + nb) (a work-shared loop: call inside a parallel region).
-//   in: [N, Ci, H, W], V: [a^2, Ci, P] with P = nb * tiles, column p = j * tiles + ty * tiles_w + tx
+//   in: [N, Ci, H, W], V: [a^2, Ci, P] with P = nb * tiles, column p = j * tiles + ty * tiles_w + tx;
+//   nr > 0: each point's [Ci, P] plane in gemm_nn_prepacked_b's layout with slivers of nr columns
+//   (planes winograd_v_plane(Ci, P, nr) elements apart), so its GEMM skips packing it
 template <class T>
-void winograd_input_transform(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V) {
-  winograd_dispatch(q.m, [&](auto mc) { winograd_input_transform_m<decltype(mc)::value>(in, q, n0, nb, V); });
+void winograd_input_transform(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr = 0) {
+  winograd_dispatch(q.m, [&](auto mc) { winograd_input_transform_m<decltype(mc)::value>(in, q, n0, nb, V, nr); });
 }
 
 // Output transform of samples [n0, n0 + nb) (a work-shared loop: call inside a parallel region).
@@ -498,24 +514,35 @@ inline int winograd_team(const WinogradGeom& q) {
 //   (benchmarks plug variants in).
 // scratch_elems bounds V + M per group, except that a group always gets at least min_cols tile columns
 // (or the whole batch) so the GEMMs stay wide on deep layers with few tiles per sample.
+// prepack_b: the input transform writes V in the packed layout of gemm_ex's own kernel and the GEMMs
+// run gemm_nn_prepacked_b instead of gemm_fn (bitwise the same result, no B packing pass; callers set
+// it when gemm_fn is gemm_ex, i.e. not a benchmark's plugged-in variant).
 template <class T, class GemmFn>
 void winograd_conv3x3(const T* in, const T* U, const WinogradGeom& q, const T* bias, bool relu, bool accumulate,
-                      T* out, GemmFn gemm_fn, int64_t scratch_elems = int64_t(4) << 20, int64_t min_cols = 512) {
+                      T* out, GemmFn gemm_fn, int64_t scratch_elems = int64_t(4) << 20, int64_t min_cols = 512,
+                      bool prepack_b = false) {
   const int64_t NT = q.tiles(), npts = q.points();
   if (q.N <= 0 || q.Co <= 0 || NT <= 0) return;
   int64_t nb, groups;
   detail::winograd_groups(q, scratch_elems, min_cols, nb, groups);
-  T* V = detail::conv_scratch<T, 0>(npts * q.Ci * nb * NT);
+  const int64_t nr = prepack_b ? gemm_prepacked_b_nr<T>(q.Ci) : 0;
+  T* V = detail::conv_scratch<T, 0>(npts * detail::winograd_v_plane(q.Ci, nb * NT, nr));
   T* M = detail::conv_scratch<T, 1>(npts * q.Co * nb * NT);
   const int nt = detail::winograd_team(q);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   for (int64_t gi = 0; gi < groups; ++gi) {
     const int64_t n0 = q.N * gi / groups, nbg = q.N * (gi + 1) / groups - n0, P = nbg * NT;
-    detail::winograd_input_transform(in, q, n0, nbg, V);  // ends with a barrier
+    const int64_t xs = detail::winograd_v_plane(q.Ci, P, nr);
+    detail::winograd_input_transform(in, q, n0, nbg, V, nr);  // ends with a barrier
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t xi = 0; xi < npts; ++xi)
-      gemm_fn(false, false, q.Co, P, q.Ci, T(1), U + xi * q.Co * q.Ci, q.Ci, V + xi * q.Ci * P, P, T(0),
-              M + xi * q.Co * P, P, nullptr);
+    for (int64_t xi = 0; xi < npts; ++xi) {
+      if (nr > 0)
+        gemm_nn_prepacked_b<T>(q.Co, P, q.Ci, T(1), U + xi * q.Co * q.Ci, q.Ci, V + xi * xs, T(0), M + xi * q.Co * P,
+                               P);
+      else
+        gemm_fn(false, false, q.Co, P, q.Ci, T(1), U + xi * q.Co * q.Ci, q.Ci, V + xi * xs, P, T(0),
+                M + xi * q.Co * P, P, nullptr);
+    }
     detail::winograd_output_transform(M, q, n0, nbg, bias, relu, accumulate, out);
   }
 }

@@ -117,6 +117,42 @@ GemmTileShape gemm_tile_shape(bool trans_a, bool trans_b, int64_t K) {
   return {gemm_detail::portable_kernel<T>().mr, gemm_detail::portable_kernel<T>().nr};
 }
 
+namespace gemm_detail {
+// The packed kernel gemm_ex runs for a non-transposed product with reduction K (one thread).
+template <class T>
+const PackedKernel<T>& nn_kernel(int64_t K) {
+#ifdef TINYCNN_HAVE_X86_GEMM
+  if constexpr (std::is_same<T, float>::value) {
+    const CpuFeatures& f = cpu_features();
+    if (f.avx512 && prefer_8x48(false, false, K)) return gemm_avx512_detail::kernel_8x48();
+    if (f.avx512) return gemm_avx512_detail::kernel();
+    if (f.avx2_fma) return gemm_avx2_detail::kernel();
+  }
+#else
+  (void)K;
+#endif
+  return portable_kernel<T>();
+}
+}  // namespace gemm_detail
+
+// C = alpha * A * B + beta * C on one thread, with B [K, N] supplied already in the packed layout of
+// the kernel gemm_ex would use, so a producer that writes B anyway (the Winograd input transform)
+// saves the GEMM's packing pass over it. The layout: column slivers of nr = gemm_prepacked_b_nr<T>(K)
+// columns, sliver s (columns s nr .. s nr + nr - 1) at Bp + s * K * nr, holding all K rows, row k's
+// nr values contiguous: element (k, j) at Bp[(j / nr) * K * nr + k * nr + j % nr] (columns past N in
+// the last sliver are never read into C). Bitwise the same result as gemm_ex run on one thread (inside
+// a parallel region) on the unpacked B.
+//   A: [M, K] (lda), Bp: ceil(N / nr) * K * nr elements, C: [M, N] (ldc)
+template <class T>
+int gemm_prepacked_b_nr(int64_t K) {
+  return gemm_detail::nn_kernel<T>(K).nr;
+}
+template <class T>
+void gemm_nn_prepacked_b(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* Bp, T beta, T* C,
+                         int64_t ldc) {
+  gemm_detail::run_packed_b(gemm_detail::nn_kernel<T>(K), M, N, K, alpha, A, lda, Bp, beta, C, ldc);
+}
+
 // C = alpha * op(A) * op(B) + beta * C; argument contract in gemm_ref.hpp.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,

@@ -374,6 +374,57 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   }
 }
 
+// C = alpha * A * Bp + beta * C on one thread, with B given already packed for kernel pk (see
+// gemm_nn_prepacked_b in gemm.hpp for the layout): the blocking and the micro-tiles are run_packed's
+// one-thread ones, so the result is bitwise the same as run_packed on the unpacked B, without the B
+// packing pass. A: [M, K] row-major (lda), C: [M, N] (ldc).
+template <class T>
+void run_packed_b(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                  const T* Bp, T beta, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) {
+    scale_only<T>(M, N, beta, C, ldc, nullptr);
+    return;
+  }
+  const int MR = pk.mr, NR = pk.nr;
+  const int64_t kc = ceil_div(K, ceil_div(K, pk.kc));
+  const int64_t mc = round_up(ceil_div(M, ceil_div(M, pk.mc)), MR);
+  int64_t nc_max = std::max<int64_t>(pk.nc_min, pk.b_bytes / (kc * static_cast<int64_t>(sizeof(T))));
+  nc_max = std::max<int64_t>(NR, nc_max / NR * NR);
+  const int64_t nc = round_up(ceil_div(N, ceil_div(N, nc_max)), NR);
+  T* abuf = a_buffer<T>().get(static_cast<size_t>(mc * kc));
+  for (int64_t ic = 0; ic < M; ic += mc) {
+    const int64_t mcur = std::min(mc, M - ic);
+    const int64_t ms = ceil_div(mcur, MR);
+    for (int64_t pc = 0; pc < K; pc += kc) {
+      const int64_t kcur = std::min(kc, K - pc);
+      pk.pack_a(false, A, lda, ic, mcur, pc, kcur, abuf, 0, ms);
+      for (int64_t jc = 0; jc < N; jc += nc) {
+        const int64_t ns = ceil_div(std::min(nc, N - jc), NR);
+        Tile<T> t;
+        t.kc = kcur;
+        t.ldc = ldc;
+        t.alpha = alpha;
+        t.beta = pc == 0 ? beta : T(1);
+        t.relu = false;
+        t.bias_row = t.bias_col = nullptr;
+        for (int64_t sa = 0; sa < ms; ++sa) {
+          const int64_t i = ic + sa * MR;
+          t.a = abuf + sa * MR * kcur;
+          t.mr = static_cast<int>(std::min<int64_t>(MR, M - i));
+          for (int64_t sb = 0; sb < ns; ++sb) {
+            const int64_t j = jc + sb * NR;
+            t.b = Bp + (j / NR) * K * NR + pc * NR;  // sliver j / NR, rows pc .. pc + kcur
+            t.nr = static_cast<int>(std::min<int64_t>(NR, N - j));
+            t.c = C + i * ldc + j;
+            pk.tile(t);
+          }
+        }
+      }
+    }
+  }
+}
+
 // K-split for products with few micro-tiles and a long K (a dense layer's forward at small batch:
 // M = 32, N = 128, K = 67,500 has 12 AVX-512 tiles, too few to share). Thread t computes
 //   P_t = alpha * op(A)[:, K_t] * op(B)[K_t, :]      (t = 0 straight into C with beta, others into
