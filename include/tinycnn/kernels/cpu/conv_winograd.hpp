@@ -177,28 +177,30 @@ template <class T, class Row, int n, class X>
 inline T winograd_dot(const X& x) {
   return winograd_dot_impl<T, Row>(x, std::make_integer_sequence<int, n>{});
 }
-// Rows and columns of the matrices as types for winograd_dot: row i of B^T or A^T, column j of A^T or G.
-template <int m, int i>
-struct WinogradBTRow {
-  static constexpr double c(int k) { return WinogradMatrices<m>::BT[i][k]; }
+// A row (column = false) or column of one of the matrices (0: B^T, 1: A^T, 2: G) as a type for
+// winograd_dot, and the four winograd_dot reads: rows of B^T, A^T and G, columns of A^T and G.
+template <int m, int which, int idx, bool column>
+struct WinogradLine {
+  static constexpr double c(int k) {
+    using W = WinogradMatrices<m>;
+    if constexpr (which == 0)
+      return column ? W::BT[k][idx] : W::BT[idx][k];
+    else if constexpr (which == 1)
+      return column ? W::AT[k][idx] : W::AT[idx][k];
+    else
+      return column ? W::G[k][idx] : W::G[idx][k];
+  }
 };
 template <int m, int i>
-struct WinogradATRow {
-  static constexpr double c(int k) { return WinogradMatrices<m>::AT[i][k]; }
-};
+using WinogradBTRow = WinogradLine<m, 0, i, false>;
+template <int m, int i>
+using WinogradATRow = WinogradLine<m, 1, i, false>;
 template <int m, int j>
-struct WinogradATCol {
-  static constexpr double c(int k) { return WinogradMatrices<m>::AT[k][j]; }
-};
-template <int m, int j>
-struct WinogradGCol {
-  static constexpr double c(int k) { return WinogradMatrices<m>::G[k][j]; }
-};
-
+using WinogradATCol = WinogradLine<m, 1, j, true>;
 template <int m, int i>
-struct WinogradGRow {
-  static constexpr double c(int k) { return WinogradMatrices<m>::G[i][k]; }
-};
+using WinogradGRow = WinogradLine<m, 2, i, false>;
+template <int m, int j>
+using WinogradGCol = WinogradLine<m, 2, j, true>;
 
 // Elements of one point's plane of V ([Ci, P]): Ci * P, or in gemm_nn_prepacked_b's layout (nr > 0)
 // ceil(P / nr) slivers of Ci * nr.

@@ -253,6 +253,20 @@ PackBuffer<T>& c_buffer() {
   return b;
 }
 
+// Balanced blocks of a product for kernel pk: K = kb blocks of kc, M = mb panels of mc (multiple of
+// MR), N blocks of nc (multiple of NR; a B block about pk.b_bytes).
+struct Blocks {
+  int64_t kc, mc, nc;
+};
+template <class T>
+Blocks blocks_for(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K) {
+  const int64_t kc = ceil_div(K, ceil_div(K, pk.kc));
+  const int64_t mc = round_up(ceil_div(M, ceil_div(M, pk.mc)), pk.mr);
+  int64_t nc_max = std::max<int64_t>(pk.nc_min, pk.b_bytes / (kc * static_cast<int64_t>(sizeof(T))));
+  nc_max = std::max<int64_t>(pk.nr, nc_max / pk.nr * pk.nr);
+  return {kc, mc, round_up(ceil_div(N, ceil_div(N, nc_max)), pk.nr)};
+}
+
 template <class T>
 void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                 T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
@@ -269,12 +283,8 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   }
   if (ep && !ep->bias && !ep->relu) ep = nullptr;
   const int MR = pk.mr, NR = pk.nr;
-  // Balanced blocks: K = kb blocks of kc, M = mb panels of mc (multiple of MR), N blocks of nc.
-  const int64_t kc = ceil_div(K, ceil_div(K, pk.kc));
-  const int64_t mc = round_up(ceil_div(M, ceil_div(M, pk.mc)), MR);
-  int64_t nc_max = std::max<int64_t>(pk.nc_min, pk.b_bytes / (kc * static_cast<int64_t>(sizeof(T))));
-  nc_max = std::max<int64_t>(NR, nc_max / NR * NR);
-  const int64_t nc = round_up(ceil_div(N, ceil_div(N, nc_max)), NR);
+  const Blocks bl = blocks_for(pk, M, N, K);
+  const int64_t kc = bl.kc, mc = bl.mc, nc = bl.nc;
 
   int nt = 1;
 #ifdef _OPENMP
@@ -387,11 +397,8 @@ void run_packed_b(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K, T 
     return;
   }
   const int MR = pk.mr, NR = pk.nr;
-  const int64_t kc = ceil_div(K, ceil_div(K, pk.kc));
-  const int64_t mc = round_up(ceil_div(M, ceil_div(M, pk.mc)), MR);
-  int64_t nc_max = std::max<int64_t>(pk.nc_min, pk.b_bytes / (kc * static_cast<int64_t>(sizeof(T))));
-  nc_max = std::max<int64_t>(NR, nc_max / NR * NR);
-  const int64_t nc = round_up(ceil_div(N, ceil_div(N, nc_max)), NR);
+  const Blocks bl = blocks_for(pk, M, N, K);
+  const int64_t kc = bl.kc, mc = bl.mc, nc = bl.nc;
   T* abuf = a_buffer<T>().get(static_cast<size_t>(mc * kc));
   for (int64_t ic = 0; ic < M; ic += mc) {
     const int64_t mcur = std::min(mc, M - ic);
