@@ -101,39 +101,30 @@ void gemm_ex(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alph
 struct GemmTileShape {
   int mr, nr;
 };
-template <class T>
-GemmTileShape gemm_tile_shape(bool trans_a, bool trans_b, int64_t K) {
-#ifdef TINYCNN_HAVE_X86_GEMM
-  if constexpr (std::is_same<T, float>::value) {
-    const CpuFeatures& f = cpu_features();
-    if (f.avx512 && gemm_detail::prefer_8x48(trans_a, trans_b, K))
-      return {gemm_avx512_detail::kernel_8x48().mr, gemm_avx512_detail::kernel_8x48().nr};
-    if (f.avx512) return {gemm_avx512_detail::kernel().mr, gemm_avx512_detail::kernel().nr};
-    if (f.avx2_fma) return {gemm_avx2_detail::kernel().mr, gemm_avx2_detail::kernel().nr};
-  }
-#else
-  (void)trans_a, (void)trans_b, (void)K;
-#endif
-  return {gemm_detail::portable_kernel<T>().mr, gemm_detail::portable_kernel<T>().nr};
-}
-
 namespace gemm_detail {
-// The packed kernel gemm_ex runs for a non-transposed product with reduction K (one thread).
+// The packed kernel gemm_ex runs on one thread for a product of this form (op(A) and op(B) as the flags
+// say, reduction K), where it runs a packed kernel at all (not for the few-row NT products of
+// prefer_swapped_nt, which callers of this never pass).
 template <class T>
-const PackedKernel<T>& nn_kernel(int64_t K) {
+const PackedKernel<T>& kernel_for(bool trans_a, bool trans_b, int64_t K) {
 #ifdef TINYCNN_HAVE_X86_GEMM
   if constexpr (std::is_same<T, float>::value) {
     const CpuFeatures& f = cpu_features();
-    if (f.avx512 && prefer_8x48(false, false, K)) return gemm_avx512_detail::kernel_8x48();
+    if (f.avx512 && prefer_8x48(trans_a, trans_b, K)) return gemm_avx512_detail::kernel_8x48();
     if (f.avx512) return gemm_avx512_detail::kernel();
     if (f.avx2_fma) return gemm_avx2_detail::kernel();
   }
 #else
-  (void)K;
+  (void)trans_a, (void)trans_b, (void)K;
 #endif
   return portable_kernel<T>();
 }
 }  // namespace gemm_detail
+template <class T>
+GemmTileShape gemm_tile_shape(bool trans_a, bool trans_b, int64_t K) {
+  const gemm_detail::PackedKernel<T>& k = gemm_detail::kernel_for<T>(trans_a, trans_b, K);
+  return {k.mr, k.nr};
+}
 
 // C = alpha * A * B + beta * C on one thread, with B [K, N] supplied already in the packed layout of
 // the kernel gemm_ex would use, so a producer that writes B anyway (the Winograd input transform)
@@ -145,12 +136,12 @@ const PackedKernel<T>& nn_kernel(int64_t K) {
 //   A: [M, K] (lda), Bp: ceil(N / nr) * K * nr elements, C: [M, N] (ldc)
 template <class T>
 int gemm_prepacked_b_nr(int64_t K) {
-  return gemm_detail::nn_kernel<T>(K).nr;
+  return gemm_detail::kernel_for<T>(false, false, K).nr;
 }
 template <class T>
 void gemm_nn_prepacked_b(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* Bp, T beta, T* C,
                          int64_t ldc) {
-  gemm_detail::run_packed_b(gemm_detail::nn_kernel<T>(K), M, N, K, alpha, A, lda, Bp, beta, C, ldc);
+  gemm_detail::run_packed_b(gemm_detail::kernel_for<T>(false, false, K), M, N, K, alpha, A, lda, Bp, beta, C, ldc);
 }
 
 // C = alpha * op(A) * op(B) + beta * C; argument contract in gemm_ref.hpp.
