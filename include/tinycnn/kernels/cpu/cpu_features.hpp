@@ -2,6 +2,14 @@
 // Run-time CPU feature detection. The library is compiled for the baseline ISA (no -march=native);
 // ISA-specific kernels carry function-level target attributes and are only called when the CPU (and
 // the OS, which must save the wide registers) supports them. __builtin_cpu_supports checks both.
+// Function-level target attributes for those kernels (x86-64 GCC/Clang only; TINYCNN_HAVE_X86_TARGETS
+// says whether they exist). One definition, used by the GEMM kernels and the pooling copies.
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define TINYCNN_HAVE_X86_TARGETS 1
+#define TINYCNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define TINYCNN_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+#endif
+
 namespace tinycnn::kernels::cpu {
 
 struct CpuFeatures {

@@ -16,7 +16,6 @@
 namespace tinycnn::kernels::cpu {
 
 #ifdef TINYCNN_HAVE_X86_GEMM
-#define TINYCNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
 
 namespace gemm_avx2_detail {
 

@@ -21,7 +21,6 @@
 namespace tinycnn::kernels::cpu {
 
 #ifdef TINYCNN_HAVE_X86_GEMM
-#define TINYCNN_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
 
 namespace gemm_avx512_detail {
 

@@ -47,10 +47,11 @@ inline void max_pool_plane_body(const T* xc, const Conv2DGeom& g, T* y, int32_t*
       const int64_t o = oh * g.OW + ow;
       if (R > 0 && rows_in && ow == ow_lo && ow_hi > ow_lo) {
         // A fixed window (2x2, 3x3) whose rows are inside, over the run of windows that are inside
-        // horizontally too, in two select-based passes (no data-dependent branches, which mispredict
-        // on real activations): the maxima of each input column over the R rows (contiguous, so the
-        // compiler vectorises it), then of S neighbouring column maxima per window. Ties resolve as
-        // in window_max's row-major scan: the smallest row, then the smallest column.
+        // horizontally too, select-based (no data-dependent branches, which mispredict on real
+        // activations). Windows side by side take one pass (below); other strides two: the maxima of
+        // each input column over the R rows (contiguous, so the compiler vectorises it), then of S
+        // neighbouring column maxima per window. Ties resolve as in window_max's row-major scan: the
+        // smallest row, then the smallest column.
         const int32_t pl = static_cast<int32_t>(g.pad_left), sw = static_cast<int32_t>(g.stride_w);
         const int32_t x0 = static_cast<int32_t>(ow_lo) * sw - pl, x1 = static_cast<int32_t>(ow_hi - 1) * sw - pl + S;
         const T* r0 = xc + ih0 * g.W;
@@ -149,16 +150,14 @@ void max_pool_plane(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax) {
   max_pool_plane_body<T, R, S>(xc, g, y, argmax);
 }
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#ifdef TINYCNN_HAVE_X86_TARGETS
 #define TINYCNN_HAVE_X86_POOL 1
 template <class T, int R, int S>
-__attribute__((target("avx2,fma"))) void max_pool_plane_avx2(const T* xc, const Conv2DGeom& g, T* y,
-                                                              int32_t* argmax) {
+TINYCNN_TARGET_AVX2 void max_pool_plane_avx2(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax) {
   max_pool_plane_body<T, R, S>(xc, g, y, argmax);
 }
 template <class T, int R, int S>
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))) void max_pool_plane_avx512(
-    const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax) {
+TINYCNN_TARGET_AVX512 void max_pool_plane_avx512(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax) {
   max_pool_plane_body<T, R, S>(xc, g, y, argmax);
 }
 #endif
