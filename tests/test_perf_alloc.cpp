@@ -59,3 +59,29 @@ TEST_CASE("tensor cache: blocks are reused by size class, aligned, and released 
   tensor_cache_release();
   CHECK(tensor_cache_bytes() == 0);
 }
+
+TEST_CASE("host_alloc: large blocks are 2 MiB-aligned and advised as huge pages, small ones 64-byte aligned") {
+  void* small = host_alloc(1000);
+  REQUIRE(small != nullptr);
+  CHECK(reinterpret_cast<uintptr_t>(small) % 64 == 0);
+  host_free(small);
+  const size_t big = detail::kHugeMinBytes + 12345;
+  void* p = host_alloc(big);
+  REQUIRE(p != nullptr);
+  CHECK(reinterpret_cast<uintptr_t>(p) % 64 == 0);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (detail::huge_pages_enabled()) CHECK(reinterpret_cast<uintptr_t>(p) % detail::kHugePageBytes == 0);
+#endif
+  static_cast<unsigned char*>(p)[big - 1] = 7;  // the whole block is usable
+  host_free(p);
+  // Tensor storage and kernel scratch go through it: a large tensor gets the same alignment.
+  Tensor<float> t({static_cast<int64_t>(detail::kHugeMinBytes / sizeof(float)) + 1});
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (detail::huge_pages_enabled()) CHECK(reinterpret_cast<uintptr_t>(t.data()) % detail::kHugePageBytes == 0);
+#endif
+  HostBuffer<double> buf;
+  double* b1 = buf.get(10);
+  CHECK(buf.get(5) == b1);  // grows only
+  double* b2 = buf.get(1 << 20);
+  b2[(1 << 20) - 1] = 1.0;
+}

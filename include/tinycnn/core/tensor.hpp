@@ -18,6 +18,7 @@
 
 #include "device.hpp"
 #include "error.hpp"
+#include "host_alloc.hpp"
 #include "random.hpp"
 #ifdef TINYCNN_HAS_CUDA
 // Device storage (cuda/, linked as tinycnn::cuda): the caching device allocator, copies and fill.
@@ -83,10 +84,10 @@ class BlockCache {
       }
       ++fresh_;
     }
-    void* p = std::aligned_alloc(64, r);
+    void* p = host_alloc(r);
     if (!p) {
       release_all();  // give the cache back and try once more
-      p = std::aligned_alloc(64, r);
+      p = host_alloc(r);
       if (!p) throw std::bad_alloc();
     }
     return p;
@@ -102,13 +103,13 @@ class BlockCache {
         return;
       }
     }
-    std::free(p);
+    host_free(p);
   }
   // Frees every cached block (memory held by live tensors is untouched).
   void release_all() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& kv : free_)
-      for (void* p : kv.second) std::free(p);
+      for (void* p : kv.second) host_free(p);
     free_.clear();
     cached_ = 0;
   }

@@ -50,9 +50,8 @@ inline bool prefer_swapped_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, 
 template <class T, class Gemm>
 void gemm_swapped_nt(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
                      T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep, Gemm gemm) {
-  static thread_local std::vector<T> buf;
-  if (static_cast<int64_t>(buf.size()) < M * N) buf.resize(static_cast<size_t>(M * N));
-  T* ct = buf.data();  // C^T [N, M]
+  static thread_local HostBuffer<T> buf;
+  T* ct = buf.get(static_cast<size_t>(M * N));  // C^T [N, M]
   gemm(false, true, N, M, K, alpha, B, ldb, A, lda, T(0), ct, M);
   constexpr int64_t kB = 64;
 #ifdef _OPENMP

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "../../core/host_alloc.hpp"
 #include "../../core/parallel.hpp"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -189,28 +190,9 @@ const PackedKernel<T>& portable_kernel() {
   return k;
 }
 
-// 64-byte aligned buffer that only grows.
+// Packing buffers: per thread, grow only (core/host_alloc.hpp).
 template <class T>
-struct PackBuffer {
-  T* ptr = nullptr;
-  size_t count = 0;
-  PackBuffer() = default;
-  PackBuffer(const PackBuffer&) = delete;
-  PackBuffer& operator=(const PackBuffer&) = delete;
-  ~PackBuffer() { std::free(ptr); }
-  T* get(size_t n) {
-    if (n > count) {
-      std::free(ptr);
-      ptr = nullptr;
-      count = 0;
-      const size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
-      ptr = static_cast<T*>(std::aligned_alloc(64, bytes));
-      if (!ptr) throw std::bad_alloc();
-      count = n;
-    }
-    return ptr;
-  }
-};
+using PackBuffer = HostBuffer<T>;
 
 template <class T>
 PackBuffer<T>& a_buffer() {

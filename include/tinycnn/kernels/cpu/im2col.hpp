@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../../core/host_alloc.hpp"
 #include "conv_geometry.hpp"
 
 namespace tinycnn::kernels::cpu {
@@ -126,9 +127,8 @@ namespace detail {
 // `slot` separates buffers that must be live at the same time.
 template <class T, int slot = 0>
 T* conv_scratch(int64_t n) {
-  static thread_local std::vector<T> buf;
-  if (static_cast<int64_t>(buf.size()) < n) buf.resize(static_cast<size_t>(n));
-  return buf.data();
+  static thread_local HostBuffer<T> buf;
+  return buf.get(static_cast<size_t>(n));
 }
 }  // namespace detail
 
