@@ -84,7 +84,8 @@ std::vector<GemmShape> shapes() {
 struct Operands {
   GemmShape shape;
   int64_t lda, ldb, ldc;
-  std::vector<float> A, B, C;
+  // Allocated like tensor storage (huge pages where large), so the kernels see the same TLB behaviour.
+  std::vector<float, tinycnn::HostAllocator<float>> A, B, C;
 };
 
 Operands& operands(const GemmShape& s) {

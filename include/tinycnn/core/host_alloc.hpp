@@ -77,4 +77,24 @@ class HostBuffer {
   size_t count_ = 0;
 };
 
+// std::allocator replacement over host_alloc, for containers that hold operands the way tensors do
+// (the GEMM benchmark's matrices).
+template <class T>
+struct HostAllocator {
+  using value_type = T;
+  HostAllocator() = default;
+  template <class U>
+  HostAllocator(const HostAllocator<U>&) noexcept {}
+  T* allocate(size_t n) {
+    void* p = host_alloc(n * sizeof(T));
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) noexcept { host_free(p); }
+  template <class U>
+  bool operator==(const HostAllocator<U>&) const noexcept { return true; }
+  template <class U>
+  bool operator!=(const HostAllocator<U>&) const noexcept { return false; }
+};
+
 }  // namespace tinycnn
