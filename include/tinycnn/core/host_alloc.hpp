@@ -39,9 +39,11 @@ inline void* host_alloc(size_t bytes) {
   bytes = (bytes + 63) / 64 * 64;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (bytes >= detail::kHugeMinBytes && detail::huge_pages_enabled()) {
-    void* p = std::aligned_alloc(detail::kHugePageBytes, bytes);
+    // posix_memalign: unlike aligned_alloc it takes a size that is not a multiple of the alignment.
+    void* p = nullptr;
+    if (::posix_memalign(&p, detail::kHugePageBytes, bytes) != 0) return nullptr;
     // Advice only: where THP is off ("never") the call fails or is ignored and 4 KiB pages are used.
-    if (p) ::madvise(p, bytes / detail::kHugePageBytes * detail::kHugePageBytes, MADV_HUGEPAGE);
+    ::madvise(p, bytes / detail::kHugePageBytes * detail::kHugePageBytes, MADV_HUGEPAGE);
     return p;
   }
 #endif
