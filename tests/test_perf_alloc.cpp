@@ -9,8 +9,7 @@
 using namespace tinycnn;
 
 TEST_CASE("tensor cache: the second identical training step allocates no new tensor storage") {
-  // Start from an empty cache: earlier tests may have filled it to its byte limit with blocks of
-  // other sizes, and a block returned to a full cache is freed, not kept.
+  // Start from an empty cache: earlier tests may have filled it with blocks of other sizes.
   tensor_cache_release();
   nn::Sequential<float> m(3);
   m.add<nn::Conv2D>(8, 3, 1, "same", "relu");
@@ -84,4 +83,29 @@ TEST_CASE("host_alloc: large blocks are 2 MiB-aligned and advised as huge pages,
   CHECK(buf.get(5) == b1);  // grows only
   double* b2 = buf.get(1 << 20);
   b2[(1 << 20) - 1] = 1.0;
+}
+
+TEST_CASE("tensor cache: a full cache evicts its least recently returned blocks, not the block coming back") {
+  tensor_cache_release();
+  using detail::BlockCache;
+  const size_t ra = BlockCache::round(30000 * sizeof(float)), rb = BlockCache::round(20000 * sizeof(float));
+  REQUIRE(BlockCache::round(25000 * sizeof(float)) <= ra);
+  set_tensor_cache_limit(ra + rb);
+  { Tensor<float> a({30000}); }
+  { Tensor<float> b({20000}); }
+  CHECK(tensor_cache_bytes() == ra + rb);  // full
+  const uint64_t f0 = tensor_cache_fresh_allocations();
+  { Tensor<float> c({25000}); }  // a new size: evicts a, the oldest, and is kept
+  CHECK(tensor_cache_fresh_allocations() == f0 + 1);
+  CHECK(tensor_cache_bytes() <= ra + rb);
+  { Tensor<float> c({25000}); }
+  { Tensor<float> b({20000}); }
+  CHECK(tensor_cache_fresh_allocations() == f0 + 1);  // both served from the cache
+  { Tensor<float> a({30000}); }
+  CHECK(tensor_cache_fresh_allocations() == f0 + 2);  // a had been evicted
+  // A block larger than the whole limit is never cached.
+  { Tensor<float> big({static_cast<int64_t>(ra + rb)}); }
+  CHECK(tensor_cache_bytes() <= ra + rb);
+  set_tensor_cache_limit(size_t(2) << 30);  // the default
+  tensor_cache_release();
 }

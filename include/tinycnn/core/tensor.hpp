@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <initializer_list>
 #include <limits>
 #include <memory>
@@ -52,9 +53,13 @@ namespace detail {
 // Caching allocator for tensor storage. Freed blocks go to a free list keyed by their rounded size
 // (64-byte multiples up to 4 KiB, then 8 steps per power of two, so at most 12.5% slack) and the
 // next request of the same class takes one back, so a training step after the first allocates
-// nothing for tensor storage. Thread-safe (one mutex); the cached total is bounded (cache_limit(),
-// default 2 GiB or TINYCNN_TENSOR_CACHE_MB): a block that would exceed it is freed at once. Every
-// cached block is released at exit; blocks freed after that go straight back to the system.
+// nothing for tensor storage. Thread-safe (one mutex); the cached total is bounded (default 2 GiB or
+// TINYCNN_TENSOR_CACHE_MB): a block that would exceed it first evicts the least recently returned
+// cached blocks. A loop that cycles through the same sizes (a training or inference step) so keeps
+// its blocks while sizes it no longer uses go; before, a full cache freed every returned block, and
+// evaluating the shipped ensemble (sizes of three members) page-faulted 12 M times, twice as slow
+// (docs/performance.md, tenth session). Every cached block is released at exit; blocks freed after
+// that go straight back to the system.
 class BlockCache {
  public:
   static BlockCache& instance() {
@@ -77,8 +82,9 @@ class BlockCache {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = free_.find(r);
       if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
+        void* p = it->second.back().ptr;  // the most recently returned block of the class
         it->second.pop_back();
+        if (it->second.empty()) free_.erase(it);
         cached_ -= r;
         return p;
       }
@@ -95,21 +101,32 @@ class BlockCache {
   void put(void* p, size_t bytes) {
     if (!p) return;
     const size_t r = round(bytes);
+    std::vector<void*> evicted;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!closed_ && cached_ + r <= limit_) {
-        free_[r].push_back(p);
+      if (!closed_ && r <= limit_) {
+        while (cached_ + r > limit_) {  // evict the least recently returned block (oldest stamp)
+          auto oldest = free_.begin();
+          for (auto it = free_.begin(); it != free_.end(); ++it)
+            if (it->second.front().stamp < oldest->second.front().stamp) oldest = it;
+          evicted.push_back(oldest->second.front().ptr);
+          cached_ -= oldest->first;
+          oldest->second.pop_front();
+          if (oldest->second.empty()) free_.erase(oldest);
+        }
+        free_[r].push_back({p, ++clock_});
         cached_ += r;
-        return;
+        p = nullptr;
       }
     }
-    host_free(p);
+    for (void* e : evicted) host_free(e);
+    if (p) host_free(p);
   }
   // Frees every cached block (memory held by live tensors is untouched).
   void release_all() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& kv : free_)
-      for (void* p : kv.second) host_free(p);
+      for (const Cached& c : kv.second) host_free(c.ptr);
     free_.clear();
     cached_ = 0;
   }
@@ -142,8 +159,13 @@ class BlockCache {
   BlockCache() {
     if (const char* e = std::getenv("TINYCNN_TENSOR_CACHE_MB")) limit_ = static_cast<size_t>(std::atoll(e)) << 20;
   }
+  struct Cached {
+    void* ptr;
+    uint64_t stamp;  // when it was returned (clock_)
+  };
   std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  std::unordered_map<size_t, std::deque<Cached>> free_;  // size class -> blocks, oldest first
+  uint64_t clock_ = 0;
   size_t cached_ = 0;
   size_t limit_ = size_t(2) << 30;
   uint64_t fresh_ = 0;
