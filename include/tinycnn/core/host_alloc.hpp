@@ -3,7 +3,7 @@
 // huge pages: a dense layer's weight rows or a C tile's rows lie ldc * 4 bytes apart (often 4 KiB or
 // more), so with 4 KiB pages nearly every row a micro-kernel, a packing routine or Adam touches is
 // a TLB miss. On Linux with THP in "madvise" mode (Debian's default) that takes madvise(MADV_HUGEPAGE)
-// on a 2 MiB-aligned block; measured on model3 training, +10% images/s (docs/performance.md, tenth
+// on a 2 MiB-aligned block; measured on model3 training, +10-15% images/s (docs/performance.md, tenth
 // session). TINYCNN_HUGE_PAGES=0 in the environment turns it off (for A/B runs; nothing else changes).
 #include <cstddef>
 #include <cstdint>
