@@ -332,6 +332,26 @@ TEST_CASE("depthwise conv2d: equals a grouped direct convolution") {
   }
 }
 
+TEST_CASE("depthwise conv2d: the row-at-a-time forward equals the reference bitwise") {
+  struct Case { int64_t N, C, M, H, W, R, S, sh, sw; kc::Padding pad; };
+  const Case cases[] = {{2, 3, 1, 9, 11, 3, 3, 1, 1, kc::Padding::Same},  {1, 4, 2, 8, 7, 3, 3, 2, 2, kc::Padding::Same},
+                        {2, 2, 3, 7, 10, 3, 2, 1, 2, kc::Padding::Valid}, {1, 5, 1, 13, 13, 5, 5, 2, 1, kc::Padding::Same},
+                        {1, 2, 1, 2, 3, 3, 3, 1, 1, kc::Padding::Same},   {3, 1, 1, 16, 16, 3, 3, 2, 2, kc::Padding::Valid}};
+  for (const Case& t : cases) {
+    const kc::Conv2DGeom g = kc::make_conv_geom(t.N, t.C, t.H, t.W, t.C * t.M, t.R, t.S, t.sh, t.sw, t.pad);
+    const auto x = rand_vec<float>(t.N * t.C * t.H * t.W, 31), w = rand_vec<float>(t.C * t.M * t.R * t.S, 32),
+               b = rand_vec<float>(t.C * t.M, 33);
+    const int64_t ny = t.N * t.C * t.M * g.OH * g.OW;
+    auto y = nan_vec<float>(ny), y_ref = nan_vec<float>(ny);
+    kc::depthwise_conv2d_forward<float>(x.data(), w.data(), b.data(), g, y.data());
+    kc::depthwise_conv2d_forward_ref<float>(x.data(), w.data(), b.data(), g, y_ref.data());
+    CHECK(max_diff(y, y_ref) == 0.0f);
+    kc::depthwise_conv2d_forward<float>(x.data(), w.data(), nullptr, g, y.data());
+    kc::depthwise_conv2d_forward_ref<float>(x.data(), w.data(), nullptr, g, y_ref.data());
+    CHECK(max_diff(y, y_ref) == 0.0f);
+  }
+}
+
 TEST_CASE("max pool: hand-computed values, argmax and backward") {
   // 1x1x4x4, pool 2, stride 2, valid.
   const std::vector<double> x{1, 5, 2, 0,   //

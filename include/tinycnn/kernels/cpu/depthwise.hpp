@@ -2,6 +2,7 @@
 // Depthwise 2-D convolution with depth multiplier M = g.K / g.C: input channel c, multiplier m feeds
 // output channel c*M + m (Keras order). Weight layout [C, M, R, S]. Direct loops; forward writes y,
 // backward ADDS into dx / dw / db.
+#include <algorithm>
 #include <cstdint>
 
 #include "../../core/parallel.hpp"
@@ -11,8 +12,9 @@ namespace tinycnn::kernels::cpu {
 
 // y[n, c*M+m, oh, ow] = b[c*M+m] + sum_{r, s} w[c, m, r, s] * x[n, c, oh*sh - pt + r, ow*sw - pl + s]
 //   x: [N, C, H, W], w: [C, M, R, S], b: [C*M] or nullptr, g.K = C*M, y: [N, C*M, OH, OW] (written)
+// Reference: one output at a time (ground truth for depthwise_conv2d_forward).
 template <class T>
-void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+void depthwise_conv2d_forward_ref(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
   const int64_t M = g.K / g.C, L = g.OH * g.OW;
   const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
 #pragma omp parallel for if (par)
@@ -35,6 +37,47 @@ void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGe
         }
         yk[oh * g.OW + ow] = acc;
       }
+  }
+}
+
+// The same sums a row at a time: for each tap (r, s) the valid stretch of an output row gets
+// w[r, s] times the matching input row (stride apart), a loop the compiler vectorises, where the
+// reference tests bounds per output and tap. Same terms in the same order (bias, then r-major, s-minor
+// taps, out-of-bounds ones skipped), so the result equals the reference's. The shipped ensemble's
+// MobileNets spend most of their time here (docs/performance.md, tenth session).
+template <class T>
+void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+  const int64_t M = g.K / g.C, L = g.OH * g.OW, sw = g.stride_w;
+  const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t nk = 0; nk < g.N * g.K; ++nk) {
+    const int64_t n = nk / g.K, k = nk % g.K, c = k / M;
+    const T* xc = x + (n * g.C + c) * g.H * g.W;
+    const T* wk = w + k * g.R * g.S;  // [c, m] flattened is k
+    const T bias = b ? b[k] : T(0);
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      T* yr = y + nk * L + oh * g.OW;
+      for (int64_t ow = 0; ow < g.OW; ++ow) yr[ow] = bias;
+      for (int64_t r = 0; r < g.R; ++r) {
+        const int64_t ih = oh * g.stride_h - g.pad_top + r;
+        if (ih < 0 || ih >= g.H) continue;
+        for (int64_t s = 0; s < g.S; ++s) {
+          // ow in [lo, hi): 0 <= ow * sw - pad_left + s < W
+          const int64_t off = s - g.pad_left;
+          const int64_t lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
+          const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, (g.W - off + sw - 1) / sw));
+          const T wv = wk[r * g.S + s];
+          const T* xr = xc + ih * g.W + off;
+          if (sw == 1) {
+#pragma omp simd
+            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow];
+          } else {
+#pragma omp simd
+            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * sw];
+          }
+        }
+      }
+    }
   }
 }
 
