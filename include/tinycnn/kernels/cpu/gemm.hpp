@@ -14,7 +14,6 @@
 // (gemm_detail::prefer_swapped_nt).
 #include <algorithm>
 #include <type_traits>
-#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -6,7 +6,6 @@
 // adds between the computed valid bounds (the compiler vectorises them); other strides gather.
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 #include "../../core/host_alloc.hpp"
 #include "conv_geometry.hpp"
