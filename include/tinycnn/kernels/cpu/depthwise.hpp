@@ -82,8 +82,9 @@ void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGe
 }
 
 //   dy: [N, C*M, OH, OW], w: [C, M, R, S], dx: [N, C, H, W] (+=)
+// Reference: one output gradient at a time (ground truth for depthwise_conv2d_backward_data).
 template <class T>
-void depthwise_conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
+void depthwise_conv2d_backward_data_ref(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
   const int64_t M = g.K / g.C, L = g.OH * g.OW;
   const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
 #pragma omp parallel for if (par)
@@ -111,8 +112,9 @@ void depthwise_conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g
 }
 
 //   x: [N, C, H, W], dy: [N, C*M, OH, OW], dw: [C, M, R, S] (+=), db: [C*M] (+=) or nullptr
+// Reference: one output gradient at a time (ground truth for depthwise_conv2d_backward_filter).
 template <class T>
-void depthwise_conv2d_backward_filter(const T* x, const T* dy, const Conv2DGeom& g, T* dw, T* db) {
+void depthwise_conv2d_backward_filter_ref(const T* x, const T* dy, const Conv2DGeom& g, T* dw, T* db) {
   const int64_t M = g.K / g.C, L = g.OH * g.OW;
   const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
 #pragma omp parallel for if (par)
@@ -137,6 +139,95 @@ void depthwise_conv2d_backward_filter(const T* x, const T* dy, const Conv2DGeom&
             }
           }
         }
+    }
+    if (db) db[k] += bsum;
+  }
+}
+
+// The reference's sums a row at a time, as in the forward: for each output row and tap (r, s) the
+// valid stretch of dy's row times w[r, s] is added into the matching dx row (stride apart), a loop the
+// compiler vectorises. The taps run s-descending so that each dx element still gets its terms in the
+// reference's order (by output row, then output column), which keeps the result bitwise equal to it.
+//   dy: [N, C*M, OH, OW], w: [C, M, R, S], dx: [N, C, H, W] (+=)
+template <class T>
+void depthwise_conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
+  const int64_t M = g.K / g.C, L = g.OH * g.OW, sw = g.stride_w;
+  const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc) {  // each (n, c) owns its dx plane: no races
+    const int64_t n = nc / g.C, c = nc % g.C;
+    T* dxc = dx + nc * g.H * g.W;
+    for (int64_t m = 0; m < M; ++m) {
+      const int64_t k = c * M + m;
+      const T* wk = w + k * g.R * g.S;
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const T* dyr = dy + (n * g.K + k) * L + oh * g.OW;
+        for (int64_t r = 0; r < g.R; ++r) {
+          const int64_t ih = oh * g.stride_h - g.pad_top + r;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t s = g.S - 1; s >= 0; --s) {
+            const int64_t off = s - g.pad_left;  // ow in [lo, hi): 0 <= ow * sw + off < W
+            const int64_t lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
+            const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, (g.W - off + sw - 1) / sw));
+            const T wv = wk[r * g.S + s];
+            T* xr = dxc + ih * g.W + off;
+            if (sw == 1) {
+#pragma omp simd
+              for (int64_t ow = lo; ow < hi; ++ow) xr[ow] += dyr[ow] * wv;
+            } else {
+#pragma omp simd
+              for (int64_t ow = lo; ow < hi; ++ow) xr[ow * sw] += dyr[ow] * wv;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The same sums a row at a time: per output row, the bias gradient gets the row's sum and each tap
+// (r, s) the dot product of the row with the matching input row (stride apart), vectorised reductions.
+// The terms are grouped per row before they reach dw / db, so the result differs from the reference's
+// one-term-at-a-time sums by float rounding only (tests/test_conv.cpp).
+//   x: [N, C, H, W], dy: [N, C*M, OH, OW], dw: [C, M, R, S] (+=), db: [C*M] (+=) or nullptr
+template <class T>
+void depthwise_conv2d_backward_filter(const T* x, const T* dy, const Conv2DGeom& g, T* dw, T* db) {
+  const int64_t M = g.K / g.C, L = g.OH * g.OW, sw = g.stride_w;
+  const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
+#pragma omp parallel for if (par)
+  for (int64_t k = 0; k < g.K; ++k) {  // each output channel owns its dw slice and db entry
+    const int64_t c = k / M;
+    T* dwk = dw ? dw + k * g.R * g.S : nullptr;
+    T bsum = T(0);
+    for (int64_t n = 0; n < g.N; ++n) {
+      const T* xc = x + (n * g.C + c) * g.H * g.W;
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const T* dyr = dy + (n * g.K + k) * L + oh * g.OW;
+        T rsum = T(0);
+#pragma omp simd reduction(+ : rsum)
+        for (int64_t ow = 0; ow < g.OW; ++ow) rsum += dyr[ow];
+        bsum += rsum;
+        if (!dwk) continue;
+        for (int64_t r = 0; r < g.R; ++r) {
+          const int64_t ih = oh * g.stride_h - g.pad_top + r;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t s = 0; s < g.S; ++s) {
+            const int64_t off = s - g.pad_left;  // ow in [lo, hi): 0 <= ow * sw + off < W
+            const int64_t lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
+            const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, (g.W - off + sw - 1) / sw));
+            const T* xr = xc + ih * g.W + off;
+            T dot = T(0);
+            if (sw == 1) {
+#pragma omp simd reduction(+ : dot)
+              for (int64_t ow = lo; ow < hi; ++ow) dot += dyr[ow] * xr[ow];
+            } else {
+#pragma omp simd reduction(+ : dot)
+              for (int64_t ow = lo; ow < hi; ++ow) dot += dyr[ow] * xr[ow * sw];
+            }
+            dwk[r * g.S + s] += dot;
+          }
+        }
+      }
     }
     if (db) db[k] += bsum;
   }
