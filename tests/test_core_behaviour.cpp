@@ -171,3 +171,43 @@ TEST_CASE("Sequential: Keras default names, shape inference, input check") {
   m.set_trainable("dense", false);
   CHECK(m.parameters(true).size() == 2);
 }
+
+TEST_CASE("frozen layers: no gradient for their parameters; backward stops below the lowest trainable layer") {
+  nn::Sequential<double> m(3);
+  m.add<nn::Conv2D>(2, 3, 1, "same", "relu");
+  m.add<nn::BatchNormalization>();
+  m.add<nn::DepthwiseConv2D>(3, 1, "same", 1, "relu6");
+  m.add<nn::Flatten>();
+  m.add<nn::Dense>(4, "relu");
+  m.add<nn::Dense>(3);
+  m.build({1, 5, 5});
+  const std::vector<int32_t> labels{0, 2};
+  Var<double> x(tt::rand_t({2, 1, 5, 5}, 70));
+  auto step = [&] {
+    for (auto& p : m.parameters()) p.second.grad() = Tensor<double>();  // forget earlier gradients
+    ops::softmax_cross_entropy(m.forward(x), labels).backward();
+  };
+  auto has_grad = [&](size_t layer) {
+    bool any = false;
+    for (auto& p : m.layer(layer).parameters()) {
+      if (!p.second.grad().defined()) continue;
+      for (int64_t i = 0; i < p.second.grad().numel(); ++i) any = any || p.second.grad()[i] != 0.0;
+    }
+    return any;
+  };
+  nn::set_trainable_until(m, "dense", false);  // conv, batch norm, depthwise and the first Dense frozen
+  step();
+  for (size_t i = 0; i < 5; ++i) {
+    CHECK(!has_grad(i));
+    for (auto& p : m.layer(i).parameters()) CHECK(p.second.requires_grad());  // the flags themselves stay
+  }
+  CHECK(has_grad(5));
+  m.layer(2).set_trainable(true);  // the depthwise layer again: the gradient reaches it through the Dense
+  step();
+  CHECK(has_grad(2));
+  CHECK(!has_grad(0));
+  CHECK(!has_grad(4));
+  nn::unfreeze_all(m);
+  step();
+  for (size_t i : {0, 1, 2, 4, 5}) CHECK(has_grad(i));
+}

@@ -15,6 +15,18 @@ TEST_CASE("tensor: shape, zero fill, aligned storage") {
   CHECK(t.device() == Device::CPU);
 }
 
+TEST_CASE("tensor: large fills (split across threads) reach every element, the tail piece too") {
+  const int64_t n = (int64_t(1) << 18) + 12345;  // pieces of 2^16 elements: 4 full ones and a partial one
+  Tensor<float> t = Tensor<float>::full({n}, 2.5f, Device::CPU);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad += t[i] != 2.5f;
+  CHECK(bad == 0);
+  t.fill(0.0f);  // a recycled block with other values in it
+  Tensor<float> z = Tensor<float>::zeros({n}, Device::CPU);
+  for (int64_t i = 0; i < n; ++i) bad += (t[i] != 0.0f) + (z[i] != 0.0f);
+  CHECK(bad == 0);
+}
+
 TEST_CASE("tensor: copies share storage, clone does not") {
   Tensor<double> a = Tensor<double>::full({3}, 2.0);
   Tensor<double> b = a;

@@ -30,7 +30,7 @@ class BatchNormalization : public UnaryLayer<T> {
     return in;
   }
   Var<T> forward1(const Var<T>& x) override {
-    return ops::batch_norm(x, gamma_, beta_, moving_mean_.value(), moving_variance_.value(), this->training(),
+    return ops::batch_norm(x, this->param_for_forward(gamma_), this->param_for_forward(beta_), moving_mean_.value(), moving_variance_.value(), this->training(),
                            static_cast<T>(momentum_), static_cast<T>(epsilon_));
   }
   std::vector<NamedVar<T>> parameters() override { return {{"gamma", gamma_}, {"beta", beta_}}; }

@@ -41,9 +41,9 @@ class Conv2D : public UnaryLayer<T> {
     return {filters_, g.OH, g.OW};
   }
   Var<T> forward1(const Var<T>& x) override {
-    const Var<T> b = use_bias_ ? bias_ : Var<T>();
-    if (activation_ == "relu") return ops::conv2d(x, kernel_, b, strides_.h, strides_.w, padding_, true);  // fused
-    return apply_activation(ops::conv2d(x, kernel_, b, strides_.h, strides_.w, padding_), activation_);
+    const Var<T> k = this->param_for_forward(kernel_), b = use_bias_ ? this->param_for_forward(bias_) : Var<T>();
+    if (activation_ == "relu") return ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, true);  // fused
+    return apply_activation(ops::conv2d(x, k, b, strides_.h, strides_.w, padding_), activation_);
   }
   std::vector<NamedVar<T>> parameters() override {
     std::vector<NamedVar<T>> p{{"kernel", kernel_}};

@@ -24,7 +24,7 @@ class Dense : public UnaryLayer<T> {
     return {units_};
   }
   Var<T> forward1(const Var<T>& x) override {
-    return apply_activation(ops::linear(x, kernel_, use_bias_ ? bias_ : Var<T>()), activation_);
+    return apply_activation(ops::linear(x, this->param_for_forward(kernel_), use_bias_ ? this->param_for_forward(bias_) : Var<T>()), activation_);
   }
   std::vector<NamedVar<T>> parameters() override {
     std::vector<NamedVar<T>> p{{"kernel", kernel_}};

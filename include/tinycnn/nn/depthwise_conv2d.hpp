@@ -45,7 +45,8 @@ class DepthwiseConv2D : public UnaryLayer<T> {
   }
   Var<T> forward1(const Var<T>& x) override {
     return apply_activation(
-        ops::depthwise_conv2d(x, kernel_, use_bias_ ? bias_ : Var<T>(), strides_.h, strides_.w, padding_),
+        ops::depthwise_conv2d(x, this->param_for_forward(kernel_), use_bias_ ? this->param_for_forward(bias_) : Var<T>(),
+                              strides_.h, strides_.w, padding_),
         activation_);
   }
   std::vector<NamedVar<T>> parameters() override {

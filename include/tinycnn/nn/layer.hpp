@@ -59,6 +59,13 @@ class Layer {
   int64_t count_params() { return count(parameters()) + count(buffers()); }
 
  protected:
+  // A parameter as forward() passes it to the ops: a frozen layer passes a constant handle on the same
+  // tensor, so backward neither computes its gradient nor runs through the layer at all when nothing
+  // below it trains (PyTorch's requires_grad = False, Keras's frozen layers). Phase-1 transfer learning
+  // (a frozen MobileNet base) used to run the whole base's backward for gradients nobody applied.
+  Var<T> param_for_forward(const Var<T>& p) const {
+    return trainable_ || !p.requires_grad() ? p : Var<T>(p.value(), false);
+  }
   static int64_t count(const std::vector<NamedVar<T>>& vs) {
     int64_t n = 0;
     for (const auto& v : vs) n += v.second.value().numel();
