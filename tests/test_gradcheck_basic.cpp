@@ -29,6 +29,9 @@ TEST_CASE("gradcheck: activations away from kinks") {
   for (int64_t i = 0; i < x6.value().numel(); ++i)
     if (std::fabs(x6.value()[i] - 6) < 0.05) x6.value()[i] += 0.1;
   tt::expect_grad_ok(gradcheck([&] { return ops::relu(x6, 6.0); }, {x6}));
+  // fed by another op: the activation's gradient buffer is fresh and written, not added into
+  tt::expect_grad_ok(gradcheck([&] { return ops::relu(ops::scale(x6, 1.0), 6.0); }, {x6}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::tanh(ops::scale(x, 0.5)); }, {x}));
   tt::expect_grad_ok(gradcheck([&] { return ops::leaky_relu(x, 0.2); }, {x}));
   tt::expect_grad_ok(gradcheck([&] { return ops::sigmoid(x); }, {x}));
   tt::expect_grad_ok(gradcheck([&] { return ops::tanh(x); }, {x}));

@@ -154,6 +154,10 @@ TEST_CASE("gradcheck: BatchNormalization") {
     Var<double> x(rand_t({3, 2, 2, 2}, 56)), g(rand_t({2}, 57)), b(rand_t({2}, 58));
     Tensor<double> rm = rand_t({2}, 59), rv = rand_t({2}, 60, 0.5, 2);
     tt::expect_grad_ok(gradcheck([&] { return ops::batch_norm(x, g, b, rm, rv, false); }, {x, g, b}));
+    // fed by another op (a fresh dx buffer, written instead of added into), both modes
+    tt::expect_grad_ok(gradcheck([&] { return ops::batch_norm(ops::scale(x, 2.0), g, b, rm, rv, false); }, {x, g, b}));
+    Tensor<double> rm2 = rm.clone(), rv2 = rv.clone();
+    tt::expect_grad_ok(gradcheck([&] { return ops::batch_norm(ops::scale(x, 2.0), g, b, rm2, rv2, true); }, {x, g, b}));
   }
   SUBCASE("frozen layer uses the moving statistics") {
     nn::BatchNormalization<double> bn;

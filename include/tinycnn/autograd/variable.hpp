@@ -162,4 +162,19 @@ T* input_grad(VarNode<T>& node, size_t i) {
   return in->requires_grad ? in->grad_buffer().data() : nullptr;
 }
 
+// The same for an op whose backward writes every element of that gradient: when no gradient has
+// reached the input yet, the buffer is left unfilled and *assign is set, and the op writes (=) instead
+// of adding into zeros (a zero fill of every activation's gradient was 6-8% of a MobileNet step).
+template <class T>
+T* input_grad_fresh(VarNode<T>& node, size_t i, bool* assign) {
+  VarNode<T>* in = node.inputs[i].get();
+  *assign = false;
+  if (!in->requires_grad) return nullptr;
+  if (!in->grad.defined()) {
+    in->grad = Tensor<T>::empty(in->value.shape(), in->value.device());  // NaN in poison mode: must be written
+    *assign = true;
+  }
+  return in->grad.data();
+}
+
 }  // namespace tinycnn

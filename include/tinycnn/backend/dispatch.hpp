@@ -14,6 +14,7 @@
 #include <tinycnn/cuda/conv.hpp>
 #include <tinycnn/cuda/gemm.hpp>
 #include <tinycnn/cuda/ops.hpp>
+#include <tinycnn/cuda/runtime.hpp>
 #endif
 
 namespace tinycnn::backend {
@@ -68,6 +69,36 @@ TINYCNN_DISPATCH(sgd_update)
 TINYCNN_DISPATCH(adam_update)
 
 #include "dispatch_conv.inc"
+
+// Backward entries that may write a fresh gradient buffer (assign: the op got it unfilled from
+// input_grad_fresh) instead of adding into zeros, which spares a pass over it. The CPU kernels take
+// the flag; the CUDA kernels add, so there the buffer is zeroed first.
+namespace detail {
+template <class T>
+void zero_before_add(Device dev, T* p, int64_t n) {
+#ifdef TINYCNN_HAS_CUDA
+  if (dev == Device::CUDA) return ::tinycnn::cuda::fill<T>(p, T(0), n);
+#endif
+  (void)dev, (void)p, (void)n;
+}
+}  // namespace detail
+template <class T>
+void activation_backward_to(Device dev, bool assign, const kernels::cpu::ActParams<T>& p, const T* x, const T* y,
+                            const T* dy, T* dx, int64_t n) {
+  if (dev == Device::CPU) return kernels::cpu::activation_backward(p, x, y, dy, dx, n, assign);
+  if (assign) detail::zero_before_add(dev, dx, n);
+  activation_backward(dev, p, x, y, dy, dx, n);
+}
+template <class T>
+void batchnorm_backward_to(Device dev, bool assign_dx, const T* x, const T* dy, const T* gamma, const T* mean,
+                           const T* inv_std, int64_t N, int64_t C, int64_t HW, bool batch_stats, T* dx, T* dgamma,
+                           T* dbeta) {
+  if (dev == Device::CPU)
+    return kernels::cpu::batchnorm_backward(x, dy, gamma, mean, inv_std, N, C, HW, batch_stats, dx, dgamma, dbeta,
+                                            assign_dx);
+  if (assign_dx && dx) detail::zero_before_add(dev, dx, N * C * HW);
+  batchnorm_backward(dev, x, dy, gamma, mean, inv_std, N, C, HW, batch_stats, dx, dgamma, dbeta);
+}
 
 #undef TINYCNN_DISPATCH
 #undef TINYCNN_DISPATCH_CUDA

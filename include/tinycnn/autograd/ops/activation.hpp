@@ -14,9 +14,10 @@ Var<T> activation(const Var<T>& x, const ActParams<T>& p) {
   Tensor<T> y = Tensor<T>::empty(x.shape(), x.value().device());
   backend::activation_forward(y.device(), p, x.value().data(), y.data(), y.numel());
   return make_result<T>(std::move(y), {x}, "activation", [p](VarNode<T>& n) {
-    if (T* g = input_grad(n, 0))
-      backend::activation_backward(n.value.device(), p, n.inputs[0]->value.data(), n.value.data(), n.grad.data(), g,
-                                   n.value.numel());
+    bool assign;
+    if (T* g = input_grad_fresh(n, 0, &assign))
+      backend::activation_backward_to(n.value.device(), assign, p, n.inputs[0]->value.data(), n.value.data(),
+                                      n.grad.data(), g, n.value.numel());
   });
 }
 

@@ -38,12 +38,13 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, Tens
                                     N, C, HW, eps, y.data(), mean.data(), inv_std.data());
   return make_result<T>(std::move(y), {x, gamma, beta}, "batch_norm",
                         [N, C, HW, training, mean, inv_std](VarNode<T>& n) {
-                          T* dx = input_grad(n, 0);
+                          bool assign_dx;
+                          T* dx = input_grad_fresh(n, 0, &assign_dx);
                           T* dgamma = input_grad(n, 1);
                           T* dbeta = input_grad(n, 2);
-                          backend::batchnorm_backward(n.value.device(), n.inputs[0]->value.data(), n.grad.data(),
-                                                      n.inputs[1]->value.data(), mean.data(), inv_std.data(), N, C,
-                                                      HW, training, dx, dgamma, dbeta);
+                          backend::batchnorm_backward_to(n.value.device(), assign_dx, n.inputs[0]->value.data(),
+                                                         n.grad.data(), n.inputs[1]->value.data(), mean.data(),
+                                                         inv_std.data(), N, C, HW, training, dx, dgamma, dbeta);
                         });
 }
 

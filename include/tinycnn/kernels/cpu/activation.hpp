@@ -68,15 +68,24 @@ void activation_forward(const ActParams<T>& p, const T* x, T* y, int64_t n) {
   }
 }
 
-// dx += f'(x) * dy, using x (ReLU family) or y (sigmoid, tanh);  x, y, dy, dx: [n]
-template <class T>
-void activation_backward(const ActParams<T>& p, const T* x, const T* y, const T* dy, T* dx, int64_t n) {
+namespace detail {
+// dx[i] = v (assign: dx holds no gradient yet, nothing is read from it) or dx[i] += v
+template <bool assign, class T>
+inline void act_store(T* dx, int64_t i, T v) {
+  if constexpr (assign)
+    dx[i] = v;
+  else
+    dx[i] += v;
+}
+
+template <bool A, class T>
+void activation_backward_impl(const ActParams<T>& p, const T* x, const T* y, const T* dy, T* dx, int64_t n) {
   const bool par = n > kParallelMinWork;
   const T alpha = p.alpha, cap = p.max_value;  // locals: see activation_forward
   switch (p.kind) {
     case Act::Identity:
 #pragma omp parallel for simd if (par)
-      for (int64_t i = 0; i < n; ++i) dx[i] += dy[i];
+      for (int64_t i = 0; i < n; ++i) act_store<A>(dx, i, dy[i]);
       break;
     // Loads first, then a select: branch-free loops the compiler vectorises (a conditional load of
     // dy would keep them scalar).
@@ -85,13 +94,13 @@ void activation_backward(const ActParams<T>& p, const T* x, const T* y, const T*
 #pragma omp parallel for simd if (par)
         for (int64_t i = 0; i < n; ++i) {
           const T xi = x[i], d = dy[i];
-          dx[i] += (xi > T(0) && xi < cap) ? d : T(0);
+          act_store<A>(dx, i, (xi > T(0) && xi < cap) ? d : T(0));
         }
       } else {
 #pragma omp parallel for simd if (par)
         for (int64_t i = 0; i < n; ++i) {
           const T xi = x[i], d = dy[i];
-          dx[i] += xi > T(0) ? d : T(0);
+          act_store<A>(dx, i, xi > T(0) ? d : T(0));
         }
       }
       break;
@@ -99,18 +108,30 @@ void activation_backward(const ActParams<T>& p, const T* x, const T* y, const T*
 #pragma omp parallel for simd if (par)
       for (int64_t i = 0; i < n; ++i) {
         const T xi = x[i], d = dy[i];
-        dx[i] += xi > T(0) ? d : alpha * d;
+        act_store<A>(dx, i, xi > T(0) ? d : alpha * d);
       }
       break;
     case Act::Sigmoid:
 #pragma omp parallel for simd if (par)
-      for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * y[i] * (T(1) - y[i]);
+      for (int64_t i = 0; i < n; ++i) act_store<A>(dx, i, dy[i] * y[i] * (T(1) - y[i]));
       break;
     case Act::Tanh:
 #pragma omp parallel for simd if (par)
-      for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * (T(1) - y[i] * y[i]);
+      for (int64_t i = 0; i < n; ++i) act_store<A>(dx, i, dy[i] * (T(1) - y[i] * y[i]));
       break;
   }
+}
+}  // namespace detail
+
+// dx += f'(x) * dy (dx = f'(x) * dy when assign: a fresh gradient buffer, not read), using x (ReLU
+// family) or y (sigmoid, tanh);  x, y, dy, dx: [n]
+template <class T>
+void activation_backward(const ActParams<T>& p, const T* x, const T* y, const T* dy, T* dx, int64_t n,
+                         bool assign = false) {
+  if (assign)
+    detail::activation_backward_impl<true>(p, x, y, dy, dx, n);
+  else
+    detail::activation_backward_impl<false>(p, x, y, dy, dx, n);
 }
 
 // Row-wise softmax over the last axis;  x, y: [rows, cols]

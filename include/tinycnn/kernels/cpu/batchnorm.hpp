@@ -79,17 +79,20 @@ void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* 
 //   batch_stats (training): dx += gamma * inv_std / n * (n * dy - sum dy - xhat * sum(dy * xhat))
 //   otherwise (statistics are constants): dx += gamma * inv_std * dy
 //   x, dy: [N, C, HW], gamma, mean, inv_std: [C] (as saved by the forward), dx: [N, C, HW] (+=),
-//   dgamma, dbeta: [C] (+=); any of dx, dgamma, dbeta may be nullptr
+//   dgamma, dbeta: [C] (+=); any of dx, dgamma, dbeta may be nullptr. assign_dx: dx holds no gradient
+//   yet and is written (=) without being read (a fresh buffer spares its zero fill).
 template <class T>
 void batchnorm_backward(const T* x, const T* dy, const T* gamma, const T* mean, const T* inv_std, int64_t N,
-                        int64_t C, int64_t HW, bool batch_stats, T* dx, T* dgamma, T* dbeta) {
+                        int64_t C, int64_t HW, bool batch_stats, T* dx, T* dgamma, T* dbeta, bool assign_dx = false) {
   const int64_t n = N * HW;
   const bool par = N * C * HW > kParallelMinWork;
 #pragma omp parallel for if (par)
   for (int64_t c = 0; c < C; ++c) {
     double sdy = 0, sdyx = 0;
     const double mc = static_cast<double>(mean[c]), ic = static_cast<double>(inv_std[c]);
-    for (int64_t i = 0; i < N; ++i) {
+    // the sums feed dgamma, dbeta and the batch-statistics dx only (not a frozen layer's dx)
+    const bool sums = dgamma || dbeta || (dx && batch_stats);
+    for (int64_t i = 0; sums && i < N; ++i) {
       const int64_t o0 = (i * C + c) * HW;
 #pragma omp simd reduction(+ : sdy, sdyx)
       for (int64_t j = 0; j < HW; ++j) {
@@ -101,19 +104,34 @@ void batchnorm_backward(const T* x, const T* dy, const T* gamma, const T* mean, 
     if (dbeta) dbeta[c] += static_cast<T>(sdy);
     if (dgamma) dgamma[c] += static_cast<T>(sdyx);
     if (!dx) continue;
-    const T k = gamma[c] * inv_std[c];
+    const T k = gamma[c] * inv_std[c], mean_c = mean[c], inv_std_c = inv_std[c];
     if (!batch_stats) {
-      for (int64_t i = 0; i < N; ++i)
-        for (int64_t j = 0; j < HW; ++j) dx[(i * C + c) * HW + j] += k * dy[(i * C + c) * HW + j];
+      for (int64_t i = 0; i < N; ++i) {
+        T* d = dx + (i * C + c) * HW;
+        const T* g = dy + (i * C + c) * HW;
+        if (assign_dx) {
+#pragma omp simd
+          for (int64_t j = 0; j < HW; ++j) d[j] = k * g[j];
+        } else {
+#pragma omp simd
+          for (int64_t j = 0; j < HW; ++j) d[j] += k * g[j];
+        }
+      }
       continue;
     }
     const T mdy = static_cast<T>(sdy / static_cast<double>(n)), mdyx = static_cast<T>(sdyx / static_cast<double>(n));
-    for (int64_t i = 0; i < N; ++i)
-      for (int64_t j = 0; j < HW; ++j) {
-        const int64_t o = (i * C + c) * HW + j;
-        const T xhat = (x[o] - mean[c]) * inv_std[c];
-        dx[o] += k * (dy[o] - mdy - xhat * mdyx);
+    for (int64_t i = 0; i < N; ++i) {
+      const int64_t o = (i * C + c) * HW;
+      T* d = dx + o;
+      const T *g = dy + o, *xi = x + o;
+      if (assign_dx) {
+#pragma omp simd
+        for (int64_t j = 0; j < HW; ++j) d[j] = k * (g[j] - mdy - (xi[j] - mean_c) * inv_std_c * mdyx);
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < HW; ++j) d[j] += k * (g[j] - mdy - (xi[j] - mean_c) * inv_std_c * mdyx);
       }
+    }
   }
 }
 
