@@ -356,6 +356,11 @@ TEST_CASE("depthwise conv2d: the row-at-a-time passes equal the references (bitw
     kc::depthwise_conv2d_backward_data<float>(dy.data(), w.data(), g, dx.data());
     kc::depthwise_conv2d_backward_data_ref<float>(dy.data(), w.data(), g, dx_ref.data());
     CHECK(max_diff(dx, dx_ref) == 0.0f);
+    auto dx_fresh = nan_vec<float>(int64_t(x.size()));  // assign: a fresh buffer, zeroed by the kernel
+    std::vector<float> dx_zero(x.size(), 0.0f);
+    kc::depthwise_conv2d_backward_data<float>(dy.data(), w.data(), g, dx_fresh.data(), true);
+    kc::depthwise_conv2d_backward_data_ref<float>(dy.data(), w.data(), g, dx_zero.data());
+    CHECK(max_diff(dx_fresh, dx_zero) == 0.0f);
     auto dw = rand_vec<float>(int64_t(w.size()), 36), dw_ref = dw;
     auto db = rand_vec<float>(int64_t(b.size()), 37), db_ref = db;
     kc::depthwise_conv2d_backward_filter<float>(x.data(), dy.data(), g, dw.data(), db.data());

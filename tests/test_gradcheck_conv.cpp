@@ -60,6 +60,23 @@ TEST_CASE("gradcheck: conv2d op on the Winograd path (3x3, stride 1, 16 channels
   tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(x8, w, b, 1, 1, "same", true); }, {x8, w, b}));
 }
 
+TEST_CASE("gradcheck: backward passes into a fresh input gradient (the op fed by another op)") {
+  // scale(x, 1) makes the conv / pool input an intermediate whose gradient buffer starts unfilled (NaN
+  // in the checker's poison mode): each backward must write or zero every element of it itself.
+  auto pre = [](const Var<double>& v) { return ops::scale(v, 1.0); };
+  Var<double> x(rand_t({2, 2, 5, 5}, 80)), w(rand_t({3, 2, 3, 3}, 81)), b(rand_t({3}, 82));
+  tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(pre(x), w, b, 2, 2, "same"); }, {x, w, b}));  // col2im
+  tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(pre(x), w, b, 2, 2, "valid"); }, {x, w, b}));  // uncovered
+  Var<double> w1(rand_t({4, 2, 1, 1}, 83));
+  tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(pre(x), w1, Var<double>()); }, {x, w1}));  // 1x1 GEMM
+  tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(pre(x), w, b, 1, 1, "same", true); }, {x, w, b}));
+  Var<double> x16(rand_t({2, 16, 5, 4}, 84)), w16(rand_t({16, 16, 3, 3}, 85));
+  tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(pre(x16), w16, Var<double>(), 1, 1, "same"); }, {x16, w16}));
+  Var<double> x6(rand_t({1, 2, 6, 6}, 86)), wd(rand_t({2, 2, 3, 3}, 87));
+  tt::expect_grad_ok(gradcheck([&] { return ops::depthwise_conv2d(pre(x6), wd, Var<double>(), 2, 2, "valid"); }, {x6, wd}));
+  tt::expect_grad_ok(gradcheck([&] { return ops::max_pool2d(pre(x), 2, 2); }, {x}));  // last row / column unused
+}
+
 TEST_CASE("gradcheck: Conv2D layer geometries") {
   SUBCASE("stride 2, same, odd input") {
     nn::Conv2D<double> c(3, 3, 2, "same");

@@ -99,6 +99,29 @@ void batchnorm_backward_to(Device dev, bool assign_dx, const T* x, const T* dy, 
   if (assign_dx && dx) detail::zero_before_add(dev, dx, N * C * HW);
   batchnorm_backward(dev, x, dy, gamma, mean, inv_std, N, C, HW, batch_stats, dx, dgamma, dbeta);
 }
+// The scatters (convolution's col2im, depthwise, max pooling) zero a fresh buffer a plane at a time
+// right before they add into it, so the zeros are still in cache.
+template <class T>
+void conv2d_backward_data_to(Device dev, bool assign, const T* dy, const T* w, const kernels::cpu::Conv2DGeom& g,
+                             T* dx) {
+  if (dev == Device::CPU) return kernels::cpu::conv2d_backward_data(dy, w, g, dx, assign);
+  if (assign) detail::zero_before_add(dev, dx, g.N * g.C * g.H * g.W);
+  conv2d_backward_data(dev, dy, w, g, dx);
+}
+template <class T>
+void depthwise_conv2d_backward_data_to(Device dev, bool assign, const T* dy, const T* w,
+                                       const kernels::cpu::Conv2DGeom& g, T* dx) {
+  if (dev == Device::CPU) return kernels::cpu::depthwise_conv2d_backward_data(dy, w, g, dx, assign);
+  if (assign) detail::zero_before_add(dev, dx, g.N * g.C * g.H * g.W);
+  depthwise_conv2d_backward_data(dev, dy, w, g, dx);
+}
+template <class T>
+void max_pool2d_backward_to(Device dev, bool assign, const T* dy, const int32_t* argmax,
+                            const kernels::cpu::Conv2DGeom& g, T* dx) {
+  if (dev == Device::CPU) return kernels::cpu::max_pool2d_backward(dy, argmax, g, dx, assign);
+  if (assign) detail::zero_before_add(dev, dx, g.N * g.C * g.H * g.W);
+  max_pool2d_backward(dev, dy, argmax, g, dx);
+}
 
 #undef TINYCNN_DISPATCH
 #undef TINYCNN_DISPATCH_CUDA

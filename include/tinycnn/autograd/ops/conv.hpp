@@ -53,12 +53,14 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_
     const T* dy = n.grad.data();
     Tensor<T> masked;
     if (relu) {  // dY * (y > 0); y > 0 exactly where the pre-activation is > 0
-      masked = Tensor<T>::zeros(n.value.shape(), d);
-      backend::activation_backward(d, kernels::cpu::ActParams<T>{kernels::cpu::Act::ReLU, T(0), T(0)},
-                                   n.value.data(), n.value.data(), dy, masked.data(), n.value.numel());
+      masked = Tensor<T>::empty(n.value.shape(), d);  // written, not added into (no zero fill)
+      backend::activation_backward_to(d, true, kernels::cpu::ActParams<T>{kernels::cpu::Act::ReLU, T(0), T(0)},
+                                      n.value.data(), n.value.data(), dy, masked.data(), n.value.numel());
       dy = masked.data();
     }
-    if (T* dx = input_grad(n, 0)) backend::conv2d_backward_data(d, dy, n.inputs[1]->value.data(), g, dx);
+    bool assign;
+    if (T* dx = input_grad_fresh(n, 0, &assign))
+      backend::conv2d_backward_data_to(d, assign, dy, n.inputs[1]->value.data(), g, dx);
     T* dw = input_grad(n, 1);
     T* db = has_b ? input_grad(n, 2) : nullptr;
     if (dw || db) backend::conv2d_backward_filter(d, n.inputs[0]->value.data(), dy, g, dw, db);
@@ -85,7 +87,9 @@ Var<T> depthwise_conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64
   return make_result<T>(std::move(y), ins, "depthwise_conv2d", [g, has_b](VarNode<T>& n) {
     const Device d = n.value.device();
     const T* dy = n.grad.data();
-    if (T* dx = input_grad(n, 0)) backend::depthwise_conv2d_backward_data(d, dy, n.inputs[1]->value.data(), g, dx);
+    bool assign;
+    if (T* dx = input_grad_fresh(n, 0, &assign))
+      backend::depthwise_conv2d_backward_data_to(d, assign, dy, n.inputs[1]->value.data(), g, dx);
     T* dw = input_grad(n, 1);
     T* db = has_b ? input_grad(n, 2) : nullptr;
     if (dw || db) backend::depthwise_conv2d_backward_filter(d, n.inputs[0]->value.data(), dy, g, dw, db);

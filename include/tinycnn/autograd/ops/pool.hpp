@@ -38,8 +38,10 @@ Var<T> max_pool2d(const Var<T>& x, int64_t pool_h, int64_t pool_w, int64_t strid
   auto argmax = make_storage<int32_t>(y.numel(), y.device());
   backend::max_pool2d_forward(y.device(), x.value().data(), g, y.data(), argmax->ptr);
   return make_result<T>(std::move(y), {x}, "max_pool2d", [g, argmax](VarNode<T>& n) {
-    if (T* dx = input_grad(n, 0))
-      backend::max_pool2d_backward(n.value.device(), n.grad.data(), static_cast<const int32_t*>(argmax->ptr), g, dx);
+    bool assign;
+    if (T* dx = input_grad_fresh(n, 0, &assign))
+      backend::max_pool2d_backward_to(n.value.device(), assign, n.grad.data(), static_cast<const int32_t*>(argmax->ptr),
+                                      g, dx);
   });
 }
 

@@ -250,19 +250,21 @@ void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g
   conv2d_forward_ex(x, w, b, g, y, true);
 }
 
-// dx[n] += col2im(W^T * dy[n])
+// dx[n] += col2im(W^T * dy[n]); assign: dx is a fresh buffer, written (Winograd, pointwise GEMM) or
+// zeroed a sample at a time just before its col2im, never read as a gradient
 //   dy: [N, K, OH, OW], w: [K, C, R, S], dx: [N, C, H, W] (+=)
 template <class T>
 void conv2d_backward_data_ex(const T* dy, const T* w, const Conv2DGeom& g, T* dx,
-                             ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {}) {
+                             ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {},
+                             bool assign = false) {
   const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (detail::winograd_preferred(g, g.K, g.C, o)) {
     const WinogradGeom q = winograd_geom_backward_data(g, o.winograd_tile);
     T* U = detail::conv_scratch<T, 3>(q.points() * g.K * g.C);
     winograd_filter_transform(w, g.K, g.C, true, q.m, U, g.K * g.C >= 4096);
-    return winograd_conv3x3(dy, U, q, static_cast<const T*>(nullptr), false, true, dx, gemm_fn, o.scratch_elems * 2,
-                            512, gemm_fn == &detail::conv_gemm_default<T>);
+    return winograd_conv3x3(dy, U, q, static_cast<const T*>(nullptr), false, !assign, dx, gemm_fn,
+                            o.scratch_elems * 2, 512, gemm_fn == &detail::conv_gemm_default<T>);
   }
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);
@@ -271,11 +273,12 @@ void conv2d_backward_data_ex(const T* dy, const T* w, const Conv2DGeom& g, T* dx
     if (nb == 1) {
       const T* dyn = dy + n0 * K * L;
       T* dxn = dx + n0 * g.C * HW;
-      if (pw) {  // dx[n] [C, HW] += W^T [C, K] * dy[n] [K, HW]
-        gemm_fn(true, false, g.C, L, K, T(1), w, CRS, dyn, L, T(1), dxn, L, nullptr);
+      if (pw) {  // dx[n] [C, HW] (+)= W^T [C, K] * dy[n] [K, HW]
+        gemm_fn(true, false, g.C, L, K, T(1), w, CRS, dyn, L, assign ? T(0) : T(1), dxn, L, nullptr);
       } else {
         T* dcol = detail::conv_scratch<T, 0>(CRS * L);
         gemm_fn(true, false, CRS, L, K, T(1), w, CRS, dyn, L, T(0), dcol, L, nullptr);
+        if (assign) std::fill(dxn, dxn + g.C * HW, T(0));
         col2im_add(dcol, g, dxn);
       }
       return;
@@ -286,14 +289,18 @@ void conv2d_backward_data_ex(const T* dy, const T* w, const Conv2DGeom& g, T* dx
     gemm_fn(true, false, CRS, cols, K, T(1), w, CRS, dyg, cols, T(0), dcol, cols, nullptr);
     const int64_t CHW = g.C * HW;
 #pragma omp parallel for if (p.inner_par())
-    for (int64_t j = 0; j < nb; ++j) col2im_add_ld(dcol + j * L, g, dx + (n0 + j) * CHW, cols);
+    for (int64_t j = 0; j < nb; ++j) {
+      T* dxj = dx + (n0 + j) * CHW;
+      if (assign) std::fill(dxj, dxj + CHW, T(0));
+      col2im_add_ld(dcol + j * L, g, dxj, cols);
+    }
   });
 }
 
-//   dy: [N, K, OH, OW], w: [K, C, R, S], dx: [N, C, H, W] (+=)
+//   dy: [N, K, OH, OW], w: [K, C, R, S], dx: [N, C, H, W] (+=; = when assign, see conv2d_backward_data_ex)
 template <class T>
-void conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
-  conv2d_backward_data_ex(dy, w, g, dx);
+void conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx, bool assign = false) {
+  conv2d_backward_data_ex(dy, w, g, dx, &detail::conv_gemm_default<T>, ConvOptions{}, assign);
 }
 
 // db[k] += sum over n, oh, ow of dy[n, k]

@@ -148,15 +148,17 @@ void depthwise_conv2d_backward_filter_ref(const T* x, const T* dy, const Conv2DG
 // valid stretch of dy's row times w[r, s] is added into the matching dx row (stride apart), a loop the
 // compiler vectorises. The taps run s-descending so that each dx element still gets its terms in the
 // reference's order (by output row, then output column), which keeps the result bitwise equal to it.
-//   dy: [N, C*M, OH, OW], w: [C, M, R, S], dx: [N, C, H, W] (+=)
+//   dy: [N, C*M, OH, OW], w: [C, M, R, S], dx: [N, C, H, W] (+=; assign: a fresh buffer, zeroed here
+//   a plane at a time first)
 template <class T>
-void depthwise_conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
+void depthwise_conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx, bool assign = false) {
   const int64_t M = g.K / g.C, L = g.OH * g.OW, sw = g.stride_w;
   const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
 #pragma omp parallel for if (par)
   for (int64_t nc = 0; nc < g.N * g.C; ++nc) {  // each (n, c) owns its dx plane: no races
     const int64_t n = nc / g.C, c = nc % g.C;
     T* dxc = dx + nc * g.H * g.W;
+    if (assign) std::fill(dxc, dxc + g.H * g.W, T(0));
     for (int64_t m = 0; m < M; ++m) {
       const int64_t k = c * M + m;
       const T* wk = w + k * g.R * g.S;

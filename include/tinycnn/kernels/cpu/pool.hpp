@@ -188,15 +188,16 @@ void max_pool2d_forward(const T* x, const Conv2DGeom& g, T* y, int32_t* argmax) 
   for (int64_t nc = 0; nc < g.N * g.C; ++nc) plane(x + nc * HW, g, y + nc * L, argmax + nc * L);
 }
 
-// dx[argmax] += dy
+// dx[argmax] += dy (assign: dx is a fresh buffer, set to zero here first, a plane at a time)
 //   dy: [N, C, OH, OW], argmax: [N, C, OH, OW] (from max_pool2d_forward), dx: [N, C, H, W] (+=)
 template <class T>
-void max_pool2d_backward(const T* dy, const int32_t* argmax, const Conv2DGeom& g, T* dx) {
+void max_pool2d_backward(const T* dy, const int32_t* argmax, const Conv2DGeom& g, T* dx, bool assign = false) {
   const int64_t L = g.OH * g.OW, HW = g.H * g.W;
   const bool par = g.N * g.C * L > kParallelMinWork;
 #pragma omp parallel for if (par)
   for (int64_t nc = 0; nc < g.N * g.C; ++nc) {  // each (n, c) plane is written by one thread
     T* dxc = dx + nc * HW;
+    if (assign) std::fill(dxc, dxc + HW, T(0));  // a fresh buffer, zeroed a plane at a time (stays in cache)
     for (int64_t i = 0; i < L; ++i)
       if (argmax[nc * L + i] >= 0) dxc[argmax[nc * L + i]] += dy[nc * L + i];
   }
