@@ -72,55 +72,62 @@ TINYCNN_DISPATCH(adam_update)
 
 // Backward entries that may write a fresh gradient buffer (assign: the op got it unfilled from
 // input_grad_fresh) instead of adding into zeros, which spares a pass over it. The CPU kernels take
-// the flag; the CUDA kernels add, so there the buffer is zeroed first.
+// the flag (the scatters among them, col2im, depthwise and max pooling, zero a plane at a time right
+// before adding into it, so the zeros are still in cache); the CUDA kernels add, so there the n
+// elements of dx are zeroed first.
 namespace detail {
-template <class T>
-void zero_before_add(Device dev, T* p, int64_t n) {
+template <class T, class CpuCall, class AddCall>
+void backward_into(Device dev, bool assign, T* dx, int64_t n, CpuCall cpu, AddCall add) {
+  if (dev == Device::CPU) return cpu();
 #ifdef TINYCNN_HAS_CUDA
-  if (dev == Device::CUDA) return ::tinycnn::cuda::fill<T>(p, T(0), n);
+  if (assign && dx && dev == Device::CUDA) ::tinycnn::cuda::fill<T>(dx, T(0), n);
+#else
+  (void)assign, (void)dx, (void)n;
 #endif
-  (void)dev, (void)p, (void)n;
+  add();
 }
 }  // namespace detail
 template <class T>
 void activation_backward_to(Device dev, bool assign, const kernels::cpu::ActParams<T>& p, const T* x, const T* y,
                             const T* dy, T* dx, int64_t n) {
-  if (dev == Device::CPU) return kernels::cpu::activation_backward(p, x, y, dy, dx, n, assign);
-  if (assign) detail::zero_before_add(dev, dx, n);
-  activation_backward(dev, p, x, y, dy, dx, n);
+  detail::backward_into(
+      dev, assign, dx, n, [&] { kernels::cpu::activation_backward(p, x, y, dy, dx, n, assign); },
+      [&] { activation_backward(dev, p, x, y, dy, dx, n); });
 }
 template <class T>
 void batchnorm_backward_to(Device dev, bool assign_dx, const T* x, const T* dy, const T* gamma, const T* mean,
                            const T* inv_std, int64_t N, int64_t C, int64_t HW, bool batch_stats, T* dx, T* dgamma,
                            T* dbeta) {
-  if (dev == Device::CPU)
-    return kernels::cpu::batchnorm_backward(x, dy, gamma, mean, inv_std, N, C, HW, batch_stats, dx, dgamma, dbeta,
-                                            assign_dx);
-  if (assign_dx && dx) detail::zero_before_add(dev, dx, N * C * HW);
-  batchnorm_backward(dev, x, dy, gamma, mean, inv_std, N, C, HW, batch_stats, dx, dgamma, dbeta);
+  detail::backward_into(
+      dev, assign_dx, dx, N * C * HW,
+      [&] {
+        kernels::cpu::batchnorm_backward(x, dy, gamma, mean, inv_std, N, C, HW, batch_stats, dx, dgamma, dbeta,
+                                         assign_dx);
+      },
+      [&] { batchnorm_backward(dev, x, dy, gamma, mean, inv_std, N, C, HW, batch_stats, dx, dgamma, dbeta); });
 }
-// The scatters (convolution's col2im, depthwise, max pooling) zero a fresh buffer a plane at a time
-// right before they add into it, so the zeros are still in cache.
 template <class T>
 void conv2d_backward_data_to(Device dev, bool assign, const T* dy, const T* w, const kernels::cpu::Conv2DGeom& g,
                              T* dx) {
-  if (dev == Device::CPU) return kernels::cpu::conv2d_backward_data(dy, w, g, dx, assign);
-  if (assign) detail::zero_before_add(dev, dx, g.N * g.C * g.H * g.W);
-  conv2d_backward_data(dev, dy, w, g, dx);
+  detail::backward_into(
+      dev, assign, dx, g.N * g.C * g.H * g.W, [&] { kernels::cpu::conv2d_backward_data(dy, w, g, dx, assign); },
+      [&] { conv2d_backward_data(dev, dy, w, g, dx); });
 }
 template <class T>
 void depthwise_conv2d_backward_data_to(Device dev, bool assign, const T* dy, const T* w,
                                        const kernels::cpu::Conv2DGeom& g, T* dx) {
-  if (dev == Device::CPU) return kernels::cpu::depthwise_conv2d_backward_data(dy, w, g, dx, assign);
-  if (assign) detail::zero_before_add(dev, dx, g.N * g.C * g.H * g.W);
-  depthwise_conv2d_backward_data(dev, dy, w, g, dx);
+  detail::backward_into(
+      dev, assign, dx, g.N * g.C * g.H * g.W,
+      [&] { kernels::cpu::depthwise_conv2d_backward_data(dy, w, g, dx, assign); },
+      [&] { depthwise_conv2d_backward_data(dev, dy, w, g, dx); });
 }
 template <class T>
 void max_pool2d_backward_to(Device dev, bool assign, const T* dy, const int32_t* argmax,
                             const kernels::cpu::Conv2DGeom& g, T* dx) {
-  if (dev == Device::CPU) return kernels::cpu::max_pool2d_backward(dy, argmax, g, dx, assign);
-  if (assign) detail::zero_before_add(dev, dx, g.N * g.C * g.H * g.W);
-  max_pool2d_backward(dev, dy, argmax, g, dx);
+  detail::backward_into(
+      dev, assign, dx, g.N * g.C * g.H * g.W,
+      [&] { kernels::cpu::max_pool2d_backward(dy, argmax, g, dx, assign); },
+      [&] { max_pool2d_backward(dev, dy, argmax, g, dx); });
 }
 
 #undef TINYCNN_DISPATCH
