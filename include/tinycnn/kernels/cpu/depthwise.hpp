@@ -40,6 +40,15 @@ void depthwise_conv2d_forward_ref(const T* x, const T* w, const T* b, const Conv
   }
 }
 
+namespace detail {
+// Output columns ow in [lo, hi) whose tap column s reads inside the input row: 0 <= ow * stride_w + s - pad_left < W.
+inline void depthwise_tap_span(const Conv2DGeom& g, int64_t s, int64_t& lo, int64_t& hi) {
+  const int64_t off = s - g.pad_left, sw = g.stride_w;
+  lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
+  hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, (g.W - off + sw - 1) / sw));
+}
+}  // namespace detail
+
 // The same sums a row at a time: for each tap (r, s) the valid stretch of an output row gets
 // w[r, s] times the matching input row (stride apart), a loop the compiler vectorises, where the
 // reference tests bounds per output and tap. Same terms in the same order (bias, then r-major, s-minor
@@ -62,10 +71,9 @@ void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGe
         const int64_t ih = oh * g.stride_h - g.pad_top + r;
         if (ih < 0 || ih >= g.H) continue;
         for (int64_t s = 0; s < g.S; ++s) {
-          // ow in [lo, hi): 0 <= ow * sw - pad_left + s < W
           const int64_t off = s - g.pad_left;
-          const int64_t lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
-          const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, (g.W - off + sw - 1) / sw));
+          int64_t lo, hi;
+          detail::depthwise_tap_span(g, s, lo, hi);
           const T wv = wk[r * g.S + s];
           const T* xr = xc + ih * g.W + off;
           if (sw == 1) {
@@ -168,9 +176,9 @@ void depthwise_conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g
           const int64_t ih = oh * g.stride_h - g.pad_top + r;
           if (ih < 0 || ih >= g.H) continue;
           for (int64_t s = g.S - 1; s >= 0; --s) {
-            const int64_t off = s - g.pad_left;  // ow in [lo, hi): 0 <= ow * sw + off < W
-            const int64_t lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
-            const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, (g.W - off + sw - 1) / sw));
+            const int64_t off = s - g.pad_left;
+            int64_t lo, hi;
+            detail::depthwise_tap_span(g, s, lo, hi);
             const T wv = wk[r * g.S + s];
             T* xr = dxc + ih * g.W + off;
             if (sw == 1) {
@@ -214,9 +222,9 @@ void depthwise_conv2d_backward_filter(const T* x, const T* dy, const Conv2DGeom&
           const int64_t ih = oh * g.stride_h - g.pad_top + r;
           if (ih < 0 || ih >= g.H) continue;
           for (int64_t s = 0; s < g.S; ++s) {
-            const int64_t off = s - g.pad_left;  // ow in [lo, hi): 0 <= ow * sw + off < W
-            const int64_t lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
-            const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, (g.W - off + sw - 1) / sw));
+            const int64_t off = s - g.pad_left;
+            int64_t lo, hi;
+            detail::depthwise_tap_span(g, s, lo, hi);
             const T* xr = xc + ih * g.W + off;
             T dot = T(0);
             if (sw == 1) {
