@@ -107,6 +107,10 @@ TEST_CASE("intel_scenes: every model's summary shows the issue's parameter count
   CHECK(r->type() == "Functional");
   CHECK(r->input_shape() == Shape{3, 64, 64});
   CHECK(train::count_params(*r).total == 309478);
+  auto r14 = make_model("resnet14", 6, 0, 128);  // two blocks per stage, built at another input size
+  CHECK(r14->input_shape() == Shape{3, 128, 128});
+  CHECK(train::count_params(*r14).total == 698342);
+  CHECK_THROWS_WITH_AS(make_model("model3", 6, 0, 128), doctest::Contains("built for 150x150"), ValueError);
   CHECK(train::count_params(*make_model("baseline", 3, 0)).total == 8640128 + 129 * 3);  // classes come from the data
 #if defined(TINYCNN_HAS_HDF5) && defined(TINYCNN_HAS_JSON)
   if (fs::exists(mobilenet_h5_path())) {
@@ -331,7 +335,7 @@ TEST_CASE("intel_scenes train --init --trainable-from: fine-tunes a model file, 
   bad.trainable_from.clear();
   bad.model = "model2";  // Flatten + Dense: its weights depend on the input size
   bad.input_size = 64;
-  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("only resnet and mobilenet_transfer"), UsageError);
+  CHECK_THROWS_WITH_AS(run_train(bad, os), doctest::Contains("take another input size"), UsageError);
 }
 
 TEST_CASE("intel_scenes ensemble: two model files -> one that averages their logits; mismatches refused") {
@@ -427,6 +431,28 @@ TEST_CASE("intel_scenes ensemble: two model files -> one that averages their log
   const Tensor<float> lz = ez.model()(x);
   for (int64_t k = 0; k < lz.numel(); ++k)
     CHECK(lz[k] == doctest::Approx((l1[k] + l3[k] + l1f[k] + l3f[k] + z1[k] + z3[k] + z1f[k] + z3f[k]) / 8).epsilon(1e-4));
+  // An ensemble file as a member: its members join with equal weight. The flipped pair (m1, m3) plus
+  // m2 with --flip = the mean of six logit vectors, as an ensemble of all three built at once.
+  EnsembleArgs nest = fl;
+  nest.models = {fl.out, m2};
+  nest.out = d5.str("nested.safetensors");
+  run_ensemble(nest, os);
+  CHECK(os.str().find("the mean of 3 models' logits on the photo and its mirror") != std::string::npos);
+  EnsembleArgs all3 = fl;
+  all3.models = {m1, m3, m2};
+  all3.out = d5.str("all3.safetensors");
+  run_ensemble(all3, os);
+  ScenesModel en = load_scenes_model(nest.out), e3 = load_scenes_model(all3.out);
+  CHECK(en.m.info.extras.at("ensemble_of") == m1 + "," + m3 + "," + m2);
+  CHECK(en.m.info.extras.at("flip_averaged") == "true");
+  const Tensor<float> ln = en.model()(x), l3all = e3.model()(x);
+  for (int64_t k = 0; k < ln.numel(); ++k) CHECK(ln[k] == doctest::Approx(l3all[k]).epsilon(1e-4));
+  // ... built with other views than the new one: refused, naming the file; alone: refused.
+  nest.flip = false;
+  CHECK_THROWS_WITH_AS(run_ensemble(nest, os), doctest::Contains(fl.out.c_str()), UsageError);
+  nest.flip = true;
+  nest.models = {fl.out};
+  CHECK_THROWS_WITH_AS(run_ensemble(nest, os), doctest::Contains("one ensemble alone"), UsageError);
   // One model with views is an ensemble of its views; fractions outside (0, 1) or that crop nothing are refused.
   EnsembleArgs one = zo;
   one.models = {m1};

@@ -674,6 +674,16 @@ TEST_CASE("ensemble: a Sequential and a Graph averaged into one Graph; saves, lo
   const Tensor<float> yl = (*m.model)(x);
   for (int64_t i = 0; i < ye.numel(); ++i) CHECK(yl[i] == ye[i]);
 
+  // An ensemble as a member brings its members: ensemble({ensemble({a, b}), c}) = (a + b + c) / 3.
+  auto c = dense_model(7, 6, 8, 4);
+  c->eval();
+  const Tensor<float> yc = (*c)(x);
+  auto nested = nn::ensemble<float>({e.get(), c.get()});
+  CHECK(nested->size() == e->size() - 1 + c->size() + 1);  // e's average replaced by the new one
+  CHECK(nested->layer(0).name() == "m0_m0_" + a->layer(0).name());
+  const Tensor<float> yn = (*nested)(x);
+  for (int64_t i = 0; i < yn.numel(); ++i) CHECK(yn[i] == doctest::Approx((ya[i] + yb[i] + yc[i]) / 3).epsilon(1e-5));
+
   auto other = dense_model(5, 6, 8, 2);  // 2 outputs, not 4
   CHECK_THROWS_AS(nn::ensemble<float>({a.get(), other.get()}), ShapeError);
   CHECK_THROWS_AS(nn::ensemble<float>({a.get()}), ValueError);

@@ -28,9 +28,10 @@ inline BenchResult run_bench(const BenchArgs& a, std::ostream& os) {
   if (a.threads > 0) set_num_threads(a.threads);
   const DeviceChoice dc = parse_device(a.device);
   const int size = a.input_size > 0 ? a.input_size : model_input_size(a.model);
-  auto model = a.model == "resnet" ? make_resnet(6, 0, size) : make_model(a.model, 6, 0);
-  if (a.input_size > 0 && a.model != "resnet" && a.input_size != model_input_size(a.model))
-    throw UsageError("--input-size: only the resnet takes another input size");
+  if (!builds_at_any_size(a.model) && size != model_input_size(a.model))
+    throw UsageError("--input-size: only resnet and resnet14 take another input size (" + a.model + " is built for " +
+                     std::to_string(model_input_size(a.model)) + ")");
+  auto model = make_model(a.model, 6, 0, size);
   Rng rng(1);
   Tensor<float> x = Tensor<float>::empty({a.batch, 3, size, size});
   for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(rng.uniform(0.0, 1.0));

@@ -12,6 +12,9 @@
 // views of the photo's centre: the central fraction F of each side (nn::Cropping2D), resized back to
 // what each member takes — the zoom-in half of the training augmentation's 0.8-1.2 range, so
 // multi-crop test-time averaging is built in as well (with --flip, every view is also mirrored).
+// A member may itself be an ensemble file (e.g. the shipped model): its members join the new one
+// with equal weight (nn::ensemble), so adding a fourth model to three gives each a quarter. It must
+// have been built with the same --flip and --zoom (it brings those views already).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -116,14 +119,34 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
   // With --flip each member runs on the mirrored views first (m0.., its layers shared, its weights
   // saved once per view) and then on the views themselves, the whole photo last, so the graph's last
   // convolution (where Grad-CAM looks) sees the whole photo the right way round.
+  // A nested ensemble brings its own views: it joins once, on the input as it is, and must have the
+  // views asked for here (otherwise its members would count twice, or lack views the others have).
+  auto extra = [](const io::ModelInfo& i, const char* key) {
+    auto it = i.extras.find(key);
+    return it == i.extras.end() ? std::string() : it->second;
+  };
+  std::string zoom_views;
+  for (size_t k = 0; k < a.zoom.size(); ++k) zoom_views += (k ? "," : "") + std::to_string(a.zoom[k]);
+  std::vector<bool> nested(ms.size());
+  for (size_t k = 0; k < ms.size(); ++k) {
+    nested[k] = extra(ms[k].info, "model") == "ensemble";
+    if (nested[k] && ((extra(ms[k].info, "flip_averaged") == "true") != a.flip || extra(ms[k].info, "zoom_views") != zoom_views))
+      throw UsageError("--models: '" + a.models[k] + "' is an ensemble built " +
+                       (extra(ms[k].info, "flip_averaged") == "true" ? "with" : "without") + " --flip and with --zoom '" +
+                       extra(ms[k].info, "zoom_views") + "'; build the new one with the same views");
+  }
   std::vector<nn::Model<float>*> members;
+  std::vector<size_t> source;                     // per member entry: its model in ms
   std::vector<std::pair<bool, int64_t>> view_of;  // per member entry: (mirrored, crop)
   for (int pass = a.flip ? 0 : 1; pass < 2; ++pass)
     for (int64_t c : crops)
-      for (auto& m : ms) {
-        members.push_back(m.model.get());
+      for (size_t k = 0; k < ms.size(); ++k) {
+        if (nested[k] && (pass == 0 || c != 0)) continue;
+        members.push_back(ms[k].model.get());
+        source.push_back(k);
         view_of.emplace_back(pass == 0, c);
       }
+  if (members.size() < 2) throw UsageError("--models: one ensemble alone; give another model file to add to it");
   std::vector<std::vector<std::unique_ptr<nn::Layer<float>>>> adapters;
   const bool raw = !same && !std::all_of(ms.begin(), ms.end(), [&](const io::LoadedModel& m) {
     return m.info.preprocessing.rescale == first.preprocessing.rescale && m.info.preprocessing.mean == first.preprocessing.mean &&
@@ -133,7 +156,7 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
   if (!same || members.size() > ms.size())
     for (size_t k = 0; k < members.size(); ++k) {
       const auto [mirrored, c] = view_of[k];
-      adapters.push_back(detail::member_adapters(ms[k % ms.size()], size - 2 * c, raw, antialias));
+      adapters.push_back(detail::member_adapters(ms[source[k]], size - 2 * c, raw, antialias));
       if (c > 0) adapters.back().insert(adapters.back().begin(), std::make_unique<nn::Cropping2D<float>>(c, "crop"));
       if (mirrored)
         adapters.back().insert(adapters.back().begin(), std::make_unique<nn::Flip<float>>("horizontal", "flip"));
@@ -148,17 +171,18 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
     info.preprocessing.std.clear();
   }
   std::string names;
-  for (size_t k = 0; k < a.models.size(); ++k) names += (k ? "," : "") + a.models[k];
+  for (size_t k = 0; k < a.models.size(); ++k)
+    names += (k ? "," : "") + (nested[k] && !extra(ms[k].info, "ensemble_of").empty() ? extra(ms[k].info, "ensemble_of")
+                                                                                       : a.models[k]);
   info.extras["ensemble_of"] = names;
   if (a.flip) info.extras["flip_averaged"] = "true";
-  if (!a.zoom.empty()) {
-    std::string z;
-    for (size_t k = 0; k < a.zoom.size(); ++k) z += (k ? "," : "") + std::to_string(a.zoom[k]);
-    info.extras["zoom_views"] = z;
-  }
+  else info.extras.erase("flip_averaged");
+  if (!a.zoom.empty()) info.extras["zoom_views"] = zoom_views;
+  else info.extras.erase("zoom_views");
   info.extras["model"] = "ensemble";
   io::save_model(a.out, *e, info);
-  os << "wrote " << a.out << ": the mean of " << ms.size() << " models' logits" << (a.flip ? " on the photo and its mirror" : "")
+  const size_t n_models = static_cast<size_t>(std::count(names.begin(), names.end(), ',')) + 1;
+  os << "wrote " << a.out << ": the mean of " << n_models << " models' logits" << (a.flip ? " on the photo and its mirror" : "")
      << (a.zoom.empty() ? "" : " (and " + std::to_string(a.zoom.size()) + " central crop" + (a.zoom.size() > 1 ? "s" : "") + ")")
      << ", "
      << train::thousands(train::count_params(*e).total) << " parameters, "

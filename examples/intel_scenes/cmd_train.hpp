@@ -275,11 +275,12 @@ inline TrainResult run_train(TrainArgs a, std::ostream& os) {
     a.model = im.name;
   } else {
     size = a.input_size > 0 ? a.input_size : model_input_size(a.model);
-    model = a.model == "resnet" ? make_resnet(K, a.seed, size) : make_model(a.model, K, a.seed);
-    if (a.model != "resnet" && size != model_input_size(a.model)) {
-      if (a.model != "mobilenet_transfer")
-        throw UsageError("--input-size: only resnet and mobilenet_transfer take another input size (" + a.model +
-                         " is built for " + std::to_string(model_input_size(a.model)) + ")");
+    const bool any_size = builds_at_any_size(a.model);
+    if (!any_size && size != model_input_size(a.model) && a.model != "mobilenet_transfer")
+      throw UsageError("--input-size: only resnet, resnet14 and mobilenet_transfer take another input size (" +
+                       a.model + " is built for " + std::to_string(model_input_size(a.model)) + ")");
+    model = make_model(a.model, K, a.seed, any_size ? size : 0);
+    if (!any_size && size != model_input_size(a.model)) {
       model = nn::with_input_shape(*model, Shape{3, size, size});  // fully convolutional up to its pooling
     }
     px = model_pixel_scaling(a.model);

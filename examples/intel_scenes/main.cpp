@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   train->add_option("--out", ta.out, "RUNDIR: model.safetensors, history.csv, report.html");
   train->add_option("--exclude", ta.exclude_dir, "leave out files whose <class>/<name> is in this folder (e.g. the shipped sample)");
   train->add_option("--input-size", ta.input_size,
-                    "input size (square) of resnet (default 64) or mobilenet_transfer (default 224); with --init, "
+                    "input size (square) of resnet/resnet14 (default 64) or mobilenet_transfer (default 224); with --init, "
                     "continue a fully convolutional model at another resolution");
   train->add_option("--max-per-class", ta.max_per_class, "use at most N images per class (quick runs)");
   train->add_option("--workers", ta.workers, "data loader threads (default 2)");
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   bench->add_option("--batch", ba.batch, "batch size (default 32)");
   bench->add_option("--steps", ba.steps, "timed steps (default 5)");
   bench->add_option("--threads", ba.threads, "compute threads");
-  bench->add_option("--input-size", ba.input_size, "input size of the resnet (default 64)");
+  bench->add_option("--input-size", ba.input_size, "input size of resnet/resnet14 (default 64)");
   bench->add_option("--device", ba.device, "cpu (default) or cuda (a build with -DTINYCNN_USE_CUDA=ON and a GPU)");
 
   EnsembleArgs na;

@@ -21,7 +21,7 @@ using namespace tinycnn;
 // Names make_model() knows, in the order `summary`/`--help` list them.
 inline const std::vector<std::string>& model_names() {
   static const std::vector<std::string> n = {"baseline", "model2",  "model3", "model004",
-                                             "sorter_cnn", "resnet", "mobilenet_transfer"};
+                                             "sorter_cnn", "resnet", "resnet14", "mobilenet_transfer"};
   return n;
 }
 
@@ -34,10 +34,14 @@ inline bool is_model_name(const std::string& name) {
 // Per-sample input size (square) each architecture is defined for.
 inline int model_input_size(const std::string& name) {
   if (name == "sorter_cnn") return 256;
-  if (name == "resnet") return 64;
+  if (name == "resnet" || name == "resnet14") return 64;
   if (name == "mobilenet_transfer") return 224;
   return 150;
 }
+
+// The resnets are fully convolutional up to their global pooling, so they are built for any input
+// size (`--input-size`); mobilenet_transfer is re-shaped after import (nn::with_input_shape).
+inline bool builds_at_any_size(const std::string& name) { return name == "resnet" || name == "resnet14"; }
 
 inline std::string model_names_list() {
   std::string s;
@@ -70,7 +74,8 @@ inline nn::Graph<float>::Node basic_block(nn::Graph<float>& g, nn::Graph<float>:
 
 // A small ResNet for 64x64 scene photos: stem conv 3x3/32 (stride 2 -> 32x32) BN ReLU, three stages
 // of basic blocks (32 ch @32x32, 64 ch @16x16, 128 ch @8x8; `blocks` basic blocks per stage, 1 by default), global average
-// pooling, dropout, Dense(num_classes). About 0.3 M parameters.
+// pooling, dropout, Dense(num_classes). About 0.3 M parameters; "resnet14" is the same with two blocks
+// per stage (12 convolutions + the stem + the head, 0.7 M parameters, about twice the compute).
 inline std::unique_ptr<nn::Model<float>> make_resnet(int num_classes, uint64_t seed, int input = 64, int blocks = 1) {
   auto g = std::make_unique<nn::Graph<float>>(Shape{3, input, input}, seed);
   using G = nn::Graph<float>;
@@ -138,10 +143,18 @@ inline std::unique_ptr<nn::Model<float>> make_mobilenet_transfer(int num_classes
 #endif
 }
 
-inline std::unique_ptr<nn::Model<float>> make_model(const std::string& name, int num_classes, uint64_t seed) {
+// `input` (square side, 0 = the model's own) only for the models that builds_at_any_size().
+inline std::unique_ptr<nn::Model<float>> make_model(const std::string& name, int num_classes, uint64_t seed,
+                                                    int input = 0) {
   if (num_classes < 1) throw ValueError("make_model: num_classes must be >= 1, got " + std::to_string(num_classes));
   const int n = model_input_size(name);
-  if (name == "resnet") return make_resnet(num_classes, seed);
+  if (input < 0) throw ValueError("make_model: input size must be >= 0, got " + std::to_string(input));
+  if (input == 0) input = n;
+  if (name == "resnet") return make_resnet(num_classes, seed, input, 1);
+  if (name == "resnet14") return make_resnet(num_classes, seed, input, 2);
+  if (input != n)
+    throw ValueError("make_model: '" + name + "' is built for " + std::to_string(n) + "x" + std::to_string(n) +
+                     " input only, got " + std::to_string(input));
   if (name == "mobilenet_transfer") return make_mobilenet_transfer(num_classes, seed);
   auto m = std::make_unique<nn::Sequential<float>>(seed);
   if (name == "baseline") {

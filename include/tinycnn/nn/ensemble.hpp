@@ -10,6 +10,10 @@
 // Members trained on other input sizes or pixel scalings: give the ensemble's input shape and, per
 // member, the layers that adapt that input to it (e.g. Resizing + Rescaling); they are named
 // m<k>_<name> too and must end in the member's input shape.
+//
+// A member that is itself an ensemble (its output the "ensemble_average" layer added here) brings
+// the outputs its average took, not their mean: an ensemble of three plus a fourth model weighs all
+// four alike (a quarter each), as ensemble({a, b, c, d}) does, and not the three together as one.
 //   std::vector<std::vector<std::unique_ptr<nn::Layer<float>>>> adapt(2);
 //   adapt[1].push_back(std::make_unique<nn::Resizing<float>>(128, 128, "bilinear", true, "resize"));
 //   auto e = nn::ensemble<float>({a.get(), b.get()}, {3, 224, 224}, std::move(adapt));
@@ -53,7 +57,15 @@ std::unique_ptr<Graph<T>> ensemble(const std::vector<Model<T>*>& members, const 
                   adapters[k].empty() ? "input shape differs from the ensemble's" : "its adapters do not end in its input shape",
                   g->output_shape_of(in), m.input_shape());
     const size_t out = detail::output_entry(m);
-    outs.push_back({detail::copy_layers_into(*g, m, out, in.id, prefix, {}, "ensemble")[out]});
+    const auto& last = m.entries()[out];
+    if (last.layer->type() != "Average" || last.layer->name() != "ensemble_average") {
+      outs.push_back({detail::copy_layers_into(*g, m, out, in.id, prefix, {}, "ensemble")[out]});
+      continue;
+    }
+    std::vector<bool> keep(m.entries().size(), true);
+    keep[out] = false;
+    const std::vector<int> node_of = detail::copy_layers_into(*g, m, out, in.id, prefix, keep, "ensemble");
+    for (int id : last.inputs) outs.push_back({id < 0 ? in.id : node_of[static_cast<size_t>(id)]});
   }
   g->set_output(g->template add<Average>(outs, "ensemble_average"));
   g->eval();
