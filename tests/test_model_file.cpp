@@ -372,8 +372,11 @@ TEST_CASE("model file: crafted model metadata gives named errors") {
   }
   {  // a newer format version, another format
     Contents c = good;
-    c.second["format_version"] = "2";
-    CHECK(contains(load_error(reseal(c)), "format_version 2 is newer than this tinycnn reads (up to 1)"));
+    c.second["format_version"] = "3";
+    CHECK(contains(load_error(reseal(c)), "format_version 3 is newer than this tinycnn reads (up to 2)"));
+    c = good;  // version 2's key in a version-1 file
+    c.second["same_as"] = R"({"dense_1/bias":"dense/bias"})";
+    CHECK(contains(load_error(reseal(c)), "unknown metadata entry 'same_as'"));
     c = good;
     c.second["format"] = "pt";
     CHECK(contains(load_error(reseal(c)), "not a tinycnn model file"));
@@ -604,6 +607,61 @@ TEST_CASE("model file: a Python reader (stdlib + numpy) reproduces the logits wi
   for (int i = 0; i < 4; ++i) CHECK(std::fabs(py[static_cast<size_t>(i)] - static_cast<double>(y[i])) < 1e-5);
 }
 
+TEST_CASE("model file version 2: repeated tensors (an ensemble running a model twice) are stored once") {
+  auto a = dense_model(3, 6, 8, 4);
+  a->eval();
+  auto twice = nn::ensemble<float>({a.get(), a.get()});  // m0_ and m1_ share a's weights
+  Rng rng(2);
+  Tensor<float> x({3, 6});
+  x.fill_normal(0.f, 1.f, rng);
+  const Tensor<float> y = (*twice)(x);
+  TempDir d;
+  const std::string path = d.path + "/twice.safetensors", one = d.path + "/one.safetensors";
+  io::save_model(path, *twice);
+  io::save_model(one, *a);
+  io::SafetensorsFile f = io::read_safetensors(path);
+  CHECK(f.metadata.at("format_version") == "2");
+  CHECK(f.tensors.size() == a->parameters().size());  // the m1_ copies are not stored
+  const nlohmann::json same = nlohmann::json::parse(f.metadata.at("same_as"));
+  CHECK(same.at("m1_" + a->layer(0).name() + "/kernel") == "m0_" + a->layer(0).name() + "/kernel");
+  CHECK(io::read_safetensors(one).metadata.at("format_version") == "1");  // nothing repeated: still version 1
+  io::LoadedModel l = io::load_model(path);
+  const Tensor<float> yl = (*l.model)(x);
+  for (int64_t i = 0; i < y.numel(); ++i) CHECK(yl[i] == y[i]);
+  // A repeat loads as its own copy: changing one leaves the other.
+  Tensor<float> k0 = l.model->layer("m0_" + a->layer(0).name()).parameters()[0].second.value();
+  const Tensor<float> k1 = l.model->layer("m1_" + a->layer(0).name()).parameters()[0].second.value();
+  const float before = k1[0];
+  k0[0] += 1.f;
+  CHECK(k1[0] == before);
+
+  // Crafted same_as entries give named errors.
+  const Contents good = io::model_file_contents(*twice, {});
+  REQUIRE(load_error(reseal(good)) == "NO ERROR");
+  const std::string k = "m1_" + a->layer(0).name() + "/kernel", src = "m0_" + a->layer(0).name() + "/kernel";
+  auto with = [&](nlohmann::json j) {
+    Contents c = good;
+    c.second["same_as"] = j.dump();
+    return load_error(reseal(c));
+  };
+  nlohmann::json j = nlohmann::json::parse(good.second.at("same_as"));
+  j[k] = "nope/kernel";
+  CHECK(contains(with(j), "'" + k + "' repeats 'nope/kernel', which is not a stored tensor"));
+  j = nlohmann::json::parse(good.second.at("same_as"));
+  j.erase(k);
+  CHECK(contains(with(j), "tensor '" + k + "' is missing"));
+  j = nlohmann::json::parse(good.second.at("same_as"));
+  j["ghost/w"] = src;
+  CHECK(contains(with(j), "no layer of the architecture has a tensor 'ghost/w'"));
+  j = nlohmann::json::parse(good.second.at("same_as"));
+  j[src] = src;
+  CHECK(contains(with(j), "stored and listed as a repeat too"));
+  CHECK(contains(with(nlohmann::json::array()), "same_as must be a JSON object"));
+  j = nlohmann::json::parse(good.second.at("same_as"));
+  j[k] = 3;
+  CHECK(contains(with(j), "is not a tensor name"));
+}
+
 // Writes the fuzzer's seed corpus (tests/data/model_corpus) when TINYCNN_WRITE_MODEL_CORPUS is set.
 TEST_CASE("model file: seed corpus for fuzz/fuzz_model_load.cpp") {
   auto m = dense_model(31, 3, 4, 2);
@@ -618,6 +676,8 @@ TEST_CASE("model file: seed corpus for fuzz/fuzz_model_load.cpp") {
   std::vector<std::pair<std::string, Bytes>> files{{"valid_dense.safetensors", io::model_to_bytes(*m, sample_info(2))},
                                                   {"valid_graph.safetensors", io::model_to_bytes(*g, {})},
                                                   {"valid_conv.safetensors", io::model_to_bytes(c, {})}};
+  auto twice = nn::ensemble<float>({m.get(), m.get()});  // format version 2: the repeats in same_as
+  files.push_back({"valid_same_as.safetensors", io::model_to_bytes(*twice, {})});
   for (const auto& f : files) CHECK(load_error(f.second) == "NO ERROR");
   const Contents good = io::model_file_contents(*m, sample_info(2));
   Contents u = good;
@@ -633,7 +693,7 @@ TEST_CASE("model file: seed corpus for fuzz/fuzz_model_load.cpp") {
   files.push_back({"bad_overlap.safetensors",
                    raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12)});
   files.push_back({"bad_rank9.safetensors", raw_file(R"({"a":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}})", 4)});
-  for (size_t i = 3; i < files.size(); ++i) CHECK(is_format_error(load_error(files[i].second)));
+  for (size_t i = 4; i < files.size(); ++i) CHECK(is_format_error(load_error(files[i].second)));
   if (!std::getenv("TINYCNN_WRITE_MODEL_CORPUS")) return;
   const std::string dir = TINYCNN_TEST_DATA_DIR "/model_corpus";
   ::mkdir(dir.c_str(), 0755);

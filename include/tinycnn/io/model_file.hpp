@@ -11,7 +11,8 @@
 // Tensors are named "<layer>/<param>" (parameters and buffers, F32, little-endian); tinycnn's own
 // metadata lives in the safetensors "__metadata__" map ("format": "tinycnn-model", "format_version":
 // "1", "architecture" JSON, class names, input shape, preprocessing, and a CRC-32 "checksum" that
-// covers every tensor and every other metadata entry). The loader treats the file as hostile: on top
+// covers every tensor and every other metadata entry; format_version "2" adds "same_as", the tensors
+// left out because they repeat a stored one byte for byte). The loader treats the file as hostile: on top
 // of the container checks (io/safetensors.hpp) it refuses another format, a newer format_version,
 // unknown layer types and config keys, tensor shapes that differ from what the architecture builds
 // (compared before the layer allocates), missing or extra tensors, a checksum mismatch and NaN/Inf
@@ -23,6 +24,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -37,7 +40,10 @@
 namespace tinycnn::io {
 
 constexpr const char* kModelFormat = "tinycnn-model";
-constexpr int kModelFormatVersion = 1;
+// The newest version this reader loads. save_model writes version 2 only for a file that uses its one
+// addition ("same_as": identical tensors stored once), else version 1, so version-1 readers still
+// load every model without repeated tensors.
+constexpr int kModelFormatVersion = 2;
 
 // How raw images become model input (applied by the data pipeline / application, stored for it).
 struct Preprocessing {
@@ -162,9 +168,33 @@ inline std::pair<std::vector<TensorRecord>, std::map<std::string, std::string>> 
   arch["layers"] = std::move(layers);
   if (graph) arch["output"] = detail::graph_output_id(static_cast<nn::Graph<float>&>(model));
 
+  // Identical tensors are stored once: an ensemble with flip averaging runs every member twice (its
+  // layers copied), and without this its file holds every weight twice. A repeat is left out and
+  // listed in "same_as" (its name -> the stored tensor's); it loads as its own copy of those values.
+  nlohmann::json same_as = nlohmann::json::object();
+  {
+    std::unordered_map<size_t, std::vector<size_t>> by_hash;  // hash of the bytes -> indices into kept
+    std::vector<TensorRecord> kept;
+    for (auto& r : records) {
+      auto& candidates =
+          by_hash[std::hash<std::string_view>{}({reinterpret_cast<const char*>(r.bytes.data()), r.bytes.size()})];
+      const TensorRecord* same = nullptr;
+      for (size_t k : candidates)
+        if (kept[k].dtype == r.dtype && kept[k].shape == r.shape && kept[k].bytes == r.bytes) same = &kept[k];
+      if (same) {
+        same_as[r.name] = same->name;
+        continue;
+      }
+      candidates.push_back(kept.size());
+      kept.push_back(std::move(r));
+    }
+    records = std::move(kept);
+  }
+
   std::map<std::string, std::string> md;
   md["format"] = kModelFormat;
-  md["format_version"] = std::to_string(kModelFormatVersion);
+  md["format_version"] = same_as.empty() ? "1" : "2";
+  if (!same_as.empty()) md["same_as"] = same_as.dump();
   md["architecture"] = arch.dump();
   md["class_names"] = nlohmann::json(info.class_names).dump();
   md["input_shape"] = nlohmann::json(model.input_shape()).dump();
@@ -212,6 +242,7 @@ inline LoadedModel load_model_from_memory(const uint8_t* data, size_t size, cons
                         (it == h.metadata.end() ? std::string("missing") : "'" + it->second + "'") + ", expected '" +
                         kModelFormat + "')");
   }
+  long version = 1;
   {
     const std::string& v = meta("format_version");
     bool digits = !v.empty() && v.size() <= 9 && (v.size() == 1 || v[0] != '0');
@@ -222,9 +253,11 @@ inline LoadedModel load_model_from_memory(const uint8_t* data, size_t size, cons
       mf_fail(what, "format_version " + v + " is newer than this tinycnn reads (up to " +
                         std::to_string(kModelFormatVersion) + "); upgrade tinycnn to load it");
     if (ver < 1) mf_fail(what, "format_version " + v + " is not valid");
+    version = ver;
   }
   std::set<std::string> known_keys{"format", "format_version", "architecture", "class_names", "input_shape",
                                    "preprocessing", "multi_label", "thresholds", "extras", "checksum"};
+  if (version >= 2) known_keys.insert("same_as");
   for (const auto& kv : h.metadata)
     if (!known_keys.count(kv.first)) mf_fail(what, "unknown metadata entry '" + kv.first + "'");
 
@@ -245,6 +278,27 @@ inline LoadedModel load_model_from_memory(const uint8_t* data, size_t size, cons
       n *= s.back();
     }
     return s;
+  };
+
+  // ---- same_as (version 2): tensors left out because they repeat a stored one ----
+  std::map<std::string, std::string> same_as;
+  if (h.metadata.count("same_as")) {
+    const nlohmann::json j = parse("same_as");
+    if (!j.is_object()) mf_fail(what, "same_as must be a JSON object of tensor names");
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (!it.value().is_string()) mf_fail(what, "same_as: the entry for '" + it.key() + "' is not a tensor name");
+      const std::string& target = it.value().get_ref<const std::string&>();
+      if (h.find(it.key())) mf_fail(what, "same_as: tensor '" + it.key() + "' is stored and listed as a repeat too");
+      if (!h.find(target))
+        mf_fail(what, "same_as: '" + it.key() + "' repeats '" + target + "', which is not a stored tensor");
+      same_as[it.key()] = target;
+    }
+  }
+  // The stored tensor that holds a name's values: itself, or the one it repeats (nullptr: neither).
+  auto stored = [&](const std::string& name) -> const TensorInfo* {
+    if (const TensorInfo* t = h.find(name)) return t;
+    auto it = same_as.find(name);
+    return it == same_as.end() ? nullptr : h.find(it->second);
   };
 
   // ---- architecture -> a built model, each layer's tensors checked before it is built ----
@@ -279,7 +333,7 @@ inline LoadedModel load_model_from_memory(const uint8_t* data, size_t size, cons
     model = std::move(sp);
   }
 
-  std::set<std::string> names, used;
+  std::set<std::string> names, used, expected;  // used: stored tensors read; expected: the names layers take
   size_t index = 0;
   for (const auto& lj : layers) {
     const std::string lw = "layer " + std::to_string(index);
@@ -334,13 +388,14 @@ inline LoadedModel load_model_from_memory(const uint8_t* data, size_t size, cons
     if (expect) {
       for (const auto& [pname, pshape] : *expect) {
         const std::string tname = name + "/" + pname;
-        const TensorInfo* t = h.find(tname);
+        const TensorInfo* t = stored(tname);
         if (!t) mf_fail(what, "tensor '" + tname + "' is missing (" + lname + " needs " + shape_str(pshape) + ")");
         if (t->dtype != "F32") mf_fail(what, "tensor '" + tname + "' has dtype " + t->dtype + ", expected F32");
         if (t->shape != pshape)
           mf_fail(what, "tensor '" + tname + "' has shape " + shape_str(t->shape) + " but the architecture builds " +
                             shape_str(pshape));
-        used.insert(tname);
+        used.insert(t->name);
+        expected.insert(tname);
       }
     }
     try {
@@ -374,9 +429,11 @@ inline LoadedModel load_model_from_memory(const uint8_t* data, size_t size, cons
   // Whatever the layers built must be exactly what was checked (guards layer types the predictor misses).
   std::vector<nn::NamedVar<float>> state = model->parameters();
   for (auto& b : model->buffers()) state.push_back(b);
-  if (state.size() != used.size()) mf_fail(what, "the architecture builds " + std::to_string(state.size()) + " tensors, the file has " + std::to_string(used.size()));
+  for (const auto& kv : same_as)
+    if (!expected.count(kv.first)) mf_fail(what, "same_as: no layer of the architecture has a tensor '" + kv.first + "'");
+  if (state.size() != expected.size()) mf_fail(what, "the architecture builds " + std::to_string(state.size()) + " tensors, the file has " + std::to_string(expected.size()));
   for (const auto& s : state) {
-    const TensorInfo* t = h.find(s.first);
+    const TensorInfo* t = stored(s.first);
     if (!t || t->shape != s.second.value().shape()) mf_fail(what, "tensor '" + s.first + "' does not match the built layer");
   }
 
@@ -390,7 +447,7 @@ inline LoadedModel load_model_from_memory(const uint8_t* data, size_t size, cons
     if (got != want) mf_fail(what, "checksum mismatch (file says '" + got + "', content gives '" + want + "'): the file is corrupt");
   }
   for (auto& s : state) {
-    const TensorInfo* t = h.find(s.first);
+    const TensorInfo* t = stored(s.first);
     Tensor<float>& dst = s.second.value();
     decode_le(data + h.data_offset + t->begin, dst.data(), static_cast<size_t>(dst.numel()));
     for (int64_t i = 0; i < dst.numel(); ++i)
