@@ -447,12 +447,35 @@ TEST_CASE("intel_scenes ensemble: two model files -> one that averages their log
   CHECK(en.m.info.extras.at("flip_averaged") == "true");
   const Tensor<float> ln = en.model()(x), l3all = e3.model()(x);
   for (int64_t k = 0; k < ln.numel(); ++k) CHECK(ln[k] == doctest::Approx(l3all[k]).epsilon(1e-4));
+  // --drop leaves a member of the nested ensemble out: {m1, m3} + m2 without m3 = {m1, m2}.
+  EnsembleArgs dr = nest;
+  dr.drop = {m3};
+  dr.out = d5.str("dropped.safetensors");
+  run_ensemble(dr, os);
+  EnsembleArgs pair = fl;
+  pair.models = {m1, m2};
+  pair.out = d5.str("pair.safetensors");
+  run_ensemble(pair, os);
+  ScenesModel ed = load_scenes_model(dr.out), ep = load_scenes_model(pair.out);
+  CHECK(ed.m.info.extras.at("ensemble_of") == m1 + "," + m2);
+  REQUIRE(ep.height == 36);
+  Tensor<float> xp = Tensor<float>::empty({1, 3, 36, 36});  // the pair keeps its members' 1/255 scaling
+  image_into(im, ep, xp.data());
+  const Tensor<float> ld = ed.model()(x), lp = ep.model()(xp);
+  for (int64_t k = 0; k < ld.numel(); ++k) CHECK(ld[k] == doctest::Approx(lp[k]).epsilon(1e-4));
+  dr.drop = {"no/such/model.safetensors"};
+  CHECK_THROWS_WITH_AS(run_ensemble(dr, os), doctest::Contains("--drop: 'no/such/model.safetensors'"), UsageError);
   // ... built with other views than the new one: refused, naming the file; alone: refused.
   nest.flip = false;
   CHECK_THROWS_WITH_AS(run_ensemble(nest, os), doctest::Contains(fl.out.c_str()), UsageError);
-  nest.flip = true;
+  nest.flip = true;  // one ensemble file alone is rebuilt as it was (with --drop: without that member)
   nest.models = {fl.out};
-  CHECK_THROWS_WITH_AS(run_ensemble(nest, os), doctest::Contains("one ensemble alone"), UsageError);
+  nest.out = d5.str("rebuilt.safetensors");
+  run_ensemble(nest, os);
+  const Tensor<float> lr = load_scenes_model(nest.out).model()(x);
+  for (int64_t k = 0; k < lr.numel(); ++k) CHECK(lr[k] == doctest::Approx(lf[k]).epsilon(1e-5));
+  nest.drop = {m1, m3};
+  CHECK_THROWS_WITH_AS(run_ensemble(nest, os), doctest::Contains("fewer than two members left"), UsageError);
   // One model with views is an ensemble of its views; fractions outside (0, 1) or that crop nothing are refused.
   EnsembleArgs one = zo;
   one.models = {m1};

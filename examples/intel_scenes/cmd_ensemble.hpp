@@ -14,7 +14,9 @@
 // multi-crop test-time averaging is built in as well (with --flip, every view is also mirrored).
 // A member may itself be an ensemble file (e.g. the shipped model): its members join the new one
 // with equal weight (nn::ensemble), so adding a fourth model to three gives each a quarter. It must
-// have been built with the same --flip and --zoom (it brings those views already).
+// have been built with the same --flip and --zoom (it brings those views already). --drop NAME
+// leaves one of a nested ensemble's members out (NAME as its `ensemble_of` lists it), e.g. to swap a
+// member of the shipped model for a new one when the member files are gone.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -33,6 +35,7 @@ struct EnsembleArgs {
   int input_size = 0;               // the ensemble's input (square); 0: the first member's
   bool flip = false;                // also run every member on the mirrored input (flip averaging built in)
   std::vector<double> zoom;         // also run every member on these central fractions of the input
+  std::vector<std::string> drop;    // members of nested ensembles to leave out, as their ensemble_of names them
 };
 
 namespace detail {
@@ -135,6 +138,50 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
                        (extra(ms[k].info, "flip_averaged") == "true" ? "with" : "without") + " --flip and with --zoom '" +
                        extra(ms[k].info, "zoom_views") + "'; build the new one with the same views");
   }
+  // A nested ensemble is taken apart into the entries its average takes (nn::cut_at, weights shared),
+  // so that --drop can leave members out: entry e belongs to member e % n of its n-name ensemble_of
+  // list (the order this function writes: views outer, members inner).
+  std::vector<std::vector<std::unique_ptr<nn::Model<float>>>> parts(ms.size());
+  std::vector<std::string> kept_names;  // for the new ensemble_of
+  std::vector<bool> dropped(a.drop.size(), false);
+  for (size_t k = 0; k < ms.size(); ++k) {
+    if (!nested[k]) {
+      kept_names.push_back(a.models[k]);
+      continue;
+    }
+    std::vector<std::string> names;
+    {
+      std::string list = extra(ms[k].info, "ensemble_of"), item;
+      for (size_t i = 0; i <= list.size(); ++i)
+        if (i == list.size() || list[i] == ',') {
+          names.push_back(item);
+          item.clear();
+        } else {
+          item += list[i];
+        }
+    }
+    auto* graph = dynamic_cast<nn::Graph<float>*>(ms[k].model.get());
+    const size_t out = graph ? static_cast<size_t>(graph->output_id()) : 0;
+    const size_t entries = graph ? graph->entries()[out].inputs.size() : 0;
+    if (!graph || names.empty() || entries % names.size() != 0)
+      throw UsageError("--models: '" + a.models[k] + "' says it is an ensemble of " + std::to_string(names.size()) +
+                       " models, but its average takes " + std::to_string(entries) + " outputs");
+    for (size_t e = 0; e < entries; ++e) {
+      const std::string& member = names[e % names.size()];
+      const auto hit = std::find(a.drop.begin(), a.drop.end(), member);
+      if (hit != a.drop.end()) {
+        dropped[static_cast<size_t>(hit - a.drop.begin())] = true;
+        continue;
+      }
+      const int id = graph->entries()[out].inputs[e];
+      if (id < 0) throw UsageError("--models: '" + a.models[k] + "' averages its own input");
+      parts[k].push_back(nn::cut_at(*graph, static_cast<size_t>(id)));
+      if (e < names.size()) kept_names.push_back(member);
+    }
+  }
+  for (size_t i = 0; i < a.drop.size(); ++i)
+    if (!dropped[i])
+      throw UsageError("--drop: '" + a.drop[i] + "' is not a member of an ensemble in --models (their ensemble_of lists)");
   std::vector<nn::Model<float>*> members;
   std::vector<size_t> source;                     // per member entry: its model in ms
   std::vector<std::pair<bool, int64_t>> view_of;  // per member entry: (mirrored, crop)
@@ -142,11 +189,19 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
     for (int64_t c : crops)
       for (size_t k = 0; k < ms.size(); ++k) {
         if (nested[k] && (pass == 0 || c != 0)) continue;
-        members.push_back(ms[k].model.get());
-        source.push_back(k);
-        view_of.emplace_back(pass == 0, c);
+        std::vector<nn::Model<float>*> models{ms[k].model.get()};
+        if (nested[k]) {
+          models.clear();
+          for (auto& part : parts[k]) models.push_back(part.get());
+        }
+        for (nn::Model<float>* m : models) {
+          members.push_back(m);
+          source.push_back(k);
+          view_of.emplace_back(pass == 0, c);
+        }
       }
-  if (members.size() < 2) throw UsageError("--models: one ensemble alone; give another model file to add to it");
+  if (members.size() < 2)
+    throw UsageError("--models: fewer than two members left (every member dropped?)");
   std::vector<std::vector<std::unique_ptr<nn::Layer<float>>>> adapters;
   const bool raw = !same && !std::all_of(ms.begin(), ms.end(), [&](const io::LoadedModel& m) {
     return m.info.preprocessing.rescale == first.preprocessing.rescale && m.info.preprocessing.mean == first.preprocessing.mean &&
@@ -171,9 +226,7 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
     info.preprocessing.std.clear();
   }
   std::string names;
-  for (size_t k = 0; k < a.models.size(); ++k)
-    names += (k ? "," : "") + (nested[k] && !extra(ms[k].info, "ensemble_of").empty() ? extra(ms[k].info, "ensemble_of")
-                                                                                       : a.models[k]);
+  for (size_t k = 0; k < kept_names.size(); ++k) names += (k ? "," : "") + kept_names[k];
   info.extras["ensemble_of"] = names;
   if (a.flip) info.extras["flip_averaged"] = "true";
   else info.extras.erase("flip_averaged");

@@ -123,6 +123,9 @@ int main(int argc, char** argv) {
   ens->add_option("--input-size", na.input_size,
                   "the ensemble's (square) input size when the members' sizes or pixel scalings differ; each member "
                   "resizes and rescales it itself (default: the first member's size; give the photos' own size, e.g. 150)");
+  ens->add_option("--drop", na.drop,
+                  "leave this member of an ensemble file given in --models out (its name as that file's ensemble_of "
+                  "lists it); repeat for more");
   ens->add_flag("--flip", na.flip,
                 "test-time flip averaging built into the model: every member also sees the mirrored photo");
   ens->add_option("--zoom", na.zoom,
