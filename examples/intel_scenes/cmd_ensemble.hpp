@@ -80,10 +80,11 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
     }
   }
   const io::ModelInfo& first = ms[0].info;
-  auto sampling = [](const io::ModelInfo& i) {
-    auto it = i.extras.find("resize_sampling");
+  auto extra = [](const io::ModelInfo& i, const char* key) {  // an extras entry, "" when absent
+    auto it = i.extras.find(key);
     return it == i.extras.end() ? std::string() : it->second;
   };
+  auto sampling = [&](const io::ModelInfo& i) { return extra(i, "resize_sampling"); };
   for (size_t k = 1; k < ms.size(); ++k) {
     const io::ModelInfo& i = ms[k].info;
     const std::string who = "--models: '" + a.models[k] + "' ";
@@ -124,10 +125,6 @@ inline void run_ensemble(const EnsembleArgs& a, std::ostream& os) {
   // convolution (where Grad-CAM looks) sees the whole photo the right way round.
   // A nested ensemble brings its own views: it joins once, on the input as it is, and must have the
   // views asked for here (otherwise its members would count twice, or lack views the others have).
-  auto extra = [](const io::ModelInfo& i, const char* key) {
-    auto it = i.extras.find(key);
-    return it == i.extras.end() ? std::string() : it->second;
-  };
   std::string zoom_views;
   for (size_t k = 0; k < a.zoom.size(); ++k) zoom_views += (k ? "," : "") + std::to_string(a.zoom[k]);
   std::vector<bool> nested(ms.size());
