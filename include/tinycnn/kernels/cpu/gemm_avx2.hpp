@@ -108,8 +108,9 @@ TINYCNN_TARGET_AVX2 inline void pack_b(bool trans, const float* B, int64_t ldb, 
 }
 
 inline const gemm_detail::PackedKernel<float>& kernel() {
+  // split_independent: measured on a Zen 3 host (AVX2, no AVX-512), docs/performance.md thirteenth session.
   static const gemm_detail::PackedKernel<float> k{MR, NR, 256, MR * 128, 256 * 1024, 4 * NR, &tile, &pack_a,
-                                                  &pack_b};
+                                                  &pack_b, true};
   return k;
 }
 

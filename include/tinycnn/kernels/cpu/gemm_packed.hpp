@@ -75,6 +75,10 @@ struct PackedKernel {
   void (*tile)(const Tile<T>&);
   PackFn<T> pack_a;
   PackFn<T> pack_b;
+  // Threads work on disjoint column (or row) ranges of C, each with its own packed panels and no
+  // barrier (run_split), where the product is wide (or tall) enough; false: they share the packed
+  // panels of each block, two barriers per block. See docs/performance.md, thirteenth session.
+  bool split_independent = false;
 };
 
 template <class T, int MR>
@@ -254,6 +258,23 @@ void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, i
                 T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
                 const GemmEpilogue<T>* ep);
 
+// Independent split (PackedKernel::split_independent): at least this many columns (rows) of C per
+// thread. Each thread packs the whole other operand for itself, which costs about 1 / (2 * range)
+// of its arithmetic: under 0.2% at 256 columns, under 0.6% at 96 rows.
+constexpr int64_t kSplitMinCols = 256, kSplitMinRows = 96;
+
+// Which range nt threads split an M x N product into: 1 columns, 2 rows, 0 neither (shared panels).
+template <class T>
+int split_axis(const PackedKernel<T>& pk, int nt, int64_t M, int64_t N) {
+  if (!pk.split_independent || nt < 2) return 0;
+  return N >= kSplitMinCols * nt ? 1 : M >= kSplitMinRows * nt ? 2 : 0;
+}
+
+template <class T>
+bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+               T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+               const GemmEpilogue<T>* ep);
+
 template <class T>
 void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
@@ -287,6 +308,9 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
     // barrier can cost a scheduler time slice (measured: 1.36 s instead of 10 ms). Such a product is
     // split along K instead (above) when K is long enough: one contiguous K range per thread, one barrier.
     if (ceil_div(M, MR) * ceil_div(N, NR) < 16 * static_cast<int64_t>(nt)) nt = 1;
+    if (split_axis(pk, nt, M, N) != 0 &&
+        run_split(pk, nt, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep))
+      return;
   }
 #endif
   T* abuf = a_buffer<T>().get(static_cast<size_t>(mc * kc));
@@ -412,6 +436,50 @@ void run_packed_b(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K, T 
       }
     }
   }
+}
+
+// Independent split: thread t computes the columns [j_t, j_t+1) of C (rows [i_t, i_t+1) when C is too
+// narrow and tall enough) as a one-thread run_packed of its own, with its own thread-local packing
+// buffers: no barrier and no packed panel shared between cores. On a 2-vCPU Zen 3 VM the shared
+// scheme's two barriers per block stalled whenever one vCPU was preempted, and each core waited on
+// panels packed by the other (docs/performance.md, thirteenth session). Ranges start at multiples
+// of the register tile, so every tile but the last is full. K is blocked as on one thread, so each
+// element of C gets its terms in the one-thread order: bitwise the one-thread result. Returns false
+// (nothing done) when neither range would be long enough (split_axis).
+template <class T>
+bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+               T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+               const GemmEpilogue<T>* ep) {
+#ifdef _OPENMP
+  const int axis = split_axis(pk, nt, M, N);
+  if (axis == 0) return false;
+  const bool by_cols = axis == 1;
+  const int64_t unit = by_cols ? pk.nr : pk.mr, units = ceil_div(by_cols ? N : M, unit);
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    const int64_t lo = std::min(units * tid / nth * unit, by_cols ? N : M);
+    const int64_t hi = std::min(units * (tid + 1) / nth * unit, by_cols ? N : M);
+    if (hi > lo) {
+      GemmEpilogue<T> e = ep ? *ep : GemmEpilogue<T>{};
+      // Nested calls run on one thread each (omp_in_parallel) with their own thread-local buffers.
+      if (by_cols) {
+        if (e.bias && e.bias_per_column) e.bias += lo;
+        run_packed(pk, trans_a, trans_b, M, hi - lo, K, alpha, A, lda, trans_b ? B + lo * ldb : B + lo, ldb, beta,
+                   C + lo, ldc, ep ? &e : nullptr);
+      } else {
+        if (e.bias && !e.bias_per_column) e.bias += lo;
+        run_packed(pk, trans_a, trans_b, hi - lo, N, K, alpha, trans_a ? A + lo : A + lo * lda, lda, B, ldb, beta,
+                   C + lo * ldc, ldc, ep ? &e : nullptr);
+      }
+    }
+  }
+  return true;
+#else
+  (void)pk, (void)nt, (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda;
+  (void)B, (void)ldb, (void)beta, (void)C, (void)ldc, (void)ep;
+  return false;
+#endif
 }
 
 // K-split for products with few micro-tiles and a long K (a dense layer's forward at small batch:
