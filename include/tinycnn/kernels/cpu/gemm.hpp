@@ -39,7 +39,8 @@ inline bool prefer_8x48(bool trans_a, bool trans_b, int64_t K) { return !trans_a
 // C = A B^T with few rows (M <= 64), a long reduction (K >= 512) and a wide B (N >= 32 M): every element
 // of the big operand B is packed transposed for only M rows of FMAs, so the packing costs about as
 // much as the arithmetic. Computed as C^T = B A^T instead (B packed as the A operand: contiguous rows)
-// and transposed into C: model3's dense backward data (32 x 36864 x 1024) 1.47-1.56x faster; neutral
+// and transposed into C: model3's dense backward data (32 x 36864 x 1024) 1.47-1.56x faster (AVX-512;
+// 1.38x with the AVX2 kernel on Zen 3); neutral
 // at 32 x 4096 x 512; slower with K = 128-256 (docs/performance.md, eighth session), hence the K bound.
 inline bool prefer_swapped_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
   return !trans_a && trans_b && M <= 64 && K >= 512 && N >= 32 * M;
@@ -87,6 +88,10 @@ void gemm_ex(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alph
         return gemm_avx512_8x48(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
       return gemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
     }
+    // The same swap on AVX2 (Zen 3 host, thirteenth session): 32 x 36864 x 1024 65 -> 89 GFLOP/s.
+    if (f.avx2_fma && gemm_detail::prefer_swapped_nt(trans_a, trans_b, M, N, K))
+      return gemm_detail::gemm_swapped_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep,
+                                          [](auto... a) { gemm_avx2(a..., nullptr); });
     if (f.avx2_fma) return gemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
   }
   gemm_packed<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
