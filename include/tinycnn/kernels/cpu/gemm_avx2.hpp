@@ -3,6 +3,7 @@
 // register-blocked micro-kernel (12 ymm accumulators, two B vectors, one broadcast A value).
 // Function-level target attributes keep the library compiled for the baseline ISA; call gemm_avx2
 // only when cpu_features().avx2_fma is true.
+#include <algorithm>
 #include <cstdint>
 
 #include "cpu_features.hpp"
@@ -97,14 +98,90 @@ TINYCNN_TARGET_AVX2 inline void tile(const gemm_detail::Tile<float>& t) {
     tile_dispatch_rest<MR - 1>(t);
 }
 
-TINYCNN_TARGET_AVX2 inline void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t k0,
-                                       int64_t kc, float* dst, int64_t s0, int64_t s1) {
-  gemm_detail::pack_a_impl<float, MR>(trans, A, lda, i0, m, k0, kc, dst, s0, s1);
+// In-register transpose of 8 rows of 8 floats.
+TINYCNN_TARGET_AVX2 inline void transpose8(__m256 r[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  __m256 u[8];
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
 }
 
+// op(A) = A (rows contiguous in k): the scalar form scatters single floats MR apart; here 8 k of the
+// MR rows (two zero rows added) are transposed in registers and each k's MR values stored with one
+// full-width store. The same values as pack_a_impl (pure data movement; test_gemm.cpp checks bitwise).
+TINYCNN_TARGET_AVX2 inline void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t k0,
+                                       int64_t kc, float* dst, int64_t s0, int64_t s1) {
+  if (trans) {
+    gemm_detail::pack_a_impl<float, MR>(trans, A, lda, i0, m, k0, kc, dst, s0, s1);
+    return;
+  }
+  static_assert(MR == 6, "the stores below write 6 + 2 floats per k");
+  for (int64_t s = s0; s < s1; ++s) {
+    const int64_t r0 = s * MR;
+    const int rows = static_cast<int>(std::min<int64_t>(MR, m - r0));
+    float* d = dst + s * MR * kc;
+    const float* src = A + (i0 + r0) * lda + k0;
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+      __m256 r[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) r[i] = i < rows ? _mm256_loadu_ps(src + i * lda + k) : _mm256_setzero_ps();
+      transpose8(r);
+      // Full-width stores in k order: each writes two floats past its k's MR, which the next k's
+      // store overwrites; the eighth writes only its MR (the next group may lie in another thread's
+      // sliver). Masked stores (vmaskmovps) were slower on Zen 3 than the scalar scatter.
+#pragma GCC unroll 7
+      for (int i = 0; i < 7; ++i) _mm256_storeu_ps(d + (k + i) * MR, r[i]);
+      _mm_storeu_ps(d + (k + 7) * MR, _mm256_castps256_ps128(r[7]));
+      _mm_storel_pi(reinterpret_cast<__m64*>(d + (k + 7) * MR + 4), _mm256_extractf128_ps(r[7], 1));
+    }
+    for (; k < kc; ++k)
+      for (int i = 0; i < MR; ++i) d[k * MR + i] = i < rows ? src[i * lda + k] : 0.0f;
+  }
+}
+
+// op(B) = B^T: each sliver is NR rows of B (contiguous in k) written k-major; two 8x8 blocks per 8 k
+// are transposed in registers instead of scattering single floats. Partial slivers (the last, fewer
+// than NR columns) take the scalar path, which zero-fills.
 TINYCNN_TARGET_AVX2 inline void pack_b(bool trans, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0,
                                        int64_t kc, float* dst, int64_t s0, int64_t s1) {
-  gemm_detail::pack_b_impl<float, NR>(trans, B, ldb, j0, n, k0, kc, dst, s0, s1);
+  if (!trans) {
+    gemm_detail::pack_b_impl<float, NR>(trans, B, ldb, j0, n, k0, kc, dst, s0, s1);
+    return;
+  }
+  for (int64_t s = s0; s < s1; ++s) {
+    const int64_t c0 = s * NR;
+    if (n - c0 < NR) {
+      gemm_detail::pack_b_impl<float, NR>(trans, B, ldb, j0, n, k0, kc, dst, s, s + 1);
+      continue;
+    }
+    float* d = dst + s * NR * kc;
+    const float* src = B + (j0 + c0) * ldb + k0;
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8)
+      for (int h = 0; h < NR / 8; ++h) {
+        __m256 r[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (8 * h + i) * ldb + k);
+        transpose8(r);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(d + (k + i) * NR + 8 * h, r[i]);
+      }
+    for (; k < kc; ++k)
+      for (int c = 0; c < NR; ++c) d[k * NR + c] = src[c * ldb + k];
+  }
 }
 
 inline const gemm_detail::PackedKernel<float>& kernel() {
