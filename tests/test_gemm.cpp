@@ -206,6 +206,34 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
   set_num_threads(saved);
 }
 
+TEST_CASE("gemm: B packing puts every element of op(B) where the sliver layout says, zeros past n") {
+  // The definition: sliver s, row k, lane c holds op(B)[k0 + k][j0 + s * NR + c], or 0 past column n.
+  // Sliver ranges that start past 0 and end before the last sliver are packed too (threads split them).
+  constexpr int NR = 16;
+  Rng rng(6);
+  const int64_t ld = 131;
+  const auto src = random_vec<float>(static_cast<size_t>(ld * 140), rng);
+  const int64_t cases[][5] = {{40, 0, 9, 0, 3}, {40, 3, 17, 1, 3}, {48, 2, 5, 1, 2}, {7, 1, 4, 0, 1}, {100, 5, 33, 2, 7}};
+  for (const auto& c : cases)
+    for (int trans = 0; trans < 2; ++trans) {
+      const int64_t n = c[0], k0 = c[1], kc = c[2], s0 = c[3], s1 = c[4], j0 = 3;
+      std::vector<float> d(static_cast<size_t>(s1 * NR * kc), -7.0f);
+      gemm_detail::pack_b_impl<float, NR>(trans, src.data(), ld, j0, n, k0, kc, d.data(), s0, s1);
+      int bad = 0;
+      for (int64_t s = 0; s < s1; ++s)
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t l = 0; l < NR; ++l) {
+            const int64_t col = s * NR + l, r = k0 + k, j = j0 + col;
+            const float want = s < s0 ? -7.0f : col >= n ? 0.0f : trans ? src[j * ld + r] : src[r * ld + j];
+            bad += d[(s * kc + k) * NR + l] != want;
+          }
+      CAPTURE(n);
+      CAPTURE(trans);
+      CAPTURE(s0);
+      CHECK(bad == 0);
+    }
+}
+
 TEST_CASE("gemm: the AVX2 kernel's vector packing equals the scalar packing bitwise") {
   if (!gemm_avx2_available()) {
     MESSAGE("AVX2+FMA not available: the AVX2 packing not tested");

@@ -12,6 +12,11 @@ TEST_CASE("gradcheck: element-wise ops and reductions") {
   tt::expect_grad_ok(gradcheck([&] { return ops::scale(a, 2.5); }, {a}));
   tt::expect_grad_ok(gradcheck([&] { return ops::mean(a); }, {a}));
   tt::expect_grad_ok(gradcheck([&] { return ops::reshape(a, {4, 3}); }, {a}));
+  // reshape and flatten are views (no copy of the activation), with a gradient buffer of their own.
+  Var<double> r = ops::flatten(ops::reshape(a, {2, 3, 2}));
+  CHECK(r.value().shares_storage_with(a.value()));
+  CHECK(r.shape() == Shape{2, 6});
+  tt::expect_grad_ok(gradcheck([&] { return ops::mul(ops::flatten(ops::reshape(a, {2, 3, 2})), ops::reshape(b, {2, 6})); }, {a, b}));
   // A value feeding two ops accumulates both contributions.
   tt::expect_grad_ok(gradcheck([&] { return ops::mul(a, ops::add(a, b)); }, {a, b}));
 }
