@@ -100,6 +100,32 @@ TEST_CASE("no-grad scope records nothing; the graph is freed after backward") {
   CHECK(w.grad()[0] == 0.0f);
 }
 
+TEST_CASE("zero_grad is deferred: later passes see zeros whether an op adds into the gradient or overwrites it") {
+  // linear's weight gradient is written with beta = 0 after zero_grad (input_grad_fresh); the bias
+  // and the input add into theirs (grad_buffer). Stale contents must never show through.
+  Var<double> x(tt::rand_t({3, 4}, 21), true), W(tt::rand_t({4, 2}, 22), true), b(tt::rand_t({2}, 23), true);
+  auto loss = [&] { return ops::sum(ops::mul(ops::linear(x, W, b), ops::linear(x, W, b))); };
+  loss().backward();
+  const Tensor<double> gW = W.grad().clone(), gb = b.grad().clone(), gx = x.grad().clone();
+  loss().backward();  // no zero_grad: accumulates
+  for (int64_t i = 0; i < gW.numel(); ++i) CHECK(W.grad()[i] == doctest::Approx(2 * gW[i]));
+  for (Var<double>* v : {&x, &W, &b}) v->zero_grad();
+  CHECK(W.node()->grad_zero_pending);
+  for (int64_t i = 0; i < gb.numel(); ++i) CHECK(b.grad()[i] == 0.0);  // read before any backward: zeros
+  for (Var<double>* v : {&x, &W, &b}) v->zero_grad();
+  loss().backward();
+  CHECK_FALSE(W.node()->grad_zero_pending);
+  for (int64_t i = 0; i < gW.numel(); ++i) CHECK(W.grad()[i] == doctest::Approx(gW[i]));
+  for (int64_t i = 0; i < gb.numel(); ++i) CHECK(b.grad()[i] == doctest::Approx(gb[i]));
+  for (int64_t i = 0; i < gx.numel(); ++i) CHECK(x.grad()[i] == doctest::Approx(gx[i]));
+  // An optimizer step right after zero_grad sees a zero gradient (SGD without momentum: no change).
+  W.zero_grad();
+  const Tensor<double> w0 = W.value().clone();
+  optim::SGD<double> sgd({{"W", W}}, 0.5);
+  sgd.step();
+  for (int64_t i = 0; i < w0.numel(); ++i) CHECK(W.value()[i] == w0[i]);
+}
+
 TEST_CASE("SGD and Adam follow the PyTorch update rules") {
   Var<double> w(Tensor<double>::from({2}, {1.0, -2.0}), true);
   std::vector<nn::NamedVar<double>> ps{{"w", w}};

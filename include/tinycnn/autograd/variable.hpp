@@ -32,6 +32,11 @@ template <class T>
 struct VarNode {
   Tensor<T> value;
   Tensor<T> grad;  // allocated (zeros) on the first accumulation
+  // zero_grad() only marks the gradient: its stale contents read as zeros. The fill happens when
+  // something adds into it or reads it (grad_buffer, Var::grad); an op that writes every element
+  // (input_grad_fresh) skips it. A dense layer's weight gradient is then written by its GEMM with
+  // beta = 0 instead of being zero-filled and read back (2 x 151 MB per step for model3's).
+  bool grad_zero_pending = false;
   bool requires_grad = false;
   const char* op = "leaf";
   std::vector<std::shared_ptr<VarNode>> inputs;
@@ -39,7 +44,14 @@ struct VarNode {
 
   Tensor<T>& grad_buffer() {
     if (!grad.defined()) grad = Tensor<T>::zeros(value.shape(), value.device());  // where the value lives
+    materialize_grad();
     return grad;
+  }
+  void materialize_grad() {
+    if (grad_zero_pending) {
+      grad.fill(T(0));
+      grad_zero_pending = false;
+    }
   }
 };
 
@@ -60,10 +72,17 @@ class Var {
   bool requires_grad() const { return n_ && n_->requires_grad; }
   void set_requires_grad(bool r) { n_->requires_grad = r; }
   // The accumulated gradient (undefined Tensor until a backward pass reached this Var).
-  const Tensor<T>& grad() const { return n_->grad; }
-  Tensor<T>& grad() { return n_->grad; }
+  const Tensor<T>& grad() const {
+    n_->materialize_grad();
+    return n_->grad;
+  }
+  Tensor<T>& grad() {
+    n_->materialize_grad();
+    return n_->grad;
+  }
+  // Zeros the gradient (deferred: see VarNode::grad_zero_pending; grad() always reads zeros after it).
   void zero_grad() {
-    if (n_->grad.defined()) n_->grad.fill(T(0));
+    if (n_->grad.defined()) n_->grad_zero_pending = true;
   }
   VarNode<T>* node() const { return n_.get(); }
   const std::shared_ptr<VarNode<T>>& node_ptr() const { return n_; }
@@ -86,7 +105,10 @@ class Var {
     // Reverse topological order: a node runs only after every consumer has added its part.
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
       VarNode<T>* node = it->get();
-      if (node->backward_fn && node->grad.defined()) node->backward_fn(*node);
+      if (node->backward_fn && node->grad.defined()) {
+        node->materialize_grad();  // a zero_grad on an interior result: its backward reads zeros
+        node->backward_fn(*node);
+      }
       if (node->backward_fn) {  // interior node: free the graph and the intermediate gradient
         node->backward_fn = nullptr;
         node->inputs.clear();
@@ -163,8 +185,9 @@ T* input_grad(VarNode<T>& node, size_t i) {
 }
 
 // The same for an op whose backward writes every element of that gradient: when no gradient has
-// reached the input yet, the buffer is left unfilled and *assign is set, and the op writes (=) instead
-// of adding into zeros (a zero fill of every activation's gradient was 6-8% of a MobileNet step).
+// reached the input yet (or zero_grad zeroed it), the buffer is left unfilled and *assign is set, and
+// the op writes (=) instead of adding into zeros (a zero fill of every activation's gradient was 6-8%
+// of a MobileNet step).
 template <class T>
 T* input_grad_fresh(VarNode<T>& node, size_t i, bool* assign) {
   VarNode<T>* in = node.inputs[i].get();
@@ -172,6 +195,9 @@ T* input_grad_fresh(VarNode<T>& node, size_t i, bool* assign) {
   if (!in->requires_grad) return nullptr;
   if (!in->grad.defined()) {
     in->grad = Tensor<T>::empty(in->value.shape(), in->value.device());  // NaN in poison mode: must be written
+    *assign = true;
+  } else if (in->grad_zero_pending) {  // zeroed by zero_grad: overwrite instead of filling and adding
+    in->grad_zero_pending = false;
     *assign = true;
   }
   return in->grad.data();

@@ -121,8 +121,9 @@ Var<T> linear(const Var<T>& x, const Var<T>& W, const Var<T>& b) {
     const T* gy = n.grad.data();
     if (T* gx = input_grad(n, 0))  // dX += dY W^T
       backend::gemm(d, false, true, N, I, O, T(1), gy, O, n.inputs[1]->value.data(), O, T(1), gx, I);
-    if (T* gw = input_grad(n, 1))  // dW += X^T dY
-      backend::gemm(d, true, false, I, O, N, T(1), n.inputs[0]->value.data(), I, gy, O, T(1), gw, O);
+    bool assign;
+    if (T* gw = input_grad_fresh(n, 1, &assign))  // dW += X^T dY (dW = X^T dY when freshly zeroed)
+      backend::gemm(d, true, false, I, O, N, T(1), n.inputs[0]->value.data(), I, gy, O, assign ? T(0) : T(1), gw, O);
     if (has_b)
       if (T* gb = input_grad(n, 2)) backend::sum_rows_add(d, gy, gb, N, O);
   });
