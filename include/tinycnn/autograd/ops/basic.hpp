@@ -85,8 +85,9 @@ Var<T> mean(const Var<T>& a) {
 
 // Same data, another shape (one dimension may be -1). The result is a view on a's storage, not a
 // copy: graph values are never written after they are made (only parameters are, by optimizers and
-// loaders, and no layer reshapes a parameter), and the copy cost the baseline model a pass over its
-// 8.6 MB input per batch. The gradient has its own buffer as for every op.
+// weight loading, and no layer reshapes a parameter), and the copy cost the baseline model a pass over
+// its 8.6 MB input per batch. The gradient has its own buffer as for every op. As with a PyTorch view,
+// a caller who overwrites an input tensor in place before backward() changes what backward reads.
 template <class T>
 Var<T> reshape(const Var<T>& a, Shape shape) {
   Tensor<T> y = a.value().reshape(std::move(shape));
