@@ -241,30 +241,34 @@ TEST_CASE("gemm: the AVX2 kernel's vector packing equals the scalar packing bitw
   }
   constexpr int MR = gemm_avx2_detail::MR, NR = gemm_avx2_detail::NR;
   Rng rng(5);
-  const int64_t ld = 101;  // leading dimension of the source: room for every (row, k) below
-  const auto src = random_vec<float>(static_cast<size_t>(ld * 120), rng);
-  // {rows or columns of the panel, k0, kc}: full and partial slivers, kc below, at and past 8, k tails.
-  const int64_t cases[][3] = {{6, 0, 8}, {13, 3, 17}, {32, 5, 64}, {35, 1, 7}, {16, 0, 1}, {48, 9, 90}};
-  for (const auto& c : cases)
-    for (int trans = 0; trans < 2; ++trans) {
-      const int64_t n = c[0], k0 = c[1], kc = c[2];
-      const int64_t sa = (n + MR - 1) / MR, sb = (n + NR - 1) / NR;
-      std::vector<float> a_vec(static_cast<size_t>(sa * MR * kc), -7.0f), a_ref = a_vec;
-      std::vector<float> b_vec(static_cast<size_t>(sb * NR * kc), -7.0f), b_ref = b_vec;
-      // A: rows [2, 2 + n) of op(A); B: columns [2, 2 + n) of op(B). Slivers packed from 1 on, then 0.
-      gemm_avx2_detail::pack_a(trans, src.data(), ld, 2, n, k0, kc, a_vec.data(), 1, sa);
-      gemm_avx2_detail::pack_a(trans, src.data(), ld, 2, n, k0, kc, a_vec.data(), 0, 1);
-      gemm_detail::pack_a_impl<float, MR>(trans, src.data(), ld, 2, n, k0, kc, a_ref.data(), 0, sa);
-      gemm_avx2_detail::pack_b(trans, src.data(), ld, 2, n, k0, kc, b_vec.data(), 1, sb);
-      gemm_avx2_detail::pack_b(trans, src.data(), ld, 2, n, k0, kc, b_vec.data(), 0, 1);
-      gemm_detail::pack_b_impl<float, NR>(trans, src.data(), ld, 2, n, k0, kc, b_ref.data(), 0, sb);
-      CAPTURE(n);
-      CAPTURE(k0);
-      CAPTURE(kc);
-      CAPTURE(trans);
-      CHECK(std::equal(a_vec.begin(), a_vec.end(), a_ref.begin()));
-      CHECK(std::equal(b_vec.begin(), b_vec.end(), b_ref.begin()));
-    }
+  // Leading dimensions of the source (room for every (row, k) below): rows closer than a 4 KiB page,
+  // and farther (a non-transposed B then takes the row-group order).
+  for (const int64_t ld : {int64_t(101), int64_t(1031)}) {
+    const auto src = random_vec<float>(static_cast<size_t>(ld * 120), rng);
+    // {rows or columns of the panel, k0, kc}: full and partial slivers, kc below, at and past 8, k tails.
+    const int64_t cases[][3] = {{6, 0, 8}, {13, 3, 17}, {32, 5, 64}, {35, 1, 7}, {16, 0, 1}, {48, 9, 90}};
+    for (const auto& c : cases)
+      for (int trans = 0; trans < 2; ++trans) {
+        const int64_t n = c[0], k0 = c[1], kc = c[2];
+        const int64_t sa = (n + MR - 1) / MR, sb = (n + NR - 1) / NR;
+        std::vector<float> a_vec(static_cast<size_t>(sa * MR * kc), -7.0f), a_ref = a_vec;
+        std::vector<float> b_vec(static_cast<size_t>(sb * NR * kc), -7.0f), b_ref = b_vec;
+        // A: rows [2, 2 + n) of op(A); B: columns [2, 2 + n) of op(B). Slivers packed from 1 on, then 0.
+        gemm_avx2_detail::pack_a(trans, src.data(), ld, 2, n, k0, kc, a_vec.data(), 1, sa);
+        gemm_avx2_detail::pack_a(trans, src.data(), ld, 2, n, k0, kc, a_vec.data(), 0, 1);
+        gemm_detail::pack_a_impl<float, MR>(trans, src.data(), ld, 2, n, k0, kc, a_ref.data(), 0, sa);
+        gemm_avx2_detail::pack_b(trans, src.data(), ld, 2, n, k0, kc, b_vec.data(), 1, sb);
+        gemm_avx2_detail::pack_b(trans, src.data(), ld, 2, n, k0, kc, b_vec.data(), 0, 1);
+        gemm_detail::pack_b_impl<float, NR>(trans, src.data(), ld, 2, n, k0, kc, b_ref.data(), 0, sb);
+        CAPTURE(n);
+        CAPTURE(k0);
+        CAPTURE(kc);
+        CAPTURE(trans);
+        CAPTURE(ld);
+        CHECK(std::equal(a_vec.begin(), a_vec.end(), a_ref.begin()));
+        CHECK(std::equal(b_vec.begin(), b_vec.end(), b_ref.begin()));
+      }
+  }
 }
 
 TEST_CASE("gemm: the independent split (disjoint column or row ranges per thread) gives the one-thread result") {

@@ -29,7 +29,9 @@ TINYCNN_TARGET_AVX2 void tile_kernel(const gemm_detail::Tile<float>& t) {
   for (int r = 0; r < M; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
   const float* a = t.a;
   const float* b = t.b;
-  for (int64_t k = 0; k < t.kc; ++k) {
+  const int64_t kc = t.kc;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < M; ++r) {
@@ -157,8 +159,33 @@ TINYCNN_TARGET_AVX2 inline void pack_a(bool trans, const float* A, int64_t lda, 
 // than NR columns) take the scalar path, which zero-fills.
 TINYCNN_TARGET_AVX2 inline void pack_b(bool trans, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0,
                                        int64_t kc, float* dst, int64_t s0, int64_t s1) {
-  if (!trans) {
+  if (!trans && ldb < 1024) {  // rows of B closer than a 4 KiB page: sliver by sliver (see below)
     gemm_detail::pack_b_impl<float, NR>(trans, B, ldb, j0, n, k0, kc, dst, s0, s1);
+    return;
+  }
+  if (!trans) {
+    // op(B) = B with rows a page or more apart: 8 rows of B at a time, each read along its whole
+    // stretch of the block (every sliver's 16 floats), so the reads form 8 sequential streams. Sliver
+    // by sliver (KC rows of 64 bytes, each in another page) no prefetcher follows them: packing a
+    // 36,864 x 1,024 B in 256 x 256 blocks took 20.1 ms sliver by sliver, 20.0 row by row, 14.1 with
+    // groups of 4 rows, 12.4-12.9 with 8, 15.0 with 16 (one thread, Zen 3). With rows 512 bytes apart
+    // (the baseline model's 67,500 x 128 weights) the groups made its inference ~10% slower, so
+    // narrower B keeps the sliver order (docs/performance.md, fifteenth session).
+    const int64_t full = std::min(s1, n / NR);  // slivers [s0, full) have all NR columns
+    constexpr int64_t G = 8;
+    for (int64_t k = 0; k < kc; k += G) {
+      const int64_t g = std::min(G, kc - k);
+      for (int64_t s = s0; s < full; ++s) {
+        const float* src = B + (k0 + k) * ldb + j0 + s * NR;
+        float* d = dst + (s * kc + k) * NR;
+        for (int64_t i = 0; i < g; ++i) {
+          _mm256_storeu_ps(d + i * NR, _mm256_loadu_ps(src + i * ldb));
+          _mm256_storeu_ps(d + i * NR + 8, _mm256_loadu_ps(src + i * ldb + 8));
+        }
+      }
+    }
+    if (std::max(s0, full) < s1)
+      gemm_detail::pack_b_impl<float, NR>(trans, B, ldb, j0, n, k0, kc, dst, std::max(s0, full), s1);
     return;
   }
   for (int64_t s = s0; s < s1; ++s) {
