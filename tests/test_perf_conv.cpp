@@ -3,6 +3,7 @@
 // to take the multi-threaded paths; plus im2col/col2im with a column stride.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -137,6 +138,61 @@ TEST_CASE("Winograd: split into sample groups on 2 threads; forward with bias an
         CHECK(maxdiff(dw, dwr) <= 1e-3);
       }
   set_num_threads(saved);
+}
+
+TEST_CASE("Winograd: the point GEMMs cut evenly over the threads cover every point's columns once") {
+  for (int64_t npts : {16, 25, 36})
+    for (int64_t nt : {1, 2, 3, 4})
+      for (int64_t n : {7, 100, 512})
+        for (int64_t align : {1, 6, 16}) {
+          const kc::detail::WinogradPointItems items{npts, nt};
+          std::vector<int> hits(static_cast<size_t>(npts * n), 0);
+          for (int64_t it = 0; it < items.count(); ++it) {
+            int64_t xi, lo, hi;
+            items.range(it, n, align, xi, lo, hi);
+            REQUIRE(xi >= 0);
+            REQUIRE(xi < npts);
+            CHECK((lo % align == 0 || lo == n));
+            for (int64_t j = lo; j < hi; ++j) ++hits[static_cast<size_t>(xi * n + j)];
+          }
+          CAPTURE(npts);
+          CAPTURE(nt);
+          CHECK(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }));
+          // every thread's share is the same number of whole GEMMs (npts / nt of them) and one part
+          CHECK(items.count() % nt == 0);
+        }
+}
+
+TEST_CASE("Winograd: 2 threads give the 1-thread result bitwise (the odd point GEMM cut in parts)") {
+  const int saved = get_num_threads();
+  const kc::Conv2DGeom g = kc::make_conv_geom(3, 16, 13, 12, 20, 3, 3, 1, 1, kc::Padding::Same);
+  const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * 9, ny = g.N * g.K * g.OH * g.OW;
+  const auto x = rnd(nx, 41), w = rnd(nw, 42), b = rnd(g.K, 43), dy = rnd(ny, 44);
+  const kc::WinogradGeom qf = kc::winograd_geom_forward(g, 3), qb = kc::winograd_geom_backward_data(g, 3);
+  REQUIRE(qf.points() == 25);  // odd: on 2 threads the last point's GEMM is cut in two
+  const auto gemm_fn = &kc::detail::conv_gemm_default<float>;
+  std::vector<float> U(static_cast<size_t>(qf.points() * nw)), Ur(U.size());
+  kc::winograd_filter_transform(w.data(), g.K, g.C, false, 3, U.data(), false);
+  kc::winograd_filter_transform(w.data(), g.K, g.C, true, 3, Ur.data(), false);
+  std::vector<float> out[2][4];
+  for (int t = 0; t < 2; ++t) {
+    set_num_threads(t + 1);
+    for (int prepack = 0; prepack < 2; ++prepack) {
+      out[t][prepack].assign(static_cast<size_t>(ny), NAN);
+      kc::winograd_conv3x3(x.data(), U.data(), qf, b.data(), true, false, out[t][prepack].data(), gemm_fn,
+                           int64_t(4) << 20, 512, prepack == 1);
+    }
+    out[t][2] = rnd(nx, 45);
+    kc::winograd_conv3x3(dy.data(), Ur.data(), qb, static_cast<const float*>(nullptr), false, true, out[t][2].data(),
+                         gemm_fn, int64_t(4) << 20, 512, true);
+    out[t][3] = rnd(nw, 46);
+    kc::winograd_conv3x3_backward_filter(x.data(), dy.data(), qf, out[t][3].data(), gemm_fn);
+  }
+  set_num_threads(saved);
+  for (int k = 0; k < 4; ++k) {
+    CAPTURE(k);
+    CHECK(std::memcmp(out[0][k].data(), out[1][k].data(), out[0][k].size() * sizeof(float)) == 0);
+  }
 }
 
 TEST_CASE("im2row is the transpose of im2col (padding, strides, odd kernels)") {

@@ -508,6 +508,28 @@ inline int winograd_team(const WinogradGeom& q) {
   return 1;
 }
 
+// The a^2 per-point GEMMs of a group as work items for nt threads: the points whole, except the last
+// npts % nt, which are cut into nt parts each (ranges of C's columns or rows), so every thread gets
+// the same share: m = 3's 25 points on 2 threads are 12.5 GEMMs each instead of 13 and 12, where the
+// second thread waited out one GEMM in 13. A part is a plain sub-product computed by the same kernel
+// on one thread, so the result is bitwise the same whatever the cut.
+struct WinogradPointItems {
+  int64_t npts, nt;
+  int64_t whole() const { return npts - npts % nt; }
+  int64_t count() const { return whole() + (npts - whole()) * nt; }
+  // Item it: point xi and the range [lo, hi) of the n columns (rows) it covers, cut at multiples of align.
+  void range(int64_t it, int64_t n, int64_t align, int64_t& xi, int64_t& lo, int64_t& hi) const {
+    if (it < whole()) {
+      xi = it, lo = 0, hi = n;
+      return;
+    }
+    const int64_t part = (it - whole()) % nt;
+    xi = whole() + (it - whole()) / nt;
+    auto cut = [&](int64_t p) { return p == nt ? n : n * p / nt / align * align; };
+    lo = cut(part), hi = cut(part + 1);
+  }
+};
+
 }  // namespace detail
 
 // out (=, or += when accumulate) relu?(correlation of `in` with the filter whose transform is U, + bias)
@@ -531,19 +553,23 @@ void winograd_conv3x3(const T* in, const T* U, const WinogradGeom& q, const T* b
   T* V = detail::conv_scratch<T, 0>(npts * detail::winograd_v_plane(q.Ci, nb * NT, nr));
   T* M = detail::conv_scratch<T, 1>(npts * q.Co * nb * NT);
   const int nt = detail::winograd_team(q);
+  const detail::WinogradPointItems items{npts, nt};
 #pragma omp parallel num_threads(nt) if (nt > 1)
   for (int64_t gi = 0; gi < groups; ++gi) {
     const int64_t n0 = q.N * gi / groups, nbg = q.N * (gi + 1) / groups - n0, P = nbg * NT;
     const int64_t xs = detail::winograd_v_plane(q.Ci, P, nr);
     detail::winograd_input_transform(in, q, n0, nbg, V, nr);  // ends with a barrier
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t xi = 0; xi < npts; ++xi) {
+    for (int64_t it = 0; it < items.count(); ++it) {
+      int64_t xi, c0, c1;  // point, columns [c0, c1) of M[xi] (slivers of V when prepacked)
+      items.range(it, P, nr > 0 ? nr : 1, xi, c0, c1);
+      if (c1 <= c0) continue;
       if (nr > 0)
-        gemm_nn_prepacked_b<T>(q.Co, P, q.Ci, T(1), U + xi * q.Co * q.Ci, q.Ci, V + xi * xs, T(0), M + xi * q.Co * P,
-                               P);
+        gemm_nn_prepacked_b<T>(q.Co, c1 - c0, q.Ci, T(1), U + xi * q.Co * q.Ci, q.Ci, V + xi * xs + c0 * q.Ci, T(0),
+                               M + xi * q.Co * P + c0, P);
       else
-        gemm_fn(false, false, q.Co, P, q.Ci, T(1), U + xi * q.Co * q.Ci, q.Ci, V + xi * xs, P, T(0),
-                M + xi * q.Co * P, P, nullptr);
+        gemm_fn(false, false, q.Co, c1 - c0, q.Ci, T(1), U + xi * q.Co * q.Ci, q.Ci, V + xi * xs + c0, P, T(0),
+                M + xi * q.Co * P + c0, P, nullptr);
     }
     detail::winograd_output_transform(M, q, n0, nbg, bias, relu, accumulate, out);
   }
@@ -565,6 +591,7 @@ void winograd_conv3x3_backward_filter(const T* x, const T* dy, const WinogradGeo
   T* Gy = detail::conv_scratch<T, 1>(npts * q.Co * nb * NT);
   T* dU = detail::conv_scratch<T, 3>(npts * q.Co * q.Ci);
   const int nt = detail::winograd_team(q);
+  const detail::WinogradPointItems items{npts, nt};
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     for (int64_t gi = 0; gi < groups; ++gi) {
@@ -572,9 +599,13 @@ void winograd_conv3x3_backward_filter(const T* x, const T* dy, const WinogradGeo
       detail::winograd_input_transform(x, q, n0, nbg, V);         // ends with a barrier
       detail::winograd_grad_output_transform(dy, q, n0, nbg, Gy);  // ends with a barrier
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t xi = 0; xi < npts; ++xi)
-        gemm_fn(false, true, q.Co, q.Ci, P, T(1), Gy + xi * q.Co * P, P, V + xi * q.Ci * P, P, gi == 0 ? T(0) : T(1),
-                dU + xi * q.Co * q.Ci, q.Ci, nullptr);
+      for (int64_t it = 0; it < items.count(); ++it) {
+        int64_t xi, r0, r1;  // point, rows [r0, r1) of dU[xi] (output channels)
+        items.range(it, q.Co, gemm_tile_shape<T>(false, true, P).mr, xi, r0, r1);  // cut at whole tiles
+        if (r1 > r0)
+          gemm_fn(false, true, r1 - r0, q.Ci, P, T(1), Gy + xi * q.Co * P + r0 * P, P, V + xi * q.Ci * P, P,
+                  gi == 0 ? T(0) : T(1), dU + xi * q.Co * q.Ci + r0 * q.Ci, q.Ci, nullptr);
+      }
     }
     detail::winograd_filter_grad_transform(dU, q.m, q.Co, q.Ci, dw);
   }
