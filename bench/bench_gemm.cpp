@@ -7,12 +7,14 @@
 // Threads: OMP_NUM_THREADS (ours, Eigen) and OPENBLAS_NUM_THREADS (OpenBLAS). See docs/performance.md.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <tinycnn/core/random.hpp>
@@ -212,5 +214,115 @@ int register_gemm_benchmarks() {
 }
 
 const int registered = register_gemm_benchmarks();
+
+#ifdef TINYCNN_HAVE_X86_GEMM
+// Parts of the AVX2 GEMM alone (docs/performance.md, fifteenth session):
+//   gemm_pack_b/<order>/<K>x<N>: packing a row-major B [K, N] (ldb = N) block by block (KC 256, B
+//     blocks of 256 KiB, as the driver does), sliver by sliver (gemm_detail::pack_b_impl, the
+//     reference order) or as the AVX2 kernel does (groups of 8 rows when rows are a page or more
+//     apart); bytes/s counter over B. The AVX2 result is checked bitwise against the reference first.
+//   gemm_microkernel/avx2/kc<KC>: the 6x16 micro-kernel alone, one A sliver against 16 B slivers
+//     (L1 / L2 resident), C stores included; GFLOP/s counter.
+//   fma_peak/avx2: 12 independent chains of 8-wide FMAs, the core's FMA peak; GFLOP/s counter.
+// The reference order compiled for AVX2 as the AVX2 kernel's own copy is (pack_b_impl is always inlined),
+// so the two variants differ only in their order.
+TINYCNN_TARGET_AVX2 void pack_b_sliver_avx2(const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0,
+                                            int64_t kc, float* dst, int64_t s0, int64_t s1) {
+  gemm_detail::pack_b_impl<float, gemm_avx2_detail::NR>(false, B, ldb, j0, n, k0, kc, dst, s0, s1);
+}
+
+void run_pack_b(benchmark::State& state, int64_t K, int64_t N, bool avx2) {
+  const auto& pk = gemm_avx2_detail::kernel();
+  const int64_t kc = std::min<int64_t>(K, pk.kc);
+  const int64_t nc = std::max<int64_t>(pk.nr, std::min<int64_t>(N, pk.b_bytes / (kc * 4)) / pk.nr * pk.nr);
+  tinycnn::Rng rng(3);
+  std::vector<float> B(static_cast<size_t>(K * N));
+  for (float& v : B) v = static_cast<float>(rng.uniform(-1.0, 1.0));
+  const int64_t sl = (nc + pk.nr - 1) / pk.nr;
+  std::vector<float> buf(static_cast<size_t>(sl * pk.nr * kc)), ref(buf.size());
+  gemm_detail::pack_b_impl<float, gemm_avx2_detail::NR>(false, B.data(), N, 0, nc, 0, kc, ref.data(), 0, sl);
+  gemm_avx2_detail::pack_b(false, B.data(), N, 0, nc, 0, kc, buf.data(), 0, sl);
+  if (buf != ref) {
+    state.SkipWithError("AVX2 B packing differs from pack_b_impl");
+    return;
+  }
+  for (auto _ : state) {
+    for (int64_t j0 = 0; j0 < N; j0 += nc)
+      for (int64_t k0 = 0; k0 < K; k0 += kc) {
+        const int64_t n = std::min(nc, N - j0), kk = std::min(kc, K - k0), s1 = (n + pk.nr - 1) / pk.nr;
+        if (avx2)
+          gemm_avx2_detail::pack_b(false, B.data(), N, j0, n, k0, kk, buf.data(), 0, s1);
+        else
+          pack_b_sliver_avx2(B.data(), N, j0, n, k0, kk, buf.data(), 0, s1);
+      }
+    benchmark::DoNotOptimize(buf.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["bytes/s"] =
+      benchmark::Counter(4.0 * static_cast<double>(K * N), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void run_microkernel(benchmark::State& state, int64_t kc) {
+  constexpr int MR = gemm_avx2_detail::MR, NR = gemm_avx2_detail::NR;
+  constexpr int64_t slivers = 16;
+  std::vector<float> A(static_cast<size_t>(MR * kc), 0.5f), B(static_cast<size_t>(NR * kc * slivers), 0.25f);
+  std::vector<float> C(static_cast<size_t>(MR * NR * slivers));
+  gemm_detail::Tile<float> t{};
+  t.kc = kc, t.a = A.data(), t.ldc = NR * slivers, t.mr = MR, t.nr = NR, t.alpha = 1.0f, t.beta = 0.0f;
+  for (auto _ : state) {
+    for (int64_t j = 0; j < slivers; ++j) {
+      t.b = B.data() + j * NR * kc, t.c = C.data() + j * NR;
+      gemm_avx2_detail::tile(t);
+    }
+    benchmark::DoNotOptimize(C.data());
+    benchmark::ClobberMemory();
+  }
+  if (C[0] != 0.125f * static_cast<float>(kc)) state.SkipWithError("wrong micro-kernel result");
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * MR * NR * static_cast<double>(kc * slivers),
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+TINYCNN_TARGET_AVX2 __attribute__((noinline)) float fma_chains(int64_t n) {
+  __m256 c[12];
+  for (int i = 0; i < 12; ++i) c[i] = _mm256_set1_ps(static_cast<float>(i));
+  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.001f);
+  for (int64_t k = 0; k < n; ++k) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) c[i] = _mm256_fmadd_ps(a, c[i], b);
+  }
+  __m256 s = c[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, c[i]);
+  return _mm256_cvtss_f32(s);
+}
+
+void run_fma_peak(benchmark::State& state) {
+  int64_t n = 1 << 20;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(n);  // an opaque length: the pure call is not hoisted out of the loop
+    benchmark::DoNotOptimize(fma_chains(n));
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * 8 * 12 * n, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+int register_avx2_part_benchmarks() {
+  if (!gemm_avx2_available()) return 0;
+  // model3's dense weights (rows 4 KiB apart) and the baseline model's (rows 512 bytes apart)
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{36864, 1024}, {67500, 128}})
+    for (bool avx2 : {false, true})
+      benchmark::RegisterBenchmark(("gemm_pack_b/" + std::string(avx2 ? "avx2" : "sliver") + "/" + std::to_string(K) +
+                                    "x" + std::to_string(N))
+                                       .c_str(),
+                                   run_pack_b, K, N, avx2)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+  for (int64_t kc : {32, 256})
+    benchmark::RegisterBenchmark(("gemm_microkernel/avx2/kc" + std::to_string(kc)).c_str(), run_microkernel, kc)
+        ->UseRealTime();
+  benchmark::RegisterBenchmark("fma_peak/avx2", run_fma_peak)->UseRealTime();
+  return 0;
+}
+
+const int registered_parts = register_avx2_part_benchmarks();
+#endif
 
 }  // namespace
