@@ -598,10 +598,11 @@ void winograd_conv3x3_backward_filter(const T* x, const T* dy, const WinogradGeo
       const int64_t n0 = q.N * gi / groups, nbg = q.N * (gi + 1) / groups - n0, P = nbg * NT;
       detail::winograd_input_transform(x, q, n0, nbg, V);         // ends with a barrier
       detail::winograd_grad_output_transform(dy, q, n0, nbg, Gy);  // ends with a barrier
+      const int64_t mr = gemm_tile_shape<T>(false, true, P).mr;   // parts cut at whole register tiles
 #pragma omp for schedule(dynamic, 1)
       for (int64_t it = 0; it < items.count(); ++it) {
         int64_t xi, r0, r1;  // point, rows [r0, r1) of dU[xi] (output channels)
-        items.range(it, q.Co, gemm_tile_shape<T>(false, true, P).mr, xi, r0, r1);  // cut at whole tiles
+        items.range(it, q.Co, mr, xi, r0, r1);
         if (r1 > r0)
           gemm_fn(false, true, r1 - r0, q.Ci, P, T(1), Gy + xi * q.Co * P + r0 * P, P, V + xi * q.Ci * P, P,
                   gi == 0 ? T(0) : T(1), dU + xi * q.Co * q.Ci + r0 * q.Ci, q.Ci, nullptr);

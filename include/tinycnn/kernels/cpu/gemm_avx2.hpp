@@ -154,6 +154,7 @@ TINYCNN_TARGET_AVX2 inline void pack_a(bool trans, const float* A, int64_t lda, 
   }
 }
 
+// op(B) = B: sliver by sliver, or in groups of 8 rows when B's rows are a page or more apart (below).
 // op(B) = B^T: each sliver is NR rows of B (contiguous in k) written k-major; two 8x8 blocks per 8 k
 // are transposed in registers instead of scattering single floats. Partial slivers (the last, fewer
 // than NR columns) take the scalar path, which zero-fills.
