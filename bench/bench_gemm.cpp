@@ -233,8 +233,8 @@ TINYCNN_TARGET_AVX2 void pack_b_sliver_avx2(const float* B, int64_t ldb, int64_t
 
 void run_pack_b(benchmark::State& state, int64_t K, int64_t N, bool avx2) {
   const auto& pk = gemm_avx2_detail::kernel();
-  const int64_t kc = std::min<int64_t>(K, pk.kc);
-  const int64_t nc = std::max<int64_t>(pk.nr, std::min<int64_t>(N, pk.b_bytes / (kc * 4)) / pk.nr * pk.nr);
+  const gemm_detail::Blocks bl = gemm_detail::blocks_for(pk, 32, N, K);  // the driver's blocks (M: a batch)
+  const int64_t kc = bl.kc, nc = bl.nc;
   tinycnn::Rng rng(3);
   std::vector<float> B(static_cast<size_t>(K * N));
   for (float& v : B) v = static_cast<float>(rng.uniform(-1.0, 1.0));
