@@ -128,6 +128,8 @@ const std::vector<GeomCase> kWinogradCases = {
     {2, 4, 2, 5, 3, 3, 3, 1, 1, kc::Padding::Same},    // one row of tiles
     {5, 17, 6, 6, 33, 3, 3, 1, 1, kc::Padding::Same},  // channel counts off the GEMM tiles
     {2, 3, 13, 11, 5, 3, 3, 1, 1, kc::Padding::Same},  // several tiles each way, overhanging for m = 2, 3, 4
+    {3, 2, 20, 23, 3, 3, 3, 1, 1, kc::Padding::Same},  // >= 32 tiles per sample (the phase-major output
+                                                       // copy), blocks of 16 tiles across tile rows and samples
 };
 
 }  // namespace

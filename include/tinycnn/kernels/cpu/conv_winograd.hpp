@@ -23,14 +23,13 @@
 //
 // Plan: the batch is cut into groups of samples (enough tiles per group that the GEMMs are wide, few
 // enough that V and M stay bounded); within a group the threads split the input transform over
-// (sample, channel), the a^2 GEMMs (one thread each, so no barriers inside them), and the output
-// transform over (sample, output channel). Buffers are thread_local and only grow.
+// channels, the a^2 GEMMs (one thread each, or a part of one, so no barriers inside them), and the
+// output transform over output channels. Buffers are thread_local and only grow.
 //
 // The transforms are written once for any m, as loops over the constant matrices; the compiler
-// unrolls them and folds the zero and unit coefficients, and every innermost loop runs over
-// neighbouring tiles so it vectorises: a row of the padded input plane is split into its m column
-// phases (column m k + p -> phase p, index k), so element x of tile tx is phase x % m at index
-// tx + x / m, contiguous in tx.
+// unrolls them and folds the zero and unit coefficients. Their vector axis is a block of 16
+// consecutive tile columns p (kWinogradLanes), whatever the plane size: each lane gathers its tile
+// from a zero-padded copy of its plane, and each point's 16 results are one contiguous store.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -251,164 +250,253 @@ void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, 
   }
 }
 
+// Lanes of the transforms' vector loops: 16 consecutive tile columns p of V or M (one 64-byte line of
+// float), whatever the plane size. The first version ran along the tiles of one tile row of one
+// (sample, channel) plane: on model3's deep layers that loop is 2-9 tiles long, and the input
+// transform wrote 1.2-3 GB/s (docs/performance.md, sixteenth session).
+constexpr int64_t kWinogradLanes = 16;
+
+// Column p0's lane block of V: cnt <= kWinogradLanes columns that stay inside one sliver of the
+// packed layout (nr > 0), so they are contiguous in V.
+inline int64_t winograd_lane_count(int64_t p0, int64_t P, int64_t nr) {
+  return std::min({kWinogradLanes, P - p0, nr > 0 ? nr - p0 % nr : kWinogradLanes});
+}
+
+// Stores lanes 0 .. cnt - 1 of f(l) to dst: a whole block as fixed-length vector stores (a
+// runtime-length std::copy became a memmove call or a `rep movs` per run, 15-50% of a transform).
+template <class T, class F>
+inline void winograd_put(int64_t cnt, T* dst, F&& f) {
+  if (cnt == kWinogradLanes) {
+#pragma omp simd
+    for (int64_t l = 0; l < kWinogradLanes; ++l) dst[l] = f(l);
+  } else {
+    T o[kWinogradLanes];
+#pragma omp simd
+    for (int64_t l = 0; l < kWinogradLanes; ++l) o[l] = f(l);
+    for (int64_t l = 0; l < cnt; ++l) dst[l] = o[l];
+  }
+}
+
+// The tiles of the lanes of columns p0 .. p0 + cnt - 1 (column p = j * NT + ty * TW + tx, j the sample
+// within the group); lanes past cnt repeat lane 0 (computed, never stored).
+struct WinogradLanes {
+  int64_t j[kWinogradLanes], ty[kWinogradLanes], tx[kWinogradLanes];
+  WinogradLanes(int64_t p0, int64_t cnt, int64_t NT, int64_t TW) {
+    int64_t jj = p0 / NT, t = p0 % NT, y = t / TW, x = t % TW;
+    for (int64_t l = 0; l < kWinogradLanes; ++l) {
+      if (l >= cnt) {
+        j[l] = j[0], ty[l] = ty[0], tx[l] = tx[0];
+        continue;
+      }
+      j[l] = jj, ty[l] = y, tx[l] = x;
+      if (++x == TW) {
+        x = 0;
+        if (++y * TW == NT) y = 0, ++jj;
+      }
+    }
+  }
+};
+
 template <int m, class T>
 void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr) {
   constexpr int a = m + 2;
-  const int64_t TH = q.tiles_h(), TW = q.tiles_w(), NT = q.tiles(), P = nb * NT;
+  constexpr int64_t kL = kWinogradLanes;
+  const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT;
   const int64_t xs = winograd_v_plane(q.Ci, P, nr);  // elements from one point's plane to the next
-  // padded plane: rows x (phase 0 | ... | phase m-1), each phase len long (tile tx reads index tx + x / m <= TW)
-  const int64_t len = TW + 1, width = m * len, rows = m * TH + 2;
-  T* plane = conv_scratch<T, 2>(rows * width + a * width);
-  T* t = plane + rows * width;  // the a rows of B^T d, in the plane's layout
-#pragma omp for collapse(2) schedule(static)
-  for (int64_t j = 0; j < nb; ++j)
-    for (int64_t c = 0; c < q.Ci; ++c) {
+  // One channel's zero-padded input planes, all nb samples: tile (ty, tx) reads rows m ty .. m ty + a - 1
+  // and columns m tx .. m tx + a - 1 of its sample's plane.
+  const int64_t rows = m * q.tiles_h() + 2, cols = m * TW + 2, psz = rows * cols;
+  T* planes = conv_scratch<T, 2>(nb * psz);
+  // The columns of the input inside [0, W) (the rest of every padded row is zero).
+  const int64_t c0 = std::clamp<int64_t>(q.pad_left, 0, cols), c1 = std::clamp<int64_t>(q.pad_left + q.W, c0, cols);
+#pragma omp for schedule(static)
+  for (int64_t c = 0; c < q.Ci; ++c) {
+    for (int64_t j = 0; j < nb; ++j) {
       const T* src = in + ((n0 + j) * q.Ci + c) * q.H * q.W;
       for (int64_t r = 0; r < rows; ++r) {
-        T* row = plane + r * width;
+        T* row = planes + j * psz + r * cols;
         const int64_t ih = r - q.pad_top;
         if (ih < 0 || ih >= q.H) {
-          std::fill(row, row + width, T(0));
+          std::fill(row, row + cols, T(0));
           continue;
         }
-        const T* s = src + ih * q.W;
-        for (int p = 0; p < m; ++p) {  // padded column m k + p = input column m k + p - pad_left
-          T* part = row + p * len;
-          const int64_t off = p - q.pad_left;  // input column of k = 0
-          // k in [k0, k1): 0 <= m k + off < W
-          const int64_t k0 = std::min<int64_t>(len, off >= 0 ? 0 : (m - 1 - off) / m);
-          const int64_t k1 = std::max<int64_t>(k0, std::min<int64_t>(len, (q.W - off + m - 1) / m));
-          std::fill(part, part + k0, T(0));
-          const T* sp = s + off;
-#pragma omp simd
-          for (int64_t k = k0; k < k1; ++k) part[k] = sp[m * k];
-          std::fill(part + k1, part + len, T(0));
-        }
-      }
-      for (int64_t ty = 0; ty < TH; ++ty) {
-        const T* r0 = plane + m * ty * width;
-#pragma omp simd
-        for (int64_t x = 0; x < width; ++x)  // B^T d: rows
-          winograd_for<a>([&](auto i) {
-            t[i * width + x] = winograd_dot<T, WinogradBTRow<m, i>, a>([&](int k) { return r0[k * width + x]; });
-          });
-        // (B^T d) B: columns, written to columns p0 .. p0 + TW - 1 of the a^2 planes; in the packed
-        // layout in runs that stay inside one sliver
-        const int64_t p0 = j * NT + ty * TW;
-        for (int64_t s0 = 0; s0 < TW;) {
-          const int64_t p = p0 + s0, seg = nr ? std::min(TW - s0, nr - p % nr) : TW;
-          T* out = nr ? V + (p / nr) * q.Ci * nr + c * nr + p % nr : V + c * P + p;
-          for (int i = 0; i < a; ++i) {
-            const T* ti = t + i * width + s0;
-            T* oi = out + (a * i) * xs;
-#pragma omp simd
-            for (int64_t tx = 0; tx < seg; ++tx)
-              winograd_for<a>([&](auto jj) {
-                oi[jj * xs + tx] =
-                    winograd_dot<T, WinogradBTRow<m, jj>, a>([&](int k) { return ti[(k % m) * len + tx + k / m]; });
-              });
-          }
-          s0 += seg;
-        }
+        std::fill(row, row + c0, T(0));
+        std::copy(src + ih * q.W + (c0 - q.pad_left), src + ih * q.W + (c1 - q.pad_left), row + c0);
+        std::fill(row + c1, row + cols, T(0));
       }
     }
+    // Blocks of kL columns: gather each lane's a x a input, then B^T d B with the lanes as the vector
+    // axis, stored as one contiguous run of cnt values per point.
+    for (int64_t p0 = 0; p0 < P;) {
+      const int64_t cnt = winograd_lane_count(p0, P, nr);
+      const WinogradLanes lane(p0, cnt, NT, TW);
+      T d[a * a][kL];
+      for (int64_t l = 0; l < kL; ++l) {
+        const T* s = planes + lane.j[l] * psz + m * (lane.ty[l] * cols + lane.tx[l]);
+        winograd_for<a>([&](auto i) { winograd_for<a>([&](auto x) { d[i * a + x][l] = s[i * cols + x]; }); });
+      }
+      T t[a * a][kL];  // B^T d: rows
+      winograd_for<a>([&](auto i) {
+        winograd_for<a>([&](auto x) {
+#pragma omp simd
+          for (int64_t l = 0; l < kL; ++l)
+            t[i * a + x][l] = winograd_dot<T, WinogradBTRow<m, i>, a>([&](int k) { return d[k * a + x][l]; });
+        });
+      });
+      T* dst = nr > 0 ? V + (p0 / nr) * q.Ci * nr + c * nr + p0 % nr : V + c * P + p0;
+      winograd_for<a>([&](auto i) {  // (B^T d) B: columns
+        winograd_for<a>([&](auto jj) {
+          winograd_put(cnt, dst + (i * a + jj) * xs, [&](int64_t l) {
+            return winograd_dot<T, WinogradBTRow<m, jj>, a>([&](int k) { return t[i * a + k][l]; });
+          });
+        });
+      });
+      p0 += cnt;
+    }
+  }
 }
 
 template <int m, class T>
 void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb, const T* bias, bool relu,
                                  bool accumulate, T* out) {
   constexpr int a = m + 2;
-  const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P;
-  // this thread's plane of outputs, phase-major: ph[(i m + jj) NT + t] = output row m ty + i, column
-  // m tx + jj of tile t = ty TW + tx, so the vector loop runs over all NT tiles of the plane with
-  // contiguous loads and stores (a loop per tile row was too short on small planes); then one output
-  // row interleaved from it at a time
-  T* ph = conv_scratch<T, 2>(m * m * NT + m * TW);
-  T* buf = ph + m * m * NT;
-#pragma omp for collapse(2) schedule(static)
-  for (int64_t j = 0; j < nb; ++j)
-    for (int64_t k = 0; k < q.Co; ++k) {
-      const T* src = M + k * P + j * NT;
-      T* dst = out + ((n0 + j) * q.Co + k) * q.OH * q.OW;
-      const T b = bias ? bias[k] : T(0);
-#pragma omp simd
-      for (int64_t t = 0; t < NT; ++t) {
-        T s[m][a];  // A^T m: rows
-        winograd_for<m>([&](auto i) {
-          winograd_for<a>([&](auto x) {
-            s[i][x] = winograd_dot<T, WinogradATRow<m, i>, a>([&](int kk) { return src[(kk * a + x) * KP + t]; });
-          });
-        });
-        winograd_for<m>([&](auto i) {  // (A^T m) A: columns
-          winograd_for<m>([&](auto jj) {
-            ph[(i * m + jj) * NT + t] = winograd_dot<T, WinogradATRow<m, jj>, a>([&](int x) { return s[i][x]; });
-          });
-        });
+  constexpr int64_t kL = kWinogradLanes;
+  const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P, plane = q.OH * q.OW;
+  // Per output channel k: blocks of kL tile columns, A^T m A with the lanes as the vector axis, each
+  // lane's m x m outputs into a per-thread copy of the channel's nb output planes, whose rows then go
+  // out with the epilogue. The copy's layout depends on the plane size:
+  //  - phased (NT >= 2 kL: most blocks lie inside one sample): phase-major, ph[j S + (i m + jj) NT + t]
+  //    = row m ty + i, column m tx + jj of sample j's tile t = ty TW + tx, so a block is one
+  //    contiguous run per phase, and each output row is interleaved from its m phases;
+  //  - else (blocks span samples): zero-padded m TH x m TW planes, each lane's tile stored whole.
+  // Measured on model3's layers (docs/performance.md, sixteenth session): storing the lanes' tiles one
+  // by one took 1.7x as long as the phased runs on conv2 (50x50), the phased rows 1.6x as long as the
+  // tiles on conv5 / conv6 (6x6, 9 tiles per sample).
+  const bool phased = NT >= 2 * kL;
+  const int64_t S = m * m * NT, cols = m * TW, psz = m * q.tiles_h() * cols;
+  T* buf = conv_scratch<T, 2>(phased ? nb * S + cols : nb * psz);
+  T* row = buf + nb * S;  // phased: one output row, the m phases interleaved
+#pragma omp for schedule(static)
+  for (int64_t k = 0; k < q.Co; ++k) {
+    for (int64_t p0 = 0; p0 < P; p0 += kL) {
+      const int64_t cnt = std::min(kL, P - p0);
+      // the block's a^2 values per lane: read in place, or a zero-padded copy for a short block
+      const T* vb = M + k * P + p0;
+      int64_t vs = KP;
+      T v[a * a][kL];
+      if (cnt < kL) {
+        for (int xi = 0; xi < a * a; ++xi)
+          for (int64_t l = 0; l < kL; ++l) v[xi][l] = l < cnt ? vb[xi * KP + l] : T(0);
+        vb = v[0], vs = kL;
       }
-      for (int64_t oh = 0; oh < q.OH; ++oh) {
-        const int64_t ty = oh / m, i = oh % m;
-        T* y = buf;  // output row oh: the m phases interleaved
-        const T* pi = ph + (i * m) * NT + ty * TW;
+      T s[m][a][kL];  // A^T m: rows
+      winograd_for<m>([&](auto i) {
+        winograd_for<a>([&](auto x) {
 #pragma omp simd
-        for (int64_t tx = 0; tx < TW; ++tx)
-          winograd_for<m>([&](auto jj) { y[m * tx + jj] = pi[jj * NT + tx]; });
-        T* d = dst + oh * q.OW;
-        if (accumulate) {
+          for (int64_t l = 0; l < kL; ++l)
+            s[i][x][l] = winograd_dot<T, WinogradATRow<m, i>, a>([&](int kk) { return vb[(kk * a + x) * vs + l]; });
+        });
+      });
+      T y[m][m][kL];  // (A^T m) A: columns
+      winograd_for<m>([&](auto i) {
+        winograd_for<m>([&](auto jj) {
 #pragma omp simd
-          for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] += y[ow];
-        } else if (relu) {
+          for (int64_t l = 0; l < kL; ++l)
+            y[i][jj][l] = winograd_dot<T, WinogradATRow<m, jj>, a>([&](int x) { return s[i][x][l]; });
+        });
+      });
+      const int64_t t0 = p0 % NT;
+      if (phased && cnt == kL && t0 + kL <= NT) {  // one sample: a contiguous run per phase
+        winograd_for<m>([&](auto i) {
+          winograd_for<m>([&](auto jj) {
+            T* d = buf + (p0 / NT) * S + (i * m + jj) * NT + t0;
 #pragma omp simd
-          for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] = std::max(y[ow] + b, T(0));
-        } else {
-#pragma omp simd
-          for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] = y[ow] + b;
+            for (int64_t l = 0; l < kL; ++l) d[l] = y[i][jj][l];
+          });
+        });
+      } else {
+        const WinogradLanes lane(p0, cnt, NT, TW);
+        for (int64_t l = 0; l < cnt; ++l) {
+          const int64_t t = lane.ty[l] * TW + lane.tx[l];
+          // element (i, jj) of the lane's tile at d[i * ri + jj * rj]
+          T* d = phased ? buf + lane.j[l] * S + t : buf + lane.j[l] * psz + m * (lane.ty[l] * cols + lane.tx[l]);
+          const int64_t ri = phased ? m * NT : cols, rj = phased ? NT : 1;
+          winograd_for<m>([&](auto i) { winograd_for<m>([&](auto jj) { d[i * ri + jj * rj] = y[i][jj][l]; }); });
         }
       }
     }
+    const T b = bias ? bias[k] : T(0);
+    for (int64_t j = 0; j < nb; ++j)
+      for (int64_t oh = 0; oh < q.OH; ++oh) {
+        const T* r = buf + j * psz + oh * cols;
+        if (phased) {
+          const T* pi = buf + j * S + (oh % m) * m * NT + (oh / m) * TW;
+#pragma omp simd
+          for (int64_t tx = 0; tx < TW; ++tx) winograd_for<m>([&](auto jj) { row[m * tx + jj] = pi[jj * NT + tx]; });
+          r = row;
+        }
+        T* d = out + ((n0 + j) * q.Co + k) * plane + oh * q.OW;
+        if (accumulate) {
+#pragma omp simd
+          for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] += r[ow];
+        } else if (relu) {
+#pragma omp simd
+          for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] = std::max(r[ow] + b, T(0));
+        } else {
+#pragma omp simd
+          for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] = r[ow] + b;
+        }
+      }
+  }
 }
 
 template <int m, class T>
 void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G) {
   constexpr int a = m + 2;
-  const int64_t TH = q.tiles_h(), TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P;
-  // e[(i m + jj) NT + ty TW + tx] = dy[m ty + i, m tx + jj], 0 past the edge: the plane's tiles
-  // phase-major, so the transform below is one vector loop over all NT tiles
-  T* e = conv_scratch<T, 2>(m * m * NT);
-#pragma omp for collapse(2) schedule(static)
-  for (int64_t j = 0; j < nb; ++j)
-    for (int64_t k = 0; k < q.Co; ++k) {
-      const T* src = dy + ((n0 + j) * q.Co + k) * q.OH * q.OW;
-      T* dst = G + k * P + j * NT;
-      for (int64_t ty = 0; ty < TH; ++ty)
-        for (int i = 0; i < m; ++i) {
-          const int64_t oh = m * ty + i;
-          for (int jj = 0; jj < m; ++jj) {
-            T* ph = e + (i * m + jj) * NT + ty * TW;
-            if (oh >= q.OH) {
-              std::fill(ph, ph + TW, T(0));
-              continue;
-            }
-            const T* r = src + oh * q.OW + jj;
-            const int64_t inside = std::min<int64_t>(TW, (q.OW - jj + m - 1) / m);  // m tx + jj < OW
-            for (int64_t tx = 0; tx < inside; ++tx) ph[tx] = r[m * tx];
-            std::fill(ph + inside, ph + TW, T(0));
-          }
-        }
-#pragma omp simd
-      for (int64_t t = 0; t < NT; ++t) {
-        T u[a][m];  // A e: u[x][jj] = sum_i AT[i][x] e[i][jj]
-        winograd_for<a>([&](auto x) {
-          winograd_for<m>([&](auto jj) {
-            u[x][jj] = winograd_dot<T, WinogradATCol<m, x>, m>([&](int i) { return e[(i * m + jj) * NT + t]; });
-          });
-        });
-        winograd_for<a>([&](auto x) {  // (A e) A^T
-          winograd_for<a>([&](auto y) {
-            dst[(x * a + y) * KP + t] = winograd_dot<T, WinogradATCol<m, y>, m>([&](int jj) { return u[x][jj]; });
-          });
-        });
+  constexpr int64_t kL = kWinogradLanes;
+  const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P, plane = q.OH * q.OW;
+  // Per output channel k: its dy planes of the nb samples copied into zero-padded m TH x m TW planes
+  // (so that every tile is whole), then blocks of kL tile columns: each lane's m x m tile e, A e A^T
+  // with the lanes as the vector axis, stored as one run per point.
+  const int64_t rows = m * q.tiles_h(), cols = m * TW, psz = rows * cols;
+  T* planes = conv_scratch<T, 2>(nb * psz);
+#pragma omp for schedule(static)
+  for (int64_t k = 0; k < q.Co; ++k) {
+    for (int64_t j = 0; j < nb; ++j) {
+      const T* src = dy + ((n0 + j) * q.Co + k) * plane;
+      T* pl = planes + j * psz;
+      for (int64_t r = 0; r < q.OH; ++r) {
+        std::copy(src + r * q.OW, src + (r + 1) * q.OW, pl + r * cols);
+        std::fill(pl + r * cols + q.OW, pl + (r + 1) * cols, T(0));
       }
+      std::fill(pl + q.OH * cols, pl + psz, T(0));
     }
+    for (int64_t p0 = 0; p0 < P; p0 += kL) {
+      const int64_t cnt = std::min(kL, P - p0);
+      const WinogradLanes lane(p0, cnt, NT, TW);
+      T e[m][m][kL];
+      for (int64_t l = 0; l < kL; ++l) {
+        const T* s = planes + lane.j[l] * psz + m * (lane.ty[l] * cols + lane.tx[l]);
+        winograd_for<m>([&](auto i) { winograd_for<m>([&](auto jj) { e[i][jj][l] = s[i * cols + jj]; }); });
+      }
+      T u[a][m][kL];  // A e: u[x][jj] = sum_i AT[i][x] e[i][jj]
+      winograd_for<a>([&](auto x) {
+        winograd_for<m>([&](auto jj) {
+#pragma omp simd
+          for (int64_t l = 0; l < kL; ++l)
+            u[x][jj][l] = winograd_dot<T, WinogradATCol<m, x>, m>([&](int i) { return e[i][jj][l]; });
+        });
+      });
+      T* dst = G + k * P + p0;
+      winograd_for<a>([&](auto x) {  // (A e) A^T
+        winograd_for<a>([&](auto yy) {
+          winograd_put(cnt, dst + (x * a + yy) * KP, [&](int64_t l) {
+            return winograd_dot<T, WinogradATCol<m, yy>, m>([&](int jj) { return u[x][jj][l]; });
+          });
+        });
+      });
+    }
+  }
 }
 
 template <int m, class T>
