@@ -603,6 +603,26 @@ TEST_CASE("intel_scenes bench: one step prints the two throughput lines") {
   CHECK(std::regex_match(last_line(s), std::regex("train images/s: [0-9]+\\.[0-9]")));
   CHECK(os.str().find("device cpu (") != std::string::npos);  // the header names the device
 
+  // --scaling: pairs of steps on 1 and on T threads, a line with the median speed-up before the two
+  // throughput lines; it needs 2 or more threads.
+  const int saved_threads = get_num_threads();
+  b.threads = 2;
+  b.scaling = 2;
+  std::ostringstream sc;
+  r = run_bench(b, sc);
+  CHECK(r.scaling > 0);
+  CHECK(std::regex_search(sc.str(), std::regex("\nscaling: 2 pairs of training steps, 1 thread [0-9.]+ s, 2 threads "
+                                               "[0-9.]+ s \\(medians\\); speed-up median [0-9.]+x, quartiles "
+                                               "[0-9.]+-[0-9.]+\ntrain images/s: [0-9.]+\ninfer images/s: [0-9.]+\n$")));
+  b.threads = 1;
+  CHECK_THROWS_WITH_AS(run_bench(b, sc), doctest::Contains("--scaling: needs 2 or more threads"), UsageError);
+  b.threads = 2;
+  b.scaling = -1;
+  CHECK_THROWS_WITH_AS(run_bench(b, sc), doctest::Contains("--scaling: must be >= 1"), UsageError);
+  b.scaling = 0;
+  b.threads = 0;
+  set_num_threads(saved_threads);
+
   // --device: only cpu and cuda; cuda needs a CUDA build (this test binary is the CPU-only one).
   b.device = "gpu";
   CHECK_THROWS_WITH_AS(run_bench(b, os), doctest::Contains("--device: must be cpu or cuda"), UsageError);

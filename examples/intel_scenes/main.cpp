@@ -115,6 +115,9 @@ int main(int argc, char** argv) {
   bench->add_option("--threads", ba.threads, "compute threads");
   bench->add_option("--input-size", ba.input_size, "input size of resnet/resnet14 (default 64)");
   bench->add_option("--device", ba.device, "cpu (default) or cuda (a build with -DTINYCNN_USE_CUDA=ON and a GPU)");
+  bench->add_option("--scaling", ba.scaling,
+                    "also time N pairs of training steps on 1 and on all threads, alternated, and print the median "
+                    "speed-up");
 
   EnsembleArgs na;
   auto* ens = app.add_subcommand("ensemble", "combine trained model files into one that averages their logits");
