@@ -11,7 +11,7 @@
 //   parallel     default structure forced to the parallel plan (groups split between threads)
 //   im2col       im2col + gemm_ex, the sample-group structure (ConvOptions::Algo::Im2col)
 //   winograd     F(m x m, 3x3) (conv_winograd.hpp, ConvOptions::Algo::Winograd) with Auto's tile per
-//                layer (winograd_tile_for: 3 from 8x8 up, else 2)
+//                layer and pass (3 from 6x6 up, from 8x8 up for the weight gradient, else 2)
 //   winograd_f2, winograd_f3, winograd_f4
 //                the same with the tile forced to 2x2, 3x3, 4x4 (ConvOptions::winograd_tile)
 //   default      conv2d_forward / conv2d_backward_data / conv2d_backward_filter as the ops call them

@@ -263,11 +263,15 @@ TEST_CASE("conv2d: Auto takes Winograd for 3x3 stride-1 windows with enough chan
     return kc::make_conv_geom(2, C, 12, 12, K, R, R, st, st, kc::Padding::Same);
   };
   CHECK(kc::detail::winograd_preferred(geom(32, 64, 3, 1), 32, 64, o));      // model3's conv2
-  // the tile: 3 from 8x8 up (measured faster on model3's conv3 and conv4), 2 on smaller planes
-  CHECK(kc::winograd_tile_for(6, 6) == 2);
-  CHECK(kc::winograd_tile_for(7, 50) == 2);
-  CHECK(kc::winograd_tile_for(8, 8) == 3);
+  // the tile: 3 from 6x6 up for the forward and backward-data passes (measured faster on model3's
+  // conv3 to conv6), from 8x8 up for the weight gradient (m = 2 measured faster on the 6x6 layers)
+  CHECK(kc::winograd_tile_for(5, 5) == 2);
+  CHECK(kc::winograd_tile_for(6, 6) == 3);
+  CHECK(kc::winograd_tile_for(5, 50) == 2);
   CHECK(kc::winograd_tile_for(50, 50) == 3);
+  CHECK(kc::winograd_filter_tile_for(6, 6) == 2);
+  CHECK(kc::winograd_filter_tile_for(7, 50) == 2);
+  CHECK(kc::winograd_filter_tile_for(8, 8) == 3);
   CHECK(kc::winograd_geom_forward(geom(32, 64, 3, 1)).m == kc::winograd_tile_for(geom(32, 64, 3, 1).OH,
                                                                                   geom(32, 64, 3, 1).OW));
   CHECK(kc::winograd_geom_forward(geom(32, 64, 3, 1), 4).m == 4);

@@ -66,8 +66,9 @@ struct ConvOptions {
   //   Auto:     Winograd where detail::winograd_preferred says it measured faster, else Im2col
   enum class Algo { Auto, Im2col, Winograd };
   Algo algo = Algo::Auto;
-  // Winograd's output tile m x m: 0 = winograd_tile_for's measured choice per pass (3 on planes from
-  // 8x8 up, else 2), or 2, 3, 4 to force one (tests, benchmarks).
+  // Winograd's output tile m x m: 0 = the measured choice per pass (winograd_tile_for: 3 on planes
+  // from 6x6 up for the forward and backward-data passes, from 8x8 up for the weight gradient, else
+  // 2), or 2, 3, 4 to force one (tests, benchmarks).
   int64_t winograd_tile = 0;
 };
 
@@ -463,8 +464,9 @@ void conv2d_backward_filter_ex(const T* x, const T* dy, const Conv2DGeom& g, T* 
   if (db) conv2d_backward_bias(dy, g, db);
   if (!dw) return;
   if (o.filter_form == ConvOptions::FilterForm::Auto && detail::winograd_preferred(g, g.C, g.K, o))
-    return winograd_conv3x3_backward_filter(x, dy, winograd_geom_forward(g, o.winograd_tile), dw, gemm_fn,
-                                            o.scratch_elems * 2);
+    return winograd_conv3x3_backward_filter(
+        x, dy, winograd_geom_forward(g, o.winograd_tile > 0 ? o.winograd_tile : winograd_filter_tile_for(g.OH, g.OW)),
+        dw, gemm_fn, o.scratch_elems * 2);
   const ConvOptions::FilterForm form = detail::filter_form<T>(g, o);
   if (form != ConvOptions::FilterForm::DyCol && o.mode != ConvOptions::PerSample)
     return detail::conv2d_backward_filter_t(x, dy, g, dw, gemm_fn, o, form);
