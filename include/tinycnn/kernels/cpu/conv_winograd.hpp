@@ -374,9 +374,8 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
   //    = row m ty + i, column m tx + jj of sample j's tile t = ty TW + tx, so a block is one
   //    contiguous run per phase, and each output row is interleaved from its m phases;
   //  - else (blocks span samples): zero-padded m TH x m TW planes, each lane's tile stored whole.
-  // Measured on model3's layers (docs/performance.md, sixteenth session): storing the lanes' tiles one
-  // by one took 1.7x as long as the phased runs on conv2 (50x50), the phased rows 1.6x as long as the
-  // tiles on conv5 / conv6 (6x6, 9 tiles per sample).
+  // Measured (docs/performance.md, sixteenth session): storing the lanes' tiles one by one took 1.5x
+  // as long as the phased runs on 50x50 planes, the phased rows 1.6x as long as the tiles on 6x6.
   const bool phased = NT >= 2 * kL;
   const int64_t S = m * m * NT, cols = m * TW, psz = m * q.tiles_h() * cols;
   T* buf = conv_scratch<T, 2>(phased ? nb * S + cols : nb * psz);
