@@ -1,0 +1,516 @@
+#pragma once
+// The transforms of Winograd's F(m x m, 3x3) (conv_winograd.hpp has the algorithm and the routines
+// that use them): the filter transform U = G f G^T, the input transform V = B^T d B, the output
+// transform y = A^T m A, and the weight gradient's adjoints (A e A^T of the output gradient, G^T dU G),
+// over the WinogradGeom of one pass.
+//
+// They are written once for any m, as loops over the constant matrices; the compiler unrolls them and
+// folds the zero and unit coefficients. The input, output and output-gradient transforms work per
+// channel over all samples of a group, and their vector axis is a block of 16 consecutive tile
+// columns p (kWinogradLanes), whatever the plane size: each lane gathers its tile from a zero-padded
+// copy of its plane, and each point's 16 results are one contiguous store.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "im2col.hpp"
+
+namespace tinycnn::kernels::cpu {
+
+// One stride-1 3x3 correlation as the Winograd routine computes it:
+//   out[n, o, oh, ow] (=, or +=) sum over i, r, s of in[n, i, oh - pad_top + r, ow - pad_left + s] * f[o, i, r, s],
+// with in = 0 outside [0, H) x [0, W). Output tiles are m x m; the last row / column of tiles may hang
+// over the output's edge (those values are computed and dropped).
+struct WinogradGeom {
+  int64_t N = 0, Ci = 0, H = 0, W = 0;  // input [N, Ci, H, W]
+  int64_t Co = 0, OH = 0, OW = 0;       // output [N, Co, OH, OW]
+  int64_t pad_top = 0, pad_left = 0;
+  int64_t m = 2;  // output tile m x m: 2, 3 or 4
+  int64_t alpha() const { return m + 2; }
+  int64_t points() const { return alpha() * alpha(); }  // GEMMs per group
+  int64_t tiles_h() const { return (OH + m - 1) / m; }
+  int64_t tiles_w() const { return (OW + m - 1) / m; }
+  int64_t tiles() const { return tiles_h() * tiles_w(); }  // per sample
+};
+
+namespace detail {
+
+// A^T [m, a], G [a, 3], B^T [a, a] of F(m, 3): y = A^T ((G g) . (B^T d)) in one dimension.
+template <int m>
+struct WinogradMatrices;
+template <>
+struct WinogradMatrices<2> {  // points 0, 1, -1, infinity (Lavin & Gray's signs)
+  static constexpr double AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+  static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static constexpr double BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+};
+template <>
+struct WinogradMatrices<3> {  // points 0, 1, -1, 2, infinity
+  static constexpr double AT[3][5] = {{1, 1, 1, 1, 0}, {0, 1, -1, 2, 0}, {0, 1, 1, 4, 1}};
+  static constexpr double G[5][3] = {{1.0 / 2, 0, 0},
+                                     {-1.0 / 2, -1.0 / 2, -1.0 / 2},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                     {1.0 / 6, 1.0 / 3, 2.0 / 3},
+                                     {0, 0, 1}};
+  static constexpr double BT[5][5] = {
+      {2, -1, -2, 1, 0}, {0, -2, -1, 1, 0}, {0, 2, -3, 1, 0}, {0, -1, 0, 1, 0}, {0, 2, -1, -2, 1}};
+};
+template <>
+struct WinogradMatrices<4> {  // points 0, 1, -1, 2, -2, infinity (Lavin & Gray's F(4x4, 3x3))
+  static constexpr double AT[4][6] = {
+      {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+  static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
+                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                     {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                     {0, 0, 1}};
+  static constexpr double BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                      {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+};
+
+// Calls f(std::integral_constant<int, m>) for the runtime tile size m (2, 3 or 4).
+template <class F>
+decltype(auto) winograd_dispatch(int64_t m, F&& f) {
+  switch (m) {
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    default:
+      return f(std::integral_constant<int, 2>{});
+  }
+}
+
+// Compile-time loops and dot products over the constant matrices, so that the transforms' inner
+// loops over tiles hold only straight-line code and vectorise: winograd_for<n>(f) calls
+// f(std::integral_constant<int, i>) for i = 0 .. n-1; winograd_dot<T, Row, n>(x) = sum over k < n of
+// Row::c(k) * x(k) with the zero terms dropped and the unit ones without a multiply (x + -0.0 == x
+// exactly, so the compiler removes the padding terms of the fold).
+template <class F, int... i>
+inline void winograd_for_impl(F&& f, std::integer_sequence<int, i...>) {
+  (f(std::integral_constant<int, i>{}), ...);
+}
+template <int n, class F>
+inline void winograd_for(F&& f) {
+  winograd_for_impl(f, std::make_integer_sequence<int, n>{});
+}
+template <class T, class Row, int k, class X>
+inline T winograd_term(const X& x) {
+  constexpr double c = Row::c(k);
+  if constexpr (c == 0)
+    return T(-0.0);
+  else if constexpr (c == 1)
+    return x(k);
+  else if constexpr (c == -1)
+    return -x(k);
+  else
+    return T(c) * x(k);
+}
+template <class T, class Row, class X, int... k>
+inline T winograd_dot_impl(const X& x, std::integer_sequence<int, k...>) {
+  return (T(-0.0) + ... + winograd_term<T, Row, k>(x));
+}
+template <class T, class Row, int n, class X>
+inline T winograd_dot(const X& x) {
+  return winograd_dot_impl<T, Row>(x, std::make_integer_sequence<int, n>{});
+}
+// A row (column = false) or column of one of the matrices (0: B^T, 1: A^T, 2: G) as a type for
+// winograd_dot, and the four winograd_dot reads: rows of B^T, A^T and G, columns of A^T and G.
+template <int m, int which, int idx, bool column>
+struct WinogradLine {
+  static constexpr double c(int k) {
+    using W = WinogradMatrices<m>;
+    if constexpr (which == 0)
+      return column ? W::BT[k][idx] : W::BT[idx][k];
+    else if constexpr (which == 1)
+      return column ? W::AT[k][idx] : W::AT[idx][k];
+    else
+      return column ? W::G[k][idx] : W::G[idx][k];
+  }
+};
+template <int m, int i>
+using WinogradBTRow = WinogradLine<m, 0, i, false>;
+template <int m, int i>
+using WinogradATRow = WinogradLine<m, 1, i, false>;
+template <int m, int j>
+using WinogradATCol = WinogradLine<m, 1, j, true>;
+template <int m, int i>
+using WinogradGRow = WinogradLine<m, 2, i, false>;
+template <int m, int j>
+using WinogradGCol = WinogradLine<m, 2, j, true>;
+
+// Elements of one point's plane of V ([Ci, P]): Ci * P, or in gemm_nn_prepacked_b's layout (nr > 0)
+// ceil(P / nr) slivers of Ci * nr.
+inline int64_t winograd_v_plane(int64_t Ci, int64_t P, int64_t nr) {
+  return nr > 0 ? (P + nr - 1) / nr * nr * Ci : Ci * P;
+}
+
+template <int m, class T>
+void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, T* U, bool par) {
+  constexpr int a = m + 2;
+  // The loop runs along the output's contiguous axis (c forward, k rotated) in blocks of 16 filters,
+  // so the a^2 planes of U are written as contiguous runs (for model3's conv6, m = 2: 3.9 ms instead
+  // of 11.4 ms when each filter's values went straight into the planes), and the block is transformed
+  // cell-major with the 16 filters as the vector axis (the filter-at-a-time arithmetic was scalar):
+  // conv6, m = 2, 4.7 -> 3.7 ms forward and 4.8 -> 4.1 ms rotated; m = 3 7.6 -> 6.1 and 8.6 -> 6.1 ms
+  // (medians of 3 rounds of best-of-7, 2 threads, a standalone program).
+  constexpr int64_t kB = 16;
+  const int64_t KC = K * C, outer = rotate ? C : K, inner = rotate ? K : C;
+#pragma omp parallel for if (par)
+  for (int64_t o = 0; o < outer; ++o) {
+    T* dst = U + o * inner;
+    for (int64_t e0 = 0; e0 < inner; e0 += kB) {
+      const int64_t n = std::min(kB, inner - e0);
+      T g[9][kB];  // the block's filters, cell r * 3 + s first (rotated 180 degrees for backward data)
+      for (int64_t e = 0; e < kB; ++e) {
+        const T* f = w + (rotate ? (e0 + e) * C + o : o * C + e0 + e) * 9;
+        for (int rs = 0; rs < 9; ++rs) g[rs][e] = e < n ? f[rotate ? 8 - rs : rs] : T(0);
+      }
+      T t[a][3][kB];  // G g
+      winograd_for<a>([&](auto i) {
+        winograd_for<3>([&](auto s) {
+#pragma omp simd
+          for (int64_t e = 0; e < kB; ++e)
+            t[i][s][e] = winograd_dot<T, WinogradGRow<m, i>, 3>([&](int r) { return g[r * 3 + s][e]; });
+        });
+      });
+      T tmp[a * a][kB];  // (G g) G^T
+      winograd_for<a>([&](auto i) {
+        winograd_for<a>([&](auto j) {
+#pragma omp simd
+          for (int64_t e = 0; e < kB; ++e)
+            tmp[a * i + j][e] = winograd_dot<T, WinogradGRow<m, j>, 3>([&](int s) { return t[i][s][e]; });
+        });
+      });
+      for (int xi = 0; xi < a * a; ++xi)
+        for (int64_t e = 0; e < n; ++e) dst[xi * KC + e0 + e] = tmp[xi][e];
+    }
+  }
+}
+
+// Lanes of the transforms' vector loops: 16 consecutive tile columns p of V or M (one 64-byte line of
+// float), whatever the plane size. Until the sixteenth session the loops ran along the tiles of one
+// tile row of one (sample, channel) plane: on model3's deep layers 2-9 tiles, and the input transform
+// wrote 1.2-3 GB/s (docs/performance.md).
+constexpr int64_t kWinogradLanes = 16;
+
+// Column p0's lane block of V: cnt <= kWinogradLanes columns that stay inside one sliver of the
+// packed layout (nr > 0), so they are contiguous in V.
+inline int64_t winograd_lane_count(int64_t p0, int64_t P, int64_t nr) {
+  return std::min({kWinogradLanes, P - p0, nr > 0 ? nr - p0 % nr : kWinogradLanes});
+}
+
+// Stores lanes 0 .. cnt - 1 of f(l) to dst: a whole block as fixed-length vector stores (a
+// runtime-length std::copy there compiled to a memmove call or a `rep movs` per run).
+template <class T, class F>
+inline void winograd_put(int64_t cnt, T* dst, F&& f) {
+  if (cnt == kWinogradLanes) {
+#pragma omp simd
+    for (int64_t l = 0; l < kWinogradLanes; ++l) dst[l] = f(l);
+  } else {
+    T o[kWinogradLanes];
+#pragma omp simd
+    for (int64_t l = 0; l < kWinogradLanes; ++l) o[l] = f(l);
+    for (int64_t l = 0; l < cnt; ++l) dst[l] = o[l];
+  }
+}
+
+// The tiles of the lanes of columns p0 .. p0 + cnt - 1 (column p = j * NT + ty * TW + tx, j the sample
+// within the group); lanes past cnt repeat lane 0 (computed, never stored).
+struct WinogradLanes {
+  int64_t j[kWinogradLanes], ty[kWinogradLanes], tx[kWinogradLanes];
+  WinogradLanes(int64_t p0, int64_t cnt, int64_t NT, int64_t TW) {
+    int64_t jj = p0 / NT, t = p0 % NT, y = t / TW, x = t % TW;
+    for (int64_t l = 0; l < kWinogradLanes; ++l) {
+      if (l >= cnt) {
+        j[l] = j[0], ty[l] = ty[0], tx[l] = tx[0];
+        continue;
+      }
+      j[l] = jj, ty[l] = y, tx[l] = x;
+      if (++x == TW) {
+        x = 0;
+        if (++y * TW == NT) y = 0, ++jj;
+      }
+    }
+  }
+};
+
+// Copies the H x W plane src into the zero-padded rows x cols plane dst with src's (0, 0) at
+// (pad_top, pad_left), so that every tile a transform reads lies inside dst.
+template <class T>
+void winograd_pad_plane(const T* src, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t rows,
+                        int64_t cols, T* dst) {
+  const int64_t c0 = std::clamp<int64_t>(pad_left, 0, cols), c1 = std::clamp<int64_t>(pad_left + W, c0, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    T* row = dst + r * cols;
+    const int64_t ih = r - pad_top;
+    if (ih < 0 || ih >= H) {
+      std::fill(row, row + cols, T(0));
+      continue;
+    }
+    std::fill(row, row + c0, T(0));
+    std::copy(src + ih * W + (c0 - pad_left), src + ih * W + (c1 - pad_left), row + c0);
+    std::fill(row + c1, row + cols, T(0));
+  }
+}
+
+template <int m, class T>
+void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr) {
+  constexpr int a = m + 2;
+  constexpr int64_t kL = kWinogradLanes;
+  const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT;
+  const int64_t xs = winograd_v_plane(q.Ci, P, nr);  // elements from one point's plane to the next
+  // One channel's zero-padded input planes, all nb samples: tile (ty, tx) reads rows m ty .. m ty + a - 1
+  // and columns m tx .. m tx + a - 1 of its sample's plane.
+  const int64_t rows = m * q.tiles_h() + 2, cols = m * TW + 2, psz = rows * cols;
+  T* planes = conv_scratch<T, 2>(nb * psz);
+#pragma omp for schedule(static)
+  for (int64_t c = 0; c < q.Ci; ++c) {
+    for (int64_t j = 0; j < nb; ++j)
+      winograd_pad_plane(in + ((n0 + j) * q.Ci + c) * q.H * q.W, q.H, q.W, q.pad_top, q.pad_left, rows, cols,
+                         planes + j * psz);
+    // Blocks of kL columns: gather each lane's a x a input, then B^T d B with the lanes as the vector
+    // axis, stored as one contiguous run of cnt values per point.
+    for (int64_t p0 = 0; p0 < P;) {
+      const int64_t cnt = winograd_lane_count(p0, P, nr);
+      const WinogradLanes lane(p0, cnt, NT, TW);
+      T d[a * a][kL];
+      for (int64_t l = 0; l < kL; ++l) {
+        const T* s = planes + lane.j[l] * psz + m * (lane.ty[l] * cols + lane.tx[l]);
+        winograd_for<a>([&](auto i) { winograd_for<a>([&](auto x) { d[i * a + x][l] = s[i * cols + x]; }); });
+      }
+      T t[a * a][kL];  // B^T d: rows
+      winograd_for<a>([&](auto i) {
+        winograd_for<a>([&](auto x) {
+#pragma omp simd
+          for (int64_t l = 0; l < kL; ++l)
+            t[i * a + x][l] = winograd_dot<T, WinogradBTRow<m, i>, a>([&](int k) { return d[k * a + x][l]; });
+        });
+      });
+      T* dst = nr > 0 ? V + (p0 / nr) * q.Ci * nr + c * nr + p0 % nr : V + c * P + p0;
+      winograd_for<a>([&](auto i) {  // (B^T d) B: columns
+        winograd_for<a>([&](auto jj) {
+          winograd_put(cnt, dst + (i * a + jj) * xs, [&](int64_t l) {
+            return winograd_dot<T, WinogradBTRow<m, jj>, a>([&](int k) { return t[i * a + k][l]; });
+          });
+        });
+      });
+      p0 += cnt;
+    }
+  }
+}
+
+template <int m, class T>
+void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb, const T* bias, bool relu,
+                                 bool accumulate, T* out) {
+  constexpr int a = m + 2;
+  constexpr int64_t kL = kWinogradLanes;
+  const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P, plane = q.OH * q.OW;
+  // Per output channel k: blocks of kL tile columns, A^T m A with the lanes as the vector axis, each
+  // lane's m x m outputs into a per-thread copy of the channel's nb output planes, whose rows then go
+  // out with the epilogue. The copy's layout depends on the plane size:
+  //  - phased (NT >= 2 kL: most blocks lie inside one sample): phase-major, ph[j S + (i m + jj) NT + t]
+  //    = row m ty + i, column m tx + jj of sample j's tile t = ty TW + tx, so a block is one
+  //    contiguous run per phase, and each output row is interleaved from its m phases;
+  //  - else (blocks span samples): zero-padded m TH x m TW planes, each lane's tile stored whole.
+  // Measured (docs/performance.md, sixteenth session): storing the lanes' tiles one by one took 1.5x
+  // as long as the phased runs on 50x50 planes, the phased rows 1.6x as long as the tiles on 6x6.
+  const bool phased = NT >= 2 * kL;
+  const int64_t S = m * m * NT, cols = m * TW, psz = m * q.tiles_h() * cols;
+  T* buf = conv_scratch<T, 2>(phased ? nb * S + cols : nb * psz);
+  T* row = buf + nb * S;  // phased: one output row, the m phases interleaved
+#pragma omp for schedule(static)
+  for (int64_t k = 0; k < q.Co; ++k) {
+    for (int64_t p0 = 0; p0 < P; p0 += kL) {
+      const int64_t cnt = std::min(kL, P - p0);
+      // the block's a^2 values per lane: read in place, or a zero-padded copy for a short block
+      const T* vb = M + k * P + p0;
+      int64_t vs = KP;
+      T v[a * a][kL];
+      if (cnt < kL) {
+        for (int xi = 0; xi < a * a; ++xi)
+          for (int64_t l = 0; l < kL; ++l) v[xi][l] = l < cnt ? vb[xi * KP + l] : T(0);
+        vb = v[0], vs = kL;
+      }
+      T s[m][a][kL];  // A^T m: rows
+      winograd_for<m>([&](auto i) {
+        winograd_for<a>([&](auto x) {
+#pragma omp simd
+          for (int64_t l = 0; l < kL; ++l)
+            s[i][x][l] = winograd_dot<T, WinogradATRow<m, i>, a>([&](int kk) { return vb[(kk * a + x) * vs + l]; });
+        });
+      });
+      T y[m][m][kL];  // (A^T m) A: columns
+      winograd_for<m>([&](auto i) {
+        winograd_for<m>([&](auto jj) {
+#pragma omp simd
+          for (int64_t l = 0; l < kL; ++l)
+            y[i][jj][l] = winograd_dot<T, WinogradATRow<m, jj>, a>([&](int x) { return s[i][x][l]; });
+        });
+      });
+      const int64_t t0 = p0 % NT;
+      if (phased && cnt == kL && t0 + kL <= NT) {  // one sample: a contiguous run per phase
+        winograd_for<m>([&](auto i) {
+          winograd_for<m>([&](auto jj) {
+            T* d = buf + (p0 / NT) * S + (i * m + jj) * NT + t0;
+#pragma omp simd
+            for (int64_t l = 0; l < kL; ++l) d[l] = y[i][jj][l];
+          });
+        });
+      } else {
+        const WinogradLanes lane(p0, cnt, NT, TW);
+        for (int64_t l = 0; l < cnt; ++l) {
+          const int64_t t = lane.ty[l] * TW + lane.tx[l];
+          // element (i, jj) of the lane's tile at d[i * ri + jj * rj]
+          T* d = phased ? buf + lane.j[l] * S + t : buf + lane.j[l] * psz + m * (lane.ty[l] * cols + lane.tx[l]);
+          const int64_t ri = phased ? m * NT : cols, rj = phased ? NT : 1;
+          winograd_for<m>([&](auto i) { winograd_for<m>([&](auto jj) { d[i * ri + jj * rj] = y[i][jj][l]; }); });
+        }
+      }
+    }
+    const T b = bias ? bias[k] : T(0);
+    for (int64_t j = 0; j < nb; ++j)
+      for (int64_t oh = 0; oh < q.OH; ++oh) {
+        const T* r = buf + j * psz + oh * cols;
+        if (phased) {
+          const T* pi = buf + j * S + (oh % m) * m * NT + (oh / m) * TW;
+#pragma omp simd
+          for (int64_t tx = 0; tx < TW; ++tx) winograd_for<m>([&](auto jj) { row[m * tx + jj] = pi[jj * NT + tx]; });
+          r = row;
+        }
+        T* d = out + ((n0 + j) * q.Co + k) * plane + oh * q.OW;
+        if (accumulate) {
+#pragma omp simd
+          for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] += r[ow];
+        } else if (relu) {
+#pragma omp simd
+          for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] = std::max(r[ow] + b, T(0));
+        } else {
+#pragma omp simd
+          for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] = r[ow] + b;
+        }
+      }
+  }
+}
+
+template <int m, class T>
+void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G) {
+  constexpr int a = m + 2;
+  constexpr int64_t kL = kWinogradLanes;
+  const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P, plane = q.OH * q.OW;
+  // Per output channel k: its dy planes of the nb samples copied into zero-padded m TH x m TW planes
+  // (so that every tile is whole), then blocks of kL tile columns: each lane's m x m tile e, A e A^T
+  // with the lanes as the vector axis, stored as one run per point.
+  const int64_t rows = m * q.tiles_h(), cols = m * TW, psz = rows * cols;
+  T* planes = conv_scratch<T, 2>(nb * psz);
+#pragma omp for schedule(static)
+  for (int64_t k = 0; k < q.Co; ++k) {
+    for (int64_t j = 0; j < nb; ++j)
+      winograd_pad_plane(dy + ((n0 + j) * q.Co + k) * plane, q.OH, q.OW, 0, 0, rows, cols, planes + j * psz);
+    for (int64_t p0 = 0; p0 < P; p0 += kL) {
+      const int64_t cnt = std::min(kL, P - p0);
+      const WinogradLanes lane(p0, cnt, NT, TW);
+      T e[m][m][kL];
+      for (int64_t l = 0; l < kL; ++l) {
+        const T* s = planes + lane.j[l] * psz + m * (lane.ty[l] * cols + lane.tx[l]);
+        winograd_for<m>([&](auto i) { winograd_for<m>([&](auto jj) { e[i][jj][l] = s[i * cols + jj]; }); });
+      }
+      T u[a][m][kL];  // A e: u[x][jj] = sum_i AT[i][x] e[i][jj]
+      winograd_for<a>([&](auto x) {
+        winograd_for<m>([&](auto jj) {
+#pragma omp simd
+          for (int64_t l = 0; l < kL; ++l)
+            u[x][jj][l] = winograd_dot<T, WinogradATCol<m, x>, m>([&](int i) { return e[i][jj][l]; });
+        });
+      });
+      T* dst = G + k * P + p0;
+      winograd_for<a>([&](auto x) {  // (A e) A^T
+        winograd_for<a>([&](auto yy) {
+          winograd_put(cnt, dst + (x * a + yy) * KP, [&](int64_t l) {
+            return winograd_dot<T, WinogradATCol<m, yy>, m>([&](int jj) { return u[x][jj][l]; });
+          });
+        });
+      });
+    }
+  }
+}
+
+template <int m, class T>
+void winograd_filter_grad_transform_m(const T* dU, int64_t K, int64_t C, T* dw) {
+  constexpr int a = m + 2;
+  const int64_t KC = K * C;
+#pragma omp for schedule(static)
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c) {
+      const T* u = dU + k * C + c;
+      T t[3][a];  // G^T u
+      winograd_for<3>([&](auto r) {
+        winograd_for<a>([&](auto y) {
+          t[r][y] = winograd_dot<T, WinogradGCol<m, r>, a>([&](int x) { return u[(x * a + y) * KC]; });
+        });
+      });
+      T* d = dw + (k * C + c) * 9;
+      winograd_for<3>([&](auto r) {  // (G^T u) G
+        winograd_for<3>([&](auto s) {
+          d[r * 3 + s] += winograd_dot<T, WinogradGCol<m, s>, a>([&](int y) { return t[r][y]; });
+        });
+      });
+    }
+}
+
+}  // namespace detail
+
+// Filter transform for tile size m.
+//   w: [K, C, 3, 3]
+//   U: [(m+2)^2, K, C] (rotate = false: the forward filter f = w) or
+//      [(m+2)^2, C, K] (rotate = true: the backward-data filter f[c, k] = w[k, c] rotated 180 degrees)
+template <class T>
+void winograd_filter_transform(const T* w, int64_t K, int64_t C, bool rotate, int64_t m, T* U, bool par) {
+  detail::winograd_dispatch(m, [&](auto mc) {
+    detail::winograd_filter_transform_m<decltype(mc)::value>(w, K, C, rotate, U, par);
+  });
+}
+
+namespace detail {
+
+// Input transform of samples [n0, n0 + nb) (a work-shared loop: call inside a parallel region).
+//   in: [N, Ci, H, W], V: [a^2, Ci, P] with P = nb * tiles, column p = j * tiles + ty * tiles_w + tx;
+//   nr > 0: each point's [Ci, P] plane in gemm_nn_prepacked_b's layout with slivers of nr columns
+//   (planes winograd_v_plane(Ci, P, nr) elements apart), so its GEMM skips packing it
+template <class T>
+void winograd_input_transform(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr = 0) {
+  winograd_dispatch(q.m, [&](auto mc) { winograd_input_transform_m<decltype(mc)::value>(in, q, n0, nb, V, nr); });
+}
+
+// Output transform of samples [n0, n0 + nb) (a work-shared loop: call inside a parallel region).
+//   M: [a^2, Co, P], bias: [Co] or nullptr, out: [N, Co, OH, OW] (written, or += when accumulate)
+template <class T>
+void winograd_output_transform(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb, const T* bias, bool relu,
+                               bool accumulate, T* out) {
+  winograd_dispatch(q.m, [&](auto mc) {
+    winograd_output_transform_m<decltype(mc)::value>(M, q, n0, nb, bias, relu, accumulate, out);
+  });
+}
+
+// Transform of the output gradient of samples [n0, n0 + nb) for the weight gradient (a work-shared
+// loop: call inside a parallel region): every m x m tile e of dy (zero where a tile hangs over the
+// output's edge) becomes A e A^T, A = (A^T)^T: the adjoint of the output transform.
+//   dy: [N, Co, OH, OW], G: [a^2, Co, P] with P = nb * tiles (the layout of M in the forward pass)
+template <class T>
+void winograd_grad_output_transform(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G) {
+  winograd_dispatch(q.m, [&](auto mc) { winograd_grad_output_transform_m<decltype(mc)::value>(dy, q, n0, nb, G); });
+}
+
+// dw[k, c] += G^T dU[k, c] G for every filter (a work-shared loop: call inside a parallel region): the
+// adjoint of the filter transform.
+//   dU: [a^2, K, C], dw: [K, C, 3, 3] (+=)
+template <class T>
+void winograd_filter_grad_transform(const T* dU, int64_t m, int64_t K, int64_t C, T* dw) {
+  winograd_dispatch(m, [&](auto mc) { winograd_filter_grad_transform_m<decltype(mc)::value>(dU, K, C, dw); });
+}
+
+}  // namespace detail
+
+}  // namespace tinycnn::kernels::cpu
