@@ -4,7 +4,8 @@
 //   input        V = B^T d B of the group's input, V in the GEMM kernel's packed layout (forward)
 //   output       y = relu(A^T M A + bias) into the group's output planes (forward)
 //   grad_output  G = A dy A^T of the group's output gradient (weight gradient)
-// GB/s counter: bytes read plus bytes written (input and V, M and y, dy and G) per second. The
+//   filter       U = G w G^T of the layer's weights, U in the GEMM kernel's packed layout (forward)
+// GB/s counter: bytes read plus bytes written (input and V, M and y, dy and G, w and U) per second. The
 // transforms are data movement with a few adds each: this is the figure to hold against the
 // machine's copy bandwidth (`stream/copy` in bench_models.cpp).
 #include <benchmark/benchmark.h>
@@ -22,7 +23,7 @@ namespace {
 using namespace tinycnn::kernels::cpu;
 using Buffer = std::vector<float, tinycnn::HostAllocator<float>>;
 
-enum class Transform { Input, Output, GradOutput };
+enum class Transform { Input, Output, GradOutput, Filter };
 
 void run_transform(benchmark::State& state, int64_t cin, int64_t cout, int64_t hw, int64_t m, Transform which) {
   const Conv2DGeom g = make_conv_geom(32, cin, hw, hw, cout, 3, 3, 1, 1, Padding::Same);
@@ -37,6 +38,18 @@ void run_transform(benchmark::State& state, int64_t cin, int64_t cout, int64_t h
   tinycnn::Rng rng(5);
   for (auto* v : {&in, &M, &bias})
     for (auto& e : *v) e = static_cast<float>(rng.uniform(-1.0, 1.0));
+  if (which == Transform::Filter) {  // as conv2d_forward_ex runs it (its own parallel loop)
+    const int64_t mr = gemm_prepacked_a_mr<float>(q.Ci), n_u = q.points() * detail::winograd_u_plane(q.Co, q.Ci, mr);
+    Buffer w(static_cast<size_t>(q.Co * q.Ci * 9)), U(static_cast<size_t>(n_u));
+    for (auto& e : w) e = static_cast<float>(rng.uniform(-1.0, 1.0));
+    for (auto _ : state) {
+      winograd_filter_transform(w.data(), q.Co, q.Ci, false, m, U.data(), q.Co * q.Ci >= 4096, mr);
+      benchmark::ClobberMemory();
+    }
+    state.counters["GB/s"] = benchmark::Counter(double(w.size() + U.size()) * sizeof(float),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+    return;
+  }
   for (auto _ : state) {
 #pragma omp parallel
     {
@@ -64,7 +77,8 @@ int register_winograd_benchmarks() {
                          Layer{"conv6_512x1024@6", 512, 1024, 6}})
     for (const auto& [name, t] : {std::pair<const char*, Transform>{"input", Transform::Input},
                                   {"output", Transform::Output},
-                                  {"grad_output", Transform::GradOutput}})
+                                  {"grad_output", Transform::GradOutput},
+                                  {"filter", Transform::Filter}})
       for (int64_t m : {2, 3})
         benchmark::RegisterBenchmark(
             (std::string("winograd_transform/") + name + "/" + l.name + "/m" + std::to_string(m)).c_str(),

@@ -413,19 +413,30 @@ void check_prepacked_b(int64_t M, int64_t N, int64_t K, T beta, Rng& rng) {
   auto C_ref = C;
   const int64_t nr = gemm_prepacked_b_nr<T>(K);
   const auto Bp = pack_b_for_test(B, K, N, ldb, nr);
+  auto C_ab = C;
   gemm_nn_prepacked_b<T>(M, N, K, T(0.75), A.data(), lda, Bp.data(), beta, C.data(), ldc);
+  // A packed too: row slivers of mr, the rows past M NaN (they must never reach C either)
+  const int64_t mr = gemm_prepacked_a_mr<T>(K);
+  std::vector<T> Ap(static_cast<size_t>(std::max<int64_t>(1, (M + mr - 1) / mr * K * mr)),
+                    std::numeric_limits<T>::quiet_NaN());
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t k = 0; k < K; ++k) Ap[static_cast<size_t>((i / mr) * K * mr + k * mr + i % mr)] = A[i * lda + k];
+  gemm_nn_prepacked_ab<T>(M, N, K, T(0.75), Ap.data(), Bp.data(), beta, C_ab.data(), ldc);
   gemm_ex<T>(false, false, M, N, K, T(0.75), A.data(), lda, B.data(), ldb, beta, C_ref.data(), ldc, GemmEpilogue<T>{});
-  int64_t differ = 0;
+  int64_t differ = 0, differ_ab = 0;
   for (size_t i = 0; i < C.size(); ++i) differ += !(C[i] == C_ref[i]);  // bitwise the same values
+  for (size_t i = 0; i < C.size(); ++i) differ_ab += !(C_ab[i] == C_ref[i]);
   CAPTURE(M);
   CAPTURE(N);
   CAPTURE(K);
   CAPTURE(nr);
+  CAPTURE(mr);
   CHECK(differ == 0);
+  CHECK(differ_ab == 0);
 }
 }  // namespace
 
-TEST_CASE("gemm_nn_prepacked_b: B in the kernel's packed layout gives gemm_ex's result bitwise (one thread)") {
+TEST_CASE("gemm_nn_prepacked_b/_ab: B (and A) in the kernel's packed layouts give gemm_ex's result bitwise (one thread)") {
   // One thread so that gemm_ex takes the same blocking (no K-split, no thread split). Shapes across
   // the kernels' slivers and blocks: K below and above the 8x48 tile's K >= 64 rule, K past one
   // K-block (384), N past one sliver and one N block, M past one A panel of the 14x32 tile (14 * 144).

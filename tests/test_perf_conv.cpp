@@ -104,7 +104,8 @@ TEST_CASE("Winograd: split into sample groups on 2 threads; forward with bias an
     for (auto pad : {kc::Padding::Same, kc::Padding::Valid})
       for (int64_t min_cols : {int64_t(1), int64_t(512)}) {  // 1: as many groups as the scratch bound allows
         CAPTURE(m);
-        const kc::Conv2DGeom g = kc::make_conv_geom(7, 20, 11, 10, 24, 3, 3, 1, 1, pad);
+        // 20 and 22 channels: the packed U's last sliver is partial for every kernel's mr (6, 8, 14)
+        const kc::Conv2DGeom g = kc::make_conv_geom(7, 20, 11, 10, 22, 3, 3, 1, 1, pad);
         const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * 9, ny = g.N * g.K * g.OH * g.OW;
         const auto x = rnd(nx, 31), w = rnd(nw, 32), b = rnd(g.K, 33), dy = rnd(ny, 34);
         const kc::WinogradGeom qf = kc::winograd_geom_forward(g, m), qb = kc::winograd_geom_backward_data(g, m);
@@ -122,9 +123,17 @@ TEST_CASE("Winograd: split into sample groups on 2 threads; forward with bias an
         std::vector<float> yp(static_cast<size_t>(ny), NAN);
         kc::winograd_conv3x3(x.data(), U.data(), qf, b.data(), true, false, yp.data(), gemm_fn, scratch, min_cols, true);
         CHECK(std::memcmp(yp.data(), y.data(), y.size() * sizeof(float)) == 0);
+        // U written in the packed layout as well (what conv2d does): bitwise the same again
+        const int64_t mrf = kc::gemm_prepacked_a_mr<float>(qf.Ci), mrb = kc::gemm_prepacked_a_mr<float>(qb.Ci);
+        std::vector<float> Up(static_cast<size_t>(qf.points() * kc::detail::winograd_u_plane(qf.Co, qf.Ci, mrf)), NAN);
+        kc::winograd_filter_transform(w.data(), g.K, g.C, false, m, Up.data(), true, mrf);
+        std::fill(yp.begin(), yp.end(), NAN);
+        kc::winograd_conv3x3(x.data(), Up.data(), qf, b.data(), true, false, yp.data(), gemm_fn, scratch, min_cols, true,
+                             mrf);
+        CHECK(std::memcmp(yp.data(), y.data(), y.size() * sizeof(float)) == 0);
         kc::winograd_filter_transform(w.data(), g.K, g.C, true, m, U.data(), true);
         auto dx = rnd(nx, 35), dxr = dx;
-        auto dxp = dx;
+        auto dxp = dx, dxpu = dx;
         kc::winograd_conv3x3(dy.data(), U.data(), qb, static_cast<const float*>(nullptr), false, true, dx.data(), gemm_fn,
                              scratch, min_cols);
         kc::conv2d_direct_backward_data(dy.data(), w.data(), g, dxr.data());
@@ -132,12 +141,46 @@ TEST_CASE("Winograd: split into sample groups on 2 threads; forward with bias an
         kc::winograd_conv3x3(dy.data(), U.data(), qb, static_cast<const float*>(nullptr), false, true, dxp.data(),
                              gemm_fn, scratch, min_cols, true);
         CHECK(std::memcmp(dxp.data(), dx.data(), dx.size() * sizeof(float)) == 0);
+        Up.assign(static_cast<size_t>(qb.points() * kc::detail::winograd_u_plane(qb.Co, qb.Ci, mrb)), NAN);
+        kc::winograd_filter_transform(w.data(), g.K, g.C, true, m, Up.data(), true, mrb);
+        kc::winograd_conv3x3(dy.data(), Up.data(), qb, static_cast<const float*>(nullptr), false, true, dxpu.data(),
+                             gemm_fn, scratch, min_cols, true, mrb);
+        CHECK(std::memcmp(dxpu.data(), dx.data(), dx.size() * sizeof(float)) == 0);
         auto dw = rnd(nw, 36), dwr = dw;
         kc::winograd_conv3x3_backward_filter(x.data(), dy.data(), qf, dw.data(), gemm_fn, scratch, min_cols);
         kc::conv2d_direct_backward_filter(x.data(), dy.data(), g, dwr.data(), static_cast<float*>(nullptr));
         CHECK(maxdiff(dw, dwr) <= 1e-3);
       }
   set_num_threads(saved);
+}
+
+TEST_CASE("Winograd: the filter transform's packed layout (every kernel's mr, both orientations)") {
+  // mr = 6 (AVX2, portable), 8 and 14 (the AVX-512 tiles): element (o, i) of point xi's plane at
+  // (o / mr) * cols * mr + i * mr + o % mr, the padding rows of the last sliver zero
+  const int64_t K = 23, C = 19;  // 23 and 19 rows: a partial last sliver for each mr
+  const auto w = rnd(K * C * 9, 51);
+  for (int64_t m : {2, 3, 4})
+    for (bool rotate : {false, true})
+      for (int64_t mr : {6, 8, 14}) {
+        CAPTURE(m);
+        CAPTURE(rotate);
+        CAPTURE(mr);
+        const int64_t a2 = (m + 2) * (m + 2), rows = rotate ? C : K, cols = rotate ? K : C;
+        const int64_t plane = kc::detail::winograd_u_plane(rows, cols, mr);
+        REQUIRE(plane == (rows + mr - 1) / mr * mr * cols);
+        std::vector<float> U(static_cast<size_t>(a2 * rows * cols)), Up(static_cast<size_t>(a2 * plane), NAN);
+        kc::winograd_filter_transform(w.data(), K, C, rotate, m, U.data(), false);
+        kc::winograd_filter_transform(w.data(), K, C, rotate, m, Up.data(), true, mr);
+        int64_t wrong = 0;
+        for (int64_t xi = 0; xi < a2; ++xi)
+          for (int64_t o = 0; o < (rows + mr - 1) / mr * mr; ++o)
+            for (int64_t i = 0; i < cols; ++i) {
+              const float got = Up[static_cast<size_t>(xi * plane + (o / mr) * cols * mr + i * mr + o % mr)];
+              const float want = o < rows ? U[static_cast<size_t>((xi * rows + o) * cols + i)] : 0.0f;
+              wrong += !(got == want);
+            }
+        CHECK(wrong == 0);
+      }
 }
 
 TEST_CASE("Winograd: the point GEMMs cut evenly over the threads cover every point's columns once") {
@@ -174,22 +217,32 @@ TEST_CASE("Winograd: 2 threads give the 1-thread result bitwise (the odd point G
   std::vector<float> U(static_cast<size_t>(qf.points() * nw)), Ur(U.size());
   kc::winograd_filter_transform(w.data(), g.K, g.C, false, 3, U.data(), false);
   kc::winograd_filter_transform(w.data(), g.K, g.C, true, 3, Ur.data(), false);
-  std::vector<float> out[2][4];
+  const int64_t mrf = kc::gemm_prepacked_a_mr<float>(qf.Ci), mrb = kc::gemm_prepacked_a_mr<float>(qb.Ci);
+  std::vector<float> Up(static_cast<size_t>(qf.points() * kc::detail::winograd_u_plane(qf.Co, qf.Ci, mrf)));
+  std::vector<float> Urp(static_cast<size_t>(qb.points() * kc::detail::winograd_u_plane(qb.Co, qb.Ci, mrb)));
+  kc::winograd_filter_transform(w.data(), g.K, g.C, false, 3, Up.data(), false, mrf);
+  kc::winograd_filter_transform(w.data(), g.K, g.C, true, 3, Urp.data(), false, mrb);
+  std::vector<float> out[2][6];
   for (int t = 0; t < 2; ++t) {
     set_num_threads(t + 1);
-    for (int prepack = 0; prepack < 2; ++prepack) {
+    for (int prepack = 0; prepack < 3; ++prepack) {  // none, V, U and V
       out[t][prepack].assign(static_cast<size_t>(ny), NAN);
-      kc::winograd_conv3x3(x.data(), U.data(), qf, b.data(), true, false, out[t][prepack].data(), gemm_fn,
-                           int64_t(4) << 20, 512, prepack == 1);
+      kc::winograd_conv3x3(x.data(), prepack == 2 ? Up.data() : U.data(), qf, b.data(), true, false,
+                           out[t][prepack].data(), gemm_fn, int64_t(4) << 20, 512, prepack >= 1, prepack == 2 ? mrf : 0);
     }
-    out[t][2] = rnd(nx, 45);
-    kc::winograd_conv3x3(dy.data(), Ur.data(), qb, static_cast<const float*>(nullptr), false, true, out[t][2].data(),
+    out[t][3] = rnd(nx, 45);
+    kc::winograd_conv3x3(dy.data(), Ur.data(), qb, static_cast<const float*>(nullptr), false, true, out[t][3].data(),
                          gemm_fn, int64_t(4) << 20, 512, true);
-    out[t][3] = rnd(nw, 46);
-    kc::winograd_conv3x3_backward_filter(x.data(), dy.data(), qf, out[t][3].data(), gemm_fn);
+    out[t][4] = rnd(nx, 45);
+    kc::winograd_conv3x3(dy.data(), Urp.data(), qb, static_cast<const float*>(nullptr), false, true, out[t][4].data(),
+                         gemm_fn, int64_t(4) << 20, 512, true, mrb);
+    out[t][5] = rnd(nw, 46);
+    kc::winograd_conv3x3_backward_filter(x.data(), dy.data(), qf, out[t][5].data(), gemm_fn);
   }
   set_num_threads(saved);
-  for (int k = 0; k < 4; ++k) {
+  CHECK(std::memcmp(out[0][2].data(), out[0][0].data(), out[0][0].size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(out[0][4].data(), out[0][3].data(), out[0][3].size() * sizeof(float)) == 0);
+  for (int k = 0; k < 6; ++k) {
     CAPTURE(k);
     CHECK(std::memcmp(out[0][k].data(), out[1][k].data(), out[0][k].size() * sizeof(float)) == 0);
   }

@@ -206,10 +206,12 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (detail::winograd_preferred(g, g.C, g.K, o)) {
     const WinogradGeom q = winograd_geom_forward(g, o.winograd_tile);
-    T* U = detail::conv_scratch<T, 3>(q.points() * g.K * g.C);
-    winograd_filter_transform(w, g.K, g.C, false, q.m, U, g.K * g.C >= 4096);
-    return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2, 512,
-                            gemm_fn == &detail::conv_gemm_default<T>);
+    // With gemm_ex's own kernel, U and V are written in its packed layouts (no packing pass in the GEMMs).
+    const bool own = gemm_fn == &detail::conv_gemm_default<T>;
+    const int64_t mr = own ? gemm_prepacked_a_mr<T>(q.Ci) : 0;
+    T* U = detail::conv_scratch<T, 3>(q.points() * detail::winograd_u_plane(q.Co, q.Ci, mr));
+    winograd_filter_transform(w, g.K, g.C, false, q.m, U, g.K * g.C >= 4096, mr);
+    return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2, 512, own, mr);
   }
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);
@@ -262,10 +264,12 @@ void conv2d_backward_data_ex(const T* dy, const T* w, const Conv2DGeom& g, T* dx
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (detail::winograd_preferred(g, g.K, g.C, o)) {
     const WinogradGeom q = winograd_geom_backward_data(g, o.winograd_tile);
-    T* U = detail::conv_scratch<T, 3>(q.points() * g.K * g.C);
-    winograd_filter_transform(w, g.K, g.C, true, q.m, U, g.K * g.C >= 4096);
+    const bool own = gemm_fn == &detail::conv_gemm_default<T>;  // packed U and V, as in the forward pass
+    const int64_t mr = own ? gemm_prepacked_a_mr<T>(q.Ci) : 0;
+    T* U = detail::conv_scratch<T, 3>(q.points() * detail::winograd_u_plane(q.Co, q.Ci, mr));
+    winograd_filter_transform(w, g.K, g.C, true, q.m, U, g.K * g.C >= 4096, mr);
     return winograd_conv3x3(dy, U, q, static_cast<const T*>(nullptr), false, !assign, dx, gemm_fn,
-                            o.scratch_elems * 2, 512, gemm_fn == &detail::conv_gemm_default<T>);
+                            o.scratch_elems * 2, 512, own, mr);
   }
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);

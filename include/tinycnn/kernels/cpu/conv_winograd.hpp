@@ -139,15 +139,20 @@ struct WinogradPointItems {
 // prepack_b: the input transform writes V in the packed layout of gemm_ex's own kernel and the GEMMs
 // run gemm_nn_prepacked_b instead of gemm_fn (bitwise the same result, no B packing pass; callers set
 // it when gemm_fn is gemm_ex, i.e. not a benchmark's plugged-in variant).
+// u_mr > 0 (with prepack_b only): U is in gemm_nn_prepacked_ab's layout, written so by
+// winograd_filter_transform with mr = u_mr = gemm_prepacked_a_mr<T>(q.Ci), and the GEMMs skip packing
+// it as well (each point's U was packed again for every sample group and every part of a point).
 template <class T, class GemmFn>
 void winograd_conv3x3(const T* in, const T* U, const WinogradGeom& q, const T* bias, bool relu, bool accumulate,
                       T* out, GemmFn gemm_fn, int64_t scratch_elems = int64_t(4) << 20, int64_t min_cols = 512,
-                      bool prepack_b = false) {
+                      bool prepack_b = false, int64_t u_mr = 0) {
   const int64_t NT = q.tiles(), npts = q.points();
   if (q.N <= 0 || q.Co <= 0 || NT <= 0) return;
   int64_t nb, groups;
   detail::winograd_groups(q, scratch_elems, min_cols, nb, groups);
   const int64_t nr = prepack_b ? gemm_prepacked_b_nr<T>(q.Ci) : 0;
+  if (u_mr > 0 && nr == 0) throw ValueError("winograd_conv3x3: a prepacked U (u_mr > 0) needs prepack_b");
+  const int64_t us = detail::winograd_u_plane(q.Co, q.Ci, u_mr);  // elements per point of U
   T* V = detail::conv_scratch<T, 0>(npts * detail::winograd_v_plane(q.Ci, nb * NT, nr));
   T* M = detail::conv_scratch<T, 1>(npts * q.Co * nb * NT);
   const int nt = detail::winograd_team(q);
@@ -162,8 +167,11 @@ void winograd_conv3x3(const T* in, const T* U, const WinogradGeom& q, const T* b
       int64_t xi, c0, c1;  // point, columns [c0, c1) of M[xi] (slivers of V when prepacked)
       items.range(it, P, nr > 0 ? nr : 1, xi, c0, c1);
       if (c1 <= c0) continue;
-      if (nr > 0)
-        gemm_nn_prepacked_b<T>(q.Co, c1 - c0, q.Ci, T(1), U + xi * q.Co * q.Ci, q.Ci, V + xi * xs + c0 * q.Ci, T(0),
+      if (u_mr > 0)
+        gemm_nn_prepacked_ab<T>(q.Co, c1 - c0, q.Ci, T(1), U + xi * us, V + xi * xs + c0 * q.Ci, T(0),
+                                M + xi * q.Co * P + c0, P);
+      else if (nr > 0)
+        gemm_nn_prepacked_b<T>(q.Co, c1 - c0, q.Ci, T(1), U + xi * us, q.Ci, V + xi * xs + c0 * q.Ci, T(0),
                                M + xi * q.Co * P + c0, P);
       else
         gemm_fn(false, false, q.Co, c1 - c0, q.Ci, T(1), U + xi * q.Co * q.Ci, q.Ci, V + xi * xs + c0, P, T(0),

@@ -147,6 +147,24 @@ void gemm_nn_prepacked_b(int64_t M, int64_t N, int64_t K, T alpha, const T* A, i
   gemm_detail::run_packed_b(gemm_detail::kernel_for<T>(false, false, K), M, N, K, alpha, A, lda, Bp, beta, C, ldc);
 }
 
+// As gemm_nn_prepacked_b, with A [M, K] also supplied packed, for a producer that writes A anyway
+// (the Winograd filter transform writes U this way). The layout: row slivers of mr =
+// gemm_prepacked_a_mr<T>(K) rows, sliver s (rows s mr .. s mr + mr - 1) at Ap + s * K * mr, holding all
+// K columns, column k's mr values contiguous: element (i, k) at Ap[(i / mr) * K * mr + k * mr + i % mr]
+// (rows past M in the last sliver are computed into registers but never stored into C). Bitwise the
+// same result as gemm_ex on one thread on the unpacked A and B.
+//   Ap: ceil(M / mr) * K * mr elements, Bp: ceil(N / nr) * K * nr elements, C: [M, N] (ldc)
+template <class T>
+int gemm_prepacked_a_mr(int64_t K) {
+  return gemm_detail::kernel_for<T>(false, false, K).mr;
+}
+template <class T>
+void gemm_nn_prepacked_ab(int64_t M, int64_t N, int64_t K, T alpha, const T* Ap, const T* Bp, T beta, T* C,
+                          int64_t ldc) {
+  gemm_detail::run_packed_b(gemm_detail::kernel_for<T>(false, false, K), M, N, K, alpha, Ap, 0, Bp, beta, C, ldc,
+                            true);
+}
+
 // C = alpha * op(A) * op(B) + beta * C; argument contract in gemm_ref.hpp.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,

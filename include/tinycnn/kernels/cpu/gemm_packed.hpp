@@ -393,10 +393,11 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
 // C = alpha * A * Bp + beta * C on one thread, with B given already packed for kernel pk (see
 // gemm_nn_prepacked_b in gemm.hpp for the layout): the blocking and the micro-tiles are run_packed's
 // one-thread ones, so the result is bitwise the same as run_packed on the unpacked B, without the B
-// packing pass. A: [M, K] row-major (lda), C: [M, N] (ldc).
+// packing pass. A: [M, K] row-major (lda), C: [M, N] (ldc); a_packed: A is already in the packed
+// layout too (gemm_nn_prepacked_ab; lda unused), so the A packing pass goes as well.
 template <class T>
 void run_packed_b(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-                  const T* Bp, T beta, T* C, int64_t ldc) {
+                  const T* Bp, T beta, T* C, int64_t ldc, bool a_packed = false) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == T(0)) {
     scale_only<T>(M, N, beta, C, ldc, nullptr);
@@ -405,13 +406,13 @@ void run_packed_b(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K, T 
   const int MR = pk.mr, NR = pk.nr;
   const Blocks bl = blocks_for(pk, M, N, K);
   const int64_t kc = bl.kc, mc = bl.mc, nc = bl.nc;
-  T* abuf = a_buffer<T>().get(static_cast<size_t>(mc * kc));
+  T* abuf = a_packed ? nullptr : a_buffer<T>().get(static_cast<size_t>(mc * kc));
   for (int64_t ic = 0; ic < M; ic += mc) {
     const int64_t mcur = std::min(mc, M - ic);
     const int64_t ms = ceil_div(mcur, MR);
     for (int64_t pc = 0; pc < K; pc += kc) {
       const int64_t kcur = std::min(kc, K - pc);
-      pk.pack_a(false, A, lda, ic, mcur, pc, kcur, abuf, 0, ms);
+      if (!a_packed) pk.pack_a(false, A, lda, ic, mcur, pc, kcur, abuf, 0, ms);
       for (int64_t jc = 0; jc < N; jc += nc) {
         const int64_t ns = ceil_div(std::min(nc, N - jc), NR);
         Tile<T> t;
@@ -423,7 +424,8 @@ void run_packed_b(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K, T 
         t.bias_row = t.bias_col = nullptr;
         for (int64_t sa = 0; sa < ms; ++sa) {
           const int64_t i = ic + sa * MR;
-          t.a = abuf + sa * MR * kcur;
+          // ic is a multiple of MR, so i / MR is the sliver's index in a prepacked A (columns pc ..)
+          t.a = a_packed ? A + (i / MR) * K * MR + pc * MR : abuf + sa * MR * kcur;
           t.mr = static_cast<int>(std::min<int64_t>(MR, M - i));
           for (int64_t sb = 0; sb < ns; ++sb) {
             const int64_t j = jc + sb * NR;

@@ -146,46 +146,62 @@ using WinogradGCol = WinogradLine<m, 2, j, true>;
 inline int64_t winograd_v_plane(int64_t Ci, int64_t P, int64_t nr) {
   return nr > 0 ? (P + nr - 1) / nr * nr * Ci : Ci * P;
 }
+// Elements of one point's plane of U ([Co, Ci]): Co * Ci, or in gemm_nn_prepacked_ab's layout (mr > 0)
+// ceil(Co / mr) slivers of mr * Ci.
+inline int64_t winograd_u_plane(int64_t Co, int64_t Ci, int64_t mr) {
+  return mr > 0 ? (Co + mr - 1) / mr * mr * Ci : Co * Ci;
+}
 
 template <int m, class T>
-void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, T* U, bool par) {
+void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, T* U, bool par, int64_t mr) {
   constexpr int a = m + 2;
-  // The loop runs along the output's contiguous axis (c forward, k rotated) in blocks of 16 filters,
-  // so the a^2 planes of U are written as contiguous runs (for model3's conv6, m = 2: 3.9 ms instead
-  // of 11.4 ms when each filter's values went straight into the planes), and the block is transformed
-  // cell-major with the 16 filters as the vector axis (the filter-at-a-time arithmetic was scalar):
-  // conv6, m = 2, 4.7 -> 3.7 ms forward and 4.8 -> 4.1 ms rotated; m = 3 7.6 -> 6.1 and 8.6 -> 6.1 ms
-  // (medians of 3 rounds of best-of-7, 2 threads, a standalone program).
+  // Each sliver of mr rows of U (mr = 1: one row, the plain layout) is one run of inner * mr elements
+  // in every plane, position p = column * mr + row (gemm_nn_prepacked_ab's layout). The loop runs
+  // along that run in blocks of 16 positions, the 16 filters of a block as the vector axis, so every
+  // plane receives one contiguous 64-byte store per block (for model3's conv6, m = 2: 3.9 ms instead
+  // of 11.4 ms when each filter's values went straight into the planes, and the filter-at-a-time
+  // arithmetic was scalar: conv6, m = 2, 4.7 -> 3.7 ms forward and 4.8 -> 4.1 ms rotated; m = 3 7.6 ->
+  // 6.1 and 8.6 -> 6.1 ms; medians of 3 rounds of best-of-7, 2 threads, a standalone program). The
+  // packed layout's first version went row by row with stores mr apart and took 1.5-1.8x as long.
   constexpr int64_t kB = 16;
-  const int64_t KC = K * C, outer = rotate ? C : K, inner = rotate ? K : C;
+  const int64_t outer = rotate ? C : K, inner = rotate ? K : C, plane = winograd_u_plane(outer, inner, mr);
+  const int64_t run = inner * mr;
 #pragma omp parallel for if (par)
-  for (int64_t o = 0; o < outer; ++o) {
-    T* dst = U + o * inner;
-    for (int64_t e0 = 0; e0 < inner; e0 += kB) {
-      const int64_t n = std::min(kB, inner - e0);
+  for (int64_t sl = 0; sl < (outer + mr - 1) / mr; ++sl) {
+    T* dst = U + sl * run;
+    for (int64_t p0 = 0; p0 < run; p0 += kB) {
+      const int64_t n = std::min(kB, run - p0);
       T g[9][kB];  // the block's filters, cell r * 3 + s first (rotated 180 degrees for backward data)
-      for (int64_t e = 0; e < kB; ++e) {
-        const T* f = w + (rotate ? (e0 + e) * C + o : o * C + e0 + e) * 9;
-        for (int rs = 0; rs < 9; ++rs) g[rs][e] = e < n ? f[rotate ? 8 - rs : rs] : T(0);
+      for (int64_t l = 0, e = p0 / mr, r = p0 % mr; l < kB; ++l) {  // position p0 + l: column e, row r
+        const int64_t o = sl * mr + r;
+        const T* f = w + (rotate ? e * C + o : o * C + e) * 9;
+        // zero past the run and for the padding rows of the last sliver
+        for (int rs = 0; rs < 9; ++rs) g[rs][l] = l < n && o < outer ? f[rotate ? 8 - rs : rs] : T(0);
+        if (++r == mr) r = 0, ++e;
       }
       T t[a][3][kB];  // G g
       winograd_for<a>([&](auto i) {
         winograd_for<3>([&](auto s) {
 #pragma omp simd
-          for (int64_t e = 0; e < kB; ++e)
-            t[i][s][e] = winograd_dot<T, WinogradGRow<m, i>, 3>([&](int r) { return g[r * 3 + s][e]; });
+          for (int64_t l = 0; l < kB; ++l)
+            t[i][s][l] = winograd_dot<T, WinogradGRow<m, i>, 3>([&](int r) { return g[r * 3 + s][l]; });
         });
       });
       T tmp[a * a][kB];  // (G g) G^T
       winograd_for<a>([&](auto i) {
         winograd_for<a>([&](auto j) {
 #pragma omp simd
-          for (int64_t e = 0; e < kB; ++e)
-            tmp[a * i + j][e] = winograd_dot<T, WinogradGRow<m, j>, 3>([&](int s) { return t[i][s][e]; });
+          for (int64_t l = 0; l < kB; ++l)
+            tmp[a * i + j][l] = winograd_dot<T, WinogradGRow<m, j>, 3>([&](int s) { return t[i][s][l]; });
         });
       });
-      for (int xi = 0; xi < a * a; ++xi)
-        for (int64_t e = 0; e < n; ++e) dst[xi * KC + e0 + e] = tmp[xi][e];
+      if (n == kB) {  // a fixed length: with n, GCC calls memmove for each 64-byte run
+        for (int xi = 0; xi < a * a; ++xi)
+          for (int64_t l = 0; l < kB; ++l) dst[xi * plane + p0 + l] = tmp[xi][l];
+      } else {
+        for (int xi = 0; xi < a * a; ++xi)
+          for (int64_t l = 0; l < n; ++l) dst[xi * plane + p0 + l] = tmp[xi][l];
+      }
     }
   }
 }
@@ -465,11 +481,14 @@ void winograd_filter_grad_transform_m(const T* dU, int64_t K, int64_t C, T* dw) 
 // Filter transform for tile size m.
 //   w: [K, C, 3, 3]
 //   U: [(m+2)^2, K, C] (rotate = false: the forward filter f = w) or
-//      [(m+2)^2, C, K] (rotate = true: the backward-data filter f[c, k] = w[k, c] rotated 180 degrees)
+//      [(m+2)^2, C, K] (rotate = true: the backward-data filter f[c, k] = w[k, c] rotated 180 degrees);
+//   mr > 0: each point's plane in gemm_nn_prepacked_ab's layout with slivers of mr rows (planes
+//   winograd_u_plane(rows, columns, mr) elements apart, padding rows zero), so the GEMMs skip packing it
 template <class T>
-void winograd_filter_transform(const T* w, int64_t K, int64_t C, bool rotate, int64_t m, T* U, bool par) {
+void winograd_filter_transform(const T* w, int64_t K, int64_t C, bool rotate, int64_t m, T* U, bool par,
+                               int64_t mr = 0) {
   detail::winograd_dispatch(m, [&](auto mc) {
-    detail::winograd_filter_transform_m<decltype(mc)::value>(w, K, C, rotate, U, par);
+    detail::winograd_filter_transform_m<decltype(mc)::value>(w, K, C, rotate, U, par, mr > 0 ? mr : 1);
   });
 }
 
