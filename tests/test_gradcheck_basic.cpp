@@ -126,3 +126,55 @@ TEST_CASE("gradcheck: Add layer in a residual graph") {
   for (auto& p : g.parameters()) wrt.push_back(p.second);
   tt::expect_grad_ok(gradcheck([&] { return g.forward(x); }, wrt));
 }
+
+namespace {
+// Passes its input through a ReLU and remembers its output node; on each call it notes which of the
+// earlier probes' outputs are still alive.
+struct LiveProbe : nn::UnaryLayer<double> {
+  std::vector<std::weak_ptr<VarNode<double>>>* outputs = nullptr;
+  std::vector<std::vector<bool>>* alive = nullptr;
+  std::string type() const override { return "LiveProbe"; }
+  Shape build1(const Shape& in, Rng&) override { return in; }
+  Var<double> forward1(const Var<double>& x) override {
+    std::vector<bool> a;
+    for (const auto& w : *outputs) a.push_back(!w.expired());
+    alive->push_back(a);
+    Var<double> y = ops::relu(x);
+    outputs->push_back(y.node_ptr());
+    return y;
+  }
+};
+}  // namespace
+
+TEST_CASE("Graph: a node's value is dropped after its last consumer (inference), kept for backward (training)") {
+  // p0 -> p1 -> p2 -> p3, and p0 -> p3 (Add at the end): p1's value is dead once p2 has run, p0's
+  // only after the Add.
+  std::vector<std::weak_ptr<VarNode<double>>> outputs;
+  std::vector<std::vector<bool>> alive;
+  nn::Graph<double> g({4}, 3);
+  auto probe = [&](nn::Graph<double>::Node in) {
+    auto l = std::make_unique<LiveProbe>();
+    l->outputs = &outputs;
+    l->alive = &alive;
+    return g.add(std::move(l), {in});
+  };
+  auto p0 = probe(g.input());
+  auto p1 = probe(p0);
+  auto p2 = probe(p1);
+  auto p3 = probe(p2);
+  g.set_output(g.add<nn::Add>({p0, p3}));
+  Var<double> x(rand_t({2, 4}, 3), true);
+  {
+    NoGradGuard ng;
+    const Var<double> y = g.forward(x);
+    REQUIRE(alive.size() == 4);
+    CHECK(alive[2] == std::vector<bool>{true, true});         // p2 runs: p0 (needed by the Add) and p1 live
+    CHECK(alive[3] == std::vector<bool>{true, false, true});  // p3 runs: p1 dropped, p2 is its input
+    CHECK(y.value().numel() == 8);
+  }
+  outputs.clear();
+  alive.clear();
+  const Var<double> y = g.forward(x);  // recording: the autograd nodes keep their inputs
+  CHECK(alive[3] == std::vector<bool>{true, true, true});
+  tt::expect_grad_ok(gradcheck([&] { return g.forward(x); }, {x}));
+}
