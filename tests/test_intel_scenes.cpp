@@ -578,6 +578,19 @@ TEST_CASE("intel_scenes evaluate and predict on the shipped sample") {
   std::ostringstream pc;
   run_predict(pa, pc);
   CHECK(pc.str().rfind("path,error,buildings,forest,glacier,mountain,sea,street,top_class,top_probability\n", 0) == 0);
+  // Decoded and classified 4 photos at a time (the last chunk 1): the same predictions, in order
+  pa.chunk = 4;
+  std::ostringstream pc4;
+  const auto preds4 = run_predict(pa, pc4);
+  REQUIRE(preds4.size() == preds.size());
+  for (size_t i = 0; i < preds.size(); ++i) {
+    CHECK(preds4[i].path == preds[i].path);
+    REQUIRE(preds4[i].probs.size() == preds[i].probs.size());
+    for (size_t k = 0; k < preds[i].probs.size(); ++k) CHECK(preds4[i].probs[k] == doctest::Approx(preds[i].probs[k]).epsilon(1e-5));
+  }
+  pa.chunk = 0;
+  CHECK_THROWS_WITH(run_predict(pa, pc4), doctest::Contains("chunk"));
+  pa.chunk = 256;
   pa.csv = false;
   pa.paths = {d.str("missing.jpg")};
   CHECK_THROWS_WITH(run_predict(pa, pc), doctest::Contains("missing.jpg"));
