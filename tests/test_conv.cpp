@@ -338,23 +338,45 @@ TEST_CASE("depthwise conv2d: equals a grouped direct convolution") {
   }
 }
 
-TEST_CASE("depthwise conv2d: the row-at-a-time passes equal the references (bitwise; dw and db to rounding)") {
+TEST_CASE("depthwise conv2d: the row-at-a-time passes equal the references (bitwise; 3x3 with FMA, dw and db to rounding)") {
   struct Case { int64_t N, C, M, H, W, R, S, sh, sw; kc::Padding pad; };
   const Case cases[] = {{2, 3, 1, 9, 11, 3, 3, 1, 1, kc::Padding::Same},  {1, 4, 2, 8, 7, 3, 3, 2, 2, kc::Padding::Same},
                         {2, 2, 3, 7, 10, 3, 2, 1, 2, kc::Padding::Valid}, {1, 5, 1, 13, 13, 5, 5, 2, 1, kc::Padding::Same},
-                        {1, 2, 1, 2, 3, 3, 3, 1, 1, kc::Padding::Same},   {3, 1, 1, 16, 16, 3, 3, 2, 2, kc::Padding::Valid}};
+                        {1, 2, 1, 2, 3, 3, 3, 1, 1, kc::Padding::Same},   {3, 1, 1, 16, 16, 3, 3, 2, 2, kc::Padding::Valid},
+                        // 3x3 variant: stride (2, 1), (1, 2), rows of 1-2 columns, 'valid' on a padded-like plane
+                        {1, 3, 1, 9, 12, 3, 3, 2, 1, kc::Padding::Same},  {1, 2, 2, 6, 5, 3, 3, 1, 2, kc::Padding::Valid},
+                        {2, 2, 1, 5, 1, 3, 3, 1, 1, kc::Padding::Same},   {1, 3, 1, 4, 2, 3, 3, 2, 2, kc::Padding::Same},
+                        {1, 2, 1, 3, 3, 3, 3, 1, 1, kc::Padding::Valid},  {2, 4, 1, 37, 41, 3, 3, 2, 2, kc::Padding::Same}};
   for (const Case& t : cases) {
     const kc::Conv2DGeom g = kc::make_conv_geom(t.N, t.C, t.H, t.W, t.C * t.M, t.R, t.S, t.sh, t.sw, t.pad);
     const auto x = rand_vec<float>(t.N * t.C * t.H * t.W, 31), w = rand_vec<float>(t.C * t.M * t.R * t.S, 32),
                b = rand_vec<float>(t.C * t.M, 33);
     const int64_t ny = t.N * t.C * t.M * g.OH * g.OW;
+    CAPTURE(t.H);
+    CAPTURE(t.W);
     auto y = nan_vec<float>(ny), y_ref = nan_vec<float>(ny);
-    kc::depthwise_conv2d_forward<float>(x.data(), w.data(), b.data(), g, y.data());
+    kc::depthwise_conv2d_forward_rows<float>(x.data(), w.data(), b.data(), g, y.data());
     kc::depthwise_conv2d_forward_ref<float>(x.data(), w.data(), b.data(), g, y_ref.data());
     CHECK(max_diff(y, y_ref) == 0.0f);
-    kc::depthwise_conv2d_forward<float>(x.data(), w.data(), nullptr, g, y.data());
+    kc::depthwise_conv2d_forward_rows<float>(x.data(), w.data(), nullptr, g, y.data());
     kc::depthwise_conv2d_forward_ref<float>(x.data(), w.data(), nullptr, g, y_ref.data());
     CHECK(max_diff(y, y_ref) == 0.0f);
+    // the default (variant 2 for 3x3): FMA rounds each tap's product into the sum, so within a few
+    // float ulps of sums of 10 terms of magnitude < 1
+    y = nan_vec<float>(ny);
+    kc::depthwise_conv2d_forward<float>(x.data(), w.data(), b.data(), g, y.data());
+    kc::depthwise_conv2d_forward_ref<float>(x.data(), w.data(), b.data(), g, y_ref.data());
+    CHECK(max_diff(y, y_ref) <= 2e-6f);
+    if (kc::depthwise_3x3_applies(g)) {
+      // in double without FMA differences that large: the same terms in the same order
+      const std::vector<double> xd(x.begin(), x.end()), wd(w.begin(), w.end()), bd(b.begin(), b.end());
+      std::vector<double> yd(static_cast<size_t>(ny), NAN), yd_ref(static_cast<size_t>(ny), NAN);
+      kc::depthwise_conv2d_forward_3x3<double>(xd.data(), wd.data(), bd.data(), g, yd.data());
+      kc::depthwise_conv2d_forward_ref<double>(xd.data(), wd.data(), bd.data(), g, yd_ref.data());
+      double md = 0;
+      for (size_t i = 0; i < yd.size(); ++i) md = std::max(md, std::abs(yd[i] - yd_ref[i]));
+      CHECK(md <= 1e-14);
+    }
 
     // backward passes add into what is there
     const auto dy = rand_vec<float>(ny, 34);

@@ -7,6 +7,7 @@
 
 #include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
+#include "cpu_features.hpp"
 
 namespace tinycnn::kernels::cpu {
 
@@ -49,13 +50,12 @@ inline void depthwise_tap_span(const Conv2DGeom& g, int64_t s, int64_t& lo, int6
 }
 }  // namespace detail
 
-// The same sums a row at a time: for each tap (r, s) the valid stretch of an output row gets
-// w[r, s] times the matching input row (stride apart), a loop the compiler vectorises, where the
+// Variant 1: the same sums a row at a time: for each tap (r, s) the valid stretch of an output row
+// gets w[r, s] times the matching input row (stride apart), a loop the compiler vectorises, where the
 // reference tests bounds per output and tap. Same terms in the same order (bias, then r-major, s-minor
-// taps, out-of-bounds ones skipped), so the result equals the reference's. The shipped ensemble's
-// MobileNets spend most of their time here (docs/performance.md, tenth session).
+// taps, out-of-bounds ones skipped), so the result equals the reference's. Any window and stride.
 template <class T>
-void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+void depthwise_conv2d_forward_rows(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
   const int64_t M = g.K / g.C, L = g.OH * g.OW, sw = g.stride_w;
   const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
 #pragma omp parallel for if (par)
@@ -87,6 +87,127 @@ void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGe
       }
     }
   }
+}
+
+namespace detail {
+// Output row of a 3x3 window over the nr valid input rows xr[0..nr) (weights wr[r][0..3)), column
+// stride SW: the taps stay in registers and each output is stored once, where variant 1 loads and
+// stores the row once per tap. Terms in the reference's order; columns whose window reaches past the
+// row's ends are summed with bounds checks.
+template <class T, int NR, int SW>
+inline void depthwise3x3_row(const T* const* xr, const T (*wr)[3], T bias, int64_t W, int64_t OW, int64_t pl,
+                             T* y) {
+  auto edge = [&](int64_t ow) {
+    T acc = bias;
+    for (int r = 0; r < NR; ++r)
+      for (int s = 0; s < 3; ++s) {
+        const int64_t iw = ow * SW - pl + s;
+        if (iw >= 0 && iw < W) acc += wr[r][s] * xr[r][iw];
+      }
+    y[ow] = acc;
+  };
+  // Interior columns: ow * SW - pl >= 0 and ow * SW - pl + 2 < W.
+  const int64_t lo = std::min<int64_t>(OW, (pl + SW - 1) / SW);
+  const int64_t hi = std::max<int64_t>(lo, W - 3 + pl >= 0 ? std::min<int64_t>(OW, (W - 3 + pl) / SW + 1) : 0);
+  for (int64_t ow = 0; ow < lo; ++ow) edge(ow);
+  const T* x0 = xr[0];
+  const T* x1 = xr[NR > 1 ? 1 : 0];
+  const T* x2 = xr[NR > 2 ? 2 : 0];
+  const T w00 = wr[0][0], w01 = wr[0][1], w02 = wr[0][2];
+  const T w10 = wr[NR > 1 ? 1 : 0][0], w11 = wr[NR > 1 ? 1 : 0][1], w12 = wr[NR > 1 ? 1 : 0][2];
+  const T w20 = wr[NR > 2 ? 2 : 0][0], w21 = wr[NR > 2 ? 2 : 0][1], w22 = wr[NR > 2 ? 2 : 0][2];
+#pragma omp simd
+  for (int64_t ow = lo; ow < hi; ++ow) {
+    const int64_t i = ow * SW - pl;
+    T acc = bias;
+    acc += w00 * x0[i];
+    acc += w01 * x0[i + 1];
+    acc += w02 * x0[i + 2];
+    if constexpr (NR > 1) {
+      acc += w10 * x1[i];
+      acc += w11 * x1[i + 1];
+      acc += w12 * x1[i + 2];
+    }
+    if constexpr (NR > 2) {
+      acc += w20 * x2[i];
+      acc += w21 * x2[i + 1];
+      acc += w22 * x2[i + 2];
+    }
+    y[ow] = acc;
+  }
+  for (int64_t ow = hi; ow < OW; ++ow) edge(ow);
+}
+
+// One (sample, output channel) plane of a 3x3 depthwise convolution with column stride 1 or 2.
+template <class T>
+inline void depthwise3x3_plane_body(const T* xc, const T* wk, T bias, const Conv2DGeom& g, T* yk) {
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const T* xr[3];
+    T wr[3][3];
+    int nr = 0;
+    for (int64_t r = 0; r < 3; ++r) {
+      const int64_t ih = oh * g.stride_h - g.pad_top + r;
+      if (ih < 0 || ih >= g.H) continue;
+      xr[nr] = xc + ih * g.W;
+      for (int s = 0; s < 3; ++s) wr[nr][s] = wk[r * 3 + s];
+      ++nr;
+    }
+    T* y = yk + oh * g.OW;
+    const int64_t W = g.W, OW = g.OW, pl = g.pad_left;
+    if (g.stride_w == 1) {
+      if (nr == 3) depthwise3x3_row<T, 3, 1>(xr, wr, bias, W, OW, pl, y);
+      else if (nr == 2) depthwise3x3_row<T, 2, 1>(xr, wr, bias, W, OW, pl, y);
+      else if (nr == 1) depthwise3x3_row<T, 1, 1>(xr, wr, bias, W, OW, pl, y);
+      else std::fill(y, y + OW, bias);
+    } else {
+      if (nr == 3) depthwise3x3_row<T, 3, 2>(xr, wr, bias, W, OW, pl, y);
+      else if (nr == 2) depthwise3x3_row<T, 2, 2>(xr, wr, bias, W, OW, pl, y);
+      else if (nr == 1) depthwise3x3_row<T, 1, 2>(xr, wr, bias, W, OW, pl, y);
+      else std::fill(y, y + OW, bias);
+    }
+  }
+}
+template <class T>
+void depthwise3x3_plane(const T* xc, const T* wk, T bias, const Conv2DGeom& g, T* yk) {
+  depthwise3x3_plane_body(xc, wk, bias, g, yk);
+}
+#ifdef TINYCNN_HAVE_X86_TARGETS
+template <class T>
+TINYCNN_TARGET_AVX2 void depthwise3x3_plane_avx2(const T* xc, const T* wk, T bias, const Conv2DGeom& g, T* yk) {
+  depthwise3x3_plane_body(xc, wk, bias, g, yk);
+}
+#endif
+}  // namespace detail
+
+// Variant 2: 3x3 windows with column stride 1 or 2 (MobileNet's), a row at a time with the nine taps
+// in registers (detail::depthwise3x3_row), AVX2 + FMA where the CPU has them. With FMA the sums round
+// differently from the reference (within float rounding of it); without, they are the same.
+template <class T>
+void depthwise_conv2d_forward_3x3(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+  const int64_t M = g.K / g.C, L = g.OH * g.OW;
+  const bool par = g.N * g.K * L * 9 > kParallelMinWork;
+  auto plane = &detail::depthwise3x3_plane<T>;
+#ifdef TINYCNN_HAVE_X86_TARGETS
+  if (cpu_features().avx2_fma) plane = &detail::depthwise3x3_plane_avx2<T>;
+#endif
+#pragma omp parallel for if (par)
+  for (int64_t nk = 0; nk < g.N * g.K; ++nk) {
+    const int64_t n = nk / g.K, k = nk % g.K, c = k / M;
+    plane(x + (n * g.C + c) * g.H * g.W, w + k * 9, b ? b[k] : T(0), g, y + nk * L);
+  }
+}
+
+inline bool depthwise_3x3_applies(const Conv2DGeom& g) {
+  return g.R == 3 && g.S == 3 && (g.stride_w == 1 || g.stride_w == 2);
+}
+
+// y[n, c*M+m] = b + depthwise correlation: variant 2 where it applies, else variant 1 (docs/performance.md,
+// seventeenth session: bench `depthwise/`). The shipped ensemble's MobileNets spend most of their
+// time here (tenth session).
+template <class T>
+void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+  if (depthwise_3x3_applies(g)) return depthwise_conv2d_forward_3x3(x, w, b, g, y);
+  depthwise_conv2d_forward_rows(x, w, b, g, y);
 }
 
 //   dy: [N, C*M, OH, OW], w: [C, M, R, S], dx: [N, C, H, W] (+=)
