@@ -443,6 +443,79 @@ TEST_CASE("sort: symlinks are not followed by default") {
   CHECK(fs::exists(t2 / "outside/sea_link_target.jpg"));
 }
 
+TEST_CASE("sort: with a batch classifier the same archive; it sees only checked photos; its failures fall back") {
+  // One source tree, sorted three times into fresh destinations: one photo at a time, with batches
+  // of 3, and with a batch classifier that throws.
+  TempDir t;
+  const char* good[][2] = {{"good.jpg", "a_forest.jpg"}, {"good.png", "b_sea.png"},   {"gray.jpg", "c_street.jpg"},
+                           {"gray.png", "d_sea.png"},    {"image.bmp", "e_none.bmp"}, {"good.jpg", "f_both.jpg"},
+                           {"good.jpg", "g_forest_copy.jpg"}, {"good.png", "h_throw.png"}};
+  for (const auto& g : good) put(g[0], t / (std::string("src/") + g[1]));
+  for (const char* bad : {"bomb_16384x16384.png", "text.jpg", "truncated.jpg", "empty.jpg"})
+    put(bad, t / (std::string("src/bad/") + bad));
+  REQUIRE(::mkfifo((t / "src/pipe.jpg").c_str(), 0644) == 0);
+  put("good.jpg", t / "outside/sea_link_target.jpg");
+  fs::create_symlink(t / "outside/sea_link_target.jpg", t / "src/sea_link.jpg");
+
+  auto run = [&](const std::string& dest, int mode, FakeModel& m, std::vector<std::vector<std::string>>& batches) {
+    SortOptions o = options(t);
+    o.dest = t / dest;
+    o.batch = 3;
+    BatchClassifier b = [&](const std::vector<std::string>& paths) {
+      std::vector<std::string> names;
+      for (const auto& p : paths) names.push_back(fs::path(p).filename().string());
+      batches.push_back(names);
+      if (mode == 2) throw std::bad_alloc();
+      std::vector<std::vector<float>> out;
+      Classifier one = m.fn();
+      for (const auto& p : paths) {
+        try {
+          out.push_back(one(p));
+        } catch (...) {
+          out.emplace_back();  // this photo falls back to the single classifier
+        }
+      }
+      return out;
+    };
+    return mode == 0 ? sort_photos(o, m.fn()) : sort_photos(o, m.fn(), b);
+  };
+  FakeModel m0, m1, m2;
+  std::vector<std::vector<std::string>> b0, b1, b2;
+  const SortSummary s0 = run("dest0", 0, m0, b0), s1 = run("dest1", 1, m1, b1), s2 = run("dest2", 2, m2, b2);
+  INFO(s0.to_string());
+  CHECK(s0.to_string() == "scanned=14 copied=7 duplicates=0 skipped=4 failed=3");
+  CHECK(s1.to_string() == s0.to_string());
+  CHECK(s2.to_string() == s0.to_string());
+  auto archive = [&](const std::string& dest) {  // the copies (the manifests name their own folders)
+    auto m = snapshot(t.path / dest);
+    CHECK(m.erase("manifest.csv") == 1);
+    return str(m);
+  };
+  CHECK(archive("dest1") == archive("dest0"));
+  CHECK(archive("dest2") == archive("dest0"));
+  CHECK(archive("dest0").find("forest/g_forest_copy.jpg=file:") != std::string::npos);
+  for (size_t i = 0; i < s0.files.size(); ++i) {
+    CHECK(s1.files[i].source == s0.files[i].source);
+    CHECK(file_status_name(s1.files[i].status) == std::string(file_status_name(s0.files[i].status)));
+    CHECK(s1.files[i].reason == s0.files[i].reason);
+  }
+  CHECK(b0.empty());
+  // batches of at most 3, in scan order, only photos that passed the checks (the 8 good ones: the
+  // bomb's and the truncated JPEG's headers fail the probe), each once
+  std::vector<std::string> seen;
+  for (const auto& b : b1) {
+    CHECK(b.size() <= 3);
+    seen.insert(seen.end(), b.begin(), b.end());
+  }
+  CHECK(seen == std::vector<std::string>{"a_forest.jpg", "b_sea.png", "c_street.jpg", "d_sea.png", "e_none.bmp",
+                                         "f_both.jpg", "g_forest_copy.jpg", "h_throw.png"});
+  // the single classifier ran only where the batch gave nothing: the photo the model refuses
+  CHECK(m1.seen.size() == seen.size() + 1);
+  CHECK(m1.seen.back() == "h_throw.png");
+  CHECK(result_for(s1, "h_throw.png").reason == result_for(s0, "h_throw.png").reason);
+  CHECK(b2.size() == b1.size());  // a throwing batch classifier: every photo one at a time instead
+}
+
 TEST_CASE("sort: manifest fields are CSV-quoted") {
   CHECK(csv_field("plain") == "plain");
   CHECK(csv_field("a,b") == "\"a,b\"");

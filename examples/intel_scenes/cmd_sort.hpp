@@ -43,11 +43,33 @@ inline int run_sort(const SortArgs& a, std::ostream& os) {
     Tensor<float> p = predict_images(s, one);
     return std::vector<float>(p.data(), p.data() + p.numel());
   };
+  // The photos that pass the sorter's checks go through the model 32 at a time (one forward pass per
+  // batch); a photo that fails to decode here gets an empty entry and the single-photo path above.
+  BatchClassifier classify_batch = [&s, limits](const std::vector<std::string>& paths) {
+    std::vector<data::Image> ims;
+    std::vector<size_t> ok;
+    for (size_t i = 0; i < paths.size(); ++i) {
+      try {
+        ims.push_back(data::load_image_file(paths[i], limits));
+        ok.push_back(i);
+      } catch (const std::exception&) {
+      }
+    }
+    std::vector<std::vector<float>> out(paths.size());
+    if (ims.empty()) return out;
+    std::vector<const data::Image*> ptrs;
+    for (const auto& im : ims) ptrs.push_back(&im);
+    const Tensor<float> p = predict_images(s, ptrs);
+    const int64_t K = p.dim(1);
+    for (size_t j = 0; j < ok.size(); ++j)
+      out[ok[j]].assign(p.data() + static_cast<int64_t>(j) * K, p.data() + static_cast<int64_t>(j + 1) * K);
+    return out;
+  };
   o.on_file = [&os](const FileResult& f) {
     if (f.status == FileStatus::Skipped || f.status == FileStatus::Failed)
       os << file_status_name(f.status) << " " << f.source << ": " << f.reason << "\n";
   };
-  const SortSummary sum = sort_photos(o, classify);
+  const SortSummary sum = sort_photos(o, classify, classify_batch);
   if (!sum.manifest_path.empty()) os << "manifest: " << sum.manifest_path << "\n";
   os << sum.to_string() << "\n";
   return sum.failed > 0 ? 1 : 0;

@@ -53,6 +53,14 @@ namespace intel_scenes {
 // cannot decode or classify; it should decode with SortOptions::limits.
 using Classifier = std::function<std::vector<float>(const std::string& path)>;
 
+// Optional: probabilities for several photos at once (one forward pass over a batch instead of one
+// per photo). Entry i belongs to paths[i]: its probabilities, or empty when that photo could not be
+// decoded or classified, and the single-photo classifier then runs on it (and reports its error).
+// The paths have passed the same checks as the single classifier's (regular file, size cap, header
+// probed with SortOptions::limits). A throw or a result of the wrong length falls back to the
+// single classifier for the whole batch.
+using BatchClassifier = std::function<std::vector<std::vector<float>>(const std::vector<std::string>& paths)>;
+
 enum class FileStatus { Copied, Duplicate, Skipped, Failed };
 inline const char* file_status_name(FileStatus s) {
   switch (s) {
@@ -88,6 +96,8 @@ struct SortOptions {
   bool follow_symlinks = false;
   std::string manifest;                  // "" = DEST/manifest.csv
   tinycnn::data::DecodeLimits limits;    // caps on the file size, image size and decoder memory
+  size_t batch = 32;                     // photos per BatchClassifier call; a batch also stops growing
+  size_t batch_bytes = size_t(256) << 20;  // once its files' bytes (held until copied) reach this
   std::function<void(const FileResult&)> on_file;  // optional: called after each file (progress, log)
 };
 
@@ -185,10 +195,12 @@ inline void check_folder_name(const std::string& n) {
 
 class Sorter {
  public:
-  Sorter(const SortOptions& o, const Classifier& c) : o_(o), classify_(c) {}
+  Sorter(const SortOptions& o, const Classifier& c, const BatchClassifier* b = nullptr)
+      : o_(o), classify_(c), classify_batch_(b && *b ? b : nullptr) {}
 
   SortSummary run() {
     if (!classify_) throw tinycnn::ValueError("sort: no classifier");
+    if (o_.batch == 0) throw tinycnn::ValueError("sort: batch size must be >= 1");
     if (o_.class_names.empty()) throw tinycnn::ValueError("sort: no class names");
     for (const auto& n : o_.class_names) check_folder_name(n);
     if (!o_.class_thresholds.empty() && o_.class_thresholds.size() != o_.class_names.size())
@@ -220,32 +232,63 @@ class Sorter {
       if (fresh)
         std::fputs("source,status,destinations,labels,probabilities,sha256,reason\n", manifest.get());
     }
-    for (const Entry& e : entries) {
-      FileResult r = e.listing_error.empty() ? process(e.path) : FileResult{};
-      if (!e.listing_error.empty()) {
-        r.source = e.path;
-        r.status = FileStatus::Failed;
-        r.reason = e.listing_error;
+    // Files go in batches: each is checked and read (prepare), the ready ones are classified together
+    // when there is a batch classifier, then each is finished in scan order.
+    const size_t per_batch = classify_batch_ ? o_.batch : 1;  // without one, a file at a time as before
+    for (size_t i = 0; i < entries.size();) {
+      std::vector<Prepared> batch;
+      std::vector<std::string> ready;
+      size_t bytes = 0;
+      for (; i < entries.size() && ready.size() < per_batch && bytes < o_.batch_bytes; ++i) {
+        const Entry& e = entries[i];
+        Prepared p;
+        if (e.listing_error.empty()) {
+          p = prepare(e.path);
+        } else {
+          p.r.source = e.path;
+          p.r.reason = e.listing_error;  // status Failed
+        }
+        if (p.ready) ready.push_back(e.path), bytes += p.bytes.size();
+        batch.push_back(std::move(p));
       }
-      ++s.scanned;
-      switch (r.status) {
-        case FileStatus::Copied: ++s.copied; break;
-        case FileStatus::Duplicate: ++s.duplicates; break;
-        case FileStatus::Skipped: ++s.skipped; break;
-        case FileStatus::Failed: ++s.failed; break;
+      std::vector<std::vector<float>> probs;
+      if (classify_batch_ && ready.size() > 1) {
+        try {
+          probs = (*classify_batch_)(ready);
+        } catch (...) {  // e.g. out of memory for the whole batch: one photo at a time instead
+          probs.clear();
+        }
+        if (probs.size() != ready.size()) probs.clear();
       }
-      if (manifest) {
-        std::fputs(manifest_row(r).c_str(), manifest.get());
-        std::fflush(manifest.get());
+      size_t k = 0;
+      for (Prepared& p : batch) {
+        const std::vector<float>* pre = p.ready && !probs.empty() ? &probs[k] : nullptr;
+        if (p.ready) ++k;
+        count(s, manifest.get(), p.ready ? finish(std::move(p), pre) : std::move(p.r));
       }
-      if (o_.on_file) o_.on_file(r);
-      s.files.push_back(std::move(r));
     }
     if (manifest && std::fflush(manifest.get()) != 0) throw tinycnn::IOError("sort: writing the manifest failed");
     return s;
   }
 
  private:
+  // Books one file's result: the summary's counts, its manifest row, the progress callback.
+  void count(SortSummary& s, std::FILE* manifest, FileResult r) {
+    ++s.scanned;
+    switch (r.status) {
+      case FileStatus::Copied: ++s.copied; break;
+      case FileStatus::Duplicate: ++s.duplicates; break;
+      case FileStatus::Skipped: ++s.skipped; break;
+      case FileStatus::Failed: ++s.failed; break;
+    }
+    if (manifest) {
+      std::fputs(manifest_row(r).c_str(), manifest);
+      std::fflush(manifest);
+    }
+    if (o_.on_file) o_.on_file(r);
+    s.files.push_back(std::move(r));
+  }
+
   struct Entry {
     std::string path;
     std::string listing_error;  // a folder that could not be listed
@@ -286,10 +329,26 @@ class Sorter {
     return r;
   }
 
-  FileResult process(const std::string& path) {
+  // A file checked and read: ready for the classifier, or already final in r (skipped or failed).
+  struct Prepared {
+    FileResult r;
+    std::vector<uint8_t> bytes;
+    bool ready = false;
+  };
+
+  Prepared prepare(const std::string& path) {
+    Prepared p;
+    p.r.source = path;
+    p.r = check(path, p.bytes, p.ready);
+    if (!p.ready) std::vector<uint8_t>().swap(p.bytes);  // a final result keeps no bytes
+    return p;
+  }
+
+  // Everything before the classifier: the file's kind, its bytes (size-capped), their hash and the
+  // image header probed with the decode limits. ready = true when the classifier may run on it.
+  FileResult check(const std::string& path, std::vector<uint8_t>& bytes, bool& ready) {
     FileResult r;
     r.source = path;
-    std::vector<std::string> written;  // copies made for this file (removed again if it then fails)
     try {
       std::error_code ec;
       const fs::file_status ls = fs::symlink_status(path, ec);
@@ -299,7 +358,6 @@ class Sorter {
       if (ec) return failed(r, "cannot stat: " + ec.message());
       if (!fs::is_regular_file(st)) return skipped(r, "not a regular file");
       if (fs::file_size(path, ec) == 0 && !ec) return skipped(r, "zero-byte file");
-      std::vector<uint8_t> bytes;
       try {
         bytes = tinycnn::data::read_file_bytes(path, o_.limits.max_file_bytes);
         r.sha256 = sha256_hex(bytes);
@@ -309,7 +367,27 @@ class Sorter {
         if (e.kind() == K::NotAnImage || e.kind() == K::UnsupportedFormat) return skipped(r, e.what());
         return failed(r, e.what());
       }
-      r.probabilities = classify_(path);
+      ready = true;
+      return r;
+    } catch (const std::bad_alloc&) {
+      return failed(r, "out of memory");
+    } catch (const std::exception& e) {
+      return failed(r, e.what());
+    } catch (...) {
+      return failed(r, "unknown error");
+    }
+  }
+
+  // The classifier (its output for this file from the batch when pre is given and not empty), the
+  // labels, the copies and, with --move, the verified removal of the source.
+  FileResult finish(Prepared prep, const std::vector<float>* pre) {
+    FileResult r = std::move(prep.r);
+    const std::string path = r.source;
+    const std::vector<uint8_t>& bytes = prep.bytes;
+    std::vector<std::string> written;  // copies made for this file (removed again if it then fails)
+    try {
+      std::error_code ec;
+      r.probabilities = pre && !pre->empty() ? *pre : classify_(path);
       if (r.probabilities.size() != o_.class_names.size())
         return failed(r, "classifier returned " + std::to_string(r.probabilities.size()) + " probabilities for " +
                              std::to_string(o_.class_names.size()) + " classes");
@@ -437,6 +515,7 @@ class Sorter {
 
   const SortOptions& o_;
   const Classifier& classify_;
+  const BatchClassifier* classify_batch_;
   fs::path src_, dest_;
   std::map<std::string, std::string> known_;  // target path -> sha256 (files hashed or created this run)
 };
@@ -448,6 +527,12 @@ class Sorter {
 // folder, the manifest cannot be opened); per-file problems never throw, they are counted.
 inline SortSummary sort_photos(const SortOptions& options, const Classifier& classify) {
   return detail::Sorter(options, classify).run();
+}
+// The same with a batch classifier for the photos that pass the checks (SortOptions::batch at a
+// time); classify still serves the photos the batch could not classify.
+inline SortSummary sort_photos(const SortOptions& options, const Classifier& classify,
+                               const BatchClassifier& classify_batch) {
+  return detail::Sorter(options, classify, &classify_batch).run();
 }
 
 }  // namespace intel_scenes
