@@ -184,6 +184,19 @@ void im2col_group(const T* x, const Conv2DGeom& g, int64_t n0, int64_t nb, T* co
   for (int64_t j = 0; j < nb; ++j) im2col_ld(x + (n0 + j) * CHW, g, col + j * L, nb * L);
 }
 
+// The transformed filter of Winograd pass q of g (rotate: backward data), in a thread_local buffer.
+// packed (the GEMM is gemm_ex's own): in its kernel's packed-A layout, mr set to the sliver height, so
+// the point GEMMs skip packing it (with V packed likewise, winograd_conv3x3's prepack_b); else plain,
+// mr = 0.
+template <class T>
+const T* winograd_filter_for(const T* w, const Conv2DGeom& g, const WinogradGeom& q, bool rotate, bool packed,
+                             int64_t& mr) {
+  mr = packed ? gemm_prepacked_a_mr<T>(q.Ci) : 0;
+  T* U = conv_scratch<T, 3>(q.points() * winograd_u_plane(q.Co, q.Ci, mr));
+  winograd_filter_transform(w, g.K, g.C, rotate, q.m, U, g.K * g.C >= 4096, mr);
+  return U;
+}
+
 // Runs fn(group) for every group: split between the threads in the parallel plan, in order otherwise.
 template <class F>
 void conv_for_groups(const ConvPlan& p, const F& fn) {
@@ -206,11 +219,9 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (detail::winograd_preferred(g, g.C, g.K, o)) {
     const WinogradGeom q = winograd_geom_forward(g, o.winograd_tile);
-    // With gemm_ex's own kernel, U and V are written in its packed layouts (no packing pass in the GEMMs).
     const bool own = gemm_fn == &detail::conv_gemm_default<T>;
-    const int64_t mr = own ? gemm_prepacked_a_mr<T>(q.Ci) : 0;
-    T* U = detail::conv_scratch<T, 3>(q.points() * detail::winograd_u_plane(q.Co, q.Ci, mr));
-    winograd_filter_transform(w, g.K, g.C, false, q.m, U, g.K * g.C >= 4096, mr);
+    int64_t mr = 0;
+    const T* U = detail::winograd_filter_for(w, g, q, false, own, mr);
     return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2, 512, own, mr);
   }
   const bool pw = detail::conv_is_pointwise(g);
@@ -264,10 +275,9 @@ void conv2d_backward_data_ex(const T* dy, const T* w, const Conv2DGeom& g, T* dx
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (detail::winograd_preferred(g, g.K, g.C, o)) {
     const WinogradGeom q = winograd_geom_backward_data(g, o.winograd_tile);
-    const bool own = gemm_fn == &detail::conv_gemm_default<T>;  // packed U and V, as in the forward pass
-    const int64_t mr = own ? gemm_prepacked_a_mr<T>(q.Ci) : 0;
-    T* U = detail::conv_scratch<T, 3>(q.points() * detail::winograd_u_plane(q.Co, q.Ci, mr));
-    winograd_filter_transform(w, g.K, g.C, true, q.m, U, g.K * g.C >= 4096, mr);
+    const bool own = gemm_fn == &detail::conv_gemm_default<T>;
+    int64_t mr = 0;
+    const T* U = detail::winograd_filter_for(w, g, q, true, own, mr);
     return winograd_conv3x3(dy, U, q, static_cast<const T*>(nullptr), false, !assign, dx, gemm_fn,
                             o.scratch_elems * 2, 512, own, mr);
   }
