@@ -338,7 +338,6 @@ class Sorter {
 
   Prepared prepare(const std::string& path) {
     Prepared p;
-    p.r.source = path;
     p.r = check(path, p.bytes, p.ready);
     if (!p.ready) std::vector<uint8_t>().swap(p.bytes);  // a final result keeps no bytes
     return p;
