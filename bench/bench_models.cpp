@@ -1,7 +1,10 @@
 // End-to-end benchmarks at batch 32, 3x150x150 input, 6 classes:
 //   models/<model>/train   one training step: forward, softmax cross-entropy, backward, Adam
 //   models/<model>/infer   one inference batch (NoGradGuard, eval mode)
-// for model3 and model004 as examples/intel_scenes/models.hpp builds them (docs/performance.md).
+// for model3 and model004 as examples/intel_scenes/models.hpp builds them (docs/performance.md), and
+//   models/shipped/infer, models/shipped/infer_unfused   the shipped ensemble
+//                          (examples/intel_scenes/pretrained/scenes.safetensors, 150x150 input in
+//                          0-255) with and without inference fusion (nn/inference_fusion.hpp)
 // Counters: images/s, and peak_rss_MiB (getrusage
 // ru_maxrss of the whole process so far: run one model per process to read a model's peak).
 // Also a STREAM-like memory benchmark, stream/copy and stream/triad over 256 MiB arrays (bytes/s
@@ -22,8 +25,10 @@ namespace {
 
 using namespace tinycnn;
 
-// The models exactly as the intel_scenes example defines them (one definition for both).
+// The models exactly as the intel_scenes example defines them (one definition for both); "shipped":
+// the example's shipped model file.
 std::unique_ptr<nn::Model<float>> make_bench_model(const std::string& name) {
+  if (name == "shipped") return io::load_model(TINYCNN_BENCH_SHIPPED_MODEL).model;
   return intel_scenes::make_model(name, 6, 0);
 }
 
@@ -35,11 +40,13 @@ double peak_rss_mib() {
 
 constexpr int64_t kBatch = 32;
 
-void run_model(benchmark::State& state, std::string name, bool train) {
+void run_model(benchmark::State& state, std::string name, bool train, bool fuse) {
   auto model = make_bench_model(name);
+  model->set_inference_fusion(fuse);
   Rng rng(1);
   Tensor<float> x = Tensor<float>::empty({kBatch, 3, 150, 150});
-  for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(rng.uniform(0.0, 1.0));
+  const double scale = name == "shipped" ? 255.0 : 1.0;  // the shipped model takes raw pixels
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(rng.uniform(0.0, scale));
   std::vector<int32_t> y(static_cast<size_t>(kBatch));
   for (int64_t i = 0; i < kBatch; ++i) y[static_cast<size_t>(i)] = static_cast<int32_t>(i % 6);
   optim::Adam<float> opt(model->parameters(true), 1e-3);
@@ -93,9 +100,14 @@ int register_model_benchmarks() {
   for (const char* m : {"model3", "model004"})
     for (bool train : {true, false})
       benchmark::RegisterBenchmark((std::string("models/") + m + (train ? "/train" : "/infer")).c_str(), run_model,
-                                   std::string(m), train)
+                                   std::string(m), train, true)
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
+  for (bool fuse : {true, false})
+    benchmark::RegisterBenchmark(fuse ? "models/shipped/infer" : "models/shipped/infer_unfused", run_model,
+                                 std::string("shipped"), false, fuse)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("stream/copy", run_stream, false)->UseRealTime()->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("stream/triad", run_stream, true)->UseRealTime()->Unit(benchmark::kMillisecond);
   return 0;

@@ -237,3 +237,129 @@ TEST_CASE("frozen layers: no gradient for their parameters; backward stops below
   step();
   for (size_t i : {0, 1, 2, 4, 5}) CHECK(has_grad(i));
 }
+
+namespace {
+// Batch norms with non-trivial statistics and non-zero biases, so a fold that drops a term shows.
+template <class T>
+void randomise_batch_norms(nn::Model<T>& m, uint64_t seed) {
+  for (size_t i = 0; i < m.size(); ++i) {
+    for (auto& p : m.layer(i).parameters())
+      if (p.first == "bias") {
+        const Tensor<double> r = tt::rand_t(p.second.shape(), seed + 100 + i);
+        for (int64_t k = 0; k < r.numel(); ++k) p.second.value()[k] = static_cast<T>(0.5 * r[k]);
+      }
+    if (m.layer(i).type() != "BatchNormalization") continue;
+    auto& bn = static_cast<nn::BatchNormalization<T>&>(m.layer(i));
+    const Tensor<double> r = tt::rand_t({4, bn.gamma().value().numel()}, seed + i);
+    for (int64_t c = 0; c < bn.gamma().value().numel(); ++c) {
+      const int64_t C = bn.gamma().value().numel();
+      bn.gamma().value()[c] = static_cast<T>(1 + 0.5 * r[c]);
+      bn.beta().value()[c] = static_cast<T>(0.5 * r[C + c]);
+      bn.moving_mean().value()[c] = static_cast<T>(0.3 * r[2 * C + c]);
+      bn.moving_variance().value()[c] = static_cast<T>(0.5 + 0.4 * r[3 * C + c]);
+    }
+  }
+}
+
+template <class T>
+Tensor<T> rand_as(const Shape& s, uint64_t seed) {
+  const Tensor<double> d = tt::rand_t(s, seed);
+  Tensor<T> t(s);
+  for (int64_t i = 0; i < d.numel(); ++i) t[i] = static_cast<T>(d[i]);
+  return t;
+}
+
+template <class T>
+Tensor<T> infer(nn::Model<T>& m, const Tensor<T>& x, bool fuse) {
+  NoGradGuard ng;
+  m.set_inference_fusion(fuse);
+  Tensor<T> y = m.forward(Var<T>(x)).value();
+  m.set_inference_fusion(true);
+  return y;
+}
+
+template <class T>
+double max_abs_diff(const Tensor<T>& a, const Tensor<T>& b) {
+  REQUIRE(a.shape() == b.shape());
+  double d = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) d = std::max(d, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+  return d;
+}
+
+template <class T>
+void check_fusion_sequential(double tol) {
+  nn::Sequential<T> m(5);
+  m.template add<nn::Conv2D>(6, 3, 1, "same", "", false);       // 0 conv (no bias) -> bn -> ReLU6: one step
+  m.template add<nn::BatchNormalization>();                     // 1
+  m.template add<nn::ReLU>(6.0);                                // 2
+  m.template add<nn::DepthwiseConv2D>(3, 2, "same", 2);         // 3 depthwise (bias, M = 2) -> bn -> relu
+  m.template add<nn::BatchNormalization>();                     // 4
+  m.template add<nn::Activation>("relu");                       // 5
+  m.template add<nn::Conv2D>(4, 1, 1, "valid", "relu");         // 6 has its own activation: not folded
+  m.template add<nn::BatchNormalization>();                     // 7
+  m.template add<nn::Conv2D>(5, 3, 1, "valid");                 // 8 conv -> bn, the bn the model's output
+  m.template add<nn::BatchNormalization>();                     // 9
+  m.build({3, 9, 9});
+  randomise_batch_norms(m, 40);
+  m.eval();
+  const auto plan = nn::inference_fusion_plan(m.entries(), static_cast<int>(m.size()) - 1);
+  for (size_t i = 0; i < m.size(); ++i) {
+    INFO("layer " << i);
+    CHECK(plan[i].tail == (i == 0 ? 2 : i == 3 ? 5 : i == 8 ? 9 : -1));
+  }
+  CHECK(plan[0].relu_max == T(6));
+  CHECK(plan[3].relu == 5);
+  CHECK(plan[3].relu_max == T(0));
+  const Tensor<T> x = rand_as<T>({3, 3, 9, 9}, 41);
+  const Tensor<T> fused = infer(m, x, true), plain = infer(m, x, false);
+  CHECK(max_abs_diff(fused, plain) <= tol);
+  CHECK(max_abs_diff(fused, plain) > 0.0);  // the folded path really ran (it rounds differently)
+  // recording a graph: no fusion, exactly the layers' own forward
+  const Tensor<T> recorded = m.forward(Var<T>(x)).value();
+  CHECK(max_abs_diff(recorded, plain) == 0.0);
+  // batch norm in training (batch statistics): nothing to fold
+  m.train();
+  for (const auto& s : nn::inference_fusion_plan(m.entries(), static_cast<int>(m.size()) - 1)) CHECK(s.tail == -1);
+  // a frozen batch norm runs on its moving statistics even in a training model: its chain folds
+  m.layer(1).set_trainable(false);
+  CHECK(nn::inference_fusion_plan(m.entries(), static_cast<int>(m.size()) - 1)[0].tail == 2);
+}
+}  // namespace
+
+TEST_CASE("inference fusion: conv -> batch norm -> ReLU folded into one convolution (Sequential)") {
+  check_fusion_sequential<float>(2e-5);
+  check_fusion_sequential<double>(1e-12);
+}
+
+TEST_CASE("inference fusion: Graph chains stop where a value has another consumer or is returned") {
+  nn::Graph<float> g({4, 8, 8}, 6);
+  auto x = g.input();
+  auto c0 = g.add<nn::Conv2D>({x}, 4, 3, 1, "same");     // 0 -> bn 1 -> relu 2, but bn 1 also feeds the Add
+  auto b0 = g.add<nn::BatchNormalization>({c0});        // 1
+  auto r0 = g.add<nn::ReLU>({b0});                      // 2
+  auto c1 = g.add<nn::Conv2D>({r0}, 4, 3, 1, "same");   // 3: two consumers (bn 4 and the Add) -> no chain
+  auto b1 = g.add<nn::BatchNormalization>({c1});        // 4
+  auto s = g.add<nn::Add>({b0, b1, c1});                // 5
+  auto c2 = g.add<nn::Conv2D>({s}, 3, 1, 1, "valid");   // 6 -> bn 7 -> relu 8 (the output)
+  auto b2 = g.add<nn::BatchNormalization>({c2});        // 7
+  auto r2 = g.add<nn::Activation>({b2}, "relu6");       // 8
+  auto c3 = g.add<nn::Conv2D>({r2}, 2, 1, 1, "valid");  // 9 -> bn 10, a dead end (neither used nor returned)
+  g.add<nn::BatchNormalization>({c3});                  // 10
+  g.set_output(r2);
+  randomise_batch_norms(g, 50);
+  g.eval();
+  const auto plan = nn::inference_fusion_plan(g.entries(), g.output_id());
+  for (size_t i = 0; i < g.size(); ++i) {
+    INFO("layer " << i);
+    CHECK(plan[i].tail == (i == 0 ? 1 : i == 6 ? 8 : i == 9 ? 10 : -1));
+  }
+  const Tensor<float> xin = rand_as<float>({2, 4, 8, 8}, 51);
+  const Tensor<float> fused = infer(g, xin, true), plain = infer(g, xin, false);
+  CHECK(fused.shape() == Shape{2, 3, 8, 8});
+  CHECK(max_abs_diff(fused, plain) <= 2e-5);
+  CHECK(max_abs_diff(fused, plain) > 0.0);
+  // the conv's value returned: it cannot be folded away
+  g.set_output(c0);
+  CHECK(nn::inference_fusion_plan(g.entries(), g.output_id())[0].tail == -1);
+  CHECK(max_abs_diff(infer(g, xin, true), infer(g, xin, false)) == 0.0);
+}

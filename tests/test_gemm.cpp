@@ -69,6 +69,7 @@ int64_t compare_one(const GemmFn<T>& fn, bool ta, bool tb, GemmCase s, T alpha, 
         T& w = want[i * ldc + j];
         if (ep->bias) w += ep->bias_per_column ? ep->bias[j] : ep->bias[i];
         if (ep->relu && w < T(0)) w = T(0);
+        if (ep->relu && ep->relu_max > T(0) && w > ep->relu_max) w = ep->relu_max;  // capped (ReLU6's kind)
       }
     gemm_ex<T>(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, got.data(), ldc, *ep);
   } else {
@@ -186,15 +187,17 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
   const auto bias = random_vec<float>(64, rng);
   const auto bias_d = random_vec<double>(64, rng);
   for (int t = 0; t < 4; ++t)
-    for (int e = 0; e < 3; ++e) {
+    for (int e = 0; e < 4; ++e) {
       GemmEpilogue<float> ef;
       ef.bias = e ? bias.data() : nullptr;
       ef.bias_per_column = e == 2;
-      ef.relu = e == 1;
+      ef.relu = e == 1 || e == 3;
+      ef.relu_max = e == 3 ? 1.0f : 0.0f;
       GemmEpilogue<double> ed;
       ed.bias = e ? bias_d.data() : nullptr;
       ed.bias_per_column = e == 2;
-      ed.relu = e == 1;
+      ed.relu = ef.relu;
+      ed.relu_max = ef.relu_max;
       CAPTURE(t);
       CAPTURE(e);
       CHECK(compare_one<float>({}, t & 1, t & 2, {20, 40, 3100}, 1.0f, 0.0f, 1, rng, &ef) == 0);
@@ -342,13 +345,15 @@ TEST_CASE("gemm_ex: fused bias (per row, per column) and ReLU") {
   for (const GemmCase& s : shapes) {
     const auto bias_f = random_vec<float>(static_cast<size_t>(std::max(s.M, s.N) + 1), rng);
     const auto bias_d = random_vec<double>(static_cast<size_t>(std::max(s.M, s.N) + 1), rng);
-    for (int e = 0; e < 5; ++e) {
+    for (int e = 0; e < 6; ++e) {
       GemmEpilogue<float> ef;
       GemmEpilogue<double> ed;
-      ef.bias = e == 0 || e == 2 || e == 4 ? bias_f.data() : nullptr;
+      ef.bias = e == 0 || e == 2 || e == 4 || e == 5 ? bias_f.data() : nullptr;
       ed.bias = ef.bias ? bias_d.data() : nullptr;
       ef.bias_per_column = ed.bias_per_column = e == 2 || e == 4;
       ef.relu = ed.relu = e >= 3;
+      ef.relu_max = e == 5 ? 0.5f : 0.0f;  // capped ReLU (ReLU6's kind)
+      ed.relu_max = e == 5 ? 0.5 : 0.0;
       for (int t = 0; t < 4; ++t)
         for (float beta : {0.0f, 0.5f}) {
           CAPTURE(s.M);
@@ -374,23 +379,31 @@ TEST_CASE("gemm_ex: fused bias (per row, per column) and ReLU") {
   const int64_t M = 45, N = 77, K = 300, ldc = N + 3;
   const auto A = random_vec<float>(M * K, rng), B = random_vec<float>(K * N, rng);
   const auto bias = random_vec<float>(N, rng);
-  std::vector<float> want(M * ldc, 0.0f);
-  gemm_ref<float>(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, want.data(), ldc);
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t j = 0; j < N; ++j) want[i * ldc + j] = std::max(0.0f, want[i * ldc + j] + bias[j]);
-  for (ExFn f : fns) {
-    std::vector<float> got(M * ldc, 0.0f);
-    GemmEpilogue<float> ep;
-    ep.bias = bias.data();
-    ep.bias_per_column = true;
-    ep.relu = true;
-    f(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, got.data(), ldc, &ep);
-    int64_t bad = 0;
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j)
-        if (!(std::fabs(got[i * ldc + j] - want[i * ldc + j]) <= 1e-3f)) ++bad;
-    CHECK(bad == 0);
-  }
+  std::vector<float> prod(M * ldc, 0.0f);
+  gemm_ref<float>(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, prod.data(), ldc);
+  for (float cap : {0.0f, 2.0f})  // plain ReLU, and capped (ReLU6's kind: the products reach past 2)
+    for (ExFn f : fns) {
+      std::vector<float> got(M * ldc, 0.0f);
+      GemmEpilogue<float> ep;
+      ep.bias = bias.data();
+      ep.bias_per_column = true;
+      ep.relu = true;
+      ep.relu_max = cap;
+      f(false, false, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, got.data(), ldc, &ep);
+      int64_t bad = 0, capped = 0;
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          float w = std::max(0.0f, prod[i * ldc + j] + bias[j]);
+          if (cap > 0.0f && w >= cap) {
+            w = cap;
+            ++capped;
+          }
+          if (!(std::fabs(got[i * ldc + j] - w) <= 1e-3f)) ++bad;
+        }
+      CAPTURE(cap);
+      CHECK(bad == 0);
+      CHECK((cap == 0.0f) == (capped == 0));
+    }
 }
 
 namespace {

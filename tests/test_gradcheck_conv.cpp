@@ -50,6 +50,42 @@ TEST_CASE("gradcheck: conv2d op") {
   CHECK(zeros > 0);  // the mask is exercised
 }
 
+namespace {
+// A fused, capped ReLU (ReLU6's kind; a small cap so both clips are hit): the values of the plain op
+// then ops::relu(., cap), and its own gradients.
+template <class F>
+void check_capped_relu(F op, std::vector<Var<double>> wrt, double cap) {
+  tt::expect_grad_ok(gradcheck([&] { return op(true, cap); }, wrt));
+  const Tensor<double> fused = op(true, cap).value();
+  const Tensor<double> plain = ops::relu(op(false, 0.0), cap).value();
+  REQUIRE(fused.shape() == plain.shape());
+  int64_t zeros = 0, capped = 0;
+  for (int64_t i = 0; i < fused.numel(); ++i) {
+    CHECK(fused[i] == doctest::Approx(plain[i]).epsilon(1e-12));
+    zeros += fused[i] == 0.0;
+    capped += fused[i] == cap;
+  }
+  CHECK(zeros > 0);
+  CHECK(capped > 0);
+}
+}  // namespace
+
+TEST_CASE("gradcheck: conv2d and depthwise_conv2d with a fused, capped ReLU") {
+  Var<double> x(rand_t({2, 2, 5, 5}, 11)), w(rand_t({3, 2, 3, 3}, 12)), b(rand_t({3}, 13));
+  check_capped_relu([&](bool r, double cap) { return ops::conv2d(x, w, b, 1, 1, "same", r, cap); }, {x, w, b}, 0.4);
+  Var<double> w1(rand_t({4, 2, 1, 1}, 14));  // 1x1: the GEMM's epilogue on the input itself
+  check_capped_relu([&](bool r, double cap) { return ops::conv2d(x, w1, Var<double>(), 1, 1, "valid", r, cap); },
+                    {x, w1}, 0.3);
+  Var<double> xw(rand_t({2, 16, 6, 6}, 15)), ww(rand_t({16, 16, 3, 3}, 16)), bw(rand_t({16}, 17));  // Winograd
+  check_capped_relu([&](bool r, double cap) { return ops::conv2d(xw, ww, bw, 1, 1, "same", r, cap); }, {xw, ww, bw}, 1.0);
+  Var<double> wd(rand_t({2, 2, 3, 3}, 18)), bd(rand_t({4}, 19));  // depthwise 3x3 (variant 2), and 2x3 (variant 1)
+  check_capped_relu([&](bool r, double cap) { return ops::depthwise_conv2d(x, wd, bd, 2, 2, "same", r, cap); },
+                    {x, wd, bd}, 0.3);
+  Var<double> wd2(rand_t({2, 1, 2, 3}, 20));
+  check_capped_relu([&](bool r, double cap) { return ops::depthwise_conv2d(x, wd2, Var<double>(), 1, 1, "valid", r, cap); },
+                    {x, wd2}, 0.3);
+}
+
 TEST_CASE("gradcheck: conv2d op on the Winograd path (3x3, stride 1, 16 channels)") {
   // 16 in and out channels: the default dispatch computes all three passes by Winograd, F(2x2, 3x3)
   // on this 5x4 plane, F(3x3, 3x3) on the 8x9 one below, and on the 6x7 one F(3x3, 3x3) forward and
@@ -106,6 +142,10 @@ TEST_CASE("gradcheck: Conv2D layer geometries") {
     nn::Conv2D<double> c(3, 3, 1, "same", "relu");
     tt::check_layer(c, {2, 2, 5, 5}, 25);
   }
+  SUBCASE("relu6 activation (fused into the convolution)") {
+    nn::Conv2D<double> c(3, 3, 1, "same", "relu6");
+    tt::check_layer(c, {2, 2, 5, 5}, 26);
+  }
 }
 
 TEST_CASE("gradcheck: DepthwiseConv2D") {
@@ -116,6 +156,10 @@ TEST_CASE("gradcheck: DepthwiseConv2D") {
   SUBCASE("multiplier 2, stride 2, same") {
     nn::DepthwiseConv2D<double> d(3, 2, "same", 2);
     tt::check_layer(d, {2, 2, 6, 5}, 31);
+  }
+  SUBCASE("relu6 activation (fused into the planes' stores)") {
+    nn::DepthwiseConv2D<double> d(3, 1, "same", 1, "relu6");
+    tt::check_layer(d, {2, 3, 5, 5}, 34);
   }
   SUBCASE("op without bias") {
     Var<double> x(rand_t({1, 2, 4, 4}, 32)), w(rand_t({2, 2, 2, 3}, 33));

@@ -433,11 +433,11 @@ void conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* 
   conv2d_forward_variant<T>(default_conv_variant(), x, w, b, g, y);
 }
 template <class T>
-void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, T relu_max) {
   conv2d_forward<T>(x, w, b, g, y);
   // In place: the element-wise kernel reads and writes each element in one thread. Qualified: the
   // CPU twin in kernels::cpu would be found by argument-dependent lookup (ActParams lives there).
-  ::tinycnn::cuda::activation_forward<T>(ActParams<T>{Act::ReLU, T(0), T(0)}, y, y, g.N * g.K * g.OH * g.OW);
+  ::tinycnn::cuda::activation_forward<T>(ActParams<T>{Act::ReLU, T(0), relu_max}, y, y, g.N * g.K * g.OH * g.OW);
 }
 template <class T>
 void conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
@@ -526,12 +526,14 @@ void check_depthwise(const char* kernel, const Conv2DGeom& g) {
 }  // namespace
 
 template <class T>
-void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, bool relu,
+                              T relu_max) {
   check_depthwise("depthwise_conv2d_forward", g);
   const int64_t n = g.N * g.K * g.OH * g.OW;
   if (n == 0) return;
   launch(kname("depthwise_forward", tname<T>()).c_str(), &dw_forward<T>, dim3(blocks_for(n)), dim3(kThreads), x, w,
          b, dev_geom(g), y);
+  if (relu) ::tinycnn::cuda::activation_forward<T>(ActParams<T>{Act::ReLU, T(0), relu_max}, y, y, n);  // in place
 }
 template <class T>
 void depthwise_conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx) {
@@ -552,13 +554,13 @@ void depthwise_conv2d_backward_filter(const T* x, const T* dy, const Conv2DGeom&
 
 #define TINYCNN_INSTANTIATE(T)                                                                                    \
   template void conv2d_forward<T>(const T*, const T*, const T*, const Conv2DGeom&, T*);                           \
-  template void conv2d_forward_relu<T>(const T*, const T*, const T*, const Conv2DGeom&, T*);                      \
+  template void conv2d_forward_relu<T>(const T*, const T*, const T*, const Conv2DGeom&, T*, T);                   \
   template void conv2d_backward_data<T>(const T*, const T*, const Conv2DGeom&, T*);                               \
   template void conv2d_backward_filter<T>(const T*, const T*, const Conv2DGeom&, T*, T*);                         \
   template void conv2d_forward_variant<T>(int, const T*, const T*, const T*, const Conv2DGeom&, T*);              \
   template void conv2d_backward_data_variant<T>(int, const T*, const T*, const Conv2DGeom&, T*);                  \
   template void conv2d_backward_filter_variant<T>(int, const T*, const T*, const Conv2DGeom&, T*, T*);            \
-  template void depthwise_conv2d_forward<T>(const T*, const T*, const T*, const Conv2DGeom&, T*);                 \
+  template void depthwise_conv2d_forward<T>(const T*, const T*, const T*, const Conv2DGeom&, T*, bool, T);       \
   template void depthwise_conv2d_backward_data<T>(const T*, const T*, const Conv2DGeom&, T*);                     \
   template void depthwise_conv2d_backward_filter<T>(const T*, const T*, const Conv2DGeom&, T*, T*);
 TINYCNN_INSTANTIATE(float)

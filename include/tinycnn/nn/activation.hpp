@@ -15,6 +15,10 @@ class Activation : public UnaryLayer<T> {
   std::string type() const override { return "Activation"; }
   Shape build1(const Shape& in, Rng&) override { return in; }
   Var<T> forward1(const Var<T>& x) override { return apply_activation(x, activation_); }
+  bool fusable_relu(T& max_value) const override {
+    max_value = activation_ == "relu6" ? T(6) : T(0);
+    return activation_ == "relu" || activation_ == "relu6";
+  }
   Config config() const override { return {{"activation", activation_}}; }
 
  private:

@@ -33,6 +33,17 @@ class BatchNormalization : public UnaryLayer<T> {
     return ops::batch_norm(x, this->param_for_forward(gamma_), this->param_for_forward(beta_), moving_mean_.value(), moving_variance_.value(), this->training(),
                            static_cast<T>(momentum_), static_cast<T>(epsilon_));
   }
+  // In inference on the CPU, the affine x * scale + shift this layer is (nn/inference_fusion.hpp).
+  bool inference_affine(Tensor<T>& scale, Tensor<T>& shift) const override {
+    if (this->training() || gamma_.value().device() != Device::CPU) return false;
+    const int64_t C = gamma_.value().numel();
+    scale = Tensor<T>::empty({C});
+    shift = Tensor<T>::empty({C});
+    kernels::cpu::batchnorm_inference_affine(gamma_.value().data(), beta_.value().data(), moving_mean_.value().data(),
+                                             moving_variance_.value().data(), C, static_cast<T>(epsilon_),
+                                             scale.data(), shift.data());
+    return true;
+  }
   std::vector<NamedVar<T>> parameters() override { return {{"gamma", gamma_}, {"beta", beta_}}; }
   std::vector<NamedVar<T>> buffers() override {
     return {{"moving_mean", moving_mean_}, {"moving_variance", moving_variance_}};

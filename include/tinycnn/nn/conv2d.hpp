@@ -3,6 +3,7 @@
 // Kernel [filters, C, R, S] (Keras stores [R, S, C, filters]), Glorot-uniform with
 // fan_in = C*R*S and fan_out = filters*R*S as Keras computes them; bias zeros.
 //   m.add<nn::Conv2D>(32, 3, 1, "same", "relu");   // filters, kernel_size, strides, padding, activation
+#include "../autograd/ops/batchnorm.hpp"
 #include "../autograd/ops/conv.hpp"
 #include "activation_fn.hpp"
 #include "layer.hpp"
@@ -42,8 +43,19 @@ class Conv2D : public UnaryLayer<T> {
   }
   Var<T> forward1(const Var<T>& x) override {
     const Var<T> k = this->param_for_forward(kernel_), b = use_bias_ ? this->param_for_forward(bias_) : Var<T>();
-    if (activation_ == "relu") return ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, true);  // fused
+    if (activation_ == "relu" || activation_ == "relu6")  // fused into the convolution's store
+      return ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, true, activation_ == "relu6" ? T(6) : T(0));
     return apply_activation(ops::conv2d(x, k, b, strides_.h, strides_.w, padding_), activation_);
+  }
+  // Inference fusion (layer.hpp): with no activation of its own, a following batch norm folds into
+  // the kernel and bias, and a ReLU (or ReLU6) into the convolution's store.
+  bool can_fold_affine() const override {
+    return (activation_.empty() || activation_ == "linear") && kernel_.value().device() == Device::CPU;
+  }
+  Var<T> forward_folded(const Var<T>& x, const Tensor<T>& scale, const Tensor<T>& shift, bool relu,
+                        T relu_max) override {
+    auto [wf, bf] = ops::fold_channel_affine(kernel_.value(), use_bias_ ? bias_.value() : Tensor<T>(), scale, shift);
+    return ops::conv2d(x, Var<T>(wf), Var<T>(bf), strides_.h, strides_.w, padding_, relu, relu_max);
   }
   std::vector<NamedVar<T>> parameters() override {
     std::vector<NamedVar<T>> p{{"kernel", kernel_}};

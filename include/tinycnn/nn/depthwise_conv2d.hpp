@@ -3,6 +3,7 @@
 // giving output channel c*M + m (Keras order). Per-sample input [C, H, W] -> [C*M, OH, OW].
 // Depthwise kernel [C, M, R, S] (Keras stores [R, S, C, M]), Glorot-uniform with Keras' fans for
 // that 4-D shape: fan_in = R*S*C, fan_out = R*S*M; bias [C*M] zeros.
+#include "../autograd/ops/batchnorm.hpp"
 #include "../autograd/ops/conv.hpp"
 #include "activation_fn.hpp"
 #include "layer.hpp"
@@ -44,10 +45,22 @@ class DepthwiseConv2D : public UnaryLayer<T> {
     return {C * M, g.OH, g.OW};
   }
   Var<T> forward1(const Var<T>& x) override {
-    return apply_activation(
-        ops::depthwise_conv2d(x, this->param_for_forward(kernel_), use_bias_ ? this->param_for_forward(bias_) : Var<T>(),
-                              strides_.h, strides_.w, padding_),
-        activation_);
+    const Var<T> k = this->param_for_forward(kernel_), b = use_bias_ ? this->param_for_forward(bias_) : Var<T>();
+    if (activation_ == "relu" || activation_ == "relu6")  // fused: applied to each plane as it is written
+      return ops::depthwise_conv2d(x, k, b, strides_.h, strides_.w, padding_, true,
+                                   activation_ == "relu6" ? T(6) : T(0));
+    return apply_activation(ops::depthwise_conv2d(x, k, b, strides_.h, strides_.w, padding_), activation_);
+  }
+  // Inference fusion (layer.hpp): with no activation of its own, a following batch norm folds into
+  // the kernel and bias (output channel c*M + m scales kernel row [c, m]), and a ReLU (or ReLU6) into
+  // the output planes as they are written.
+  bool can_fold_affine() const override {
+    return (activation_.empty() || activation_ == "linear") && kernel_.value().device() == Device::CPU;
+  }
+  Var<T> forward_folded(const Var<T>& x, const Tensor<T>& scale, const Tensor<T>& shift, bool relu,
+                        T relu_max) override {
+    auto [wf, bf] = ops::fold_channel_affine(kernel_.value(), use_bias_ ? bias_.value() : Tensor<T>(), scale, shift);
+    return ops::depthwise_conv2d(x, Var<T>(wf), Var<T>(bf), strides_.h, strides_.w, padding_, relu, relu_max);
   }
   std::vector<NamedVar<T>> parameters() override {
     std::vector<NamedVar<T>> p{{"depthwise_kernel", kernel_}};

@@ -5,6 +5,7 @@
 //   auto y = g.add<nn::Conv2D>({x}, 16, 3, 1, "same");
 //   auto z = g.add<nn::Add>({x, y});
 //   g.set_output(z);
+#include "inference_fusion.hpp"
 #include "model.hpp"
 
 namespace tinycnn::nn {
@@ -63,11 +64,23 @@ class Graph : public Model<T> {
       for (int id : this->entries_[i].inputs)
         if (id >= 0) last_use[static_cast<size_t>(id)] = i;
     if (output_ >= 0) last_use[static_cast<size_t>(output_)] = n;  // returned: never dropped
+    std::vector<FusionStep<T>> plan;
+    if (inference_fusion_applies(this->inference_fusion_, x)) plan = inference_fusion_plan(this->entries_, output_);
+    std::vector<char> absorbed(n, 0);  // computed by the fused step of the chain's convolution
     std::vector<Var<T>> vals(n);
     for (size_t i = 0; i < n; ++i) {
+      if (absorbed[i]) continue;  // its only input, the chain's previous link, never had a value
       std::vector<Var<T>> in;
       for (int id : this->entries_[i].inputs) in.push_back(id < 0 ? x : vals[id]);
-      vals[i] = this->entries_[i].layer->forward(in);
+      if (!plan.empty() && plan[i].tail >= 0) {
+        const FusionStep<T>& s = plan[i];
+        vals[static_cast<size_t>(s.tail)] = run_fusion_step(this->entries_, i, s, in.at(0));
+        absorbed[static_cast<size_t>(s.bn)] = 1;
+        if (s.relu >= 0) absorbed[static_cast<size_t>(s.relu)] = 1;
+        if (last_use[static_cast<size_t>(s.tail)] == 0) vals[static_cast<size_t>(s.tail)] = Var<T>();  // a dead end
+      } else {
+        vals[i] = this->entries_[i].layer->forward(in);
+      }
       in.clear();
       for (int id : this->entries_[i].inputs)
         if (id >= 0 && last_use[static_cast<size_t>(id)] == i) vals[static_cast<size_t>(id)] = Var<T>();

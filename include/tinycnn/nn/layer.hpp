@@ -58,6 +58,22 @@ class Layer {
 
   int64_t count_params() { return count(parameters()) + count(buffers()); }
 
+  // Inference fusion (nn/inference_fusion.hpp: models fuse conv -> batch norm [-> ReLU] when no
+  // gradient is recorded). Three roles, each layer taking the ones it can play:
+  // - a per-channel affine in inference: writes scale and shift [C] (y = x * scale + shift) and
+  //   returns true; batch norm on its moving statistics does;
+  virtual bool inference_affine(Tensor<T>& /*scale*/, Tensor<T>& /*shift*/) const { return false; }
+  // - a ReLU with cap max_value (0 = none): returns true and sets it;
+  virtual bool fusable_relu(T& /*max_value*/) const { return false; }
+  // - a layer linear per output channel (no activation of its own) that can run with that affine
+  //   folded into its weights and the ReLU applied to its output: forward_folded() computes
+  //   relu?(affine(forward(x))) for batched x, rounding differently from the separate layers only.
+  virtual bool can_fold_affine() const { return false; }
+  virtual Var<T> forward_folded(const Var<T>& /*x*/, const Tensor<T>& /*scale*/, const Tensor<T>& /*shift*/,
+                                bool /*relu*/, T /*relu_max*/) {
+    throw Error(type() + " '" + name() + "': cannot fold a following affine");
+  }
+
  protected:
   // A parameter as forward() passes it to the ops: a frozen layer passes a constant handle on the same
   // tensor, so backward neither computes its gradient nor runs through the layer at all when nothing

@@ -103,6 +103,10 @@ class Model {
   void train() { set_training(true); }
   void eval() { set_training(false); }
   bool is_training() const { return training_; }
+  // Inference fusion (nn/inference_fusion.hpp): on by default; off runs every layer as written
+  // (bit for bit what a recorded forward computes).
+  void set_inference_fusion(bool on) { inference_fusion_ = on; }
+  bool inference_fusion() const { return inference_fusion_; }
 
   // Freezing for transfer learning: frozen layers keep their weights and run in inference mode.
   void set_trainable(const std::string& name, bool trainable) { layer(name).set_trainable(trainable); }
@@ -147,6 +151,7 @@ class Model {
   Shape input_shape_;
   bool built_ = false;
   bool training_ = true;
+  bool inference_fusion_ = true;
   uint64_t seed_;
   Rng rng_;  // weight initialisation stream
   std::map<std::string, int> name_counts_;

@@ -14,6 +14,10 @@ class ReLU : public UnaryLayer<T> {
   std::string type() const override { return "ReLU"; }
   Shape build1(const Shape& in, Rng&) override { return in; }
   Var<T> forward1(const Var<T>& x) override { return ops::relu(x, static_cast<T>(max_value_)); }
+  bool fusable_relu(T& max_value) const override {
+    max_value = static_cast<T>(max_value_);
+    return true;
+  }
   Config config() const override { return {{"max_value", max_value_}}; }
 
  private:

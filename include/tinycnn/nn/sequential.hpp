@@ -2,6 +2,7 @@
 // Sequential: a plain stack of single-input layers, built from the first input it sees (or build()).
 //   nn::Sequential<float> m(seed);
 //   m.add<nn::Conv2D>(32, 3, 1, "same", "relu");  // filters, kernel, strides, padding, activation  m.add<nn::Flatten>();  m.add<nn::Dense>(10);
+#include "inference_fusion.hpp"
 #include "model.hpp"
 
 namespace tinycnn::nn {
@@ -49,7 +50,17 @@ class Sequential : public Model<T> {
     }
     this->check_input(x);
     Var<T> h = x;
-    for (auto& e : this->entries_) h = e.layer->forward({h});
+    std::vector<FusionStep<T>> plan;
+    if (inference_fusion_applies(this->inference_fusion_, x))
+      plan = inference_fusion_plan(this->entries_, static_cast<int>(this->entries_.size()) - 1);
+    for (size_t i = 0; i < this->entries_.size(); ++i) {
+      if (!plan.empty() && plan[i].tail >= 0) {  // conv -> bn [-> relu] as one step
+        h = run_fusion_step(this->entries_, i, plan[i], h);
+        i = static_cast<size_t>(plan[i].tail);
+      } else {
+        h = this->entries_[i].layer->forward({h});
+      }
+    }
     return h;
   }
 

@@ -28,9 +28,9 @@ void set_conv_workspace_limit(size_t bytes);
 //   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
 template <class T>
 void conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y);
-//   the same followed by ReLU (y = max(0, conv + b))
+//   the same followed by ReLU (y = max(0, conv + b), capped at relu_max when that is > 0)
 template <class T>
-void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y);
+void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, T relu_max = T(0));
 //   dy: [N, K, OH, OW], w: [K, C, R, S], dx: [N, C, H, W] (+=)
 template <class T>
 void conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx);
@@ -47,9 +47,10 @@ template <class T>
 void conv2d_backward_filter_variant(int variant, const T* x, const T* dy, const Conv2DGeom& g, T* dw, T* db);
 
 // Depthwise, depth multiplier M = g.K / g.C (Keras order: output channel c*M + m).
-//   x: [N, C, H, W], w: [C, M, R, S], b: [C*M] or nullptr, y: [N, C*M, OH, OW] (written)
+//   x: [N, C, H, W], w: [C, M, R, S], b: [C*M] or nullptr, y: [N, C*M, OH, OW] (written); relu: as above
 template <class T>
-void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y);
+void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, bool relu = false,
+                              T relu_max = T(0));
 //   dy: [N, C*M, OH, OW], w: [C, M, R, S], dx: [N, C, H, W] (+=)
 template <class T>
 void depthwise_conv2d_backward_data(const T* dy, const T* w, const Conv2DGeom& g, T* dx);

@@ -48,4 +48,22 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, Tens
                         });
 }
 
+// Inference only (no autograd): the weights of a layer y[k] = w[k, ...] . patch + b[k] with the
+// per-channel affine y * scale[k] + shift[k] folded in (nn/inference_fusion.hpp), on the CPU.
+//   w: [K, ...] (a depthwise kernel [C, M, R, S] is K = C*M rows), b: [K] or undefined,
+//   scale, shift: [K] -> {wf [K, ...], bf [K]}
+template <class T>
+std::pair<Tensor<T>, Tensor<T>> fold_channel_affine(const Tensor<T>& w, const Tensor<T>& b, const Tensor<T>& scale,
+                                                    const Tensor<T>& shift) {
+  const int64_t K = scale.numel();
+  if (w.rank() < 1 || K == 0 || w.numel() % K != 0 || shift.numel() != K || (b.defined() && b.numel() != K))
+    throw_shape("fold_channel_affine", "needs w [K, ...], b [K], scale and shift [K]", w.shape(), scale.shape());
+  for (const Tensor<T>* t : {&w, &b, &scale, &shift})
+    if (t->defined() && t->device() != Device::CPU) throw Error("fold_channel_affine: CPU tensors only");
+  Tensor<T> wf = Tensor<T>::empty(w.shape()), bf = Tensor<T>::empty({K});
+  kernels::cpu::fold_channel_affine(w.data(), b.defined() ? b.data() : nullptr, scale.data(), shift.data(), K,
+                                    w.numel() / K, wf.data(), bf.data());
+  return {std::move(wf), std::move(bf)};
+}
+
 }  // namespace tinycnn::ops

@@ -2,9 +2,11 @@
 // Convolution ops over NCHW tensors (cross-correlation, as Keras/TF; dilation 1).
 //   conv2d:           x [N, C, H, W], w [K, C, R, S], b [K] (undefined Var = no bias) -> [N, K, OH, OW];
 //                     relu = true fuses max(0, .) into the GEMM's store (one op, one output tensor:
-//                     no separate pass or activation tensor; the backward masks dY by y > 0)
+//                     no separate pass or activation tensor; the backward masks dY by y > 0), capped
+//                     at relu_max when that is > 0 (ReLU6; the mask is then 0 < y < relu_max)
 //   depthwise_conv2d: x [N, C, H, W], w [C, M, R, S], b [C*M] (or none) -> [N, C*M, OH, OW],
-//                     output channel c*M + m (Keras order)
+//                     output channel c*M + m (Keras order); relu, relu_max as for conv2d, applied to
+//                     each output plane as it is written
 // padding "valid" or "same" with TensorFlow's placement (extra row/column at the bottom/right).
 #include <string>
 
@@ -27,11 +29,22 @@ inline Conv2DGeom conv_op_geom(const char* op, const Shape& xs, const Shape& ws,
     throw_shape(op, std::string(e.what()).substr(std::string(op).size() + 2), xs, ws);
   }
 }
+
+// The output gradient of a fused ReLU (capped at relu_max > 0): dY * (0 < y < cap) into `masked`
+// (written, not added into: no zero fill), y > 0 exactly where the pre-activation is.
+template <class T>
+const T* relu_masked_grad(const VarNode<T>& n, T relu_max, Tensor<T>& masked) {
+  const Device d = n.value.device();
+  masked = Tensor<T>::empty(n.value.shape(), d);
+  backend::activation_backward_to(d, true, kernels::cpu::ActParams<T>{kernels::cpu::Act::ReLU, T(0), relu_max},
+                                  n.value.data(), n.value.data(), n.grad.data(), masked.data(), n.value.numel());
+  return masked.data();
+}
 }  // namespace detail
 
 template <class T>
 Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_h = 1, int64_t stride_w = 1,
-              const std::string& padding = "valid", bool relu = false) {
+              const std::string& padding = "valid", bool relu = false, T relu_max = T(0)) {
   if (x.value().rank() != 4 || w.value().rank() != 4 || x.shape()[1] != w.shape()[1])
     throw_shape("conv2d", "needs x [N, C, H, W] and w [K, C, R, S] with the same C", x.shape(), w.shape());
   const Shape &xs = x.shape(), &ws = w.shape();
@@ -42,22 +55,16 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_
   Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW}, dev);
   if (relu)
     backend::conv2d_forward_relu(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr,
-                                 g, y.data());
+                                 g, y.data(), relu_max);
   else
     backend::conv2d_forward(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr, g,
                             y.data());
   std::vector<Var<T>> ins{x, w};
   if (has_b) ins.push_back(b);
-  return make_result<T>(std::move(y), ins, relu ? "conv2d_relu" : "conv2d", [g, has_b, relu](VarNode<T>& n) {
+  return make_result<T>(std::move(y), ins, relu ? "conv2d_relu" : "conv2d", [g, has_b, relu, relu_max](VarNode<T>& n) {
     const Device d = n.value.device();
-    const T* dy = n.grad.data();
     Tensor<T> masked;
-    if (relu) {  // dY * (y > 0); y > 0 exactly where the pre-activation is > 0
-      masked = Tensor<T>::empty(n.value.shape(), d);  // written, not added into (no zero fill)
-      backend::activation_backward_to(d, true, kernels::cpu::ActParams<T>{kernels::cpu::Act::ReLU, T(0), T(0)},
-                                      n.value.data(), n.value.data(), dy, masked.data(), n.value.numel());
-      dy = masked.data();
-    }
+    const T* dy = relu ? detail::relu_masked_grad(n, relu_max, masked) : n.grad.data();
     bool assign;
     if (T* dx = input_grad_fresh(n, 0, &assign))
       backend::conv2d_backward_data_to(d, assign, dy, n.inputs[1]->value.data(), g, dx);
@@ -69,7 +76,8 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_
 
 template <class T>
 Var<T> depthwise_conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_h = 1,
-                        int64_t stride_w = 1, const std::string& padding = "valid") {
+                        int64_t stride_w = 1, const std::string& padding = "valid", bool relu = false,
+                        T relu_max = T(0)) {
   if (x.value().rank() != 4 || w.value().rank() != 4 || x.shape()[1] != w.shape()[0])
     throw_shape("depthwise_conv2d", "needs x [N, C, H, W] and w [C, M, R, S] with the same C", x.shape(), w.shape());
   const Shape &xs = x.shape(), &ws = w.shape();
@@ -81,12 +89,14 @@ Var<T> depthwise_conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64
   const Device dev = same_device<T>("depthwise_conv2d", {&x.value(), &w.value(), has_b ? &b.value() : nullptr});
   Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW}, dev);
   backend::depthwise_conv2d_forward(y.device(), x.value().data(), w.value().data(),
-                                    has_b ? b.value().data() : nullptr, g, y.data());
+                                    has_b ? b.value().data() : nullptr, g, y.data(), relu, relu_max);
   std::vector<Var<T>> ins{x, w};
   if (has_b) ins.push_back(b);
-  return make_result<T>(std::move(y), ins, "depthwise_conv2d", [g, has_b](VarNode<T>& n) {
+  return make_result<T>(std::move(y), ins, relu ? "depthwise_conv2d_relu" : "depthwise_conv2d",
+                        [g, has_b, relu, relu_max](VarNode<T>& n) {
     const Device d = n.value.device();
-    const T* dy = n.grad.data();
+    Tensor<T> masked;
+    const T* dy = relu ? detail::relu_masked_grad(n, relu_max, masked) : n.grad.data();
     bool assign;
     if (T* dx = input_grad_fresh(n, 0, &assign))
       backend::depthwise_conv2d_backward_data_to(d, assign, dy, n.inputs[1]->value.data(), g, dx);

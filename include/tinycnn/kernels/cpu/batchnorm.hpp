@@ -57,6 +57,31 @@ void batchnorm_forward_train(const T* x, const T* gamma, const T* beta, int64_t 
   }
 }
 
+// Inference batch norm as the per-channel affine y = x * scale + shift it is (one formula for the
+// eval forward and for folding into a preceding convolution, so both round alike):
+//   gamma, beta, running_mean, running_var, scale, shift: [C] (scale, shift written)
+template <class T>
+void batchnorm_inference_affine(const T* gamma, const T* beta, const T* running_mean, const T* running_var,
+                                int64_t C, T eps, T* scale, T* shift) {
+  for (int64_t c = 0; c < C; ++c) {
+    scale[c] = gamma[c] * (T(1) / std::sqrt(running_var[c] + eps));
+    shift[c] = beta[c] - running_mean[c] * scale[c];
+  }
+}
+
+// Folds a per-output-channel affine into a layer y[k] = w[k, :] . patch + b[k] (a convolution's
+// kernel rows; a depthwise kernel [C, M, R, S] is K = C*M rows of P = R*S):
+//   wf[k, :] = w[k, :] * scale[k],  bf[k] = b[k] * scale[k] + shift[k]   (b nullptr: 0)
+//   w, wf: [K, P] (wf written), b: [K] or nullptr, scale, shift, bf: [K] (bf written)
+template <class T>
+void fold_channel_affine(const T* w, const T* b, const T* scale, const T* shift, int64_t K, int64_t P, T* wf,
+                         T* bf) {
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t j = 0; j < P; ++j) wf[k * P + j] = w[k * P + j] * scale[k];
+    bf[k] = (b ? b[k] * scale[k] : T(0)) + shift[k];
+  }
+}
+
 //   x: [N, C, HW], gamma, beta, running_mean, running_var: [C], y: [N, C, HW] (written),
 //   save_mean, save_inv_std: [C] (written; nullptr = not needed)
 template <class T>
@@ -68,7 +93,8 @@ void batchnorm_forward_eval(const T* x, const T* gamma, const T* beta, const T* 
     const T inv_std = T(1) / std::sqrt(running_var[c] + eps);
     if (save_mean) save_mean[c] = running_mean[c];
     if (save_inv_std) save_inv_std[c] = inv_std;
-    const T scale = gamma[c] * inv_std, shift = beta[c] - running_mean[c] * scale;
+    T scale, shift;
+    batchnorm_inference_affine(gamma + c, beta + c, running_mean + c, running_var + c, 1, eps, &scale, &shift);
     for (int64_t i = 0; i < N; ++i)
       for (int64_t j = 0; j < HW; ++j) y[(i * C + c) * HW + j] = x[(i * C + c) * HW + j] * scale + shift;
   }

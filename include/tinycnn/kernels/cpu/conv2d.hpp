@@ -210,11 +210,12 @@ void conv_for_groups(const ConvPlan& p, const F& fn) {
 
 }  // namespace detail
 
-// y[n] = relu?(W * im2col(x[n]) + b)
+// y[n] = relu?(W * im2col(x[n]) + b), the ReLU capped at relu_max when that is > 0 (ReLU6)
 //   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
 template <class T>
 void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, bool relu,
-                       ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {}) {
+                       ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {},
+                       T relu_max = T(0)) {
   const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (detail::winograd_preferred(g, g.C, g.K, o)) {
@@ -222,13 +223,14 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
     const bool own = gemm_fn == &detail::conv_gemm_default<T>;
     int64_t mr = 0;
     const T* U = detail::winograd_filter_for(w, g, q, false, own, mr);
-    return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2, 512, own, mr);
+    return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2, 512, own, mr, relu_max);
   }
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);
   GemmEpilogue<T> ep;
   ep.bias = b;
   ep.relu = relu;
+  ep.relu_max = relu_max;
   detail::conv_for_groups(p, [&](int64_t gi) {
     const int64_t n0 = g.N * gi / p.groups, nb = g.N * (gi + 1) / p.groups - n0, cols = nb * L;
     if (nb == 1) {
@@ -257,11 +259,12 @@ void conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* 
   conv2d_forward_ex(x, w, b, g, y, false);
 }
 
-// y[n] = max(0, W * im2col(x[n]) + b): ReLU in the GEMM's store, no second pass over y.
+// y[n] = max(0, W * im2col(x[n]) + b), min(relu_max, .) when relu_max > 0 (ReLU6): in the GEMM's
+// store, no second pass over y.
 //   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
 template <class T>
-void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
-  conv2d_forward_ex(x, w, b, g, y, true);
+void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, T relu_max = T(0)) {
+  conv2d_forward_ex(x, w, b, g, y, true, &detail::conv_gemm_default<T>, {}, relu_max);
 }
 
 // dx[n] += col2im(W^T * dy[n]); assign: dx is a fresh buffer, written (Winograd, pointwise GEMM) or

@@ -142,10 +142,11 @@ struct WinogradPointItems {
 // u_mr > 0 (with prepack_b only): U is in gemm_nn_prepacked_ab's layout, written so by
 // winograd_filter_transform with mr = u_mr = gemm_prepacked_a_mr<T>(q.Ci), and the GEMMs skip packing
 // it as well (each point's U was packed again for every sample group and every part of a point).
+// relu_max > 0 caps the ReLU (ReLU6).
 template <class T, class GemmFn>
 void winograd_conv3x3(const T* in, const T* U, const WinogradGeom& q, const T* bias, bool relu, bool accumulate,
                       T* out, GemmFn gemm_fn, int64_t scratch_elems = int64_t(4) << 20, int64_t min_cols = 512,
-                      bool prepack_b = false, int64_t u_mr = 0) {
+                      bool prepack_b = false, int64_t u_mr = 0, T relu_max = T(0)) {
   const int64_t NT = q.tiles(), npts = q.points();
   if (q.N <= 0 || q.Co <= 0 || NT <= 0) return;
   int64_t nb, groups;
@@ -177,7 +178,7 @@ void winograd_conv3x3(const T* in, const T* U, const WinogradGeom& q, const T* b
         gemm_fn(false, false, q.Co, c1 - c0, q.Ci, T(1), U + xi * q.Co * q.Ci, q.Ci, V + xi * xs + c0, P, T(0),
                 M + xi * q.Co * P + c0, P, nullptr);
     }
-    detail::winograd_output_transform(M, q, n0, nbg, bias, relu, accumulate, out);
+    detail::winograd_output_transform(M, q, n0, nbg, bias, relu, accumulate, out, relu_max);
   }
 }
 

@@ -42,6 +42,26 @@ void depthwise_conv2d_forward_ref(const T* x, const T* w, const T* b, const Conv
 }
 
 namespace detail {
+// relu: max(0, .) over a freshly written output row or plane (still in cache), capped at
+// relu_max > 0 (ReLU6), instead of a separate pass over the whole output. Selects on a loaded
+// value, as activation_forward: std::max / std::min (references) kept the loop scalar.
+template <class T>
+inline void depthwise_relu_plane(T* y, int64_t n, T relu_max) {
+  if (relu_max > T(0)) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const T v = y[i];
+      y[i] = v > T(0) ? (v < relu_max ? v : relu_max) : T(0);
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const T v = y[i];
+      y[i] = v > T(0) ? v : T(0);
+    }
+  }
+}
+
 // Output columns ow in [lo, hi) whose tap column s reads inside the input row: 0 <= ow * stride_w + s - pad_left < W.
 inline void depthwise_tap_span(const Conv2DGeom& g, int64_t s, int64_t& lo, int64_t& hi) {
   const int64_t off = s - g.pad_left, sw = g.stride_w;
@@ -55,7 +75,8 @@ inline void depthwise_tap_span(const Conv2DGeom& g, int64_t s, int64_t& lo, int6
 // reference tests bounds per output and tap. Same terms in the same order (bias, then r-major, s-minor
 // taps, out-of-bounds ones skipped), so the result equals the reference's. Any window and stride.
 template <class T>
-void depthwise_conv2d_forward_rows(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+void depthwise_conv2d_forward_rows(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, bool relu = false,
+                                   T relu_max = T(0)) {
   const int64_t M = g.K / g.C, L = g.OH * g.OW, sw = g.stride_w;
   const bool par = g.N * g.K * L * g.R * g.S > kParallelMinWork;
 #pragma omp parallel for if (par)
@@ -86,6 +107,7 @@ void depthwise_conv2d_forward_rows(const T* x, const T* w, const T* b, const Con
         }
       }
     }
+    if (relu) detail::depthwise_relu_plane(y + nk * L, L, relu_max);
   }
 }
 
@@ -140,7 +162,8 @@ inline void depthwise3x3_row(const T* const* xr, const T (*wr)[3], T bias, int64
 
 // One (sample, output channel) plane of a 3x3 depthwise convolution with column stride 1 or 2.
 template <class T>
-inline void depthwise3x3_plane_body(const T* xc, const T* wk, T bias, const Conv2DGeom& g, T* yk) {
+inline void depthwise3x3_plane_body(const T* xc, const T* wk, T bias, const Conv2DGeom& g, T* yk, bool relu,
+                                    T relu_max) {
   for (int64_t oh = 0; oh < g.OH; ++oh) {
     const T* xr[3];
     T wr[3][3];
@@ -165,16 +188,18 @@ inline void depthwise3x3_plane_body(const T* xc, const T* wk, T bias, const Conv
       else if (nr == 1) depthwise3x3_row<T, 1, 2>(xr, wr, bias, W, OW, pl, y);
       else std::fill(y, y + OW, bias);
     }
+    if (relu) depthwise_relu_plane(y, OW, relu_max);  // the row just written, in L1
   }
 }
 template <class T>
-void depthwise3x3_plane(const T* xc, const T* wk, T bias, const Conv2DGeom& g, T* yk) {
-  depthwise3x3_plane_body(xc, wk, bias, g, yk);
+void depthwise3x3_plane(const T* xc, const T* wk, T bias, const Conv2DGeom& g, T* yk, bool relu, T relu_max) {
+  depthwise3x3_plane_body(xc, wk, bias, g, yk, relu, relu_max);
 }
 #ifdef TINYCNN_HAVE_X86_TARGETS
 template <class T>
-TINYCNN_TARGET_AVX2 void depthwise3x3_plane_avx2(const T* xc, const T* wk, T bias, const Conv2DGeom& g, T* yk) {
-  depthwise3x3_plane_body(xc, wk, bias, g, yk);
+TINYCNN_TARGET_AVX2 void depthwise3x3_plane_avx2(const T* xc, const T* wk, T bias, const Conv2DGeom& g, T* yk,
+                                                 bool relu, T relu_max) {
+  depthwise3x3_plane_body(xc, wk, bias, g, yk, relu, relu_max);
 }
 #endif
 }  // namespace detail
@@ -183,7 +208,8 @@ TINYCNN_TARGET_AVX2 void depthwise3x3_plane_avx2(const T* xc, const T* wk, T bia
 // in registers (detail::depthwise3x3_row), AVX2 + FMA where the CPU has them. With FMA the sums round
 // differently from the reference (within float rounding of it); without, they are the same.
 template <class T>
-void depthwise_conv2d_forward_3x3(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
+void depthwise_conv2d_forward_3x3(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, bool relu = false,
+                                  T relu_max = T(0)) {
   const int64_t M = g.K / g.C, L = g.OH * g.OW;
   const bool par = g.N * g.K * L * 9 > kParallelMinWork;
   auto plane = &detail::depthwise3x3_plane<T>;
@@ -193,7 +219,7 @@ void depthwise_conv2d_forward_3x3(const T* x, const T* w, const T* b, const Conv
 #pragma omp parallel for if (par)
   for (int64_t nk = 0; nk < g.N * g.K; ++nk) {
     const int64_t n = nk / g.K, k = nk % g.K, c = k / M;
-    plane(x + (n * g.C + c) * g.H * g.W, w + k * 9, b ? b[k] : T(0), g, y + nk * L);
+    plane(x + (n * g.C + c) * g.H * g.W, w + k * 9, b ? b[k] : T(0), g, y + nk * L, relu, relu_max);
   }
 }
 
@@ -203,11 +229,12 @@ inline bool depthwise_3x3_applies(const Conv2DGeom& g) {
 
 // y[n, c*M+m] = b + depthwise correlation: variant 2 where it applies, else variant 1 (docs/performance.md,
 // seventeenth session: bench `depthwise/`). The shipped ensemble's MobileNets spend most of their
-// time here (tenth session).
+// time here (tenth session). relu: max(0, .) (capped at relu_max > 0) on each plane as it is written.
 template <class T>
-void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y) {
-  if (depthwise_3x3_applies(g)) return depthwise_conv2d_forward_3x3(x, w, b, g, y);
-  depthwise_conv2d_forward_rows(x, w, b, g, y);
+void depthwise_conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, bool relu = false,
+                              T relu_max = T(0)) {
+  if (depthwise_3x3_applies(g)) return depthwise_conv2d_forward_3x3(x, w, b, g, y, relu, relu_max);
+  depthwise_conv2d_forward_rows(x, w, b, g, y, relu, relu_max);
 }
 
 //   dy: [N, C*M, OH, OW], w: [C, M, R, S], dx: [N, C, H, W] (+=)

@@ -67,7 +67,7 @@ void gemm_swapped_nt(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64
       for (int64_t j = j0; j < std::min(N, j0 + kB); ++j) {
         T v = ct[j * M + i] + (beta == T(0) ? T(0) : beta * c[j]);  // beta == 0: C is not read (may hold NaN)
         v += ep.bias ? (ep.bias_per_column ? ep.bias[j] : bi) : T(0);
-        c[j] = ep.relu && v < T(0) ? T(0) : v;
+        c[j] = ep.relu ? epilogue_relu(v, ep.relu_max) : v;
       }
     }
 }

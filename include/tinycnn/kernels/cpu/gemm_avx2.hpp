@@ -44,7 +44,8 @@ TINYCNN_TARGET_AVX2 void tile_kernel(const gemm_detail::Tile<float>& t) {
   }
   if (t.nr == NR) {
     const __m256 valpha = _mm256_set1_ps(t.alpha), vbeta = _mm256_set1_ps(t.beta), zero = _mm256_setzero_ps();
-    const bool use_beta = t.beta != 0.0f;
+    const bool use_beta = t.beta != 0.0f, cap = t.relu_max > 0.0f;
+    const __m256 vcap = _mm256_set1_ps(t.relu_max);
     __m256 bc0 = zero, bc1 = zero;
     if (t.bias_col) {
       bc0 = _mm256_loadu_ps(t.bias_col);
@@ -68,6 +69,10 @@ TINYCNN_TARGET_AVX2 void tile_kernel(const gemm_detail::Tile<float>& t) {
       if (t.relu) {
         v0 = _mm256_max_ps(v0, zero);
         v1 = _mm256_max_ps(v1, zero);
+        if (cap) {
+          v0 = _mm256_min_ps(v0, vcap);
+          v1 = _mm256_min_ps(v1, vcap);
+        }
       }
       _mm256_storeu_ps(c, v0);
       _mm256_storeu_ps(c + 8, v1);

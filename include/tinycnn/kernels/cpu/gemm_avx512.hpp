@@ -71,7 +71,8 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
     m[v] = lane_mask(t.nr, v);
     bc[v] = t.bias_col ? _mm512_maskz_loadu_ps(m[v], t.bias_col + 16 * v) : zero;
   }
-  const bool use_beta = t.beta != 0.0f;
+  const bool use_beta = t.beta != 0.0f, cap = t.relu_max > 0.0f;
+  const __m512 vcap = _mm512_set1_ps(t.relu_max);
 #pragma GCC unroll 16
   for (int r = 0; r < M; ++r) {
     float* cr = t.c + r * t.ldc;
@@ -81,7 +82,10 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
       __m512 x = _mm512_mul_ps(c[r][v], valpha);
       if (use_beta) x = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m[v], cr + 16 * v), x);
       x = _mm512_add_ps(_mm512_add_ps(x, br), bc[v]);
-      if (t.relu) x = _mm512_mask_max_ps(x, kAll, x, zero);
+      if (t.relu) {
+        x = _mm512_mask_max_ps(x, kAll, x, zero);
+        if (cap) x = _mm512_min_ps(x, vcap);
+      }
       _mm512_mask_storeu_ps(cr + 16 * v, m[v], x);
     }
   }

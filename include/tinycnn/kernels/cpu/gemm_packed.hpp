@@ -40,7 +40,15 @@ struct GemmEpilogue {
   const T* bias = nullptr;
   bool bias_per_column = false;  // false: bias[i] added to row i (length M); true: bias[j] to column j (length N)
   bool relu = false;
+  T relu_max = T(0);  // with relu: the cap (0 = none; 6 = ReLU6, folded MobileNet blocks)
 };
+
+// The epilogue's ReLU on one value: max(0, v), then min(relu_max, .) when relu_max > 0.
+template <class T>
+inline T epilogue_relu(T v, T relu_max) {
+  v = v < T(0) ? T(0) : v;
+  return relu_max > T(0) && v > relu_max ? relu_max : v;
+}
 
 namespace gemm_detail {
 
@@ -57,6 +65,7 @@ struct Tile {
   const T* bias_row;  // mr values added per row, or null
   const T* bias_col;  // nr values added per column, or null
   bool relu;
+  T relu_max;  // with relu: the cap (0 = none)
 };
 
 // Packs slivers [s0, s1) of a panel. pack_a: rows [i0, i0+m) of op(A), columns [k0, k0+kc);
@@ -150,8 +159,7 @@ TINYCNN_GEMM_INLINE void store_tile_generic(const Tile<T>& t, const T* acc, int 
       if (t.beta != T(0)) v += t.beta * c[j];
       v += br;
       if (t.bias_col) v += t.bias_col[j];
-      if (t.relu && v < T(0)) v = T(0);
-      c[j] = v;
+      c[j] = t.relu ? epilogue_relu(v, t.relu_max) : v;
     }
   }
 }
@@ -217,8 +225,7 @@ void scale_only(int64_t M, int64_t N, T beta, T* C, int64_t ldc, const GemmEpilo
     for (int64_t j = 0; j < N; ++j) {
       T v = beta == T(0) ? T(0) : beta * c[j];
       if (ep && ep->bias) v += ep->bias_per_column ? ep->bias[j] : ep->bias[i];
-      if (ep && ep->relu && v < T(0)) v = T(0);
-      c[j] = v;
+      c[j] = ep && ep->relu ? epilogue_relu(v, ep->relu_max) : v;
     }
   }
 }
@@ -355,6 +362,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
           t.alpha = alpha;
           t.beta = first ? beta : T(1);
           t.relu = last && ep && ep->relu;
+          t.relu_max = ep ? ep->relu_max : T(0);
           const bool brow = last && ep && ep->bias && !ep->bias_per_column;
           const bool bcol = last && ep && ep->bias && ep->bias_per_column;
           for (int64_t sa = sa0; sa < sa1; ++sa) {
@@ -421,6 +429,7 @@ void run_packed_b(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K, T 
         t.alpha = alpha;
         t.beta = pc == 0 ? beta : T(1);
         t.relu = false;
+        t.relu_max = T(0);
         t.bias_row = t.bias_col = nullptr;
         for (int64_t sa = 0; sa < ms; ++sa) {
           const int64_t i = ic + sa * MR;
@@ -537,7 +546,7 @@ void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, i
         else if (ep->bias)
           for (int64_t j = 0; j < N; ++j) c[j] += ep->bias[i];
         if (ep->relu)
-          for (int64_t j = 0; j < N; ++j) c[j] = c[j] < T(0) ? T(0) : c[j];
+          for (int64_t j = 0; j < N; ++j) c[j] = epilogue_relu(c[j], ep->relu_max);
       }
     }
   }

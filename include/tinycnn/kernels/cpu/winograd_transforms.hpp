@@ -320,7 +320,7 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
 
 template <int m, class T>
 void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb, const T* bias, bool relu,
-                                 bool accumulate, T* out) {
+                                 bool accumulate, T* out, T relu_max) {
   constexpr int a = m + 2;
   constexpr int64_t kL = kWinogradLanes;
   const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P, plane = q.OH * q.OW;
@@ -400,6 +400,9 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
         if (accumulate) {
 #pragma omp simd
           for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] += r[ow];
+        } else if (relu && relu_max > T(0)) {
+#pragma omp simd
+          for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] = std::min(std::max(r[ow] + b, T(0)), relu_max);
         } else if (relu) {
 #pragma omp simd
           for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] = std::max(r[ow] + b, T(0));
@@ -504,12 +507,13 @@ void winograd_input_transform(const T* in, const WinogradGeom& q, int64_t n0, in
 }
 
 // Output transform of samples [n0, n0 + nb) (a work-shared loop: call inside a parallel region).
-//   M: [a^2, Co, P], bias: [Co] or nullptr, out: [N, Co, OH, OW] (written, or += when accumulate)
+//   M: [a^2, Co, P], bias: [Co] or nullptr, out: [N, Co, OH, OW] (written, or += when accumulate);
+//   relu: max(0, .) on the written values, capped at relu_max when that is > 0
 template <class T>
 void winograd_output_transform(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb, const T* bias, bool relu,
-                               bool accumulate, T* out) {
+                               bool accumulate, T* out, T relu_max = T(0)) {
   winograd_dispatch(q.m, [&](auto mc) {
-    winograd_output_transform_m<decltype(mc)::value>(M, q, n0, nb, bias, relu, accumulate, out);
+    winograd_output_transform_m<decltype(mc)::value>(M, q, n0, nb, bias, relu, accumulate, out, relu_max);
   });
 }
 
