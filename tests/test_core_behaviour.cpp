@@ -363,3 +363,44 @@ TEST_CASE("inference fusion: Graph chains stop where a value has another consume
   CHECK(nn::inference_fusion_plan(g.entries(), g.output_id())[0].tail == -1);
   CHECK(max_abs_diff(infer(g, xin, true), infer(g, xin, false)) == 0.0);
 }
+
+TEST_CASE("inference fusion while training: a frozen conv -> batch norm -> ReLU base runs fused, gradients unchanged") {
+  nn::Sequential<double> m(7);
+  m.add<nn::Conv2D>(4, 3, 1, "same");  // the frozen base (transfer learning's phase 1)
+  m.add<nn::BatchNormalization>();
+  m.add<nn::ReLU>(6.0);
+  m.add<nn::Flatten>();
+  m.add<nn::Dense>(3);  // the trainable head
+  m.build({2, 5, 5});
+  randomise_batch_norms(m, 60);
+  m.set_trainable_range(0, 3, false);
+  m.train();
+  const int out = static_cast<int>(m.size()) - 1;
+  CHECK(nn::inference_fusion_plan(m.entries(), out, true)[0].tail == 2);
+  const std::vector<int32_t> labels{0, 2, 1};
+  Var<double> x(tt::rand_t({3, 2, 5, 5}, 61), true);
+  // gradients of the head's kernel (and of x, when x requires one) with fusion on / off
+  auto grads = [&](bool fuse, bool x_grad) {
+    m.set_inference_fusion(fuse);
+    x.set_requires_grad(x_grad);
+    x.grad() = Tensor<double>();
+    for (auto& p : m.parameters()) p.second.grad() = Tensor<double>();
+    ops::softmax_cross_entropy(m.forward(x), labels).backward();
+    m.set_inference_fusion(true);
+    return std::make_pair(m.layer(4).parameters()[0].second.grad().clone(),
+                          x_grad ? x.grad().clone() : Tensor<double>());
+  };
+  const auto fused = grads(true, false), plain = grads(false, false);
+  CHECK(max_abs_diff(fused.first, plain.first) <= 1e-12);
+  CHECK(max_abs_diff(fused.first, plain.first) > 0.0);  // the folded path ran
+  // an input that needs a gradient: the chain runs as written, so x's gradient is exact
+  const auto fx = grads(true, true), px = grads(false, true);
+  CHECK(max_abs_diff(fx.first, px.first) == 0.0);
+  CHECK(max_abs_diff(fx.second, px.second) == 0.0);
+  // a trainable conv (or batch norm) needs its own gradient: no chain while recording
+  m.layer(0).set_trainable(true);
+  CHECK(nn::inference_fusion_plan(m.entries(), out, true)[0].tail == -1);
+  m.layer(0).set_trainable(false);
+  m.layer(1).set_trainable(true);
+  CHECK(nn::inference_fusion_plan(m.entries(), out, true)[0].tail == -1);
+}

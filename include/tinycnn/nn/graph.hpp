@@ -65,14 +65,15 @@ class Graph : public Model<T> {
         if (id >= 0) last_use[static_cast<size_t>(id)] = i;
     if (output_ >= 0) last_use[static_cast<size_t>(output_)] = n;  // returned: never dropped
     std::vector<FusionStep<T>> plan;
-    if (inference_fusion_applies(this->inference_fusion_, x)) plan = inference_fusion_plan(this->entries_, output_);
+    if (inference_fusion_applies(this->inference_fusion_, x))
+      plan = inference_fusion_plan(this->entries_, output_, grad_enabled());
     std::vector<char> absorbed(n, 0);  // computed by the fused step of the chain's convolution
     std::vector<Var<T>> vals(n);
     for (size_t i = 0; i < n; ++i) {
       if (absorbed[i]) continue;  // its only input, the chain's previous link, never had a value
       std::vector<Var<T>> in;
       for (int id : this->entries_[i].inputs) in.push_back(id < 0 ? x : vals[id]);
-      if (!plan.empty() && plan[i].tail >= 0) {
+      if (fusion_step_runs(plan, i, in.empty() ? x : in[0])) {
         const FusionStep<T>& s = plan[i];
         vals[static_cast<size_t>(s.tail)] = run_fusion_step(this->entries_, i, s, in.at(0));
         absorbed[static_cast<size_t>(s.bn)] = 1;

@@ -1,16 +1,21 @@
 #pragma once
-// Inference fusion: when no gradient is recorded, Sequential and Graph run a convolution followed by
+// Inference fusion: where no gradient is needed, Sequential and Graph run a convolution followed by
 // batch norm on its moving statistics (and optionally a ReLU / ReLU6) as ONE convolution whose
-// kernel and bias have the batch norm folded in, with the ReLU in its store where the kernels can:
+// kernel and bias have the batch norm folded in, with the ReLU in its store:
 //   w'[k] = w[k] * gamma[k] / sqrt(var[k] + eps),  b'[k] = (b[k] - mean[k]) * gamma[k] / sqrt(..) + beta[k]
 // as inference engines do (TF-Lite, oneDNN, torch.fx's fuse). The batch norm's and the ReLU's passes
 // over the activations disappear (13 % of the shipped model's predict); the results differ from the
 // separate layers by rounding only. Model::set_inference_fusion(false) turns it off.
+// "No gradient needed": under NoGradGuard (predict, evaluate), or, while recording, for a chain whose
+// convolution and batch norm are both frozen and whose input needs no gradient (the frozen base of
+// transfer learning, which the training step runs forward only).
 //
 // A chain conv -> bn [-> relu] fuses when the conv has no activation of its own
 // (Layer::can_fold_affine), each link is its predecessor's only consumer, the batch norm is in
 // inference (Layer::inference_affine) and neither the conv's nor the batch norm's value is the
 // model's output; the ReLU joins when the batch norm's value has no other consumer either.
+// Models call inference_fusion_plan once per forward (it reads the current weights and statistics)
+// and run a planned chain with run_fusion_step where fusion_step_runs says so.
 #include <vector>
 
 #include "model.hpp"
@@ -26,9 +31,11 @@ struct FusionStep {
 };
 
 // One step per node: plan[i].tail >= 0 where node i is a convolution heading a chain. entries in
-// topological order with their input node ids (-1 = model input); output: the returned node.
+// topological order with their input node ids (-1 = model input); output: the returned node;
+// recording (grad_enabled()): only chains of frozen layers.
 template <class T>
-std::vector<FusionStep<T>> inference_fusion_plan(const std::vector<LayerEntry<T>>& entries, int output) {
+std::vector<FusionStep<T>> inference_fusion_plan(const std::vector<LayerEntry<T>>& entries, int output,
+                                                 bool recording = false) {
   const size_t n = entries.size();
   std::vector<int> uses(n, 0), consumer(n, -1);
   for (size_t i = 0; i < n; ++i)
@@ -45,10 +52,12 @@ std::vector<FusionStep<T>> inference_fusion_plan(const std::vector<LayerEntry<T>
   };
   std::vector<FusionStep<T>> plan(n);
   for (size_t i = 0; i < n; ++i) {
-    if (!entries[i].layer->can_fold_affine()) continue;
+    if (!entries[i].layer->can_fold_affine() || (recording && entries[i].layer->trainable())) continue;
     FusionStep<T>& s = plan[i];
     const int bn = only_consumer(static_cast<int>(i));
-    if (bn < 0 || !entries[static_cast<size_t>(bn)].layer->inference_affine(s.scale, s.shift)) continue;
+    if (bn < 0 || (recording && entries[static_cast<size_t>(bn)].layer->trainable()) ||
+        !entries[static_cast<size_t>(bn)].layer->inference_affine(s.scale, s.shift))
+      continue;
     if (s.scale.numel() != entries[i].output_shape.at(0)) continue;  // an affine over another axis
     s.bn = s.tail = bn;
     const int r = only_consumer(bn);
@@ -63,10 +72,17 @@ Var<T> run_fusion_step(const std::vector<LayerEntry<T>>& entries, size_t i, cons
   return entries[i].layer->forward_folded(x, s.scale, s.shift, s.relu >= 0, s.relu_max);
 }
 
-// Whether a forward of x may fuse: no gradient recorded, fusion on, x on the CPU.
+// Whether a forward of x plans fusion: fusion on, x on the CPU.
 template <class T>
 bool inference_fusion_applies(bool enabled, const Var<T>& x) {
-  return enabled && !grad_enabled() && x.value().device() == Device::CPU;
+  return enabled && x.value().device() == Device::CPU;
+}
+
+// Whether the planned step runs fused on the chain's input x: while recording, only if x needs no
+// gradient (else the frozen chain still passes one through to the layers below).
+template <class T>
+bool fusion_step_runs(const std::vector<FusionStep<T>>& plan, size_t i, const Var<T>& x) {
+  return !plan.empty() && plan[i].tail >= 0 && !(grad_enabled() && x.requires_grad());
 }
 
 }  // namespace tinycnn::nn

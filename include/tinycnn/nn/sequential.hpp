@@ -52,9 +52,9 @@ class Sequential : public Model<T> {
     Var<T> h = x;
     std::vector<FusionStep<T>> plan;
     if (inference_fusion_applies(this->inference_fusion_, x))
-      plan = inference_fusion_plan(this->entries_, static_cast<int>(this->entries_.size()) - 1);
+      plan = inference_fusion_plan(this->entries_, static_cast<int>(this->entries_.size()) - 1, grad_enabled());
     for (size_t i = 0; i < this->entries_.size(); ++i) {
-      if (!plan.empty() && plan[i].tail >= 0) {  // conv -> bn [-> relu] as one step
+      if (fusion_step_runs(plan, i, h)) {  // conv -> bn [-> relu] as one step
         h = run_fusion_step(this->entries_, i, plan[i], h);
         i = static_cast<size_t>(plan[i].tail);
       } else {
