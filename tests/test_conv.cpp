@@ -78,6 +78,8 @@ const std::vector<GeomCase> kConvCases = {
     {2, 3, 7, 7, 4, 3, 3, 1, 1, kc::Padding::Same},   //
     {2, 2, 7, 7, 3, 3, 3, 2, 2, kc::Padding::Same},   // odd size, stride 2
     {2, 2, 8, 8, 3, 3, 3, 2, 2, kc::Padding::Same},   // even size, stride 2: extra row at the bottom
+    {2, 3, 9, 37, 4, 3, 3, 2, 2, kc::Padding::Same},  // rows wide enough for im2col's vectorised stride-2 copy
+    {1, 2, 6, 40, 3, 3, 3, 1, 2, kc::Padding::Valid}, //   (and its last, peeled columns)
     {1, 2, 6, 5, 3, 2, 4, 2, 1, kc::Padding::Same},   // non-square kernel, even kernel size
     {2, 3, 9, 8, 2, 3, 2, 2, 3, kc::Padding::Valid},  // strides that skip trailing rows/columns
     {3, 5, 4, 6, 7, 1, 1, 1, 1, kc::Padding::Valid},  // 1x1 fast path
