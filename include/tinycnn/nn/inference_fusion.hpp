@@ -12,8 +12,8 @@
 //
 // A chain conv -> bn [-> relu] fuses when the conv has no activation of its own
 // (Layer::can_fold_affine), each link is its predecessor's only consumer, the batch norm is in
-// inference (Layer::inference_affine) and neither the conv's nor the batch norm's value is the
-// model's output; the ReLU joins when the batch norm's value has no other consumer either.
+// inference (Layer::inference_affine) and the conv's value is not the model's output; the ReLU joins
+// when the batch norm's value has no other consumer and is not returned either.
 // Models call inference_fusion_plan once per forward (it reads the current weights and statistics)
 // and run a planned chain with run_fusion_step where fusion_step_runs says so.
 #include <vector>

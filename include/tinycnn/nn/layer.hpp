@@ -58,8 +58,8 @@ class Layer {
 
   int64_t count_params() { return count(parameters()) + count(buffers()); }
 
-  // Inference fusion (nn/inference_fusion.hpp: models fuse conv -> batch norm [-> ReLU] when no
-  // gradient is recorded). Three roles, each layer taking the ones it can play:
+  // Inference fusion (nn/inference_fusion.hpp: models fuse conv -> batch norm [-> ReLU] where no
+  // gradient is needed). Three roles, each layer taking the ones it can play:
   // - a per-channel affine in inference: writes scale and shift [C] (y = x * scale + shift) and
   //   returns true; batch norm on its moving statistics does;
   virtual bool inference_affine(Tensor<T>& /*scale*/, Tensor<T>& /*shift*/) const { return false; }

@@ -103,8 +103,7 @@ class Model {
   void train() { set_training(true); }
   void eval() { set_training(false); }
   bool is_training() const { return training_; }
-  // Inference fusion (nn/inference_fusion.hpp): on by default; off runs every layer as written
-  // (bit for bit what a recorded forward computes).
+  // Inference fusion (nn/inference_fusion.hpp): on by default; off runs every layer as written.
   void set_inference_fusion(bool on) { inference_fusion_ = on; }
   bool inference_fusion() const { return inference_fusion_; }
 
