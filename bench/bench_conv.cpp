@@ -14,6 +14,8 @@
 //                layer and pass (3 from 6x6 up, from 8x8 up for the weight gradient, else 2)
 //   winograd_f2, winograd_f3, winograd_f4
 //                the same with the tile forced to 2x2, 3x3, 4x4 (ConvOptions::winograd_tile)
+//   fewc         the direct few-channel passes (conv_fewc.hpp, ConvOptions::Algo::FewChannels), forward
+//                and weight gradient, on the layers they apply to (conv1)
 //   default      conv2d_forward / conv2d_backward_data / conv2d_backward_filter as the ops call them
 // The GEMM-variant and plan entries above run im2col (ConvOptions::Algo::Im2col), whatever Auto picks.
 // GFLOP/s of winograd are "effective": the direct convolution's count over its time.
@@ -282,6 +284,17 @@ int register_conv_benchmarks() {
                                      structured(&detail::conv_gemm_default<float>, o))
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
+    // The direct few-channel passes (conv_fewc.hpp) where they apply (conv1): forward and weight gradient.
+    {
+      ConvOptions fewc;
+      fewc.algo = ConvOptions::Algo::FewChannels;
+      if (l.cin * 9 <= kFewChannelMaxTaps && conv_fewc_available())  // 3x3 stride 1: C*R*S = 9 * cin
+        for (Pass p : {Pass::Fwd, Pass::BwdFilter})
+          benchmark::RegisterBenchmark(("conv2d/fewc/" + l.name + "/" + pass_name(p)).c_str(), run_conv, l, p,
+                                       structured(&detail::conv_gemm_default<float>, fewc))
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
+    }
     // Each GEMM form of the backward filter (ConvOptions::FilterForm; the default picks one by tile
     // fill): dycol (dW += dY * col^T), coldy (dW^T += col * dY^T), im2row (dW^T += rows^T * dY^T).
     for (const auto& [name, o] : {std::pair<std::string, ConvOptions>{"dycol", dycol_filter},

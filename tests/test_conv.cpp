@@ -290,6 +290,100 @@ TEST_CASE("conv2d: Auto takes Winograd for 3x3 stride-1 windows with enough chan
   CHECK_FALSE(kc::detail::winograd_preferred(geom(3, 32, 3, 2), 3, 32, forced));  // cannot: im2col
 }
 
+TEST_CASE("conv2d: the direct few-channel passes equal the direct convolution (float32, 1 and 2 threads)") {
+  if (!kc::conv_fewc_available()) {
+    MESSAGE("skipped: this CPU has no AVX2 + FMA");
+    return;
+  }
+  kc::ConvOptions o;
+  o.algo = kc::ConvOptions::Algo::FewChannels;
+  const auto gemm_fn = &kc::detail::conv_gemm_default<float>;
+  const std::vector<GeomCase> cases = {
+      {2, 3, 7, 7, 4, 3, 3, 1, 1, kc::Padding::Same},     // one partial block of 8 columns
+      {2, 3, 9, 26, 5, 3, 3, 1, 1, kc::Padding::Valid},   // 24 columns: one whole 3-vector block
+      {3, 3, 37, 41, 6, 3, 3, 1, 1, kc::Padding::Same},   // 3 bands of rows; blocks of 24, 16 and 1 columns
+      {2, 1, 20, 17, 32, 5, 5, 1, 1, kc::Padding::Same},  // 5x5: taps in two groups of 3 in the gradient
+      {2, 2, 11, 33, 7, 4, 4, 1, 1, kc::Padding::Same},   // even window: extra padding bottom/right
+      {1, 4, 18, 9, 9, 3, 3, 1, 1, kc::Padding::Same},    // C*R*S = 36; K off both register blocks
+      {2, 7, 6, 6, 3, 3, 3, 1, 1, kc::Padding::Same},     // C*R*S = 63, the largest taken
+      {1, 1, 3, 1, 1, 1, 1, 1, 1, kc::Padding::Valid},    // one column
+      {2, 3, 5, 3, 2, 2, 3, 1, 1, kc::Padding::Valid},    // non-square window
+  };
+  const int prev = get_num_threads();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const GeomCase& c : cases) {
+      CAPTURE(threads);
+      CAPTURE(c.C);
+      CAPTURE(c.H);
+      CAPTURE(c.W);
+      const kc::Conv2DGeom g = kc::make_conv_geom(c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.sh, c.sw, c.pad);
+      REQUIRE(kc::conv_fewc_applies(g));
+      REQUIRE(kc::detail::fewc_preferred<float>(g, o, true));
+      const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * g.R * g.S, ny = g.N * g.K * g.OH * g.OW;
+      const auto x = rand_vec<float>(nx, 21), w = rand_vec<float>(nw, 22), b = rand_vec<float>(g.K, 23),
+                 dy = rand_vec<float>(ny, 24);
+      for (const float* bias : {b.data(), static_cast<const float*>(nullptr)})
+        for (float cap : {-1.0f, 0.0f, 0.5f}) {  // no ReLU, ReLU, ReLU6-style cap at 0.5
+          auto y = nan_vec<float>(ny), y_ref = nan_vec<float>(ny);
+          kc::conv2d_forward_ex<float>(x.data(), w.data(), bias, g, y.data(), cap >= 0, gemm_fn, o, cap > 0 ? cap : 0);
+          kc::conv2d_direct_forward<float>(x.data(), w.data(), bias, g, y_ref.data());
+          if (cap >= 0)
+            for (auto& v : y_ref) v = cap > 0 ? std::min(cap, std::max(v, 0.0f)) : std::max(v, 0.0f);
+          CHECK(max_diff(y, y_ref) <= 2e-5);
+        }
+      auto dw = rand_vec<float>(nw, 25), dw_ref = dw, db = rand_vec<float>(g.K, 26), db_ref = db;
+      kc::conv2d_backward_filter_ex<float>(x.data(), dy.data(), g, dw.data(), db.data(), gemm_fn, o);
+      kc::conv2d_direct_backward_filter<float>(x.data(), dy.data(), g, dw_ref.data(), db_ref.data());
+      CHECK(max_diff(dw, dw_ref) <= 5e-4);  // onto the initial values; sums of up to 680 products ~ 25
+      CHECK(max_diff(db, db_ref) <= 5e-4);
+      // backward data has no direct pass: im2col's
+      auto dx = rand_vec<float>(nx, 27), dx_ref = dx;
+      kc::conv2d_backward_data_ex<float>(dy.data(), w.data(), g, dx.data(), gemm_fn, o);
+      kc::conv2d_direct_backward_data<float>(dy.data(), w.data(), g, dx_ref.data());
+      CHECK(max_diff(dx, dx_ref) <= 1e-4);
+    }
+  }
+  set_num_threads(prev);
+  // Outside their reach (stride 2, C*R*S > 64) the forced option falls back to im2col; the kernels
+  // themselves refuse such a call.
+  const kc::Conv2DGeom s2 = kc::make_conv_geom(1, 3, 8, 8, 4, 3, 3, 2, 2, kc::Padding::Same);
+  const kc::Conv2DGeom wide = kc::make_conv_geom(1, 8, 8, 8, 4, 3, 3, 1, 1, kc::Padding::Same);
+  CHECK_FALSE(kc::detail::fewc_preferred<float>(s2, o, true));
+  CHECK_FALSE(kc::detail::fewc_preferred<float>(wide, o, false));
+  CHECK_FALSE(kc::detail::fewc_preferred<double>(kc::make_conv_geom(1, 3, 8, 8, 4, 3, 3, 1, 1, kc::Padding::Same), o, true));
+  std::vector<float> xs(64 * 8), ws(4 * 72), ys(4 * 64);
+  CHECK_THROWS_WITH_AS(kc::conv2d_fewc_forward(xs.data(), ws.data(), nullptr, wide, ys.data()),
+                       doctest::Contains("C*R*S <= 64, got C*R*S = 72"), ValueError);
+  CHECK_THROWS_AS(kc::conv2d_fewc_backward_filter(xs.data(), ys.data(), s2, ws.data()), ValueError);
+}
+
+TEST_CASE("conv2d: Auto takes the direct few-channel passes where they measured faster") {
+  const kc::ConvOptions o;
+  auto geom = [](int64_t C, int64_t R, int64_t st) {
+    return kc::make_conv_geom(2, C, 60, 60, 32, R, R, st, st, kc::Padding::Same);
+  };
+  if (!kc::conv_fewc_available() || kc::cpu_features().avx512) {
+    // not measured against the AVX-512 GEMM; no AVX2: not available
+    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, true));
+    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, false));
+    return;
+  }
+  CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, true));   // the scene models' conv1
+  CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, false));
+  CHECK(kc::detail::fewc_preferred<float>(geom(1, 5, 1), o, true));   // 5x5 on one channel: 25 taps
+  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(1, 3, 1), o, true));  // 9 taps: im2col faster forward
+  CHECK(kc::detail::fewc_preferred<float>(geom(1, 3, 1), o, false));       // but not for the gradient
+  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 2), o, true));  // stride 2
+  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(16, 3, 1), o, false));  // 144 taps
+  CHECK_FALSE(kc::detail::fewc_preferred<double>(geom(3, 3, 1), o, true));
+  kc::ConvOptions im2col = o, serial = o;
+  im2col.algo = kc::ConvOptions::Algo::Im2col;
+  serial.mode = kc::ConvOptions::Serial;
+  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), im2col, true));
+  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), serial, false));
+}
+
 TEST_CASE("conv2d: im2col/col2im round trip is the adjoint pair") {
   // <im2col(x), c> == <x, col2im(c)> for random x, c.
   const kc::Conv2DGeom g = kc::make_conv_geom(1, 2, 5, 6, 1, 3, 2, 2, 1, kc::Padding::Same);

@@ -19,16 +19,20 @@
 // into private [C*R*S, K] buffers instead (ConvOptions::FilterForm).
 // 3x3 stride-1 windows with at least 16 channels on each side go through Winograd's F(m x m, 3x3)
 // instead (conv_winograd.hpp; all three passes, 2.25-3.24x fewer multiply-adds; ConvOptions::algo).
+// Layers with few input channels (C*R*S <= 64, stride 1: a network's first layer) run the direct
+// forward and weight-gradient passes of conv_fewc.hpp instead, where they measured faster (fewc_preferred).
 // A 1x1, stride-1, unpadded convolution of a single-sample group skips im2col (the image [C, H*W] is
 // already the column matrix). Buffers are thread_local and only grow: nothing is allocated once warm.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #include "../../core/parallel.hpp"
+#include "conv_fewc.hpp"
 #include "conv_geometry.hpp"
 #include "conv_winograd.hpp"
 #include "gemm.hpp"
@@ -63,8 +67,11 @@ struct ConvOptions {
   //   Im2col:   im2col + GEMM, the structure described above (mode, filter_form and the GEMM variant apply)
   //   Winograd: F(m x m, 3x3) (conv_winograd.hpp) for 3x3 stride-1 windows, im2col for every other window;
   //             the backward filter only while filter_form is Auto (a named form means that im2col form)
-  //   Auto:     Winograd where detail::winograd_preferred says it measured faster, else Im2col
-  enum class Algo { Auto, Im2col, Winograd };
+  //   FewChannels: the direct passes of conv_fewc.hpp (forward, weight gradient) where they apply
+  //             (float, stride 1, C*R*S <= 64, a CPU with AVX2 + FMA), im2col elsewhere
+  //   Auto:     Winograd where detail::winograd_preferred says it measured faster, FewChannels where
+  //             detail::fewc_preferred does, else Im2col
+  enum class Algo { Auto, Im2col, Winograd, FewChannels };
   Algo algo = Algo::Auto;
   // Winograd's output tile m x m: 0 = the measured choice per pass (winograd_tile_for: 3 on planes
   // from 6x6 up for the forward and backward-data passes, from 8x8 up for the weight gradient, else
@@ -124,8 +131,25 @@ struct ConvPlan {
 inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, const ConvOptions& o) {
   if (!winograd_applies(g)) return false;
   if (o.algo == ConvOptions::Algo::Winograd) return true;
-  if (o.algo == ConvOptions::Algo::Im2col || o.mode != ConvOptions::Auto) return false;
+  if (o.algo != ConvOptions::Algo::Auto || o.mode != ConvOptions::Auto) return false;
   return ci >= 16 && co >= 16;
+}
+
+// Whether the direct few-channel pass (conv_fewc.hpp) computes g: forward, or else the weight gradient.
+// Auto: measured on an AVX2 host (docs/performance.md, nineteenth session): the weight gradient
+// 1.4-3.0x faster than im2col's GEMMs for every C*R*S <= 64 tried, the forward 1.2-2.0x from C*R*S = 25
+// up (0.5-1.0x for C*R*S = 9, one-channel 3x3: too few taps per block). Not on AVX-512 CPUs, whose
+// wider GEMM tiles it was not measured against.
+template <class T>
+bool fewc_preferred(const Conv2DGeom& g, const ConvOptions& o, bool forward) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return false;
+  } else {
+    if (!conv_fewc_applies(g) || !conv_fewc_available()) return false;
+    if (o.algo == ConvOptions::Algo::FewChannels) return true;
+    if (o.algo != ConvOptions::Algo::Auto || o.mode != ConvOptions::Auto || cpu_features().avx512) return false;
+    return !forward || g.C * g.R * g.S >= 16;
+  }
 }
 
 // rows: buffer elements per column (C*R*S for the columns plus K for a gathered dY / an output tile).
@@ -225,6 +249,11 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
     const T* U = detail::winograd_filter_for(w, g, q, false, own, mr);
     return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2, 512, own, mr, relu_max);
   }
+#ifdef TINYCNN_HAVE_FEWC
+  if constexpr (std::is_same_v<T, float>)
+    if (gemm_fn == &detail::conv_gemm_default<T> && detail::fewc_preferred<T>(g, o, true))
+      return conv2d_fewc_forward(x, w, b, g, y, relu, relu_max);
+#endif
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);
   GemmEpilogue<T> ep;
@@ -480,6 +509,12 @@ void conv2d_backward_filter_ex(const T* x, const T* dy, const Conv2DGeom& g, T* 
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (db) conv2d_backward_bias(dy, g, db);
   if (!dw) return;
+#ifdef TINYCNN_HAVE_FEWC
+  if constexpr (std::is_same_v<T, float>)
+    if (o.filter_form == ConvOptions::FilterForm::Auto && gemm_fn == &detail::conv_gemm_default<T> &&
+        detail::fewc_preferred<T>(g, o, false))
+      return conv2d_fewc_backward_filter(x, dy, g, dw);
+#endif
   if (o.filter_form == ConvOptions::FilterForm::Auto && detail::winograd_preferred(g, g.C, g.K, o))
     return winograd_conv3x3_backward_filter(
         x, dy, winograd_geom_forward(g, o.winograd_tile > 0 ? o.winograd_tile : winograd_filter_tile_for(g.OH, g.OW)),

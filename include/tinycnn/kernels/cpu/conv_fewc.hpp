@@ -1,0 +1,326 @@
+#pragma once
+// Direct convolution for layers with few input channels (a network's first layer: 3 colour channels,
+// C*R*S = 27 for a 3x3 window), stride 1, float, AVX2 + FMA: the forward and weight-gradient passes.
+// Why: im2col + GEMM moves a column matrix 9x the image (27 rows x OH*OW per sample) for a reduction
+// of only 27, so the GEMM's packing and the copies cost as much as the multiply-adds: conv1 of the
+// scene models (3 -> 32 channels at 150x150) ran at ~59 GFLOP/s in both passes where the 3x3 layers
+// after it run at 150-190 (docs/performance.md, nineteenth session). Here a few rows of the image are
+// copied once, zero-padded, into a per-thread buffer that stays in L1/L2, and
+//   - forward: each output row is computed in register blocks of 4 output channels x 24 columns
+//     (12 ymm accumulators; per tap 3 loads of the image row, 4 broadcast weights, 12 FMAs);
+//   - weight gradient: for 3 output channels and one image row (c, r), the 3 horizontal taps are
+//     accumulated over a band of output rows in 9 ymm accumulators (per 8 columns 3 dY loads, 3
+//     image loads, 9 FMAs) and added per lane into a per-thread [K, C*R*S, 8] sum.
+// The column matrix is never formed. Results equal the reference (conv_direct.hpp) within rounding:
+// FMA and a different summation order. conv2d.hpp chooses these passes (ConvOptions::Algo).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "../../core/parallel.hpp"
+#include "conv_geometry.hpp"
+#include "cpu_features.hpp"
+#include "im2col.hpp"
+
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+#include <immintrin.h>
+#define TINYCNN_HAVE_FEWC 1
+#endif
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace tinycnn::kernels::cpu {
+
+// Largest C*R*S the direct passes take (beyond it the image rows of a band stop fitting in L1 and
+// im2col's GEMM has a real reduction).
+constexpr int64_t kFewChannelMaxTaps = 64;
+
+// Whether the direct few-channel passes can compute g (any padding and window; stride 1).
+inline bool conv_fewc_applies(const Conv2DGeom& g) {
+  return g.stride_h == 1 && g.stride_w == 1 && g.C * g.R * g.S <= kFewChannelMaxTaps && g.OH > 0 && g.OW > 0;
+}
+
+// Whether this CPU runs them (AVX2 + FMA).
+inline bool conv_fewc_available() {
+#ifdef TINYCNN_HAVE_FEWC
+  return cpu_features().avx2_fma;
+#else
+  return false;
+#endif
+}
+
+#ifdef TINYCNN_HAVE_FEWC
+namespace fewc_detail {
+
+constexpr int VW = 8;             // floats per ymm
+constexpr int KB = 4, U = 3;      // forward register block: 4 output channels x 3 vectors
+constexpr int COLS = U * VW;      // output columns per forward block
+constexpr int KF = 3, SF = 3;     // weight-gradient block: 3 output channels x 3 horizontal taps
+constexpr int64_t kBandRows = 16;  // output rows per work item
+
+// Row length of the padded copy: every block's loads stay inside it (forward blocks of COLS columns,
+// gradient vectors of VW columns, each shifted by up to S - 1).
+inline int64_t padded_width(const Conv2DGeom& g) { return (g.OW + COLS - 1) / COLS * COLS + g.S - 1; }
+
+// xp[c, j, pad_left + iw] = xn[c, ih0 + j, iw] for j < nrows, zero outside the image; rows wp long.
+//   xn: [C, H, W] (one sample), xp: [C, nrows, wp] (written)
+inline void pad_rows(const float* xn, const Conv2DGeom& g, int64_t ih0, int64_t nrows, int64_t wp, float* xp) {
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t j = 0; j < nrows; ++j) {
+      float* d = xp + (c * nrows + j) * wp;
+      const int64_t ih = ih0 + j;
+      if (ih < 0 || ih >= g.H) {
+        std::fill(d, d + wp, 0.0f);
+        continue;
+      }
+      std::fill(d, d + g.pad_left, 0.0f);
+      std::memcpy(d + g.pad_left, xn + (c * g.H + ih) * g.W, static_cast<size_t>(g.W) * sizeof(float));
+      std::fill(d + g.pad_left + g.W, d + wp, 0.0f);
+    }
+}
+
+// wk[kb, t, kk] = w[kb*KB + kk, t] (t = (c*R + r)*S + s), zero for channels past K: one block's four
+// weights of a tap side by side.
+//   w: [K, C*R*S], wk: [ceil(K / KB), C*R*S, KB] (written)
+inline void pack_weights(const float* w, int64_t K, int64_t CRS, float* wk) {
+  const int64_t nkb = (K + KB - 1) / KB;
+  for (int64_t kb = 0; kb < nkb; ++kb)
+    for (int64_t t = 0; t < CRS; ++t)
+#pragma GCC unroll 4
+      for (int kk = 0; kk < KB; ++kk) {
+        const int64_t k = kb * KB + kk;
+        wk[(kb * CRS + t) * KB + kk] = k < K ? w[k * CRS + t] : 0.0f;
+      }
+}
+
+// One register block of the forward: output channels [k0, k0 + kn) (kn <= KB) of output row oh,
+// columns [ow0, ow0 + NU*8) computed and the first ncols of them stored. NU = 3 for the row's body, 1 or
+// 2 for its last columns (a 150-column row is 6 blocks of 24 and one of 8, not 7 of 24).
+//   base: xp at (row oh - oh0, column ow0); off: the taps' offsets in xp; wt: the block's packed weights
+template <int NU>
+TINYCNN_TARGET_AVX2 void forward_block(const float* base, const int64_t* off, int64_t CRS, const float* wt,
+                                       const float* b, int64_t k0, int64_t kn, int64_t plane, int64_t ncols,
+                                       float* out, bool relu, float relu_max) {
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 acc[KB][NU];
+#pragma GCC unroll 4
+  for (int kk = 0; kk < KB; ++kk)
+#pragma GCC unroll 4
+    for (int u = 0; u < NU; ++u) acc[kk][u] = zero;
+  // One flat loop over the taps (offsets precomputed): with the c, r, s loops nested GCC kept the
+  // accumulators on the stack.
+  for (int64_t t = 0; t < CRS; ++t, wt += KB) {
+    const float* p = base + off[t];
+    __m256 xv[NU];
+#pragma GCC unroll 4
+    for (int u = 0; u < NU; ++u) xv[u] = _mm256_loadu_ps(p + u * VW);
+#pragma GCC unroll 4
+    for (int kk = 0; kk < KB; ++kk) {
+      const __m256 wv = _mm256_broadcast_ss(wt + kk);
+#pragma GCC unroll 4
+      for (int u = 0; u < NU; ++u) acc[kk][u] = _mm256_fmadd_ps(wv, xv[u], acc[kk][u]);
+    }
+  }
+  const __m256 cap = _mm256_set1_ps(relu_max);
+#pragma GCC unroll 4
+  for (int kk = 0; kk < KB; ++kk) {  // constant bounds: acc stays in registers (no runtime index)
+    if (kk >= kn) break;
+    const __m256 bv = _mm256_set1_ps(b ? b[k0 + kk] : 0.0f);
+    float* o = out + kk * plane;
+    alignas(32) float tmp[NU * VW];
+#pragma GCC unroll 4
+    for (int u = 0; u < NU; ++u) {
+      __m256 v = _mm256_add_ps(acc[kk][u], bv);
+      if (relu) {
+        v = _mm256_max_ps(v, zero);
+        if (relu_max > 0.0f) v = _mm256_min_ps(v, cap);
+      }
+      if (ncols == NU * VW)
+        _mm256_storeu_ps(o + u * VW, v);
+      else
+        _mm256_store_ps(tmp + u * VW, v);
+    }
+    if (ncols < NU * VW) std::memcpy(o, tmp, static_cast<size_t>(ncols) * sizeof(float));
+  }
+}
+
+// Output rows [oh0, oh1) of one sample, all channels.
+//   xp: [C, nrows, wp] (pad_rows from ih0 = oh0 - pad_top), wk: pack_weights, b: [K] or nullptr,
+//   yn: [K, OH, OW] (rows written)
+inline void forward_band(const float* xp, int64_t nrows, int64_t wp, const float* wk, const float* b,
+                         const Conv2DGeom& g, int64_t oh0, int64_t oh1, float* yn, bool relu, float relu_max) {
+  const int64_t CRS = g.C * g.R * g.S, nkb = (g.K + KB - 1) / KB, plane = g.OH * g.OW;
+  int64_t off[kFewChannelMaxTaps];  // tap t = (c*R + r)*S + s reads xp at row c*nrows + r, column s
+  for (int64_t c = 0, t = 0; c < g.C; ++c)
+    for (int64_t r = 0; r < g.R; ++r)
+      for (int64_t s = 0; s < g.S; ++s) off[t++] = (c * nrows + r) * wp + s;
+  for (int64_t oh = oh0; oh < oh1; ++oh)
+    for (int64_t kb = 0; kb < nkb; ++kb) {
+      const int64_t k0 = kb * KB, kn = std::min<int64_t>(KB, g.K - k0);
+      const float* wt = wk + kb * CRS * KB;
+      const float* base = xp + (oh - oh0) * wp;
+      float* out = yn + k0 * plane + oh * g.OW;
+      for (int64_t ow0 = 0; ow0 < g.OW;) {
+        const int64_t left = g.OW - ow0;
+        if (left > 2 * VW) {
+          forward_block<U>(base + ow0, off, CRS, wt, b, k0, kn, plane, std::min<int64_t>(left, COLS), out + ow0,
+                           relu, relu_max);
+          ow0 += COLS;
+        } else if (left > VW) {
+          forward_block<2>(base + ow0, off, CRS, wt, b, k0, kn, plane, left, out + ow0, relu, relu_max);
+          ow0 += 2 * VW;
+        } else {
+          forward_block<1>(base + ow0, off, CRS, wt, b, k0, kn, plane, left, out + ow0, relu, relu_max);
+          ow0 += VW;
+        }
+      }
+    }
+}
+
+// acc[k, t, lane] += partial sums of dW[k, t] over output rows [oh0, oh1) of one sample (t = (c*R +
+// r)*S + s; lane l sums the columns ow = l mod 8).
+//   xp: [C, nrows, wp] (pad_rows from ih0 = oh0 - pad_top), dyn: [K, OH, OW] (one sample),
+//   acc: [K, C*R*S, 8] (+=)
+TINYCNN_TARGET_AVX2 inline void filter_band(const float* xp, int64_t nrows, int64_t wp, const float* dyn,
+                                            const Conv2DGeom& g, int64_t oh0, int64_t oh1, float* acc) {
+  const int64_t CRS = g.C * g.R * g.S, nv = (g.OW + VW - 1) / VW, tail = g.OW - (nv - 1) * VW;
+  alignas(32) int32_t lanes[VW];
+  for (int l = 0; l < VW; ++l) lanes[l] = l < tail ? -1 : 0;
+  const __m256i mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t k0 = 0; k0 < g.K; k0 += KF) {
+    const int64_t kn = std::min<int64_t>(KF, g.K - k0);
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t r = 0; r < g.R; ++r)
+        for (int64_t s0 = 0; s0 < g.S; s0 += SF) {
+          __m256 a[KF][SF];
+#pragma GCC unroll 4
+          for (int kk = 0; kk < KF; ++kk)
+#pragma GCC unroll 4
+            for (int s = 0; s < SF; ++s) a[kk][s] = zero;
+          for (int64_t oh = oh0; oh < oh1; ++oh) {
+            const float* xr = xp + (c * nrows + (oh - oh0) + r) * wp + s0;
+            const float* dr[KF];
+#pragma GCC unroll 4
+            for (int kk = 0; kk < KF; ++kk) dr[kk] = dyn + ((k0 + std::min<int64_t>(kk, kn - 1)) * g.OH + oh) * g.OW;
+            // Full vectors, then the last one masked (dY and the image both, so that columns past OW
+            // add nothing even where the image holds an infinity).
+            for (int64_t v = 0; v < nv; ++v) {
+              const bool last = v == nv - 1;
+              __m256 d[KF];
+#pragma GCC unroll 4
+              for (int kk = 0; kk < KF; ++kk)
+                d[kk] = last ? _mm256_maskload_ps(dr[kk] + v * VW, mask) : _mm256_loadu_ps(dr[kk] + v * VW);
+#pragma GCC unroll 4
+              for (int s = 0; s < SF; ++s) {
+                const __m256 xv = last ? _mm256_maskload_ps(xr + v * VW + s, mask) : _mm256_loadu_ps(xr + v * VW + s);
+#pragma GCC unroll 4
+                for (int kk = 0; kk < KF; ++kk) a[kk][s] = _mm256_fmadd_ps(d[kk], xv, a[kk][s]);
+              }
+            }
+          }
+#pragma GCC unroll 4
+          for (int kk = 0; kk < KF; ++kk)
+#pragma GCC unroll 4
+            for (int s = 0; s < SF; ++s) {
+              if (kk >= kn || s0 + s >= g.S) continue;
+              float* p = acc + ((k0 + kk) * CRS + (c * g.R + r) * g.S + s0 + s) * VW;
+              _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a[kk][s]));
+            }
+        }
+  }
+}
+
+// The callers' contract, checked: the kernels' tap tables hold kFewChannelMaxTaps entries.
+inline void check_call(const Conv2DGeom& g, const char* fn) {
+  if (!conv_fewc_applies(g))
+    throw ValueError(std::string(fn) + ": needs stride 1 and C*R*S <= " + std::to_string(kFewChannelMaxTaps) +
+                     ", got C*R*S = " + std::to_string(g.C * g.R * g.S) + ", strides " + std::to_string(g.stride_h) +
+                     "x" + std::to_string(g.stride_w));
+  if (!conv_fewc_available()) throw ValueError(std::string(fn) + ": needs a CPU with AVX2 and FMA");
+}
+
+inline int64_t band_count(const Conv2DGeom& g) { return (g.OH + kBandRows - 1) / kBandRows; }
+
+inline bool fewc_parallel(const Conv2DGeom& g) {
+  const double flops = 2.0 * double(g.N) * double(g.K) * double(g.C * g.R * g.S) * double(g.OH * g.OW);
+#ifdef _OPENMP
+  return !omp_in_parallel() && omp_get_max_threads() > 1 && flops >= double(kParallelMinWork) &&
+         g.N * band_count(g) > 1;
+#else
+  (void)flops;
+  return false;
+#endif
+}
+
+}  // namespace fewc_detail
+
+// y = relu?(correlation of x with w + b), the ReLU capped at relu_max when that is > 0 (ReLU6).
+// Requires conv_fewc_applies(g) and conv_fewc_available().
+//   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
+inline void conv2d_fewc_forward(const float* x, const float* w, const float* b, const Conv2DGeom& g, float* y,
+                                bool relu = false, float relu_max = 0.0f) {
+  using namespace fewc_detail;
+  check_call(g, "conv2d_fewc_forward");
+  const int64_t CRS = g.C * g.R * g.S, nkb = (g.K + KB - 1) / KB, wp = padded_width(g), nb = band_count(g);
+  float* wk = detail::conv_scratch<float, 2>(nkb * CRS * KB);  // the caller's buffer, read by every thread
+  pack_weights(w, g.K, CRS, wk);
+#pragma omp parallel for schedule(dynamic, 1) if (fewc_parallel(g))
+  for (int64_t it = 0; it < g.N * nb; ++it) {
+    const int64_t n = it / nb, oh0 = (it % nb) * kBandRows, oh1 = std::min(g.OH, oh0 + kBandRows);
+    const int64_t nrows = oh1 - oh0 + g.R - 1;
+    float* xp = detail::conv_scratch<float, 0>(g.C * nrows * wp);
+    pad_rows(x + n * g.C * g.H * g.W, g, oh0 - g.pad_top, nrows, wp, xp);
+    forward_band(xp, nrows, wp, wk, b, g, oh0, oh1, y + n * g.K * g.OH * g.OW, relu, relu_max);
+  }
+}
+
+// dw += the weight gradient for output gradient dy (the bias gradient is conv2d_backward_bias's).
+// Requires conv_fewc_applies(g) and conv_fewc_available().
+//   x: [N, C, H, W], dy: [N, K, OH, OW], dw: [K, C, R, S] (+=)
+inline void conv2d_fewc_backward_filter(const float* x, const float* dy, const Conv2DGeom& g, float* dw) {
+  using namespace fewc_detail;
+  check_call(g, "conv2d_fewc_backward_filter");
+  const int64_t CRS = g.C * g.R * g.S, wp = padded_width(g), nb = band_count(g), sums = g.K * CRS * VW;
+  // Every thread sums its bands into its own [K, CRS, 8] lanes; the lanes and parts are added at the end.
+  constexpr int kMaxThreads = 256;
+  float* parts[kMaxThreads] = {};
+  int nt = 1, used = 1;
+#ifdef _OPENMP
+  if (fewc_parallel(g)) nt = std::min(omp_get_max_threads(), kMaxThreads);
+#endif
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#pragma omp single
+    used = omp_get_num_threads();
+#endif
+    float* acc = detail::conv_scratch<float, 2>(sums);  // this thread's lane sums
+    std::fill(acc, acc + sums, 0.0f);
+    parts[tid] = acc;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < g.N * nb; ++it) {
+      const int64_t n = it / nb, oh0 = (it % nb) * kBandRows, oh1 = std::min(g.OH, oh0 + kBandRows);
+      const int64_t nrows = oh1 - oh0 + g.R - 1;
+      float* xp = detail::conv_scratch<float, 0>(g.C * nrows * wp);
+      pad_rows(x + n * g.C * g.H * g.W, g, oh0 - g.pad_top, nrows, wp, xp);
+      filter_band(xp, nrows, wp, dy + n * g.K * g.OH * g.OW, g, oh0, oh1, acc);
+    }
+    // (the implicit barrier of the loop: every part is complete)
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < g.K * CRS; ++i) {
+      float s = 0.0f;
+      for (int t = 0; t < used; ++t)
+        for (int l = 0; l < VW; ++l) s += parts[t][i * VW + l];
+      dw[i] += s;
+    }
+  }
+}
+#endif
+
+}  // namespace tinycnn::kernels::cpu
