@@ -371,9 +371,9 @@ TEST_CASE("conv2d: Auto takes the direct few-channel passes where they measured 
   }
   CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, true));   // the scene models' conv1
   CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, false));
-  CHECK(kc::detail::fewc_preferred<float>(geom(1, 5, 1), o, true));   // 5x5 on one channel: 25 taps
-  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(1, 3, 1), o, true));  // 9 taps: im2col faster forward
-  CHECK(kc::detail::fewc_preferred<float>(geom(1, 3, 1), o, false));       // but not for the gradient
+  CHECK(kc::detail::fewc_preferred<float>(geom(4, 3, 1), o, true));   // RGBA
+  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(1, 5, 1), o, true));  // one channel: im2col faster forward
+  CHECK(kc::detail::fewc_preferred<float>(geom(1, 5, 1), o, false));       // but not for the gradient
   CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 2), o, true));  // stride 2
   CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(16, 3, 1), o, false));  // 144 taps
   CHECK_FALSE(kc::detail::fewc_preferred<double>(geom(3, 3, 1), o, true));

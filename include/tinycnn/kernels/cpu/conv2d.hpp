@@ -136,10 +136,11 @@ inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, cons
 }
 
 // Whether the direct few-channel pass (conv_fewc.hpp) computes g: forward, or else the weight gradient.
-// Auto: measured on an AVX2 host (docs/performance.md, nineteenth session): the weight gradient
-// 1.4-3.0x faster than im2col's GEMMs for every C*R*S <= 64 tried, the forward 1.2-2.0x from C*R*S = 25
-// up (0.5-1.0x for C*R*S = 9, one-channel 3x3: too few taps per block). Not on AVX-512 CPUs, whose
-// wider GEMM tiles it was not measured against.
+// Auto: measured against im2col on an AVX2 host, -O3, batch 32 (docs/performance.md, nineteenth
+// session): the weight gradient 0.64-0.94x of im2col's time for every C*R*S <= 64 tried; the forward
+// 0.60-0.93x from 3 input channels up, but 1.05-1.44x on one channel (3x3 and 5x5: too little work per
+// register block), which stays with im2col. Not on AVX-512 CPUs, whose wider GEMM tiles it was not
+// measured against.
 template <class T>
 bool fewc_preferred(const Conv2DGeom& g, const ConvOptions& o, bool forward) {
   if constexpr (!std::is_same_v<T, float>) {
@@ -148,7 +149,7 @@ bool fewc_preferred(const Conv2DGeom& g, const ConvOptions& o, bool forward) {
     if (!conv_fewc_applies(g) || !conv_fewc_available()) return false;
     if (o.algo == ConvOptions::Algo::FewChannels) return true;
     if (o.algo != ConvOptions::Algo::Auto || o.mode != ConvOptions::Auto || cpu_features().avx512) return false;
-    return !forward || g.C * g.R * g.S >= 16;
+    return !forward || g.C >= 3;
   }
 }
 
