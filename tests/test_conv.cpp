@@ -308,6 +308,10 @@ TEST_CASE("conv2d: the direct few-channel passes equal the direct convolution (f
       {2, 7, 6, 6, 3, 3, 3, 1, 1, kc::Padding::Same},     // C*R*S = 63, the largest taken
       {1, 1, 3, 1, 1, 1, 1, 1, 1, kc::Padding::Valid},    // one column
       {2, 3, 5, 3, 2, 2, 3, 1, 1, kc::Padding::Valid},    // non-square window
+      {2, 3, 9, 37, 4, 3, 3, 2, 2, kc::Padding::Same},    // stride 2: even / odd phase rows
+      {1, 3, 36, 70, 8, 3, 3, 2, 2, kc::Padding::Valid},  //   2 bands, blocks of 24 and 16 columns
+      {2, 1, 11, 20, 5, 5, 5, 2, 1, kc::Padding::Same},   // stride 2 down only
+      {1, 2, 7, 13, 3, 4, 4, 1, 2, kc::Padding::Same},    // stride 2 across only, even window
   };
   const int prev = get_num_threads();
   for (int threads : {1, 2}) {
@@ -345,9 +349,9 @@ TEST_CASE("conv2d: the direct few-channel passes equal the direct convolution (f
     }
   }
   set_num_threads(prev);
-  // Outside their reach (stride 2, C*R*S > 64) the forced option falls back to im2col; the kernels
+  // Outside their reach (stride 3, C*R*S > 64) the forced option falls back to im2col; the kernels
   // themselves refuse such a call.
-  const kc::Conv2DGeom s2 = kc::make_conv_geom(1, 3, 8, 8, 4, 3, 3, 2, 2, kc::Padding::Same);
+  const kc::Conv2DGeom s2 = kc::make_conv_geom(1, 3, 8, 8, 4, 3, 3, 3, 3, kc::Padding::Same);
   const kc::Conv2DGeom wide = kc::make_conv_geom(1, 8, 8, 8, 4, 3, 3, 1, 1, kc::Padding::Same);
   CHECK_FALSE(kc::detail::fewc_preferred<float>(s2, o, true));
   CHECK_FALSE(kc::detail::fewc_preferred<float>(wide, o, false));
@@ -374,7 +378,8 @@ TEST_CASE("conv2d: Auto takes the direct few-channel passes where they measured 
   CHECK(kc::detail::fewc_preferred<float>(geom(4, 3, 1), o, true));   // RGBA
   CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(1, 5, 1), o, true));  // one channel: im2col faster forward
   CHECK(kc::detail::fewc_preferred<float>(geom(1, 5, 1), o, false));       // but not for the gradient
-  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 2), o, true));  // stride 2
+  CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 2), o, true));  // stride 2 (MobileNet's first layer)
+  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 3), o, false));  // stride 3: im2col
   CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(16, 3, 1), o, false));  // 144 taps
   CHECK_FALSE(kc::detail::fewc_preferred<double>(geom(3, 3, 1), o, true));
   kc::ConvOptions im2col = o, serial = o;

@@ -19,7 +19,7 @@
 // into private [C*R*S, K] buffers instead (ConvOptions::FilterForm).
 // 3x3 stride-1 windows with at least 16 channels on each side go through Winograd's F(m x m, 3x3)
 // instead (conv_winograd.hpp; all three passes, 2.25-3.24x fewer multiply-adds; ConvOptions::algo).
-// Layers with few input channels (C*R*S <= 64, stride 1: a network's first layer) run the direct
+// Layers with few input channels (C*R*S <= 64, strides 1 or 2: a network's first layer) run the direct
 // forward and weight-gradient passes of conv_fewc.hpp instead, where they measured faster (fewc_preferred).
 // A 1x1, stride-1, unpadded convolution of a single-sample group skips im2col (the image [C, H*W] is
 // already the column matrix). Buffers are thread_local and only grow: nothing is allocated once warm.
@@ -68,7 +68,7 @@ struct ConvOptions {
   //   Winograd: F(m x m, 3x3) (conv_winograd.hpp) for 3x3 stride-1 windows, im2col for every other window;
   //             the backward filter only while filter_form is Auto (a named form means that im2col form)
   //   FewChannels: the direct passes of conv_fewc.hpp (forward, weight gradient) where they apply
-  //             (float, stride 1, C*R*S <= 64, a CPU with AVX2 + FMA), im2col elsewhere
+  //             (float, strides 1 or 2, C*R*S <= 64, a CPU with AVX2 + FMA), im2col elsewhere
   //   Auto:     Winograd where detail::winograd_preferred says it measured faster, FewChannels where
   //             detail::fewc_preferred does, else Im2col
   enum class Algo { Auto, Im2col, Winograd, FewChannels };
@@ -137,10 +137,10 @@ inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, cons
 
 // Whether the direct few-channel pass (conv_fewc.hpp) computes g: forward, or else the weight gradient.
 // Auto: measured against im2col on an AVX2 host, -O3, batch 32 (docs/performance.md, nineteenth
-// session): the weight gradient 0.64-0.94x of im2col's time for every C*R*S <= 64 tried; the forward
-// 0.60-0.93x from 3 input channels up, but 1.05-1.44x on one channel (3x3 and 5x5: too little work per
-// register block), which stays with im2col. Not on AVX-512 CPUs, whose wider GEMM tiles it was not
-// measured against.
+// session): stride 1, the weight gradient 0.64-0.94x of im2col's time for every C*R*S <= 64 tried, the
+// forward 0.60-0.93x from 3 input channels up but 1.05-1.44x on one channel (3x3 and 5x5: too little
+// work per register block), which stays with im2col; stride 2 (3 channels) 0.49-1.02x. Not on
+// AVX-512 CPUs, whose wider GEMM tiles it was not measured against.
 template <class T>
 bool fewc_preferred(const Conv2DGeom& g, const ConvOptions& o, bool forward) {
   if constexpr (!std::is_same_v<T, float>) {

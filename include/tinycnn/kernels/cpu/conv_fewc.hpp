@@ -1,6 +1,6 @@
 #pragma once
 // Direct convolution for layers with few input channels (a network's first layer: 3 colour channels,
-// C*R*S = 27 for a 3x3 window), stride 1, float, AVX2 + FMA: the forward and weight-gradient passes.
+// C*R*S = 27 for a 3x3 window), strides 1 or 2, float, AVX2 + FMA: the forward and weight-gradient passes.
 // Why: im2col + GEMM moves a column matrix 9x the image (27 rows x OH*OW per sample) for a reduction
 // of only 27, so the GEMM's packing and the copies cost as much as the multiply-adds: conv1 of the
 // scene models (3 -> 32 channels at 150x150) ran at ~59 GFLOP/s in both passes where the 3x3 layers
@@ -38,9 +38,10 @@ namespace tinycnn::kernels::cpu {
 // im2col's GEMM has a real reduction).
 constexpr int64_t kFewChannelMaxTaps = 64;
 
-// Whether the direct few-channel passes can compute g (any padding and window; stride 1).
+// Whether the direct few-channel passes can compute g (any padding and window; strides 1 or 2).
 inline bool conv_fewc_applies(const Conv2DGeom& g) {
-  return g.stride_h == 1 && g.stride_w == 1 && g.C * g.R * g.S <= kFewChannelMaxTaps && g.OH > 0 && g.OW > 0;
+  return (g.stride_h == 1 || g.stride_h == 2) && (g.stride_w == 1 || g.stride_w == 2) &&
+         g.C * g.R * g.S <= kFewChannelMaxTaps && g.OH > 0 && g.OW > 0;
 }
 
 // Whether this CPU runs them (AVX2 + FMA).
@@ -61,24 +62,44 @@ constexpr int COLS = U * VW;      // output columns per forward block
 constexpr int KF = 3, SF = 3;     // weight-gradient block: 3 output channels x 3 horizontal taps
 constexpr int64_t kBandRows = 16;  // output rows per work item
 
-// Row length of the padded copy: every block's loads stay inside it (forward blocks of COLS columns,
-// gradient vectors of VW columns, each shifted by up to S - 1).
-inline int64_t padded_width(const Conv2DGeom& g) { return (g.OW + COLS - 1) / COLS * COLS + g.S - 1; }
+// The padded copy of an image row is stride_w phase rows of wp columns each: phase p holds the padded
+// columns p, p + sw, p + 2 sw, ..., so that tap s of output columns ow, ow + 1, ... reads phase s % sw
+// from column ow + s / sw on, contiguously (for stride 2 the even and odd columns are split once here
+// instead of being gathered by every tap). wp: every block's loads stay inside a phase row (forward
+// blocks of COLS columns, gradient vectors of VW columns, shifted by up to (S - 1) / sw).
+inline int64_t padded_width(const Conv2DGeom& g) {
+  return (g.OW + COLS - 1) / COLS * COLS + (g.S - 1) / g.stride_w;
+}
 
-// xp[c, j, pad_left + iw] = xn[c, ih0 + j, iw] for j < nrows, zero outside the image; rows wp long.
-//   xn: [C, H, W] (one sample), xp: [C, nrows, wp] (written)
+// xp[c, j, p, q] = padded row ih0 + j of channel c at column q * sw + p, where the padded row holds
+// xn[c, ih, iw] at column pad_left + iw and zeros elsewhere (also for rows outside the image).
+//   xn: [C, H, W] (one sample), xp: [C, nrows, sw, wp] (written)
 inline void pad_rows(const float* xn, const Conv2DGeom& g, int64_t ih0, int64_t nrows, int64_t wp, float* xp) {
+  const int64_t sw = g.stride_w;
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t j = 0; j < nrows; ++j) {
-      float* d = xp + (c * nrows + j) * wp;
+      float* d = xp + (c * nrows + j) * sw * wp;
       const int64_t ih = ih0 + j;
       if (ih < 0 || ih >= g.H) {
-        std::fill(d, d + wp, 0.0f);
+        std::fill(d, d + sw * wp, 0.0f);
         continue;
       }
-      std::fill(d, d + g.pad_left, 0.0f);
-      std::memcpy(d + g.pad_left, xn + (c * g.H + ih) * g.W, static_cast<size_t>(g.W) * sizeof(float));
-      std::fill(d + g.pad_left + g.W, d + wp, 0.0f);
+      const float* src = xn + (c * g.H + ih) * g.W;
+      if (sw == 1) {
+        std::fill(d, d + g.pad_left, 0.0f);
+        std::memcpy(d + g.pad_left, src, static_cast<size_t>(g.W) * sizeof(float));
+        std::fill(d + g.pad_left + g.W, d + wp, 0.0f);
+        continue;
+      }
+      for (int64_t p = 0; p < 2; ++p) {  // sw == 2: phase p takes image columns iw = 2 q + p - pad_left
+        float* dp = d + p * wp;
+        const int64_t q0 = std::min(wp, std::max<int64_t>(0, (g.pad_left - p + 1) / 2));  // first iw >= 0
+        const int64_t q1 = std::max(q0, std::min(wp, (g.W + g.pad_left - p + 1) / 2));   // first iw >= W
+        std::fill(dp, dp + q0, 0.0f);
+        const float* s2 = src + p - g.pad_left;
+        for (int64_t q = q0; q < q1; ++q) dp[q] = s2[2 * q];  // a constant stride: vectorised
+        std::fill(dp + q1, dp + wp, 0.0f);
+      }
     }
 }
 
@@ -148,20 +169,21 @@ TINYCNN_TARGET_AVX2 void forward_block(const float* base, const int64_t* off, in
 }
 
 // Output rows [oh0, oh1) of one sample, all channels.
-//   xp: [C, nrows, wp] (pad_rows from ih0 = oh0 - pad_top), wk: pack_weights, b: [K] or nullptr,
+//   xp: [C, nrows, sw, wp] (pad_rows from ih0 = oh0 * stride_h - pad_top), wk: pack_weights, b: [K] or nullptr,
 //   yn: [K, OH, OW] (rows written)
 inline void forward_band(const float* xp, int64_t nrows, int64_t wp, const float* wk, const float* b,
                          const Conv2DGeom& g, int64_t oh0, int64_t oh1, float* yn, bool relu, float relu_max) {
   const int64_t CRS = g.C * g.R * g.S, nkb = (g.K + KB - 1) / KB, plane = g.OH * g.OW;
-  int64_t off[kFewChannelMaxTaps];  // tap t = (c*R + r)*S + s reads xp at row c*nrows + r, column s
+  const int64_t sw = g.stride_w;
+  int64_t off[kFewChannelMaxTaps];  // tap t = (c*R + r)*S + s: row c*nrows + r, phase s % sw, column s / sw
   for (int64_t c = 0, t = 0; c < g.C; ++c)
     for (int64_t r = 0; r < g.R; ++r)
-      for (int64_t s = 0; s < g.S; ++s) off[t++] = (c * nrows + r) * wp + s;
+      for (int64_t s = 0; s < g.S; ++s) off[t++] = ((c * nrows + r) * sw + s % sw) * wp + s / sw;
   for (int64_t oh = oh0; oh < oh1; ++oh)
     for (int64_t kb = 0; kb < nkb; ++kb) {
       const int64_t k0 = kb * KB, kn = std::min<int64_t>(KB, g.K - k0);
       const float* wt = wk + kb * CRS * KB;
-      const float* base = xp + (oh - oh0) * wp;
+      const float* base = xp + (oh - oh0) * g.stride_h * sw * wp;
       float* out = yn + k0 * plane + oh * g.OW;
       for (int64_t ow0 = 0; ow0 < g.OW;) {
         const int64_t left = g.OW - ow0;
@@ -182,11 +204,11 @@ inline void forward_band(const float* xp, int64_t nrows, int64_t wp, const float
 
 // acc[k, t, lane] += partial sums of dW[k, t] over output rows [oh0, oh1) of one sample (t = (c*R +
 // r)*S + s; lane l sums the columns ow = l mod 8).
-//   xp: [C, nrows, wp] (pad_rows from ih0 = oh0 - pad_top), dyn: [K, OH, OW] (one sample),
+//   xp: [C, nrows, sw, wp] (pad_rows from ih0 = oh0 * stride_h - pad_top), dyn: [K, OH, OW] (one sample),
 //   acc: [K, C*R*S, 8] (+=)
 TINYCNN_TARGET_AVX2 inline void filter_band(const float* xp, int64_t nrows, int64_t wp, const float* dyn,
                                             const Conv2DGeom& g, int64_t oh0, int64_t oh1, float* acc) {
-  const int64_t CRS = g.C * g.R * g.S, nv = (g.OW + VW - 1) / VW, tail = g.OW - (nv - 1) * VW;
+  const int64_t CRS = g.C * g.R * g.S, nv = (g.OW + VW - 1) / VW, tail = g.OW - (nv - 1) * VW, sw = g.stride_w;
   alignas(32) int32_t lanes[VW];
   for (int l = 0; l < VW; ++l) lanes[l] = l < tail ? -1 : 0;
   const __m256i mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
@@ -201,8 +223,11 @@ TINYCNN_TARGET_AVX2 inline void filter_band(const float* xp, int64_t nrows, int6
           for (int kk = 0; kk < KF; ++kk)
 #pragma GCC unroll 4
             for (int s = 0; s < SF; ++s) a[kk][s] = zero;
+          int64_t soff[SF];  // tap s0 + s: phase (s0 + s) % sw from column (s0 + s) / sw (0: past S, unused)
+#pragma GCC unroll 4
+          for (int s = 0; s < SF; ++s) soff[s] = s0 + s < g.S ? ((s0 + s) % sw) * wp + (s0 + s) / sw : 0;
           for (int64_t oh = oh0; oh < oh1; ++oh) {
-            const float* xr = xp + (c * nrows + (oh - oh0) + r) * wp + s0;
+            const float* xr = xp + (c * nrows + (oh - oh0) * g.stride_h + r) * sw * wp;
             const float* dr[KF];
 #pragma GCC unroll 4
             for (int kk = 0; kk < KF; ++kk) dr[kk] = dyn + ((k0 + std::min<int64_t>(kk, kn - 1)) * g.OH + oh) * g.OW;
@@ -216,7 +241,8 @@ TINYCNN_TARGET_AVX2 inline void filter_band(const float* xp, int64_t nrows, int6
                 d[kk] = last ? _mm256_maskload_ps(dr[kk] + v * VW, mask) : _mm256_loadu_ps(dr[kk] + v * VW);
 #pragma GCC unroll 4
               for (int s = 0; s < SF; ++s) {
-                const __m256 xv = last ? _mm256_maskload_ps(xr + v * VW + s, mask) : _mm256_loadu_ps(xr + v * VW + s);
+                const float* xs = xr + soff[s] + v * VW;
+                const __m256 xv = last ? _mm256_maskload_ps(xs, mask) : _mm256_loadu_ps(xs);
 #pragma GCC unroll 4
                 for (int kk = 0; kk < KF; ++kk) a[kk][s] = _mm256_fmadd_ps(d[kk], xv, a[kk][s]);
               }
@@ -237,7 +263,7 @@ TINYCNN_TARGET_AVX2 inline void filter_band(const float* xp, int64_t nrows, int6
 // The callers' contract, checked: the kernels' tap tables hold kFewChannelMaxTaps entries.
 inline void check_call(const Conv2DGeom& g, const char* fn) {
   if (!conv_fewc_applies(g))
-    throw ValueError(std::string(fn) + ": needs stride 1 and C*R*S <= " + std::to_string(kFewChannelMaxTaps) +
+    throw ValueError(std::string(fn) + ": needs strides of 1 or 2 and C*R*S <= " + std::to_string(kFewChannelMaxTaps) +
                      ", got C*R*S = " + std::to_string(g.C * g.R * g.S) + ", strides " + std::to_string(g.stride_h) +
                      "x" + std::to_string(g.stride_w));
   if (!conv_fewc_available()) throw ValueError(std::string(fn) + ": needs a CPU with AVX2 and FMA");
@@ -271,9 +297,9 @@ inline void conv2d_fewc_forward(const float* x, const float* w, const float* b, 
 #pragma omp parallel for schedule(dynamic, 1) if (fewc_parallel(g))
   for (int64_t it = 0; it < g.N * nb; ++it) {
     const int64_t n = it / nb, oh0 = (it % nb) * kBandRows, oh1 = std::min(g.OH, oh0 + kBandRows);
-    const int64_t nrows = oh1 - oh0 + g.R - 1;
-    float* xp = detail::conv_scratch<float, 0>(g.C * nrows * wp);
-    pad_rows(x + n * g.C * g.H * g.W, g, oh0 - g.pad_top, nrows, wp, xp);
+    const int64_t nrows = (oh1 - oh0 - 1) * g.stride_h + g.R;
+    float* xp = detail::conv_scratch<float, 0>(g.C * nrows * g.stride_w * wp);
+    pad_rows(x + n * g.C * g.H * g.W, g, oh0 * g.stride_h - g.pad_top, nrows, wp, xp);
     forward_band(xp, nrows, wp, wk, b, g, oh0, oh1, y + n * g.K * g.OH * g.OW, relu, relu_max);
   }
 }
@@ -306,9 +332,9 @@ inline void conv2d_fewc_backward_filter(const float* x, const float* dy, const C
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < g.N * nb; ++it) {
       const int64_t n = it / nb, oh0 = (it % nb) * kBandRows, oh1 = std::min(g.OH, oh0 + kBandRows);
-      const int64_t nrows = oh1 - oh0 + g.R - 1;
-      float* xp = detail::conv_scratch<float, 0>(g.C * nrows * wp);
-      pad_rows(x + n * g.C * g.H * g.W, g, oh0 - g.pad_top, nrows, wp, xp);
+      const int64_t nrows = (oh1 - oh0 - 1) * g.stride_h + g.R;
+      float* xp = detail::conv_scratch<float, 0>(g.C * nrows * g.stride_w * wp);
+      pad_rows(x + n * g.C * g.H * g.W, g, oh0 * g.stride_h - g.pad_top, nrows, wp, xp);
       filter_band(xp, nrows, wp, dy + n * g.K * g.OH * g.OW, g, oh0, oh1, acc);
     }
     // (the implicit barrier of the loop: every part is complete)
