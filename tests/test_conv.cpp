@@ -381,6 +381,8 @@ TEST_CASE("conv2d: Auto takes the direct few-channel passes where they measured 
   CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 2), o, true));  // stride 2 (MobileNet's first layer)
   CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 3), o, false));  // stride 3: im2col
   CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(16, 3, 1), o, false));  // 144 taps
+  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(32, 1, 1), o, true));   // 1x1: a GEMM without im2col
+  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(32, 1, 2), o, false));
   CHECK_FALSE(kc::detail::fewc_preferred<double>(geom(3, 3, 1), o, true));
   kc::ConvOptions im2col = o, serial = o;
   im2col.algo = kc::ConvOptions::Algo::Im2col;

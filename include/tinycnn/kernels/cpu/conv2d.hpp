@@ -139,8 +139,10 @@ inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, cons
 // Auto: measured against im2col on an AVX2 host, -O3, batch 32 (docs/performance.md, nineteenth
 // session): stride 1, the weight gradient 0.64-0.94x of im2col's time for every C*R*S <= 64 tried, the
 // forward 0.60-0.93x from 3 input channels up but 1.05-1.44x on one channel (3x3 and 5x5: too little
-// work per register block), which stays with im2col; stride 2 (3 channels) 0.49-1.02x. Not on
-// AVX-512 CPUs, whose wider GEMM tiles it was not measured against.
+// work per register block), which stays with im2col; stride 2 (3 channels) 0.49-1.02x. Windows of
+// at least 3x3 only: a 1x1 convolution (MobileNet's and the resnets' pointwise layers, C*R*S = C) is a
+// plain GEMM without im2col, and the direct forward made mobilenet_transfer's inference 15% slower.
+// Not on AVX-512 CPUs, whose wider GEMM tiles it was not measured against.
 template <class T>
 bool fewc_preferred(const Conv2DGeom& g, const ConvOptions& o, bool forward) {
   if constexpr (!std::is_same_v<T, float>) {
@@ -149,6 +151,7 @@ bool fewc_preferred(const Conv2DGeom& g, const ConvOptions& o, bool forward) {
     if (!conv_fewc_applies(g) || !conv_fewc_available()) return false;
     if (o.algo == ConvOptions::Algo::FewChannels) return true;
     if (o.algo != ConvOptions::Algo::Auto || o.mode != ConvOptions::Auto || cpu_features().avx512) return false;
+    if (g.R * g.S < 9) return false;
     return !forward || g.C >= 3;
   }
 }
