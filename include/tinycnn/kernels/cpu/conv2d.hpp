@@ -139,9 +139,10 @@ inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, cons
 // Auto: measured against im2col on an AVX2 host, -O3, batch 32 (docs/performance.md, nineteenth
 // session): stride 1, the weight gradient 0.64-0.94x of im2col's time for every C*R*S <= 64 tried, the
 // forward 0.60-0.93x from 3 input channels up but 1.05-1.44x on one channel (3x3 and 5x5: too little
-// work per register block), which stays with im2col; stride 2 (3 channels) 0.49-1.02x. Windows of
-// at least 3x3 only: a 1x1 convolution (MobileNet's and the resnets' pointwise layers, C*R*S = C) is a
-// plain GEMM without im2col, and the direct forward made mobilenet_transfer's inference 15% slower.
+// work per register block), which stays with im2col; stride 2 (3 channels) 0.49-1.02x. Windows of 9
+// or more taps only: a 1x1 convolution (MobileNet's and the resnets' pointwise layers, C*R*S = C) is a
+// plain GEMM without im2col, and the direct passes took 1.22-1.37x its time forward, 1.65-3.42x for
+// the gradient (mobilenet_transfer's inference 734 -> 708 images/s while they were taken).
 // Not on AVX-512 CPUs, whose wider GEMM tiles it was not measured against.
 template <class T>
 bool fewc_preferred(const Conv2DGeom& g, const ConvOptions& o, bool forward) {
