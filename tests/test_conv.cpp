@@ -266,14 +266,20 @@ TEST_CASE("conv2d: Auto takes Winograd for 3x3 stride-1 windows with enough chan
   };
   CHECK(kc::detail::winograd_preferred(geom(32, 64, 3, 1), 32, 64, o));      // model3's conv2
   // the tile: 3 from 6x6 up for the forward and backward-data passes (measured faster on model3's
-  // conv3 to conv6), from 8x8 up for the weight gradient (m = 2 measured faster on the 6x6 layers)
+  // conv3 to conv6); for the weight gradient 3 wherever its tiles hold fewer points than m = 2's
+  // (measured faster on 3x3, 5x5, 6x6 and 7x7 planes, 1.5x slower on 4x4) and from 8x8 up
   CHECK(kc::winograd_tile_for(5, 5) == 2);
   CHECK(kc::winograd_tile_for(6, 6) == 3);
   CHECK(kc::winograd_tile_for(5, 50) == 2);
   CHECK(kc::winograd_tile_for(50, 50) == 3);
-  CHECK(kc::winograd_filter_tile_for(6, 6) == 2);
-  CHECK(kc::winograd_filter_tile_for(7, 50) == 2);
+  CHECK(kc::winograd_filter_tile_for(6, 6) == 3);   // 4 x 25 points against 9 x 16
+  CHECK(kc::winograd_filter_tile_for(4, 4) == 2);   // 4 x 25 against 4 x 16
+  CHECK(kc::winograd_filter_tile_for(5, 4) == 2);   // 4 x 25 against 6 x 16
+  CHECK(kc::winograd_filter_tile_for(3, 3) == 3);   // 1 x 25 against 4 x 16
+  CHECK(kc::winograd_filter_tile_for(2, 2) == 2);
+  CHECK(kc::winograd_filter_tile_for(7, 50) == 3);
   CHECK(kc::winograd_filter_tile_for(8, 8) == 3);
+  CHECK(kc::winograd_filter_tile_for(10, 10) == 3);  // a tie (16 x 25 both ways): 3 from 8x8 up
   CHECK(kc::winograd_geom_forward(geom(32, 64, 3, 1)).m == kc::winograd_tile_for(geom(32, 64, 3, 1).OH,
                                                                                   geom(32, 64, 3, 1).OW));
   CHECK(kc::winograd_geom_forward(geom(32, 64, 3, 1), 4).m == 4);

@@ -88,9 +88,8 @@ TEST_CASE("gradcheck: conv2d and depthwise_conv2d with a fused, capped ReLU") {
 
 TEST_CASE("gradcheck: conv2d op on the Winograd path (3x3, stride 1, 16 channels)") {
   // 16 in and out channels: the default dispatch computes all three passes by Winograd, F(2x2, 3x3)
-  // on this 5x4 plane, F(3x3, 3x3) on the 8x9 one below, and on the 6x7 one F(3x3, 3x3) forward and
-  // backward data but F(2x2, 3x3) for the weight gradient (winograd_tile_for: 3 from 6x6 up;
-  // winograd_filter_tile_for: from 8x8 up).
+  // on this 5x4 plane (winograd_tile_for: 3 from 6x6 up; winograd_filter_tile_for: 2 on 5x4, where
+  // m = 3's tiles hold more points), F(3x3, 3x3) on the 8x9 and 6x7 ones below.
   Var<double> x(rand_t({2, 16, 5, 4}, 6)), w(rand_t({16, 16, 3, 3}, 7)), b(rand_t({16}, 8));
   tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(x, w, b, 1, 1, "same", true); }, {x, w, b}));
   tt::expect_grad_ok(gradcheck([&] { return ops::conv2d(x, w, Var<double>(), 1, 1, "valid"); }, {x, w}));

@@ -74,8 +74,9 @@ struct ConvOptions {
   enum class Algo { Auto, Im2col, Winograd, FewChannels };
   Algo algo = Algo::Auto;
   // Winograd's output tile m x m: 0 = the measured choice per pass (winograd_tile_for: 3 on planes
-  // from 6x6 up for the forward and backward-data passes, from 8x8 up for the weight gradient, else
-  // 2), or 2, 3, 4 to force one (tests, benchmarks).
+  // from 6x6 up for the forward and backward-data passes, else 2; winograd_filter_tile_for: 3 for the
+  // weight gradient from 8x8 up and wherever m = 3's tiles hold fewer points, as on 6x6), or 2, 3, 4
+  // to force one (tests, benchmarks).
   int64_t winograd_tile = 0;
 };
 

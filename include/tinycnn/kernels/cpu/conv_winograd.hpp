@@ -50,17 +50,23 @@ inline bool winograd_applies(const Conv2DGeom& g) {
 }
 
 // The tile size Auto takes for an OH x OW output: forward and backward data 3 from 6x6 up, else 2
-// (winograd_tile_for); the weight gradient 3 from 8x8 up, else 2 (winograd_filter_tile_for). Measured
-// on model3's layers (docs/performance.md, ninth and sixteenth sessions): m = 3 took 10-17% off conv3
-// (25x25) and conv4 (12x12) and tied on conv2 (50x50). On the 6x6 layers it does 30% fewer multiplies
-// (4 tiles x 25 points per sample against m = 2's 9 x 16) but lost while the transforms ran plane by
-// plane; with the 16-tile blocks it takes 16-22% off their forward and backward-data passes and is
-// still 4-9% slower for the weight gradient, whose GEMMs reduce over only 128 tiles at batch 32 and
-// write 25 instead of 16 planes of dU. m = 4 saves more multiplies but lost or tied everywhere (its
-// transforms cost more than the GEMM time it saves) and rounds ~2-4x worse than m = 3 in float32, so
-// it is only taken when forced (ConvOptions::winograd_tile).
+// (winograd_tile_for); the weight gradient 3 from 8x8 up and wherever else m = 3's tiles hold fewer
+// points than m = 2's (6x6: 4 tiles x 25 points against 9 x 16; not 4x4: 4 x 25 against 4 x 16)
+// (winograd_filter_tile_for). Measured on model3's layers (docs/performance.md, ninth, sixteenth and
+// twentieth sessions): m = 3 took 10-17% off conv3 (25x25) and conv4 (12x12) and tied on conv2
+// (50x50). On the 6x6 layers it does 30% fewer multiplies (4 tiles x 25 points per sample against
+// m = 2's 9 x 16); with the 16-tile blocks it takes 16-22% off their forward and backward-data
+// passes, and since the weight gradient's last transform (dU -> dw) runs 16 filters per vector it
+// takes 23-28% off that pass too (it was 4-9% slower while that transform, scalar, read 25 planes
+// of dU instead of 16). On 4x4 m = 3 (4 tiles of 25 points) took 1.5x m = 2's time (4 tiles of 16).
+// m = 4 saves more multiplies but lost or tied everywhere (its transforms cost more than the GEMM
+// time it saves) and rounds ~2-4x worse than m = 3 in float32, so it is only taken when forced
+// (ConvOptions::winograd_tile).
 inline int64_t winograd_tile_for(int64_t OH, int64_t OW) { return std::min(OH, OW) >= 6 ? 3 : 2; }
-inline int64_t winograd_filter_tile_for(int64_t OH, int64_t OW) { return std::min(OH, OW) >= 8 ? 3 : 2; }
+inline int64_t winograd_filter_tile_for(int64_t OH, int64_t OW) {
+  const int64_t points3 = 25 * ((OH + 2) / 3) * ((OW + 2) / 3), points2 = 16 * ((OH + 1) / 2) * ((OW + 1) / 2);
+  return std::min(OH, OW) >= 8 || points3 < points2 ? 3 : 2;
+}
 
 // The forward pass of g: in = x [N, C, H, W], out = y [N, K, OH, OW]; m = 0 chooses by winograd_tile_for.
 inline WinogradGeom winograd_geom_forward(const Conv2DGeom& g, int64_t m = 0) {

@@ -459,23 +459,43 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
 template <int m, class T>
 void winograd_filter_grad_transform_m(const T* dU, int64_t K, int64_t C, T* dw) {
   constexpr int a = m + 2;
+  constexpr int64_t kL = kWinogradLanes;
   const int64_t KC = K * C;
+  // Blocks of kL consecutive input channels c of one filter row k as the vector axis: each point's
+  // kL values are one contiguous load, and the block's 9 kL results are added into dw's kL * 9
+  // contiguous values. Filter at a time (scalar, 16 loads from planes 2 MB apart for model3's conv6)
+  // it took 13% of conv6's weight-gradient pass (docs/performance.md, twentieth session).
 #pragma omp for schedule(static)
   for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < C; ++c) {
-      const T* u = dU + k * C + c;
-      T t[3][a];  // G^T u
+    for (int64_t c0 = 0; c0 < C; c0 += kL) {
+      const int64_t n = std::min(kL, C - c0);
+      const T* ub = dU + k * C + c0;
+      int64_t us = KC;
+      T u[a * a][kL];
+      if (n < kL) {  // a zero-padded copy: the last block of the last row would read past dU
+        for (int xy = 0; xy < a * a; ++xy)
+          for (int64_t l = 0; l < kL; ++l) u[xy][l] = l < n ? ub[xy * KC + l] : T(0);
+        ub = u[0], us = kL;
+      }
+      T t[3][a][kL];  // G^T u
       winograd_for<3>([&](auto r) {
         winograd_for<a>([&](auto y) {
-          t[r][y] = winograd_dot<T, WinogradGCol<m, r>, a>([&](int x) { return u[(x * a + y) * KC]; });
+#pragma omp simd
+          for (int64_t l = 0; l < kL; ++l)
+            t[r][y][l] = winograd_dot<T, WinogradGCol<m, r>, a>([&](int x) { return ub[(x * a + y) * us + l]; });
         });
       });
-      T* d = dw + (k * C + c) * 9;
-      winograd_for<3>([&](auto r) {  // (G^T u) G
+      T o[9][kL];  // (G^T u) G
+      winograd_for<3>([&](auto r) {
         winograd_for<3>([&](auto s) {
-          d[r * 3 + s] += winograd_dot<T, WinogradGCol<m, s>, a>([&](int y) { return t[r][y]; });
+#pragma omp simd
+          for (int64_t l = 0; l < kL; ++l)
+            o[r * 3 + s][l] = winograd_dot<T, WinogradGCol<m, s>, a>([&](int y) { return t[r][y][l]; });
         });
       });
+      T* d = dw + (k * C + c0) * 9;
+      for (int64_t l = 0; l < n; ++l)
+        for (int rs = 0; rs < 9; ++rs) d[l * 9 + rs] += o[rs][l];
     }
 }
 
