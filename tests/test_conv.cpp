@@ -200,6 +200,20 @@ TEST_CASE("conv2d: Winograd F(m x m, 3x3) equals the direct convolution (float64
     }
 }
 
+TEST_CASE("conv2d: Winograd F(m x m, 3x3) equals the direct convolution (float32, m = 2, 3, 4)") {
+  // float takes the transforms' 4-lane vector gathers on x86-64 (winograd_gather4), double the
+  // portable loop: every geometry above once more in float32.
+  for (int64_t m : {2, 3, 4})
+    for (const GeomCase& c : kWinogradCases) {
+      CAPTURE(m);
+      CAPTURE(c.N);
+      CAPTURE(c.H);
+      CAPTURE(c.W);
+      CAPTURE(c.C);
+      check_winograd_against_direct<float>(c, m == 4 ? 2e-3 : 5e-4, m);
+    }
+}
+
 TEST_CASE("conv2d: Winograd's float32 error stays within a fixed factor of im2col + GEMM's (all three passes)") {
   // Both float32 results against the float64 direct convolution, on a deep 6x6 layer (as model3's
   // conv6, fewer outputs) and a 24x24 one. The transforms add rounding that grows with the tile:

@@ -16,6 +16,10 @@
 
 #include "im2col.hpp"
 
+#if defined(__SSE2__)
+#include <xmmintrin.h>  // baseline on x86-64: no run-time dispatch needed
+#endif
+
 namespace tinycnn::kernels::cpu {
 
 // One stride-1 3x3 correlation as the Winograd routine computes it:
@@ -253,6 +257,52 @@ struct WinogradLanes {
   }
 };
 
+// The gather of the data transforms: lanes l0 .. l0 + 3 of d[i * width + x] (i < rows, x < width)
+// from the four tiles whose top-left values are s[0 .. 3] (row stride cols), for T = float on
+// x86-64 as one 4-float load per tile row and 4 lanes transposed in registers. One scalar load and
+// store per value (the portable loop below) was ~half of the input transform's time (perf annotate
+// on model3's conv2); the vector form takes 0.75-0.85 of the whole transform's previous time
+// (docs/performance.md, twentieth session). overread: rows may be read up to 4 values past width
+// (the caller's buffer has that slack), so a width of 2 or 3 also takes vector loads.
+template <int rows, int width, bool overread, class T>
+inline void winograd_gather4(const T* const* s, int64_t cols, T (*d)[kWinogradLanes], int64_t l0) {
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr int vec = overread ? (width + 3) / 4 : width / 4;  // 4-float loads per tile row
+    for (int i = 0; i < rows; ++i) {
+      const int64_t o = i * cols;
+      for (int v = 0; v < vec; ++v) {
+        const int x0 = 4 * v;
+        __m128 r0 = _mm_loadu_ps(s[0] + o + x0), r1 = _mm_loadu_ps(s[1] + o + x0),
+               r2 = _mm_loadu_ps(s[2] + o + x0), r3 = _mm_loadu_ps(s[3] + o + x0);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        const __m128 r[4] = {r0, r1, r2, r3};
+        for (int k = 0; k < 4 && x0 + k < width; ++k) _mm_store_ps(&d[i * width + x0 + k][l0], r[k]);
+      }
+      for (int x = 4 * vec; x < width; ++x)
+        _mm_store_ps(&d[i * width + x][l0], _mm_setr_ps(s[0][o + x], s[1][o + x], s[2][o + x], s[3][o + x]));
+    }
+    return;
+  }
+#endif
+  for (int64_t k = 0; k < 4; ++k)
+    for (int i = 0; i < rows; ++i)
+      for (int x = 0; x < width; ++x) d[i * width + x][l0 + k] = s[k][i * cols + x];
+}
+
+// The lanes' tiles (top-left value of lane l at planes + lane.j[l] * psz + m * (ty * cols + tx)) into
+// d, four lanes at a time.
+template <int rows, int width, bool overread, class T, class Lanes>
+inline void winograd_gather(const T* planes, int64_t psz, int64_t m, int64_t cols, const Lanes& lane,
+                            T (*d)[kWinogradLanes]) {
+  for (int64_t l0 = 0; l0 < kWinogradLanes; l0 += 4) {
+    const T* s4[4];
+    for (int64_t k = 0; k < 4; ++k)
+      s4[k] = planes + lane.j[l0 + k] * psz + m * (lane.ty[l0 + k] * cols + lane.tx[l0 + k]);
+    winograd_gather4<rows, width, overread>(s4, cols, d, l0);
+  }
+}
+
 // Copies the H x W plane src into the zero-padded rows x cols plane dst with src's (0, 0) at
 // (pad_top, pad_left), so that every tile a transform reads lies inside dst.
 template <class T>
@@ -292,11 +342,8 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
     for (int64_t p0 = 0; p0 < P;) {
       const int64_t cnt = winograd_lane_count(p0, P, nr);
       const WinogradLanes lane(p0, cnt, NT, TW);
-      T d[a * a][kL];
-      for (int64_t l = 0; l < kL; ++l) {
-        const T* s = planes + lane.j[l] * psz + m * (lane.ty[l] * cols + lane.tx[l]);
-        winograd_for<a>([&](auto i) { winograd_for<a>([&](auto x) { d[i * a + x][l] = s[i * cols + x]; }); });
-      }
+      alignas(64) T d[a * a][kL];
+      winograd_gather<a, a, false>(planes, psz, m, cols, lane, d);
       T t[a * a][kL];  // B^T d: rows
       winograd_for<a>([&](auto i) {
         winograd_for<a>([&](auto x) {
@@ -423,7 +470,7 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
   // (so that every tile is whole), then blocks of kL tile columns: each lane's m x m tile e, A e A^T
   // with the lanes as the vector axis, stored as one run per point.
   const int64_t rows = m * q.tiles_h(), cols = m * TW, psz = rows * cols;
-  T* planes = conv_scratch<T, 2>(nb * psz);
+  T* planes = conv_scratch<T, 2>(nb * psz + 4);  // + 4: the gather's over-read past the last tile
 #pragma omp for schedule(static)
   for (int64_t k = 0; k < q.Co; ++k) {
     for (int64_t j = 0; j < nb; ++j)
@@ -431,11 +478,8 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
     for (int64_t p0 = 0; p0 < P; p0 += kL) {
       const int64_t cnt = std::min(kL, P - p0);
       const WinogradLanes lane(p0, cnt, NT, TW);
-      T e[m][m][kL];
-      for (int64_t l = 0; l < kL; ++l) {
-        const T* s = planes + lane.j[l] * psz + m * (lane.ty[l] * cols + lane.tx[l]);
-        winograd_for<m>([&](auto i) { winograd_for<m>([&](auto jj) { e[i][jj][l] = s[i * cols + jj]; }); });
-      }
+      alignas(64) T e[m][m][kL];
+      winograd_gather<m, m, true>(planes, psz, m, cols, lane, &e[0][0]);
       T u[a][m][kL];  // A e: u[x][jj] = sum_i AT[i][x] e[i][jj]
       winograd_for<a>([&](auto x) {
         winograd_for<m>([&](auto jj) {
