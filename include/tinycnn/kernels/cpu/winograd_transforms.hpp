@@ -303,6 +303,34 @@ inline void winograd_gather(const T* planes, int64_t psz, int64_t m, int64_t col
   }
 }
 
+// row[m tx + jj] = pi[jj NT + tx] for tx < TW, jj < m: one output row from its m phase runs (the
+// output transform's phase-major copy). For m = 3 and float on x86-64, 4 columns of tiles at a time
+// with the 3 phases interleaved by shuffles: 0.90-0.94 of the whole output transform's time on 25x25
+// to 72x72 planes (twentieth session; the scalar loop stored one value at a time). GCC already
+// vectorises the loop for m = 2 (shuffles measured 1.05) and m = 4 is only taken when forced.
+template <int m, class T>
+inline void winograd_interleave_row(const T* pi, int64_t NT, int64_t TW, T* row) {
+  int64_t tx = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float> && m == 3) {
+    for (; tx + 4 <= TW; tx += 4) {
+      const __m128 a = _mm_loadu_ps(pi + tx), b = _mm_loadu_ps(pi + NT + tx), c = _mm_loadu_ps(pi + 2 * NT + tx);
+      const __m128 t0 = _mm_unpacklo_ps(a, b), t1 = _mm_unpackhi_ps(a, b);  // a0 b0 a1 b1, a2 b2 a3 b3
+      const __m128 u = _mm_shuffle_ps(c, t0, _MM_SHUFFLE(2, 2, 0, 0));      // c0 c0 a1 a1
+      const __m128 v = _mm_shuffle_ps(t0, c, _MM_SHUFFLE(1, 1, 3, 3));      // b1 b1 c1 c1
+      const __m128 w = _mm_shuffle_ps(c, t1, _MM_SHUFFLE(2, 2, 2, 2));      // c2 c2 a3 a3
+      const __m128 z = _mm_shuffle_ps(t1, c, _MM_SHUFFLE(3, 3, 3, 3));      // b3 b3 c3 c3
+      float* o = row + 3 * tx;
+      _mm_storeu_ps(o, _mm_shuffle_ps(t0, u, _MM_SHUFFLE(2, 0, 1, 0)));      // a0 b0 c0 a1
+      _mm_storeu_ps(o + 4, _mm_shuffle_ps(v, t1, _MM_SHUFFLE(1, 0, 2, 0)));  // b1 c1 a2 b2
+      _mm_storeu_ps(o + 8, _mm_shuffle_ps(w, z, _MM_SHUFFLE(2, 0, 2, 0)));   // c2 a3 b3 c3
+    }
+  }
+#endif
+#pragma omp simd
+  for (int64_t t = tx; t < TW; ++t) winograd_for<m>([&](auto jj) { row[m * t + jj] = pi[jj * NT + t]; });
+}
+
 // Copies the H x W plane src into the zero-padded rows x cols plane dst with src's (0, 0) at
 // (pad_top, pad_left), so that every tile a transform reads lies inside dst.
 template <class T>
@@ -438,9 +466,7 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
       for (int64_t oh = 0; oh < q.OH; ++oh) {
         const T* r = buf + j * psz + oh * cols;
         if (phased) {
-          const T* pi = buf + j * S + (oh % m) * m * NT + (oh / m) * TW;
-#pragma omp simd
-          for (int64_t tx = 0; tx < TW; ++tx) winograd_for<m>([&](auto jj) { row[m * tx + jj] = pi[jj * NT + tx]; });
+          winograd_interleave_row<m>(buf + j * S + (oh % m) * m * NT + (oh / m) * TW, NT, TW, row);
           r = row;
         }
         T* d = out + ((n0 + j) * q.Co + k) * plane + oh * q.OW;
