@@ -188,7 +188,9 @@ TEST_CASE("conv2d: im2col + GEMM equals the direct convolution (float32)") {
   for (const GeomCase& c : kConvCases) check_conv_against_direct<float>(c, 1e-4);
 }
 
-TEST_CASE("conv2d: Winograd F(m x m, 3x3) equals the direct convolution (float64, m = 2, 3, 4)") {
+TEST_CASE("conv2d: Winograd F(m x m, 3x3) equals the direct convolution (float64 and float32, m = 2, 3, 4)") {
+  // float takes the transforms' 4-lane vector gathers and shuffles on x86-64 (winograd_gather4,
+  // winograd_interleave_row), double the portable loops: every geometry in both.
   for (int64_t m : {2, 3, 4})
     for (const GeomCase& c : kWinogradCases) {
       CAPTURE(m);
@@ -197,19 +199,6 @@ TEST_CASE("conv2d: Winograd F(m x m, 3x3) equals the direct convolution (float64
       CAPTURE(c.W);
       CAPTURE(c.C);
       check_winograd_against_direct<double>(c, 1e-12, m);
-    }
-}
-
-TEST_CASE("conv2d: Winograd F(m x m, 3x3) equals the direct convolution (float32, m = 2, 3, 4)") {
-  // float takes the transforms' 4-lane vector gathers on x86-64 (winograd_gather4), double the
-  // portable loop: every geometry above once more in float32.
-  for (int64_t m : {2, 3, 4})
-    for (const GeomCase& c : kWinogradCases) {
-      CAPTURE(m);
-      CAPTURE(c.N);
-      CAPTURE(c.H);
-      CAPTURE(c.W);
-      CAPTURE(c.C);
       check_winograd_against_direct<float>(c, m == 4 ? 2e-3 : 5e-4, m);
     }
 }
