@@ -261,9 +261,10 @@ struct WinogradLanes {
 // from the four tiles whose top-left values are s[0 .. 3] (row stride cols), for T = float on
 // x86-64 as one 4-float load per tile row and 4 lanes transposed in registers. One scalar load and
 // store per value (the portable loop below) was ~half of the input transform's time (perf annotate
-// on model3's conv2); the vector form takes 0.75-0.85 of the whole transform's previous time
-// (docs/performance.md, twentieth session). overread: rows may be read up to 4 values past width
-// (the caller's buffer has that slack), so a width of 2 or 3 also takes vector loads.
+// on model3's conv2); the vector form takes 0.70-0.84 of the input transform's previous time and
+// 0.85-0.88 of the output-gradient transform's (docs/performance.md, twentieth session).
+// overread: rows may be read up to 4 values past width (the caller's buffer has that slack), so a
+// width of 2 or 3 also takes vector loads.
 template <int rows, int width, bool overread, class T>
 inline void winograd_gather4(const T* const* s, int64_t cols, T (*d)[kWinogradLanes], int64_t l0) {
 #if defined(__SSE2__)
