@@ -187,16 +187,20 @@ void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, 
       winograd_for<a>([&](auto i) {
         winograd_for<3>([&](auto s) {
 #pragma omp simd
-          for (int64_t l = 0; l < kB; ++l)
-            t[i][s][l] = winograd_dot<T, WinogradGRow<m, i>, 3>([&](int r) { return g[r * 3 + s][l]; });
+          for (int64_t l = 0; l < kB; ++l) {
+            const auto& gg = g;  // local to the loop for clang (see kWinogradLanes)
+            t[i][s][l] = winograd_dot<T, WinogradGRow<m, i>, 3>([&](int r) { return gg[r * 3 + s][l]; });
+          }
         });
       });
       T tmp[a * a][kB];  // (G g) G^T
       winograd_for<a>([&](auto i) {
         winograd_for<a>([&](auto j) {
 #pragma omp simd
-          for (int64_t l = 0; l < kB; ++l)
-            tmp[a * i + j][l] = winograd_dot<T, WinogradGRow<m, j>, 3>([&](int s) { return t[i][s][l]; });
+          for (int64_t l = 0; l < kB; ++l) {
+            const auto& tt = t;
+            tmp[a * i + j][l] = winograd_dot<T, WinogradGRow<m, j>, 3>([&](int s) { return tt[i][s][l]; });
+          }
         });
       });
       if (n == kB) {  // a fixed length: with n, GCC calls memmove for each 64-byte run
@@ -215,6 +219,9 @@ void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, 
 // tile row of one (sample, channel) plane: on model3's deep layers 2-9 tiles, and the input transform
 // wrote 1.2-3 GB/s (docs/performance.md).
 constexpr int64_t kWinogradLanes = 16;
+// The vector loops below (#pragma omp simd) read their operands through a reference declared inside
+// the loop: clang 14 with -fopenmp rejects a lambda nested in the loop that names a variable of the
+// enclosing lambda's scope ("reference to local variable declared in enclosing context").
 
 // Column p0's lane block of V: cnt <= kWinogradLanes columns that stay inside one sliver of the
 // packed layout (nr > 0), so they are contiguous in V.
@@ -377,8 +384,10 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
       winograd_for<a>([&](auto i) {
         winograd_for<a>([&](auto x) {
 #pragma omp simd
-          for (int64_t l = 0; l < kL; ++l)
-            t[i * a + x][l] = winograd_dot<T, WinogradBTRow<m, i>, a>([&](int k) { return d[k * a + x][l]; });
+          for (int64_t l = 0; l < kL; ++l) {
+            const auto& dd = d;
+            t[i * a + x][l] = winograd_dot<T, WinogradBTRow<m, i>, a>([&](int k) { return dd[k * a + x][l]; });
+          }
         });
       });
       T* dst = nr > 0 ? V + (p0 / nr) * q.Ci * nr + c * nr + p0 % nr : V + c * P + p0;
@@ -430,16 +439,21 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
       winograd_for<m>([&](auto i) {
         winograd_for<a>([&](auto x) {
 #pragma omp simd
-          for (int64_t l = 0; l < kL; ++l)
-            s[i][x][l] = winograd_dot<T, WinogradATRow<m, i>, a>([&](int kk) { return vb[(kk * a + x) * vs + l]; });
+          for (int64_t l = 0; l < kL; ++l) {
+            const T* const v0 = vb;
+            const int64_t v1 = vs;
+            s[i][x][l] = winograd_dot<T, WinogradATRow<m, i>, a>([&](int kk) { return v0[(kk * a + x) * v1 + l]; });
+          }
         });
       });
       T y[m][m][kL];  // (A^T m) A: columns
       winograd_for<m>([&](auto i) {
         winograd_for<m>([&](auto jj) {
 #pragma omp simd
-          for (int64_t l = 0; l < kL; ++l)
-            y[i][jj][l] = winograd_dot<T, WinogradATRow<m, jj>, a>([&](int x) { return s[i][x][l]; });
+          for (int64_t l = 0; l < kL; ++l) {
+            const auto& ss = s;
+            y[i][jj][l] = winograd_dot<T, WinogradATRow<m, jj>, a>([&](int x) { return ss[i][x][l]; });
+          }
         });
       });
       const int64_t t0 = p0 % NT;
@@ -511,8 +525,10 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
       winograd_for<a>([&](auto x) {
         winograd_for<m>([&](auto jj) {
 #pragma omp simd
-          for (int64_t l = 0; l < kL; ++l)
-            u[x][jj][l] = winograd_dot<T, WinogradATCol<m, x>, m>([&](int i) { return e[i][jj][l]; });
+          for (int64_t l = 0; l < kL; ++l) {
+            const auto& ee = e;
+            u[x][jj][l] = winograd_dot<T, WinogradATCol<m, x>, m>([&](int i) { return ee[i][jj][l]; });
+          }
         });
       });
       T* dst = G + k * P + p0;
@@ -552,16 +568,21 @@ void winograd_filter_grad_transform_m(const T* dU, int64_t K, int64_t C, T* dw) 
       winograd_for<3>([&](auto r) {
         winograd_for<a>([&](auto y) {
 #pragma omp simd
-          for (int64_t l = 0; l < kL; ++l)
-            t[r][y][l] = winograd_dot<T, WinogradGCol<m, r>, a>([&](int x) { return ub[(x * a + y) * us + l]; });
+          for (int64_t l = 0; l < kL; ++l) {
+            const T* const u0 = ub;
+            const int64_t u1 = us;
+            t[r][y][l] = winograd_dot<T, WinogradGCol<m, r>, a>([&](int x) { return u0[(x * a + y) * u1 + l]; });
+          }
         });
       });
       T o[9][kL];  // (G^T u) G
       winograd_for<3>([&](auto r) {
         winograd_for<3>([&](auto s) {
 #pragma omp simd
-          for (int64_t l = 0; l < kL; ++l)
-            o[r * 3 + s][l] = winograd_dot<T, WinogradGCol<m, s>, a>([&](int y) { return t[r][y][l]; });
+          for (int64_t l = 0; l < kL; ++l) {
+            const auto& tt = t;
+            o[r * 3 + s][l] = winograd_dot<T, WinogradGCol<m, s>, a>([&](int y) { return tt[r][y][l]; });
+          }
         });
       });
       T* d = dw + (k * C + c0) * 9;
