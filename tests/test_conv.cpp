@@ -731,6 +731,59 @@ TEST_CASE("conv ops: shape errors name the op and both shapes") {
   CHECK_THROWS_AS(nn::Conv2D<float>(8, 3, 1, "full"), ValueError);
 }
 
+TEST_CASE("conv2d: the Winograd filter cache serves U only for the same layout and the same filter bits") {
+  // model3-like channels (Winograd by Auto), 8x8 planes (m = 3) and 4x4 ones (m = 2)
+  const kc::Conv2DGeom g8 = kc::make_conv_geom(2, 16, 8, 8, 24, 3, 3, 1, 1, kc::Padding::Same);
+  const kc::Conv2DGeom g4 = kc::make_conv_geom(2, 16, 4, 4, 24, 3, 3, 1, 1, kc::Padding::Same);
+  REQUIRE(kc::detail::winograd_preferred(g8, 16, 24, kc::ConvOptions{}));
+  REQUIRE(kc::winograd_geom_forward(g8).m != kc::winograd_geom_forward(g4).m);
+  auto x8 = rand_vec<float>(2 * 16 * 64, 61), x4 = rand_vec<float>(2 * 16 * 16, 62);
+  auto w = rand_vec<float>(24 * 16 * 9, 63), b = rand_vec<float>(24, 64);
+  auto plain = [&](const kc::Conv2DGeom& g, const std::vector<float>& x, bool relu) {
+    auto y = nan_vec<float>(g.N * g.K * g.OH * g.OW);
+    kc::conv2d_forward_ex(x.data(), w.data(), b.data(), g, y.data(), relu);
+    return y;
+  };
+  kc::WinogradFilterCache<float> cache;
+  auto cached = [&](const kc::Conv2DGeom& g, const std::vector<float>& x, bool relu) {
+    auto y = nan_vec<float>(g.N * g.K * g.OH * g.OW);
+    kc::conv2d_forward_cached(x.data(), w.data(), b.data(), g, y.data(), relu, 0.0f, &cache);
+    return y;
+  };
+  CHECK(cached(g8, x8, false) == plain(g8, x8, false));  // bitwise: the same U, the same GEMMs
+  CHECK(cache.hits() == 0);
+  CHECK(cache.misses() == 1);
+  CHECK(cached(g8, x8, true) == plain(g8, x8, true));
+  CHECK(cache.hits() == 1);
+  // one weight changed in place (as an optimizer or a user would): recomputed, never the old U
+  w[w.size() / 2] += 0.25f;
+  CHECK(cached(g8, x8, false) == plain(g8, x8, false));
+  CHECK(cache.misses() == 2);
+  // the same bits again: a hit; another tile size (4x4 planes: m = 2): a miss
+  CHECK(cached(g8, x8, false) == plain(g8, x8, false));
+  CHECK(cache.hits() == 2);
+  CHECK(cached(g4, x4, false) == plain(g4, x4, false));
+  CHECK(cache.misses() == 3);
+  // another filter of the same size at another address, and the cache cleared: misses
+  auto w2 = w;
+  w2[0] = -w2[0];
+  std::swap(w, w2);
+  CHECK(cached(g4, x4, false) == plain(g4, x4, false));
+  CHECK(cache.misses() == 4);
+  cache.clear();
+  CHECK(cache.empty());
+  CHECK(cached(g4, x4, false) == plain(g4, x4, false));
+  CHECK(cache.misses() == 5);
+  // a window Winograd does not take (stride 2) leaves the cache alone
+  const kc::Conv2DGeom s2 = kc::make_conv_geom(2, 16, 8, 8, 24, 3, 3, 2, 2, kc::Padding::Same);
+  CHECK(cached(s2, x8, false) == plain(s2, x8, false));
+  CHECK(cache.hits() + cache.misses() == 7);
+  // a copied cache starts empty (a copied layer does not share its transform)
+  kc::WinogradFilterCache<float> copy(cache);
+  CHECK(copy.empty());
+  CHECK_FALSE(cache.empty());
+}
+
 TEST_CASE("Conv2D layer: float forward matches the direct reference; Sequential shapes") {
   nn::Conv2D<float> conv(4, {3, 2}, {2, 1}, "same");
   Rng rng(3);
@@ -753,6 +806,44 @@ TEST_CASE("Conv2D layer: float forward matches the direct reference; Sequential 
   m.add<nn::GlobalAvgPool2D>();
   Var<float> x2(Tensor<float>::from({1, 2, 9, 9}, rand_vec<float>(162, 32)));
   CHECK(m.forward(x2).shape() == Shape{1, 4});
+}
+
+TEST_CASE("Conv2D layer: the Winograd transform is cached for inference and frozen layers only") {
+  nn::Sequential<float> m(7);
+  m.add<nn::Conv2D>(24, 3, 1, "same", "relu");  // 16 -> 24 channels: Winograd
+  m.add<nn::Conv2D>(24, 3, 1, "same");
+  m.add<nn::BatchNormalization>();                // folded into the second convolution for inference
+  m.build({16, 8, 8});
+  auto& c1 = dynamic_cast<nn::Conv2D<float>&>(m.layer(0));
+  auto& c2 = dynamic_cast<nn::Conv2D<float>&>(m.layer(1));
+  m.eval();
+  Var<float> x(Tensor<float>::from({2, 16, 8, 8}, rand_vec<float>(2 * 16 * 64, 71)));
+  auto predict = [&] {
+    NoGradGuard ng;
+    return m.forward(x).value().to_vector();
+  };
+  const auto y0 = predict();
+  CHECK(predict() == y0);
+  CHECK(c1.filter_cache().hits() == 1);
+  CHECK(c2.filter_cache().hits() == 1);  // the folded kernel: made again each call, the same bits
+  // a weight edited between two predictions: recomputed, the same output as without any cache (a
+  // recording forward of trainable layers takes none; fusion off so both run the same layers)
+  c1.kernel().value()[5] += 1.0f;
+  m.set_inference_fusion(false);
+  const auto y2 = predict();
+  CHECK(c1.filter_cache().misses() == 2);
+  CHECK(y2 != y0);
+  CHECK(m.forward(x).value().to_vector() == y2);
+  // training: a recording forward of a trainable layer empties its cache
+  CHECK(c1.filter_cache().empty());
+  CHECK(c2.filter_cache().empty());
+  // ... while a frozen layer keeps its transform across training steps
+  m.train();
+  c1.set_trainable(false);
+  m.forward(x);
+  m.forward(x);
+  CHECK(c1.filter_cache().hits() == 2);
+  CHECK(c2.filter_cache().empty());
 }
 
 TEST_CASE("dropout mask: variant 1 equals the reference bitwise on 1 and 2 threads; rate respected") {

@@ -70,6 +70,16 @@ TINYCNN_DISPATCH(adam_update)
 
 #include "dispatch_conv.inc"
 
+// A convolution's forward with its Winograd filter kept between calls (kernels/cpu/conv2d.hpp's
+// conv2d_forward_cached): the cache is a CPU-kernel structure, so CUDA runs the plain forward.
+template <class T>
+void conv2d_forward_cached(Device dev, const T* x, const T* w, const T* b, const kernels::cpu::Conv2DGeom& g, T* y,
+                           bool relu, T relu_max, kernels::cpu::WinogradFilterCache<T>* cache) {
+  if (dev == Device::CPU) return kernels::cpu::conv2d_forward_cached(x, w, b, g, y, relu, relu_max, cache);
+  if (relu) return conv2d_forward_relu(dev, x, w, b, g, y, relu_max);
+  conv2d_forward(dev, x, w, b, g, y);
+}
+
 // Backward entries that may write a fresh gradient buffer (assign: the op got it unfilled from
 // input_grad_fresh) instead of adding into zeros, which spares a pass over it. The CPU kernels take
 // the flag (the scatters among them, col2im, depthwise and max pooling, zero a plane at a time right

@@ -43,9 +43,10 @@ class Conv2D : public UnaryLayer<T> {
   }
   Var<T> forward1(const Var<T>& x) override {
     const Var<T> k = this->param_for_forward(kernel_), b = use_bias_ ? this->param_for_forward(bias_) : Var<T>();
+    auto* cache = cache_for(!grad_enabled() || !k.requires_grad());
     if (activation_ == "relu" || activation_ == "relu6")  // fused into the convolution's store
-      return ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, true, activation_ == "relu6" ? T(6) : T(0));
-    return apply_activation(ops::conv2d(x, k, b, strides_.h, strides_.w, padding_), activation_);
+      return ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, true, activation_ == "relu6" ? T(6) : T(0), cache);
+    return apply_activation(ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, false, T(0), cache), activation_);
   }
   // Inference fusion (layer.hpp): with no activation of its own, a following batch norm folds into
   // the kernel and bias, and a ReLU (or ReLU6) into the convolution's store.
@@ -55,7 +56,8 @@ class Conv2D : public UnaryLayer<T> {
   Var<T> forward_folded(const Var<T>& x, const Tensor<T>& scale, const Tensor<T>& shift, bool relu,
                         T relu_max) override {
     auto [wf, bf] = ops::fold_channel_affine(kernel_.value(), use_bias_ ? bias_.value() : Tensor<T>(), scale, shift);
-    return ops::conv2d(x, Var<T>(wf), Var<T>(bf), strides_.h, strides_.w, padding_, relu, relu_max);
+    // Folded only where no gradient is needed (inference_fusion.hpp), so the folded kernel is cached.
+    return ops::conv2d(x, Var<T>(wf), Var<T>(bf), strides_.h, strides_.w, padding_, relu, relu_max, cache_for(true));
   }
   std::vector<NamedVar<T>> parameters() override {
     std::vector<NamedVar<T>> p{{"kernel", kernel_}};
@@ -72,13 +74,33 @@ class Conv2D : public UnaryLayer<T> {
   }
   Var<T>& kernel() { return kernel_; }
   Var<T>& bias() { return bias_; }
+  // The kernel's Winograd transform, kept between forwards whose kernel takes no gradient (inference,
+  // a frozen layer) and checked against the kernel's current values on every call; see
+  // kernels/cpu/winograd_filter_cache.hpp.
+  const kernels::cpu::WinogradFilterCache<T>& filter_cache() const { return filter_cache_; }
+  // Off: the transform is made for each call and nothing is kept (saves the cache's memory: a copy of
+  // the kernel and 25/9 of its size for the transform).
+  void set_filter_caching(bool on) {
+    filter_caching_ = on;
+    if (!on) filter_cache_.clear();
+  }
 
  private:
+  // use: the forward may keep the transform; otherwise (training this layer) the cache is emptied, so
+  // training holds no copy of the weights or their transform (the memory goes back).
+  kernels::cpu::WinogradFilterCache<T>* cache_for(bool use) {
+    if (use && filter_caching_) return &filter_cache_;
+    filter_cache_.clear();
+    return nullptr;
+  }
+
   int64_t filters_;
   Size2 kernel_size_, strides_;
   std::string padding_, activation_;
   bool use_bias_;
   Var<T> kernel_, bias_;
+  kernels::cpu::WinogradFilterCache<T> filter_cache_;
+  bool filter_caching_ = true;
 };
 
 }  // namespace tinycnn::nn

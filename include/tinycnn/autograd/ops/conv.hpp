@@ -3,7 +3,9 @@
 //   conv2d:           x [N, C, H, W], w [K, C, R, S], b [K] (undefined Var = no bias) -> [N, K, OH, OW];
 //                     relu = true fuses max(0, .) into the GEMM's store (one op, one output tensor:
 //                     no separate pass or activation tensor; the backward masks dY by y > 0), capped
-//                     at relu_max when that is > 0 (ReLU6; the mask is then 0 < y < relu_max)
+//                     at relu_max when that is > 0 (ReLU6; the mask is then 0 < y < relu_max);
+//                     cache (optional): keeps w's Winograd transform between calls
+//                     (kernels/cpu/winograd_filter_cache.hpp; a layer passes its own)
 //   depthwise_conv2d: x [N, C, H, W], w [C, M, R, S], b [C*M] (or none) -> [N, C*M, OH, OW],
 //                     output channel c*M + m (Keras order); relu, relu_max as for conv2d, applied to
 //                     each output plane as it is written
@@ -44,7 +46,8 @@ const T* relu_masked_grad(const VarNode<T>& n, T relu_max, Tensor<T>& masked) {
 
 template <class T>
 Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_h = 1, int64_t stride_w = 1,
-              const std::string& padding = "valid", bool relu = false, T relu_max = T(0)) {
+              const std::string& padding = "valid", bool relu = false, T relu_max = T(0),
+              kernels::cpu::WinogradFilterCache<T>* cache = nullptr) {
   if (x.value().rank() != 4 || w.value().rank() != 4 || x.shape()[1] != w.shape()[1])
     throw_shape("conv2d", "needs x [N, C, H, W] and w [K, C, R, S] with the same C", x.shape(), w.shape());
   const Shape &xs = x.shape(), &ws = w.shape();
@@ -53,7 +56,10 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_
   const Conv2DGeom g = detail::conv_op_geom("conv2d", xs, ws, ws[0], ws[2], ws[3], stride_h, stride_w, padding);
   const Device dev = same_device<T>("conv2d", {&x.value(), &w.value(), has_b ? &b.value() : nullptr});
   Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW}, dev);
-  if (relu)
+  if (cache)
+    backend::conv2d_forward_cached(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr,
+                                   g, y.data(), relu, relu_max, cache);
+  else if (relu)
     backend::conv2d_forward_relu(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr,
                                  g, y.data(), relu_max);
   else

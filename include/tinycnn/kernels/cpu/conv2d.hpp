@@ -37,6 +37,7 @@
 #include "conv_winograd.hpp"
 #include "gemm.hpp"
 #include "im2col.hpp"
+#include "winograd_filter_cache.hpp"
 
 namespace tinycnn::kernels::cpu {
 
@@ -218,12 +219,25 @@ void im2col_group(const T* x, const Conv2DGeom& g, int64_t n0, int64_t nb, T* co
 // packed (the GEMM is gemm_ex's own): in its kernel's packed-A layout, mr set to the sliver height, so
 // the point GEMMs skip packing it (with V packed likewise, winograd_conv3x3's prepack_b); else plain,
 // mr = 0.
+// With a cache (forward passes only): U from the cache when it holds this filter's, else transformed
+// into a new entry that replaces the cached one; `hold` keeps the entry alive while U is in use.
 template <class T>
 const T* winograd_filter_for(const T* w, const Conv2DGeom& g, const WinogradGeom& q, bool rotate, bool packed,
-                             int64_t& mr) {
+                             int64_t& mr, WinogradFilterCache<T>* cache = nullptr,
+                             std::shared_ptr<const typename WinogradFilterCache<T>::Entry>* hold = nullptr) {
   mr = packed ? gemm_prepacked_a_mr<T>(q.Ci) : 0;
-  T* U = conv_scratch<T, 3>(q.points() * winograd_u_plane(q.Co, q.Ci, mr));
-  winograd_filter_transform(w, g.K, g.C, rotate, q.m, U, g.K * g.C >= 4096, mr);
+  const int64_t elems = q.points() * winograd_u_plane(q.Co, q.Ci, mr);
+  const bool par = g.K * g.C >= 4096;
+  if (cache && !rotate) {
+    if ((*hold = cache->find(w, g.K, g.C, q.m, mr))) return (*hold)->u;
+    auto e = WinogradFilterCache<T>::make(w, g.K, g.C, q.m, mr, elems);
+    winograd_filter_transform(w, g.K, g.C, false, q.m, e->u, par, mr);
+    cache->store(e);
+    *hold = std::move(e);
+    return (*hold)->u;
+  }
+  T* U = conv_scratch<T, 3>(elems);
+  winograd_filter_transform(w, g.K, g.C, rotate, q.m, U, par, mr);
   return U;
 }
 
@@ -242,17 +256,20 @@ void conv_for_groups(const ConvPlan& p, const F& fn) {
 
 // y[n] = relu?(W * im2col(x[n]) + b), the ReLU capped at relu_max when that is > 0 (ReLU6)
 //   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
+// cache: where the pass runs Winograd, its transformed filter is taken from / kept in *cache
+// (winograd_filter_cache.hpp); null: transformed for this call only.
 template <class T>
 void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, bool relu,
                        ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {},
-                       T relu_max = T(0)) {
+                       T relu_max = T(0), WinogradFilterCache<T>* cache = nullptr) {
   const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (detail::winograd_preferred(g, g.C, g.K, o)) {
     const WinogradGeom q = winograd_geom_forward(g, o.winograd_tile);
     const bool own = gemm_fn == &detail::conv_gemm_default<T>;
     int64_t mr = 0;
-    const T* U = detail::winograd_filter_for(w, g, q, false, own, mr);
+    std::shared_ptr<const typename WinogradFilterCache<T>::Entry> hold;
+    const T* U = detail::winograd_filter_for(w, g, q, false, own, mr, cache, &hold);
     return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2, 512, own, mr, relu_max);
   }
 #ifdef TINYCNN_HAVE_FEWC
@@ -300,6 +317,15 @@ void conv2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* 
 template <class T>
 void conv2d_forward_relu(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, T relu_max = T(0)) {
   conv2d_forward_ex(x, w, b, g, y, true, &detail::conv_gemm_default<T>, {}, relu_max);
+}
+
+// conv2d_forward (relu false) or conv2d_forward_relu with the Winograd filter kept in *cache between
+// calls (winograd_filter_cache.hpp; layers pass theirs where the weights take no gradient).
+//   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
+template <class T>
+void conv2d_forward_cached(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, bool relu, T relu_max,
+                           WinogradFilterCache<T>* cache) {
+  conv2d_forward_ex(x, w, b, g, y, relu, &detail::conv_gemm_default<T>, {}, relu_max, cache);
 }
 
 // dx[n] += col2im(W^T * dy[n]); assign: dx is a fresh buffer, written (Winograd, pointwise GEMM) or
