@@ -73,6 +73,12 @@ class HostBuffer {
     }
     return ptr_;
   }
+  // Gives the memory back (the next get() allocates again).
+  void release() {
+    host_free(ptr_);
+    ptr_ = nullptr;
+    count_ = 0;
+  }
 
  private:
   T* ptr_ = nullptr;

@@ -233,6 +233,9 @@ const T* winograd_filter_for(const T* w, const Conv2DGeom& g, const WinogradGeom
     auto e = WinogradFilterCache<T>::make(w, g.K, g.C, q.m, mr, elems);
     winograd_filter_transform(w, g.K, g.C, false, q.m, e->u, par, mr);
     cache->store(e);
+    // The per-call buffer below is not needed while layers keep their transforms (inference after
+    // training: it held model3's largest U, 52 MB, beside the cached ones); training grows it again.
+    conv_scratch_buffer<T, 3>().release();
     *hold = std::move(e);
     return (*hold)->u;
   }

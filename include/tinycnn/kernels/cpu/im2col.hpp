@@ -131,9 +131,13 @@ namespace detail {
 // Per-thread scratch that only grows: kernels get workspace without a Tensor or a per-call allocation.
 // `slot` separates buffers that must be live at the same time.
 template <class T, int slot = 0>
-T* conv_scratch(int64_t n) {
+HostBuffer<T>& conv_scratch_buffer() {
   static thread_local HostBuffer<T> buf;
-  return buf.get(static_cast<size_t>(n));
+  return buf;
+}
+template <class T, int slot = 0>
+T* conv_scratch(int64_t n) {
+  return conv_scratch_buffer<T, slot>().get(static_cast<size_t>(n));
 }
 }  // namespace detail
 
