@@ -1,12 +1,14 @@
 #pragma once
 // A convolution's Winograd-transformed filter U kept between forward calls while the filter is
 // unchanged. Inference calls a layer with the same weights batch after batch, and transforming them
-// again every time was 9% of model3's inference (conv6 alone: 8.7 ms per call, writing 52 MB of U;
+// again every time was 5.7% of model3's inference samples (conv6 writes 52 MB of U per call); kept,
+// model3's conv5 and conv6 took 0.80-0.86 of their time and a whole batch 0.96 (paired runs,
 // docs/performance.md, twenty-first session). A call hits when the pass's layout (K, C, m, mr) and
 // every bit of w equal the last call's: the check compares w with a copy taken when U was made, so a
 // filter changed in place (an optimizer step, a loaded file, a user's edit) is never served a stale U,
 // and neither is another filter with the same pointer. The copy costs |w| of memory and one read of
-// both per call (~1/10 of the transform's time); the entry holds U (25/9 |w| for m = 3).
+// both per call (model3: 1.4 ms per batch against 14 ms of transforms); the entry holds U (25/9 |w|
+// for m = 3).
 //
 // Owned by the caller (nn::Conv2D holds one per layer); thread-safe: a call takes a reference to the
 // current entry under a lock and uses it after the lock is released, and a miss builds a new entry
