@@ -265,7 +265,10 @@ TEST_CASE("sort: unreadable, corrupt, zero-byte, non-image and special files are
       {"throw.png", FileStatus::Failed},       {"oom.png", FileStatus::Failed},
       {"int.jpg", FileStatus::Failed},         {"a_forest.jpg", FileStatus::Copied},
       {"z_sea.bmp", FileStatus::Copied}};
-  for (const auto& [name, st] : want) {
+  for (const auto& w : want) {
+    // not a structured binding: INFO captures `name` in a lambda, which C++17 allows only for variables
+    const std::string& name = w.first;
+    const FileStatus st = w.second;
     const FileResult& r = result_for(s, name);
     INFO(name << ": " << r.reason);
     CHECK(file_status_name(r.status) == std::string(file_status_name(st)));

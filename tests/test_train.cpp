@@ -26,6 +26,7 @@
 #include <tinycnn/train/dataset.hpp>
 #include <tinycnn/train/history.hpp>
 #include <tinycnn/train/summary.hpp>
+#include <tinycnn/train/swa.hpp>
 #include <tinycnn/train/trainer.hpp>
 #include <tinycnn/train/update_bn.hpp>
 #include <tinycnn/nn/batch_normalization.hpp>

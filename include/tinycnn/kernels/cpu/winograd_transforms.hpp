@@ -124,14 +124,19 @@ inline T winograd_dot(const X& x) {
 // winograd_dot, and the four winograd_dot reads: rows of B^T, A^T and G, columns of A^T and G.
 template <int m, int which, int idx, bool column>
 struct WinogradLine {
+  // if constexpr, not ?:, so the other orientation's constant index is never formed (clang warned
+  // of it as out of bounds).
   static constexpr double c(int k) {
     using W = WinogradMatrices<m>;
-    if constexpr (which == 0)
-      return column ? W::BT[k][idx] : W::BT[idx][k];
-    else if constexpr (which == 1)
-      return column ? W::AT[k][idx] : W::AT[idx][k];
-    else
-      return column ? W::G[k][idx] : W::G[idx][k];
+    if constexpr (column) {
+      if constexpr (which == 0) return W::BT[k][idx];
+      else if constexpr (which == 1) return W::AT[k][idx];
+      else return W::G[k][idx];
+    } else {
+      if constexpr (which == 0) return W::BT[idx][k];
+      else if constexpr (which == 1) return W::AT[idx][k];
+      else return W::G[idx][k];
+    }
   }
 };
 template <int m, int i>
