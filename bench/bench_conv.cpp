@@ -17,6 +17,8 @@
 //   fewc         the direct few-channel passes (conv_fewc.hpp, ConvOptions::Algo::FewChannels), forward
 //                and weight gradient, on the layers they apply to (conv1)
 //   default      conv2d_forward / conv2d_backward_data / conv2d_backward_filter as the ops call them
+//   cached       the forward with the transformed kernel kept between calls (conv2d_forward_cached,
+//                winograd_filter_cache.hpp), as inference runs a Conv2D: against default/<layer>/fwd
 // The GEMM-variant and plan entries above run im2col (ConvOptions::Algo::Im2col), whatever Auto picks.
 // GFLOP/s of winograd are "effective": the direct convolution's count over its time.
 // Every variant is checked against the direct reference before it is timed (SkipWithError on a mismatch):
@@ -273,6 +275,16 @@ int register_conv_benchmarks() {
                                      fn)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
+    {
+      auto cache = std::make_shared<WinogradFilterCache<float>>();
+      benchmark::RegisterBenchmark(("conv2d/cached/" + l.name + "/fwd").c_str(), run_conv, l, Pass::Fwd,
+                                   Fn([cache](Data& d, Pass) {
+                                     conv2d_forward_cached(d.x.data(), d.w.data(), d.b.data(), d.g, d.y.data(), false,
+                                                           0.0f, cache.get());
+                                   }))
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
     // The two algorithms and Winograd's tile sizes, side by side on all three passes.
     for (const auto& [name, o] : {std::pair<std::string, ConvOptions>{"im2col", dflt},
                                   {"winograd", winograd},
