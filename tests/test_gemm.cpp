@@ -275,65 +275,81 @@ TEST_CASE("gemm: the AVX2 kernel's vector packing equals the scalar packing bitw
 }
 
 TEST_CASE("gemm: the independent split (disjoint column or row ranges per thread) gives the one-thread result") {
-  if (!gemm_avx2_available()) {
-    MESSAGE("AVX2+FMA not available: the AVX2 kernel's independent split not tested");
-    return;
+  using GemmFn = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                          float, float*, int64_t, const GemmEpilogue<float>*);
+  struct Variant {
+    const char* name;
+    const gemm_detail::PackedKernel<float>* pk;
+    GemmFn fn;
+  };
+  std::vector<Variant> variants;
+#ifdef TINYCNN_HAVE_X86_GEMM
+  if (gemm_avx2_available()) variants.push_back({"avx2", &gemm_avx2_detail::kernel(), &gemm_avx2});
+  if (gemm_avx512_available()) {
+    variants.push_back({"avx512", &gemm_avx512_detail::kernel(), &gemm_avx512});
+    variants.push_back({"avx512_8x48", &gemm_avx512_detail::kernel_8x48(), &gemm_avx512_8x48});
   }
-  const auto& pk = gemm_avx2_detail::kernel();
-  // Wide products split by columns, narrow and tall ones by rows, small ones not at all.
-  CHECK(gemm_detail::split_axis(pk, 2, 128, 20000) == 1);
-  CHECK(gemm_detail::split_axis(pk, 2, 1152, 256) == 2);
-  CHECK(gemm_detail::split_axis(pk, 2, 100, 300) == 0);
-  CHECK(gemm_detail::split_axis(pk, 1, 1024, 1024) == 0);
+#endif
+  if (variants.empty()) MESSAGE("neither AVX2+FMA nor AVX-512 available: the independent split not tested");
   const int saved = get_num_threads();
   Rng rng(11);
-  // {M, N, K}: by columns with a ragged last range, by rows with a ragged last range.
-  const std::vector<GemmCase> shapes = {{37, 600, 300}, {400, 100, 300}};
-  for (const GemmCase& s : shapes) {
-    CHECK(gemm_detail::split_axis(pk, 2, s.M, s.N) != 0);
-    const auto bias = random_vec<float>(static_cast<size_t>(std::max(s.M, s.N)), rng);
-    for (int t = 0; t < 4; ++t)
-      for (int e = 0; e < 4; ++e)
-        for (float beta : {0.0f, 0.75f}) {
-          const bool ta = t & 1, tb = t & 2;
-          const int64_t lda = (ta ? s.M : s.K) + 1, ldb = (tb ? s.K : s.N) + 2, ldc = s.N + 3;
-          const auto A = random_vec<float>(static_cast<size_t>((ta ? s.K : s.M) * lda), rng);
-          const auto B = random_vec<float>(static_cast<size_t>((tb ? s.N : s.K) * ldb), rng);
-          auto C0 = random_vec<float>(static_cast<size_t>(s.M * ldc), rng);
-          if (beta == 0.0f)
+  for (const Variant& v : variants) {
+    CAPTURE(v.name);
+    const auto& pk = *v.pk;
+    REQUIRE(pk.split_independent);
+    // Wide products split by columns, narrow and tall ones by rows, small ones not at all.
+    CHECK(gemm_detail::split_axis(pk, 2, 128, 20000) == 1);
+    CHECK(gemm_detail::split_axis(pk, 2, 1152, 256) == 2);
+    CHECK(gemm_detail::split_axis(pk, 2, 100, 300) == 0);
+    CHECK(gemm_detail::split_axis(pk, 1, 1024, 1024) == 0);
+    // {M, N, K}: by columns with a ragged last range, by rows with a ragged last range.
+    const std::vector<GemmCase> shapes = {{37, 600, 300}, {400, 100, 300}};
+    for (const GemmCase& s : shapes) {
+      CHECK(gemm_detail::split_axis(pk, 2, s.M, s.N) != 0);
+      const auto bias = random_vec<float>(static_cast<size_t>(std::max(s.M, s.N)), rng);
+      for (int t = 0; t < 4; ++t)
+        for (int e = 0; e < 4; ++e)
+          for (float beta : {0.0f, 0.75f}) {
+            const bool ta = t & 1, tb = t & 2;
+            const int64_t lda = (ta ? s.M : s.K) + 1, ldb = (tb ? s.K : s.N) + 2, ldc = s.N + 3;
+            const auto A = random_vec<float>(static_cast<size_t>((ta ? s.K : s.M) * lda), rng);
+            const auto B = random_vec<float>(static_cast<size_t>((tb ? s.N : s.K) * ldb), rng);
+            auto C0 = random_vec<float>(static_cast<size_t>(s.M * ldc), rng);
+            if (beta == 0.0f)
+              for (int64_t i = 0; i < s.M; ++i)
+                for (int64_t j = 0; j < s.N; ++j) C0[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
+            GemmEpilogue<float> ep;
+            ep.bias = e ? bias.data() : nullptr;
+            ep.bias_per_column = e == 2;
+            ep.relu = e == 3;
+            std::vector<float> one = C0, two = C0, want = C0;
+            set_num_threads(1);
+            v.fn(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, one.data(), ldc, &ep);
+            set_num_threads(2);
+            v.fn(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, two.data(), ldc, &ep);
+            gemm_ref<float>(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, want.data(), ldc);
+            int64_t differ = 0, bad = 0;
             for (int64_t i = 0; i < s.M; ++i)
-              for (int64_t j = 0; j < s.N; ++j) C0[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
-          GemmEpilogue<float> ep;
-          ep.bias = e ? bias.data() : nullptr;
-          ep.bias_per_column = e == 2;
-          ep.relu = e == 3;
-          std::vector<float> one = C0, two = C0, want = C0;
-          set_num_threads(1);
-          gemm_avx2(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, one.data(), ldc, &ep);
-          set_num_threads(2);
-          gemm_avx2(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, two.data(), ldc, &ep);
-          gemm_ref<float>(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, want.data(), ldc);
-          int64_t differ = 0, bad = 0;
-          for (int64_t i = 0; i < s.M; ++i)
-            for (int64_t j = 0; j < ldc; ++j) {
-              const size_t x = static_cast<size_t>(i * ldc + j);
-              differ += !(one[x] == two[x]);  // bitwise, padding columns included
-              if (j >= s.N) {
-                bad += !(two[x] == C0[x]);  // padding untouched
-                continue;
+              for (int64_t j = 0; j < ldc; ++j) {
+                const size_t x = static_cast<size_t>(i * ldc + j);
+                differ += !(one[x] == two[x]);  // bitwise, padding columns included
+                if (j >= s.N) {
+                  bad += !(two[x] == C0[x]);  // padding untouched
+                  continue;
+                }
+                float w = want[x] + (ep.bias ? (ep.bias_per_column ? bias[j] : bias[i]) : 0.0f);
+                if (ep.relu && w < 0.0f) w = 0.0f;
+                bad += !(std::fabs(two[x] - w) <= tolerance<float>(s.K) * (1.0f + std::fabs(w)));
               }
-              float w = want[x] + (ep.bias ? (ep.bias_per_column ? bias[j] : bias[i]) : 0.0f);
-              if (ep.relu && w < 0.0f) w = 0.0f;
-              bad += !(std::fabs(two[x] - w) <= tolerance<float>(s.K) * (1.0f + std::fabs(w)));
-            }
-          CAPTURE(s.M);
-          CAPTURE(s.N);
-          CAPTURE(t);
-          CAPTURE(e);
-          CAPTURE(beta);
-          CHECK(differ == 0);
-          CHECK(bad == 0);
-        }
+            CAPTURE(s.M);
+            CAPTURE(s.N);
+            CAPTURE(t);
+            CAPTURE(e);
+            CAPTURE(beta);
+            CHECK(differ == 0);
+            CHECK(bad == 0);
+          }
+    }
   }
   set_num_threads(saved);
 }

@@ -199,15 +199,19 @@ TINYCNN_TARGET_AVX512 void pack_b(bool trans, const float* B, int64_t ldb, int64
 }
 
 // KC 384: the A sliver (14 x 384 floats, 21 KiB) stays in L1 while B slivers stream from L2.
+// split_independent (both tiles): on a Zen 5 host (2 vCPUs, AVX-512) disjoint column or row ranges
+// per thread beat the shared panels by up to 1.8x on wide products (model3 conv2's forward GEMM
+// 64 x 165,888 x 288: 146 -> 265 GFLOP/s) and a dense layer's weight gradient, and tie elsewhere
+// (docs/performance.md, twenty-second session).
 inline const gemm_detail::PackedKernel<float>& kernel() {
   static const gemm_detail::PackedKernel<float> k{14, 32, 384, 14 * 144, 512 * 1024, 4 * 32, &tile<14, 2>,
-                                                  &pack_a<14>, &pack_b<2>};
+                                                  &pack_a<14>, &pack_b<2>, true};
   return k;
 }
 // 8 x 48: same KC and panel sizes (A sliver 12 KiB, B sliver 72 KiB in L2).
 inline const gemm_detail::PackedKernel<float>& kernel_8x48() {
   static const gemm_detail::PackedKernel<float> k{8, 48, 384, 8 * 252, 512 * 1024, 4 * 48, &tile<8, 3>,
-                                                  &pack_a<8>, &pack_b<3>};
+                                                  &pack_a<8>, &pack_b<3>, true};
   return k;
 }
 
