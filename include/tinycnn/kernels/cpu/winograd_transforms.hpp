@@ -14,10 +14,14 @@
 #include <type_traits>
 #include <utility>
 
+#include "cpu_features.hpp"
 #include "im2col.hpp"
 
 #if defined(__SSE2__)
 #include <xmmintrin.h>  // baseline on x86-64: no run-time dispatch needed
+#endif
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>  // the AVX-512 copies' gather (target attributes)
 #endif
 
 namespace tinycnn::kernels::cpu {
@@ -39,6 +43,14 @@ struct WinogradGeom {
 };
 
 namespace detail {
+
+// The transforms are compiled twice for float: for the baseline ISA (SSE2 on x86-64) and inside
+// AVX-512 target attributes (the *_avx512 entries below), chosen at run time; with the 16-lane blocks
+// each vector loop is one zmm register wide. The entries are flattened (every call in them inlined,
+// the compile-time loops' lambdas included), so that no part of a transform runs as a baseline call.
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+#define TINYCNN_WINOGRAD_AVX512 TINYCNN_TARGET_AVX512 __attribute__((flatten))
+#endif
 
 // A^T [m, a], G [a, 3], B^T [a, a] of F(m, 3): y = A^T ((G g) . (B^T d)) in one dimension.
 template <int m>
@@ -161,8 +173,10 @@ inline int64_t winograd_u_plane(int64_t Co, int64_t Ci, int64_t mr) {
   return mr > 0 ? (Co + mr - 1) / mr * mr * Ci : Co * Ci;
 }
 
+// Sliver sl of the filter transform (winograd_filter_transform_m below).
 template <int m, class T>
-void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, T* U, bool par, int64_t mr) {
+void winograd_filter_sliver(const T* w, int64_t K, int64_t C, bool rotate, T* U, int64_t mr,
+                                                  int64_t sl) {
   constexpr int a = m + 2;
   // Each sliver of mr rows of U (mr = 1: one row, the plain layout) is one run of inner * mr elements
   // in every plane, position p = column * mr + row (gemm_nn_prepacked_ab's layout). The loop runs
@@ -175,8 +189,7 @@ void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, 
   constexpr int64_t kB = 16;
   const int64_t outer = rotate ? C : K, inner = rotate ? K : C, plane = winograd_u_plane(outer, inner, mr);
   const int64_t run = inner * mr;
-#pragma omp parallel for if (par)
-  for (int64_t sl = 0; sl < (outer + mr - 1) / mr; ++sl) {
+  {
     T* dst = U + sl * run;
     for (int64_t p0 = 0; p0 < run; p0 += kB) {
       const int64_t n = std::min(kB, run - p0);
@@ -217,6 +230,35 @@ void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, 
       }
     }
   }
+}
+
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+template <int m, class T>
+TINYCNN_WINOGRAD_AVX512 void winograd_filter_sliver_avx512(const T* w, int64_t K, int64_t C, bool rotate, T* U,
+                                                         int64_t mr, int64_t sl) {
+  winograd_filter_sliver<m>(w, K, C, rotate, U, mr, sl);
+}
+#endif
+// Which transforms have AVX-512 copies: float, m = 2 and 3 (m = 4 is taken only when forced). They run
+// on CPUs with AVX-512.
+template <int m, class T>
+constexpr bool winograd_has_avx512 =
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+    std::is_same_v<T, float> && m != 4;
+#else
+    false;
+#endif
+
+template <int m, class T>
+void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, T* U, bool par, int64_t mr) {
+  const int64_t outer = rotate ? C : K;
+  auto sliver = &winograd_filter_sliver<m, T>;
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+  if constexpr (winograd_has_avx512<m, T>)
+    if (cpu_features().avx512) sliver = &winograd_filter_sliver_avx512<m, T>;
+#endif
+#pragma omp parallel for if (par)
+  for (int64_t sl = 0; sl < (outer + mr - 1) / mr; ++sl) sliver(w, K, C, rotate, U, mr, sl);
 }
 
 // Lanes of the transforms' vector loops: 16 consecutive tile columns p of V or M (one 64-byte line of
@@ -303,11 +345,49 @@ inline void winograd_gather4(const T* const* s, int64_t cols, T (*d)[kWinogradLa
       for (int x = 0; x < width; ++x) d[i * width + x][l0 + k] = s[k][i * cols + x];
 }
 
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+// The AVX-512 copies' gather (rows read in runs of 4 values, up to 3 past width: the caller's buffer
+// has the slack): all 16 lanes of a tile column at once, the 4 groups of 4 lanes transposed in the
+// 128-bit quarters of zmm registers, one 64-byte store per value of the tile. Four 16-byte stores
+// per value (winograd_gather4) cost more than the whole AVX-512 transform saved: the vector loops'
+// 64-byte loads cannot be forwarded from them (input transform 1.4-1.65x the baseline copy's time).
+template <int rows, int width>
+TINYCNN_TARGET_AVX512 inline void winograd_gather16_avx512(const float* const* s, int64_t cols,
+                                                           float (*d)[kWinogradLanes]) {
+  for (int i = 0; i < rows; ++i) {
+    const int64_t o = i * cols;
+    for (int x0 = 0; x0 < width; x0 += 4) {
+      __m512 z[4];  // z[k]: the 4 values of lanes k, 4 + k, 8 + k, 12 + k in its quarters
+      for (int k = 0; k < 4; ++k) {
+        __m512 t = _mm512_castps128_ps512(_mm_loadu_ps(s[k] + o + x0));
+        t = _mm512_insertf32x4(t, _mm_loadu_ps(s[4 + k] + o + x0), 1);
+        t = _mm512_insertf32x4(t, _mm_loadu_ps(s[8 + k] + o + x0), 2);
+        z[k] = _mm512_insertf32x4(t, _mm_loadu_ps(s[12 + k] + o + x0), 3);
+      }
+      const __m512 t0 = _mm512_unpacklo_ps(z[0], z[1]), t1 = _mm512_unpackhi_ps(z[0], z[1]);
+      const __m512 t2 = _mm512_unpacklo_ps(z[2], z[3]), t3 = _mm512_unpackhi_ps(z[2], z[3]);
+      const __m512 r[4] = {_mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE),
+                           _mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xEE)};
+      for (int k = 0; k < 4 && x0 + k < width; ++k) _mm512_store_ps(d[i * width + x0 + k], r[k]);
+    }
+  }
+}
+#endif
+
 // The lanes' tiles (top-left value of lane l at planes + lane.j[l] * psz + m * (ty * cols + tx)) into
-// d, four lanes at a time.
-template <int rows, int width, bool overread, class T, class Lanes>
+// d, four lanes at a time (wide: all 16, for the AVX-512 copies; rows are then over-read as above).
+template <int rows, int width, bool overread, bool wide = false, class T, class Lanes>
 inline void winograd_gather(const T* planes, int64_t psz, int64_t m, int64_t cols, const Lanes& lane,
                             T (*d)[kWinogradLanes]) {
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+  if constexpr (wide) {
+    static_assert(std::is_same_v<T, float>);
+    const T* s[kWinogradLanes];
+    for (int64_t l = 0; l < kWinogradLanes; ++l) s[l] = planes + lane.j[l] * psz + m * (lane.ty[l] * cols + lane.tx[l]);
+    winograd_gather16_avx512<rows, width>(s, cols, d);
+    return;
+  }
+#endif
   for (int64_t l0 = 0; l0 < kWinogradLanes; l0 += 4) {
     const T* s4[4];
     for (int64_t k = 0; k < 4; ++k)
@@ -363,7 +443,8 @@ void winograd_pad_plane(const T* src, int64_t H, int64_t W, int64_t pad_top, int
   }
 }
 
-template <int m, class T>
+// wide: the AVX-512 copy's gather (winograd_gather16_avx512).
+template <int m, class T, bool wide = false>
 void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr) {
   constexpr int a = m + 2;
   constexpr int64_t kL = kWinogradLanes;
@@ -372,7 +453,7 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
   // One channel's zero-padded input planes, all nb samples: tile (ty, tx) reads rows m ty .. m ty + a - 1
   // and columns m tx .. m tx + a - 1 of its sample's plane.
   const int64_t rows = m * q.tiles_h() + 2, cols = m * TW + 2, psz = rows * cols;
-  T* planes = conv_scratch<T, 2>(nb * psz);
+  T* planes = conv_scratch<T, 2>(nb * psz + 4);  // + 4: the wide gather's over-read past the last tile
 #pragma omp for schedule(static)
   for (int64_t c = 0; c < q.Ci; ++c) {
     for (int64_t j = 0; j < nb; ++j)
@@ -384,7 +465,7 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
       const int64_t cnt = winograd_lane_count(p0, P, nr);
       const WinogradLanes lane(p0, cnt, NT, TW);
       alignas(64) T d[a * a][kL];
-      winograd_gather<a, a, false>(planes, psz, m, cols, lane, d);
+      winograd_gather<a, a, false, wide>(planes, psz, m, cols, lane, d);
       T t[a * a][kL];  // B^T d: rows
       winograd_for<a>([&](auto i) {
         winograd_for<a>([&](auto x) {
@@ -596,6 +677,25 @@ void winograd_filter_grad_transform_m(const T* dU, int64_t K, int64_t C, T* dw) 
     }
 }
 
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+// The AVX-512 copies (see TINYCNN_WINOGRAD_AVX512).
+template <int m, class T>
+TINYCNN_WINOGRAD_AVX512 void winograd_input_transform_avx512(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb,
+                                                           T* V, int64_t nr) {
+  winograd_input_transform_m<m, T, true>(in, q, n0, nb, V, nr);
+}
+template <int m, class T>
+TINYCNN_WINOGRAD_AVX512 void winograd_output_transform_avx512(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb,
+                                                            const T* bias, bool relu, bool accumulate, T* out,
+                                                            T relu_max) {
+  winograd_output_transform_m<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max);
+}
+template <int m, class T>
+TINYCNN_WINOGRAD_AVX512 void winograd_filter_grad_transform_avx512(const T* dU, int64_t K, int64_t C, T* dw) {
+  winograd_filter_grad_transform_m<m>(dU, K, C, dw);
+}
+#endif
+
 }  // namespace detail
 
 // Filter transform for tile size m.
@@ -620,7 +720,14 @@ namespace detail {
 //   (planes winograd_v_plane(Ci, P, nr) elements apart), so its GEMM skips packing it
 template <class T>
 void winograd_input_transform(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr = 0) {
-  winograd_dispatch(q.m, [&](auto mc) { winograd_input_transform_m<decltype(mc)::value>(in, q, n0, nb, V, nr); });
+  winograd_dispatch(q.m, [&](auto mc) {
+    constexpr int m = decltype(mc)::value;
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+    if constexpr (winograd_has_avx512<m, T>)
+      if (cpu_features().avx512) return winograd_input_transform_avx512<m>(in, q, n0, nb, V, nr);
+#endif
+    winograd_input_transform_m<m>(in, q, n0, nb, V, nr);
+  });
 }
 
 // Output transform of samples [n0, n0 + nb) (a work-shared loop: call inside a parallel region).
@@ -630,7 +737,13 @@ template <class T>
 void winograd_output_transform(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb, const T* bias, bool relu,
                                bool accumulate, T* out, T relu_max = T(0)) {
   winograd_dispatch(q.m, [&](auto mc) {
-    winograd_output_transform_m<decltype(mc)::value>(M, q, n0, nb, bias, relu, accumulate, out, relu_max);
+    constexpr int m = decltype(mc)::value;
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+    if constexpr (winograd_has_avx512<m, T>)
+      if (cpu_features().avx512)
+        return winograd_output_transform_avx512<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max);
+#endif
+    winograd_output_transform_m<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max);
   });
 }
 
@@ -640,6 +753,9 @@ void winograd_output_transform(const T* M, const WinogradGeom& q, int64_t n0, in
 //   dy: [N, Co, OH, OW], G: [a^2, Co, P] with P = nb * tiles (the layout of M in the forward pass)
 template <class T>
 void winograd_grad_output_transform(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G) {
+  // No AVX-512 copy: on a Zen 5 it took 1.19-1.29x the baseline copy's time on model3's conv3-conv6
+  // (0.74 on conv2), where the other transforms' copies took 0.57-0.97 (docs/performance.md,
+  // twenty-second session).
   winograd_dispatch(q.m, [&](auto mc) { winograd_grad_output_transform_m<decltype(mc)::value>(dy, q, n0, nb, G); });
 }
 
@@ -648,7 +764,14 @@ void winograd_grad_output_transform(const T* dy, const WinogradGeom& q, int64_t 
 //   dU: [a^2, K, C], dw: [K, C, 3, 3] (+=)
 template <class T>
 void winograd_filter_grad_transform(const T* dU, int64_t m, int64_t K, int64_t C, T* dw) {
-  winograd_dispatch(m, [&](auto mc) { winograd_filter_grad_transform_m<decltype(mc)::value>(dU, K, C, dw); });
+  winograd_dispatch(m, [&](auto mc) {
+    constexpr int mm = decltype(mc)::value;
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+    if constexpr (winograd_has_avx512<mm, T>)
+      if (cpu_features().avx512) return winograd_filter_grad_transform_avx512<mm>(dU, K, C, dw);
+#endif
+    winograd_filter_grad_transform_m<mm>(dU, K, C, dw);
+  });
 }
 
 }  // namespace detail
