@@ -4,7 +4,14 @@
 Run with the system Python (Debian python3-torch 1.13):
 
     /usr/bin/python3 bench/compare_pytorch.py --build build-perf [--models baseline,model2,model3,model004]
-                                              [--reps 3] [--steps 5] [--threads 2]
+                                              [--reps 3] [--steps 5] [--threads 2] [--torch-jemalloc]
+
+--torch-jemalloc runs the PyTorch side with Debian's jemalloc (libjemalloc2) preloaded and told to keep
+freed memory (MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1). PyTorch's CPU tensors come from
+malloc, and glibc returns every block above 32 MiB to the kernel when it is freed, so each step
+faults in its large activations again; on a VM where a page fault costs ~10 us (92 MB touched in
+250 ms) that, not the arithmetic, dominates PyTorch's time (model3: conv1 362 ms, its ReLU 173 ms,
+against 86 and 3 ms with jemalloc). tinycnn reuses its buffers, so it is unaffected either way.
 
 PyTorch side: one subprocess per model (so ru_maxrss is that model's peak), torch.set_num_threads(THREADS),
 one warm-up step, then STEPS timed steps; images/s = batch / median step time. Each subprocess is
@@ -97,9 +104,16 @@ def torch_child(name, steps, threads):
     print(json.dumps({"train": train, "infer": infer, "rss_mib": rss}))
 
 
-def run_torch(name, steps, threads):
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+
+
+def run_torch(name, steps, threads, jemalloc=False):
+    env = dict(os.environ)
+    if jemalloc:
+        env["LD_PRELOAD"] = JEMALLOC
+        env["MALLOC_CONF"] = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
     out = subprocess.run([sys.executable, __file__, "--torch-child", name, "--steps", str(steps), "--threads",
-                          str(threads)], check=True, capture_output=True, text=True).stdout
+                          str(threads)], check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -150,22 +164,27 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--torch-jemalloc", action="store_true",
+                    help="PyTorch with jemalloc keeping freed memory (see above)")
     ap.add_argument("--torch-child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_child:
         torch_child(a.torch_child, a.steps, a.threads)
         return
+    if a.torch_jemalloc and not os.path.exists(JEMALLOC):
+        raise SystemExit("--torch-jemalloc: %s not found (apt-get install libjemalloc2)" % JEMALLOC)
     print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
     rows = []
     for name in a.models.split(","):
         t_runs, c_runs = [], []
         for _ in range(a.reps):  # interleaved so both see the same load
-            t_runs.append(run_torch(name, a.steps, a.threads))
+            t_runs.append(run_torch(name, a.steps, a.threads, a.torch_jemalloc))
             c_runs.append(run_tinycnn(a.build, name, a.steps, a.threads))
         rows.append((name, t_runs, c_runs))
         sys.stderr.write("done %s\n" % name)
     print("load average at end:   %.2f %.2f %.2f" % os.getloadavg())
-    print("batch %d, %d threads, medians of %d runs x %d steps" % (BATCH, a.threads, a.reps, a.steps))
+    print("batch %d, %d threads, medians of %d runs x %d steps; PyTorch's allocator: %s" %
+          (BATCH, a.threads, a.reps, a.steps, "jemalloc, freed memory kept" if a.torch_jemalloc else "glibc malloc"))
     print("| model | PyTorch train img/s | tinycnn train img/s | ratio | PyTorch infer img/s | tinycnn infer img/s "
           "| ratio | PyTorch peak RSS MiB | tinycnn peak RSS MiB |")
     print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
