@@ -81,7 +81,9 @@ echo "run.sh: libblas.so.3 -> $blas"
 dlib_train="" dlib_infer="" td_train="" td_infer=""
 if [ "$only" != tinydnn ]; then
   echo "== dlib"
-  out=$(OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads \
+  # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset: OpenBLAS picks its own kernel for this CPU (a
+  # development VM sets Haswell, which on an AVX-512 machine would hold dlib to the AVX2 kernel).
+  out=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads \
         "$build/dlib_model2" --batch "$batch" --steps "$steps" --threads "$threads")
   echo "$out"
   dlib_train=$(echo "$out" | sed -n 's/^train images\/s: //p')
