@@ -21,7 +21,7 @@
 #if defined(__SSE2__)
 #include <xmmintrin.h>  // baseline on x86-64: no run-time dispatch needed
 #endif
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(TINYCNN_HAVE_X86_TARGETS)
 #include <immintrin.h>  // the AVX-512 copies' gather (target attributes)
 #endif
 
@@ -66,8 +66,7 @@ inline int64_t winograd_u_plane(int64_t Co, int64_t Ci, int64_t mr) {
 
 // Sliver sl of the filter transform (winograd_filter_transform_m below).
 template <int m, class T>
-void winograd_filter_sliver(const T* w, int64_t K, int64_t C, bool rotate, T* U, int64_t mr,
-                                                  int64_t sl) {
+void winograd_filter_sliver(const T* w, int64_t K, int64_t C, bool rotate, T* U, int64_t mr, int64_t sl) {
   constexpr int a = m + 2;
   // Each sliver of mr rows of U (mr = 1: one row, the plain layout) is one run of inner * mr elements
   // in every plane, position p = column * mr + row (gemm_nn_prepacked_ab's layout). The loop runs
@@ -80,45 +79,43 @@ void winograd_filter_sliver(const T* w, int64_t K, int64_t C, bool rotate, T* U,
   constexpr int64_t kB = 16;
   const int64_t outer = rotate ? C : K, inner = rotate ? K : C, plane = winograd_u_plane(outer, inner, mr);
   const int64_t run = inner * mr;
-  {
-    T* dst = U + sl * run;
-    for (int64_t p0 = 0; p0 < run; p0 += kB) {
-      const int64_t n = std::min(kB, run - p0);
-      T g[9][kB];  // the block's filters, cell r * 3 + s first (rotated 180 degrees for backward data)
-      for (int64_t l = 0, e = p0 / mr, r = p0 % mr; l < kB; ++l) {  // position p0 + l: column e, row r
-        const int64_t o = sl * mr + r;
-        const T* f = w + (rotate ? e * C + o : o * C + e) * 9;
-        // zero past the run and for the padding rows of the last sliver
-        for (int rs = 0; rs < 9; ++rs) g[rs][l] = l < n && o < outer ? f[rotate ? 8 - rs : rs] : T(0);
-        if (++r == mr) r = 0, ++e;
-      }
-      T t[a][3][kB];  // G g
-      winograd_for<a>([&](auto i) {
-        winograd_for<3>([&](auto s) {
+  T* dst = U + sl * run;
+  for (int64_t p0 = 0; p0 < run; p0 += kB) {
+    const int64_t n = std::min(kB, run - p0);
+    T g[9][kB];  // the block's filters, cell r * 3 + s first (rotated 180 degrees for backward data)
+    for (int64_t l = 0, e = p0 / mr, r = p0 % mr; l < kB; ++l) {  // position p0 + l: column e, row r
+      const int64_t o = sl * mr + r;
+      const T* f = w + (rotate ? e * C + o : o * C + e) * 9;
+      // zero past the run and for the padding rows of the last sliver
+      for (int rs = 0; rs < 9; ++rs) g[rs][l] = l < n && o < outer ? f[rotate ? 8 - rs : rs] : T(0);
+      if (++r == mr) r = 0, ++e;
+    }
+    T t[a][3][kB];  // G g
+    winograd_for<a>([&](auto i) {
+      winograd_for<3>([&](auto s) {
 #pragma omp simd
-          for (int64_t l = 0; l < kB; ++l) {
-            const auto& gg = g;  // local to the loop for clang (see kWinogradLanes)
-            t[i][s][l] = winograd_dot<T, WinogradGRow<m, i>, 3>([&](int r) { return gg[r * 3 + s][l]; });
-          }
-        });
+        for (int64_t l = 0; l < kB; ++l) {
+          const auto& gg = g;  // local to the loop for clang (see kWinogradLanes)
+          t[i][s][l] = winograd_dot<T, WinogradGRow<m, i>, 3>([&](int r) { return gg[r * 3 + s][l]; });
+        }
       });
-      T tmp[a * a][kB];  // (G g) G^T
-      winograd_for<a>([&](auto i) {
-        winograd_for<a>([&](auto j) {
+    });
+    T tmp[a * a][kB];  // (G g) G^T
+    winograd_for<a>([&](auto i) {
+      winograd_for<a>([&](auto j) {
 #pragma omp simd
-          for (int64_t l = 0; l < kB; ++l) {
-            const auto& tt = t;
-            tmp[a * i + j][l] = winograd_dot<T, WinogradGRow<m, j>, 3>([&](int s) { return tt[i][s][l]; });
-          }
-        });
+        for (int64_t l = 0; l < kB; ++l) {
+          const auto& tt = t;
+          tmp[a * i + j][l] = winograd_dot<T, WinogradGRow<m, j>, 3>([&](int s) { return tt[i][s][l]; });
+        }
       });
-      if (n == kB) {  // a fixed length: with n, GCC calls memmove for each 64-byte run
-        for (int xi = 0; xi < a * a; ++xi)
-          for (int64_t l = 0; l < kB; ++l) dst[xi * plane + p0 + l] = tmp[xi][l];
-      } else {
-        for (int xi = 0; xi < a * a; ++xi)
-          for (int64_t l = 0; l < n; ++l) dst[xi * plane + p0 + l] = tmp[xi][l];
-      }
+    });
+    if (n == kB) {  // a fixed length: with n, GCC calls memmove for each 64-byte run
+      for (int xi = 0; xi < a * a; ++xi)
+        for (int64_t l = 0; l < kB; ++l) dst[xi * plane + p0 + l] = tmp[xi][l];
+    } else {
+      for (int xi = 0; xi < a * a; ++xi)
+        for (int64_t l = 0; l < n; ++l) dst[xi * plane + p0 + l] = tmp[xi][l];
     }
   }
 }
