@@ -848,7 +848,7 @@ TEST_CASE("Conv2D layer: the Winograd transform is cached for inference and froz
 
 TEST_CASE("dropout mask: variant 1 equals the reference bitwise on 1 and 2 threads; rate respected") {
   const int prev = get_num_threads();
-  for (const int64_t n : {int64_t(1), int64_t(1000), int64_t(1) << 17}) {
+  for (const int64_t n : {int64_t(1), int64_t(1000), int64_t(1) << 17, (int64_t(1) << 17) + 13}) {
     for (const float rate : {0.0f, 0.3f, 0.5f, 0.999f}) {
       Rng r0(42);
       std::vector<float> ref(static_cast<size_t>(n), -1.f);
@@ -878,6 +878,36 @@ TEST_CASE("dropout mask: variant 1 equals the reference bitwise on 1 and 2 threa
       }
     }
   }
+  // Each copy of the range kernel (baseline, AVX-512 where the CPU has it) on ranges that start and end
+  // off a vector boundary, float and double, against the reference mask of the same seed.
+  auto check_ranges = [](auto zero) {
+    using T = decltype(zero);
+    const int64_t n = 1037;
+    const T rate = T(0.3);
+    Rng r0(7);
+    const uint64_t seed = Rng(7).next_u64();
+    std::vector<T> ref(static_cast<size_t>(n));
+    kernels::cpu::dropout_mask_ref<T>(r0, rate, ref.data(), n);
+    const T keep = T(1) / (T(1) - rate);
+    const uint64_t thr = static_cast<uint64_t>(std::ceil(static_cast<double>(rate) * 9007199254740992.0));
+    std::vector<void (*)(uint64_t, uint64_t, T, T*, int64_t, int64_t)> copies{
+        &kernels::cpu::detail::dropout_mask_range<T>};
+#ifdef TINYCNN_HAVE_X86_TARGETS
+    if (kernels::cpu::cpu_features().avx512) copies.push_back(&kernels::cpu::detail::dropout_mask_range_avx512<T>);
+#endif
+    for (auto copy : copies)
+      for (const int64_t i0 : {int64_t(0), int64_t(3), int64_t(8), int64_t(517)}) {
+        std::vector<T> out(static_cast<size_t>(n), T(-1));
+        copy(seed, thr, keep, out.data(), i0, n - 2);
+        int64_t wrong = 0;  // elements in the range unlike the reference, or outside it written
+        for (int64_t i = 0; i < n; ++i)
+          wrong += out[static_cast<size_t>(i)] != (i >= i0 && i < n - 2 ? ref[static_cast<size_t>(i)] : T(-1));
+        CAPTURE(i0);
+        CHECK(wrong == 0);
+      }
+  };
+  check_ranges(0.0f);
+  check_ranges(0.0);
   // Two masks from one generator differ (a new seed per mask).
   Rng r(3);
   std::vector<float> a(4096), b(4096);
