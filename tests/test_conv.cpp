@@ -846,6 +846,50 @@ TEST_CASE("Conv2D layer: the Winograd transform is cached for inference and froz
   CHECK(c2.filter_cache().empty());
 }
 
+TEST_CASE("conv2d_relu_backward_bias: the masked gradient and the bias gradient of the two separate passes") {
+  auto run = [](auto zero, double relu_max, bool with_bias, int threads) {
+    using T = decltype(zero);
+    const int prev = get_num_threads();
+    set_num_threads(threads);
+    // 64 x 40 planes: large enough for the kernel's parallel branch on 2 threads
+    const kc::Conv2DGeom g = kc::make_conv_geom(3, 2, 64, 40, 5, 1, 1, 1, 1, kc::Padding::Valid, "test");
+    const int64_t n = g.N * g.K * g.OH * g.OW;
+    Rng r(11);
+    std::vector<T> y(static_cast<size_t>(n)), dy(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      y[size_t(i)] = static_cast<T>(r.uniform() * 16 - 8);  // below 0, inside (0, 6), above the cap 6
+      dy[size_t(i)] = static_cast<T>(r.uniform() * 2 - 1);
+    }
+    y[0] = T(0);  // the mask's edges exactly
+    y[1] = T(6);
+    std::vector<T> want(static_cast<size_t>(n)), got(static_cast<size_t>(n), T(-7));
+    std::vector<T> db_want(static_cast<size_t>(g.K), T(0.5)), db_got = db_want;
+    kc::activation_backward<T>({kc::Act::ReLU, T(0), static_cast<T>(relu_max)}, y.data(), y.data(), dy.data(),
+                               want.data(), n, true);
+    kc::conv2d_backward_bias<T>(want.data(), g, db_want.data());
+    kc::conv2d_relu_backward_bias<T>(y.data(), dy.data(), static_cast<T>(relu_max), g, got.data(),
+                                     with_bias ? db_got.data() : nullptr);
+    CHECK(got == want);
+    for (int64_t k = 0; k < g.K; ++k) {
+      CAPTURE(k);
+      if (with_bias)
+        CHECK(db_got[size_t(k)] == doctest::Approx(db_want[size_t(k)]).epsilon(1e-6));
+      else
+        CHECK(db_got[size_t(k)] == T(0.5));
+    }
+    set_num_threads(prev);
+  };
+  for (const int threads : {1, 2})
+    for (const double cap : {0.0, 6.0})
+      for (const bool bias : {true, false}) {
+        CAPTURE(threads);
+        CAPTURE(cap);
+        CAPTURE(bias);
+        run(0.0f, cap, bias, threads);
+        run(0.0, cap, bias, threads);
+      }
+}
+
 TEST_CASE("dropout mask: variant 1 equals the reference bitwise on 1 and 2 threads; rate respected") {
   const int prev = get_num_threads();
   for (const int64_t n : {int64_t(1), int64_t(1000), int64_t(1) << 17, (int64_t(1) << 17) + 13}) {

@@ -104,6 +104,19 @@ void activation_backward_to(Device dev, bool assign, const kernels::cpu::ActPara
       dev, assign, dx, n, [&] { kernels::cpu::activation_backward(p, x, y, dy, dx, n, assign); },
       [&] { activation_backward(dev, p, x, y, dy, dx, n); });
 }
+// A fused ReLU's output gradient (written into masked) and the bias gradient (db, += ; may be null):
+// one pass over dY on the CPU (kernels/cpu/conv2d.hpp's conv2d_relu_backward_bias); CUDA runs its
+// masking kernel, then its bias reduction (conv2d_backward_filter without dw).
+template <class T>
+void conv2d_relu_backward_bias(Device dev, const T* y, const T* dy, T relu_max, const kernels::cpu::Conv2DGeom& g,
+                               T* masked, T* db) {
+  if (dev == Device::CPU) return kernels::cpu::conv2d_relu_backward_bias(y, dy, relu_max, g, masked, db);
+  activation_backward_to(dev, true, kernels::cpu::ActParams<T>{kernels::cpu::Act::ReLU, T(0), relu_max}, y, y, dy,
+                         masked, g.N * g.K * g.OH * g.OW);
+  if (db) conv2d_backward_filter(dev, static_cast<const T*>(nullptr), static_cast<const T*>(masked), g,
+                                 static_cast<T*>(nullptr), db);
+}
+
 template <class T>
 void batchnorm_backward_to(Device dev, bool assign_dx, const T* x, const T* dy, const T* gamma, const T* mean,
                            const T* inv_std, int64_t N, int64_t C, int64_t HW, bool batch_stats, T* dx, T* dgamma,

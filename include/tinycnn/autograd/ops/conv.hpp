@@ -70,12 +70,18 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_
   return make_result<T>(std::move(y), ins, relu ? "conv2d_relu" : "conv2d", [g, has_b, relu, relu_max](VarNode<T>& n) {
     const Device d = n.value.device();
     Tensor<T> masked;
-    const T* dy = relu ? detail::relu_masked_grad(n, relu_max, masked) : n.grad.data();
+    const T* dy = n.grad.data();
+    T* db = has_b ? input_grad(n, 2) : nullptr;
+    if (relu) {  // the masked gradient and the bias gradient in one pass
+      masked = Tensor<T>::empty(n.value.shape(), d);
+      backend::conv2d_relu_backward_bias(d, n.value.data(), dy, relu_max, g, masked.data(), db);
+      dy = masked.data();
+      db = nullptr;
+    }
     bool assign;
     if (T* dx = input_grad_fresh(n, 0, &assign))
       backend::conv2d_backward_data_to(d, assign, dy, n.inputs[1]->value.data(), g, dx);
     T* dw = input_grad(n, 1);
-    T* db = has_b ? input_grad(n, 2) : nullptr;
     if (dw || db) backend::conv2d_backward_filter(d, n.inputs[0]->value.data(), dy, g, dw, db);
   });
 }

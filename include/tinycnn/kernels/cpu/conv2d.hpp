@@ -406,6 +406,44 @@ void conv2d_backward_bias(const T* dy, const Conv2DGeom& g, T* db) {
   }
 }
 
+// The backward of a ReLU fused into the convolution's output (conv2d's relu, capped at relu_max when
+// that is > 0) and of the bias in one pass over dY: masked = dy * (0 < y < cap) (written), and
+// db[k] += sum over n, oh, ow of masked[n, k] (skipped when db is null), summed as conv2d_backward_bias
+// sums. Two passes over the layer's largest gradient before (the masking, then the bias sum reading
+// its result again); y > 0 exactly where the pre-activation is.
+//   y, dy, masked: [N, K, OH, OW], db: [K] (+=)
+template <class T>
+void conv2d_relu_backward_bias(const T* y, const T* dy, T relu_max, const Conv2DGeom& g, T* masked, T* db) {
+  const int64_t L = g.OH * g.OW, K = g.K;
+  const bool par = g.N * K * L > kParallelMinWork && detail::conv_team(double(g.N * K * L)) > 1;
+  auto planes = [&](auto capped) {
+    const T cap = relu_max;  // a local: the simd loops below read it
+#pragma omp parallel for if (par)
+    for (int64_t k = 0; k < K; ++k) {
+      double acc = 0;
+      for (int64_t n = 0; n < g.N; ++n) {
+        const int64_t o = (n * K + k) * L;
+        const T *yr = y + o, *dr = dy + o;
+        T* mr = masked + o;
+        T s = T(0);
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < L; ++i) {
+          const T yi = yr[i], d = dr[i];
+          const T v = (yi > T(0) && (!decltype(capped)::value || yi < cap)) ? d : T(0);
+          mr[i] = v;
+          s += v;
+        }
+        acc += static_cast<double>(s);
+      }
+      if (db) db[k] += static_cast<T>(acc);
+    }
+  };
+  if (relu_max > T(0))
+    planes(std::true_type{});
+  else
+    planes(std::false_type{});
+}
+
 namespace detail {
 
 // dst[j*L + l, k] = src[(n0 + j)*K + k, l] for j < nb: the dY planes of nb samples, transposed to
