@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "cpu_features.hpp"
 #include "im2col.hpp"
@@ -158,12 +159,6 @@ constexpr int64_t kWinogradLanes = 16;
 // the loop: clang 14 with -fopenmp rejects a lambda nested in the loop that names a variable of the
 // enclosing lambda's scope ("reference to local variable declared in enclosing context").
 
-// Column p0's lane block of V: cnt <= kWinogradLanes columns that stay inside one sliver of the
-// packed layout (nr > 0), so they are contiguous in V.
-inline int64_t winograd_lane_count(int64_t p0, int64_t P, int64_t nr) {
-  return std::min({kWinogradLanes, P - p0, nr > 0 ? nr - p0 % nr : kWinogradLanes});
-}
-
 // Stores lanes 0 .. cnt - 1 of f(l) to dst: a whole block as fixed-length vector stores (a
 // runtime-length std::copy there compiled to a memmove call or a `rep movs` per run).
 template <class T, class F>
@@ -179,25 +174,26 @@ inline void winograd_put(int64_t cnt, T* dst, F&& f) {
   }
 }
 
-// The tiles of the lanes of columns p0 .. p0 + cnt - 1 (column p = j * NT + ty * TW + tx, j the sample
-// within the group); lanes past cnt repeat lane 0 (computed, never stored).
-struct WinogradLanes {
-  int64_t j[kWinogradLanes], ty[kWinogradLanes], tx[kWinogradLanes];
-  WinogradLanes(int64_t p0, int64_t cnt, int64_t NT, int64_t TW) {
-    int64_t jj = p0 / NT, t = p0 % NT, y = t / TW, x = t % TW;
-    for (int64_t l = 0; l < kWinogradLanes; ++l) {
-      if (l >= cnt) {
-        j[l] = j[0], ty[l] = ty[0], tx[l] = tx[0];
-        continue;
-      }
-      j[l] = jj, ty[l] = y, tx[l] = x;
-      if (++x == TW) {
-        x = 0;
-        if (++y * TW == NT) y = 0, ++jj;
-      }
+// The offsets j * sj + ty * sy + tx * sx of the tile columns p = j NT + ty TW + tx < P (tile (ty, tx)
+// of sample j of the group) in a per-thread table (one per slot: the transforms' tables do not
+// overlap), walked once per call without divisions. A block's lanes read their tiles' offsets from it.
+// Computed per block (two 64-bit divisions and a 16-step loop of data-dependent branches, once for
+// every channel and block) the lane setup took about a sixth of the AVX-512 input transform's time
+// (perf annotate, model004 on a Xeon; docs/performance.md, twenty-third session).
+template <int slot>
+inline const int64_t* winograd_tile_offsets(int64_t P, int64_t NT, int64_t TW, int64_t sj, int64_t sy, int64_t sx) {
+  static thread_local std::vector<int64_t> table;
+  if (static_cast<int64_t>(table.size()) < P) table.resize(static_cast<size_t>(P));
+  int64_t* t = table.data();
+  for (int64_t p = 0, j = 0, y = 0, x = 0; p < P; ++p) {
+    t[p] = j * sj + y * sy + x * sx;
+    if (++x == TW) {
+      x = 0;
+      if (++y * TW == NT) y = 0, ++j;
     }
   }
-};
+  return t;
+}
 
 // The gather of the data transforms: lanes l0 .. l0 + 3 of d[i * width + x] (i < rows, x < width)
 // from the four tiles whose top-left values are s[0 .. 3] (row stride cols), for T = float on
@@ -262,26 +258,21 @@ TINYCNN_TARGET_AVX512 inline void winograd_gather16_avx512(const float* const* s
 }
 #endif
 
-// The lanes' tiles (top-left value of lane l at planes + lane.j[l] * psz + m * (ty * cols + tx)) into
+// The lanes' tiles (top-left value of lane l at planes + off[l], off from winograd_tile_offsets) into
 // d, four lanes at a time (wide: all 16, for the AVX-512 copies; rows are then over-read as above).
-template <int rows, int width, bool overread, bool wide = false, class T, class Lanes>
-inline void winograd_gather(const T* planes, int64_t psz, int64_t m, int64_t cols, const Lanes& lane,
-                            T (*d)[kWinogradLanes]) {
+// Lanes from cnt on repeat lane 0 (computed, never stored).
+template <int rows, int width, bool overread, bool wide = false, class T>
+inline void winograd_gather(const T* planes, const int64_t* off, int64_t cnt, int64_t cols, T (*d)[kWinogradLanes]) {
+  const T* s[kWinogradLanes];
+  for (int64_t l = 0; l < kWinogradLanes; ++l) s[l] = planes + off[l < cnt ? l : 0];
 #if defined(TINYCNN_HAVE_X86_TARGETS)
   if constexpr (wide) {
     static_assert(std::is_same_v<T, float>);
-    const T* s[kWinogradLanes];
-    for (int64_t l = 0; l < kWinogradLanes; ++l) s[l] = planes + lane.j[l] * psz + m * (lane.ty[l] * cols + lane.tx[l]);
     winograd_gather16_avx512<rows, width>(s, cols, d);
     return;
   }
 #endif
-  for (int64_t l0 = 0; l0 < kWinogradLanes; l0 += 4) {
-    const T* s4[4];
-    for (int64_t k = 0; k < 4; ++k)
-      s4[k] = planes + lane.j[l0 + k] * psz + m * (lane.ty[l0 + k] * cols + lane.tx[l0 + k]);
-    winograd_gather4<rows, width, overread>(s4, cols, d, l0);
-  }
+  for (int64_t l0 = 0; l0 < kWinogradLanes; l0 += 4) winograd_gather4<rows, width, overread>(s + l0, cols, d, l0);
 }
 
 // row[m tx + jj] = pi[jj NT + tx] for tx < TW, jj < m: one output row from its m phase runs (the
@@ -342,18 +333,19 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
   // and columns m tx .. m tx + a - 1 of its sample's plane.
   const int64_t rows = m * q.tiles_h() + 2, cols = m * TW + 2, psz = rows * cols;
   T* planes = conv_scratch<T, 2>(nb * psz + 4);  // + 4: the wide gather's over-read past the last tile
+  const int64_t* off = winograd_tile_offsets<0>(P, NT, TW, psz, m * cols, m);
+  const int64_t run = nr > 0 ? nr : P;  // columns of one sliver of V's packed layout (contiguous per point)
 #pragma omp for schedule(static)
   for (int64_t c = 0; c < q.Ci; ++c) {
     for (int64_t j = 0; j < nb; ++j)
       winograd_pad_plane(in + ((n0 + j) * q.Ci + c) * q.H * q.W, q.H, q.W, q.pad_top, q.pad_left, rows, cols,
                          planes + j * psz);
-    // Blocks of kL columns: gather each lane's a x a input, then B^T d B with the lanes as the vector
-    // axis, stored as one contiguous run of cnt values per point.
-    for (int64_t p0 = 0; p0 < P;) {
-      const int64_t cnt = winograd_lane_count(p0, P, nr);
-      const WinogradLanes lane(p0, cnt, NT, TW);
+    // Blocks of kL columns inside one sliver: gather each lane's a x a input, then B^T d B with the
+    // lanes as the vector axis, stored as one contiguous run of cnt values per point.
+    for (int64_t p0 = 0, s0 = 0; p0 < P;) {  // s0: the first column of p0's sliver
+      const int64_t cnt = std::min({kL, P - p0, s0 + run - p0});
       alignas(64) T d[a * a][kL];
-      winograd_gather<a, a, false, wide>(planes, psz, m, cols, lane, d);
+      winograd_gather<a, a, false, wide>(planes, off + p0, cnt, cols, d);
       T t[a * a][kL];  // B^T d: rows
       winograd_for<a>([&](auto i) {
         winograd_for<a>([&](auto x) {
@@ -364,7 +356,7 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
           }
         });
       });
-      T* dst = nr > 0 ? V + (p0 / nr) * q.Ci * nr + c * nr + p0 % nr : V + c * P + p0;
+      T* dst = nr > 0 ? V + s0 * q.Ci + c * nr + (p0 - s0) : V + c * P + p0;
       winograd_for<a>([&](auto i) {  // (B^T d) B: columns
         winograd_for<a>([&](auto jj) {
           winograd_put(cnt, dst + (i * a + jj) * xs, [&](int64_t l) {
@@ -373,6 +365,7 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
         });
       });
       p0 += cnt;
+      if (p0 == s0 + run) s0 = p0;
     }
   }
 }
@@ -396,9 +389,13 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
   const int64_t S = m * m * NT, cols = m * TW, psz = m * q.tiles_h() * cols;
   T* buf = conv_scratch<T, 2>(phased ? nb * S + cols : nb * psz);
   T* row = buf + nb * S;  // phased: one output row, the m phases interleaved
+  // each lane's tile: sample j's tile t at buf + j S + t (phased; element (i, jj) m NT i + NT jj further)
+  // or at buf + j psz + m (ty cols + tx) (element (i, jj) cols i + jj further)
+  const int64_t* off = phased ? winograd_tile_offsets<1>(P, NT, TW, S, TW, 1) : winograd_tile_offsets<1>(P, NT, TW, psz, m * cols, m);
+  const int64_t ri = phased ? m * NT : cols, rj = phased ? NT : 1;
 #pragma omp for schedule(static)
   for (int64_t k = 0; k < q.Co; ++k) {
-    for (int64_t p0 = 0; p0 < P; p0 += kL) {
+    for (int64_t p0 = 0, j0 = 0, t0 = 0; p0 < P; p0 += kL) {  // p0 = j0 NT + t0
       const int64_t cnt = std::min(kL, P - p0);
       // the block's a^2 values per lane: read in place, or a zero-padded copy for a short block
       const T* vb = M + k * P + p0;
@@ -430,25 +427,21 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
           }
         });
       });
-      const int64_t t0 = p0 % NT;
       if (phased && cnt == kL && t0 + kL <= NT) {  // one sample: a contiguous run per phase
         winograd_for<m>([&](auto i) {
           winograd_for<m>([&](auto jj) {
-            T* d = buf + (p0 / NT) * S + (i * m + jj) * NT + t0;
+            T* d = buf + j0 * S + (i * m + jj) * NT + t0;
 #pragma omp simd
             for (int64_t l = 0; l < kL; ++l) d[l] = y[i][jj][l];
           });
         });
       } else {
-        const WinogradLanes lane(p0, cnt, NT, TW);
         for (int64_t l = 0; l < cnt; ++l) {
-          const int64_t t = lane.ty[l] * TW + lane.tx[l];
-          // element (i, jj) of the lane's tile at d[i * ri + jj * rj]
-          T* d = phased ? buf + lane.j[l] * S + t : buf + lane.j[l] * psz + m * (lane.ty[l] * cols + lane.tx[l]);
-          const int64_t ri = phased ? m * NT : cols, rj = phased ? NT : 1;
+          T* d = buf + off[p0 + l];  // element (i, jj) of the lane's tile at d[i * ri + jj * rj]
           winograd_for<m>([&](auto i) { winograd_for<m>([&](auto jj) { d[i * ri + jj * rj] = y[i][jj][l]; }); });
         }
       }
+      for (t0 += kL; t0 >= NT; t0 -= NT) ++j0;
     }
     const T b = bias ? bias[k] : T(0);
     for (int64_t j = 0; j < nb; ++j)
@@ -486,15 +479,15 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
   // with the lanes as the vector axis, stored as one run per point.
   const int64_t rows = m * q.tiles_h(), cols = m * TW, psz = rows * cols;
   T* planes = conv_scratch<T, 2>(nb * psz + 4);  // + 4: the gather's over-read past the last tile
+  const int64_t* off = winograd_tile_offsets<2>(P, NT, TW, psz, m * cols, m);
 #pragma omp for schedule(static)
   for (int64_t k = 0; k < q.Co; ++k) {
     for (int64_t j = 0; j < nb; ++j)
       winograd_pad_plane(dy + ((n0 + j) * q.Co + k) * plane, q.OH, q.OW, 0, 0, rows, cols, planes + j * psz);
     for (int64_t p0 = 0; p0 < P; p0 += kL) {
       const int64_t cnt = std::min(kL, P - p0);
-      const WinogradLanes lane(p0, cnt, NT, TW);
       alignas(64) T e[m][m][kL];
-      winograd_gather<m, m, true>(planes, psz, m, cols, lane, &e[0][0]);
+      winograd_gather<m, m, true>(planes, off + p0, cnt, cols, &e[0][0]);
       T u[a][m][kL];  // A e: u[x][jj] = sum_i AT[i][x] e[i][jj]
       winograd_for<a>([&](auto x) {
         winograd_for<m>([&](auto jj) {
