@@ -177,9 +177,9 @@ inline void winograd_put(int64_t cnt, T* dst, F&& f) {
 // The offsets j * sj + ty * sy + tx * sx of the tile columns p = j NT + ty TW + tx < P (tile (ty, tx)
 // of sample j of the group) in a per-thread table (one per slot: the transforms' tables do not
 // overlap), walked once per call without divisions. A block's lanes read their tiles' offsets from it.
-// Computed per block (two 64-bit divisions and a 16-step loop of data-dependent branches, once for
-// every channel and block) the lane setup took about a sixth of the AVX-512 input transform's time
-// (perf annotate, model004 on a Xeon; docs/performance.md, twenty-third session).
+// Computed per block instead (two 64-bit divisions and a 16-step loop of data-dependent branches, once
+// for every channel and block), the input transform took 1.09-1.18x and the output transform on small
+// planes 1.10-1.14x as long on model3's layers (docs/performance.md, twenty-third session).
 template <int slot>
 inline const int64_t* winograd_tile_offsets(int64_t P, int64_t NT, int64_t TW, int64_t sj, int64_t sy, int64_t sx) {
   static thread_local std::vector<int64_t> table;
