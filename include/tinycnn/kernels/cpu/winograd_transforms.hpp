@@ -178,7 +178,7 @@ inline void winograd_put(int64_t cnt, T* dst, F&& f) {
 // of sample j of the group) in a per-thread table (one per slot: the transforms' tables do not
 // overlap), walked once per call without divisions. A block's lanes read their tiles' offsets from it.
 // Computed per block instead (two 64-bit divisions and a 16-step loop of data-dependent branches, once
-// for every channel and block), the input transform took 1.09-1.18x and the output transform on small
+// for every channel and block), the input transform took 1.08-1.18x and the output transform on small
 // planes 1.10-1.14x as long on model3's layers (docs/performance.md, twenty-third session).
 template <int slot>
 inline const int64_t* winograd_tile_offsets(int64_t P, int64_t NT, int64_t TW, int64_t sj, int64_t sy, int64_t sx) {
