@@ -132,6 +132,8 @@ const std::vector<GeomCase> kWinogradCases = {
     {2, 3, 13, 11, 5, 3, 3, 1, 1, kc::Padding::Same},  // several tiles each way, overhanging for m = 2, 3, 4
     {3, 2, 20, 23, 3, 3, 3, 1, 1, kc::Padding::Same},  // >= 32 tiles per sample (the phase-major output
                                                        // copy), blocks of 16 tiles across tile rows and samples
+    {3, 4, 14, 8, 5, 3, 3, 1, 1, kc::Padding::Valid},  // 12x6 output: tiles cover the input exactly for m = 2, 3
+    {2, 3, 10, 10, 4, 3, 3, 1, 1, kc::Padding::Valid}, // 8x8: exactly for m = 2, 4 (the input read in place)
 };
 
 }  // namespace
