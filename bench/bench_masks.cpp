@@ -1,0 +1,114 @@
+// Element-wise passes over model004's and model3's largest activations (batch 32, after conv1):
+//   dropout/mask/<variant>/<n>      the dropout mask of n elements (rate 0.2): reference (one
+//                                   counter_uniform per element, one thread), baseline (the scalar range
+//                                   copy over the threads), default (dropout_mask: the AVX-512 copy
+//                                   where the CPU has it)
+//   relu_grad_bias/<variant>/<layer>  a fused ReLU's backward and the bias gradient: two_pass
+//                                   (activation_backward, then conv2d_backward_bias over its result, as
+//                                   before the twenty-third session), fused (conv2d_relu_backward_bias)
+// Each variant is checked against the reference (mask bitwise; masked gradient bitwise, bias to 1e-5)
+// before it is timed. GB/s counter: bytes read and written per second.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <tinycnn/tinycnn.hpp>
+
+namespace {
+
+using namespace tinycnn::kernels::cpu;
+
+void run_mask(benchmark::State& state, int64_t n, int variant) {
+  std::vector<float> mask(static_cast<size_t>(n)), ref(mask.size());
+  const float rate = 0.2f;
+  auto fn = [&](tinycnn::Rng& rng) {
+    if (variant == 0) return dropout_mask_ref<float>(rng, rate, mask.data(), n);
+    if (variant == 2) return dropout_mask<float>(rng, rate, mask.data(), n);
+    const uint64_t seed = rng.next_u64();
+    const uint64_t thr = static_cast<uint64_t>(std::ceil(static_cast<double>(rate) * 9007199254740992.0));
+    constexpr int64_t chunk = 1 << 14;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < (n + chunk - 1) / chunk; ++c)
+      detail::dropout_mask_range<float>(seed, thr, 1.0f / (1.0f - rate), mask.data(), c * chunk,
+                                        std::min(n, (c + 1) * chunk));
+  };
+  tinycnn::Rng r0(5), r1(5);
+  dropout_mask_ref<float>(r0, rate, ref.data(), n);
+  fn(r1);
+  if (mask != ref) {
+    state.SkipWithError("differs from the reference mask");
+    return;
+  }
+  for (auto _ : state) {
+    fn(r1);
+    benchmark::DoNotOptimize(mask.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] =
+      benchmark::Counter(double(n * sizeof(float)), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void run_relu_bias(benchmark::State& state, int64_t K, int64_t hw, bool fused) {
+  const Conv2DGeom g = make_conv_geom(32, 1, hw, hw, K, 1, 1, 1, 1, Padding::Valid);
+  const int64_t n = g.N * K * hw * hw;
+  std::vector<float> y(static_cast<size_t>(n)), dy(y.size()), masked(y.size()), ref(y.size());
+  tinycnn::Rng rng(9);
+  for (int64_t i = 0; i < n; ++i) {
+    y[size_t(i)] = std::max(0.0f, static_cast<float>(rng.uniform() - 0.4));  // after a ReLU: zeros occur
+    dy[size_t(i)] = static_cast<float>(rng.uniform() - 0.5);
+  }
+  std::vector<float> db(static_cast<size_t>(K), 0.0f), db_ref = db;
+  auto fn = [&](float* out, float* bias) {
+    if (fused) return conv2d_relu_backward_bias<float>(y.data(), dy.data(), 0.0f, g, out, bias);
+    activation_backward<float>({Act::ReLU, 0.0f, 0.0f}, y.data(), y.data(), dy.data(), out, n, true);
+    conv2d_backward_bias<float>(out, g, bias);
+  };
+  fn(masked.data(), db.data());
+  activation_backward<float>({Act::ReLU, 0.0f, 0.0f}, y.data(), y.data(), dy.data(), ref.data(), n, true);
+  conv2d_backward_bias<float>(ref.data(), g, db_ref.data());
+  bool same = masked == ref;
+  for (int64_t k = 0; k < K; ++k)
+    same = same && std::fabs(db[size_t(k)] - db_ref[size_t(k)]) <= 1e-5f * (1.0f + std::fabs(db_ref[size_t(k)]));
+  if (!same) {
+    state.SkipWithError("differs from activation_backward + conv2d_backward_bias");
+    return;
+  }
+  for (auto _ : state) {
+    fn(masked.data(), db.data());
+    benchmark::DoNotOptimize(masked.data());
+    benchmark::ClobberMemory();
+  }
+  // fused: y and dy read, masked written; two_pass reads masked once more
+  state.counters["GB/s"] = benchmark::Counter(double(n * sizeof(float) * (fused ? 3 : 4)),
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+
+int register_mask_benchmarks() {
+  const char* names[] = {"reference", "baseline", "default"};
+  for (int v = 0; v < 3; ++v)
+    benchmark::RegisterBenchmark((std::string("dropout/mask/") + names[v] + "/5607424").c_str(), run_mask,
+                                 int64_t(32) * 32 * 74 * 74, v)  // model004's first dropout
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  struct Layer {
+    const char* name;
+    int64_t K, hw;
+  };
+  for (const Layer& l : {Layer{"model3_conv1_32x150", 32, 150}, Layer{"model004_conv1_32x148", 32, 148},
+                         Layer{"model004_conv2_64x72", 64, 72}})
+    for (bool fused : {false, true})
+      benchmark::RegisterBenchmark(
+          (std::string("relu_grad_bias/") + (fused ? "fused/" : "two_pass/") + l.name).c_str(), run_relu_bias, l.K,
+          l.hw, fused)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+  return 0;
+}
+
+const int registered = register_mask_benchmarks();
+
+}  // namespace
