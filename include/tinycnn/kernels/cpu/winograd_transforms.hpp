@@ -391,7 +391,7 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
   T* row = buf + nb * S;  // phased: one output row, the m phases interleaved
   // each lane's tile: sample j's tile t at buf + j S + t (phased; element (i, jj) m NT i + NT jj further)
   // or at buf + j psz + m (ty cols + tx) (element (i, jj) cols i + jj further)
-  const int64_t* off = phased ? winograd_tile_offsets<1>(P, NT, TW, S, TW, 1) : winograd_tile_offsets<1>(P, NT, TW, psz, m * cols, m);
+  const int64_t* off = winograd_tile_offsets<1>(P, NT, TW, phased ? S : psz, phased ? TW : m * cols, phased ? 1 : m);
   const int64_t ri = phased ? m * NT : cols, rj = phased ? NT : 1;
 #pragma omp for schedule(static)
   for (int64_t k = 0; k < q.Co; ++k) {
