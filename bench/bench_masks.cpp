@@ -1,8 +1,8 @@
 // Element-wise passes over model004's and model3's largest activations (batch 32, after conv1):
 //   dropout/mask/<variant>/<n>      the dropout mask of n elements (rate 0.2): reference (one
-//                                   counter_uniform per element, one thread), baseline (the scalar range
-//                                   copy over the threads), default (dropout_mask: the AVX-512 copy
-//                                   where the CPU has it)
+//                                   counter_uniform per element, one thread), baseline and avx2 (those
+//                                   range copies over the threads; avx2 only where the CPU has it),
+//                                   default (dropout_mask: the AVX-512 copy, else AVX2, else baseline)
 //   relu_grad_bias/<variant>/<layer>  a fused ReLU's backward and the bias gradient: two_pass
 //                                   (activation_backward, then conv2d_backward_bias over its result, as
 //                                   before the twenty-third session), fused (conv2d_relu_backward_bias)
@@ -28,13 +28,16 @@ void run_mask(benchmark::State& state, int64_t n, int variant) {
   auto fn = [&](tinycnn::Rng& rng) {
     if (variant == 0) return dropout_mask_ref<float>(rng, rate, mask.data(), n);
     if (variant == 2) return dropout_mask<float>(rng, rate, mask.data(), n);
+    auto range = &detail::dropout_mask_range<float>;
+#ifdef TINYCNN_HAVE_X86_TARGETS
+    if (variant == 3) range = &detail::dropout_mask_range_avx2<float>;
+#endif
     const uint64_t seed = rng.next_u64();
     const uint64_t thr = static_cast<uint64_t>(std::ceil(static_cast<double>(rate) * 9007199254740992.0));
     constexpr int64_t chunk = 1 << 14;
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < (n + chunk - 1) / chunk; ++c)
-      detail::dropout_mask_range<float>(seed, thr, 1.0f / (1.0f - rate), mask.data(), c * chunk,
-                                        std::min(n, (c + 1) * chunk));
+      range(seed, thr, 1.0f / (1.0f - rate), mask.data(), c * chunk, std::min(n, (c + 1) * chunk));
   };
   tinycnn::Rng r0(5), r1(5);
   dropout_mask_ref<float>(r0, rate, ref.data(), n);
@@ -88,12 +91,18 @@ void run_relu_bias(benchmark::State& state, int64_t K, int64_t hw, bool fused) {
 }
 
 int register_mask_benchmarks() {
-  const char* names[] = {"reference", "baseline", "default"};
-  for (int v = 0; v < 3; ++v)
+  const char* names[] = {"reference", "baseline", "default", "avx2"};
+  for (int v = 0; v < 4; ++v) {
+#ifdef TINYCNN_HAVE_X86_TARGETS
+    if (v == 3 && !cpu_features().avx2_fma) continue;
+#else
+    if (v == 3) continue;
+#endif
     benchmark::RegisterBenchmark((std::string("dropout/mask/") + names[v] + "/5607424").c_str(), run_mask,
                                  int64_t(32) * 32 * 74 * 74, v)  // model004's first dropout
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
+  }
   struct Layer {
     const char* name;
     int64_t K, hw;

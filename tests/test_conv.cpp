@@ -924,7 +924,7 @@ TEST_CASE("dropout mask: variant 1 equals the reference bitwise on 1 and 2 threa
       }
     }
   }
-  // Each copy of the range kernel (baseline, AVX-512 where the CPU has it) on ranges that start and end
+  // Each copy of the range kernel (baseline, AVX2 and AVX-512 where the CPU has them) on ranges that start and end
   // off a vector boundary, float and double, against the reference mask of the same seed.
   auto check_ranges = [](auto zero) {
     using T = decltype(zero);
@@ -940,6 +940,7 @@ TEST_CASE("dropout mask: variant 1 equals the reference bitwise on 1 and 2 threa
         &kernels::cpu::detail::dropout_mask_range<T>};
 #ifdef TINYCNN_HAVE_X86_TARGETS
     if (kernels::cpu::cpu_features().avx512) copies.push_back(&kernels::cpu::detail::dropout_mask_range_avx512<T>);
+    if (kernels::cpu::cpu_features().avx2_fma) copies.push_back(&kernels::cpu::detail::dropout_mask_range_avx2<T>);
 #endif
     for (auto copy : copies)
       for (const int64_t i0 : {int64_t(0), int64_t(3), int64_t(8), int64_t(517)}) {

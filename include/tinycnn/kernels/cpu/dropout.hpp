@@ -13,7 +13,7 @@
 #include "cpu_features.hpp"
 
 #ifdef TINYCNN_HAVE_X86_TARGETS
-#include <immintrin.h>  // the AVX-512 copy (target attribute)
+#include <immintrin.h>  // the AVX-512 and AVX2 copies (target attributes)
 #endif
 
 namespace tinycnn::kernels::cpu {
@@ -68,12 +68,52 @@ TINYCNN_TARGET_AVX512 void dropout_mask_range_avx512(uint64_t seed, uint64_t thr
   }
   dropout_mask_range(seed, threshold, keep, mask, i, i1);
 }
+
+// AVX2 has no 64-bit multiply either: each product a * c keeps its low 64 bits from three 32 x 32 -> 64
+// multiplies, lo(a) lo(c) + ((hi(a) lo(c) + lo(a) hi(c)) << 32), 4 lanes per ymm. (hash >> 11) < 2^53
+// and threshold <= 2^53 compare correctly as signed (vpcmpgtq has no unsigned form).
+TINYCNN_TARGET_AVX2 inline __m256i dropout_mullo64_avx2(__m256i a, __m256i c_lo, __m256i c_hi) {
+  const __m256i lo = _mm256_mul_epu32(a, c_lo);
+  const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), c_lo), _mm256_mul_epu32(a, c_hi));
+  return _mm256_add_epi64(lo, _mm256_slli_epi64(cross, 32));
+}
+template <class T>
+TINYCNN_TARGET_AVX2 void dropout_mask_range_avx2(uint64_t seed, uint64_t threshold, T keep, T* mask, int64_t i0,
+                                                 int64_t i1) {
+  constexpr uint64_t golden = 0x9E3779B97F4A7C15ull, k1 = 0xBF58476D1CE4E5B9ull, k2 = 0x94D049BB133111EBull;
+  const __m256i k1_lo = _mm256_set1_epi64x(static_cast<long long>(k1 & 0xFFFFFFFFull));
+  const __m256i k1_hi = _mm256_set1_epi64x(static_cast<long long>(k1 >> 32));
+  const __m256i k2_lo = _mm256_set1_epi64x(static_cast<long long>(k2 & 0xFFFFFFFFull));
+  const __m256i k2_hi = _mm256_set1_epi64x(static_cast<long long>(k2 >> 32));
+  const __m256i thr = _mm256_set1_epi64x(static_cast<long long>(threshold));
+  const __m256i step = _mm256_set1_epi64x(static_cast<long long>(4 * golden));
+  // z = seed + (i + 1) * golden for lanes i0 .. i0 + 3, from the scalar counter (the same wrapped sums)
+  __m256i z0 = _mm256_setr_epi64x(static_cast<long long>(seed + static_cast<uint64_t>(i0 + 1) * golden),
+                                  static_cast<long long>(seed + static_cast<uint64_t>(i0 + 2) * golden),
+                                  static_cast<long long>(seed + static_cast<uint64_t>(i0 + 3) * golden),
+                                  static_cast<long long>(seed + static_cast<uint64_t>(i0 + 4) * golden));
+  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);  // the low halves of the 4 lanes
+  int64_t i = i0;
+  for (; i + 4 <= i1; i += 4, z0 = _mm256_add_epi64(z0, step)) {
+    __m256i z = dropout_mullo64_avx2(_mm256_xor_si256(z0, _mm256_srli_epi64(z0, 30)), k1_lo, k1_hi);
+    z = dropout_mullo64_avx2(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), k2_lo, k2_hi);
+    z = _mm256_srli_epi64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 31)), 11);
+    const __m256i dropped = _mm256_cmpgt_epi64(thr, z);  // all ones where (hash >> 11) < threshold
+    if constexpr (sizeof(T) == 4) {
+      const __m128i d32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(dropped, even));
+      _mm_storeu_ps(mask + i, _mm_andnot_ps(_mm_castsi128_ps(d32), _mm_set1_ps(keep)));
+    } else {
+      _mm256_storeu_pd(mask + i, _mm256_andnot_pd(_mm256_castsi256_pd(dropped), _mm256_set1_pd(keep)));
+    }
+  }
+  dropout_mask_range(seed, threshold, keep, mask, i, i1);
+}
 #endif
 
 }  // namespace detail
 
-// Variant 1 (the default): the same mask, compared in integers and spread over the threads, with an
-// AVX-512 copy chosen at run time. counter_uniform(s, i) < rate  <=>  (hash >> 11) < rate * 2^53  <=>
+// Variant 1 (the default): the same mask, compared in integers and spread over the threads, with
+// AVX-512 and AVX2 copies chosen at run time. counter_uniform(s, i) < rate  <=>  (hash >> 11) < rate * 2^53  <=>
 // (hash >> 11) < ceil(rate * 2^53), all exact in double (rate * 2^53 <= 2^53), so no element differs
 // from the reference.  mask: [n]
 template <class T>
@@ -83,7 +123,10 @@ void dropout_mask(Rng& rng, T rate, T* mask, int64_t n) {
   const uint64_t threshold = static_cast<uint64_t>(std::ceil(static_cast<double>(rate) * 9007199254740992.0));
   auto range = &detail::dropout_mask_range<T>;
 #ifdef TINYCNN_HAVE_X86_TARGETS
-  if (cpu_features().avx512) range = &detail::dropout_mask_range_avx512<T>;
+  if (cpu_features().avx512)
+    range = &detail::dropout_mask_range_avx512<T>;
+  else if (cpu_features().avx2_fma)
+    range = &detail::dropout_mask_range_avx2<T>;
 #endif
   constexpr int64_t chunk = 1 << 14;  // elements per task (a multiple of 8: whole vectors)
   const int64_t chunks = (n + chunk - 1) / chunk;
