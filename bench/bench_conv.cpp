@@ -1,6 +1,7 @@
 // Convolution benchmarks: conv2d/<variant>/<layer>/<pass> on model3's six 3x3 'same' convolutions at
 // batch 32 (150x150x3 input; 150 -> pool 3 -> 50 -> pool 2 -> 25 -> 12 -> 6, and conv5 and conv6 both
-// run at 6x6 since no pooling separates them), pass = fwd | bwd_data | bwd_filter. GFLOP/s counter = 2*N*K*C*R*S*OH*OW
+// run at 6x6 since no pooling separates them) and model004's 'valid' conv2-conv4 (m004conv*: 74 -> 72,
+// 36 -> 34, 17 -> 15), pass = fwd | bwd_data | bwd_filter. GFLOP/s counter = 2*N*K*C*R*S*OH*OW
 // per iteration (the same count for all three passes).
 // Variants:
 //   direct       naive direct loops (conv_direct.hpp, the test reference), only on conv1 and conv5
@@ -14,6 +15,9 @@
 //                layer and pass (3 from 6x6 up, from 8x8 up for the weight gradient, else 2)
 //   winograd_f2, winograd_f3, winograd_f4
 //                the same with the tile forced to 2x2, 3x3, 4x4 (ConvOptions::winograd_tile)
+//   winograd_grouped, winograd_fused
+//                the same with the forward and backward-data plan forced (ConvOptions::winograd_plan):
+//                transforms and GEMMs per sample group, or per block of tiles kept in L2
 //   fewc         the direct few-channel passes (conv_fewc.hpp, ConvOptions::Algo::FewChannels), forward
 //                and weight gradient, on the layers they apply to (conv1)
 //   default      conv2d_forward / conv2d_backward_data / conv2d_backward_filter as the ops call them
@@ -47,12 +51,17 @@ using namespace tinycnn::kernels::cpu;
 struct Layer {
   std::string name;
   int64_t cin, cout, hw;
+  Padding pad = Padding::Same;
 };
 
 const std::vector<Layer>& layers() {
   static const std::vector<Layer> l = {{"conv1_3x32@150", 3, 32, 150},     {"conv2_32x64@50", 32, 64, 50},
                                        {"conv3_64x128@25", 64, 128, 25},   {"conv4_128x256@12", 128, 256, 12},
-                                       {"conv5_256x512@6", 256, 512, 6},   {"conv6_512x1024@6", 512, 1024, 6}};
+                                       {"conv5_256x512@6", 256, 512, 6},   {"conv6_512x1024@6", 512, 1024, 6},
+                                       // model004's 3x3 'valid' layers after conv1 (74 -> 72, 36 -> 34, 17 -> 15)
+                                       {"m004conv2_32x64@74v", 32, 64, 74, Padding::Valid},
+                                       {"m004conv3_64x128@36v", 64, 128, 36, Padding::Valid},
+                                       {"m004conv4_128x256@17v", 128, 256, 17, Padding::Valid}};
   return l;
 }
 
@@ -72,7 +81,7 @@ Data& data(const Layer& l) {
   if (!d) {
     cache.clear();  // keep one layer's operands at a time
     auto nd = std::make_unique<Data>();
-    nd->g = make_conv_geom(kBatch, l.cin, l.hw, l.hw, l.cout, 3, 3, 1, 1, Padding::Same);
+    nd->g = make_conv_geom(kBatch, l.cin, l.hw, l.hw, l.cout, 3, 3, 1, 1, l.pad);
     const Conv2DGeom& g = nd->g;
     tinycnn::Rng rng(42);
     auto fill = [&](std::vector<float>& v, int64_t n, double a) {
@@ -232,6 +241,9 @@ int register_conv_benchmarks() {
   winograd_f2.winograd_tile = 2;
   winograd_f3.winograd_tile = 3;
   winograd_f4.winograd_tile = 4;
+  ConvOptions winograd_grouped = winograd, winograd_fused = winograd;
+  winograd_grouped.winograd_plan = ConvOptions::WinogradPlan::Grouped;
+  winograd_fused.winograd_plan = ConvOptions::WinogradPlan::Fused;
   persample.mode = ConvOptions::PerSample;
   serial.mode = ConvOptions::Serial;
   parallel.mode = ConvOptions::Parallel;
@@ -290,7 +302,9 @@ int register_conv_benchmarks() {
                                   {"winograd", winograd},
                                   {"winograd_f2", winograd_f2},
                                   {"winograd_f3", winograd_f3},
-                                  {"winograd_f4", winograd_f4}})
+                                  {"winograd_f4", winograd_f4},
+                                  {"winograd_grouped", winograd_grouped},
+                                  {"winograd_fused", winograd_fused}})
       for (Pass p : {Pass::Fwd, Pass::BwdData, Pass::BwdFilter})
         benchmark::RegisterBenchmark(("conv2d/" + name + "/" + l.name + "/" + pass_name(p)).c_str(), run_conv, l, p,
                                      structured(&detail::conv_gemm_default<float>, o))

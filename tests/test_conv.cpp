@@ -92,12 +92,15 @@ const std::vector<GeomCase> kConvCases = {
 // Forward (NaN-filled y, with and without bias, with ReLU), backward data (onto non-zero dx) and
 // backward filter (onto non-zero dw) with ConvOptions::algo forced to Winograd, against the direct loops.
 template <class T>
-void check_winograd_against_direct(const GeomCase& c, double tol, int64_t tile) {
+void check_winograd_against_direct(const GeomCase& c, double tol, int64_t tile,
+                                   kc::ConvOptions::WinogradPlan plan = kc::ConvOptions::WinogradPlan::Auto) {
   const kc::Conv2DGeom g = kc::make_conv_geom(c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.sh, c.sw, c.pad);
   REQUIRE(kc::winograd_applies(g));
   kc::ConvOptions o;
   o.algo = kc::ConvOptions::Algo::Winograd;
   o.winograd_tile = tile;
+  o.winograd_plan = plan;
+  o.winograd_block_elems = 3000;  // fused: bands of one or a few tile rows, or a few samples, per block
   const auto gemm_fn = &kc::detail::conv_gemm_default<T>;
   const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * 9, ny = g.N * g.K * g.OH * g.OW;
   const auto x = rand_vec<T>(nx, 11), w = rand_vec<T>(nw, 12), b = rand_vec<T>(g.K, 13), dy = rand_vec<T>(ny, 14);
@@ -200,9 +203,85 @@ TEST_CASE("conv2d: Winograd F(m x m, 3x3) equals the direct convolution (float64
       CAPTURE(c.H);
       CAPTURE(c.W);
       CAPTURE(c.C);
-      check_winograd_against_direct<double>(c, 1e-12, m);
-      check_winograd_against_direct<float>(c, m == 4 ? 2e-3 : 5e-4, m);
+      for (auto plan : {kc::ConvOptions::WinogradPlan::Grouped, kc::ConvOptions::WinogradPlan::Fused}) {
+        CAPTURE(int(plan));
+        check_winograd_against_direct<double>(c, 1e-12, m, plan);
+        check_winograd_against_direct<float>(c, m == 4 ? 2e-3 : 5e-4, m, plan);
+      }
     }
+}
+
+// The fused pass (winograd_conv3x3_fused) against the grouped one: the same arithmetic per tile and
+// per GEMM column, so the same bits, whatever the blocks: bands of 1, 2 or several tile rows (split
+// unevenly), one or several whole samples; forward with bias, ReLU and ReLU6; backward data written
+// and accumulated.
+template <class T>
+void check_winograd_fused_equals_grouped(const GeomCase& c, int64_t m) {
+  const kc::Conv2DGeom g = kc::make_conv_geom(c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.sh, c.sw, c.pad);
+  const auto gemm_fn = &kc::detail::conv_gemm_default<T>;
+  const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * 9, ny = g.N * g.K * g.OH * g.OW;
+  const auto x = rand_vec<T>(nx, 31), w = rand_vec<T>(nw, 32), b = rand_vec<T>(g.K, 33), dy = rand_vec<T>(ny, 34);
+  kc::ConvOptions grouped;
+  grouped.algo = kc::ConvOptions::Algo::Winograd;
+  grouped.winograd_tile = m;
+  grouped.winograd_plan = kc::ConvOptions::WinogradPlan::Grouped;
+  const kc::WinogradGeom q = kc::winograd_geom_forward(g, m);
+  const int64_t per_tile = q.points() * (g.C + g.K);
+  for (int64_t tiles : {int64_t(1), q.tiles_w() + 1, 2 * q.tiles_w() + 1, q.tiles(), 2 * q.tiles() + 1, g.N * q.tiles()}) {
+    CAPTURE(tiles);
+    kc::ConvOptions fused = grouped;
+    fused.winograd_plan = kc::ConvOptions::WinogradPlan::Fused;
+    fused.winograd_block_elems = tiles * per_tile;
+    for (T relu_max : {T(-1), T(0), T(0.5)}) {  // -1: no ReLU
+      auto y = nan_vec<T>(ny), y_ref = nan_vec<T>(ny);
+      kc::conv2d_forward_ex<T>(x.data(), w.data(), b.data(), g, y.data(), relu_max >= 0, gemm_fn, fused,
+                               std::max(relu_max, T(0)));
+      kc::conv2d_forward_ex<T>(x.data(), w.data(), b.data(), g, y_ref.data(), relu_max >= 0, gemm_fn, grouped,
+                               std::max(relu_max, T(0)));
+      CHECK(y == y_ref);
+    }
+    for (bool assign : {false, true}) {
+      auto dx = rand_vec<T>(nx, 35), dx_ref = dx;
+      kc::conv2d_backward_data_ex<T>(dy.data(), w.data(), g, dx.data(), gemm_fn, fused, assign);
+      kc::conv2d_backward_data_ex<T>(dy.data(), w.data(), g, dx_ref.data(), gemm_fn, grouped, assign);
+      CHECK(dx == dx_ref);
+    }
+  }
+}
+
+TEST_CASE("conv2d: the fused Winograd pass gives the grouped pass's bits (bands of tile rows, whole samples)") {
+  for (int64_t m : {2, 3, 4})
+    for (const GeomCase& c : kWinogradCases) {
+      CAPTURE(m);
+      CAPTURE(c.N);
+      CAPTURE(c.H);
+      CAPTURE(c.W);
+      check_winograd_fused_equals_grouped<double>(c, m);
+      check_winograd_fused_equals_grouped<float>(c, m);
+    }
+  // Channels off the GEMM's register tiles and enough tiles per sample for several bands, 'same' and
+  // 'valid' (backward data padded by 2: a band's rows reach past both edges of dy).
+  check_winograd_fused_equals_grouped<float>({2, 19, 23, 17, 35, 3, 3, 1, 1, kc::Padding::Same}, 3);
+  check_winograd_fused_equals_grouped<float>({2, 19, 23, 17, 35, 3, 3, 1, 1, kc::Padding::Valid}, 2);
+}
+
+TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 48 tiles, grouped on deep 6x6 layers") {
+  const kc::ConvOptions o;
+  auto q = [](int64_t C, int64_t K, int64_t hw) {
+    return kc::winograd_geom_forward(kc::make_conv_geom(32, C, hw, hw, K, 3, 3, 1, 1, kc::Padding::Same));
+  };
+  CHECK(kc::detail::winograd_fused_preferred(q(32, 64, 50), o));     // model3's conv2
+  CHECK(kc::detail::winograd_fused_preferred(q(128, 256, 12), o));   // conv4: blocks of 3 samples (48 tiles)
+  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(256, 512, 6), o));   // conv5: 24 tiles
+  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(512, 1024, 6), o));  // conv6
+  kc::ConvOptions grouped = o;
+  grouped.winograd_plan = kc::ConvOptions::WinogradPlan::Grouped;
+  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(32, 64, 50), grouped));
+  const kc::WinogradGeom q2 = q(32, 64, 50);
+  const kc::detail::WinogradFusedBlocks bl = kc::detail::winograd_fused_blocks(q2, o.winograd_block_elems);
+  CHECK_FALSE(bl.whole());  // 289 tiles a sample, 218 fit: two bands of 9 and 8 tile rows
+  CHECK(bl.bands == 2);
+  CHECK(bl.count == 64);
 }
 
 TEST_CASE("conv2d: Winograd's float32 error stays within a fixed factor of im2col + GEMM's (all three passes)") {

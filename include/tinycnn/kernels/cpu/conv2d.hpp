@@ -79,6 +79,15 @@ struct ConvOptions {
   // weight gradient from 8x8 up and wherever m = 3's tiles hold fewer points, as on 6x6), or 2, 3, 4
   // to force one (tests, benchmarks).
   int64_t winograd_tile = 0;
+  // How Winograd's forward and backward-data passes are run with the library's own GEMM:
+  //   Grouped: per sample group, each transform and the GEMMs over all of the group's tiles
+  //            (winograd_conv3x3)
+  //   Fused:   per block of tiles, the transforms and GEMMs one after the other, V and M in L2
+  //            (winograd_conv3x3_fused; winograd_block_elems bounds a block's V + M)
+  //   Auto:    detail::winograd_fused_preferred
+  enum class WinogradPlan { Auto, Grouped, Fused };
+  WinogradPlan winograd_plan = WinogradPlan::Auto;
+  int64_t winograd_block_elems = int64_t(1) << 19;
 };
 
 namespace detail {
@@ -135,6 +144,18 @@ inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, cons
   if (o.algo == ConvOptions::Algo::Winograd) return true;
   if (o.algo != ConvOptions::Algo::Auto || o.mode != ConvOptions::Auto) return false;
   return ci >= 16 && co >= 16;
+}
+
+// Whether the Winograd pass q (forward or backward data) runs fused (ConvOptions::WinogradPlan).
+// Auto: fused where a block of winograd_block_elems holds at least 48 tiles, so that the point GEMMs
+// keep a few register tiles of columns; else (the deep 6x6 layers) grouped. Measured on an Intel Xeon
+// (docs/performance.md, twenty-fourth session): fused took 0.5-0.66x the grouped time on model3's
+// conv2-conv4 and 0.5-0.9x on model004's conv2-conv4 (blocks of 48-54 tiles on the deepest), but
+// 1.5-2.5x on model3's conv5 and conv6, whose blocks held 24 and 12 tiles (and each block re-reads U:
+// 13 and 52 MB).
+inline bool winograd_fused_preferred(const WinogradGeom& q, const ConvOptions& o) {
+  if (o.winograd_plan != ConvOptions::WinogradPlan::Auto) return o.winograd_plan == ConvOptions::WinogradPlan::Fused;
+  return winograd_fused_fit(q, o.winograd_block_elems) >= 48;
 }
 
 // Whether the direct few-channel pass (conv_fewc.hpp) computes g: forward, or else the weight gradient.
@@ -274,6 +295,8 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
     int64_t mr = 0;
     std::shared_ptr<const typename WinogradFilterCache<T>::Entry> hold;
     const T* U = detail::winograd_filter_for(w, g, q, false, own, mr, cache, &hold);
+    if (own && detail::winograd_fused_preferred(q, o))
+      return winograd_conv3x3_fused(x, U, q, b, relu, false, y, mr, relu_max, o.winograd_block_elems);
     return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2, 512, own, mr, relu_max);
   }
 #ifdef TINYCNN_HAVE_FEWC
@@ -346,6 +369,9 @@ void conv2d_backward_data_ex(const T* dy, const T* w, const Conv2DGeom& g, T* dx
     const bool own = gemm_fn == &detail::conv_gemm_default<T>;
     int64_t mr = 0;
     const T* U = detail::winograd_filter_for(w, g, q, true, own, mr);
+    if (own && detail::winograd_fused_preferred(q, o))
+      return winograd_conv3x3_fused(dy, U, q, static_cast<const T*>(nullptr), false, !assign, dx, mr, T(0),
+                                    o.winograd_block_elems);
     return winograd_conv3x3(dy, U, q, static_cast<const T*>(nullptr), false, !assign, dx, gemm_fn,
                             o.scratch_elems * 2, 512, own, mr);
   }

@@ -26,6 +26,10 @@
 // enough that V and M stay bounded); within a group the threads split the input transform over
 // channels, the a^2 GEMMs (one thread each, or a part of one, so no barriers inside them), and the
 // output transform over output channels. Buffers are thread_local and only grow.
+// The fused plan (winograd_conv3x3_fused, chosen by conv2d.hpp's winograd_fused_preferred) instead
+// gives each thread whole blocks of tiles (bands of tile rows, or a few samples) and runs all three
+// steps on a block before the next, so V and M stay in its L2 cache; it needs blocks of at least a few
+// dozen tiles, so the deep 6x6 layers stay grouped.
 //
 // The geometry (WinogradGeom), the matrices and the four transforms are in winograd_transforms.hpp;
 // this file holds the tile choice, the sample groups and the two routines that run the GEMMs.
@@ -185,6 +189,87 @@ void winograd_conv3x3(const T* in, const T* U, const WinogradGeom& q, const T* b
                 M + xi * q.Co * P + c0, P, nullptr);
     }
     detail::winograd_output_transform(M, q, n0, nbg, bias, relu, accumulate, out, relu_max);
+  }
+}
+
+namespace detail {
+
+// Tiles of the fused pass's blocks whose V + M fit budget_elems elements.
+inline int64_t winograd_fused_fit(const WinogradGeom& q, int64_t budget_elems) {
+  return std::max<int64_t>(budget_elems / (q.points() * (q.Ci + q.Co)), 1);
+}
+
+// The blocks of the fused pass: bands of tile rows of one sample (`bands` per sample, rows split
+// evenly), or, where a whole sample's tiles fit the budget, groups of `samples` whole samples (the
+// batch split evenly).
+struct WinogradFusedBlocks {
+  int64_t samples = 0, bands = 1, count = 0;
+  bool whole() const { return samples > 0; }
+};
+inline WinogradFusedBlocks winograd_fused_blocks(const WinogradGeom& q, int64_t budget_elems) {
+  const int64_t NT = q.tiles(), TH = q.tiles_h(), TW = q.tiles_w(), fit = winograd_fused_fit(q, budget_elems);
+  WinogradFusedBlocks b;
+  if (fit >= NT) {
+    const int64_t per = std::min(fit / NT, q.N);
+    b.count = (q.N + per - 1) / per;
+    b.samples = (q.N + b.count - 1) / b.count;
+  } else {
+    const int64_t rows = std::max<int64_t>(fit / TW, 1);
+    b.bands = (TH + rows - 1) / rows;
+    b.count = q.N * b.bands;
+  }
+  return b;
+}
+
+}  // namespace detail
+
+// The same convolution as winograd_conv3x3 with its own GEMM (prepack_b, U prepacked with u_mr > 0),
+// fused: each thread takes blocks of tiles (bands of tile rows of a sample, or a few whole samples)
+// and runs the input transform, the a^2 GEMMs and the output transform on one block before the
+// next, so V and M (budget_elems per block) stay in the thread's L2 cache. The grouped routine
+// writes V and M for thousands of tiles to memory and reads them back: on model004's conv2 (Ci = 32,
+// 72x72) its M is 118 MB per pass and the GEMMs, short in K, wait on it. Bitwise the same result:
+// every tile and every GEMM column goes through the same arithmetic.
+template <class T>
+void winograd_conv3x3_fused(const T* in, const T* U, const WinogradGeom& q, const T* bias, bool relu, bool accumulate,
+                            T* out, int64_t u_mr, T relu_max = T(0), int64_t budget_elems = int64_t(1) << 19) {
+  const int64_t NT = q.tiles(), npts = q.points(), TH = q.tiles_h();
+  if (q.N <= 0 || q.Co <= 0 || NT <= 0) return;
+  const int64_t nr = gemm_prepacked_b_nr<T>(q.Ci), us = detail::winograd_u_plane(q.Co, q.Ci, u_mr);
+  if (u_mr <= 0) throw ValueError("winograd_conv3x3_fused: U must be prepacked (u_mr > 0)");
+  const detail::WinogradFusedBlocks bl = detail::winograd_fused_blocks(q, budget_elems);
+  const int nt = std::min<int64_t>(detail::winograd_team(q), bl.count);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int64_t pmax = bl.whole() ? bl.samples * NT : (TH + bl.bands - 1) / bl.bands * q.tiles_w();
+    T* V = detail::conv_scratch<T, 0>(npts * detail::winograd_v_plane(q.Ci, pmax, nr));
+    T* M = detail::conv_scratch<T, 1>(npts * q.Co * pmax);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < bl.count; ++b) {
+      WinogradGeom s = q;  // the block's geometry
+      const T* bin = in;
+      T* bout = out;
+      int64_t n0 = 0, nb = 1;
+      if (bl.whole()) {
+        n0 = b * bl.samples, nb = std::min(bl.samples, q.N - n0);
+      } else {
+        // tile rows [ty0, ty1) of sample j: output rows m ty0 .., input rows from m ty0 - pad_top on
+        // (those above row 0 and below row H - 1 are the band's zero padding)
+        const int64_t j = b / bl.bands, band = b % bl.bands;
+        const int64_t ty0 = TH * band / bl.bands, ty1 = TH * (band + 1) / bl.bands, top = q.m * ty0 - q.pad_top;
+        const int64_t h0 = std::max<int64_t>(top, 0), h1 = std::min(q.H, q.m * ty1 - q.pad_top + 2);
+        s.N = 1, s.H = std::max<int64_t>(h1 - h0, 0), s.pad_top = h0 - top;
+        s.OH = std::min(q.OH, q.m * ty1) - q.m * ty0;
+        s.in_plane = q.H * q.W, s.out_plane = q.OH * q.OW;
+        bin = in + (j * q.Ci * q.H + h0) * q.W;
+        bout = out + (j * q.Co * q.OH + q.m * ty0) * q.OW;
+      }
+      const int64_t P = nb * s.tiles(), xs = detail::winograd_v_plane(q.Ci, P, nr);
+      detail::winograd_input_transform(bin, s, n0, nb, V, nr, false);
+      for (int64_t xi = 0; xi < npts; ++xi)
+        gemm_nn_prepacked_ab<T>(q.Co, P, q.Ci, T(1), U + xi * us, V + xi * xs, T(0), M + xi * q.Co * P, P);
+      detail::winograd_output_transform(M, s, n0, nb, bias, relu, accumulate, bout, relu_max, false);
+    }
   }
 }
 

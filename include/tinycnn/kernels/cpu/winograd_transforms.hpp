@@ -37,6 +37,11 @@ struct WinogradGeom {
   int64_t Co = 0, OH = 0, OW = 0;       // output [N, Co, OH, OW]
   int64_t pad_top = 0, pad_left = 0;
   int64_t m = 2;  // output tile m x m: 2, 3 or 4
+  // Elements from one channel's plane to the next (0: H * W, OH * OW). Larger for a band of rows of
+  // bigger planes: the fused pass (winograd_conv3x3_fused) runs the transforms on such bands.
+  int64_t in_plane = 0, out_plane = 0;
+  int64_t in_stride() const { return in_plane > 0 ? in_plane : H * W; }
+  int64_t out_stride() const { return out_plane > 0 ? out_plane : OH * OW; }
   int64_t alpha() const { return m + 2; }
   int64_t points() const { return alpha() * alpha(); }  // GEMMs per group
   int64_t tiles_h() const { return (OH + m - 1) / m; }
@@ -323,8 +328,11 @@ void winograd_pad_plane(const T* src, int64_t H, int64_t W, int64_t pad_top, int
 }
 
 // wide: the AVX-512 copy's gather (winograd_gather16_avx512).
+// shared: the channel loop is work-shared (called by every thread of a parallel region; ends with a
+// barrier), else one thread runs all channels.
 template <int m, class T, bool wide = false>
-void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr) {
+void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr,
+                                bool shared) {
   constexpr int a = m + 2;
   constexpr int64_t kL = kWinogradLanes;
   const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT;
@@ -335,10 +343,10 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
   T* planes = conv_scratch<T, 2>(nb * psz + 4);  // + 4: the wide gather's over-read past the last tile
   const int64_t* off = winograd_tile_offsets<0>(P, NT, TW, psz, m * cols, m);
   const int64_t run = nr > 0 ? nr : P;  // columns of one sliver of V's packed layout (contiguous per point)
-#pragma omp for schedule(static)
-  for (int64_t c = 0; c < q.Ci; ++c) {
+  const int64_t ls = q.in_stride();
+  auto channel = [&](int64_t c) {
     for (int64_t j = 0; j < nb; ++j)
-      winograd_pad_plane(in + ((n0 + j) * q.Ci + c) * q.H * q.W, q.H, q.W, q.pad_top, q.pad_left, rows, cols,
+      winograd_pad_plane(in + ((n0 + j) * q.Ci + c) * ls, q.H, q.W, q.pad_top, q.pad_left, rows, cols,
                          planes + j * psz);
     // Blocks of kL columns inside one sliver: gather each lane's a x a input, then B^T d B with the
     // lanes as the vector axis, stored as one contiguous run of cnt values per point.
@@ -367,15 +375,22 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
       p0 += cnt;
       if (p0 == s0 + run) s0 = p0;
     }
+  };
+  if (shared) {
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < q.Ci; ++c) channel(c);
+  } else {
+    for (int64_t c = 0; c < q.Ci; ++c) channel(c);
   }
 }
 
+// shared: as for the input transform, over output channels.
 template <int m, class T>
 void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb, const T* bias, bool relu,
-                                 bool accumulate, T* out, T relu_max) {
+                                 bool accumulate, T* out, T relu_max, bool shared) {
   constexpr int a = m + 2;
   constexpr int64_t kL = kWinogradLanes;
-  const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P, plane = q.OH * q.OW;
+  const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P, plane = q.out_stride();
   // Per output channel k: blocks of kL tile columns, A^T m A with the lanes as the vector axis, each
   // lane's m x m outputs into a per-thread copy of the channel's nb output planes, whose rows then go
   // out with the epilogue. The copy's layout depends on the plane size:
@@ -393,8 +408,7 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
   // or at buf + j psz + m (ty cols + tx) (element (i, jj) cols i + jj further)
   const int64_t* off = winograd_tile_offsets<1>(P, NT, TW, phased ? S : psz, phased ? TW : m * cols, phased ? 1 : m);
   const int64_t ri = phased ? m * NT : cols, rj = phased ? NT : 1;
-#pragma omp for schedule(static)
-  for (int64_t k = 0; k < q.Co; ++k) {
+  auto channel = [&](int64_t k) {
     for (int64_t p0 = 0, j0 = 0, t0 = 0; p0 < P; p0 += kL) {  // p0 = j0 NT + t0
       const int64_t cnt = std::min(kL, P - p0);
       // the block's a^2 values per lane: read in place, or a zero-padded copy for a short block
@@ -466,6 +480,12 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
           for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] = r[ow] + b;
         }
       }
+  };
+  if (shared) {
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < q.Co; ++k) channel(k);
+  } else {
+    for (int64_t k = 0; k < q.Co; ++k) channel(k);
   }
 }
 
@@ -562,14 +582,14 @@ void winograd_filter_grad_transform_m(const T* dU, int64_t K, int64_t C, T* dw) 
 // The AVX-512 copies (see TINYCNN_WINOGRAD_AVX512).
 template <int m, class T>
 TINYCNN_WINOGRAD_AVX512 void winograd_input_transform_avx512(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb,
-                                                           T* V, int64_t nr) {
-  winograd_input_transform_m<m, T, true>(in, q, n0, nb, V, nr);
+                                                           T* V, int64_t nr, bool shared) {
+  winograd_input_transform_m<m, T, true>(in, q, n0, nb, V, nr, shared);
 }
 template <int m, class T>
 TINYCNN_WINOGRAD_AVX512 void winograd_output_transform_avx512(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb,
                                                             const T* bias, bool relu, bool accumulate, T* out,
-                                                            T relu_max) {
-  winograd_output_transform_m<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max);
+                                                            T relu_max, bool shared) {
+  winograd_output_transform_m<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max, shared);
 }
 template <int m, class T>
 TINYCNN_WINOGRAD_AVX512 void winograd_filter_grad_transform_avx512(const T* dU, int64_t K, int64_t C, T* dw) {
@@ -595,36 +615,39 @@ void winograd_filter_transform(const T* w, int64_t K, int64_t C, bool rotate, in
 
 namespace detail {
 
-// Input transform of samples [n0, n0 + nb) (a work-shared loop: call inside a parallel region).
-//   in: [N, Ci, H, W], V: [a^2, Ci, P] with P = nb * tiles, column p = j * tiles + ty * tiles_w + tx;
+// Input transform of samples [n0, n0 + nb) (shared: a work-shared loop, call inside a parallel region;
+// else all of it on the calling thread).
+//   in: [N, Ci, H, W] (channel planes q.in_stride() apart), V: [a^2, Ci, P] with P = nb * tiles,
+//   column p = j * tiles + ty * tiles_w + tx;
 //   nr > 0: each point's [Ci, P] plane in gemm_nn_prepacked_b's layout with slivers of nr columns
 //   (planes winograd_v_plane(Ci, P, nr) elements apart), so its GEMM skips packing it
 template <class T>
-void winograd_input_transform(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr = 0) {
+void winograd_input_transform(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr = 0,
+                              bool shared = true) {
   winograd_dispatch(q.m, [&](auto mc) {
     constexpr int m = decltype(mc)::value;
 #if defined(TINYCNN_HAVE_X86_TARGETS)
     if constexpr (winograd_has_avx512<m, T>)
-      if (cpu_features().avx512) return winograd_input_transform_avx512<m>(in, q, n0, nb, V, nr);
+      if (cpu_features().avx512) return winograd_input_transform_avx512<m>(in, q, n0, nb, V, nr, shared);
 #endif
-    winograd_input_transform_m<m>(in, q, n0, nb, V, nr);
+    winograd_input_transform_m<m>(in, q, n0, nb, V, nr, shared);
   });
 }
 
-// Output transform of samples [n0, n0 + nb) (a work-shared loop: call inside a parallel region).
-//   M: [a^2, Co, P], bias: [Co] or nullptr, out: [N, Co, OH, OW] (written, or += when accumulate);
-//   relu: max(0, .) on the written values, capped at relu_max when that is > 0
+// Output transform of samples [n0, n0 + nb) (shared as for the input transform).
+//   M: [a^2, Co, P], bias: [Co] or nullptr, out: [N, Co, OH, OW] (channel planes q.out_stride() apart;
+//   written, or += when accumulate); relu: max(0, .) on the written values, capped at relu_max when > 0
 template <class T>
 void winograd_output_transform(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb, const T* bias, bool relu,
-                               bool accumulate, T* out, T relu_max = T(0)) {
+                               bool accumulate, T* out, T relu_max = T(0), bool shared = true) {
   winograd_dispatch(q.m, [&](auto mc) {
     constexpr int m = decltype(mc)::value;
 #if defined(TINYCNN_HAVE_X86_TARGETS)
     if constexpr (winograd_has_avx512<m, T>)
       if (cpu_features().avx512)
-        return winograd_output_transform_avx512<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max);
+        return winograd_output_transform_avx512<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max, shared);
 #endif
-    winograd_output_transform_m<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max);
+    winograd_output_transform_m<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max, shared);
   });
 }
 
