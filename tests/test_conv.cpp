@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <tinycnn/kernels/cpu/conv_direct.hpp>
@@ -211,8 +212,9 @@ TEST_CASE("conv2d: Winograd F(m x m, 3x3) equals the direct convolution (float64
     }
 }
 
-// The fused pass (winograd_conv3x3_fused) against the grouped one: the same arithmetic per tile and
-// per GEMM column, so the same bits, whatever the blocks: bands of 1, 2 or several tile rows (split
+// The fused passes (winograd_conv3x3_fused, winograd_conv3x3_backward_filter_fused) against the
+// grouped ones. Forward and backward data: the same arithmetic per tile and per GEMM column, so the
+// same bits, whatever the blocks: bands of 1, 2 or several tile rows (split
 // unevenly), one or several whole samples; forward with bias, ReLU and ReLU6; backward data written
 // and accumulated.
 template <class T>
@@ -246,10 +248,21 @@ void check_winograd_fused_equals_grouped(const GeomCase& c, int64_t m) {
       kc::conv2d_backward_data_ex<T>(dy.data(), w.data(), g, dx_ref.data(), gemm_fn, grouped, assign);
       CHECK(dx == dx_ref);
     }
+    // The weight gradient sums over the tiles per block and per thread: equal to rounding, added into
+    // dw; 1-3 threads (with few blocks a thread may get none, and its dU must count as zero).
+    const int prev = tinycnn::get_num_threads();
+    for (int threads : {1, 2, 3}) {
+      tinycnn::set_num_threads(threads);
+      auto dw = rand_vec<T>(nw, 36), dw_ref = dw;
+      kc::conv2d_backward_filter_ex<T>(x.data(), dy.data(), g, dw.data(), nullptr, gemm_fn, fused);
+      kc::conv2d_backward_filter_ex<T>(x.data(), dy.data(), g, dw_ref.data(), nullptr, gemm_fn, grouped);
+      CHECK(max_diff(dw, dw_ref) <= (std::is_same_v<T, float> ? 1e-4 : 1e-12) * (1 + g.N * g.OH * g.OW / 16));
+    }
+    tinycnn::set_num_threads(prev);
   }
 }
 
-TEST_CASE("conv2d: the fused Winograd pass gives the grouped pass's bits (bands of tile rows, whole samples)") {
+TEST_CASE("conv2d: the fused Winograd passes give the grouped passes' results (bands of tile rows, whole samples)") {
   for (int64_t m : {2, 3, 4})
     for (const GeomCase& c : kWinogradCases) {
       CAPTURE(m);

@@ -217,8 +217,8 @@ TEST_CASE("Winograd: the transforms' AVX-512 copies give the baseline copies' va
         for (int64_t nr : {int64_t(0), int64_t(32)}) {  // plain [Ci, P] planes, and the packed layout
           const size_t nv = static_cast<size_t>(a2 * kc::detail::winograd_v_plane(q.Ci, P, nr));
           std::vector<float> v0(nv, 0.0f), v1(nv, 0.0f);
-          kc::detail::winograd_input_transform_m<mm>(x.data(), q, 0, q.N, v0.data(), nr);
-          kc::detail::winograd_input_transform_avx512<mm>(x.data(), q, 0, q.N, v1.data(), nr);
+          kc::detail::winograd_input_transform_m<mm>(x.data(), q, 0, q.N, v0.data(), nr, false);
+          kc::detail::winograd_input_transform_avx512<mm>(x.data(), q, 0, q.N, v1.data(), nr, false);
           CAPTURE(nr);
           CHECK(close(v1, v0) == 0);
         }
@@ -228,8 +228,8 @@ TEST_CASE("Winograd: the transforms' AVX-512 copies give the baseline copies' va
           const bool relu = e == 1 || e == 2, acc = e == 3;
           const float cap = e == 2 ? 6.0f : 0.0f;
           std::vector<float> y0 = init, y1 = init;
-          kc::detail::winograd_output_transform_m<mm>(Mv.data(), q, 0, q.N, b, relu, acc, y0.data(), cap);
-          kc::detail::winograd_output_transform_avx512<mm>(Mv.data(), q, 0, q.N, b, relu, acc, y1.data(), cap);
+          kc::detail::winograd_output_transform_m<mm>(Mv.data(), q, 0, q.N, b, relu, acc, y0.data(), cap, false);
+          kc::detail::winograd_output_transform_avx512<mm>(Mv.data(), q, 0, q.N, b, relu, acc, y1.data(), cap, false);
           CHECK(close(y1, y0) == 0);
         }
         for (bool rotate : {false, true})

@@ -79,11 +79,12 @@ struct ConvOptions {
   // weight gradient from 8x8 up and wherever m = 3's tiles hold fewer points, as on 6x6), or 2, 3, 4
   // to force one (tests, benchmarks).
   int64_t winograd_tile = 0;
-  // How Winograd's forward and backward-data passes are run with the library's own GEMM:
+  // How Winograd's passes are run (forward and backward data: with the library's own GEMM only):
   //   Grouped: per sample group, each transform and the GEMMs over all of the group's tiles
-  //            (winograd_conv3x3)
-  //   Fused:   per block of tiles, the transforms and GEMMs one after the other, V and M in L2
-  //            (winograd_conv3x3_fused; winograd_block_elems bounds a block's V + M)
+  //            (winograd_conv3x3, winograd_conv3x3_backward_filter)
+  //   Fused:   per block of tiles, the transforms and GEMMs one after the other, the transformed
+  //            tiles in L2 (winograd_conv3x3_fused, winograd_conv3x3_backward_filter_fused;
+  //            winograd_block_elems bounds a block's transformed input + output)
   //   Auto:    detail::winograd_fused_preferred
   enum class WinogradPlan { Auto, Grouped, Fused };
   WinogradPlan winograd_plan = WinogradPlan::Auto;
@@ -146,13 +147,14 @@ inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, cons
   return ci >= 16 && co >= 16;
 }
 
-// Whether the Winograd pass q (forward or backward data) runs fused (ConvOptions::WinogradPlan).
+// Whether the Winograd pass q runs fused (ConvOptions::WinogradPlan).
 // Auto: fused where a block of winograd_block_elems holds at least 48 tiles, so that the point GEMMs
 // keep a few register tiles of columns; else (the deep 6x6 layers) grouped. Measured on an Intel Xeon
-// (docs/performance.md, twenty-fourth session): fused took 0.5-0.66x the grouped time on model3's
-// conv2-conv4 and 0.5-0.9x on model004's conv2-conv4 (blocks of 48-54 tiles on the deepest), but
-// 1.5-2.5x on model3's conv5 and conv6, whose blocks held 24 and 12 tiles (and each block re-reads U:
-// 13 and 52 MB).
+// (docs/performance.md, twenty-fourth session), forward and backward data: fused took 0.5-0.66x the
+// grouped time on model3's conv2-conv4 and 0.5-0.9x on model004's conv2-conv4 (blocks of 48-54 tiles
+// on the deepest), but 1.5-2.5x on model3's conv5 and conv6, whose blocks held 24 and 12 tiles (and
+// each block re-reads U: 13 and 52 MB). Weight gradient: 0.65-0.89x on the conv2/conv3 layers, a tie
+// (0.95-1.05x) on conv4.
 inline bool winograd_fused_preferred(const WinogradGeom& q, const ConvOptions& o) {
   if (o.winograd_plan != ConvOptions::WinogradPlan::Auto) return o.winograd_plan == ConvOptions::WinogradPlan::Fused;
   return winograd_fused_fit(q, o.winograd_block_elems) >= 48;
@@ -615,10 +617,13 @@ void conv2d_backward_filter_ex(const T* x, const T* dy, const Conv2DGeom& g, T* 
         detail::fewc_preferred<T>(g, o, false))
       return conv2d_fewc_backward_filter(x, dy, g, dw);
 #endif
-  if (o.filter_form == ConvOptions::FilterForm::Auto && detail::winograd_preferred(g, g.C, g.K, o))
-    return winograd_conv3x3_backward_filter(
-        x, dy, winograd_geom_forward(g, o.winograd_tile > 0 ? o.winograd_tile : winograd_filter_tile_for(g.OH, g.OW)),
-        dw, gemm_fn, o.scratch_elems * 2);
+  if (o.filter_form == ConvOptions::FilterForm::Auto && detail::winograd_preferred(g, g.C, g.K, o)) {
+    const WinogradGeom q =
+        winograd_geom_forward(g, o.winograd_tile > 0 ? o.winograd_tile : winograd_filter_tile_for(g.OH, g.OW));
+    if (detail::winograd_fused_preferred(q, o))
+      return winograd_conv3x3_backward_filter_fused(x, dy, q, dw, gemm_fn, o.winograd_block_elems);
+    return winograd_conv3x3_backward_filter(x, dy, q, dw, gemm_fn, o.scratch_elems * 2);
+  }
   const ConvOptions::FilterForm form = detail::filter_form<T>(g, o);
   if (form != ConvOptions::FilterForm::DyCol && o.mode != ConvOptions::PerSample)
     return detail::conv2d_backward_filter_t(x, dy, g, dw, gemm_fn, o, form);

@@ -35,6 +35,7 @@
 // this file holds the tile choice, the sample groups and the two routines that run the GEMMs.
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
@@ -205,6 +206,10 @@ inline int64_t winograd_fused_fit(const WinogradGeom& q, int64_t budget_elems) {
 struct WinogradFusedBlocks {
   int64_t samples = 0, bands = 1, count = 0;
   bool whole() const { return samples > 0; }
+  // the most tiles in one block
+  int64_t max_tiles(const WinogradGeom& q) const {
+    return whole() ? samples * q.tiles() : (q.tiles_h() + bands - 1) / bands * q.tiles_w();
+  }
 };
 inline WinogradFusedBlocks winograd_fused_blocks(const WinogradGeom& q, int64_t budget_elems) {
   const int64_t NT = q.tiles(), TH = q.tiles_h(), TW = q.tiles_w(), fit = winograd_fused_fit(q, budget_elems);
@@ -221,6 +226,32 @@ inline WinogradFusedBlocks winograd_fused_blocks(const WinogradGeom& q, int64_t 
   return b;
 }
 
+// Block b of bl: its geometry s (q cut to the band's rows: s.N = 1, plane strides kept), the samples
+// [n0, n0 + nb) of s it covers, and where s's input and output start in q's input and output.
+struct WinogradFusedBlock {
+  WinogradGeom s;
+  int64_t n0 = 0, nb = 1, in_off = 0, out_off = 0;
+};
+inline WinogradFusedBlock winograd_fused_block(const WinogradGeom& q, const WinogradFusedBlocks& bl, int64_t b) {
+  WinogradFusedBlock r;
+  r.s = q;
+  if (bl.whole()) {
+    r.n0 = b * bl.samples, r.nb = std::min(bl.samples, q.N - r.n0);
+    return r;
+  }
+  // tile rows [ty0, ty1) of sample j: output rows m ty0 .., input rows from m ty0 - pad_top on (those
+  // above row 0 and below row H - 1 are the band's zero padding)
+  const int64_t TH = q.tiles_h(), j = b / bl.bands, band = b % bl.bands;
+  const int64_t ty0 = TH * band / bl.bands, ty1 = TH * (band + 1) / bl.bands, top = q.m * ty0 - q.pad_top;
+  const int64_t h0 = std::max<int64_t>(top, 0), h1 = std::min(q.H, q.m * ty1 - q.pad_top + 2);
+  r.s.N = 1, r.s.H = std::max<int64_t>(h1 - h0, 0), r.s.pad_top = h0 - top;
+  r.s.OH = std::min(q.OH, q.m * ty1) - q.m * ty0;
+  r.s.in_plane = q.H * q.W, r.s.out_plane = q.OH * q.OW;
+  r.in_off = (j * q.Ci * q.H + h0) * q.W;
+  r.out_off = (j * q.Co * q.OH + q.m * ty0) * q.OW;
+  return r;
+}
+
 }  // namespace detail
 
 // The same convolution as winograd_conv3x3 with its own GEMM (prepack_b, U prepacked with u_mr > 0),
@@ -233,7 +264,7 @@ inline WinogradFusedBlocks winograd_fused_blocks(const WinogradGeom& q, int64_t 
 template <class T>
 void winograd_conv3x3_fused(const T* in, const T* U, const WinogradGeom& q, const T* bias, bool relu, bool accumulate,
                             T* out, int64_t u_mr, T relu_max = T(0), int64_t budget_elems = int64_t(1) << 19) {
-  const int64_t NT = q.tiles(), npts = q.points(), TH = q.tiles_h();
+  const int64_t NT = q.tiles(), npts = q.points();
   if (q.N <= 0 || q.Co <= 0 || NT <= 0) return;
   const int64_t nr = gemm_prepacked_b_nr<T>(q.Ci), us = detail::winograd_u_plane(q.Co, q.Ci, u_mr);
   if (u_mr <= 0) throw ValueError("winograd_conv3x3_fused: U must be prepacked (u_mr > 0)");
@@ -241,34 +272,19 @@ void winograd_conv3x3_fused(const T* in, const T* U, const WinogradGeom& q, cons
   const int nt = std::min<int64_t>(detail::winograd_team(q), bl.count);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    const int64_t pmax = bl.whole() ? bl.samples * NT : (TH + bl.bands - 1) / bl.bands * q.tiles_w();
+    const int64_t pmax = bl.max_tiles(q);
     T* V = detail::conv_scratch<T, 0>(npts * detail::winograd_v_plane(q.Ci, pmax, nr));
     T* M = detail::conv_scratch<T, 1>(npts * q.Co * pmax);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < bl.count; ++b) {
-      WinogradGeom s = q;  // the block's geometry
-      const T* bin = in;
-      T* bout = out;
-      int64_t n0 = 0, nb = 1;
-      if (bl.whole()) {
-        n0 = b * bl.samples, nb = std::min(bl.samples, q.N - n0);
-      } else {
-        // tile rows [ty0, ty1) of sample j: output rows m ty0 .., input rows from m ty0 - pad_top on
-        // (those above row 0 and below row H - 1 are the band's zero padding)
-        const int64_t j = b / bl.bands, band = b % bl.bands;
-        const int64_t ty0 = TH * band / bl.bands, ty1 = TH * (band + 1) / bl.bands, top = q.m * ty0 - q.pad_top;
-        const int64_t h0 = std::max<int64_t>(top, 0), h1 = std::min(q.H, q.m * ty1 - q.pad_top + 2);
-        s.N = 1, s.H = std::max<int64_t>(h1 - h0, 0), s.pad_top = h0 - top;
-        s.OH = std::min(q.OH, q.m * ty1) - q.m * ty0;
-        s.in_plane = q.H * q.W, s.out_plane = q.OH * q.OW;
-        bin = in + (j * q.Ci * q.H + h0) * q.W;
-        bout = out + (j * q.Co * q.OH + q.m * ty0) * q.OW;
-      }
+      const detail::WinogradFusedBlock k = detail::winograd_fused_block(q, bl, b);
+      const WinogradGeom& s = k.s;
+      const int64_t n0 = k.n0, nb = k.nb;
       const int64_t P = nb * s.tiles(), xs = detail::winograd_v_plane(q.Ci, P, nr);
-      detail::winograd_input_transform(bin, s, n0, nb, V, nr, false);
+      detail::winograd_input_transform(in + k.in_off, s, n0, nb, V, nr, false);
       for (int64_t xi = 0; xi < npts; ++xi)
         gemm_nn_prepacked_ab<T>(q.Co, P, q.Ci, T(1), U + xi * us, V + xi * xs, T(0), M + xi * q.Co * P, P);
-      detail::winograd_output_transform(M, s, n0, nb, bias, relu, accumulate, bout, relu_max, false);
+      detail::winograd_output_transform(M, s, n0, nb, bias, relu, accumulate, out + k.out_off, relu_max, false);
     }
   }
 }
@@ -307,6 +323,61 @@ void winograd_conv3x3_backward_filter(const T* x, const T* dy, const WinogradGeo
       }
     }
     detail::winograd_filter_grad_transform(dU, q.m, q.Co, q.Ci, dw);
+  }
+}
+
+// The weight gradient of winograd_conv3x3_backward_filter, fused as winograd_conv3x3_fused: each
+// thread takes blocks of tiles, transforms the block's x and dy (V, Gy: budget_elems together, in its
+// L2 cache) and adds the block's a^2 products into its own dU; then the threads' dU are summed and
+// transformed into dw. The grouped routine writes V and Gy for whole sample groups to memory and
+// reads them back in its GEMMs. The sums over tiles run in another order (per block, per thread), so
+// the result differs from the grouped one by rounding.
+//   x: [N, Ci, H, W], dy: [N, Co, OH, OW], dw: [Co, Ci, 3, 3] (+=); gemm_fn: as for the grouped routine
+template <class T, class GemmFn>
+void winograd_conv3x3_backward_filter_fused(const T* x, const T* dy, const WinogradGeom& q, T* dw, GemmFn gemm_fn,
+                                            int64_t budget_elems = int64_t(1) << 19) {
+  const int64_t NT = q.tiles(), npts = q.points(), du = npts * q.Co * q.Ci;
+  if (q.N <= 0 || q.Co <= 0 || q.Ci <= 0 || NT <= 0) return;
+  const detail::WinogradFusedBlocks bl = detail::winograd_fused_blocks(q, budget_elems);
+  const int nt = static_cast<int>(std::min<int64_t>(detail::winograd_team(q), bl.count));
+  std::vector<T*> parts(static_cast<size_t>(nt));  // each thread's dU [a^2, Co, Ci]
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    const int64_t pmax = bl.max_tiles(q);
+    T* V = detail::conv_scratch<T, 0>(npts * q.Ci * pmax);
+    T* Gy = detail::conv_scratch<T, 1>(npts * q.Co * pmax);
+    T* dU = parts[static_cast<size_t>(tid)] = detail::conv_scratch<T, 3>(du);
+    bool first = true;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < bl.count; ++b) {
+      const detail::WinogradFusedBlock k = detail::winograd_fused_block(q, bl, b);
+      const int64_t P = k.nb * k.s.tiles();
+      detail::winograd_input_transform(x + k.in_off, k.s, k.n0, k.nb, V, 0, false);
+      detail::winograd_grad_output_transform(dy + k.out_off, k.s, k.n0, k.nb, Gy, false);
+      for (int64_t xi = 0; xi < npts; ++xi)
+        gemm_fn(false, true, q.Co, q.Ci, P, T(1), Gy + xi * q.Co * P, P, V + xi * q.Ci * P, P, first ? T(0) : T(1),
+                dU + xi * q.Co * q.Ci, q.Ci, nullptr);
+      first = false;
+    }
+    if (first) std::fill(dU, dU + du, T(0));  // a thread without blocks
+#pragma omp barrier
+    // dU of thread 0 += the others' (in blocks of 4096 elements), then dw += G^T dU G
+#pragma omp for schedule(static)
+    for (int64_t e0 = 0; e0 < du; e0 += 4096) {
+      T* d = parts[0] + e0;
+      const int64_t n = std::min<int64_t>(4096, du - e0);
+      for (int t = 1; t < nt; ++t) {
+        const T* src = parts[static_cast<size_t>(t)] + e0;
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) d[i] += src[i];
+      }
+    }
+    detail::winograd_filter_grad_transform(parts[0], q.m, q.Co, q.Ci, dw);
   }
 }
 

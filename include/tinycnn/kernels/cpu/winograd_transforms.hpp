@@ -489,19 +489,19 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
   }
 }
 
+// shared: as for the input transform, over output channels.
 template <int m, class T>
-void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G) {
+void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G, bool shared) {
   constexpr int a = m + 2;
   constexpr int64_t kL = kWinogradLanes;
-  const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P, plane = q.OH * q.OW;
+  const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P, plane = q.out_stride();
   // Per output channel k: its dy planes of the nb samples copied into zero-padded m TH x m TW planes
   // (so that every tile is whole), then blocks of kL tile columns: each lane's m x m tile e, A e A^T
   // with the lanes as the vector axis, stored as one run per point.
   const int64_t rows = m * q.tiles_h(), cols = m * TW, psz = rows * cols;
   T* planes = conv_scratch<T, 2>(nb * psz + 4);  // + 4: the gather's over-read past the last tile
   const int64_t* off = winograd_tile_offsets<2>(P, NT, TW, psz, m * cols, m);
-#pragma omp for schedule(static)
-  for (int64_t k = 0; k < q.Co; ++k) {
+  auto channel = [&](int64_t k) {
     for (int64_t j = 0; j < nb; ++j)
       winograd_pad_plane(dy + ((n0 + j) * q.Co + k) * plane, q.OH, q.OW, 0, 0, rows, cols, planes + j * psz);
     for (int64_t p0 = 0; p0 < P; p0 += kL) {
@@ -527,6 +527,12 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
         });
       });
     }
+  };
+  if (shared) {
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < q.Co; ++k) channel(k);
+  } else {
+    for (int64_t k = 0; k < q.Co; ++k) channel(k);
   }
 }
 
@@ -651,16 +657,19 @@ void winograd_output_transform(const T* M, const WinogradGeom& q, int64_t n0, in
   });
 }
 
-// Transform of the output gradient of samples [n0, n0 + nb) for the weight gradient (a work-shared
-// loop: call inside a parallel region): every m x m tile e of dy (zero where a tile hangs over the
-// output's edge) becomes A e A^T, A = (A^T)^T: the adjoint of the output transform.
-//   dy: [N, Co, OH, OW], G: [a^2, Co, P] with P = nb * tiles (the layout of M in the forward pass)
+// Transform of the output gradient of samples [n0, n0 + nb) for the weight gradient (shared as for
+// the input transform): every m x m tile e of dy (zero where a tile hangs over the output's edge)
+// becomes A e A^T, A = (A^T)^T: the adjoint of the output transform.
+//   dy: [N, Co, OH, OW] (channel planes q.out_stride() apart), G: [a^2, Co, P] with P = nb * tiles
+//   (the layout of M in the forward pass)
 template <class T>
-void winograd_grad_output_transform(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G) {
+void winograd_grad_output_transform(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G,
+                                    bool shared = true) {
   // No AVX-512 copy: on a Zen 5 it took 1.19-1.29x the baseline copy's time on model3's conv3-conv6
   // (0.74 on conv2), where the other transforms' copies took 0.57-0.97 (docs/performance.md,
   // twenty-second session).
-  winograd_dispatch(q.m, [&](auto mc) { winograd_grad_output_transform_m<decltype(mc)::value>(dy, q, n0, nb, G); });
+  winograd_dispatch(q.m,
+                    [&](auto mc) { winograd_grad_output_transform_m<decltype(mc)::value>(dy, q, n0, nb, G, shared); });
 }
 
 // dw[k, c] += G^T dU[k, c] G for every filter (a work-shared loop: call inside a parallel region): the
