@@ -278,14 +278,16 @@ TEST_CASE("conv2d: the fused Winograd passes give the grouped passes' results (b
   check_winograd_fused_equals_grouped<float>({2, 19, 23, 17, 35, 3, 3, 1, 1, kc::Padding::Valid}, 2);
 }
 
-TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 48 tiles, grouped on deep 6x6 layers") {
+TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 128 tiles (few channels), else grouped") {
   const kc::ConvOptions o;
   auto q = [](int64_t C, int64_t K, int64_t hw) {
     return kc::winograd_geom_forward(kc::make_conv_geom(32, C, hw, hw, K, 3, 3, 1, 1, kc::Padding::Same));
   };
-  CHECK(kc::detail::winograd_fused_preferred(q(32, 64, 50), o));     // model3's conv2
-  CHECK(kc::detail::winograd_fused_preferred(q(128, 256, 12), o));   // conv4: blocks of 3 samples (48 tiles)
-  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(256, 512, 6), o));   // conv5: 24 tiles
+  CHECK(kc::detail::winograd_fused_preferred(q(32, 64, 50), o));     // model3's conv2: 218 tiles a block
+  CHECK(kc::detail::winograd_fused_preferred(q(64, 32, 50), o));     // its backward data
+  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(64, 128, 25), o));   // conv3: 109 tiles
+  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(128, 256, 12), o));  // conv4: 54 tiles
+  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(256, 512, 6), o));   // conv5: 27 tiles
   CHECK_FALSE(kc::detail::winograd_fused_preferred(q(512, 1024, 6), o));  // conv6
   kc::ConvOptions grouped = o;
   grouped.winograd_plan = kc::ConvOptions::WinogradPlan::Grouped;

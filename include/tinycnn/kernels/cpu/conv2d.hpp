@@ -148,16 +148,16 @@ inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, cons
 }
 
 // Whether the Winograd pass q runs fused (ConvOptions::WinogradPlan).
-// Auto: fused where a block of winograd_block_elems holds at least 48 tiles, so that the point GEMMs
-// keep a few register tiles of columns; else (the deep 6x6 layers) grouped. Measured on an Intel Xeon
-// (docs/performance.md, twenty-fourth session), forward and backward data: fused took 0.5-0.66x the
-// grouped time on model3's conv2-conv4 and 0.5-0.9x on model004's conv2-conv4 (blocks of 48-54 tiles
-// on the deepest), but 1.5-2.5x on model3's conv5 and conv6, whose blocks held 24 and 12 tiles (and
-// each block re-reads U: 13 and 52 MB). Weight gradient: 0.65-0.89x on the conv2/conv3 layers, a tie
-// (0.95-1.05x) on conv4.
+// Auto: fused where a block of winograd_block_elems holds at least 128 tiles, i.e. few channels (model3's
+// and model004's conv2, 32 -> 64: 218 tiles); else grouped. Measured on an Intel Xeon with 2 MB of L2
+// per core (docs/performance.md, twenty-fourth session; tinycnn_bench conv2d/winograd_{grouped,fused}),
+// fused against grouped: conv2 0.77-0.94x of the time on all three passes (model004's 0.81-0.89x);
+// 64 -> 128 (109 tiles) 0.84-1.14x; 128 -> 256 (48-54 tiles) 0.91-1.5x; the deep 6x6 layers (12-24
+// tiles, each block re-reading a U of 13-52 MB) 1.5-2.5x. That host's 260 MB L3 holds the grouped
+// plan's V and M, which limits what keeping them in L2 can save there.
 inline bool winograd_fused_preferred(const WinogradGeom& q, const ConvOptions& o) {
   if (o.winograd_plan != ConvOptions::WinogradPlan::Auto) return o.winograd_plan == ConvOptions::WinogradPlan::Fused;
-  return winograd_fused_fit(q, o.winograd_block_elems) >= 48;
+  return winograd_fused_fit(q, o.winograd_block_elems) >= 128;
 }
 
 // Whether the direct few-channel pass (conv_fewc.hpp) computes g: forward, or else the weight gradient.

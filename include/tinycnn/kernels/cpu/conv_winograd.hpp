@@ -28,8 +28,9 @@
 // output transform over output channels. Buffers are thread_local and only grow.
 // The fused plan (winograd_conv3x3_fused, chosen by conv2d.hpp's winograd_fused_preferred) instead
 // gives each thread whole blocks of tiles (bands of tile rows, or a few samples) and runs all three
-// steps on a block before the next, so V and M stay in its L2 cache; it needs blocks of at least a few
-// dozen tiles, so the deep 6x6 layers stay grouped.
+// steps on a block before the next, so V and M stay in its L2 cache. Its GEMMs are narrower (one
+// block's tiles), so it only pays where many tiles fit a block: Auto takes it on layers with few
+// channels (conv2d.hpp's winograd_fused_preferred has the measurements).
 //
 // The geometry (WinogradGeom), the matrices and the four transforms are in winograd_transforms.hpp;
 // this file holds the tile choice, the sample groups and the two routines that run the GEMMs.
@@ -258,9 +259,9 @@ inline WinogradFusedBlock winograd_fused_block(const WinogradGeom& q, const Wino
 // fused: each thread takes blocks of tiles (bands of tile rows of a sample, or a few whole samples)
 // and runs the input transform, the a^2 GEMMs and the output transform on one block before the
 // next, so V and M (budget_elems per block) stay in the thread's L2 cache. The grouped routine
-// writes V and M for thousands of tiles to memory and reads them back: on model004's conv2 (Ci = 32,
-// 72x72) its M is 118 MB per pass and the GEMMs, short in K, wait on it. Bitwise the same result:
-// every tile and every GEMM column goes through the same arithmetic.
+// writes V and M for thousands of tiles and reads them back (on model004's conv2, Ci = 32 and 72x72,
+// M is 118 MB per pass, and its GEMMs are short in K). Bitwise the same result: every tile and every
+// GEMM column goes through the same arithmetic.
 template <class T>
 void winograd_conv3x3_fused(const T* in, const T* U, const WinogradGeom& q, const T* bias, bool relu, bool accumulate,
                             T* out, int64_t u_mr, T relu_max = T(0), int64_t budget_elems = int64_t(1) << 19) {

@@ -19,6 +19,10 @@
 #include "im2col.hpp"
 #include "winograd_matrices.hpp"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #if defined(__SSE2__)
 #include <xmmintrin.h>  // baseline on x86-64: no run-time dispatch needed
 #endif
@@ -327,6 +331,22 @@ void winograd_pad_plane(const T* src, int64_t H, int64_t W, int64_t pad_top, int
   }
 }
 
+// The channels [lo, hi) of n that the calling thread transforms: its contiguous share when shared
+// (inside a parallel region, as schedule(static) cuts), else all. Loop bodies stay in the function:
+// wrapped in a lambda for an `omp for` and a plain loop, GCC no longer vectorised their simd loops
+// (the transforms took 2-2.5x as long).
+inline void winograd_share(int64_t n, bool shared, int64_t& lo, int64_t& hi) {
+  lo = 0, hi = n;
+#ifdef _OPENMP
+  if (shared) {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    lo = n * t / nt, hi = n * (t + 1) / nt;
+  }
+#else
+  (void)shared;
+#endif
+}
+
 // wide: the AVX-512 copy's gather (winograd_gather16_avx512).
 // shared: the channel loop is work-shared (called by every thread of a parallel region; ends with a
 // barrier), else one thread runs all channels.
@@ -344,7 +364,9 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
   const int64_t* off = winograd_tile_offsets<0>(P, NT, TW, psz, m * cols, m);
   const int64_t run = nr > 0 ? nr : P;  // columns of one sliver of V's packed layout (contiguous per point)
   const int64_t ls = q.in_stride();
-  auto channel = [&](int64_t c) {
+  int64_t c0, c1;
+  winograd_share(q.Ci, shared, c0, c1);
+  for (int64_t c = c0; c < c1; ++c) {
     for (int64_t j = 0; j < nb; ++j)
       winograd_pad_plane(in + ((n0 + j) * q.Ci + c) * ls, q.H, q.W, q.pad_top, q.pad_left, rows, cols,
                          planes + j * psz);
@@ -375,12 +397,9 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
       p0 += cnt;
       if (p0 == s0 + run) s0 = p0;
     }
-  };
+  }
   if (shared) {
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < q.Ci; ++c) channel(c);
-  } else {
-    for (int64_t c = 0; c < q.Ci; ++c) channel(c);
+#pragma omp barrier
   }
 }
 
@@ -408,7 +427,9 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
   // or at buf + j psz + m (ty cols + tx) (element (i, jj) cols i + jj further)
   const int64_t* off = winograd_tile_offsets<1>(P, NT, TW, phased ? S : psz, phased ? TW : m * cols, phased ? 1 : m);
   const int64_t ri = phased ? m * NT : cols, rj = phased ? NT : 1;
-  auto channel = [&](int64_t k) {
+  int64_t k0, k1;
+  winograd_share(q.Co, shared, k0, k1);
+  for (int64_t k = k0; k < k1; ++k) {
     for (int64_t p0 = 0, j0 = 0, t0 = 0; p0 < P; p0 += kL) {  // p0 = j0 NT + t0
       const int64_t cnt = std::min(kL, P - p0);
       // the block's a^2 values per lane: read in place, or a zero-padded copy for a short block
@@ -480,12 +501,9 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
           for (int64_t ow = 0; ow < q.OW; ++ow) d[ow] = r[ow] + b;
         }
       }
-  };
+  }
   if (shared) {
-#pragma omp for schedule(static)
-    for (int64_t k = 0; k < q.Co; ++k) channel(k);
-  } else {
-    for (int64_t k = 0; k < q.Co; ++k) channel(k);
+#pragma omp barrier
   }
 }
 
@@ -501,7 +519,9 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
   const int64_t rows = m * q.tiles_h(), cols = m * TW, psz = rows * cols;
   T* planes = conv_scratch<T, 2>(nb * psz + 4);  // + 4: the gather's over-read past the last tile
   const int64_t* off = winograd_tile_offsets<2>(P, NT, TW, psz, m * cols, m);
-  auto channel = [&](int64_t k) {
+  int64_t k0, k1;
+  winograd_share(q.Co, shared, k0, k1);
+  for (int64_t k = k0; k < k1; ++k) {
     for (int64_t j = 0; j < nb; ++j)
       winograd_pad_plane(dy + ((n0 + j) * q.Co + k) * plane, q.OH, q.OW, 0, 0, rows, cols, planes + j * psz);
     for (int64_t p0 = 0; p0 < P; p0 += kL) {
@@ -527,12 +547,9 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
         });
       });
     }
-  };
+  }
   if (shared) {
-#pragma omp for schedule(static)
-    for (int64_t k = 0; k < q.Co; ++k) channel(k);
-  } else {
-    for (int64_t k = 0; k < q.Co; ++k) channel(k);
+#pragma omp barrier
   }
 }
 
