@@ -140,6 +140,20 @@ const std::vector<GeomCase> kWinogradCases = {
     {2, 3, 10, 10, 4, 3, 3, 1, 1, kc::Padding::Valid}, // 8x8: exactly for m = 2, 4 (the input read in place)
 };
 
+// f(c, m) for every Winograd test geometry c and tile m = 2, 3, 4 (both captured for failures).
+template <class F>
+void for_winograd_cases(F&& f) {
+  for (int64_t m : {2, 3, 4})
+    for (const GeomCase& c : kWinogradCases) {
+      CAPTURE(m);
+      CAPTURE(c.N);
+      CAPTURE(c.H);
+      CAPTURE(c.W);
+      CAPTURE(c.C);
+      f(c, m);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("conv geometry: TensorFlow 'same' puts the extra padding at the bottom/right") {
@@ -197,19 +211,13 @@ TEST_CASE("conv2d: im2col + GEMM equals the direct convolution (float32)") {
 TEST_CASE("conv2d: Winograd F(m x m, 3x3) equals the direct convolution (float64 and float32, m = 2, 3, 4)") {
   // float takes the transforms' 4-lane vector gathers and shuffles on x86-64 (winograd_gather4,
   // winograd_interleave_row), double the portable loops: every geometry in both.
-  for (int64_t m : {2, 3, 4})
-    for (const GeomCase& c : kWinogradCases) {
-      CAPTURE(m);
-      CAPTURE(c.N);
-      CAPTURE(c.H);
-      CAPTURE(c.W);
-      CAPTURE(c.C);
-      for (auto plan : {kc::ConvOptions::WinogradPlan::Grouped, kc::ConvOptions::WinogradPlan::Fused}) {
-        CAPTURE(int(plan));
-        check_winograd_against_direct<double>(c, 1e-12, m, plan);
-        check_winograd_against_direct<float>(c, m == 4 ? 2e-3 : 5e-4, m, plan);
-      }
+  for_winograd_cases([](const GeomCase& c, int64_t m) {
+    for (auto plan : {kc::ConvOptions::WinogradPlan::Grouped, kc::ConvOptions::WinogradPlan::Fused}) {
+      CAPTURE(int(plan));
+      check_winograd_against_direct<double>(c, 1e-12, m, plan);
+      check_winograd_against_direct<float>(c, m == 4 ? 2e-3 : 5e-4, m, plan);
     }
+  });
 }
 
 // The fused passes (winograd_conv3x3_fused, winograd_conv3x3_backward_filter_fused) against the
@@ -263,15 +271,10 @@ void check_winograd_fused_equals_grouped(const GeomCase& c, int64_t m) {
 }
 
 TEST_CASE("conv2d: the fused Winograd passes give the grouped passes' results (bands of tile rows, whole samples)") {
-  for (int64_t m : {2, 3, 4})
-    for (const GeomCase& c : kWinogradCases) {
-      CAPTURE(m);
-      CAPTURE(c.N);
-      CAPTURE(c.H);
-      CAPTURE(c.W);
-      check_winograd_fused_equals_grouped<double>(c, m);
-      check_winograd_fused_equals_grouped<float>(c, m);
-    }
+  for_winograd_cases([](const GeomCase& c, int64_t m) {
+    check_winograd_fused_equals_grouped<double>(c, m);
+    check_winograd_fused_equals_grouped<float>(c, m);
+  });
   // Channels off the GEMM's register tiles and enough tiles per sample for several bands, 'same' and
   // 'valid' (backward data padded by 2: a band's rows reach past both edges of dy).
   check_winograd_fused_equals_grouped<float>({2, 19, 23, 17, 35, 3, 3, 1, 1, kc::Padding::Same}, 3);

@@ -341,7 +341,10 @@ void winograd_conv3x3_backward_filter_fused(const T* x, const T* dy, const Winog
   if (q.N <= 0 || q.Co <= 0 || q.Ci <= 0 || NT <= 0) return;
   const detail::WinogradFusedBlocks bl = detail::winograd_fused_blocks(q, budget_elems);
   const int nt = static_cast<int>(std::min<int64_t>(detail::winograd_team(q), bl.count));
-  std::vector<T*> parts(static_cast<size_t>(nt));  // each thread's dU [a^2, Co, Ci]
+  // each thread's dU [a^2, Co, Ci] (the list in a buffer that only grows: no allocation per step)
+  static thread_local std::vector<T*> part_list;
+  if (part_list.size() < static_cast<size_t>(nt)) part_list.resize(static_cast<size_t>(nt));
+  T** const parts = part_list.data();
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
 #ifdef _OPENMP
@@ -352,7 +355,7 @@ void winograd_conv3x3_backward_filter_fused(const T* x, const T* dy, const Winog
     const int64_t pmax = bl.max_tiles(q);
     T* V = detail::conv_scratch<T, 0>(npts * q.Ci * pmax);
     T* Gy = detail::conv_scratch<T, 1>(npts * q.Co * pmax);
-    T* dU = parts[static_cast<size_t>(tid)] = detail::conv_scratch<T, 3>(du);
+    T* dU = parts[tid] = detail::conv_scratch<T, 3>(du);
     bool first = true;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < bl.count; ++b) {
@@ -373,7 +376,7 @@ void winograd_conv3x3_backward_filter_fused(const T* x, const T* dy, const Winog
       T* d = parts[0] + e0;
       const int64_t n = std::min<int64_t>(4096, du - e0);
       for (int t = 1; t < nt; ++t) {
-        const T* src = parts[static_cast<size_t>(t)] + e0;
+        const T* src = parts[t] + e0;
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) d[i] += src[i];
       }
