@@ -270,7 +270,7 @@ void winograd_conv3x3_fused(const T* in, const T* U, const WinogradGeom& q, cons
   const int64_t nr = gemm_prepacked_b_nr<T>(q.Ci), us = detail::winograd_u_plane(q.Co, q.Ci, u_mr);
   if (u_mr <= 0) throw ValueError("winograd_conv3x3_fused: U must be prepacked (u_mr > 0)");
   const detail::WinogradFusedBlocks bl = detail::winograd_fused_blocks(q, budget_elems);
-  const int nt = std::min<int64_t>(detail::winograd_team(q), bl.count);
+  const int nt = static_cast<int>(std::min<int64_t>(detail::winograd_team(q), bl.count));
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int64_t pmax = bl.max_tiles(q);
