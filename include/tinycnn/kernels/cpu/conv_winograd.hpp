@@ -32,7 +32,8 @@
 // block's tiles), so it only pays where many tiles fit a block: Auto takes it on layers with few
 // channels (conv2d.hpp's winograd_fused_preferred has the measurements).
 //
-// The geometry (WinogradGeom), the matrices and the four transforms are in winograd_transforms.hpp;
+// The geometry (WinogradGeom), the matrices and the four transforms are in winograd_transforms.hpp (their
+// lanes' gathers and stores in winograd_lanes.hpp);
 // this file holds the tile choice, the sample groups and the two routines that run the GEMMs.
 #include <algorithm>
 #include <cstdint>
