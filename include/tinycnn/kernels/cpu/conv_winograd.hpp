@@ -34,7 +34,8 @@
 //
 // The geometry (WinogradGeom), the matrices and the four transforms are in winograd_transforms.hpp (their
 // lanes' gathers and stores in winograd_lanes.hpp);
-// this file holds the tile choice, the sample groups and the two routines that run the GEMMs.
+// this file holds the tile choice, the sample groups and blocks, and the routines that run the GEMMs
+// (forward / backward data and weight gradient, each grouped and fused).
 #include <algorithm>
 #include <cstdint>
 #include <vector>
