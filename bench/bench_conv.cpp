@@ -16,7 +16,7 @@
 //   winograd_f2, winograd_f3, winograd_f4
 //                the same with the tile forced to 2x2, 3x3, 4x4 (ConvOptions::winograd_tile)
 //   winograd_grouped, winograd_fused
-//                the same with the forward and backward-data plan forced (ConvOptions::winograd_plan):
+//                the same with the plan of all three passes forced (ConvOptions::winograd_plan):
 //                transforms and GEMMs per sample group, or per block of tiles kept in L2
 //   fewc         the direct few-channel passes (conv_fewc.hpp, ConvOptions::Algo::FewChannels), forward
 //                and weight gradient, on the layers they apply to (conv1)
