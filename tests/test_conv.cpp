@@ -138,6 +138,8 @@ const std::vector<GeomCase> kWinogradCases = {
                                                        // copy), blocks of 16 tiles across tile rows and samples
     {3, 4, 14, 8, 5, 3, 3, 1, 1, kc::Padding::Valid},  // 12x6 output: tiles cover the input exactly for m = 2, 3
     {2, 3, 10, 10, 4, 3, 3, 1, 1, kc::Padding::Valid}, // 8x8: exactly for m = 2, 4 (the input read in place)
+    {2, 3, 7, 53, 4, 3, 3, 1, 1, kc::Padding::Same},   // 18-27 tiles per tile row: blocks of one or two runs
+                                                       // of consecutive tiles (winograd_gather_runs_avx512)
 };
 
 // f(c, m) for every Winograd test geometry c and tile m = 2, 3, 4 (both captured for failures).
@@ -699,6 +701,81 @@ TEST_CASE("max pool: the select-based fast path equals a row-major scan, ties in
           CHECK(bad == 0);
         }
       }
+}
+
+TEST_CASE("max pool backward: a fresh gradient written whole, with and without a ReLU mask") {
+  // The fresh-buffer (assign) paths, the one-pass plane writer where windows tile the plane (2x2/2,
+  // 3x3/3, 2x3/(2, 3); planes they cover exactly or not) and zero fill + scatter otherwise (strides
+  // below the window, 'same' padding), against the accumulating scatter into zeros; unmasked and with
+  // the mask of a ReLU (capped or not) taken from the pooled values. Inputs from {0, .., 4}, half of
+  // them 0: ties, windows of zeros and capped values.
+  struct Case {
+    int64_t H, W, R, S, sh, sw;
+    kc::Padding pad;
+  };
+  for (const Case& c : {Case{8, 10, 2, 2, 2, 2, kc::Padding::Valid}, Case{9, 11, 2, 2, 2, 2, kc::Padding::Valid},
+                        Case{9, 12, 3, 3, 3, 3, kc::Padding::Valid}, Case{11, 13, 3, 3, 3, 3, kc::Padding::Valid},
+                        Case{7, 10, 2, 3, 2, 3, kc::Padding::Valid}, Case{9, 9, 3, 3, 2, 2, kc::Padding::Valid},
+                        Case{7, 9, 2, 2, 2, 2, kc::Padding::Same}}) {
+    const kc::Conv2DGeom g = kc::make_conv_geom(2, 3, c.H, c.W, 3, c.R, c.S, c.sh, c.sw, c.pad);
+    Rng r(23);
+    std::vector<float> x(static_cast<size_t>(g.N * g.C * g.H * g.W));
+    for (auto& v : x) v = static_cast<float>(std::max<int64_t>(0, int64_t(r.below(8)) - 3));  // 0 half the time
+    std::fill(x.begin(), x.begin() + g.H * g.W, 0.0f);  // a plane of zeros: windows a ReLU masks
+    const int64_t ny = g.N * g.C * g.OH * g.OW;
+    std::vector<float> y(static_cast<size_t>(ny));
+    std::vector<int32_t> am(static_cast<size_t>(ny));
+    kc::max_pool2d_forward(x.data(), g, y.data(), am.data());
+    const auto dy = rand_vec<float>(ny, 24);
+    for (float cap : {-1.0f, 0.0f, 3.0f}) {  // no mask, ReLU, ReLU capped at 3
+      CAPTURE(c.H);
+      CAPTURE(c.W);
+      CAPTURE(c.R);
+      CAPTURE(c.sh);
+      CAPTURE(cap);
+      const float* ry = cap >= 0 ? y.data() : nullptr;
+      std::vector<float> want(x.size(), 0.0f);
+      kc::max_pool2d_backward(dy.data(), am.data(), g, want.data(), false, ry, cap);
+      auto got = nan_vec<float>(int64_t(x.size()));
+      kc::max_pool2d_backward(dy.data(), am.data(), g, got.data(), true, ry, cap);
+      int64_t bad = 0, masked = 0;
+      for (size_t i = 0; i < x.size(); ++i) bad += !(got[i] == want[i]);
+      for (int64_t i = 0; i < ny; ++i) masked += cap >= 0 && !(y[i] > 0 && (cap == 0 || y[i] < cap));
+      CHECK(bad == 0);
+      if (cap >= 0) CHECK(masked > 0);  // the mask is exercised
+      // every compiled copy of the 2x2 / 3x3 plane writer this CPU can run, where windows tile the plane
+      if (c.R == c.S && c.sh == c.R && c.pad == kc::Padding::Valid) {
+        using Fn = void (*)(const float*, const int32_t*, const kc::Conv2DGeom&, const float*, float, float*);
+        std::vector<Fn> fns = {c.R == 2 ? &kc::detail::max_pool_backward_plane_dense<float, 2, 2>
+                                        : &kc::detail::max_pool_backward_plane_dense<float, 3, 3>};
+#ifdef TINYCNN_HAVE_X86_POOL
+        if (kc::cpu_features().avx2_fma)
+          fns.push_back(c.R == 2 ? &kc::detail::max_pool_backward_plane_dense_avx2<float, 2, 2>
+                                 : &kc::detail::max_pool_backward_plane_dense_avx2<float, 3, 3>);
+        if (kc::cpu_features().avx512)
+          fns.push_back(c.R == 2 ? &kc::detail::max_pool_backward_plane_dense_avx512<float, 2, 2>
+                                 : &kc::detail::max_pool_backward_plane_dense_avx512<float, 3, 3>);
+#endif
+        for (Fn fn : fns) {
+          auto plane = nan_vec<float>(int64_t(x.size()));
+          const int64_t L = g.OH * g.OW, HW = g.H * g.W;
+          for (int64_t nc = 0; nc < g.N * g.C; ++nc)
+            fn(dy.data() + nc * L, am.data() + nc * L, g, ry ? ry + nc * L : nullptr, cap, plane.data() + nc * HW);
+          int64_t diff = 0;
+          for (size_t i = 0; i < x.size(); ++i) diff += !(plane[i] == want[i]);
+          CHECK(diff == 0);
+        }
+      }
+      // the accumulating form with the mask: the unmasked one with dy zeroed where the mask is off
+      if (cap >= 0) {
+        auto dz = dy;
+        for (int64_t i = 0; i < ny; ++i) dz[i] = (y[i] > 0 && (cap == 0 || y[i] < cap)) ? dy[i] : 0.0f;
+        std::vector<float> ref(x.size(), 0.0f);
+        kc::max_pool2d_backward(dz.data(), am.data(), g, ref.data());
+        CHECK(ref == want);
+      }
+    }
+  }
 }
 
 TEST_CASE("avg pool: 'same' excludes padded cells from the average") {

@@ -86,6 +86,40 @@ TEST_CASE("gradcheck: conv2d and depthwise_conv2d with a fused, capped ReLU") {
                     {x, wd2}, 0.3);
 }
 
+// A max pooling after conv2d's fused ReLU applies the ReLU's mask itself (VarNode::relu_cap,
+// grad_masked) and the convolution skips its masking pass: the same gradients, to the bit, as an
+// unfused ReLU op in between, whether the pooling is the ReLU output's only consumer or another op
+// also adds into its gradient, before the pooling's backward or after it.
+TEST_CASE("conv2d with a fused ReLU, then max pooling: the pooling applies the mask") {
+  Var<double> x(rand_t({2, 3, 7, 8}, 90), true), w(rand_t({4, 3, 3, 3}, 91), true), b(rand_t({4}, 92), true);
+  const Tensor<double> c1 = rand_t({2, 4, 3, 4}, 93), c2 = rand_t({2, 4, 7, 8}, 94), w2 = rand_t({2, 4, 3, 3}, 95);
+  for (double cap : {0.0, 0.4})
+    for (int other : {0, 1, 2, 3}) {  // a second consumer of y: none, backward before, after (3: one that
+                                      // writes a fresh gradient: input_grad_fresh)
+      CAPTURE(cap);
+      CAPTURE(other);
+      auto loss = [&](bool fused) {
+        const Var<double> y = fused ? ops::conv2d(x, w, b, 1, 1, "same", true, cap)
+                                    : ops::relu(ops::conv2d(x, w, b, 1, 1, "same"), cap);
+        const Var<double> l = ops::sum(ops::mul(ops::max_pool2d(y, 2, 2), Var<double>(c1)));
+        const Var<double> extra = other == 3 ? ops::sum(ops::conv2d(y, Var<double>(w2), Var<double>(), 1, 1, "same"))
+                                             : ops::sum(ops::mul(y, Var<double>(c2)));
+        // backward runs the reverse of a depth-first post-order from the loss: the last-visited
+        // operand's branch first
+        return other == 0 ? l : other == 1 ? ops::add(l, extra) : ops::add(extra, l);  // 3: after
+      };
+      std::vector<Tensor<double>> grads[2];
+      for (int fused : {0, 1}) {
+        for (Var<double>* v : {&x, &w, &b}) v->zero_grad();
+        loss(fused).backward();
+        for (Var<double>* v : {&x, &w, &b}) grads[fused].push_back(v->grad().clone());
+      }
+      for (size_t i = 0; i < 3; ++i)
+        for (int64_t e = 0; e < grads[0][i].numel(); ++e) CHECK(grads[1][i][e] == grads[0][i][e]);
+      tt::expect_grad_ok(gradcheck([&] { return loss(true); }, {x, w, b}));
+    }
+}
+
 TEST_CASE("gradcheck: conv2d op on the Winograd path (3x3, stride 1, 16 channels)") {
   // 16 in and out channels: the default dispatch computes all three passes by Winograd, F(2x2, 3x3)
   // on this 5x4 plane (winograd_tile_for: 3 from 6x6 up; winograd_filter_tile_for: 2 on 5x4, where

@@ -38,11 +38,19 @@ struct VarNode {
   // beta = 0 instead of being zero-filled and read back (2 x 151 MB per step for model3's).
   bool grad_zero_pending = false;
   bool requires_grad = false;
+  // Where value is a fused ReLU's output (conv2d with relu): its cap (0: uncapped), else negative.
+  // A consumer whose backward applies that ReLU's mask at no cost (max pooling: a window's mask is its
+  // pooled value's) writes its gradient masked and sets grad_masked; any other write into grad clears
+  // it (grad_buffer, input_grad_fresh), so the producer skips its own pass over y and dY only when
+  // every contribution came masked.
+  T relu_cap = T(-1);
+  bool grad_masked = false;
   const char* op = "leaf";
   std::vector<std::shared_ptr<VarNode>> inputs;
   std::function<void(VarNode&)> backward_fn;  // reads this->grad, adds into inputs' grads
 
   Tensor<T>& grad_buffer() {
+    grad_masked = false;  // the caller adds an unmasked contribution
     if (!grad.defined()) grad = Tensor<T>::zeros(value.shape(), value.device());  // where the value lives
     materialize_grad();
     return grad;
@@ -113,6 +121,7 @@ class Var {
         node->backward_fn = nullptr;
         node->inputs.clear();
         node->grad = Tensor<T>();
+        node->grad_masked = false;
       }
     }
   }
@@ -193,6 +202,7 @@ T* input_grad_fresh(VarNode<T>& node, size_t i, bool* assign) {
   VarNode<T>* in = node.inputs[i].get();
   *assign = false;
   if (!in->requires_grad) return nullptr;
+  in->grad_masked = false;  // the caller writes an unmasked contribution (a masking one sets it again)
   if (!in->grad.defined()) {
     in->grad = Tensor<T>::empty(in->value.shape(), in->value.device());  // NaN in poison mode: must be written
     *assign = true;

@@ -144,13 +144,17 @@ void depthwise_conv2d_backward_data_to(Device dev, bool assign, const T* dy, con
       [&] { kernels::cpu::depthwise_conv2d_backward_data(dy, w, g, dx, assign); },
       [&] { depthwise_conv2d_backward_data(dev, dy, w, g, dx); });
 }
+// relu_y (optional): the pooled values of a ReLU's output (capped at relu_cap when > 0), whose mask
+// the CPU kernel applies at each window's winner; returns whether it was applied (CUDA: the plain
+// backward, and the ReLU's producer masks as usual).
 template <class T>
-void max_pool2d_backward_to(Device dev, bool assign, const T* dy, const int32_t* argmax,
-                            const kernels::cpu::Conv2DGeom& g, T* dx) {
+bool max_pool2d_backward_to(Device dev, bool assign, const T* dy, const int32_t* argmax,
+                            const kernels::cpu::Conv2DGeom& g, T* dx, const T* relu_y = nullptr, T relu_cap = T(0)) {
   detail::backward_into(
       dev, assign, dx, g.N * g.C * g.H * g.W,
-      [&] { kernels::cpu::max_pool2d_backward(dy, argmax, g, dx, assign); },
+      [&] { kernels::cpu::max_pool2d_backward(dy, argmax, g, dx, assign, relu_y, relu_cap); },
       [&] { max_pool2d_backward(dev, dy, argmax, g, dx); });
+  return relu_y != nullptr && dev == Device::CPU;
 }
 
 #undef TINYCNN_DISPATCH

@@ -67,12 +67,14 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_
                             y.data());
   std::vector<Var<T>> ins{x, w};
   if (has_b) ins.push_back(b);
-  return make_result<T>(std::move(y), ins, relu ? "conv2d_relu" : "conv2d", [g, has_b, relu, relu_max](VarNode<T>& n) {
+  Var<T> out = make_result<T>(std::move(y), ins, relu ? "conv2d_relu" : "conv2d", [g, has_b, relu, relu_max](VarNode<T>& n) {
     const Device d = n.value.device();
     Tensor<T> masked;
     const T* dy = n.grad.data();
     T* db = has_b ? input_grad(n, 2) : nullptr;
-    if (relu) {  // the masked gradient and the bias gradient in one pass
+    // (n.grad_masked: the consumers already applied the ReLU's mask; the bias gradient then comes
+    // from conv2d_backward_filter's sum over dY)
+    if (relu && !n.grad_masked) {  // the masked gradient and the bias gradient in one pass
       masked = Tensor<T>::empty(n.value.shape(), d);
       backend::conv2d_relu_backward_bias(d, n.value.data(), dy, relu_max, g, masked.data(), db);
       dy = masked.data();
@@ -84,6 +86,8 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_
     T* dw = input_grad(n, 1);
     if (dw || db) backend::conv2d_backward_filter(d, n.inputs[0]->value.data(), dy, g, dw, db);
   });
+  if (relu) out.node()->relu_cap = relu_max;  // a max pooling after it can apply the mask (VarNode::relu_cap)
+  return out;
 }
 
 template <class T>

@@ -38,10 +38,17 @@ Var<T> max_pool2d(const Var<T>& x, int64_t pool_h, int64_t pool_w, int64_t strid
   auto argmax = make_storage<int32_t>(y.numel(), y.device());
   backend::max_pool2d_forward(y.device(), x.value().data(), g, y.data(), argmax->ptr);
   return make_result<T>(std::move(y), {x}, "max_pool2d", [g, argmax](VarNode<T>& n) {
+    VarNode<T>* in = n.inputs[0].get();
     bool assign;
-    if (T* dx = input_grad_fresh(n, 0, &assign))
-      backend::max_pool2d_backward_to(n.value.device(), assign, n.grad.data(), static_cast<const int32_t*>(argmax->ptr),
-                                      g, dx);
+    if (T* dx = input_grad_fresh(n, 0, &assign)) {
+      // The input is a fused ReLU's output whose gradient nothing else wrote yet: the ReLU's mask is
+      // applied here, at each window's winner from the pooled value, and its producer skips its own
+      // pass over y and dY (VarNode::grad_masked)
+      const bool mask = assign && in->relu_cap >= T(0);
+      in->grad_masked = backend::max_pool2d_backward_to(n.value.device(), assign, n.grad.data(),
+                                                        static_cast<const int32_t*>(argmax->ptr), g, dx,
+                                                        mask ? n.value.data() : nullptr, in->relu_cap);
+    }
   });
 }
 

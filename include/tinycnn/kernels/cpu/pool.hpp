@@ -188,18 +188,106 @@ void max_pool2d_forward(const T* x, const Conv2DGeom& g, T* y, int32_t* argmax) 
   for (int64_t nc = 0; nc < g.N * g.C; ++nc) plane(x + nc * HW, g, y + nc * L, argmax + nc * L);
 }
 
-// dx[argmax] += dy (assign: dx is a fresh buffer, set to zero here first, a plane at a time)
-//   dy: [N, C, OH, OW], argmax: [N, C, OH, OW] (from max_pool2d_forward), dx: [N, C, H, W] (+=)
+namespace detail {
+// The window's gradient dy, or 0 where the ReLU mask of relu_y (max_pool2d_backward) is off.
 template <class T>
-void max_pool2d_backward(const T* dy, const int32_t* argmax, const Conv2DGeom& g, T* dx, bool assign = false) {
+inline T pool_masked_grad(T dy, const T* relu_y, int64_t i, T relu_cap) {
+  if (!relu_y) return dy;
+  const T y = relu_y[i];
+  return y > T(0) && (relu_cap <= T(0) || y < relu_cap) ? dy : T(0);
+}
+
+// One fresh plane of dx for windows that tile the plane without overlap or padding (stride = pool
+// size, no padding; R, S: the pool size, 0 = g's): every cell written once, its window's gradient
+// where it is the window's winner, else 0 (the bottom rows and right columns no window covers: 0).
+// A zero fill followed by a scatter wrote the plane twice with a data-dependent branch per window.
+template <class T, int R, int S>
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((always_inline))
+#endif
+inline void max_pool_backward_plane_dense_body(const T* dy, const int32_t* argmax, const Conv2DGeom& g,
+                                               const T* relu_y, T relu_cap, T* dx) {
+  const int64_t r_n = R > 0 ? R : g.R, s_n = S > 0 ? S : g.S, OW = g.OW, W = g.W;
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const int64_t o = oh * OW;
+    for (int64_t r = 0; r < r_n; ++r) {
+      const int64_t h = oh * r_n + r;
+      T* row = dx + h * W;
+      const int32_t base = static_cast<int32_t>(h * W);
+#pragma omp simd
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const T v = pool_masked_grad(dy[o + ow], relu_y, o + ow, relu_cap);
+        const int32_t a = argmax[o + ow] - base - static_cast<int32_t>(ow * s_n);  // column in the window
+        for (int64_t c = 0; c < s_n; ++c) row[ow * s_n + c] = a == c ? v : T(0);
+      }
+      std::fill(row + OW * s_n, row + W, T(0));
+    }
+  }
+  std::fill(dx + g.OH * r_n * W, dx + g.H * W, T(0));
+}
+template <class T, int R, int S>
+void max_pool_backward_plane_dense(const T* dy, const int32_t* argmax, const Conv2DGeom& g, const T* relu_y,
+                                   T relu_cap, T* dx) {
+  max_pool_backward_plane_dense_body<T, R, S>(dy, argmax, g, relu_y, relu_cap, dx);
+}
+#ifdef TINYCNN_HAVE_X86_POOL
+template <class T, int R, int S>
+TINYCNN_TARGET_AVX2 void max_pool_backward_plane_dense_avx2(const T* dy, const int32_t* argmax, const Conv2DGeom& g,
+                                                            const T* relu_y, T relu_cap, T* dx) {
+  max_pool_backward_plane_dense_body<T, R, S>(dy, argmax, g, relu_y, relu_cap, dx);
+}
+template <class T, int R, int S>
+TINYCNN_TARGET_AVX512 void max_pool_backward_plane_dense_avx512(const T* dy, const int32_t* argmax,
+                                                                const Conv2DGeom& g, const T* relu_y, T relu_cap,
+                                                                T* dx) {
+  max_pool_backward_plane_dense_body<T, R, S>(dy, argmax, g, relu_y, relu_cap, dx);
+}
+#endif
+
+// The dense plane writer for an R x S window (0, 0: any size) on this CPU.
+template <class T, int R, int S>
+auto max_pool_backward_plane_dense_for_cpu()
+    -> void (*)(const T*, const int32_t*, const Conv2DGeom&, const T*, T, T*) {
+#ifdef TINYCNN_HAVE_X86_POOL
+  if (cpu_features().avx512) return &max_pool_backward_plane_dense_avx512<T, R, S>;
+  if (cpu_features().avx2_fma) return &max_pool_backward_plane_dense_avx2<T, R, S>;
+#endif
+  return &max_pool_backward_plane_dense<T, R, S>;
+}
+}  // namespace detail
+
+// dx[argmax] += dy (assign: dx is a fresh buffer, written whole here).
+// relu_y (optional): the forward's pooled values y of an input that is a ReLU's output (capped at
+// relu_cap when that is > 0): a window passes its gradient only where 0 < y (< relu_cap), which is
+// that ReLU's backward at the window's winner (the winner's value is y), so the ReLU's own pass over
+// the full-size input and its gradient can be skipped.
+//   dy: [N, C, OH, OW], argmax: [N, C, OH, OW] (from max_pool2d_forward), dx: [N, C, H, W] (+=),
+//   relu_y: [N, C, OH, OW]
+template <class T>
+void max_pool2d_backward(const T* dy, const int32_t* argmax, const Conv2DGeom& g, T* dx, bool assign = false,
+                         const T* relu_y = nullptr, T relu_cap = T(0)) {
   const int64_t L = g.OH * g.OW, HW = g.H * g.W;
   const bool par = g.N * g.C * L > kParallelMinWork;
+  // Windows side by side inside the plane (the scene models' 2x2/2 and 3x3/3, 'valid'; 'same' pads
+  // bottom/right only, then the last windows may hang over): a fresh plane is written in one pass
+  const bool tiled = assign && g.stride_h == g.R && g.stride_w == g.S && g.pad_top == 0 && g.pad_left == 0 &&
+                     g.OH * g.R <= g.H && g.OW * g.S <= g.W;
+  auto dense = g.R == 2 && g.S == 2   ? detail::max_pool_backward_plane_dense_for_cpu<T, 2, 2>()
+               : g.R == 3 && g.S == 3 ? detail::max_pool_backward_plane_dense_for_cpu<T, 3, 3>()
+                                      : &detail::max_pool_backward_plane_dense<T, 0, 0>;
 #pragma omp parallel for if (par)
   for (int64_t nc = 0; nc < g.N * g.C; ++nc) {  // each (n, c) plane is written by one thread
     T* dxc = dx + nc * HW;
+    const int32_t* a = argmax + nc * L;
+    const T* d = dy + nc * L;
+    const T* y = relu_y ? relu_y + nc * L : nullptr;
+    if (tiled) {
+      dense(d, a, g, y, relu_cap, dxc);
+      continue;
+    }
     if (assign) std::fill(dxc, dxc + HW, T(0));  // a fresh buffer, zeroed a plane at a time (stays in cache)
     for (int64_t i = 0; i < L; ++i)
-      if (argmax[nc * L + i] >= 0) dxc[argmax[nc * L + i]] += dy[nc * L + i];
+      if (a[i] >= 0) dxc[a[i]] += detail::pool_masked_grad(d[i], y, i, relu_cap);
   }
 }
 
