@@ -41,6 +41,7 @@
 #include <tinycnn/core/random.hpp>
 #include <tinycnn/kernels/cpu/conv2d.hpp>
 #include <tinycnn/kernels/cpu/conv_direct.hpp>
+#include <tinycnn/kernels/cpu/conv_pool.hpp>
 #include <tinycnn/kernels/cpu/depthwise.hpp>
 #include <tinycnn/kernels/cpu/pool.hpp>
 
@@ -404,6 +405,67 @@ int register_pool_benchmarks() {
 }
 
 const int registered_pool = register_pool_benchmarks();
+
+// A convolution with a fused ReLU and the max pooling after it, forward, on the scene models' first
+// layers at batch 32 (model3: 3 -> 32 'same' at 150x150, 3x3 / 3 pooling; model004: 'valid' -> 148x148,
+// 2x2 / 2), im2col as Auto picks it on AVX-512 CPUs:
+//   conv_pool/separate/<layer>  conv2d_forward_ex into the full-size output (allocated once, outside
+//                               the timing, which favours it: the op allocates it every step), then
+//                               max_pool2d_forward over it
+//   conv_pool/fused/<layer>     conv2d_max_pool2d_forward (conv_pool.hpp): each sample pooled in bands
+//                               while in L2, the full-size output never written
+// fused is checked against separate (values and argmax, bit for bit) before it is timed. GFLOP/s: the
+// convolution's.
+std::vector<float> uniform_vec(int64_t n, uint64_t seed) {
+  tinycnn::Rng rng(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& e : v) e = static_cast<float>(rng.uniform(-1.0, 1.0));
+  return v;
+}
+
+void run_conv_pool(benchmark::State& state, bool same, int64_t pool, bool fused) {
+  const Conv2DGeom g = make_conv_geom(kBatch, 3, 150, 150, 32, 3, 3, 1, 1, same ? Padding::Same : Padding::Valid);
+  const Conv2DGeom pg = make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, pool, pool, pool, pool, Padding::Valid);
+  ConvOptions o;
+  o.algo = ConvOptions::Algo::Im2col;
+  const auto x = uniform_vec(g.N * g.C * g.H * g.W, 11), w = uniform_vec(g.K * g.C * 9, 12), b = uniform_vec(g.K, 13);
+  std::vector<float> y(static_cast<size_t>(g.N * g.K * g.OH * g.OW)), yp(static_cast<size_t>(g.N * g.K * pg.OH * pg.OW)),
+      yr = yp;
+  std::vector<int32_t> am(yp.size()), amr(yp.size());
+  auto fn = [&](float* out, int32_t* a, bool f) {
+    if (f) return conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, out, a, true, 0.0f, o);
+    conv2d_forward_ex(x.data(), w.data(), b.data(), g, y.data(), true, &detail::conv_gemm_default<float>, o);
+    max_pool2d_forward(y.data(), pg, out, a);
+  };
+  fn(yr.data(), amr.data(), false);
+  fn(yp.data(), am.data(), fused);
+  if (yp != yr || am != amr) {
+    state.SkipWithError("fused differs from separate");
+    return;
+  }
+  for (auto _ : state) {
+    fn(yp.data(), am.data(), fused);
+    benchmark::DoNotOptimize(yp.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(g.N * g.K * g.C * 9 * g.OH * g.OW) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+int register_conv_pool_benchmarks() {
+  for (bool fused : {false, true}) {
+    const std::string v = fused ? "fused" : "separate";
+    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m3conv1_pool3").c_str(), run_conv_pool, true, 3, fused)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m004conv1_pool2").c_str(), run_conv_pool, false, 2, fused)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  return 0;
+}
+
+const int registered_conv_pool = register_conv_pool_benchmarks();
 
 // depthwise/<variant>/<C>x<H>_s<stride>: the forward of MobileNet v1 0.25's depthwise 3x3 layers at
 // 224x224 (the shipped ensemble's members), batch 32; stride-2 layers on their zero-padded (H + 1)

@@ -659,7 +659,7 @@ TEST_CASE("max pool: the select-based fast path equals a row-major scan, ties in
         const int64_t ny = g.N * g.C * g.OH * g.OW;
         // Every compiled copy of the plane routine this CPU can run (baseline, AVX2, AVX-512), and the
         // dispatching entry point.
-        using PlaneFn = void (*)(const float*, const kc::Conv2DGeom&, float*, int32_t*);
+        using PlaneFn = void (*)(const float*, const kc::Conv2DGeom&, float*, int32_t*, int64_t, int64_t);
         std::vector<PlaneFn> planes = {k == 2 ? &kc::detail::max_pool_plane<float, 2, 2>
                                               : &kc::detail::max_pool_plane<float, 3, 3>};
 #ifdef TINYCNN_HAVE_X86_POOL
@@ -675,8 +675,10 @@ TEST_CASE("max pool: the select-based fast path equals a row-major scan, ties in
           std::vector<float> y(static_cast<size_t>(ny));
           std::vector<int32_t> am(static_cast<size_t>(ny), -7);
           if (plane)
-            for (int64_t nc = 0; nc < g.N * g.C; ++nc)
-              plane(x.data() + nc * g.H * g.W, g, y.data() + nc * g.OH * g.OW, am.data() + nc * g.OH * g.OW);
+            for (int64_t nc = 0; nc < g.N * g.C; ++nc)  // in two bands of output rows
+              for (int64_t band : {0, 1})
+                plane(x.data() + nc * g.H * g.W, g, y.data() + nc * g.OH * g.OW, am.data() + nc * g.OH * g.OW,
+                      band ? g.OH / 2 : 0, band ? g.OH : g.OH / 2);
           else
             kc::max_pool2d_forward(x.data(), g, y.data(), am.data());
           int64_t bad = 0;
@@ -743,9 +745,20 @@ TEST_CASE("max pool backward: a fresh gradient written whole, with and without a
       for (int64_t i = 0; i < ny; ++i) masked += cap >= 0 && !(y[i] > 0 && (cap == 0 || y[i] < cap));
       CHECK(bad == 0);
       if (cap >= 0) CHECK(masked > 0);  // the mask is exercised
+      // the per-channel sums of what was written (a convolution's bias gradient), fresh or added
+      // into, in the same pass: against the sums of want's planes, added into a nonzero db
+      const int64_t HW = g.H * g.W;
+      std::vector<double> csum(static_cast<size_t>(g.C), 0.0);
+      for (int64_t i = 0; i < int64_t(x.size()); ++i) csum[size_t((i / HW) % g.C)] += want[size_t(i)];
+      for (bool fresh : {true, false}) {
+        std::vector<float> db(static_cast<size_t>(g.C), 0.5f), dx2(x.size(), 0.0f);
+        kc::max_pool2d_backward(dy.data(), am.data(), g, dx2.data(), fresh, ry, cap, db.data());
+        CHECK(dx2 == want);
+        for (int64_t ch = 0; ch < g.C; ++ch) CHECK(db[size_t(ch)] == doctest::Approx(0.5 + csum[size_t(ch)]).epsilon(1e-5));
+      }
       // every compiled copy of the 2x2 / 3x3 plane writer this CPU can run, where windows tile the plane
       if (c.R == c.S && c.sh == c.R && c.pad == kc::Padding::Valid) {
-        using Fn = void (*)(const float*, const int32_t*, const kc::Conv2DGeom&, const float*, float, float*);
+        using Fn = void (*)(const float*, const int32_t*, const kc::Conv2DGeom&, const float*, float, float*, float*);
         std::vector<Fn> fns = {c.R == 2 ? &kc::detail::max_pool_backward_plane_dense<float, 2, 2>
                                         : &kc::detail::max_pool_backward_plane_dense<float, 3, 3>};
 #ifdef TINYCNN_HAVE_X86_POOL
@@ -758,10 +771,16 @@ TEST_CASE("max pool backward: a fresh gradient written whole, with and without a
 #endif
         for (Fn fn : fns) {
           auto plane = nan_vec<float>(int64_t(x.size()));
-          const int64_t L = g.OH * g.OW, HW = g.H * g.W;
-          for (int64_t nc = 0; nc < g.N * g.C; ++nc)
-            fn(dy.data() + nc * L, am.data() + nc * L, g, ry ? ry + nc * L : nullptr, cap, plane.data() + nc * HW);
+          const int64_t L = g.OH * g.OW;
           int64_t diff = 0;
+          for (int64_t nc = 0; nc < g.N * g.C; ++nc) {
+            float sum = std::numeric_limits<float>::quiet_NaN();
+            fn(dy.data() + nc * L, am.data() + nc * L, g, ry ? ry + nc * L : nullptr, cap, plane.data() + nc * HW,
+               nc % 2 ? &sum : nullptr);  // with and without the plane's sum
+            double want_sum = 0;
+            for (int64_t i = 0; i < HW; ++i) want_sum += want[size_t(nc * HW + i)];
+            if (nc % 2) CHECK(sum == doctest::Approx(want_sum).epsilon(1e-5));
+          }
           for (size_t i = 0; i < x.size(); ++i) diff += !(plane[i] == want[i]);
           CHECK(diff == 0);
         }
@@ -776,6 +795,74 @@ TEST_CASE("max pool backward: a fresh gradient written whole, with and without a
       }
     }
   }
+}
+
+TEST_CASE("conv + max pool in one forward pass: the pooled output of the two passes, bit for bit") {
+  // conv2d_max_pool2d_forward pools each group of samples' GEMM output from its per-thread buffer:
+  // groups of one sample (PerSample, in bands of window rows where windows stack without overlap) and
+  // of several (Serial: one group; Auto: groups split between threads), windows that tile the output
+  // or not, overlapping and 'same'-padded pooling, a ReLU capped or not; against conv2d_forward_ex
+  // into a full output and max_pool2d_forward over it.
+  struct Case {
+    int64_t C, H, W, K, R, stride;
+    kc::Padding pad;
+    int64_t pr, ps;
+    kc::Padding ppad;
+  };
+  for (const Case& c : {Case{3, 12, 13, 5, 3, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid},
+                        Case{3, 11, 11, 4, 3, 1, kc::Padding::Same, 3, 3, kc::Padding::Valid},
+                        Case{2, 9, 8, 3, 2, 2, kc::Padding::Same, 3, 2, kc::Padding::Same},
+                        Case{4, 10, 9, 6, 1, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid}}) {
+    const kc::Conv2DGeom g = kc::make_conv_geom(5, c.C, c.H, c.W, c.K, c.R, c.R, c.stride, c.stride, c.pad);
+    const kc::Conv2DGeom pg = kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, c.pr, c.pr, c.ps, c.ps, c.ppad);
+    const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 31), w = rand_vec<float>(g.K * g.C * g.R * g.S, 32),
+               b = rand_vec<float>(g.K, 33);
+    const int64_t ny = g.N * g.K * g.OH * g.OW, np = pg.N * pg.C * pg.OH * pg.OW;
+    for (auto mode : {kc::ConvOptions::PerSample, kc::ConvOptions::Serial, kc::ConvOptions::Auto})
+      for (float cap : {-1.0f, 0.0f, 0.3f}) {  // no ReLU, ReLU, ReLU capped at 0.3
+        CAPTURE(c.C);
+        CAPTURE(c.R);
+        CAPTURE(c.pr);
+        CAPTURE(static_cast<int>(mode));
+        CAPTURE(cap);
+        kc::ConvOptions o;
+        o.mode = mode;
+        o.algo = kc::ConvOptions::Algo::Im2col;
+        REQUIRE(kc::conv2d_max_pool_fuses<float>(g, o));
+        const bool relu = cap >= 0;
+        const float rm = relu ? cap : 0.0f;
+        std::vector<float> y(static_cast<size_t>(ny)), want(static_cast<size_t>(np));
+        std::vector<int32_t> want_am(static_cast<size_t>(np));
+        kc::conv2d_forward_ex(x.data(), w.data(), b.data(), g, y.data(), relu, &kc::detail::conv_gemm_default<float>, o,
+                              rm);
+        kc::max_pool2d_forward(y.data(), pg, want.data(), want_am.data());
+        // one-sample groups pooled in bands of one window row, of three (the last one shorter), whole
+        for (int64_t band_rows : {int64_t(1), int64_t(3), int64_t(1000)}) {
+          CAPTURE(band_rows);
+          auto got = nan_vec<float>(np);
+          std::vector<int32_t> got_am(static_cast<size_t>(np), -7);
+          kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(), relu, rm, o,
+                                        band_rows * c.pr * g.K * g.OW * int64_t(sizeof(float)));
+          int64_t bad = 0;
+          for (int64_t i = 0; i < np; ++i)
+            bad += !(got[size_t(i)] == want[size_t(i)]) || got_am[size_t(i)] != want_am[size_t(i)];
+          CHECK(bad == 0);
+        }
+      }
+  }
+  // a pooling whose input is not the convolution's output, and a convolution the pass cannot take
+  const kc::Conv2DGeom g = kc::make_conv_geom(1, 3, 6, 6, 2, 3, 3, 1, 1, kc::Padding::Valid);
+  const kc::Conv2DGeom bad = kc::make_conv_geom(1, 2, 5, 4, 2, 2, 2, 2, 2, kc::Padding::Valid);
+  std::vector<float> v(256, 0.0f);
+  std::vector<int32_t> a(64);
+  CHECK_THROWS_WITH_AS(kc::conv2d_max_pool2d_forward(v.data(), v.data(), static_cast<const float*>(nullptr), g, bad, v.data(), a.data(), false),
+                       doctest::Contains("is not the convolution's output [1, 2, 4, 4]"), ValueError);
+  kc::ConvOptions wino;
+  wino.algo = kc::ConvOptions::Algo::Winograd;
+  const kc::Conv2DGeom pg = kc::make_conv_geom(1, 2, 4, 4, 2, 2, 2, 2, 2, kc::Padding::Valid);
+  CHECK_FALSE(kc::conv2d_max_pool_fuses<float>(g, wino));
+  CHECK_THROWS_AS(kc::conv2d_max_pool2d_forward(v.data(), v.data(), static_cast<const float*>(nullptr), g, pg, v.data(), a.data(), false, 0.0f, wino),
+                  Error);
 }
 
 TEST_CASE("avg pool: 'same' excludes padded cells from the average") {

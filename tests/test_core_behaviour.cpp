@@ -3,6 +3,7 @@
 #include "grad_util.hpp"
 
 #include <cmath>
+#include <set>
 
 using namespace tinycnn;
 using tt::rand_t;
@@ -362,6 +363,101 @@ TEST_CASE("inference fusion: Graph chains stop where a value has another consume
   g.set_output(c0);
   CHECK(nn::inference_fusion_plan(g.entries(), g.output_id())[0].tail == -1);
   CHECK(max_abs_diff(infer(g, xin, true), infer(g, xin, false)) == 0.0);
+}
+
+namespace {
+// The op names of the graph recorded below v, one per node.
+template <class T>
+std::multiset<std::string> recorded_ops(const Var<T>& v) {
+  std::multiset<std::string> names;
+  std::vector<const VarNode<T>*> todo{v.node()};
+  std::set<const VarNode<T>*> seen;
+  while (!todo.empty()) {
+    const VarNode<T>* n = todo.back();
+    todo.pop_back();
+    if (!n || !seen.insert(n).second) continue;
+    names.insert(n->op);
+    for (const auto& in : n->inputs) todo.push_back(in.get());
+  }
+  return names;
+}
+}  // namespace
+
+TEST_CASE("pool fusion: a convolution and the max pooling after it as one op, in training and inference") {
+  nn::Sequential<float> m(9);
+  m.add<nn::Conv2D>(4, 3, 1, "same", "relu");    // 0 -> pool 1
+  m.add<nn::MaxPool2D>(2);                       // 1
+  m.add<nn::Conv2D>(5, 2, 1, "valid", "relu6");  // 2 -> pool 3 (overlapping, 'same')
+  m.add<nn::MaxPool2D>(3, 2, "same");            // 3
+  m.add<nn::Conv2D>(16, 3, 1, "same");           // 4 -> pool 5 (no activation; Winograd's 16 channels)
+  m.add<nn::MaxPool2D>(2);                       // 5
+  m.add<nn::Conv2D>(3, 1, 1, "valid", "tanh");   // 6: an activation the op cannot fuse
+  m.add<nn::MaxPool2D>(1);                       // 7
+  m.add<nn::Flatten>();
+  m.add<nn::Dense>(3);
+  m.build({3, 13, 12});
+  const int out = static_cast<int>(m.size()) - 1;
+  const auto plan = nn::inference_fusion_plan(m.entries(), out, true);
+  for (size_t i = 0; i < m.size(); ++i) {
+    INFO("layer " << i);
+    CHECK(plan[i].tail == (i == 0 ? 1 : i == 2 ? 3 : i == 4 ? 5 : -1));
+  }
+  CHECK(plan[2].pool_spec.pool_h == 3);
+  CHECK(plan[2].pool_spec.stride_w == 2);
+  CHECK(plan[2].pool_spec.padding == "same");
+  for (const auto& s : nn::inference_fusion_plan(m.entries(), out, true, true, false)) CHECK(s.pool == -1);
+  const Tensor<float> x = rand_as<float>({4, 3, 13, 12}, 70);
+  const std::vector<int32_t> labels{0, 2, 1, 1};
+  auto step = [&](bool fuse) {
+    m.set_pool_fusion(fuse);
+    for (auto& p : m.parameters()) p.second.zero_grad();
+    const Var<float> logits = m.forward(Var<float>(x));
+    const std::multiset<std::string> names = recorded_ops(logits);
+    CHECK(names.count("conv2d_relu_max_pool2d") == (fuse ? 2u : 0u));  // layers 0 and 2
+    CHECK(names.count("conv2d_max_pool2d") == (fuse ? 1u : 0u));       // layer 4
+    CHECK(names.count("max_pool2d") == (fuse ? 1u : 4u));              // layer 7 (and all four unfused)
+    ops::softmax_cross_entropy(logits, labels).backward();
+    std::vector<Tensor<float>> g{logits.value().clone()};
+    for (auto& p : m.parameters()) g.push_back(p.second.grad().clone());
+    m.set_pool_fusion(true);
+    return g;
+  };
+  const auto fused = step(true), plain = step(false);
+  REQUIRE(fused.size() == plain.size());
+  CHECK(max_abs_diff(fused[0], plain[0]) == 0.0);  // the same logits
+  for (size_t i = 1; i < fused.size(); ++i) {
+    INFO("parameter " << i - 1);
+    CHECK(max_abs_diff(fused[i], plain[i]) <= 1e-5);
+  }
+  // inference (no graph): the same outputs
+  {
+    NoGradGuard ng;
+    m.eval();
+    const Tensor<float> a = m.forward(Var<float>(x)).value();
+    m.set_pool_fusion(false);
+    const Tensor<float> b = m.forward(Var<float>(x)).value();
+    m.set_pool_fusion(true);
+    CHECK(max_abs_diff(a, b) == 0.0);
+  }
+  // Graph: a convolution with a second consumer, or returned, keeps its output (no pool step)
+  nn::Graph<float> g({3, 8, 8}, 8);
+  auto in = g.input();
+  auto c0 = g.add<nn::Conv2D>({in}, 4, 3, 1, "same", "relu");  // 0 -> pool 1
+  auto p0 = g.add<nn::MaxPool2D>({c0}, 2);                      // 1
+  auto c1 = g.add<nn::Conv2D>({p0}, 4, 3, 1, "same", "relu");   // 2: feeds pool 3 and the Add
+  auto p1 = g.add<nn::MaxPool2D>({c1}, 1);                      // 3
+  auto s = g.add<nn::Add>({p1, c1});                            // 4
+  g.set_output(s);
+  const auto gp = nn::inference_fusion_plan(g.entries(), g.output_id(), true);
+  CHECK(gp[0].tail == 1);
+  CHECK(gp[2].tail == -1);
+  const Tensor<float> xg = rand_as<float>({2, 3, 8, 8}, 71);
+  g.set_pool_fusion(false);
+  const Tensor<float> yplain = g.forward(Var<float>(xg)).value();
+  g.set_pool_fusion(true);
+  CHECK(max_abs_diff(g.forward(Var<float>(xg)).value(), yplain) == 0.0);
+  g.set_output(c0);
+  CHECK(nn::inference_fusion_plan(g.entries(), g.output_id(), true)[0].tail == -1);
 }
 
 TEST_CASE("inference fusion while training: a frozen conv -> batch norm -> ReLU base runs fused, gradients unchanged") {

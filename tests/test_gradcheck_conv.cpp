@@ -2,6 +2,7 @@
 // runs in a few seconds), and Keras parameter counts.
 #include <algorithm>
 #include <numeric>
+#include <type_traits>
 
 #include "grad_util.hpp"
 
@@ -118,6 +119,75 @@ TEST_CASE("conv2d with a fused ReLU, then max pooling: the pooling applies the m
         for (int64_t e = 0; e < grads[0][i].numel(); ++e) CHECK(grads[1][i][e] == grads[0][i][e]);
       tt::expect_grad_ok(gradcheck([&] { return loss(true); }, {x, w, b}));
     }
+}
+
+namespace {
+// conv2d_max_pool2d against conv2d then max_pool2d: the same pooled values and x's gradient (bit for
+// bit: the same output gradient, masked by the pooled values in both), w's and b's within tol (the
+// weight gradient's per-thread parts are added in the order the threads took their samples, and the
+// bias is summed over the pooled gradient instead of the full-size one).
+template <class T>
+void check_conv_pool_op(const Shape& xs, const Shape& ws, int64_t stride, const std::string& pad,
+                        const ops::MaxPoolSpec& pool, T tol, uint64_t seed) {
+  auto cast = [](const Tensor<double>& d) {
+    Tensor<T> t(d.shape());
+    for (int64_t i = 0; i < d.numel(); ++i) t[i] = static_cast<T>(d[i]);
+    return t;
+  };
+  Var<T> x(cast(rand_t(xs, seed)), true), w(cast(rand_t(ws, seed + 1)), true), b(cast(rand_t({ws[0]}, seed + 2)), true);
+  for (T cap : {T(-1), T(0), T(0.3)}) {  // no ReLU, ReLU, ReLU6-style cap
+    CAPTURE(cap);
+    const bool relu = cap >= T(0);
+    const T rm = relu ? cap : T(0);
+    Tensor<T> vals[2], grads[2][3];
+    for (int fused : {0, 1}) {
+      for (Var<T>* v : {&x, &w, &b}) v->zero_grad();
+      const Var<T> y = fused ? ops::conv2d_max_pool2d(x, w, b, stride, stride, pad, relu, rm, pool)
+                             : ops::max_pool2d(ops::conv2d(x, w, b, stride, stride, pad, relu, rm), pool.pool_h,
+                                               pool.pool_w, pool.stride_h, pool.stride_w, pool.padding);
+      vals[fused] = y.value().clone();
+      const Var<T> c(cast(rand_t(y.shape(), seed + 3)));
+      ops::sum(ops::mul(y, c)).backward();
+      for (int i = 0; i < 3; ++i) grads[fused][i] = (i == 0 ? x : i == 1 ? w : b).grad().clone();
+    }
+    REQUIRE(vals[1].shape() == vals[0].shape());
+    int64_t bad = 0;
+    for (int64_t e = 0; e < vals[0].numel(); ++e) bad += !(vals[1][e] == vals[0][e]);
+    for (int64_t e = 0; e < grads[0][0].numel(); ++e) bad += !(grads[1][0][e] == grads[0][0][e]);
+    CHECK(bad == 0);
+    for (int i = 1; i < 3; ++i)
+      for (int64_t e = 0; e < grads[0][i].numel(); ++e)
+        CHECK(std::abs(grads[1][i][e] - grads[0][i][e]) <= tol * (T(1) + std::abs(grads[0][i][e])));
+    if constexpr (std::is_same_v<T, double>)
+      tt::expect_grad_ok(gradcheck([&] { return ops::conv2d_max_pool2d(x, w, b, stride, stride, pad, relu, rm, pool); },
+                                   {x, w, b}));
+  }
+}
+}  // namespace
+
+TEST_CASE("conv2d_max_pool2d: the values and gradients of conv2d then max_pool2d, one op") {
+  // im2col with a few input channels (the fused CPU pass), windows that tile the output or not, a
+  // 2x2 convolution with stride 2 under an overlapping 'same' pooling, a 1x1 convolution, and 16
+  // channels (Winograd: the output written whole, pooled and freed); float and double.
+  const ops::MaxPoolSpec p2{2, 2}, p3{3, 3}, p3s2{3, 3, 2, 2, "same"};
+  check_conv_pool_op<float>({3, 3, 9, 10}, {4, 3, 3, 3}, 1, "valid", p2, 1e-5f, 100);
+  check_conv_pool_op<float>({2, 3, 8, 8}, {5, 3, 3, 3}, 1, "same", p3, 1e-5f, 110);
+  check_conv_pool_op<float>({3, 2, 8, 7}, {3, 2, 2, 2}, 2, "same", p3s2, 1e-5f, 120);
+  check_conv_pool_op<float>({2, 4, 6, 6}, {3, 4, 1, 1}, 1, "valid", p2, 1e-5f, 130);
+  check_conv_pool_op<float>({2, 16, 8, 7}, {16, 16, 3, 3}, 1, "same", p2, 1e-5f, 140);
+  check_conv_pool_op<double>({2, 3, 7, 8}, {4, 3, 3, 3}, 1, "same", p2, 1e-12, 150);
+  check_conv_pool_op<double>({2, 2, 8, 7}, {3, 2, 2, 2}, 2, "same", p3s2, 1e-12, 160);
+  check_conv_pool_op<double>({1, 16, 6, 5}, {16, 16, 3, 3}, 1, "same", p3, 1e-12, 170);
+  // the input fed by another op: its gradient buffer starts unfilled (NaN in the checker)
+  Var<double> x(rand_t({2, 2, 6, 6}, 180)), w(rand_t({3, 2, 3, 3}, 181)), b(rand_t({3}, 182));
+  tt::expect_grad_ok(gradcheck(
+      [&] { return ops::conv2d_max_pool2d(ops::scale(x, 1.0), w, b, 1, 1, "same", true, 0.0, p2); }, {x, w, b}));
+  // errors name the op
+  CHECK_THROWS_WITH_AS(ops::conv2d_max_pool2d(x, w, b, 1, 1, "valid", false, 0.0, ops::MaxPoolSpec{5, 5}),
+                       doctest::Contains("conv2d_max_pool2d"), ShapeError);
+  Var<double> w4(rand_t({3, 4, 3, 3}, 183));
+  CHECK_THROWS_WITH_AS(ops::conv2d_max_pool2d(x, w4, Var<double>(), 1, 1, "valid", false, 0.0, p2),
+                       doctest::Contains("conv2d_max_pool2d"), ShapeError);
 }
 
 TEST_CASE("gradcheck: conv2d op on the Winograd path (3x3, stride 1, 16 channels)") {

@@ -48,6 +48,7 @@
 
 #include "autograd/ops/batchnorm.hpp"
 #include "autograd/ops/conv.hpp"
+#include "autograd/ops/conv_pool.hpp"
 #include "autograd/ops/pad.hpp"
 #include "autograd/ops/pool.hpp"
 #include "autograd/ops/resize.hpp"

@@ -80,6 +80,21 @@ void conv2d_forward_cached(Device dev, const T* x, const T* w, const T* b, const
   conv2d_forward(dev, x, w, b, g, y);
 }
 
+// A convolution and the max pooling after it in one forward pass (kernels/cpu/conv_pool.hpp): a CPU
+// pass only. ops::conv2d_max_pool2d asks
+// conv2d_max_pool_fuses first and runs the two passes where it says no, and on other devices runs the
+// separate ops.
+template <class T>
+bool conv2d_max_pool_fuses(Device dev, const kernels::cpu::Conv2DGeom& g) {
+  return dev == Device::CPU && kernels::cpu::conv2d_max_pool_fuses<T>(g);
+}
+template <class T>
+void conv2d_max_pool2d_forward(Device dev, const T* x, const T* w, const T* b, const kernels::cpu::Conv2DGeom& g,
+                               const kernels::cpu::Conv2DGeom& pg, T* yp, int32_t* argmax, bool relu, T relu_max) {
+  if (dev != Device::CPU) detail::no_backend("conv2d_max_pool2d_forward", dev);
+  kernels::cpu::conv2d_max_pool2d_forward(x, w, b, g, pg, yp, argmax, relu, relu_max);
+}
+
 // Backward entries that may write a fresh gradient buffer (assign: the op got it unfilled from
 // input_grad_fresh) instead of adding into zeros, which spares a pass over it. The CPU kernels take
 // the flag (the scatters among them, col2im, depthwise and max pooling, zero a plane at a time right
@@ -146,13 +161,16 @@ void depthwise_conv2d_backward_data_to(Device dev, bool assign, const T* dy, con
 }
 // relu_y (optional): the pooled values of a ReLU's output (capped at relu_cap when > 0), whose mask
 // the CPU kernel applies at each window's winner; returns whether it was applied (CUDA: the plain
-// backward, and the ReLU's producer masks as usual).
+// backward, and the ReLU's producer masks as usual). db (optional, CPU only): the per-channel sums of
+// the gradient added into dx, added into db (a convolution's bias gradient: ops::conv2d_max_pool2d).
 template <class T>
 bool max_pool2d_backward_to(Device dev, bool assign, const T* dy, const int32_t* argmax,
-                            const kernels::cpu::Conv2DGeom& g, T* dx, const T* relu_y = nullptr, T relu_cap = T(0)) {
+                            const kernels::cpu::Conv2DGeom& g, T* dx, const T* relu_y = nullptr, T relu_cap = T(0),
+                            T* db = nullptr) {
+  if (db && dev != Device::CPU) detail::no_backend("max_pool2d_backward_to (with a bias gradient)", dev);
   detail::backward_into(
       dev, assign, dx, g.N * g.C * g.H * g.W,
-      [&] { kernels::cpu::max_pool2d_backward(dy, argmax, g, dx, assign, relu_y, relu_cap); },
+      [&] { kernels::cpu::max_pool2d_backward(dy, argmax, g, dx, assign, relu_y, relu_cap, db); },
       [&] { max_pool2d_backward(dev, dy, argmax, g, dx); });
   return relu_y != nullptr && dev == Device::CPU;
 }

@@ -5,6 +5,7 @@
 //   m.add<nn::Conv2D>(32, 3, 1, "same", "relu");   // filters, kernel_size, strides, padding, activation
 #include "../autograd/ops/batchnorm.hpp"
 #include "../autograd/ops/conv.hpp"
+#include "../autograd/ops/conv_pool.hpp"
 #include "activation_fn.hpp"
 #include "layer.hpp"
 #include "size2.hpp"
@@ -47,6 +48,18 @@ class Conv2D : public UnaryLayer<T> {
     if (activation_ == "relu" || activation_ == "relu6")  // fused into the convolution's store
       return ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, true, activation_ == "relu6" ? T(6) : T(0), cache);
     return apply_activation(ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, false, T(0), cache), activation_);
+  }
+  // Pool fusion (layer.hpp): with a ReLU, a ReLU6 or no activation (the ops' fused ReLU), a max
+  // pooling after it runs in the same op.
+  bool can_fuse_max_pool() const override {
+    return activation_.empty() || activation_ == "linear" || activation_ == "relu" || activation_ == "relu6";
+  }
+  Var<T> forward_max_pooled(const Var<T>& x, const ops::MaxPoolSpec& pool) override {
+    if (!can_fuse_max_pool()) return UnaryLayer<T>::forward_max_pooled(x, pool);
+    const Var<T> k = this->param_for_forward(kernel_), b = use_bias_ ? this->param_for_forward(bias_) : Var<T>();
+    const bool relu = activation_ == "relu" || activation_ == "relu6";
+    return ops::conv2d_max_pool2d(x, k, b, strides_.h, strides_.w, padding_, relu, activation_ == "relu6" ? T(6) : T(0),
+                                  pool, cache_for(!grad_enabled() || !k.requires_grad()));
   }
   // Inference fusion (layer.hpp): with no activation of its own, a following batch norm folds into
   // the kernel and bias, and a ReLU (or ReLU6) into the convolution's store.

@@ -65,8 +65,9 @@ class Graph : public Model<T> {
         if (id >= 0) last_use[static_cast<size_t>(id)] = i;
     if (output_ >= 0) last_use[static_cast<size_t>(output_)] = n;  // returned: never dropped
     std::vector<FusionStep<T>> plan;
-    if (inference_fusion_applies(this->inference_fusion_, x))
-      plan = inference_fusion_plan(this->entries_, output_, grad_enabled());
+    if (inference_fusion_applies(this->inference_fusion_ || this->pool_fusion_, x))
+      plan = inference_fusion_plan(this->entries_, output_, grad_enabled(), this->inference_fusion_,
+                                   this->pool_fusion_);
     std::vector<char> absorbed(n, 0);  // computed by the fused step of the chain's convolution
     std::vector<Var<T>> vals(n);
     for (size_t i = 0; i < n; ++i) {
@@ -76,8 +77,7 @@ class Graph : public Model<T> {
       if (fusion_step_runs(plan, i, in.empty() ? x : in[0])) {
         const FusionStep<T>& s = plan[i];
         vals[static_cast<size_t>(s.tail)] = run_fusion_step(this->entries_, i, s, in.at(0));
-        absorbed[static_cast<size_t>(s.bn)] = 1;
-        if (s.relu >= 0) absorbed[static_cast<size_t>(s.relu)] = 1;
+        for (int id : fusion_step_absorbs(s)) absorbed[static_cast<size_t>(id)] = 1;
         if (last_use[static_cast<size_t>(s.tail)] == 0) vals[static_cast<size_t>(s.tail)] = Var<T>();  // a dead end
       } else {
         vals[i] = this->entries_[i].layer->forward(in);

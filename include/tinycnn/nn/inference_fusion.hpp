@@ -14,6 +14,12 @@
 // (Layer::can_fold_affine), each link is its predecessor's only consumer, the batch norm is in
 // inference (Layer::inference_affine) and the conv's value is not the model's output; the ReLU joins
 // when the batch norm's value has no other consumer and is not returned either.
+// Pool fusion (Model::set_pool_fusion, on by default): a Conv2D (with a ReLU, a ReLU6 or no
+// activation) whose only consumer is a MaxPool2D runs with it as one op, ops::conv2d_max_pool2d, in
+// training as well (it has its own backward): the convolution's full-size output is neither kept
+// for the backward nor, where its CPU pass allows, written to memory at all. The same values; the
+// gradients up to the bias's summation order. A convolution whose output is the model's output or
+// has another consumer is not fused.
 // Models call inference_fusion_plan once per forward (it reads the current weights and statistics)
 // and run a planned chain with run_fusion_step where fusion_step_runs says so.
 #include <vector>
@@ -25,17 +31,19 @@ namespace tinycnn::nn {
 template <class T>
 struct FusionStep {
   int bn = -1, relu = -1;  // the absorbed layers (relu -1: none)
-  int tail = -1;           // the node whose value the fused step produces (bn or relu); -1: no chain here
+  int pool = -1;           // or, for pool fusion, the absorbed max pooling (bn and relu -1 then)
+  int tail = -1;           // the node whose value the fused step produces (bn, relu or pool); -1: no chain here
   T relu_max = T(0);       // ReLU cap (0 = none)
   Tensor<T> scale, shift;  // the batch norm's affine, per channel
+  ops::MaxPoolSpec pool_spec;
 };
 
 // One step per node: plan[i].tail >= 0 where node i is a convolution heading a chain. entries in
 // topological order with their input node ids (-1 = model input); output: the returned node;
-// recording (grad_enabled()): only chains of frozen layers.
+// recording (grad_enabled()): folding only for chains of frozen layers; fold, pool: which fusions to plan.
 template <class T>
 std::vector<FusionStep<T>> inference_fusion_plan(const std::vector<LayerEntry<T>>& entries, int output,
-                                                 bool recording = false) {
+                                                 bool recording = false, bool fold = true, bool pool = true) {
   const size_t n = entries.size();
   std::vector<int> uses(n, 0), consumer(n, -1);
   for (size_t i = 0; i < n; ++i)
@@ -52,8 +60,15 @@ std::vector<FusionStep<T>> inference_fusion_plan(const std::vector<LayerEntry<T>
   };
   std::vector<FusionStep<T>> plan(n);
   for (size_t i = 0; i < n; ++i) {
-    if (!entries[i].layer->can_fold_affine() || (recording && entries[i].layer->trainable())) continue;
     FusionStep<T>& s = plan[i];
+    if (pool && entries[i].layer->can_fuse_max_pool()) {
+      const int c = only_consumer(static_cast<int>(i));
+      if (c >= 0 && entries[static_cast<size_t>(c)].layer->fusable_max_pool(s.pool_spec)) {
+        s.pool = s.tail = c;
+        continue;
+      }
+    }
+    if (!fold || !entries[i].layer->can_fold_affine() || (recording && entries[i].layer->trainable())) continue;
     const int bn = only_consumer(static_cast<int>(i));
     if (bn < 0 || (recording && entries[static_cast<size_t>(bn)].layer->trainable()) ||
         !entries[static_cast<size_t>(bn)].layer->inference_affine(s.scale, s.shift))
@@ -69,20 +84,31 @@ std::vector<FusionStep<T>> inference_fusion_plan(const std::vector<LayerEntry<T>
 // The tail's value of the chain headed by node i (plan[i].tail >= 0), from node i's input x.
 template <class T>
 Var<T> run_fusion_step(const std::vector<LayerEntry<T>>& entries, size_t i, const FusionStep<T>& s, const Var<T>& x) {
+  if (s.pool >= 0) return entries[i].layer->forward_max_pooled(x, s.pool_spec);
   return entries[i].layer->forward_folded(x, s.scale, s.shift, s.relu >= 0, s.relu_max);
 }
 
-// Whether a forward of x plans fusion: fusion on, x on the CPU.
+// Whether a forward of x plans fusion: either fusion on, x on the CPU.
 template <class T>
 bool inference_fusion_applies(bool enabled, const Var<T>& x) {
   return enabled && x.value().device() == Device::CPU;
 }
 
-// Whether the planned step runs fused on the chain's input x: while recording, only if x needs no
-// gradient (else the frozen chain still passes one through to the layers below).
+// Whether the planned step runs fused on the chain's input x: a folded chain while recording only if
+// x needs no gradient (else the frozen chain still passes one through to the layers below); a pool
+// step always (its op has a backward).
 template <class T>
 bool fusion_step_runs(const std::vector<FusionStep<T>>& plan, size_t i, const Var<T>& x) {
-  return !plan.empty() && plan[i].tail >= 0 && !(grad_enabled() && x.requires_grad());
+  return !plan.empty() && plan[i].tail >= 0 && (plan[i].pool >= 0 || !(grad_enabled() && x.requires_grad()));
+}
+
+// The nodes a planned step computes besides its head (they are skipped in the forward).
+template <class T>
+std::vector<int> fusion_step_absorbs(const FusionStep<T>& s) {
+  std::vector<int> a;
+  for (int id : {s.bn, s.relu, s.pool})
+    if (id >= 0) a.push_back(id);
+  return a;
 }
 
 }  // namespace tinycnn::nn

@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "../autograd/ops/pool.hpp"
 #include "../autograd/variable.hpp"
 #include "../core/random.hpp"
 
@@ -72,6 +73,16 @@ class Layer {
   virtual Var<T> forward_folded(const Var<T>& /*x*/, const Tensor<T>& /*scale*/, const Tensor<T>& /*shift*/,
                                 bool /*relu*/, T /*relu_max*/) {
     throw Error(type() + " '" + name() + "': cannot fold a following affine");
+  }
+  // Pool fusion (nn/inference_fusion.hpp: a convolution followed by max pooling runs as one op,
+  // ops::conv2d_max_pool2d, in training and inference). Two roles:
+  // - a max pooling: writes its window and returns true;
+  virtual bool fusable_max_pool(ops::MaxPoolSpec& /*pool*/) const { return false; }
+  // - a layer that can end its forward in that pooling: forward_max_pooled(x, pool) computes the
+  //   pooling of forward(x), with the same values and gradients up to rounding.
+  virtual bool can_fuse_max_pool() const { return false; }
+  virtual Var<T> forward_max_pooled(const Var<T>& /*x*/, const ops::MaxPoolSpec& /*pool*/) {
+    throw Error(type() + " '" + name() + "': cannot fuse a following max pooling");
   }
 
  protected:

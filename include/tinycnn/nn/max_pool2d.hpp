@@ -16,6 +16,10 @@ class MaxPool2D : public Pooling2D<T> {
     return ops::max_pool2d(x, this->pool_size_.h, this->pool_size_.w, this->strides_.h, this->strides_.w,
                            this->padding_);
   }
+  bool fusable_max_pool(ops::MaxPoolSpec& pool) const override {
+    pool = {this->pool_size_.h, this->pool_size_.w, this->strides_.h, this->strides_.w, this->padding_};
+    return true;
+  }
 };
 
 // Keras' other name for the same layer.

@@ -106,6 +106,10 @@ class Model {
   // Inference fusion (nn/inference_fusion.hpp): on by default; off runs every layer as written.
   void set_inference_fusion(bool on) { inference_fusion_ = on; }
   bool inference_fusion() const { return inference_fusion_; }
+  // Pool fusion (nn/inference_fusion.hpp): a convolution and the max pooling after it as one op, in
+  // training too; on by default; off runs them as written.
+  void set_pool_fusion(bool on) { pool_fusion_ = on; }
+  bool pool_fusion() const { return pool_fusion_; }
 
   // Freezing for transfer learning: frozen layers keep their weights and run in inference mode.
   void set_trainable(const std::string& name, bool trainable) { layer(name).set_trainable(trainable); }
@@ -151,6 +155,7 @@ class Model {
   bool built_ = false;
   bool training_ = true;
   bool inference_fusion_ = true;
+  bool pool_fusion_ = true;
   uint64_t seed_;
   Rng rng_;  // weight initialisation stream
   std::map<std::string, int> name_counts_;

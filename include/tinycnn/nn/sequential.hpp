@@ -51,10 +51,11 @@ class Sequential : public Model<T> {
     this->check_input(x);
     Var<T> h = x;
     std::vector<FusionStep<T>> plan;
-    if (inference_fusion_applies(this->inference_fusion_, x))
-      plan = inference_fusion_plan(this->entries_, static_cast<int>(this->entries_.size()) - 1, grad_enabled());
+    if (inference_fusion_applies(this->inference_fusion_ || this->pool_fusion_, x))
+      plan = inference_fusion_plan(this->entries_, static_cast<int>(this->entries_.size()) - 1, grad_enabled(),
+                                   this->inference_fusion_, this->pool_fusion_);
     for (size_t i = 0; i < this->entries_.size(); ++i) {
-      if (fusion_step_runs(plan, i, h)) {  // conv -> bn [-> relu] as one step
+      if (fusion_step_runs(plan, i, h)) {  // conv -> bn [-> relu], or conv -> max pooling, as one step
         h = run_fusion_step(this->entries_, i, plan[i], h);
         i = static_cast<size_t>(plan[i].tail);
       } else {

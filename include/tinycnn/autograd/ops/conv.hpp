@@ -44,27 +44,45 @@ const T* relu_masked_grad(const VarNode<T>& n, T relu_max, Tensor<T>& masked) {
 }
 }  // namespace detail
 
+namespace detail {
+// conv2d's checks (op: the name in the errors): the geometry of x [N, C, H, W], w [K, C, R, S] and b
+// ([K] or undefined); dev: the device they share.
+template <class T>
+Conv2DGeom conv2d_checked(const char* op, const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_h,
+                          int64_t stride_w, const std::string& padding, Device& dev) {
+  if (x.value().rank() != 4 || w.value().rank() != 4 || x.shape()[1] != w.shape()[1])
+    throw_shape(op, "needs x [N, C, H, W] and w [K, C, R, S] with the same C", x.shape(), w.shape());
+  const Shape &xs = x.shape(), &ws = w.shape();
+  if (b.defined() && b.shape() != Shape{ws[0]}) throw_shape(op, "bias must be [K] for w [K, C, R, S]", b.shape(), ws);
+  const Conv2DGeom g = conv_op_geom(op, xs, ws, ws[0], ws[2], ws[3], stride_h, stride_w, padding);
+  dev = same_device<T>(op, {&x.value(), &w.value(), b.defined() ? &b.value() : nullptr});
+  return g;
+}
+
+// conv2d's forward pass into y [N, K, OH, OW] (written).
+template <class T>
+void conv2d_forward_into(const Var<T>& x, const Var<T>& w, const Var<T>& b, const Conv2DGeom& g, bool relu,
+                         T relu_max, kernels::cpu::WinogradFilterCache<T>* cache, Tensor<T>& y) {
+  const T* bp = b.defined() ? b.value().data() : nullptr;
+  if (cache)
+    backend::conv2d_forward_cached(y.device(), x.value().data(), w.value().data(), bp, g, y.data(), relu, relu_max,
+                                   cache);
+  else if (relu)
+    backend::conv2d_forward_relu(y.device(), x.value().data(), w.value().data(), bp, g, y.data(), relu_max);
+  else
+    backend::conv2d_forward(y.device(), x.value().data(), w.value().data(), bp, g, y.data());
+}
+}  // namespace detail
+
 template <class T>
 Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_h = 1, int64_t stride_w = 1,
               const std::string& padding = "valid", bool relu = false, T relu_max = T(0),
               kernels::cpu::WinogradFilterCache<T>* cache = nullptr) {
-  if (x.value().rank() != 4 || w.value().rank() != 4 || x.shape()[1] != w.shape()[1])
-    throw_shape("conv2d", "needs x [N, C, H, W] and w [K, C, R, S] with the same C", x.shape(), w.shape());
-  const Shape &xs = x.shape(), &ws = w.shape();
+  Device dev = Device::CPU;
+  const Conv2DGeom g = detail::conv2d_checked("conv2d", x, w, b, stride_h, stride_w, padding, dev);
   const bool has_b = b.defined();
-  if (has_b && b.shape() != Shape{ws[0]}) throw_shape("conv2d", "bias must be [K] for w [K, C, R, S]", b.shape(), ws);
-  const Conv2DGeom g = detail::conv_op_geom("conv2d", xs, ws, ws[0], ws[2], ws[3], stride_h, stride_w, padding);
-  const Device dev = same_device<T>("conv2d", {&x.value(), &w.value(), has_b ? &b.value() : nullptr});
   Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW}, dev);
-  if (cache)
-    backend::conv2d_forward_cached(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr,
-                                   g, y.data(), relu, relu_max, cache);
-  else if (relu)
-    backend::conv2d_forward_relu(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr,
-                                 g, y.data(), relu_max);
-  else
-    backend::conv2d_forward(y.device(), x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr, g,
-                            y.data());
+  detail::conv2d_forward_into(x, w, b, g, relu, relu_max, cache, y);
   std::vector<Var<T>> ins{x, w};
   if (has_b) ins.push_back(b);
   Var<T> out = make_result<T>(std::move(y), ins, relu ? "conv2d_relu" : "conv2d", [g, has_b, relu, relu_max](VarNode<T>& n) {

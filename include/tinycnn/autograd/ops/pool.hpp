@@ -52,6 +52,13 @@ Var<T> max_pool2d(const Var<T>& x, int64_t pool_h, int64_t pool_w, int64_t strid
   });
 }
 
+// A max pooling's window, as the layer holds it (strides <= 0: the pool size); what the pool fusion
+// (ops::conv2d_max_pool2d, nn/inference_fusion.hpp) passes from a MaxPool2D to the convolution before it.
+struct MaxPoolSpec {
+  int64_t pool_h = 2, pool_w = 2, stride_h = -1, stride_w = -1;
+  std::string padding = "valid";
+};
+
 template <class T>
 Var<T> avg_pool2d(const Var<T>& x, int64_t pool_h, int64_t pool_w, int64_t stride_h = -1, int64_t stride_w = -1,
                   const std::string& padding = "valid") {

@@ -10,6 +10,7 @@
 #include "batchnorm.hpp"
 #include "conv2d.hpp"
 #include "conv_geometry.hpp"
+#include "conv_pool.hpp"
 #include "depthwise.hpp"
 #include "im2col.hpp"
 #include "pad.hpp"

@@ -25,6 +25,7 @@
 // already the column matrix). Buffers are thread_local and only grow: nothing is allocated once warm.
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <type_traits>
 
 #ifdef _OPENMP
@@ -281,16 +282,42 @@ void conv_for_groups(const ConvPlan& p, const F& fn) {
 
 }  // namespace detail
 
+// Output handed over a group of samples at a time (conv2d_forward_ex): fn(n0, nb, out, oh0, oh1, par)
+// with out [K, nb*OH*OW], the planes of samples n0 .. n0 + nb - 1 side by side per channel, in a
+// per-thread buffer that stays valid until fn returns, rows [oh0, oh1) of each plane computed (all
+// rows, or for a one-sample group with band_rows > 0 a band of band_rows rows at a time, the last one
+// shorter, each handed over right after its GEMM while it is in cache); par: fn may use the thread
+// team (groups run one after another), else it runs on the group's thread.
+template <class T>
+struct ConvGroupSink {
+  int64_t band_rows = 0;
+  std::function<void(int64_t n0, int64_t nb, const T* out, int64_t oh0, int64_t oh1, bool par)> fn;
+};
+
+// Whether conv2d_forward_ex computes g as im2col (or pointwise) GEMMs over groups of samples, the
+// only passes that can hand their output to a ConvGroupSink (Winograd and the few-channel direct pass
+// write y whole).
+template <class T>
+bool conv_forward_in_groups(const Conv2DGeom& g, const ConvOptions& o = {}) {
+  return !detail::winograd_preferred(g, g.C, g.K, o) && !detail::fewc_preferred<T>(g, o, true);
+}
+
 // y[n] = relu?(W * im2col(x[n]) + b), the ReLU capped at relu_max when that is > 0 (ReLU6)
 //   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
 // cache: where the pass runs Winograd, its transformed filter is taken from / kept in *cache
 // (winograd_filter_cache.hpp); null: transformed for this call only.
+// sink (only where conv_forward_in_groups): each group's output goes to *sink instead of y (y unused,
+// may be null), so a consumer (a max pooling: conv_pool.hpp) reads it from cache, and the full-size
+// output is never written to memory.
 template <class T>
 void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, bool relu,
                        ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {},
-                       T relu_max = T(0), WinogradFilterCache<T>* cache = nullptr) {
+                       T relu_max = T(0), WinogradFilterCache<T>* cache = nullptr,
+                       const ConvGroupSink<T>* sink = nullptr) {
   const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
   if (g.N <= 0 || K <= 0 || L <= 0) return;
+  if (sink && !conv_forward_in_groups<T>(g, o))
+    throw Error("conv2d_forward_ex: an output sink needs the im2col pass (conv_forward_in_groups)");
   if (detail::winograd_preferred(g, g.C, g.K, o)) {
     const WinogradGeom q = winograd_geom_forward(g, o.winograd_tile);
     const bool own = gemm_fn == &detail::conv_gemm_default<T>;
@@ -322,14 +349,27 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
         im2col(xn, g, c);
         col = c;
       }
-      gemm_fn(false, false, K, L, CRS, T(1), w, CRS, col, L, T(0), y + n0 * K * L, L, &ep);
+      if (!sink) {
+        gemm_fn(false, false, K, L, CRS, T(1), w, CRS, col, L, T(0), y + n0 * K * L, L, &ep);
+        return;
+      }
+      T* out = detail::conv_scratch<T, 1>(K * L);
+      const int64_t rows = sink->band_rows > 0 ? sink->band_rows : g.OH;
+      for (int64_t oh0 = 0; oh0 < g.OH; oh0 += rows) {  // columns [oh0*OW, oh1*OW) of the product
+        const int64_t oh1 = std::min(g.OH, oh0 + rows), c0 = oh0 * g.OW;
+        gemm_fn(false, false, K, (oh1 - oh0) * g.OW, CRS, T(1), w, CRS, col + c0, L, T(0), out + c0, L, &ep);
+        sink->fn(n0, 1, out, oh0, oh1, p.inner_par());
+      }
       return;
     }
     T* col = detail::conv_scratch<T, 0>(CRS * cols);
     T* out = detail::conv_scratch<T, 1>(K * cols);
     detail::im2col_group(x, g, n0, nb, col, p.inner_par());
     gemm_fn(false, false, K, cols, CRS, T(1), w, CRS, col, cols, T(0), out, cols, &ep);
-    detail::scatter_planes(out, n0, nb, K, L, y, p.inner_par());
+    if (sink)
+      sink->fn(n0, nb, out, 0, g.OH, p.inner_par());
+    else
+      detail::scatter_planes(out, n0, nb, K, L, y, p.inner_par());
   });
 }
 

@@ -34,12 +34,13 @@ template <class T, int R, int S>
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((always_inline))
 #endif
-inline void max_pool_plane_body(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax) {
+inline void max_pool_plane_body(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax, int64_t oh_begin,
+                                int64_t oh_end) {
   // Output columns [ow_lo, ow_hi) whose windows lie inside the plane horizontally.
   const int64_t ow_lo = std::min(g.OW, (g.pad_left + g.stride_w - 1) / g.stride_w);
   const int64_t span = g.W - g.S + g.pad_left;
   const int64_t ow_hi = span < 0 ? ow_lo : std::max(ow_lo, std::min(g.OW, span / g.stride_w + 1));
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
+  for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
     const int64_t ih0 = oh * g.stride_h - g.pad_top;
     const bool rows_in = ih0 >= 0 && ih0 + g.R <= g.H;
     for (int64_t ow = 0; ow < g.OW; ++ow) {
@@ -146,30 +147,41 @@ inline void max_pool_plane_body(const T* xc, const Conv2DGeom& g, T* y, int32_t*
   }
 }
 template <class T, int R, int S>
-void max_pool_plane(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax) {
-  max_pool_plane_body<T, R, S>(xc, g, y, argmax);
+void max_pool_plane(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax, int64_t oh_begin, int64_t oh_end) {
+  max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
 }
 
 #ifdef TINYCNN_HAVE_X86_TARGETS
 #define TINYCNN_HAVE_X86_POOL 1
 template <class T, int R, int S>
-TINYCNN_TARGET_AVX2 void max_pool_plane_avx2(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax) {
-  max_pool_plane_body<T, R, S>(xc, g, y, argmax);
+TINYCNN_TARGET_AVX2 void max_pool_plane_avx2(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax,
+                                             int64_t oh_begin, int64_t oh_end) {
+  max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
 }
 template <class T, int R, int S>
-TINYCNN_TARGET_AVX512 void max_pool_plane_avx512(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax) {
-  max_pool_plane_body<T, R, S>(xc, g, y, argmax);
+TINYCNN_TARGET_AVX512 void max_pool_plane_avx512(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax,
+                                                 int64_t oh_begin, int64_t oh_end) {
+  max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
 }
 #endif
 
 // The plane routine for an R x S window (0, 0: any size) on this CPU.
 template <class T, int R, int S>
-auto max_pool_plane_for_cpu() -> void (*)(const T*, const Conv2DGeom&, T*, int32_t*) {
+auto max_pool_plane_for_cpu() -> void (*)(const T*, const Conv2DGeom&, T*, int32_t*, int64_t, int64_t) {
 #ifdef TINYCNN_HAVE_X86_POOL
   if (cpu_features().avx512) return &max_pool_plane_avx512<T, R, S>;
   if (cpu_features().avx2_fma) return &max_pool_plane_avx2<T, R, S>;
 #endif
   return &max_pool_plane<T, R, S>;
+}
+
+// The plane routine for g's window on this CPU (unrolled for 2x2 and 3x3): one plane of x [H, W] ->
+// y, argmax [OH, OW], output rows [oh_begin, oh_end) (a band of them: kernels/cpu/conv_pool.hpp).
+template <class T>
+auto max_pool_plane_fn(const Conv2DGeom& g) -> void (*)(const T*, const Conv2DGeom&, T*, int32_t*, int64_t, int64_t) {
+  return g.R == 2 && g.S == 2   ? max_pool_plane_for_cpu<T, 2, 2>()
+         : g.R == 3 && g.S == 3 ? max_pool_plane_for_cpu<T, 3, 3>()
+                                : &max_pool_plane<T, 0, 0>;
 }
 }  // namespace detail
 
@@ -181,11 +193,9 @@ template <class T>
 void max_pool2d_forward(const T* x, const Conv2DGeom& g, T* y, int32_t* argmax) {
   const int64_t L = g.OH * g.OW, HW = g.H * g.W;
   const bool par = g.N * g.C * L * g.R * g.S > kParallelMinWork;
-  auto plane = g.R == 2 && g.S == 2   ? detail::max_pool_plane_for_cpu<T, 2, 2>()
-               : g.R == 3 && g.S == 3 ? detail::max_pool_plane_for_cpu<T, 3, 3>()
-                                      : &detail::max_pool_plane<T, 0, 0>;
+  auto plane = detail::max_pool_plane_fn<T>(g);
 #pragma omp parallel for if (par)
-  for (int64_t nc = 0; nc < g.N * g.C; ++nc) plane(x + nc * HW, g, y + nc * L, argmax + nc * L);
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc) plane(x + nc * HW, g, y + nc * L, argmax + nc * L, 0, g.OH);
 }
 
 namespace detail {
@@ -201,15 +211,29 @@ inline T pool_masked_grad(T dy, const T* relu_y, int64_t i, T relu_cap) {
 // size, no padding; R, S: the pool size, 0 = g's): every cell written once, its window's gradient
 // where it is the window's winner, else 0 (the bottom rows and right columns no window covers: 0).
 // A zero fill followed by a scatter wrote the plane twice with a data-dependent branch per window.
+// sum (optional): set to the sum of the plane's (masked) window gradients, i.e. of dx over the plane.
 template <class T, int R, int S>
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((always_inline))
 #endif
 inline void max_pool_backward_plane_dense_body(const T* dy, const int32_t* argmax, const Conv2DGeom& g,
-                                               const T* relu_y, T relu_cap, T* dx) {
+                                               const T* relu_y, T relu_cap, T* dx, T* sum) {
   const int64_t r_n = R > 0 ? R : g.R, s_n = S > 0 ? S : g.S, OW = g.OW, W = g.W;
+  T total = T(0);
   for (int64_t oh = 0; oh < g.OH; ++oh) {
     const int64_t o = oh * OW;
+    if (sum) {  // the row's window gradients, summed in a loop of their own (in the writing loop below,
+                // the reduction stopped GCC vectorising it: the pass took 1.6x as long)
+      T t = T(0);
+      if (relu_y) {
+#pragma omp simd reduction(+ : t)
+        for (int64_t ow = 0; ow < OW; ++ow) t += pool_masked_grad(dy[o + ow], relu_y, o + ow, relu_cap);
+      } else {
+#pragma omp simd reduction(+ : t)
+        for (int64_t ow = 0; ow < OW; ++ow) t += dy[o + ow];
+      }
+      total += t;
+    }
     for (int64_t r = 0; r < r_n; ++r) {
       const int64_t h = oh * r_n + r;
       T* row = dx + h * W;
@@ -224,30 +248,31 @@ inline void max_pool_backward_plane_dense_body(const T* dy, const int32_t* argma
     }
   }
   std::fill(dx + g.OH * r_n * W, dx + g.H * W, T(0));
+  if (sum) *sum = total;
 }
 template <class T, int R, int S>
 void max_pool_backward_plane_dense(const T* dy, const int32_t* argmax, const Conv2DGeom& g, const T* relu_y,
-                                   T relu_cap, T* dx) {
-  max_pool_backward_plane_dense_body<T, R, S>(dy, argmax, g, relu_y, relu_cap, dx);
+                                   T relu_cap, T* dx, T* sum) {
+  max_pool_backward_plane_dense_body<T, R, S>(dy, argmax, g, relu_y, relu_cap, dx, sum);
 }
 #ifdef TINYCNN_HAVE_X86_POOL
 template <class T, int R, int S>
 TINYCNN_TARGET_AVX2 void max_pool_backward_plane_dense_avx2(const T* dy, const int32_t* argmax, const Conv2DGeom& g,
-                                                            const T* relu_y, T relu_cap, T* dx) {
-  max_pool_backward_plane_dense_body<T, R, S>(dy, argmax, g, relu_y, relu_cap, dx);
+                                                            const T* relu_y, T relu_cap, T* dx, T* sum) {
+  max_pool_backward_plane_dense_body<T, R, S>(dy, argmax, g, relu_y, relu_cap, dx, sum);
 }
 template <class T, int R, int S>
 TINYCNN_TARGET_AVX512 void max_pool_backward_plane_dense_avx512(const T* dy, const int32_t* argmax,
                                                                 const Conv2DGeom& g, const T* relu_y, T relu_cap,
-                                                                T* dx) {
-  max_pool_backward_plane_dense_body<T, R, S>(dy, argmax, g, relu_y, relu_cap, dx);
+                                                                T* dx, T* sum) {
+  max_pool_backward_plane_dense_body<T, R, S>(dy, argmax, g, relu_y, relu_cap, dx, sum);
 }
 #endif
 
 // The dense plane writer for an R x S window (0, 0: any size) on this CPU.
 template <class T, int R, int S>
 auto max_pool_backward_plane_dense_for_cpu()
-    -> void (*)(const T*, const int32_t*, const Conv2DGeom&, const T*, T, T*) {
+    -> void (*)(const T*, const int32_t*, const Conv2DGeom&, const T*, T, T*, T*) {
 #ifdef TINYCNN_HAVE_X86_POOL
   if (cpu_features().avx512) return &max_pool_backward_plane_dense_avx512<T, R, S>;
   if (cpu_features().avx2_fma) return &max_pool_backward_plane_dense_avx2<T, R, S>;
@@ -261,13 +286,17 @@ auto max_pool_backward_plane_dense_for_cpu()
 // relu_cap when that is > 0): a window passes its gradient only where 0 < y (< relu_cap), which is
 // that ReLU's backward at the window's winner (the winner's value is y), so the ReLU's own pass over
 // the full-size input and its gradient can be skipped.
+// db (optional): db[c] += the sum of dx's part added here over channel c's planes (the masked window
+// gradients: each goes to one cell), in the same pass; a convolution before the pooling takes it as
+// its bias gradient (ops::conv2d_max_pool2d) instead of summing its full-size output gradient.
 //   dy: [N, C, OH, OW], argmax: [N, C, OH, OW] (from max_pool2d_forward), dx: [N, C, H, W] (+=),
-//   relu_y: [N, C, OH, OW]
+//   relu_y: [N, C, OH, OW], db: [C] (+=)
 template <class T>
 void max_pool2d_backward(const T* dy, const int32_t* argmax, const Conv2DGeom& g, T* dx, bool assign = false,
-                         const T* relu_y = nullptr, T relu_cap = T(0)) {
+                         const T* relu_y = nullptr, T relu_cap = T(0), T* db = nullptr) {
   const int64_t L = g.OH * g.OW, HW = g.H * g.W;
   const bool par = g.N * g.C * L > kParallelMinWork;
+  std::vector<T> sums(db ? static_cast<size_t>(g.N * g.C) : 0);  // per plane, added in a fixed order below
   // Windows side by side inside the plane (the scene models' 2x2/2 and 3x3/3, 'valid'; 'same' pads
   // bottom/right only, then the last windows may hang over): a fresh plane is written in one pass
   const bool tiled = assign && g.stride_h == g.R && g.stride_w == g.S && g.pad_top == 0 && g.pad_left == 0 &&
@@ -281,14 +310,27 @@ void max_pool2d_backward(const T* dy, const int32_t* argmax, const Conv2DGeom& g
     const int32_t* a = argmax + nc * L;
     const T* d = dy + nc * L;
     const T* y = relu_y ? relu_y + nc * L : nullptr;
+    T* sum = db ? &sums[static_cast<size_t>(nc)] : nullptr;
     if (tiled) {
-      dense(d, a, g, y, relu_cap, dxc);
+      dense(d, a, g, y, relu_cap, dxc, sum);
       continue;
     }
     if (assign) std::fill(dxc, dxc + HW, T(0));  // a fresh buffer, zeroed a plane at a time (stays in cache)
+    T total = T(0);
     for (int64_t i = 0; i < L; ++i)
-      if (a[i] >= 0) dxc[a[i]] += detail::pool_masked_grad(d[i], y, i, relu_cap);
+      if (a[i] >= 0) {
+        const T v = detail::pool_masked_grad(d[i], y, i, relu_cap);
+        dxc[a[i]] += v;
+        total += v;
+      }
+    if (sum) *sum = total;
   }
+  if (db)
+    for (int64_t c = 0; c < g.C; ++c) {
+      T s = T(0);
+      for (int64_t n = 0; n < g.N; ++n) s += sums[static_cast<size_t>(n * g.C + c)];
+      db[c] += s;
+    }
 }
 
 namespace detail {

@@ -1,0 +1,66 @@
+#pragma once
+// A convolution (optionally with its fused ReLU) followed by max pooling, as one op:
+//   conv2d_max_pool2d(x, w, b, stride_h, stride_w, padding, relu, relu_max, pool)
+//     == max_pool2d(conv2d(x, w, b, stride_h, stride_w, padding, relu, relu_max), pool)
+// with the same values (bit for bit) and gradients (the bias's summed in another order), but without
+// the convolution's full-size output as a graph value: where the CPU pass takes it
+// (kernels/cpu/conv_pool.hpp) the output is pooled a group of samples at a time while in cache and
+// never written whole; elsewhere it is written, pooled and freed at once instead of being kept until
+// the backward. The backward rebuilds the output's gradient from the pooled one (the ReLU's mask from
+// the pooled values) and sums the bias gradient in that same pass, instead of a pass over the
+// full-size output gradient. Models use it for a Conv2D followed by its only consumer, a
+// MaxPool2D (nn/inference_fusion.hpp, "pool fusion"), in training and inference. Devices other than
+// the CPU run the two ops.
+#include <memory>
+#include <string>
+
+#include "conv.hpp"
+#include "pool.hpp"
+
+namespace tinycnn::ops {
+
+template <class T>
+Var<T> conv2d_max_pool2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int64_t stride_h, int64_t stride_w,
+                         const std::string& padding, bool relu, T relu_max, const MaxPoolSpec& pool,
+                         kernels::cpu::WinogradFilterCache<T>* cache = nullptr) {
+  Device dev = Device::CPU;
+  const Conv2DGeom g = detail::conv2d_checked("conv2d_max_pool2d", x, w, b, stride_h, stride_w, padding, dev);
+  if (dev != Device::CPU)
+    return max_pool2d(conv2d(x, w, b, stride_h, stride_w, padding, relu, relu_max, cache), pool.pool_h, pool.pool_w,
+                      pool.stride_h, pool.stride_w, pool.padding);
+  const Conv2DGeom pg = detail::pool_geom("conv2d_max_pool2d", Shape{g.N, g.K, g.OH, g.OW}, pool.pool_h, pool.pool_w,
+                                          pool.stride_h, pool.stride_w, pool.padding);
+  const bool has_b = b.defined();
+  Tensor<T> yp = Tensor<T>::empty({g.N, g.K, pg.OH, pg.OW}, dev);
+  auto argmax = make_storage<int32_t>(yp.numel(), dev);
+  auto* am = static_cast<int32_t*>(argmax->ptr);
+  if (backend::conv2d_max_pool_fuses<T>(dev, g)) {
+    backend::conv2d_max_pool2d_forward(dev, x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr, g,
+                                       pg, yp.data(), am, relu, relu_max);
+  } else {  // Winograd or the direct few-channel pass: the output whole, pooled, freed here
+    Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW}, dev);
+    detail::conv2d_forward_into(x, w, b, g, relu, relu_max, cache, y);
+    backend::max_pool2d_forward(dev, y.data(), pg, yp.data(), am);
+  }
+  std::vector<Var<T>> ins{x, w};
+  if (has_b) ins.push_back(b);
+  return make_result<T>(std::move(yp), ins, relu ? "conv2d_relu_max_pool2d" : "conv2d_max_pool2d",
+                        [g, pg, has_b, relu, relu_max, argmax](VarNode<T>& n) {
+    const Device d = n.value.device();
+    const auto* am = static_cast<const int32_t*>(argmax->ptr);
+    // The ReLU's mask at each window's winner is the pooled value's (max_pool2d_backward's relu_y).
+    const T* mask_y = relu ? n.value.data() : nullptr;
+    T* db = has_b ? input_grad(n, 2) : nullptr;
+    bool assign = false;
+    T* dx = input_grad_fresh(n, 0, &assign);
+    T* dw = input_grad(n, 1);
+    if (!dx && !dw && !db) return;
+    // The convolution's output gradient, and the bias gradient (its sum) in the same pass.
+    Tensor<T> dy = Tensor<T>::empty({g.N, g.K, g.OH, g.OW}, d);
+    backend::max_pool2d_backward_to(d, true, n.grad.data(), am, pg, dy.data(), mask_y, relu_max, db);
+    if (dx) backend::conv2d_backward_data_to(d, assign, dy.data(), n.inputs[1]->value.data(), g, dx);
+    if (dw) backend::conv2d_backward_filter(d, n.inputs[0]->value.data(), dy.data(), g, dw, static_cast<T*>(nullptr));
+  });
+}
+
+}  // namespace tinycnn::ops
