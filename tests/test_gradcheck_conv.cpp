@@ -167,14 +167,20 @@ void check_conv_pool_op(const Shape& xs, const Shape& ws, int64_t stride, const 
 
 TEST_CASE("conv2d_max_pool2d: the values and gradients of conv2d then max_pool2d, one op") {
   // im2col with a few input channels (the fused CPU pass), windows that tile the output or not, a
-  // 2x2 convolution with stride 2 under an overlapping 'same' pooling, a 1x1 convolution, and 16
-  // channels (Winograd: the output written whole, pooled and freed); float and double.
+  // 2x2 convolution with stride 2 under an overlapping 'same' pooling, a 1x1 convolution, 16
+  // channels (Winograd: the output written whole, pooled and freed), and outputs large enough for
+  // the backward to run in chunks of samples; float and double.
   const ops::MaxPoolSpec p2{2, 2}, p3{3, 3}, p3s2{3, 3, 2, 2, "same"};
   check_conv_pool_op<float>({3, 3, 9, 10}, {4, 3, 3, 3}, 1, "valid", p2, 1e-5f, 100);
   check_conv_pool_op<float>({2, 3, 8, 8}, {5, 3, 3, 3}, 1, "same", p3, 1e-5f, 110);
   check_conv_pool_op<float>({3, 2, 8, 7}, {3, 2, 2, 2}, 2, "same", p3s2, 1e-5f, 120);
   check_conv_pool_op<float>({2, 4, 6, 6}, {3, 4, 1, 1}, 1, "valid", p2, 1e-5f, 130);
   check_conv_pool_op<float>({2, 16, 8, 7}, {16, 16, 3, 3}, 1, "same", p2, 1e-5f, 140);
+  // an output of 4 MB per sample: the backward runs in chunks of samples (of 2 on 2 threads, the
+  // last one shorter)
+  const auto big = kernels::cpu::make_conv_geom(5, 1, 260, 260, 16, 3, 3, 1, 1, kernels::cpu::Padding::Valid);
+  REQUIRE(kernels::cpu::conv2d_max_pool_backward_chunk<float>(big) < big.N);
+  check_conv_pool_op<float>({5, 1, 260, 260}, {16, 1, 3, 3}, 1, "valid", p2, 1e-4f, 145);
   check_conv_pool_op<double>({2, 3, 7, 8}, {4, 3, 3, 3}, 1, "same", p2, 1e-12, 150);
   check_conv_pool_op<double>({2, 2, 8, 7}, {3, 2, 2, 2}, 2, "same", p3s2, 1e-12, 160);
   check_conv_pool_op<double>({1, 16, 6, 5}, {16, 16, 3, 3}, 1, "same", p3, 1e-12, 170);

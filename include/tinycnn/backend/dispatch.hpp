@@ -80,13 +80,17 @@ void conv2d_forward_cached(Device dev, const T* x, const T* w, const T* b, const
   conv2d_forward(dev, x, w, b, g, y);
 }
 
-// A convolution and the max pooling after it in one forward pass (kernels/cpu/conv_pool.hpp): a CPU
-// pass only. ops::conv2d_max_pool2d asks
+// A convolution and the max pooling after it in one forward pass, and the chunks of samples its
+// backward runs in (kernels/cpu/conv_pool.hpp): CPU passes only. ops::conv2d_max_pool2d asks
 // conv2d_max_pool_fuses first and runs the two passes where it says no, and on other devices runs the
 // separate ops.
 template <class T>
 bool conv2d_max_pool_fuses(Device dev, const kernels::cpu::Conv2DGeom& g) {
   return dev == Device::CPU && kernels::cpu::conv2d_max_pool_fuses<T>(g);
+}
+template <class T>
+int64_t conv2d_max_pool_backward_chunk(Device dev, const kernels::cpu::Conv2DGeom& g) {
+  return dev == Device::CPU ? kernels::cpu::conv2d_max_pool_backward_chunk<T>(g) : g.N;
 }
 template <class T>
 void conv2d_max_pool2d_forward(Device dev, const T* x, const T* w, const T* b, const kernels::cpu::Conv2DGeom& g,

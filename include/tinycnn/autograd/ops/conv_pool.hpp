@@ -8,9 +8,11 @@
 // never written whole; elsewhere it is written, pooled and freed at once instead of being kept until
 // the backward. The backward rebuilds the output's gradient from the pooled one (the ReLU's mask from
 // the pooled values) and sums the bias gradient in that same pass, instead of a pass over the
-// full-size output gradient. Models use it for a Conv2D followed by its only consumer, a
+// full-size output gradient; where the CPU pass fuses, a chunk of samples at a time into one buffer
+// that stays in cache (kernels/cpu/conv_pool.hpp, conv2d_max_pool_backward_chunk). Models use it for a Conv2D followed by its only consumer, a
 // MaxPool2D (nn/inference_fusion.hpp, "pool fusion"), in training and inference. Devices other than
 // the CPU run the two ops.
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -55,11 +57,22 @@ Var<T> conv2d_max_pool2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int6
     T* dx = input_grad_fresh(n, 0, &assign);
     T* dw = input_grad(n, 1);
     if (!dx && !dw && !db) return;
-    // The convolution's output gradient, and the bias gradient (its sum) in the same pass.
-    Tensor<T> dy = Tensor<T>::empty({g.N, g.K, g.OH, g.OW}, d);
-    backend::max_pool2d_backward_to(d, true, n.grad.data(), am, pg, dy.data(), mask_y, relu_max, db);
-    if (dx) backend::conv2d_backward_data_to(d, assign, dy.data(), n.inputs[1]->value.data(), g, dx);
-    if (dw) backend::conv2d_backward_filter(d, n.inputs[0]->value.data(), dy.data(), g, dw, static_cast<T*>(nullptr));
+    // The convolution's output gradient, and the bias gradient (its sum) in the same pass, a chunk of
+    // samples at a time into one buffer that stays in cache (the whole batch where the backward
+    // passes run Winograd or the direct few-channel pass), then the convolution's passes on it.
+    const int64_t chunk = backend::conv2d_max_pool_backward_chunk<T>(d, g);
+    Tensor<T> dy = Tensor<T>::empty({chunk, g.K, g.OH, g.OW}, d);
+    const int64_t in_n = g.C * g.H * g.W, pool_n = g.K * pg.OH * pg.OW;
+    for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
+      Conv2DGeom gc = g, pc = pg;
+      gc.N = pc.N = std::min(chunk, g.N - n0);
+      backend::max_pool2d_backward_to(d, true, n.grad.data() + n0 * pool_n, am + n0 * pool_n, pc, dy.data(),
+                                      mask_y ? mask_y + n0 * pool_n : nullptr, relu_max, db);
+      if (dx) backend::conv2d_backward_data_to(d, assign, dy.data(), n.inputs[1]->value.data(), gc, dx + n0 * in_n);
+      if (dw)
+        backend::conv2d_backward_filter(d, n.inputs[0]->value.data() + n0 * in_n, dy.data(), gc, dw,
+                                        static_cast<T*>(nullptr));
+    }
   });
 }
 

@@ -62,4 +62,21 @@ void conv2d_max_pool2d_forward(const T* x, const T* w, const T* b, const Conv2DG
   conv2d_forward_ex<T>(x, w, b, g, nullptr, relu, &detail::conv_gemm_default<T>, o, relu_max, nullptr, &sink);
 }
 
+// Samples per chunk of the backward of a convolution + max pooling that conv2d_max_pool_fuses: the
+// op (ops::conv2d_max_pool2d) rebuilds the convolution's output gradient a chunk at a time into one
+// buffer that stays in the last-level cache and runs the convolution's backward passes on it,
+// instead of writing the whole batch's (90 MB for the scene models' first layer at batch 32) to
+// memory and reading it back. A multiple of the threads, so the weight gradient's sample groups
+// still split between them; about kConvPoolChunkBytes of gradient; the whole batch where the passes
+// run Winograd or the few-channel pass (their per-call work, such as the filter transform, would
+// repeat per chunk).
+constexpr int64_t kConvPoolChunkBytes = int64_t(8) << 20;
+template <class T>
+int64_t conv2d_max_pool_backward_chunk(const Conv2DGeom& g, int64_t chunk_bytes = kConvPoolChunkBytes) {
+  if (!conv2d_max_pool_fuses<T>(g)) return g.N;
+  const int64_t nt = std::max<int64_t>(1, get_num_threads()), per = g.K * g.OH * g.OW * int64_t(sizeof(T));
+  const int64_t n = std::max<int64_t>(1, chunk_bytes / std::max<int64_t>(1, per * nt)) * nt;
+  return std::min(g.N, n);
+}
+
 }  // namespace tinycnn::kernels::cpu
