@@ -1,7 +1,8 @@
 // End-to-end benchmarks at batch 32, 3x150x150 input, 6 classes:
 //   models/<model>/train   one training step: forward, softmax cross-entropy, backward, Adam
 //   models/<model>/infer   one inference batch (NoGradGuard, eval mode)
-// for model3 and model004 as examples/intel_scenes/models.hpp builds them (docs/performance.md), and
+// for model3 and model004 as examples/intel_scenes/models.hpp builds them (docs/performance.md), also
+// as <train|infer>_unfused with the layer fusions off (each Conv2D and its MaxPool2D as two ops), and
 //   models/shipped/infer, models/shipped/infer_unfused   the shipped ensemble
 //                          (examples/intel_scenes/pretrained/scenes.safetensors, 150x150 input in
 //                          0-255) with and without inference fusion (nn/inference_fusion.hpp)
@@ -43,6 +44,7 @@ constexpr int64_t kBatch = 32;
 void run_model(benchmark::State& state, std::string name, bool train, bool fuse) {
   auto model = make_bench_model(name);
   model->set_inference_fusion(fuse);
+  model->set_pool_fusion(fuse);
   Rng rng(1);
   Tensor<float> x = Tensor<float>::empty({kBatch, 3, 150, 150});
   const double scale = name == "shipped" ? 255.0 : 1.0;  // the shipped model takes raw pixels
@@ -99,10 +101,12 @@ void run_stream(benchmark::State& state, bool triad) {
 int register_model_benchmarks() {
   for (const char* m : {"model3", "model004"})
     for (bool train : {true, false})
-      benchmark::RegisterBenchmark((std::string("models/") + m + (train ? "/train" : "/infer")).c_str(), run_model,
-                                   std::string(m), train, true)
-          ->UseRealTime()
-          ->Unit(benchmark::kMillisecond);
+      for (bool fuse : {true, false})
+        benchmark::RegisterBenchmark(
+            (std::string("models/") + m + (train ? "/train" : "/infer") + (fuse ? "" : "_unfused")).c_str(), run_model,
+            std::string(m), train, fuse)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
   for (bool fuse : {true, false})
     benchmark::RegisterBenchmark(fuse ? "models/shipped/infer" : "models/shipped/infer_unfused", run_model,
                                  std::string("shipped"), false, fuse)
