@@ -429,8 +429,8 @@ void run_conv_pool(benchmark::State& state, bool same, int64_t pool, bool fused)
   ConvOptions o;
   o.algo = ConvOptions::Algo::Im2col;
   const auto x = uniform_vec(g.N * g.C * g.H * g.W, 11), w = uniform_vec(g.K * g.C * 9, 12), b = uniform_vec(g.K, 13);
-  std::vector<float> y(static_cast<size_t>(g.N * g.K * g.OH * g.OW)), yp(static_cast<size_t>(g.N * g.K * pg.OH * pg.OW)),
-      yr = yp;
+  std::vector<float> y(static_cast<size_t>(g.N * g.K * g.OH * g.OW));
+  std::vector<float> yp(static_cast<size_t>(g.N * g.K * pg.OH * pg.OW)), yr = yp;
   std::vector<int32_t> am(yp.size()), amr(yp.size());
   auto fn = [&](float* out, int32_t* a, bool f) {
     if (f) return conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, out, a, true, 0.0f, o);

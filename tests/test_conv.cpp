@@ -754,7 +754,8 @@ TEST_CASE("max pool backward: a fresh gradient written whole, with and without a
         std::vector<float> db(static_cast<size_t>(g.C), 0.5f), dx2(x.size(), 0.0f);
         kc::max_pool2d_backward(dy.data(), am.data(), g, dx2.data(), fresh, ry, cap, db.data());
         CHECK(dx2 == want);
-        for (int64_t ch = 0; ch < g.C; ++ch) CHECK(db[size_t(ch)] == doctest::Approx(0.5 + csum[size_t(ch)]).epsilon(1e-5));
+        for (int64_t ch = 0; ch < g.C; ++ch)
+          CHECK(db[size_t(ch)] == doctest::Approx(0.5 + csum[size_t(ch)]).epsilon(1e-5));
       }
       // every compiled copy of the 2x2 / 3x3 plane writer this CPU can run, where windows tile the plane
       if (c.R == c.S && c.sh == c.R && c.pad == kc::Padding::Valid) {
@@ -855,13 +856,14 @@ TEST_CASE("conv + max pool in one forward pass: the pooled output of the two pas
   const kc::Conv2DGeom bad = kc::make_conv_geom(1, 2, 5, 4, 2, 2, 2, 2, 2, kc::Padding::Valid);
   std::vector<float> v(256, 0.0f);
   std::vector<int32_t> a(64);
-  CHECK_THROWS_WITH_AS(kc::conv2d_max_pool2d_forward(v.data(), v.data(), static_cast<const float*>(nullptr), g, bad, v.data(), a.data(), false),
+  const float* none = nullptr;
+  CHECK_THROWS_WITH_AS(kc::conv2d_max_pool2d_forward(v.data(), v.data(), none, g, bad, v.data(), a.data(), false),
                        doctest::Contains("is not the convolution's output [1, 2, 4, 4]"), ValueError);
   kc::ConvOptions wino;
   wino.algo = kc::ConvOptions::Algo::Winograd;
   const kc::Conv2DGeom pg = kc::make_conv_geom(1, 2, 4, 4, 2, 2, 2, 2, 2, kc::Padding::Valid);
   CHECK_FALSE(kc::conv2d_max_pool_fuses<float>(g, wino));
-  CHECK_THROWS_AS(kc::conv2d_max_pool2d_forward(v.data(), v.data(), static_cast<const float*>(nullptr), g, pg, v.data(), a.data(), false, 0.0f, wino),
+  CHECK_THROWS_AS(kc::conv2d_max_pool2d_forward(v.data(), v.data(), none, g, pg, v.data(), a.data(), false, 0.0f, wino),
                   Error);
 }
 

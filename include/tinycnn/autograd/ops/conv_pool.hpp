@@ -9,9 +9,9 @@
 // the backward. The backward rebuilds the output's gradient from the pooled one (the ReLU's mask from
 // the pooled values) and sums the bias gradient in that same pass, instead of a pass over the
 // full-size output gradient; where the CPU pass fuses, a chunk of samples at a time into one buffer
-// that stays in cache (kernels/cpu/conv_pool.hpp, conv2d_max_pool_backward_chunk). Models use it for a Conv2D followed by its only consumer, a
-// MaxPool2D (nn/inference_fusion.hpp, "pool fusion"), in training and inference. Devices other than
-// the CPU run the two ops.
+// that stays in cache (kernels/cpu/conv_pool.hpp, conv2d_max_pool_backward_chunk). Models use it for
+// a Conv2D followed by its only consumer, a MaxPool2D (nn/inference_fusion.hpp, "pool fusion"), in
+// training and inference. Devices other than the CPU run the two ops.
 #include <algorithm>
 #include <memory>
 #include <string>
