@@ -40,6 +40,7 @@
 
 #include <tinycnn/core/random.hpp>
 #include <tinycnn/kernels/cpu/conv2d.hpp>
+#include <tinycnn/kernels/cpu/conv2d_backward_filter.hpp>
 #include <tinycnn/kernels/cpu/conv_direct.hpp>
 #include <tinycnn/kernels/cpu/conv_pool.hpp>
 #include <tinycnn/kernels/cpu/depthwise.hpp>

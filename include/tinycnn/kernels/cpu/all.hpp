@@ -9,6 +9,7 @@
 #include "optim.hpp"
 #include "batchnorm.hpp"
 #include "conv2d.hpp"
+#include "conv2d_backward_filter.hpp"
 #include "conv_geometry.hpp"
 #include "conv_pool.hpp"
 #include "depthwise.hpp"
