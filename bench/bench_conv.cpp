@@ -409,12 +409,13 @@ const int registered_pool = register_pool_benchmarks();
 
 // A convolution with a fused ReLU and the max pooling after it, forward, on the scene models' first
 // layers at batch 32 (model3: 3 -> 32 'same' at 150x150, 3x3 / 3 pooling; model004: 'valid' -> 148x148,
-// 2x2 / 2), im2col as Auto picks it on AVX-512 CPUs:
+// 2x2 / 2), im2col as Auto picks it on AVX-512 CPUs, and their second (32 -> 64, model3 'same' at
+// 50x50, model004 'valid' 74 -> 72x72, 2x2 / 2 pooling), on the fused Winograd pass Auto picks:
 //   conv_pool/separate/<layer>  conv2d_forward_ex into the full-size output (allocated once, outside
 //                               the timing, which favours it: the op allocates it every step), then
 //                               max_pool2d_forward over it
-//   conv_pool/fused/<layer>     conv2d_max_pool2d_forward (conv_pool.hpp): each sample pooled in bands
-//                               while in L2, the full-size output never written
+//   conv_pool/fused/<layer>     conv2d_max_pool2d_forward (conv_pool.hpp): each sample (im2col) or
+//                               Winograd block pooled while in L2, the full-size output never written
 // fused is checked against separate (values and argmax, bit for bit) before it is timed. GFLOP/s: the
 // convolution's.
 std::vector<float> uniform_vec(int64_t n, uint64_t seed) {
@@ -424,11 +425,14 @@ std::vector<float> uniform_vec(int64_t n, uint64_t seed) {
   return v;
 }
 
-void run_conv_pool(benchmark::State& state, bool same, int64_t pool, bool fused) {
-  const Conv2DGeom g = make_conv_geom(kBatch, 3, 150, 150, 32, 3, 3, 1, 1, same ? Padding::Same : Padding::Valid);
+// A layer (batch kBatch, 3x3, stride 1, ReLU) and its max pooling (pool x pool, stride pool): the
+// first layers with im2col (the pass Auto takes on AVX-512 CPUs), the second (32 -> 64) with Auto's
+// choice, the fused Winograd pass.
+void run_conv_pool(benchmark::State& state, int64_t C, int64_t HW, int64_t K, bool same, int64_t pool, bool fused) {
+  const Conv2DGeom g = make_conv_geom(kBatch, C, HW, HW, K, 3, 3, 1, 1, same ? Padding::Same : Padding::Valid);
   const Conv2DGeom pg = make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, pool, pool, pool, pool, Padding::Valid);
   ConvOptions o;
-  o.algo = ConvOptions::Algo::Im2col;
+  if (C < 16) o.algo = ConvOptions::Algo::Im2col;
   const auto x = uniform_vec(g.N * g.C * g.H * g.W, 11), w = uniform_vec(g.K * g.C * 9, 12), b = uniform_vec(g.K, 13);
   std::vector<float> y(static_cast<size_t>(g.N * g.K * g.OH * g.OW));
   std::vector<float> yp(static_cast<size_t>(g.N * g.K * pg.OH * pg.OW)), yr = yp;
@@ -456,10 +460,20 @@ void run_conv_pool(benchmark::State& state, bool same, int64_t pool, bool fused)
 int register_conv_pool_benchmarks() {
   for (bool fused : {false, true}) {
     const std::string v = fused ? "fused" : "separate";
-    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m3conv1_pool3").c_str(), run_conv_pool, true, 3, fused)
+    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m3conv1_pool3").c_str(), run_conv_pool, 3, 150, 32, true, 3,
+                                 fused)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m004conv1_pool2").c_str(), run_conv_pool, false, 2, fused)
+    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m004conv1_pool2").c_str(), run_conv_pool, 3, 150, 32, false,
+                                 2, fused)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m3conv2_pool2").c_str(), run_conv_pool, 32, 50, 64, true, 2,
+                                 fused)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m004conv2_pool2").c_str(), run_conv_pool, 32, 74, 64, false,
+                                 2, fused)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }

@@ -829,7 +829,7 @@ TEST_CASE("conv + max pool in one forward pass: the pooled output of the two pas
         kc::ConvOptions o;
         o.mode = mode;
         o.algo = kc::ConvOptions::Algo::Im2col;
-        REQUIRE(kc::conv2d_max_pool_fuses<float>(g, o));
+        REQUIRE(kc::conv2d_max_pool_fuses<float>(g, pg, o));
         const bool relu = cap >= 0;
         const float rm = relu ? cap : 0.0f;
         std::vector<float> y(static_cast<size_t>(ny)), want(static_cast<size_t>(np));
@@ -861,10 +861,90 @@ TEST_CASE("conv + max pool in one forward pass: the pooled output of the two pas
                        doctest::Contains("is not the convolution's output [1, 2, 4, 4]"), ValueError);
   kc::ConvOptions wino;
   wino.algo = kc::ConvOptions::Algo::Winograd;
+  wino.winograd_plan = kc::ConvOptions::WinogradPlan::Grouped;
   const kc::Conv2DGeom pg = kc::make_conv_geom(1, 2, 4, 4, 2, 2, 2, 2, 2, kc::Padding::Valid);
-  CHECK_FALSE(kc::conv2d_max_pool_fuses<float>(g, wino));
+  CHECK_FALSE(kc::conv2d_max_pool_fuses<float>(g, pg, wino));
   CHECK_THROWS_AS(kc::conv2d_max_pool2d_forward(v.data(), v.data(), none, g, pg, v.data(), a.data(), false, 0.0f, wino),
                   Error);
+}
+
+TEST_CASE("conv + max pool on the fused Winograd pass: each block pooled from its buffer, bit for bit") {
+  // winograd_conv3x3_fused hands each block's output to the pooling: whole samples (a large block
+  // budget), or bands of tile rows (a budget of about one tile row) that then start at multiples of the
+  // window rows (m = 3 with 2-row windows: every second tile row; m = 2 with 3-row windows: every
+  // third), rows below the last window, 'same' convolution padding; against conv2d_forward_ex into a
+  // full output (same options) and max_pool2d_forward over it.
+  struct Case {
+    int64_t C, H, W, K, m;
+    kc::Padding pad;
+    int64_t pr, ps;
+  };
+  for (const Case& c : {Case{4, 14, 15, 5, 3, kc::Padding::Valid, 2, 2}, Case{3, 13, 11, 6, 2, kc::Padding::Same, 3, 3},
+                        Case{5, 13, 13, 4, 3, kc::Padding::Valid, 2, 2}, Case{4, 12, 12, 3, 3, kc::Padding::Same, 3, 2}}) {
+    const kc::Conv2DGeom g = kc::make_conv_geom(3, c.C, c.H, c.W, c.K, 3, 3, 1, 1, c.pad);
+    const kc::Conv2DGeom pg = kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, c.pr, c.pr, c.ps, c.ps, kc::Padding::Valid);
+    const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 41), w = rand_vec<float>(g.K * g.C * 9, 42),
+               b = rand_vec<float>(g.K, 43);
+    const int64_t ny = g.N * g.K * g.OH * g.OW, np = pg.N * pg.C * pg.OH * pg.OW;
+    const bool tiled = c.pr == c.ps;
+    const int64_t tile_w = (g.OW + c.m - 1) / c.m;
+    for (int64_t budget : {int64_t(1) << 19, (c.m + 2) * (c.m + 2) * (c.C + c.K) * tile_w})
+      for (float cap : {-1.0f, 0.0f, 0.3f}) {
+        CAPTURE(c.H);
+        CAPTURE(c.m);
+        CAPTURE(budget);
+        CAPTURE(cap);
+        kc::ConvOptions o;
+        o.algo = kc::ConvOptions::Algo::Winograd;
+        o.winograd_plan = kc::ConvOptions::WinogradPlan::Fused;
+        o.winograd_tile = c.m;
+        o.winograd_block_elems = budget;
+        const kc::WinogradGeom q = kc::winograd_geom_forward(g, c.m);
+        const bool whole = kc::detail::winograd_fused_blocks(q, budget).whole();
+        CHECK(whole == (budget == int64_t(1) << 19));
+        const bool relu = cap >= 0;
+        const float rm = relu ? cap : 0.0f;
+        auto got = nan_vec<float>(np);
+        std::vector<int32_t> got_am(static_cast<size_t>(np), -7);
+        if (!whole && !tiled) {  // overlapping windows: bands could not be pooled on their own
+          CHECK_FALSE(kc::conv2d_max_pool_fuses<float>(g, pg, o));
+          CHECK_THROWS_AS(kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(),
+                                                        relu, rm, o),
+                          Error);
+          continue;
+        }
+        REQUIRE(kc::conv2d_max_pool_fuses<float>(g, pg, o));
+        std::vector<float> y(static_cast<size_t>(ny)), want(static_cast<size_t>(np));
+        std::vector<int32_t> want_am(static_cast<size_t>(np));
+        kc::conv2d_forward_ex(x.data(), w.data(), b.data(), g, y.data(), relu, &kc::detail::conv_gemm_default<float>, o,
+                              rm);
+        kc::max_pool2d_forward(y.data(), pg, want.data(), want_am.data());
+        kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(), relu, rm, o);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < np; ++i)
+          bad += !(got[size_t(i)] == want[size_t(i)]) || got_am[size_t(i)] != want_am[size_t(i)];
+        CHECK(bad == 0);
+      }
+  }
+  // the bands start at multiples of lcm(m, window rows) / m tile rows, and cover every tile row once
+  CHECK(kc::detail::winograd_band_align(3, 2) == 2);
+  CHECK(kc::detail::winograd_band_align(2, 3) == 3);
+  CHECK(kc::detail::winograd_band_align(2, 2) == 1);
+  CHECK(kc::detail::winograd_band_align(3, 0) == 0);
+  kc::WinogradGeom q;
+  q.N = 2, q.Ci = 4, q.Co = 4, q.H = q.W = 41, q.OH = q.OW = 39, q.m = 3;  // 13 x 13 tiles
+  const kc::detail::WinogradFusedBlocks bl = kc::detail::winograd_fused_blocks(q, 25 * 8 * 13 * 3, 2);
+  REQUIRE_FALSE(bl.whole());
+  int64_t next = 0;
+  for (int64_t i = 0; i < bl.bands; ++i) {
+    const kc::detail::WinogradFusedBlock k = kc::detail::winograd_fused_block(q, bl, bl.bands + i);  // sample 1
+    CHECK(k.sample == 1);
+    CHECK(k.oh0 == next);
+    CHECK(k.oh0 % 6 == 0);
+    CHECK(k.s.tiles() <= bl.max_tiles(q));
+    next = k.oh0 + k.s.OH;
+  }
+  CHECK(next == q.OH);
 }
 
 TEST_CASE("avg pool: 'same' excludes padded cells from the average") {

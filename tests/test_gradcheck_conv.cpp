@@ -168,14 +168,23 @@ void check_conv_pool_op(const Shape& xs, const Shape& ws, int64_t stride, const 
 TEST_CASE("conv2d_max_pool2d: the values and gradients of conv2d then max_pool2d, one op") {
   // im2col with a few input channels (the fused CPU pass), windows that tile the output or not, a
   // 2x2 convolution with stride 2 under an overlapping 'same' pooling, a 1x1 convolution, 16
-  // channels (Winograd: the output written whole, pooled and freed), and outputs large enough for
+  // channels (the fused Winograd pass: each block pooled from its buffer), 128 -> 160 channels (the
+  // grouped Winograd pass: the output written whole, pooled and freed), and outputs large enough for
   // the backward to run in chunks of samples; float and double.
   const ops::MaxPoolSpec p2{2, 2}, p3{3, 3}, p3s2{3, 3, 2, 2, "same"};
   check_conv_pool_op<float>({3, 3, 9, 10}, {4, 3, 3, 3}, 1, "valid", p2, 1e-5f, 100);
   check_conv_pool_op<float>({2, 3, 8, 8}, {5, 3, 3, 3}, 1, "same", p3, 1e-5f, 110);
   check_conv_pool_op<float>({3, 2, 8, 7}, {3, 2, 2, 2}, 2, "same", p3s2, 1e-5f, 120);
   check_conv_pool_op<float>({2, 4, 6, 6}, {3, 4, 1, 1}, 1, "valid", p2, 1e-5f, 130);
+  const auto wino = kernels::cpu::make_conv_geom(2, 16, 8, 7, 16, 3, 3, 1, 1, kernels::cpu::Padding::Same);
+  const auto wino_pool = kernels::cpu::make_conv_geom(2, 16, 8, 7, 16, 2, 2, 2, 2, kernels::cpu::Padding::Valid);
+  REQUIRE_FALSE(kernels::cpu::conv_forward_in_groups<float>(wino));
+  REQUIRE(kernels::cpu::conv2d_max_pool_fuses<float>(wino, wino_pool));
   check_conv_pool_op<float>({2, 16, 8, 7}, {16, 16, 3, 3}, 1, "same", p2, 1e-5f, 140);
+  const auto deep = kernels::cpu::make_conv_geom(2, 128, 6, 6, 160, 3, 3, 1, 1, kernels::cpu::Padding::Same);
+  const auto deep_pool = kernels::cpu::make_conv_geom(2, 160, 6, 6, 160, 2, 2, 2, 2, kernels::cpu::Padding::Valid);
+  REQUIRE_FALSE(kernels::cpu::conv2d_max_pool_fuses<float>(deep, deep_pool));
+  check_conv_pool_op<float>({2, 128, 6, 6}, {160, 128, 3, 3}, 1, "same", p2, 1e-5f, 142);
   // an output of 4 MB per sample: the backward runs in chunks of samples (of 2 on 2 threads, the
   // last one shorter)
   const auto big = kernels::cpu::make_conv_geom(5, 1, 260, 260, 16, 3, 3, 1, 1, kernels::cpu::Padding::Valid);

@@ -85,8 +85,8 @@ void conv2d_forward_cached(Device dev, const T* x, const T* w, const T* b, const
 // conv2d_max_pool_fuses first and runs the two passes where it says no, and on other devices runs the
 // separate ops.
 template <class T>
-bool conv2d_max_pool_fuses(Device dev, const kernels::cpu::Conv2DGeom& g) {
-  return dev == Device::CPU && kernels::cpu::conv2d_max_pool_fuses<T>(g);
+bool conv2d_max_pool_fuses(Device dev, const kernels::cpu::Conv2DGeom& g, const kernels::cpu::Conv2DGeom& pg) {
+  return dev == Device::CPU && kernels::cpu::conv2d_max_pool_fuses<T>(g, pg);
 }
 template <class T>
 int64_t conv2d_max_pool_backward_chunk(Device dev, const kernels::cpu::Conv2DGeom& g) {
@@ -94,9 +94,11 @@ int64_t conv2d_max_pool_backward_chunk(Device dev, const kernels::cpu::Conv2DGeo
 }
 template <class T>
 void conv2d_max_pool2d_forward(Device dev, const T* x, const T* w, const T* b, const kernels::cpu::Conv2DGeom& g,
-                               const kernels::cpu::Conv2DGeom& pg, T* yp, int32_t* argmax, bool relu, T relu_max) {
+                               const kernels::cpu::Conv2DGeom& pg, T* yp, int32_t* argmax, bool relu, T relu_max,
+                               kernels::cpu::WinogradFilterCache<T>* cache = nullptr) {
   if (dev != Device::CPU) detail::no_backend("conv2d_max_pool2d_forward", dev);
-  kernels::cpu::conv2d_max_pool2d_forward(x, w, b, g, pg, yp, argmax, relu, relu_max);
+  kernels::cpu::conv2d_max_pool2d_forward(x, w, b, g, pg, yp, argmax, relu, relu_max, {},
+                                          kernels::cpu::kConvPoolBandBytes, cache);
 }
 
 // Backward entries that may write a fresh gradient buffer (assign: the op got it unfilled from

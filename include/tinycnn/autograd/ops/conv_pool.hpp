@@ -36,10 +36,10 @@ Var<T> conv2d_max_pool2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int6
   Tensor<T> yp = Tensor<T>::empty({g.N, g.K, pg.OH, pg.OW}, dev);
   auto argmax = make_storage<int32_t>(yp.numel(), dev);
   auto* am = static_cast<int32_t*>(argmax->ptr);
-  if (backend::conv2d_max_pool_fuses<T>(dev, g)) {
+  if (backend::conv2d_max_pool_fuses<T>(dev, g, pg)) {
     backend::conv2d_max_pool2d_forward(dev, x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr, g,
-                                       pg, yp.data(), am, relu, relu_max);
-  } else {  // Winograd or the direct few-channel pass: the output whole, pooled, freed here
+                                       pg, yp.data(), am, relu, relu_max, cache);
+  } else {  // the grouped Winograd or the direct few-channel pass: the output whole, pooled, freed here
     Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW}, dev);
     detail::conv2d_forward_into(x, w, b, g, relu, relu_max, cache, y);
     backend::max_pool2d_forward(dev, y.data(), pg, yp.data(), am);

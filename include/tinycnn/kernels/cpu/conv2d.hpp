@@ -22,7 +22,6 @@
 // already the column matrix). Buffers are thread_local and only grow: nothing is allocated once warm.
 #include <algorithm>
 #include <cstdint>
-#include <functional>
 #include <type_traits>
 
 #ifdef _OPENMP
@@ -32,6 +31,7 @@
 #include "../../core/parallel.hpp"
 #include "conv_fewc.hpp"
 #include "conv_geometry.hpp"
+#include "conv_sink.hpp"
 #include "conv_winograd.hpp"
 #include "gemm.hpp"
 #include "im2col.hpp"
@@ -279,18 +279,6 @@ void conv_for_groups(const ConvPlan& p, const F& fn) {
 
 }  // namespace detail
 
-// Output handed over a group of samples at a time (conv2d_forward_ex): fn(n0, nb, out, oh0, oh1, par)
-// with out [K, nb*OH*OW], the planes of samples n0 .. n0 + nb - 1 side by side per channel, in a
-// per-thread buffer that stays valid until fn returns, rows [oh0, oh1) of each plane computed (all
-// rows, or for a one-sample group with band_rows > 0 a band of band_rows rows at a time, the last one
-// shorter, each handed over right after its GEMM while it is in cache); par: fn may use the thread
-// team (groups run one after another), else it runs on the group's thread.
-template <class T>
-struct ConvGroupSink {
-  int64_t band_rows = 0;
-  std::function<void(int64_t n0, int64_t nb, const T* out, int64_t oh0, int64_t oh1, bool par)> fn;
-};
-
 // Whether conv2d_forward_ex computes g as im2col (or pointwise) GEMMs over groups of samples, the
 // only passes that can hand their output to a ConvGroupSink (Winograd and the few-channel direct pass
 // write y whole).
@@ -299,13 +287,25 @@ bool conv_forward_in_groups(const Conv2DGeom& g, const ConvOptions& o = {}) {
   return !detail::winograd_preferred(g, g.C, g.K, o) && !detail::fewc_preferred<T>(g, o, true);
 }
 
+// Whether conv2d_forward_ex can hand g's output to a ConvGroupSink with this row_align: the im2col
+// passes, and the fused Winograd pass where its blocks are whole samples or row_align > 0 (the direct
+// few-channel pass and the grouped Winograd pass write y whole).
+template <class T>
+bool conv_forward_sinks(const Conv2DGeom& g, int64_t row_align, const ConvOptions& o = {}) {
+  if (conv_forward_in_groups<T>(g, o)) return true;
+  if (!detail::winograd_preferred(g, g.C, g.K, o)) return false;
+  const WinogradGeom q = winograd_geom_forward(g, o.winograd_tile);
+  return detail::winograd_fused_preferred(q, o) &&
+         (row_align > 0 || detail::winograd_fused_blocks(q, o.winograd_block_elems).whole());
+}
+
 // y[n] = relu?(W * im2col(x[n]) + b), the ReLU capped at relu_max when that is > 0 (ReLU6)
 //   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
 // cache: where the pass runs Winograd, its transformed filter is taken from / kept in *cache
 // (winograd_filter_cache.hpp); null: transformed for this call only.
-// sink (only where conv_forward_in_groups): each group's output goes to *sink instead of y (y unused,
-// may be null), so a consumer (a max pooling: conv_pool.hpp) reads it from cache, and the full-size
-// output is never written to memory.
+// sink (only where conv_forward_sinks): each group's or block's output goes to *sink instead of y (y
+// unused, may be null), so a consumer (a max pooling: conv_pool.hpp) reads it from cache, and the
+// full-size output is never written to memory.
 template <class T>
 void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, T* y, bool relu,
                        ConvGemmFn<T> gemm_fn = &detail::conv_gemm_default<T>, const ConvOptions& o = {},
@@ -313,8 +313,9 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
                        const ConvGroupSink<T>* sink = nullptr) {
   const int64_t CRS = g.C * g.R * g.S, L = g.OH * g.OW, HW = g.H * g.W, K = g.K;
   if (g.N <= 0 || K <= 0 || L <= 0) return;
-  if (sink && !conv_forward_in_groups<T>(g, o))
-    throw Error("conv2d_forward_ex: an output sink needs the im2col pass (conv_forward_in_groups)");
+  if (sink && (!conv_forward_sinks<T>(g, sink->row_align, o) ||
+               (!conv_forward_in_groups<T>(g, o) && gemm_fn != &detail::conv_gemm_default<T>)))
+    throw Error("conv2d_forward_ex: an output sink needs the im2col or the fused Winograd pass (conv_forward_sinks)");
   if (detail::winograd_preferred(g, g.C, g.K, o)) {
     const WinogradGeom q = winograd_geom_forward(g, o.winograd_tile);
     const bool own = gemm_fn == &detail::conv_gemm_default<T>;
@@ -322,7 +323,7 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
     std::shared_ptr<const typename WinogradFilterCache<T>::Entry> hold;
     const T* U = detail::winograd_filter_for(w, g, q, false, own, mr, cache, &hold);
     if (own && detail::winograd_fused_preferred(q, o))
-      return winograd_conv3x3_fused(x, U, q, b, relu, false, y, mr, relu_max, o.winograd_block_elems);
+      return winograd_conv3x3_fused(x, U, q, b, relu, false, y, mr, relu_max, o.winograd_block_elems, sink);
     return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2, 512, own, mr, relu_max);
   }
 #ifdef TINYCNN_HAVE_FEWC

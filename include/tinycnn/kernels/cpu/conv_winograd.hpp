@@ -42,6 +42,7 @@
 
 #include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
+#include "conv_sink.hpp"
 #include "gemm.hpp"
 #include "im2col.hpp"
 #include "winograd_transforms.hpp"
@@ -204,54 +205,70 @@ inline int64_t winograd_fused_fit(const WinogradGeom& q, int64_t budget_elems) {
 }
 
 // The blocks of the fused pass: bands of tile rows of one sample (`bands` per sample, rows split
-// evenly), or, where a whole sample's tiles fit the budget, groups of `samples` whole samples (the
-// batch split evenly).
+// evenly in units of `align` tile rows, so that every band starts at a multiple of align), or, where
+// a whole sample's tiles fit the budget, groups of `samples` whole samples (the batch split evenly).
 struct WinogradFusedBlocks {
-  int64_t samples = 0, bands = 1, count = 0;
+  int64_t samples = 0, bands = 1, count = 0, align = 1;
   bool whole() const { return samples > 0; }
+  int64_t units(const WinogradGeom& q) const { return (q.tiles_h() + align - 1) / align; }
   // the most tiles in one block
   int64_t max_tiles(const WinogradGeom& q) const {
-    return whole() ? samples * q.tiles() : (q.tiles_h() + bands - 1) / bands * q.tiles_w();
+    return whole() ? samples * q.tiles()
+                   : std::min(q.tiles_h(), (units(q) + bands - 1) / bands * align) * q.tiles_w();
   }
 };
-inline WinogradFusedBlocks winograd_fused_blocks(const WinogradGeom& q, int64_t budget_elems) {
-  const int64_t NT = q.tiles(), TH = q.tiles_h(), TW = q.tiles_w(), fit = winograd_fused_fit(q, budget_elems);
+inline WinogradFusedBlocks winograd_fused_blocks(const WinogradGeom& q, int64_t budget_elems, int64_t align = 1) {
+  const int64_t NT = q.tiles(), TW = q.tiles_w(), fit = winograd_fused_fit(q, budget_elems);
   WinogradFusedBlocks b;
   if (fit >= NT) {
     const int64_t per = std::min(fit / NT, q.N);
     b.count = (q.N + per - 1) / per;
     b.samples = (q.N + b.count - 1) / b.count;
   } else {
-    const int64_t rows = std::max<int64_t>(fit / TW, 1);
-    b.bands = (TH + rows - 1) / rows;
+    b.align = std::max<int64_t>(align, 1);
+    const int64_t units = std::max<int64_t>(fit / TW / b.align, 1), U = b.units(q);
+    b.bands = (U + units - 1) / units;
     b.count = q.N * b.bands;
   }
   return b;
 }
 
+// Tile rows the fused pass's bands must start at a multiple of for a consumer that takes bands
+// starting at multiples of row_align output rows (ConvGroupSink::row_align): lcm(m, row_align) / m;
+// 0 where row_align is 0 (whole samples only).
+inline int64_t winograd_band_align(int64_t m, int64_t row_align) {
+  if (row_align <= 0) return 0;
+  int64_t a = m, b = row_align;
+  while (b) a %= b, std::swap(a, b);
+  return row_align / a;
+}
+
 // Block b of bl: its geometry s (q cut to the band's rows: s.N = 1, plane strides kept), the samples
-// [n0, n0 + nb) of s it covers, and where s's input and output start in q's input and output.
+// [n0, n0 + nb) of s it covers, and where s's input and output start in q's input and output; the
+// sample of q it starts at, and (a band) the first of q's output rows it computes.
 struct WinogradFusedBlock {
   WinogradGeom s;
-  int64_t n0 = 0, nb = 1, in_off = 0, out_off = 0;
+  int64_t n0 = 0, nb = 1, in_off = 0, out_off = 0, sample = 0, oh0 = 0;
 };
 inline WinogradFusedBlock winograd_fused_block(const WinogradGeom& q, const WinogradFusedBlocks& bl, int64_t b) {
   WinogradFusedBlock r;
   r.s = q;
   if (bl.whole()) {
-    r.n0 = b * bl.samples, r.nb = std::min(bl.samples, q.N - r.n0);
+    r.n0 = r.sample = b * bl.samples, r.nb = std::min(bl.samples, q.N - r.n0);
     return r;
   }
   // tile rows [ty0, ty1) of sample j: output rows m ty0 .., input rows from m ty0 - pad_top on (those
   // above row 0 and below row H - 1 are the band's zero padding)
-  const int64_t TH = q.tiles_h(), j = b / bl.bands, band = b % bl.bands;
-  const int64_t ty0 = TH * band / bl.bands, ty1 = TH * (band + 1) / bl.bands, top = q.m * ty0 - q.pad_top;
+  const int64_t TH = q.tiles_h(), U = bl.units(q), j = b / bl.bands, band = b % bl.bands;
+  const int64_t ty0 = std::min(TH, bl.align * (U * band / bl.bands));
+  const int64_t ty1 = std::min(TH, bl.align * (U * (band + 1) / bl.bands)), top = q.m * ty0 - q.pad_top;
   const int64_t h0 = std::max<int64_t>(top, 0), h1 = std::min(q.H, q.m * ty1 - q.pad_top + 2);
   r.s.N = 1, r.s.H = std::max<int64_t>(h1 - h0, 0), r.s.pad_top = h0 - top;
   r.s.OH = std::min(q.OH, q.m * ty1) - q.m * ty0;
   r.s.in_plane = q.H * q.W, r.s.out_plane = q.OH * q.OW;
   r.in_off = (j * q.Ci * q.H + h0) * q.W;
   r.out_off = (j * q.Co * q.OH + q.m * ty0) * q.OW;
+  r.sample = j, r.oh0 = q.m * ty0;
   return r;
 }
 
@@ -264,20 +281,32 @@ inline WinogradFusedBlock winograd_fused_block(const WinogradGeom& q, const Wino
 // writes V and M for thousands of tiles and reads them back (on model004's conv2, Ci = 32 and 72x72,
 // M is 118 MB per pass, and its GEMMs are short in K). Bitwise the same result: every tile and every
 // GEMM column goes through the same arithmetic.
+// sink (forward only, accumulate false): each block's output goes to *sink (conv_sink.hpp) instead of
+// out (unused, may be null), from a per-thread buffer of one sample's planes (a band: its rows at their
+// place in the planes) or of the block's samples, handed over one sample at a time; the bands then
+// start at multiples of sink->row_align output rows, which must be > 0 unless the blocks are whole
+// samples.
 template <class T>
 void winograd_conv3x3_fused(const T* in, const T* U, const WinogradGeom& q, const T* bias, bool relu, bool accumulate,
-                            T* out, int64_t u_mr, T relu_max = T(0), int64_t budget_elems = int64_t(1) << 19) {
-  const int64_t NT = q.tiles(), npts = q.points();
+                            T* out, int64_t u_mr, T relu_max = T(0), int64_t budget_elems = int64_t(1) << 19,
+                            const ConvGroupSink<T>* sink = nullptr) {
+  const int64_t NT = q.tiles(), npts = q.points(), L = q.OH * q.OW;
   if (q.N <= 0 || q.Co <= 0 || NT <= 0) return;
   const int64_t nr = gemm_prepacked_b_nr<T>(q.Ci), us = detail::winograd_u_plane(q.Co, q.Ci, u_mr);
   if (u_mr <= 0) throw ValueError("winograd_conv3x3_fused: U must be prepacked (u_mr > 0)");
-  const detail::WinogradFusedBlocks bl = detail::winograd_fused_blocks(q, budget_elems);
+  const int64_t align = sink ? detail::winograd_band_align(q.m, sink->row_align) : 1;
+  const detail::WinogradFusedBlocks bl = detail::winograd_fused_blocks(q, budget_elems, align);
+  if (sink && (accumulate || (!bl.whole() && align <= 0)))
+    throw ValueError("winograd_conv3x3_fused: an output sink needs accumulate false and, where samples are cut "
+                     "into bands, row_align > 0");
   const int nt = static_cast<int>(std::min<int64_t>(detail::winograd_team(q), bl.count));
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int64_t pmax = bl.max_tiles(q);
     T* V = detail::conv_scratch<T, 0>(npts * detail::winograd_v_plane(q.Ci, pmax, nr));
     T* M = detail::conv_scratch<T, 1>(npts * q.Co * pmax);
+    // slot 4: slot 3 may hold U (conv2d.hpp's winograd_filter_for) on the calling thread
+    T* ob = sink ? detail::conv_scratch<T, 4>((bl.whole() ? bl.samples : 1) * q.Co * L) : nullptr;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < bl.count; ++b) {
       const detail::WinogradFusedBlock k = detail::winograd_fused_block(q, bl, b);
@@ -287,7 +316,15 @@ void winograd_conv3x3_fused(const T* in, const T* U, const WinogradGeom& q, cons
       detail::winograd_input_transform(in + k.in_off, s, n0, nb, V, nr, false);
       for (int64_t xi = 0; xi < npts; ++xi)
         gemm_nn_prepacked_ab<T>(q.Co, P, q.Ci, T(1), U + xi * us, V + xi * xs, T(0), M + xi * q.Co * P, P);
-      detail::winograd_output_transform(M, s, n0, nb, bias, relu, accumulate, out + k.out_off, relu_max, false);
+      if (!sink) {
+        detail::winograd_output_transform(M, s, n0, nb, bias, relu, accumulate, out + k.out_off, relu_max, false);
+      } else if (bl.whole()) {
+        detail::winograd_output_transform(M, s, 0, nb, bias, relu, false, ob, relu_max, false);
+        for (int64_t j = 0; j < nb; ++j) sink->fn(k.sample + j, 1, ob + j * q.Co * L, 0, q.OH, false);
+      } else {
+        detail::winograd_output_transform(M, s, 0, 1, bias, relu, false, ob + k.oh0 * q.OW, relu_max, false);
+        sink->fn(k.sample, 1, ob, k.oh0, k.oh0 + s.OH, false);
+      }
     }
   }
 }
