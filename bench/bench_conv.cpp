@@ -458,25 +458,22 @@ void run_conv_pool(benchmark::State& state, int64_t C, int64_t HW, int64_t K, bo
 }
 
 int register_conv_pool_benchmarks() {
-  for (bool fused : {false, true}) {
-    const std::string v = fused ? "fused" : "separate";
-    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m3conv1_pool3").c_str(), run_conv_pool, 3, 150, 32, true, 3,
-                                 fused)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m004conv1_pool2").c_str(), run_conv_pool, 3, 150, 32, false,
-                                 2, fused)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m3conv2_pool2").c_str(), run_conv_pool, 32, 50, 64, true, 2,
-                                 fused)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark(("conv_pool/" + v + "/m004conv2_pool2").c_str(), run_conv_pool, 32, 74, 64, false,
-                                 2, fused)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-  }
+  struct Layer {
+    const char* name;
+    int64_t C, HW, K;
+    bool same;
+    int64_t pool;
+  };
+  const Layer layers[] = {{"m3conv1_pool3", 3, 150, 32, true, 3},
+                          {"m004conv1_pool2", 3, 150, 32, false, 2},
+                          {"m3conv2_pool2", 32, 50, 64, true, 2},
+                          {"m004conv2_pool2", 32, 74, 64, false, 2}};
+  for (bool fused : {false, true})
+    for (const Layer& l : layers)
+      benchmark::RegisterBenchmark(("conv_pool/" + std::string(fused ? "fused/" : "separate/") + l.name).c_str(),
+                                   run_conv_pool, l.C, l.HW, l.K, l.same, l.pool, fused)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
   return 0;
 }
 
