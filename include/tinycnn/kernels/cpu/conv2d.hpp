@@ -279,9 +279,8 @@ void conv_for_groups(const ConvPlan& p, const F& fn) {
 
 }  // namespace detail
 
-// Whether conv2d_forward_ex computes g as im2col (or pointwise) GEMMs over groups of samples, the
-// only passes that can hand their output to a ConvGroupSink (Winograd and the few-channel direct pass
-// write y whole).
+// Whether conv2d_forward_ex computes g as im2col (or pointwise) GEMMs over groups of samples (which
+// hand their output to a ConvGroupSink a group or band at a time, whatever its row_align).
 template <class T>
 bool conv_forward_in_groups(const Conv2DGeom& g, const ConvOptions& o = {}) {
   return !detail::winograd_preferred(g, g.C, g.K, o) && !detail::fewc_preferred<T>(g, o, true);
