@@ -1,11 +1,11 @@
 #pragma once
-// A convolution followed by max pooling, forward in one pass: each group of samples' convolution
-// output (im2col + GEMM, or a block of the fused Winograd pass; handed over through conv2d_forward_ex's
+// A convolution followed by max pooling, forward in one pass: each group of samples' convolution output
+// (im2col + GEMM, or a block of the fused Winograd pass; handed over through conv2d_forward_ex's
 // ConvGroupSink) is pooled while it is still in this thread's cache, and the full-size output is never
-// written to memory. Why: the scene
-// models' first layer (3 -> 32 channels at 150x150, im2col on AVX-512 CPUs) writes a 90 MB output per
-// batch that only its max pooling reads, and that pooling was 6.6% of model004's training step on an
-// Intel Xeon (docs/performance.md, twenty-sixth session), bound by reading it back from memory.
+// written to memory. Why: the scene models' first layer (3 -> 32 channels at 150x150, im2col on AVX-512
+// CPUs) writes a 90 MB output per batch that only its max pooling reads, and that pooling was 6.6% of
+// model004's training step on an Intel Xeon (docs/performance.md, twenty-sixth session), bound by
+// reading it back from memory.
 // The backward needs no full-size output: a fused ReLU's mask comes from the pooled values
 // (max_pool2d_backward's relu_y), and the bias gradient is summed in the pooling's backward pass.
 #include "conv2d.hpp"
@@ -75,14 +75,13 @@ void conv2d_max_pool2d_forward(const T* x, const T* w, const T* b, const Conv2DG
   conv2d_forward_ex<T>(x, w, b, g, nullptr, relu, &detail::conv_gemm_default<T>, o, relu_max, cache, &sink);
 }
 
-// Samples per chunk of the backward of a convolution + max pooling that conv2d_max_pool_fuses: the
-// op (ops::conv2d_max_pool2d) rebuilds the convolution's output gradient a chunk at a time into one
-// buffer that stays in the last-level cache and runs the convolution's backward passes on it,
-// instead of writing the whole batch's (90 MB for the scene models' first layer at batch 32) to
-// memory and reading it back. A multiple of the threads, so the weight gradient's sample groups
-// still split between them; about kConvPoolChunkBytes of gradient; the whole batch where the passes
-// run Winograd or the few-channel pass (their per-call work, such as the filter transform, would
-// repeat per chunk).
+// Samples per chunk of the backward of a convolution + max pooling: the op (ops::conv2d_max_pool2d)
+// rebuilds the convolution's output gradient a chunk at a time into one buffer that stays in the
+// last-level cache and runs the convolution's backward passes on it, instead of writing the whole batch's
+// (90 MB for the scene models' first layer at batch 32) to memory and reading it back. A multiple of
+// the threads, so the weight gradient's sample groups still split between them; about
+// kConvPoolChunkBytes of gradient; the whole batch where the passes run Winograd or the few-channel
+// pass (their per-call work, such as the filter transform, would repeat per chunk).
 constexpr int64_t kConvPoolChunkBytes = int64_t(8) << 20;
 template <class T>
 int64_t conv2d_max_pool_backward_chunk(const Conv2DGeom& g, int64_t chunk_bytes = kConvPoolChunkBytes) {
