@@ -18,8 +18,9 @@
 //   winograd_grouped, winograd_fused
 //                the same with the plan of all three passes forced (ConvOptions::winograd_plan):
 //                transforms and GEMMs per sample group, or per block of tiles kept in L2
-//   fewc         the direct few-channel passes (conv_fewc.hpp, ConvOptions::Algo::FewChannels), forward
-//                and weight gradient, on the layers they apply to (conv1)
+//   fewc, fewc16 the direct few-channel passes (conv_fewc.hpp, ConvOptions::Algo::FewChannels), forward
+//                and weight gradient, on the layers they apply to (conv1), with 8-float (AVX2) or
+//                16-float (AVX-512, conv_fewc_avx512.hpp) register blocks (ConvOptions::fewc_width)
 //   default      conv2d_forward / conv2d_backward_data / conv2d_backward_filter as the ops call them
 //   cached       the forward with the transformed kernel kept between calls (conv2d_forward_cached,
 //                winograd_filter_cache.hpp), as inference runs a Conv2D: against default/<layer>/fwd
@@ -60,7 +61,8 @@ const std::vector<Layer>& layers() {
   static const std::vector<Layer> l = {{"conv1_3x32@150", 3, 32, 150},     {"conv2_32x64@50", 32, 64, 50},
                                        {"conv3_64x128@25", 64, 128, 25},   {"conv4_128x256@12", 128, 256, 12},
                                        {"conv5_256x512@6", 256, 512, 6},   {"conv6_512x1024@6", 512, 1024, 6},
-                                       // model004's 3x3 'valid' layers after conv1 (74 -> 72, 36 -> 34, 17 -> 15)
+                                       // model004's 3x3 'valid' layers (150 -> 148, 74 -> 72, 36 -> 34, 17 -> 15)
+                                       {"m004conv1_3x32@150v", 3, 32, 150, Padding::Valid},
                                        {"m004conv2_32x64@74v", 32, 64, 74, Padding::Valid},
                                        {"m004conv3_64x128@36v", 64, 128, 36, Padding::Valid},
                                        {"m004conv4_128x256@17v", 128, 256, 17, Padding::Valid}};
@@ -313,12 +315,14 @@ int register_conv_benchmarks() {
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
     // The direct few-channel passes (conv_fewc.hpp) where they apply (conv1): forward and weight gradient.
-    {
+    // fewc: 8-float vectors (AVX2), fewc16: 16 (AVX-512, conv_fewc_avx512.hpp), where the CPU has them.
+    for (const auto& [name, width] : {std::pair<std::string, int>{"fewc", 8}, {"fewc16", 16}}) {
       ConvOptions fewc;
       fewc.algo = ConvOptions::Algo::FewChannels;
-      if (l.cin * 9 <= kFewChannelMaxTaps && conv_fewc_available())  // 3x3 stride 1: C*R*S = 9 * cin
+      fewc.fewc_width = width;
+      if (l.cin * 9 <= kFewChannelMaxTaps && fewc_width(width) != 0)  // 3x3 stride 1: C*R*S = 9 * cin
         for (Pass p : {Pass::Fwd, Pass::BwdFilter})
-          benchmark::RegisterBenchmark(("conv2d/fewc/" + l.name + "/" + pass_name(p)).c_str(), run_conv, l, p,
+          benchmark::RegisterBenchmark(("conv2d/" + name + "/" + l.name + "/" + pass_name(p)).c_str(), run_conv, l, p,
                                        structured(&detail::conv_gemm_default<float>, fewc))
               ->UseRealTime()
               ->Unit(benchmark::kMillisecond);
@@ -409,13 +413,15 @@ const int registered_pool = register_pool_benchmarks();
 
 // A convolution with a fused ReLU and the max pooling after it, forward, on the scene models' first
 // layers at batch 32 (model3: 3 -> 32 'same' at 150x150, 3x3 / 3 pooling; model004: 'valid' -> 148x148,
-// 2x2 / 2), im2col as Auto picks it on AVX-512 CPUs, and their second (32 -> 64, model3 'same' at
-// 50x50, model004 'valid' 74 -> 72x72, 2x2 / 2 pooling), on the fused Winograd pass Auto picks:
+// 2x2 / 2) on the direct few-channel pass Auto picks (and on im2col: <layer>_im2col), and their second
+// (32 -> 64, model3 'same' at 50x50, model004 'valid' 74 -> 72x72, 2x2 / 2 pooling), on the fused
+// Winograd pass Auto picks:
 //   conv_pool/separate/<layer>  conv2d_forward_ex into the full-size output (allocated once, outside
 //                               the timing, which favours it: the op allocates it every step), then
 //                               max_pool2d_forward over it
-//   conv_pool/fused/<layer>     conv2d_max_pool2d_forward (conv_pool.hpp): each sample (im2col) or
-//                               Winograd block pooled while in L2, the full-size output never written
+//   conv_pool/fused/<layer>     conv2d_max_pool2d_forward (conv_pool.hpp): each band of rows
+//                               (few-channel pass, im2col) or Winograd block pooled while in L2, the
+//                               full-size output never written
 // fused is checked against separate (values and argmax, bit for bit) before it is timed. GFLOP/s: the
 // convolution's.
 std::vector<float> uniform_vec(int64_t n, uint64_t seed) {
@@ -425,14 +431,14 @@ std::vector<float> uniform_vec(int64_t n, uint64_t seed) {
   return v;
 }
 
-// A layer (batch kBatch, 3x3, stride 1, ReLU) and its max pooling (pool x pool, stride pool): the
-// first layers with im2col (the pass Auto takes on AVX-512 CPUs), the second (32 -> 64) with Auto's
-// choice, the fused Winograd pass.
-void run_conv_pool(benchmark::State& state, int64_t C, int64_t HW, int64_t K, bool same, int64_t pool, bool fused) {
+// A layer (batch kBatch, 3x3, stride 1, ReLU) and its max pooling (pool x pool, stride pool), with
+// Auto's pass or im2col.
+void run_conv_pool(benchmark::State& state, int64_t C, int64_t HW, int64_t K, bool same, int64_t pool, bool im2col,
+                   bool fused) {
   const Conv2DGeom g = make_conv_geom(kBatch, C, HW, HW, K, 3, 3, 1, 1, same ? Padding::Same : Padding::Valid);
   const Conv2DGeom pg = make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, pool, pool, pool, pool, Padding::Valid);
   ConvOptions o;
-  if (C < 16) o.algo = ConvOptions::Algo::Im2col;
+  if (im2col) o.algo = ConvOptions::Algo::Im2col;
   const auto x = uniform_vec(g.N * g.C * g.H * g.W, 11), w = uniform_vec(g.K * g.C * 9, 12), b = uniform_vec(g.K, 13);
   std::vector<float> y(static_cast<size_t>(g.N * g.K * g.OH * g.OW));
   std::vector<float> yp(static_cast<size_t>(g.N * g.K * pg.OH * pg.OW)), yr = yp;
@@ -463,15 +469,18 @@ int register_conv_pool_benchmarks() {
     int64_t C, HW, K;
     bool same;
     int64_t pool;
+    bool im2col;
   };
-  const Layer layers[] = {{"m3conv1_pool3", 3, 150, 32, true, 3},
-                          {"m004conv1_pool2", 3, 150, 32, false, 2},
-                          {"m3conv2_pool2", 32, 50, 64, true, 2},
-                          {"m004conv2_pool2", 32, 74, 64, false, 2}};
+  const Layer layers[] = {{"m3conv1_pool3", 3, 150, 32, true, 3, false},
+                          {"m3conv1_im2col_pool3", 3, 150, 32, true, 3, true},
+                          {"m004conv1_pool2", 3, 150, 32, false, 2, false},
+                          {"m004conv1_im2col_pool2", 3, 150, 32, false, 2, true},
+                          {"m3conv2_pool2", 32, 50, 64, true, 2, false},
+                          {"m004conv2_pool2", 32, 74, 64, false, 2, false}};
   for (bool fused : {false, true})
     for (const Layer& l : layers)
       benchmark::RegisterBenchmark(("conv_pool/" + std::string(fused ? "fused/" : "separate/") + l.name).c_str(),
-                                   run_conv_pool, l.C, l.HW, l.K, l.same, l.pool, fused)
+                                   run_conv_pool, l.C, l.HW, l.K, l.same, l.pool, l.im2col, fused)
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
   return 0;

@@ -400,11 +400,12 @@ TEST_CASE("conv2d: Auto takes Winograd for 3x3 stride-1 windows with enough chan
   CHECK_FALSE(kc::detail::winograd_preferred(geom(3, 32, 3, 2), 3, 32, forced));  // cannot: im2col
 }
 
-TEST_CASE("conv2d: the direct few-channel passes equal the direct convolution (float32, 1 and 2 threads)") {
+TEST_CASE("conv2d: the direct few-channel passes equal the direct convolution (float32, 1 and 2 threads, 8 and 16 lanes)") {
   if (!kc::conv_fewc_available()) {
     MESSAGE("skipped: this CPU has no AVX2 + FMA");
     return;
   }
+  if (kc::fewc_width(16) == 0) MESSAGE("16-float blocks skipped: this CPU has no AVX-512");
   kc::ConvOptions o;
   o.algo = kc::ConvOptions::Algo::FewChannels;
   const auto gemm_fn = &kc::detail::conv_gemm_default<float>;
@@ -422,42 +423,48 @@ TEST_CASE("conv2d: the direct few-channel passes equal the direct convolution (f
       {1, 3, 36, 70, 8, 3, 3, 2, 2, kc::Padding::Valid},  //   2 bands, blocks of 24 and 16 columns
       {2, 1, 11, 20, 5, 5, 5, 2, 1, kc::Padding::Same},   // stride 2 down only
       {1, 2, 7, 13, 3, 4, 4, 1, 2, kc::Padding::Same},    // stride 2 across only, even window
+      {1, 3, 20, 150, 9, 3, 3, 1, 1, kc::Padding::Same},  // 16 lanes: 3 blocks of 48 and 6 columns; K = 8 + 1
+      {2, 3, 5, 80, 6, 3, 3, 1, 1, kc::Padding::Valid},   //   48 + 30 columns; 27 taps = 4 x 6 + 3
   };
   const int prev = get_num_threads();
-  for (int threads : {1, 2}) {
-    set_num_threads(threads);
-    for (const GeomCase& c : cases) {
-      CAPTURE(threads);
-      CAPTURE(c.C);
-      CAPTURE(c.H);
-      CAPTURE(c.W);
-      const kc::Conv2DGeom g = kc::make_conv_geom(c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.sh, c.sw, c.pad);
-      REQUIRE(kc::conv_fewc_applies(g));
-      REQUIRE(kc::detail::fewc_preferred<float>(g, o, true));
-      const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * g.R * g.S, ny = g.N * g.K * g.OH * g.OW;
-      const auto x = rand_vec<float>(nx, 21), w = rand_vec<float>(nw, 22), b = rand_vec<float>(g.K, 23),
-                 dy = rand_vec<float>(ny, 24);
-      for (const float* bias : {b.data(), static_cast<const float*>(nullptr)})
-        for (float cap : {-1.0f, 0.0f, 0.5f}) {  // no ReLU, ReLU, ReLU6-style cap at 0.5
-          auto y = nan_vec<float>(ny), y_ref = nan_vec<float>(ny);
-          kc::conv2d_forward_ex<float>(x.data(), w.data(), bias, g, y.data(), cap >= 0, gemm_fn, o, cap > 0 ? cap : 0);
-          kc::conv2d_direct_forward<float>(x.data(), w.data(), bias, g, y_ref.data());
-          if (cap >= 0)
-            for (auto& v : y_ref) v = cap > 0 ? std::min(cap, std::max(v, 0.0f)) : std::max(v, 0.0f);
-          CHECK(max_diff(y, y_ref) <= 2e-5);
-        }
-      auto dw = rand_vec<float>(nw, 25), dw_ref = dw, db = rand_vec<float>(g.K, 26), db_ref = db;
-      kc::conv2d_backward_filter_ex<float>(x.data(), dy.data(), g, dw.data(), db.data(), gemm_fn, o);
-      kc::conv2d_direct_backward_filter<float>(x.data(), dy.data(), g, dw_ref.data(), db_ref.data());
-      CHECK(max_diff(dw, dw_ref) <= 5e-4);  // onto the initial values; sums of up to 680 products ~ 25
-      CHECK(max_diff(db, db_ref) <= 5e-4);
-      // backward data has no direct pass: im2col's
-      auto dx = rand_vec<float>(nx, 27), dx_ref = dx;
-      kc::conv2d_backward_data_ex<float>(dy.data(), w.data(), g, dx.data(), gemm_fn, o);
-      kc::conv2d_direct_backward_data<float>(dy.data(), w.data(), g, dx_ref.data());
-      CHECK(max_diff(dx, dx_ref) <= 1e-4);
+  for (int threads : {1, 2})
+    for (int width : {8, 16}) {
+      if (kc::fewc_width(width) == 0) continue;
+      o.fewc_width = width;
+      set_num_threads(threads);
+      for (const GeomCase& c : cases) {
+        CAPTURE(threads);
+        CAPTURE(width);
+        CAPTURE(c.C);
+        CAPTURE(c.H);
+        CAPTURE(c.W);
+        const kc::Conv2DGeom g = kc::make_conv_geom(c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.sh, c.sw, c.pad);
+        REQUIRE(kc::conv_fewc_applies(g));
+        REQUIRE(kc::detail::fewc_preferred<float>(g, o, true));
+        const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * g.R * g.S, ny = g.N * g.K * g.OH * g.OW;
+        const auto x = rand_vec<float>(nx, 21), w = rand_vec<float>(nw, 22), b = rand_vec<float>(g.K, 23),
+                   dy = rand_vec<float>(ny, 24);
+        for (const float* bias : {b.data(), static_cast<const float*>(nullptr)})
+          for (float cap : {-1.0f, 0.0f, 0.5f}) {  // no ReLU, ReLU, ReLU6-style cap at 0.5
+            auto y = nan_vec<float>(ny), y_ref = nan_vec<float>(ny);
+            kc::conv2d_forward_ex<float>(x.data(), w.data(), bias, g, y.data(), cap >= 0, gemm_fn, o, cap > 0 ? cap : 0);
+            kc::conv2d_direct_forward<float>(x.data(), w.data(), bias, g, y_ref.data());
+            if (cap >= 0)
+              for (auto& v : y_ref) v = cap > 0 ? std::min(cap, std::max(v, 0.0f)) : std::max(v, 0.0f);
+            CHECK(max_diff(y, y_ref) <= 2e-5);
+          }
+        auto dw = rand_vec<float>(nw, 25), dw_ref = dw, db = rand_vec<float>(g.K, 26), db_ref = db;
+        kc::conv2d_backward_filter_ex<float>(x.data(), dy.data(), g, dw.data(), db.data(), gemm_fn, o);
+        kc::conv2d_direct_backward_filter<float>(x.data(), dy.data(), g, dw_ref.data(), db_ref.data());
+        CHECK(max_diff(dw, dw_ref) <= 5e-4);  // onto the initial values; sums of up to 680 products ~ 25
+        CHECK(max_diff(db, db_ref) <= 5e-4);
+        // backward data has no direct pass: im2col's
+        auto dx = rand_vec<float>(nx, 27), dx_ref = dx;
+        kc::conv2d_backward_data_ex<float>(dy.data(), w.data(), g, dx.data(), gemm_fn, o);
+        kc::conv2d_direct_backward_data<float>(dy.data(), w.data(), g, dx_ref.data());
+        CHECK(max_diff(dx, dx_ref) <= 1e-4);
+      }
     }
-  }
   set_num_threads(prev);
   // Outside their reach (stride 3, C*R*S > 64) the forced option falls back to im2col; the kernels
   // themselves refuse such a call.
@@ -470,35 +477,49 @@ TEST_CASE("conv2d: the direct few-channel passes equal the direct convolution (f
   CHECK_THROWS_WITH_AS(kc::conv2d_fewc_forward(xs.data(), ws.data(), nullptr, wide, ys.data()),
                        doctest::Contains("C*R*S <= 64, got C*R*S = 72"), ValueError);
   CHECK_THROWS_AS(kc::conv2d_fewc_backward_filter(xs.data(), ys.data(), s2, ws.data()), ValueError);
+  const kc::Conv2DGeom ok = kc::make_conv_geom(1, 3, 8, 8, 4, 3, 3, 1, 1, kc::Padding::Same);
+  CHECK_THROWS_WITH_AS(kc::conv2d_fewc_forward(xs.data(), ws.data(), nullptr, ok, ys.data(), false, 0.0f, 12),
+                       doctest::Contains("width must be 0, 8 or 16, got 12"), ValueError);
+  if (kc::fewc_width(16) == 0)
+    CHECK_THROWS_WITH_AS(kc::conv2d_fewc_backward_filter(xs.data(), ys.data(), ok, ws.data(), 16),
+                         doctest::Contains("width 16 needs a CPU with AVX-512"), ValueError);
 }
 
 TEST_CASE("conv2d: Auto takes the direct few-channel passes where they measured faster") {
-  const kc::ConvOptions o;
   auto geom = [](int64_t C, int64_t R, int64_t st) {
     return kc::make_conv_geom(2, C, 60, 60, 32, R, R, st, st, kc::Padding::Same);
   };
-  if (!kc::conv_fewc_available() || kc::cpu_features().avx512) {
-    // not measured against the AVX-512 GEMM; no AVX2: not available
-    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, true));
-    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, false));
+  if (!kc::conv_fewc_available()) {  // no AVX2: not available
+    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), kc::ConvOptions{}, true));
+    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), kc::ConvOptions{}, false));
     return;
   }
-  CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, true));   // the scene models' conv1
-  CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, false));
-  CHECK(kc::detail::fewc_preferred<float>(geom(4, 3, 1), o, true));   // RGBA
-  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(1, 5, 1), o, true));  // one channel: im2col faster forward
-  CHECK(kc::detail::fewc_preferred<float>(geom(1, 5, 1), o, false));       // but not for the gradient
-  CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 2), o, true));  // stride 2 (MobileNet's first layer)
-  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 3), o, false));  // stride 3: im2col
-  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(16, 3, 1), o, false));  // 144 taps
-  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(32, 1, 1), o, true));   // 1x1: a GEMM without im2col
-  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(32, 1, 2), o, false));
-  CHECK_FALSE(kc::detail::fewc_preferred<double>(geom(3, 3, 1), o, true));
-  kc::ConvOptions im2col = o, serial = o;
-  im2col.algo = kc::ConvOptions::Algo::Im2col;
-  serial.mode = kc::ConvOptions::Serial;
-  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), im2col, true));
-  CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), serial, false));
+  // 0: the widest vectors this CPU has (16 floats with AVX-512), then each width forced
+  for (int width : {0, 8, 16}) {
+    if (kc::fewc_width(width) == 0) continue;
+    CAPTURE(width);
+    kc::ConvOptions o;
+    o.fewc_width = width;
+    const bool wide = kc::fewc_width(width) == 16;
+    CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, true));  // the scene models' conv1
+    CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 1), o, false));
+    CHECK(kc::detail::fewc_preferred<float>(geom(4, 3, 1), o, true));  // RGBA
+    // one channel: with 8-float blocks im2col measured faster forward, with 16-float ones not
+    CHECK(kc::detail::fewc_preferred<float>(geom(1, 5, 1), o, true) == wide);
+    CHECK(kc::detail::fewc_preferred<float>(geom(1, 5, 1), o, false));
+    CHECK(kc::detail::fewc_preferred<float>(geom(3, 3, 2), o, true));  // stride 2 (MobileNet's first layer)
+    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 3), o, false));  // stride 3: im2col
+    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(16, 3, 1), o, false));  // 144 taps
+    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(32, 1, 1), o, true));   // 1x1: a GEMM without im2col
+    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(32, 1, 2), o, false));
+    CHECK_FALSE(kc::detail::fewc_preferred<double>(geom(3, 3, 1), o, true));
+    kc::ConvOptions im2col = o, serial = o;
+    im2col.algo = kc::ConvOptions::Algo::Im2col;
+    serial.mode = kc::ConvOptions::Serial;
+    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), im2col, true));
+    CHECK_FALSE(kc::detail::fewc_preferred<float>(geom(3, 3, 1), serial, false));
+  }
+  CHECK(kc::fewc_width(0) == (kc::cpu_features().avx512 ? 16 : 8));
 }
 
 TEST_CASE("conv2d: im2col/col2im round trip is the adjoint pair") {
@@ -866,6 +887,60 @@ TEST_CASE("conv + max pool in one forward pass: the pooled output of the two pas
   CHECK_FALSE(kc::conv2d_max_pool_fuses<float>(g, pg, wino));
   CHECK_THROWS_AS(kc::conv2d_max_pool2d_forward(v.data(), v.data(), none, g, pg, v.data(), a.data(), false, 0.0f, wino),
                   Error);
+}
+
+TEST_CASE("conv + max pool on the direct few-channel pass: each band pooled from its buffer, bit for bit") {
+  // conv2d_fewc_forward hands each band of a sample's rows to the pooling: bands of 16 rows for 2-row
+  // windows, of 15 for 3-row windows (starts at multiples of the window rows), whole samples for
+  // overlapping windows; rows below the last window, a strided convolution, one input channel; 8- and
+  // 16-float blocks; against conv2d_forward_ex into a full output (same options) and max_pool2d_forward.
+  if (!kc::conv_fewc_available()) {
+    MESSAGE("skipped: this CPU has no AVX2 + FMA");
+    return;
+  }
+  struct Case {
+    int64_t C, H, W, K, R, stride;
+    kc::Padding pad;
+    int64_t pr, ps;
+    kc::Padding ppad;
+  };
+  for (const Case& c : {Case{3, 40, 50, 9, 3, 1, kc::Padding::Same, 2, 2, kc::Padding::Valid},
+                        Case{3, 37, 41, 6, 3, 1, kc::Padding::Same, 3, 3, kc::Padding::Valid},
+                        Case{2, 40, 19, 5, 3, 2, kc::Padding::Same, 3, 2, kc::Padding::Same},
+                        Case{1, 35, 33, 4, 5, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid}})
+    for (int width : {8, 16}) {
+      if (kc::fewc_width(width) == 0) continue;
+      const kc::Conv2DGeom g = kc::make_conv_geom(3, c.C, c.H, c.W, c.K, c.R, c.R, c.stride, c.stride, c.pad);
+      const kc::Conv2DGeom pg = kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, c.pr, c.pr, c.ps, c.ps, c.ppad);
+      const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 41), w = rand_vec<float>(g.K * g.C * g.R * g.S, 42),
+                 b = rand_vec<float>(g.K, 43);
+      const int64_t ny = g.N * g.K * g.OH * g.OW, np = pg.N * pg.C * pg.OH * pg.OW;
+      kc::ConvOptions o;
+      o.algo = kc::ConvOptions::Algo::FewChannels;
+      o.fewc_width = width;
+      REQUIRE(kc::conv2d_max_pool_fuses<float>(g, pg, o));
+      REQUIRE_FALSE(kc::conv_forward_in_groups<float>(g, o));
+      for (float cap : {-1.0f, 0.0f, 0.3f}) {
+        CAPTURE(c.H);
+        CAPTURE(c.pr);
+        CAPTURE(width);
+        CAPTURE(cap);
+        const bool relu = cap >= 0;
+        const float rm = relu ? cap : 0.0f;
+        std::vector<float> y(static_cast<size_t>(ny)), want(static_cast<size_t>(np));
+        std::vector<int32_t> want_am(static_cast<size_t>(np));
+        kc::conv2d_forward_ex(x.data(), w.data(), b.data(), g, y.data(), relu, &kc::detail::conv_gemm_default<float>, o,
+                              rm);
+        kc::max_pool2d_forward(y.data(), pg, want.data(), want_am.data());
+        auto got = nan_vec<float>(np);
+        std::vector<int32_t> got_am(static_cast<size_t>(np), -7);
+        kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(), relu, rm, o);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < np; ++i)
+          bad += !(got[size_t(i)] == want[size_t(i)]) || got_am[size_t(i)] != want_am[size_t(i)];
+        CHECK(bad == 0);
+      }
+    }
 }
 
 TEST_CASE("conv + max pool on the fused Winograd pass: each block pooled from its buffer, bit for bit") {

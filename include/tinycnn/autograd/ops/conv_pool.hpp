@@ -39,7 +39,8 @@ Var<T> conv2d_max_pool2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int6
   if (backend::conv2d_max_pool_fuses<T>(dev, g, pg)) {
     backend::conv2d_max_pool2d_forward(dev, x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr, g,
                                        pg, yp.data(), am, relu, relu_max, cache);
-  } else {  // the grouped Winograd or the direct few-channel pass: the output whole, pooled, freed here
+  } else {  // the grouped Winograd pass, or overlapping windows on banded samples: the output whole,
+            // pooled, freed here
     Tensor<T> y = Tensor<T>::empty({g.N, g.K, g.OH, g.OW}, dev);
     detail::conv2d_forward_into(x, w, b, g, relu, relu_max, cache, y);
     backend::max_pool2d_forward(dev, y.data(), pg, yp.data(), am);
@@ -59,7 +60,7 @@ Var<T> conv2d_max_pool2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int6
     if (!dx && !dw && !db) return;
     // The convolution's output gradient, and the bias gradient (its sum) in the same pass, a chunk of
     // samples at a time into one buffer that stays in cache (the whole batch where the backward
-    // passes run Winograd or the direct few-channel pass), then the convolution's passes on it.
+    // passes run Winograd), then the convolution's passes on it.
     const int64_t chunk = backend::conv2d_max_pool_backward_chunk<T>(d, g);
     Tensor<T> dy = Tensor<T>::empty({chunk, g.K, g.OH, g.OW}, d);
     const int64_t in_n = g.C * g.H * g.W, pool_n = g.K * pg.OH * pg.OW;

@@ -72,6 +72,9 @@ struct ConvOptions {
   //             detail::fewc_preferred does, else Im2col
   enum class Algo { Auto, Im2col, Winograd, FewChannels };
   Algo algo = Algo::Auto;
+  // The direct few-channel passes' vector width: 0 = the widest this CPU runs (16 floats with
+  // AVX-512, conv_fewc_avx512.hpp; else 8), or 8 / 16 to force one (benchmarks, tests; fewc_width).
+  int fewc_width = 0;
   // Winograd's output tile m x m: 0 = the measured choice per pass (winograd_tile_for: 3 on planes
   // from 6x6 up for the forward and backward-data passes, else 2; winograd_filter_tile_for: 3 for the
   // weight gradient from 8x8 up and wherever m = 3's tiles hold fewer points, as on 6x6), or 2, 3, 4
@@ -166,18 +169,21 @@ inline bool winograd_fused_preferred(const WinogradGeom& q, const ConvOptions& o
 // or more taps only: a 1x1 convolution (MobileNet's and the resnets' pointwise layers, C*R*S = C) is a
 // plain GEMM without im2col, and the direct passes took 1.22-1.37x its time forward, 1.65-3.42x for
 // the gradient (mobilenet_transfer's inference 734 -> 708 images/s while they were taken).
-// Not on AVX-512 CPUs: on a Zen 5 (twenty-second session) the direct passes took 1.08x (forward) and
-// 0.97x (weight gradient) of im2col's time with the AVX-512 GEMM on model3's conv1, no gain.
+// On AVX-512 CPUs the 8-float passes gained nothing over im2col with the AVX-512 GEMM (a Zen 5,
+// twenty-second session: 1.08x forward, 0.97x weight gradient on model3's conv1); the 16-float passes
+// (conv_fewc_avx512.hpp) took 0.48-0.95x of its time in both passes on every geometry tried, one
+// channel included (an Intel Xeon, twenty-eighth session), so there they are taken for any window of
+// 9 or more taps.
 template <class T>
 bool fewc_preferred(const Conv2DGeom& g, const ConvOptions& o, bool forward) {
   if constexpr (!std::is_same_v<T, float>) {
     return false;
   } else {
-    if (!conv_fewc_applies(g) || !conv_fewc_available()) return false;
+    if (!conv_fewc_applies(g) || fewc_width(o.fewc_width) == 0) return false;
     if (o.algo == ConvOptions::Algo::FewChannels) return true;
-    if (o.algo != ConvOptions::Algo::Auto || o.mode != ConvOptions::Auto || cpu_features().avx512) return false;
+    if (o.algo != ConvOptions::Algo::Auto || o.mode != ConvOptions::Auto) return false;
     if (g.R * g.S < 9) return false;
-    return !forward || g.C >= 3;
+    return fewc_width(o.fewc_width) == 16 || !forward || g.C >= 3;
   }
 }
 
@@ -287,12 +293,13 @@ bool conv_forward_in_groups(const Conv2DGeom& g, const ConvOptions& o = {}) {
 }
 
 // Whether conv2d_forward_ex can hand g's output to a ConvGroupSink with this row_align: the im2col
-// passes, and the fused Winograd pass where its blocks are whole samples or row_align > 0 (the direct
-// few-channel pass and the grouped Winograd pass write y whole).
+// passes, the direct few-channel pass (bands of rows, or whole samples for row_align 0), and the
+// fused Winograd pass where its blocks are whole samples or row_align > 0 (the grouped Winograd pass
+// writes y whole).
 template <class T>
 bool conv_forward_sinks(const Conv2DGeom& g, int64_t row_align, const ConvOptions& o = {}) {
   if (conv_forward_in_groups<T>(g, o)) return true;
-  if (!detail::winograd_preferred(g, g.C, g.K, o)) return false;
+  if (!detail::winograd_preferred(g, g.C, g.K, o)) return detail::fewc_preferred<T>(g, o, true);
   const WinogradGeom q = winograd_geom_forward(g, o.winograd_tile);
   return detail::winograd_fused_preferred(q, o) &&
          (row_align > 0 || detail::winograd_fused_blocks(q, o.winograd_block_elems).whole());
@@ -314,7 +321,7 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
   if (g.N <= 0 || K <= 0 || L <= 0) return;
   if (sink && (!conv_forward_sinks<T>(g, sink->row_align, o) ||
                (!conv_forward_in_groups<T>(g, o) && gemm_fn != &detail::conv_gemm_default<T>)))
-    throw Error("conv2d_forward_ex: an output sink needs the im2col or the fused Winograd pass (conv_forward_sinks)");
+    throw Error("conv2d_forward_ex: an output sink needs the im2col, few-channel or fused Winograd pass (conv_forward_sinks)");
   if (detail::winograd_preferred(g, g.C, g.K, o)) {
     const WinogradGeom q = winograd_geom_forward(g, o.winograd_tile);
     const bool own = gemm_fn == &detail::conv_gemm_default<T>;
@@ -328,7 +335,7 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
 #ifdef TINYCNN_HAVE_FEWC
   if constexpr (std::is_same_v<T, float>)
     if (gemm_fn == &detail::conv_gemm_default<T> && detail::fewc_preferred<T>(g, o, true))
-      return conv2d_fewc_forward(x, w, b, g, y, relu, relu_max);
+      return conv2d_fewc_forward(x, w, b, g, y, relu, relu_max, o.fewc_width, sink);
 #endif
   const bool pw = detail::conv_is_pointwise(g);
   const detail::ConvPlan p = detail::conv_plan(g, CRS + K, 2.0 * double(g.N) * double(K * CRS) * double(L), o, true);

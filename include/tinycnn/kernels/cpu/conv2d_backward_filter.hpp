@@ -156,7 +156,7 @@ void conv2d_backward_filter_ex(const T* x, const T* dy, const Conv2DGeom& g, T* 
   if constexpr (std::is_same_v<T, float>)
     if (o.filter_form == ConvOptions::FilterForm::Auto && gemm_fn == &detail::conv_gemm_default<T> &&
         detail::fewc_preferred<T>(g, o, false))
-      return conv2d_fewc_backward_filter(x, dy, g, dw);
+      return conv2d_fewc_backward_filter(x, dy, g, dw, o.fewc_width);
 #endif
   if (o.filter_form == ConvOptions::FilterForm::Auto && detail::winograd_preferred(g, g.C, g.K, o)) {
     const WinogradGeom q =

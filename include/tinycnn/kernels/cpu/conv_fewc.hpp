@@ -11,15 +11,19 @@
 //   - weight gradient: for 3 output channels and one image row (c, r), the 3 horizontal taps are
 //     accumulated over a band of output rows in 9 ymm accumulators (per 8 columns 3 dY loads, 3
 //     image loads, 9 FMAs) and added per lane into a per-thread [K, C*R*S, 8] sum.
-// The column matrix is never formed. Results equal the reference (conv_direct.hpp) within rounding:
-// FMA and a different summation order. conv2d.hpp chooses these passes (ConvOptions::Algo).
+// On AVX-512 CPUs the blocks of conv_fewc_avx512.hpp take 16-float vectors and 24 accumulators
+// (fewc_width). The column matrix is never formed. Results equal the reference (conv_direct.hpp)
+// within rounding: FMA and a different summation order. conv2d.hpp chooses these passes
+// (ConvOptions::Algo).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
 
 #include "../../core/parallel.hpp"
+#include "conv_fewc_avx512.hpp"
 #include "conv_geometry.hpp"
+#include "conv_sink.hpp"
 #include "cpu_features.hpp"
 #include "im2col.hpp"
 
@@ -53,6 +57,20 @@ inline bool conv_fewc_available() {
 #endif
 }
 
+// The vector width (floats) the passes use for `width` (0: the widest this CPU runs, 16 with AVX-512
+// else 8; 8 or 16: that one, for benchmarks and tests), or 0 where this CPU cannot run it.
+inline int fewc_width(int width = 0) {
+#ifdef TINYCNN_HAVE_FEWC
+  const auto& f = cpu_features();
+  if (width == 0) return f.avx512 ? 16 : f.avx2_fma ? 8 : 0;
+  if (width == 16) return f.avx512 ? 16 : 0;
+  if (width == 8) return f.avx2_fma ? 8 : 0;
+#else
+  (void)width;
+#endif
+  return 0;
+}
+
 #ifdef TINYCNN_HAVE_FEWC
 namespace fewc_detail {
 
@@ -66,9 +84,18 @@ constexpr int64_t kBandRows = 16;  // output rows per work item
 // columns p, p + sw, p + 2 sw, ..., so that tap s of output columns ow, ow + 1, ... reads phase s % sw
 // from column ow + s / sw on, contiguously (for stride 2 the even and odd columns are split once here
 // instead of being gathered by every tap). wp: every block's loads stay inside a phase row (forward
-// blocks of COLS columns, gradient vectors of VW columns, shifted by up to (S - 1) / sw).
-inline int64_t padded_width(const Conv2DGeom& g) {
-  return (g.OW + COLS - 1) / COLS * COLS + (g.S - 1) / g.stride_w;
+// blocks of cols columns (COLS or COLS16), gradient vectors within them, shifted by up to (S - 1) / sw).
+inline int64_t padded_width(const Conv2DGeom& g, int64_t cols) {
+  return (g.OW + cols - 1) / cols * cols + (g.S - 1) / g.stride_w;
+}
+
+// off[t]: the offset of tap t = (c*R + r)*S + s in a band's xp (row c*nrows + r, phase s % sw, column
+// s / sw).
+inline void tap_offsets(const Conv2DGeom& g, int64_t nrows, int64_t wp, int64_t* off) {
+  const int64_t sw = g.stride_w;
+  for (int64_t c = 0, t = 0; c < g.C; ++c)
+    for (int64_t r = 0; r < g.R; ++r)
+      for (int64_t s = 0; s < g.S; ++s) off[t++] = ((c * nrows + r) * sw + s % sw) * wp + s / sw;
 }
 
 // xp[c, j, p, q] = padded row ih0 + j of channel c at column q * sw + p, where the padded row holds
@@ -103,17 +130,16 @@ inline void pad_rows(const float* xn, const Conv2DGeom& g, int64_t ih0, int64_t 
     }
 }
 
-// wk[kb, t, kk] = w[kb*KB + kk, t] (t = (c*R + r)*S + s), zero for channels past K: one block's four
-// weights of a tap side by side.
-//   w: [K, C*R*S], wk: [ceil(K / KB), C*R*S, KB] (written)
-inline void pack_weights(const float* w, int64_t K, int64_t CRS, float* wk) {
-  const int64_t nkb = (K + KB - 1) / KB;
-  for (int64_t kb = 0; kb < nkb; ++kb)
+// wk[b, t, kk] = w[b*kb + kk, t] (t = (c*R + r)*S + s), zero for channels past K: one block's kb (KB
+// or KB16) weights of a tap side by side.
+//   w: [K, C*R*S], wk: [ceil(K / kb), C*R*S, kb] (written)
+inline void pack_weights(const float* w, int64_t K, int64_t CRS, int64_t kb, float* wk) {
+  const int64_t nkb = (K + kb - 1) / kb;
+  for (int64_t bi = 0; bi < nkb; ++bi)
     for (int64_t t = 0; t < CRS; ++t)
-#pragma GCC unroll 4
-      for (int kk = 0; kk < KB; ++kk) {
-        const int64_t k = kb * KB + kk;
-        wk[(kb * CRS + t) * KB + kk] = k < K ? w[k * CRS + t] : 0.0f;
+      for (int64_t kk = 0; kk < kb; ++kk) {
+        const int64_t k = bi * kb + kk;
+        wk[(bi * CRS + t) * kb + kk] = k < K ? w[k * CRS + t] : 0.0f;
       }
 }
 
@@ -168,38 +194,40 @@ TINYCNN_TARGET_AVX2 void forward_block(const float* base, const int64_t* off, in
   }
 }
 
-// Output rows [oh0, oh1) of one sample, all channels.
-//   xp: [C, nrows, sw, wp] (pad_rows from ih0 = oh0 * stride_h - pad_top), wk: pack_weights, b: [K] or nullptr,
+// Output rows [oh0, oh1) of one sample, all channels, in blocks of 4 channels x 8-float vectors
+// (forward_block) or, wide, 8 channels x 16-float vectors (forward_block16).
+//   xp: [C, nrows, sw, wp] (pad_rows from ih0 = oh0 * stride_h - pad_top, wp = padded_width with the
+//   block's columns), wk: pack_weights with the block's channels, b: [K] or nullptr,
 //   yn: [K, OH, OW] (rows written)
-inline void forward_band(const float* xp, int64_t nrows, int64_t wp, const float* wk, const float* b,
-                         const Conv2DGeom& g, int64_t oh0, int64_t oh1, float* yn, bool relu, float relu_max) {
-  const int64_t CRS = g.C * g.R * g.S, nkb = (g.K + KB - 1) / KB, plane = g.OH * g.OW;
-  const int64_t sw = g.stride_w;
-  int64_t off[kFewChannelMaxTaps];  // tap t = (c*R + r)*S + s: row c*nrows + r, phase s % sw, column s / sw
-  for (int64_t c = 0, t = 0; c < g.C; ++c)
-    for (int64_t r = 0; r < g.R; ++r)
-      for (int64_t s = 0; s < g.S; ++s) off[t++] = ((c * nrows + r) * sw + s % sw) * wp + s / sw;
+template <bool wide>
+void forward_band(const float* xp, int64_t nrows, int64_t wp, const float* wk, const float* b, const Conv2DGeom& g,
+                  int64_t oh0, int64_t oh1, float* yn, bool relu, float relu_max) {
+  constexpr int kb = wide ? KB16 : KB, vw = wide ? VW16 : VW, cols = wide ? COLS16 : COLS;
+  const int64_t CRS = g.C * g.R * g.S, nkb = (g.K + kb - 1) / kb, plane = g.OH * g.OW;
+  int64_t off[kFewChannelMaxTaps];
+  tap_offsets(g, nrows, wp, off);
   for (int64_t oh = oh0; oh < oh1; ++oh)
-    for (int64_t kb = 0; kb < nkb; ++kb) {
-      const int64_t k0 = kb * KB, kn = std::min<int64_t>(KB, g.K - k0);
-      const float* wt = wk + kb * CRS * KB;
-      const float* base = xp + (oh - oh0) * g.stride_h * sw * wp;
+    for (int64_t bi = 0; bi < nkb; ++bi) {
+      const int64_t k0 = bi * kb, kn = std::min<int64_t>(kb, g.K - k0);
+      const float* wt = wk + bi * CRS * kb;
+      const float* base = xp + (oh - oh0) * g.stride_h * g.stride_w * wp;
       float* out = yn + k0 * plane + oh * g.OW;
       for (int64_t ow0 = 0; ow0 < g.OW;) {
-        const int64_t left = g.OW - ow0;
-        if (left > 2 * VW) {
-          forward_block<U>(base + ow0, off, CRS, wt, b, k0, kn, plane, std::min<int64_t>(left, COLS), out + ow0,
-                           relu, relu_max);
-          ow0 += COLS;
-        } else if (left > VW) {
-          forward_block<2>(base + ow0, off, CRS, wt, b, k0, kn, plane, left, out + ow0, relu, relu_max);
-          ow0 += 2 * VW;
+        const int64_t left = g.OW - ow0, nu = left > 2 * vw ? 3 : left > vw ? 2 : 1;
+        const int64_t n = std::min<int64_t>(left, nu * vw);
+        if constexpr (wide) {
+          if (nu == 3) forward_block16<3>(base + ow0, off, CRS, wt, b, k0, kn, plane, n, out + ow0, relu, relu_max);
+          else if (nu == 2) forward_block16<2>(base + ow0, off, CRS, wt, b, k0, kn, plane, n, out + ow0, relu, relu_max);
+          else forward_block16<1>(base + ow0, off, CRS, wt, b, k0, kn, plane, n, out + ow0, relu, relu_max);
         } else {
-          forward_block<1>(base + ow0, off, CRS, wt, b, k0, kn, plane, left, out + ow0, relu, relu_max);
-          ow0 += VW;
+          if (nu == 3) forward_block<3>(base + ow0, off, CRS, wt, b, k0, kn, plane, n, out + ow0, relu, relu_max);
+          else if (nu == 2) forward_block<2>(base + ow0, off, CRS, wt, b, k0, kn, plane, n, out + ow0, relu, relu_max);
+          else forward_block<1>(base + ow0, off, CRS, wt, b, k0, kn, plane, n, out + ow0, relu, relu_max);
         }
+        ow0 += nu * vw;
       }
     }
+  static_assert(cols == 3 * vw, "forward blocks are 3 vectors");
 }
 
 // acc[k, t, lane] += partial sums of dW[k, t] over output rows [oh0, oh1) of one sample (t = (c*R +
@@ -260,22 +288,28 @@ TINYCNN_TARGET_AVX2 inline void filter_band(const float* xp, int64_t nrows, int6
   }
 }
 
-// The callers' contract, checked: the kernels' tap tables hold kFewChannelMaxTaps entries.
-inline void check_call(const Conv2DGeom& g, const char* fn) {
+// The callers' contract, checked: the kernels' tap tables hold kFewChannelMaxTaps entries. Returns the
+// vector width (fewc_width(width)).
+inline int check_call(const Conv2DGeom& g, const char* fn, int width) {
   if (!conv_fewc_applies(g))
     throw ValueError(std::string(fn) + ": needs strides of 1 or 2 and C*R*S <= " + std::to_string(kFewChannelMaxTaps) +
                      ", got C*R*S = " + std::to_string(g.C * g.R * g.S) + ", strides " + std::to_string(g.stride_h) +
                      "x" + std::to_string(g.stride_w));
-  if (!conv_fewc_available()) throw ValueError(std::string(fn) + ": needs a CPU with AVX2 and FMA");
+  if (width != 0 && width != 8 && width != 16)
+    throw ValueError(std::string(fn) + ": width must be 0, 8 or 16, got " + std::to_string(width));
+  const int vw = fewc_width(width);
+  if (vw == 0)
+    throw ValueError(std::string(fn) + (width == 16 ? ": width 16 needs a CPU with AVX-512" : ": needs a CPU with AVX2 and FMA"));
+  return vw;
 }
 
-inline int64_t band_count(const Conv2DGeom& g) { return (g.OH + kBandRows - 1) / kBandRows; }
+inline int64_t band_count(const Conv2DGeom& g, int64_t rows = kBandRows) { return (g.OH + rows - 1) / rows; }
 
-inline bool fewc_parallel(const Conv2DGeom& g) {
+inline bool fewc_parallel(const Conv2DGeom& g, int64_t rows = kBandRows) {
   const double flops = 2.0 * double(g.N) * double(g.K) * double(g.C * g.R * g.S) * double(g.OH * g.OW);
 #ifdef _OPENMP
   return !omp_in_parallel() && omp_get_max_threads() > 1 && flops >= double(kParallelMinWork) &&
-         g.N * band_count(g) > 1;
+         g.N * band_count(g, rows) > 1;
 #else
   (void)flops;
   return false;
@@ -285,33 +319,50 @@ inline bool fewc_parallel(const Conv2DGeom& g) {
 }  // namespace fewc_detail
 
 // y = relu?(correlation of x with w + b), the ReLU capped at relu_max when that is > 0 (ReLU6).
-// Requires conv_fewc_applies(g) and conv_fewc_available().
+// Requires conv_fewc_applies(g) and conv_fewc_available(); width: fewc_width's.
 //   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, y: [N, K, OH, OW] (written)
+// sink: each band of a sample's rows goes to sink->fn(n, 1, out, oh0, oh1, false) instead of y (y
+// unused), out a per-thread [K, OH, OW] buffer holding those rows; bands start at multiples of
+// sink->row_align rows (0: whole samples).
 inline void conv2d_fewc_forward(const float* x, const float* w, const float* b, const Conv2DGeom& g, float* y,
-                                bool relu = false, float relu_max = 0.0f) {
+                                bool relu = false, float relu_max = 0.0f, int width = 0,
+                                const ConvGroupSink<float>* sink = nullptr) {
   using namespace fewc_detail;
-  check_call(g, "conv2d_fewc_forward");
-  const int64_t CRS = g.C * g.R * g.S, nkb = (g.K + KB - 1) / KB, wp = padded_width(g), nb = band_count(g);
-  float* wk = detail::conv_scratch<float, 2>(nkb * CRS * KB);  // the caller's buffer, read by every thread
-  pack_weights(w, g.K, CRS, wk);
-#pragma omp parallel for schedule(dynamic, 1) if (fewc_parallel(g))
+  const bool wide = check_call(g, "conv2d_fewc_forward", width) == VW16;
+  const int64_t kb = wide ? KB16 : KB, CRS = g.C * g.R * g.S, nkb = (g.K + kb - 1) / kb, L = g.OH * g.OW;
+  const int64_t rows = !sink ? kBandRows
+                       : sink->row_align > 0 ? std::max<int64_t>(1, kBandRows / sink->row_align) * sink->row_align
+                                             : g.OH;
+  const int64_t wp = padded_width(g, wide ? COLS16 : COLS), nb = band_count(g, rows);
+  float* wk = detail::conv_scratch<float, 2>(nkb * CRS * kb);  // the caller's buffer, read by every thread
+  pack_weights(w, g.K, CRS, kb, wk);
+#pragma omp parallel for schedule(dynamic, 1) if (fewc_parallel(g, rows))
   for (int64_t it = 0; it < g.N * nb; ++it) {
-    const int64_t n = it / nb, oh0 = (it % nb) * kBandRows, oh1 = std::min(g.OH, oh0 + kBandRows);
+    const int64_t n = it / nb, oh0 = (it % nb) * rows, oh1 = std::min(g.OH, oh0 + rows);
     const int64_t nrows = (oh1 - oh0 - 1) * g.stride_h + g.R;
     float* xp = detail::conv_scratch<float, 0>(g.C * nrows * g.stride_w * wp);
     pad_rows(x + n * g.C * g.H * g.W, g, oh0 * g.stride_h - g.pad_top, nrows, wp, xp);
-    forward_band(xp, nrows, wp, wk, b, g, oh0, oh1, y + n * g.K * g.OH * g.OW, relu, relu_max);
+    // with a sink, a sample's planes in this thread's buffer, of which the band's rows are written
+    // (and read back by the sink while they are in L2)
+    float* yn = sink ? detail::conv_scratch<float, 4>(g.K * L) : y + n * g.K * L;
+    if (wide)
+      forward_band<true>(xp, nrows, wp, wk, b, g, oh0, oh1, yn, relu, relu_max);
+    else
+      forward_band<false>(xp, nrows, wp, wk, b, g, oh0, oh1, yn, relu, relu_max);
+    if (sink) sink->fn(n, 1, yn, oh0, oh1, false);
   }
 }
 
 // dw += the weight gradient for output gradient dy (the bias gradient is conv2d_backward_bias's).
-// Requires conv_fewc_applies(g) and conv_fewc_available().
+// Requires conv_fewc_applies(g) and conv_fewc_available(); width: fewc_width's.
 //   x: [N, C, H, W], dy: [N, K, OH, OW], dw: [K, C, R, S] (+=)
-inline void conv2d_fewc_backward_filter(const float* x, const float* dy, const Conv2DGeom& g, float* dw) {
+inline void conv2d_fewc_backward_filter(const float* x, const float* dy, const Conv2DGeom& g, float* dw,
+                                        int width = 0) {
   using namespace fewc_detail;
-  check_call(g, "conv2d_fewc_backward_filter");
-  const int64_t CRS = g.C * g.R * g.S, wp = padded_width(g), nb = band_count(g), sums = g.K * CRS * VW;
-  // Every thread sums its bands into its own [K, CRS, 8] lanes; the lanes and parts are added at the end.
+  const int vw = check_call(g, "conv2d_fewc_backward_filter", width);
+  const int64_t CRS = g.C * g.R * g.S, wp = padded_width(g, vw == VW16 ? COLS16 : COLS), nb = band_count(g);
+  const int64_t sums = g.K * CRS * vw;
+  // Every thread sums its bands into its own [K, CRS, vw] lanes; the lanes and parts are added at the end.
   constexpr int kMaxThreads = 256;
   float* parts[kMaxThreads] = {};
   int nt = 1, used = 1;
@@ -335,14 +386,21 @@ inline void conv2d_fewc_backward_filter(const float* x, const float* dy, const C
       const int64_t nrows = (oh1 - oh0 - 1) * g.stride_h + g.R;
       float* xp = detail::conv_scratch<float, 0>(g.C * nrows * g.stride_w * wp);
       pad_rows(x + n * g.C * g.H * g.W, g, oh0 * g.stride_h - g.pad_top, nrows, wp, xp);
-      filter_band(xp, nrows, wp, dy + n * g.K * g.OH * g.OW, g, oh0, oh1, acc);
+      const float* dyn = dy + n * g.K * g.OH * g.OW;
+      if (vw == VW16) {
+        int64_t off[kFewChannelMaxTaps];
+        tap_offsets(g, nrows, wp, off);
+        filter_band16(xp, g.stride_h * g.stride_w * wp, off, dyn, g, oh0, oh1, acc);
+      } else {
+        filter_band(xp, nrows, wp, dyn, g, oh0, oh1, acc);
+      }
     }
     // (the implicit barrier of the loop: every part is complete)
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < g.K * CRS; ++i) {
       float s = 0.0f;
       for (int t = 0; t < used; ++t)
-        for (int l = 0; l < VW; ++l) s += parts[t][i * VW + l];
+        for (int l = 0; l < vw; ++l) s += parts[t][i * vw + l];
       dw[i] += s;
     }
   }

@@ -80,12 +80,13 @@ void conv2d_max_pool2d_forward(const T* x, const T* w, const T* b, const Conv2DG
 // last-level cache and runs the convolution's backward passes on it, instead of writing the whole batch's
 // (90 MB for the scene models' first layer at batch 32) to memory and reading it back. A multiple of
 // the threads, so the weight gradient's sample groups still split between them; about
-// kConvPoolChunkBytes of gradient; the whole batch where the passes run Winograd or the few-channel
-// pass (their per-call work, such as the filter transform, would repeat per chunk).
+// kConvPoolChunkBytes of gradient; the whole batch where the passes run Winograd (their per-call
+// work, such as the filter transform, would repeat per chunk). The direct few-channel pass's per-call
+// work is small (its weights packed, a [K, C*R*S, 16] sum per thread), so its layers are chunked.
 constexpr int64_t kConvPoolChunkBytes = int64_t(8) << 20;
 template <class T>
 int64_t conv2d_max_pool_backward_chunk(const Conv2DGeom& g, int64_t chunk_bytes = kConvPoolChunkBytes) {
-  if (!conv_forward_in_groups<T>(g)) return g.N;
+  if (detail::winograd_preferred(g, g.C, g.K, ConvOptions{})) return g.N;
   const int64_t nt = std::max<int64_t>(1, get_num_threads()), per = g.K * g.OH * g.OW * int64_t(sizeof(T));
   const int64_t n = std::max<int64_t>(1, chunk_bytes / std::max<int64_t>(1, per * nt)) * nt;
   return std::min(g.N, n);
