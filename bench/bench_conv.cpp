@@ -20,7 +20,8 @@
 //                transforms and GEMMs per sample group, or per block of tiles kept in L2
 //   fewc, fewc16 the direct few-channel passes (conv_fewc.hpp, ConvOptions::Algo::FewChannels), forward
 //                and weight gradient, on the layers they apply to (conv1), with 8-float (AVX2) or
-//                16-float (AVX-512, conv_fewc_avx512.hpp) register blocks (ConvOptions::fewc_width)
+//                16-float (AVX-512, conv_fewc_avx512.hpp) register blocks (ConvOptions::fewc_width);
+//                also on other few-channel layers (fc_*, with im2col beside them)
 //   default      conv2d_forward / conv2d_backward_data / conv2d_backward_filter as the ops call them
 //   cached       the forward with the transformed kernel kept between calls (conv2d_forward_cached,
 //                winograd_filter_cache.hpp), as inference runs a Conv2D: against default/<layer>/fwd
@@ -55,6 +56,7 @@ struct Layer {
   std::string name;
   int64_t cin, cout, hw;
   Padding pad = Padding::Same;
+  int64_t r = 3, stride = 1;  // an r x r window
 };
 
 const std::vector<Layer>& layers() {
@@ -85,16 +87,16 @@ Data& data(const Layer& l) {
   if (!d) {
     cache.clear();  // keep one layer's operands at a time
     auto nd = std::make_unique<Data>();
-    nd->g = make_conv_geom(kBatch, l.cin, l.hw, l.hw, l.cout, 3, 3, 1, 1, l.pad);
+    nd->g = make_conv_geom(kBatch, l.cin, l.hw, l.hw, l.cout, l.r, l.r, l.stride, l.stride, l.pad);
     const Conv2DGeom& g = nd->g;
     tinycnn::Rng rng(42);
     auto fill = [&](std::vector<float>& v, int64_t n, double a) {
       v.resize(static_cast<size_t>(n));
       for (auto& e : v) e = static_cast<float>(rng.uniform(-a, a));
     };
-    const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * 9, ny = g.N * g.K * g.OH * g.OW;
+    const int64_t nx = g.N * g.C * g.H * g.W, nw = g.K * g.C * g.R * g.S, ny = g.N * g.K * g.OH * g.OW;
     fill(nd->x, nx, 1.0);
-    fill(nd->w, nw, 1.0 / std::sqrt(double(g.C * 9)));
+    fill(nd->w, nw, 1.0 / std::sqrt(double(g.C * g.R * g.S)));
     fill(nd->b, g.K, 0.1);
     fill(nd->dy, ny, 1.0);
     nd->y.resize(static_cast<size_t>(ny));
@@ -112,7 +114,7 @@ using Fn = std::function<void(Data&, Pass)>;
 // Empty when the variant's result matches the direct reference, else what is wrong.
 std::string validate(const Fn& fn, Data& d, Pass pass) {
   const Conv2DGeom& g = d.g;
-  const int64_t L = g.OH * g.OW, CHW = g.C * g.H * g.W, CRS = g.C * 9;
+  const int64_t L = g.OH * g.OW, CHW = g.C * g.H * g.W, CRS = g.C * g.R * g.S;
   const float nan = std::numeric_limits<float>::quiet_NaN();
   auto close = [](double got, double want, double scale) { return std::fabs(got - want) <= 1e-4 * scale + 1e-6; };
   if (pass == Pass::Fwd || pass == Pass::BwdData) {
@@ -155,11 +157,11 @@ std::string validate(const Fn& fn, Data& d, Pass pass) {
           const double e = d.dy[static_cast<size_t>(((n * g.K + k) * g.OH + oh) * g.OW + ow)];
           dbw += e;
           for (int64_t c = 0; c < g.C; ++c)
-            for (int64_t r = 0; r < 3; ++r)
-              for (int64_t s = 0; s < 3; ++s) {
-                const int64_t ih = oh - g.pad_top + r, iw = ow - g.pad_left + s;
+            for (int64_t r = 0; r < g.R; ++r)
+              for (int64_t s = 0; s < g.S; ++s) {
+                const int64_t ih = oh * g.stride_h - g.pad_top + r, iw = ow * g.stride_w - g.pad_left + s;
                 if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
-                want[static_cast<size_t>((c * 3 + r) * 3 + s)] +=
+                want[static_cast<size_t>((c * g.R + r) * g.S + s)] +=
                     e * d.x[static_cast<size_t>(((n * g.C + c) * g.H + ih) * g.W + iw)];
               }
         }
@@ -234,6 +236,27 @@ void avx512_8x48_ex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alp
 void avx512_ex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
   gemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+}
+
+// The direct few-channel passes where they apply (C*R*S <= 64), forward and weight gradient, with
+// 8-float (fewc: AVX2) and 16-float (fewc16: AVX-512, conv_fewc_avx512.hpp) register blocks where the
+// CPU has them; with_im2col: also im2col (for layers outside layers(), which register it themselves).
+void register_fewc(const Layer& l, bool with_im2col) {
+  ConvOptions im2col;
+  im2col.algo = ConvOptions::Algo::Im2col;
+  for (const auto& [name, width] : {std::pair<std::string, int>{"im2col", 0}, {"fewc", 8}, {"fewc16", 16}}) {
+    ConvOptions o = im2col;
+    if (width > 0) {
+      o.algo = ConvOptions::Algo::FewChannels;
+      o.fewc_width = width;
+    }
+    if (width == 0 ? !with_im2col : (l.cin * l.r * l.r > kFewChannelMaxTaps || fewc_width(width) == 0)) continue;
+    for (Pass p : {Pass::Fwd, Pass::BwdFilter})
+      benchmark::RegisterBenchmark(("conv2d/" + name + "/" + l.name + "/" + pass_name(p)).c_str(), run_conv, l, p,
+                                   structured(&detail::conv_gemm_default<float>, o))
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+  }
 }
 
 int register_conv_benchmarks() {
@@ -315,18 +338,7 @@ int register_conv_benchmarks() {
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
     // The direct few-channel passes (conv_fewc.hpp) where they apply (conv1): forward and weight gradient.
-    // fewc: 8-float vectors (AVX2), fewc16: 16 (AVX-512, conv_fewc_avx512.hpp), where the CPU has them.
-    for (const auto& [name, width] : {std::pair<std::string, int>{"fewc", 8}, {"fewc16", 16}}) {
-      ConvOptions fewc;
-      fewc.algo = ConvOptions::Algo::FewChannels;
-      fewc.fewc_width = width;
-      if (l.cin * 9 <= kFewChannelMaxTaps && fewc_width(width) != 0)  // 3x3 stride 1: C*R*S = 9 * cin
-        for (Pass p : {Pass::Fwd, Pass::BwdFilter})
-          benchmark::RegisterBenchmark(("conv2d/" + name + "/" + l.name + "/" + pass_name(p)).c_str(), run_conv, l, p,
-                                       structured(&detail::conv_gemm_default<float>, fewc))
-              ->UseRealTime()
-              ->Unit(benchmark::kMillisecond);
-    }
+    register_fewc(l, false);
     // Each GEMM form of the backward filter (ConvOptions::FilterForm; the default picks one by tile
     // fill): dycol (dW += dY * col^T), coldy (dW^T += col * dY^T), im2row (dW^T += rows^T * dY^T).
     for (const auto& [name, o] : {std::pair<std::string, ConvOptions>{"dycol", dycol_filter},
@@ -337,6 +349,16 @@ int register_conv_benchmarks() {
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
   }
+  // Other few-channel layers at batch 32, for the choice between the direct passes and im2col
+  // (fewc_preferred): one channel, four, seven (63 taps), 5x5, stride 2 (MobileNet's first layer),
+  // small planes, more filters.
+  for (const Layer& l : {Layer{"fc_1x32_5x5@64", 1, 32, 64, Padding::Same, 5},
+                         Layer{"fc_1x32@28", 1, 32, 28},
+                         Layer{"fc_4x32@64", 4, 32, 64},
+                         Layer{"fc_7x16@32", 7, 16, 32},
+                         Layer{"fc_3x64@32", 3, 64, 32},
+                         Layer{"fc_3x32_s2@224", 3, 32, 224, Padding::Same, 3, 2}})
+    register_fewc(l, true);
   return 0;
 }
 
