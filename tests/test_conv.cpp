@@ -819,22 +819,32 @@ TEST_CASE("max pool backward: a fresh gradient written whole, with and without a
   }
 }
 
+// A convolution and the max pooling of its output (the conv + pool tests).
+struct ConvPoolCase {
+  int64_t C, H, W, K, R, stride;
+  kc::Padding pad;
+  int64_t pr, ps;
+  kc::Padding ppad;
+};
+
+// Pooled values or argmax entries in which got differs from want (values compared bit for bit).
+int64_t pooled_mismatches(const std::vector<float>& got, const std::vector<int32_t>& got_am,
+                          const std::vector<float>& want, const std::vector<int32_t>& want_am) {
+  int64_t bad = 0;
+  for (size_t i = 0; i < want.size(); ++i) bad += !(got[i] == want[i]) || got_am[i] != want_am[i];
+  return bad;
+}
+
 TEST_CASE("conv + max pool in one forward pass: the pooled output of the two passes, bit for bit") {
   // conv2d_max_pool2d_forward pools each group of samples' GEMM output from its per-thread buffer:
   // groups of one sample (PerSample, in bands of window rows where windows stack without overlap) and
   // of several (Serial: one group; Auto: groups split between threads), windows that tile the output
   // or not, overlapping and 'same'-padded pooling, a ReLU capped or not; against conv2d_forward_ex
   // into a full output and max_pool2d_forward over it.
-  struct Case {
-    int64_t C, H, W, K, R, stride;
-    kc::Padding pad;
-    int64_t pr, ps;
-    kc::Padding ppad;
-  };
-  for (const Case& c : {Case{3, 12, 13, 5, 3, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid},
-                        Case{3, 11, 11, 4, 3, 1, kc::Padding::Same, 3, 3, kc::Padding::Valid},
-                        Case{2, 9, 8, 3, 2, 2, kc::Padding::Same, 3, 2, kc::Padding::Same},
-                        Case{4, 10, 9, 6, 1, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid}}) {
+  for (const ConvPoolCase& c : {ConvPoolCase{3, 12, 13, 5, 3, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid},
+                                ConvPoolCase{3, 11, 11, 4, 3, 1, kc::Padding::Same, 3, 3, kc::Padding::Valid},
+                                ConvPoolCase{2, 9, 8, 3, 2, 2, kc::Padding::Same, 3, 2, kc::Padding::Same},
+                                ConvPoolCase{4, 10, 9, 6, 1, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid}}) {
     const kc::Conv2DGeom g = kc::make_conv_geom(5, c.C, c.H, c.W, c.K, c.R, c.R, c.stride, c.stride, c.pad);
     const kc::Conv2DGeom pg = kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, c.pr, c.pr, c.ps, c.ps, c.ppad);
     const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 31), w = rand_vec<float>(g.K * g.C * g.R * g.S, 32),
@@ -865,10 +875,7 @@ TEST_CASE("conv + max pool in one forward pass: the pooled output of the two pas
           std::vector<int32_t> got_am(static_cast<size_t>(np), -7);
           kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(), relu, rm, o,
                                         band_rows * c.pr * g.K * g.OW * int64_t(sizeof(float)));
-          int64_t bad = 0;
-          for (int64_t i = 0; i < np; ++i)
-            bad += !(got[size_t(i)] == want[size_t(i)]) || got_am[size_t(i)] != want_am[size_t(i)];
-          CHECK(bad == 0);
+          CHECK(pooled_mismatches(got, got_am, want, want_am) == 0);
         }
       }
   }
@@ -898,16 +905,10 @@ TEST_CASE("conv + max pool on the direct few-channel pass: each band pooled from
     MESSAGE("skipped: this CPU has no AVX2 + FMA");
     return;
   }
-  struct Case {
-    int64_t C, H, W, K, R, stride;
-    kc::Padding pad;
-    int64_t pr, ps;
-    kc::Padding ppad;
-  };
-  for (const Case& c : {Case{3, 40, 50, 9, 3, 1, kc::Padding::Same, 2, 2, kc::Padding::Valid},
-                        Case{3, 37, 41, 6, 3, 1, kc::Padding::Same, 3, 3, kc::Padding::Valid},
-                        Case{2, 40, 19, 5, 3, 2, kc::Padding::Same, 3, 2, kc::Padding::Same},
-                        Case{1, 35, 33, 4, 5, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid}})
+  for (const ConvPoolCase& c : {ConvPoolCase{3, 40, 50, 9, 3, 1, kc::Padding::Same, 2, 2, kc::Padding::Valid},
+                                ConvPoolCase{3, 37, 41, 6, 3, 1, kc::Padding::Same, 3, 3, kc::Padding::Valid},
+                                ConvPoolCase{2, 40, 19, 5, 3, 2, kc::Padding::Same, 3, 2, kc::Padding::Same},
+                                ConvPoolCase{1, 35, 33, 4, 5, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid}})
     for (int width : {8, 16}) {
       if (kc::fewc_width(width) == 0) continue;
       const kc::Conv2DGeom g = kc::make_conv_geom(3, c.C, c.H, c.W, c.K, c.R, c.R, c.stride, c.stride, c.pad);
@@ -935,10 +936,7 @@ TEST_CASE("conv + max pool on the direct few-channel pass: each band pooled from
         auto got = nan_vec<float>(np);
         std::vector<int32_t> got_am(static_cast<size_t>(np), -7);
         kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(), relu, rm, o);
-        int64_t bad = 0;
-        for (int64_t i = 0; i < np; ++i)
-          bad += !(got[size_t(i)] == want[size_t(i)]) || got_am[size_t(i)] != want_am[size_t(i)];
-        CHECK(bad == 0);
+        CHECK(pooled_mismatches(got, got_am, want, want_am) == 0);
       }
     }
 }
@@ -995,10 +993,7 @@ TEST_CASE("conv + max pool on the fused Winograd pass: each block pooled from it
                               rm);
         kc::max_pool2d_forward(y.data(), pg, want.data(), want_am.data());
         kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(), relu, rm, o);
-        int64_t bad = 0;
-        for (int64_t i = 0; i < np; ++i)
-          bad += !(got[size_t(i)] == want[size_t(i)]) || got_am[size_t(i)] != want_am[size_t(i)];
-        CHECK(bad == 0);
+        CHECK(pooled_mismatches(got, got_am, want, want_am) == 0);
       }
   }
   // the bands start at multiples of lcm(m, window rows) / m tile rows, and cover every tile row once
