@@ -827,6 +827,21 @@ struct ConvPoolCase {
   kc::Padding ppad;
 };
 
+// The two passes the fused conv + pool is checked against: conv2d_forward_ex into a full output, then
+// max_pool2d_forward over it; returns the pooled values and argmax.
+std::pair<std::vector<float>, std::vector<int32_t>> conv_then_pool(const std::vector<float>& x,
+                                                                   const std::vector<float>& w,
+                                                                   const std::vector<float>& b, const kc::Conv2DGeom& g,
+                                                                   const kc::Conv2DGeom& pg, bool relu, float rm,
+                                                                   const kc::ConvOptions& o) {
+  std::vector<float> y(static_cast<size_t>(g.N * g.K * g.OH * g.OW));
+  std::vector<float> yp(static_cast<size_t>(pg.N * pg.C * pg.OH * pg.OW));
+  std::vector<int32_t> am(yp.size());
+  kc::conv2d_forward_ex(x.data(), w.data(), b.data(), g, y.data(), relu, &kc::detail::conv_gemm_default<float>, o, rm);
+  kc::max_pool2d_forward(y.data(), pg, yp.data(), am.data());
+  return {std::move(yp), std::move(am)};
+}
+
 // Pooled values or argmax entries in which got differs from want (values compared bit for bit).
 int64_t pooled_mismatches(const std::vector<float>& got, const std::vector<int32_t>& got_am,
                           const std::vector<float>& want, const std::vector<int32_t>& want_am) {
@@ -849,7 +864,7 @@ TEST_CASE("conv + max pool in one forward pass: the pooled output of the two pas
     const kc::Conv2DGeom pg = kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, c.pr, c.pr, c.ps, c.ps, c.ppad);
     const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 31), w = rand_vec<float>(g.K * g.C * g.R * g.S, 32),
                b = rand_vec<float>(g.K, 33);
-    const int64_t ny = g.N * g.K * g.OH * g.OW, np = pg.N * pg.C * pg.OH * pg.OW;
+    const int64_t np = pg.N * pg.C * pg.OH * pg.OW;
     for (auto mode : {kc::ConvOptions::PerSample, kc::ConvOptions::Serial, kc::ConvOptions::Auto})
       for (float cap : {-1.0f, 0.0f, 0.3f}) {  // no ReLU, ReLU, ReLU capped at 0.3
         CAPTURE(c.C);
@@ -863,11 +878,7 @@ TEST_CASE("conv + max pool in one forward pass: the pooled output of the two pas
         REQUIRE(kc::conv2d_max_pool_fuses<float>(g, pg, o));
         const bool relu = cap >= 0;
         const float rm = relu ? cap : 0.0f;
-        std::vector<float> y(static_cast<size_t>(ny)), want(static_cast<size_t>(np));
-        std::vector<int32_t> want_am(static_cast<size_t>(np));
-        kc::conv2d_forward_ex(x.data(), w.data(), b.data(), g, y.data(), relu, &kc::detail::conv_gemm_default<float>, o,
-                              rm);
-        kc::max_pool2d_forward(y.data(), pg, want.data(), want_am.data());
+        const auto [want, want_am] = conv_then_pool(x, w, b, g, pg, relu, rm, o);
         // one-sample groups pooled in bands of one window row, of three (the last one shorter), whole
         for (int64_t band_rows : {int64_t(1), int64_t(3), int64_t(1000)}) {
           CAPTURE(band_rows);
@@ -915,7 +926,7 @@ TEST_CASE("conv + max pool on the direct few-channel pass: each band pooled from
       const kc::Conv2DGeom pg = kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, c.pr, c.pr, c.ps, c.ps, c.ppad);
       const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 41), w = rand_vec<float>(g.K * g.C * g.R * g.S, 42),
                  b = rand_vec<float>(g.K, 43);
-      const int64_t ny = g.N * g.K * g.OH * g.OW, np = pg.N * pg.C * pg.OH * pg.OW;
+      const int64_t np = pg.N * pg.C * pg.OH * pg.OW;
       kc::ConvOptions o;
       o.algo = kc::ConvOptions::Algo::FewChannels;
       o.fewc_width = width;
@@ -928,11 +939,7 @@ TEST_CASE("conv + max pool on the direct few-channel pass: each band pooled from
         CAPTURE(cap);
         const bool relu = cap >= 0;
         const float rm = relu ? cap : 0.0f;
-        std::vector<float> y(static_cast<size_t>(ny)), want(static_cast<size_t>(np));
-        std::vector<int32_t> want_am(static_cast<size_t>(np));
-        kc::conv2d_forward_ex(x.data(), w.data(), b.data(), g, y.data(), relu, &kc::detail::conv_gemm_default<float>, o,
-                              rm);
-        kc::max_pool2d_forward(y.data(), pg, want.data(), want_am.data());
+        const auto [want, want_am] = conv_then_pool(x, w, b, g, pg, relu, rm, o);
         auto got = nan_vec<float>(np);
         std::vector<int32_t> got_am(static_cast<size_t>(np), -7);
         kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(), relu, rm, o);
@@ -958,7 +965,7 @@ TEST_CASE("conv + max pool on the fused Winograd pass: each block pooled from it
     const kc::Conv2DGeom pg = kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, c.pr, c.pr, c.ps, c.ps, kc::Padding::Valid);
     const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 41), w = rand_vec<float>(g.K * g.C * 9, 42),
                b = rand_vec<float>(g.K, 43);
-    const int64_t ny = g.N * g.K * g.OH * g.OW, np = pg.N * pg.C * pg.OH * pg.OW;
+    const int64_t np = pg.N * pg.C * pg.OH * pg.OW;
     const bool tiled = c.pr == c.ps;
     const int64_t tile_w = (g.OW + c.m - 1) / c.m;
     for (int64_t budget : {int64_t(1) << 19, (c.m + 2) * (c.m + 2) * (c.C + c.K) * tile_w})
@@ -987,11 +994,7 @@ TEST_CASE("conv + max pool on the fused Winograd pass: each block pooled from it
           continue;
         }
         REQUIRE(kc::conv2d_max_pool_fuses<float>(g, pg, o));
-        std::vector<float> y(static_cast<size_t>(ny)), want(static_cast<size_t>(np));
-        std::vector<int32_t> want_am(static_cast<size_t>(np));
-        kc::conv2d_forward_ex(x.data(), w.data(), b.data(), g, y.data(), relu, &kc::detail::conv_gemm_default<float>, o,
-                              rm);
-        kc::max_pool2d_forward(y.data(), pg, want.data(), want_am.data());
+        const auto [want, want_am] = conv_then_pool(x, w, b, g, pg, relu, rm, o);
         kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(), relu, rm, o);
         CHECK(pooled_mismatches(got, got_am, want, want_am) == 0);
       }
