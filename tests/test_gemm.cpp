@@ -209,6 +209,88 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
   set_num_threads(saved);
 }
 
+TEST_CASE("gemm: the prefetched source of the next block covers every element it packs, one extra line per row at most") {
+  // run_packed's one-thread loop order (ic by mc, pc by kc, jc by nc); each block's successor must
+  // be prefetched whole: its B block, or its A panel.
+  const int64_t M = 100, N = 90, K = 50, mc = 28, kc = 20, nc = 32;
+  struct Blk {
+    int64_t ic, pc, jc;
+  };
+  std::vector<Blk> order;
+  for (int64_t ic = 0; ic < M; ic += mc)
+    for (int64_t pc = 0; pc < K; pc += kc)
+      for (int64_t jc = 0; jc < N; jc += nc) order.push_back({ic, pc, jc});
+  std::vector<float> X(200 * 200 + 64);
+  for (int b = 0; b < 2; ++b)
+    for (int tr = 0; tr < 2; ++tr)
+      for (int64_t ld : {int64_t(112), int64_t(123)})  // rows 64-byte multiples apart, or not
+        for (int64_t shift : {int64_t(0), int64_t(5)}) {
+          const float* x = X.data() + shift;
+          for (size_t n = 0; n < order.size(); ++n) {
+            const Blk& c = order[n];
+            const gemm_detail::GemmPrefetch p = gemm_detail::next_block<float>(
+                b == 1, tr == 1, x, ld, M, N, K, mc, kc, nc, c.ic, c.pc, c.jc);
+            CAPTURE(b);
+            CAPTURE(tr);
+            CAPTURE(ld);
+            CAPTURE(shift);
+            CAPTURE(n);
+            if (n + 1 == order.size()) {
+              CHECK(p.l1 == 0);
+              continue;
+            }
+            std::vector<uintptr_t> lines;  // what the cursor walks: row r, line l
+            for (int64_t i = 0; i < p.l1; ++i)
+              lines.push_back((reinterpret_cast<uintptr_t>(p.base) + (i / p.lines) * p.stride + 64 * (i % p.lines)) / 64);
+            std::sort(lines.begin(), lines.end());
+            // The elements the next block packs: op(B)[pc.., jc..] or op(A)[ic.., pc..].
+            const Blk& nx = order[n + 1];
+            const int64_t r0 = b ? nx.pc : nx.ic, r1 = b ? std::min(K, nx.pc + kc) : std::min(M, nx.ic + mc);
+            const int64_t c0 = b ? nx.jc : nx.pc, c1 = b ? std::min(N, nx.jc + nc) : std::min(K, nx.pc + kc);
+            std::vector<uintptr_t> need;
+            int64_t missing = 0;
+            for (int64_t r = r0; r < r1; ++r)
+              for (int64_t col = c0; col < c1; ++col) {
+                // op(X)[r, col] is X[r * ld + col], or X[col * ld + r] when stored transposed
+                const float* e = tr ? x + col * ld + r : x + r * ld + col;
+                const uintptr_t l = reinterpret_cast<uintptr_t>(e) / 64;
+                need.push_back(l);
+                if (!std::binary_search(lines.begin(), lines.end(), l)) ++missing;
+              }
+            std::sort(need.begin(), need.end());
+            need.erase(std::unique(need.begin(), need.end()), need.end());
+            CHECK(missing == 0);
+            const int64_t rows = p.l1 / p.lines;
+            CHECK(static_cast<int64_t>(lines.size()) <= static_cast<int64_t>(need.size()) + rows);
+          }
+        }
+}
+
+TEST_CASE("gemm: products that stream one operand past few slivers of the other (prefetching) equal the reference") {
+  // {9, 700, 900}: few A slivers, several B blocks and K blocks (the next B block prefetched);
+  // {600, 20, 1000}: one narrow B block and an A bigger than the cache (the next A panel prefetched,
+  // smaller panels), also per thread when two threads split the rows.
+  const int saved = get_num_threads();
+  Rng rng(11);
+  for (int threads : {1, std::max(2, saved)}) {
+    set_num_threads(threads);
+    for (int t = 0; t < 4; ++t)
+      for (GemmCase s : {GemmCase{9, 700, 900}, GemmCase{600, 20, 1000}}) {
+        CAPTURE(threads);
+        CAPTURE(t);
+        CAPTURE(s.M);
+        CHECK(compare_one<float>(&gemm<float>, t & 1, t & 2, s, 1.0f, 0.75f, 3, rng) == 0);
+        if (gemm_avx2_available())
+          CHECK(compare_one<float>(wrap<float>(&gemm_avx2), t & 1, t & 2, s, -0.5f, 0.0f, 0, rng) == 0);
+        if (gemm_avx512_available()) {
+          CHECK(compare_one<float>(wrap<float>(&gemm_avx512), t & 1, t & 2, s, 1.0f, 0.0f, 1, rng) == 0);
+          CHECK(compare_one<float>(wrap<float>(&gemm_avx512_8x48), t & 1, t & 2, s, 1.0f, 1.0f, 0, rng) == 0);
+        }
+      }
+  }
+  set_num_threads(saved);
+}
+
 TEST_CASE("gemm: B packing puts every element of op(B) where the sliver layout says, zeros past n") {
   // The definition: sliver s, row k, lane c holds op(B)[k0 + k][j0 + s * NR + c], or 0 past column n.
   // Sliver ranges that start past 0 and end before the last sliver are packed too (threads split them).

@@ -30,8 +30,10 @@ TINYCNN_TARGET_AVX2 void tile_kernel(const gemm_detail::Tile<float>& t) {
   const float* a = t.a;
   const float* b = t.b;
   const int64_t kc = t.kc;
+  gemm_detail::PrefetchCursor pf(t.pf, kc);
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
+    pf.step();
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < M; ++r) {

@@ -50,7 +50,9 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
     for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc + 16 * v), _MM_HINT_T0);
   const float* a = t.a;
   const float* b = t.b;
+  gemm_detail::PrefetchCursor pf(t.pf, t.kc);
   for (int64_t k = 0; k < t.kc; ++k) {
+    pf.step();
     __m512 bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
