@@ -291,6 +291,43 @@ TEST_CASE("gemm: products that stream one operand past few slivers of the other 
   set_num_threads(saved);
 }
 
+TEST_CASE("gemm: products with few A slivers read B in place (8x48 tile) and equal the reference") {
+  // run_packed reads op(B) = B in place when a panel has at most kDirectBMaxSlivers A slivers (the
+  // 8x48 tile, one thread; per thread under the independent split): full slivers from B with its
+  // row stride, a partial last sliver packed. Shapes: exact slivers (8 x 96 x 64), a partial sliver
+  // and several K blocks (20 x 100 x 900), 4 slivers (32 x 200 x 500), 5 slivers (40 x 200 x 500:
+  // packed as before), and a column split between two threads (32 x 1100 x 300); leading
+  // dimensions padded so rows start unaligned; beta 0 over NaN, beta 0.75; the epilogue.
+  static_assert(gemm_detail::kDirectBMaxSlivers == 4);
+  const int saved = get_num_threads();
+  Rng rng(12);
+  for (int threads : {1, std::max(2, saved)}) {
+    set_num_threads(threads);
+    for (GemmCase s : {GemmCase{8, 96, 64}, GemmCase{20, 100, 900}, GemmCase{32, 200, 500}, GemmCase{40, 200, 500},
+                       GemmCase{32, 1100, 300}})
+      for (int t = 0; t < 4; ++t) {
+        CAPTURE(threads);
+        CAPTURE(t);
+        CAPTURE(s.M);
+        CAPTURE(s.N);
+        if (gemm_avx512_available()) {
+          CHECK(compare_one<float>(wrap<float>(&gemm_avx512_8x48), t & 1, t & 2, s, 1.0f, 0.0f, 3, rng) == 0);
+          CHECK(compare_one<float>(wrap<float>(&gemm_avx512_8x48), t & 1, t & 2, s, -0.5f, 0.75f, 0, rng) == 0);
+        }
+        CHECK(compare_one<float>(&gemm<float>, t & 1, t & 2, s, 1.0f, 0.0f, 1, rng) == 0);
+      }
+    std::vector<float> bias(1100);
+    for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.01f * static_cast<float>(i % 37) - 0.2f;
+    const GemmEpilogue<float> per_col{bias.data(), true, true};
+    const GemmEpilogue<float> per_row{bias.data(), false, true};
+    for (GemmCase s : {GemmCase{20, 100, 900}, GemmCase{32, 1100, 300}}) {
+      CHECK(compare_one<float>(nullptr, false, false, s, 1.0f, 0.0f, 2, rng, &per_col) == 0);
+      CHECK(compare_one<float>(nullptr, false, false, s, 1.0f, 0.5f, 0, rng, &per_row) == 0);
+    }
+  }
+  set_num_threads(saved);
+}
+
 TEST_CASE("gemm: B packing puts every element of op(B) where the sliver layout says, zeros past n") {
   // The definition: sliver s, row k, lane c holds op(B)[k0 + k][j0 + s * NR + c], or 0 past column n.
   // Sliver ranges that start past 0 and end before the last sliver are packed too (threads split them).

@@ -51,6 +51,7 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
   const float* a = t.a;
   const float* b = t.b;
   gemm_detail::PrefetchCursor pf(t.pf, t.kc);
+  const int64_t bstep = t.bs > 0 ? t.bs : NR;  // B in place (rows bs apart) or a packed sliver
   for (int64_t k = 0; k < t.kc; ++k) {
     pf.step();
     __m512 bv[NV];
@@ -63,7 +64,7 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
       for (int v = 0; v < NV; ++v) c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
     }
     a += MR;
-    b += NR;
+    b += bstep;
   }
   __mmask16 m[NV];
   __m512 bc[NV];
@@ -213,7 +214,7 @@ inline const gemm_detail::PackedKernel<float>& kernel() {
 // 8 x 48: same KC and panel sizes (A sliver 12 KiB, B sliver 72 KiB in L2).
 inline const gemm_detail::PackedKernel<float>& kernel_8x48() {
   static const gemm_detail::PackedKernel<float> k{8, 48, 384, 8 * 252, 512 * 1024, 4 * 48, &tile<8, 3>,
-                                                  &pack_a<8>, &pack_b<3>, true};
+                                                  &pack_a<8>, &pack_b<3>, true, true};
   return k;
 }
 

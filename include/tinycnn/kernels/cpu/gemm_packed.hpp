@@ -105,6 +105,9 @@ struct Tile {
   bool relu;
   T relu_max;  // with relu: the cap (0 = none)
   const GemmPrefetch* pf = nullptr;  // lines to prefetch meanwhile (vector kernels), or null
+  // B's row stride where the kernel reads op(B) in place (run_packed, kDirectBMaxSlivers); 0: b is a
+  // packed sliver, rows NR apart
+  int64_t bs = 0;
 };
 
 // Packs slivers [s0, s1) of a panel. pack_a: rows [i0, i0+m) of op(A), columns [k0, k0+kc);
@@ -127,6 +130,9 @@ struct PackedKernel {
   // barrier (run_split), where the product is wide (or tall) enough; false: they share the packed
   // panels of each block, two barriers per block. See docs/performance.md, thirteenth session.
   bool split_independent = false;
+  // The tile reads B in place when Tile::bs is set (the AVX-512 kernels); run_packed uses it for the
+  // 8x48 tile only (kDirectBMaxSlivers).
+  bool direct_b = false;
 };
 
 template <class T, int MR>
@@ -333,6 +339,16 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
 //   next block must fit in L2 beside the current one).
 constexpr int64_t kPrefetchMaxSlivers = 8, kPrefetchPanelSlivers = 16;
 
+// A one-thread product whose panels have at most this many A slivers, with op(B) = B (not transposed),
+// reads B's full slivers in place instead of packing them (PackedKernel::direct_b): each B value feeds
+// only that many tiles, so the packing pass cost about a quarter of the product (model3's dense
+// forward, 32 x 1024 x 36864: pack_b 4,516 samples against the tile's 13,560), and with the next
+// block prefetched (above) the tile's loads find B's rows in cache. Measured with the 8x48 tile,
+// 2 threads (docs/performance.md, thirtieth session): 32 x 1024 x 36864 24.0 -> 21.3 ms, 32 x 128 x
+// 67500 5.13 -> 4.75 ms (best medians); at 8 slivers (64 x 165888 x 288) it took twice as long, and
+// the 14x32 tile did not gain (32 x 128 x 67500 6.0 -> 6.3 ms), so only the 8x48 kernel sets direct_b.
+constexpr int64_t kDirectBMaxSlivers = 4;
+
 // The source region of the B block (b) or A panel (!b) that run_packed's one-thread loops (ic by mc,
 // pc by kc, jc by nc) reach after block (ic, pc, jc); empty after the last block. X is B (ld = ldb)
 // or A (lda); op(B)[k, j] = B[k * ldb + j] (B[j * ldb + k] when trans), op(A)[i, k] = A[i * lda + k]
@@ -436,7 +452,11 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
           const int64_t sa0 = ms * my_m / tm, sa1 = ms * (my_m + 1) / tm;
           const int64_t sb0 = ns * my_n / tn, sb1 = ns * (my_n + 1) / tn;
           // Pack the B slivers this thread uses when splitting along N; an even share otherwise.
-          if (tn == nth)
+          // B read in place (kDirectBMaxSlivers): only a partial last sliver is packed.
+          const bool direct = pk.direct_b && nth == 1 && !trans_b && ms <= kDirectBMaxSlivers;
+          if (direct) {
+            if (ncur % NR) pk.pack_b(trans_b, B, ldb, jc, ncur, pc, kcur, bbuf, ns - 1, ns);
+          } else if (tn == nth)
             pk.pack_b(trans_b, B, ldb, jc, ncur, pc, kcur, bbuf, sb0, sb1);
           else
             pk.pack_b(trans_b, B, ldb, jc, ncur, pc, kcur, bbuf, ns * tid / nth, ns * (tid + 1) / nth);
@@ -473,6 +493,8 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
               const int64_t j = jc + sb * NR;
               t.b = bbuf + sb * NR * kcur;
               t.nr = static_cast<int>(std::min<int64_t>(NR, N - j));
+              t.bs = 0;
+              if (direct && t.nr == NR) t.b = B + pc * ldb + j, t.bs = ldb;  // rows pc.., columns j..
               t.c = C + i * ldc + j;
               t.bias_col = bcol ? ep->bias + j : nullptr;
               if (t.pf) pf.l0 = pf_lines * tix / ntiles, pf.l1 = pf_lines * (tix + 1) / ntiles;
