@@ -85,8 +85,9 @@ void winograd_filter_sliver(const T* w, int64_t K, int64_t C, bool rotate, T* U,
     // Rotated, a block reads its columns' mr filters as one run of mr * 9 values per column, and the
     // columns lie C * 9 values apart (18 KB for conv6): a stride the hardware prefetchers do not
     // follow. Fetching the block kFilterAhead blocks on took conv6's rotated transform (52 MB of U)
-    // from 11.5 to 8.7 ms and conv5's from 3.3 to 2.3 ms (medians of 6, 2 threads). Not rotated, each
-    // row is read in order and prefetching did not help.
+    // from 11.9 to 8.9 ms and conv5's from 4.4 to 2.7 ms (medians of 6 alternated runs, 2 threads;
+    // docs/performance.md, thirtieth session). Not rotated, each row is read in order and prefetching
+    // did not help.
     if (rotate && p0 + kFilterAhead * kB < run) {
       const int64_t e = (p0 + kFilterAhead * kB) / mr;  // the first column of that block
       for (int64_t c = e; c <= std::min(e + kB / mr, inner - 1); ++c) {
