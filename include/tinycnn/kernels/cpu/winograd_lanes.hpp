@@ -30,6 +30,10 @@ namespace tinycnn::kernels::cpu::detail {
 // wrote 1.2-3 GB/s (docs/performance.md).
 constexpr int64_t kWinogradLanes = 16;
 
+// The size of a prepacked V above which the input transform writes it sliver by sliver
+// (winograd_input_transform_m): about where V stops fitting the caches on the hosts measured.
+constexpr int64_t kWinogradSliverMajorBytes = int64_t(4) << 20;
+
 // Stores lanes 0 .. cnt - 1 of f(l) to dst: a whole block as fixed-length vector stores (a
 // runtime-length std::copy there compiled to a memmove call or a `rep movs` per run).
 template <class T, class F>

@@ -6,7 +6,8 @@
 //
 // They are written once for any m, as loops over the constant matrices; the compiler unrolls them and
 // folds the zero and unit coefficients. The input, output and output-gradient transforms work per
-// channel over all samples of a group, and their vector axis is a block of 16 consecutive tile
+// channel over all samples of a group (the input transform into a large prepacked V: per sliver of
+// columns, then per channel), and their vector axis is a block of 16 consecutive tile
 // columns p (kWinogradLanes), whatever the plane size: each lane gathers its tile from a zero-padded
 // copy of its plane, and each point's 16 results are one contiguous store.
 #include <algorithm>
@@ -185,36 +186,50 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
   const int64_t ls = q.in_stride();
   int64_t c0, c1;
   winograd_share(q.Ci, shared, c0, c1);
-  for (int64_t c = c0; c < c1; ++c) {
-    for (int64_t j = 0; j < nb; ++j)
-      winograd_pad_plane(in + ((n0 + j) * q.Ci + c) * ls, q.H, q.W, q.pad_top, q.pad_left, rows, cols,
-                         planes + j * psz);
-    // Blocks of kL columns inside one sliver: gather each lane's a x a input, then B^T d B with the
-    // lanes as the vector axis, stored as one contiguous run of cnt values per point.
-    for (int64_t p0 = 0, s0 = 0; p0 < P;) {  // s0: the first column of p0's sliver
-      const int64_t cnt = std::min({kL, P - p0, s0 + run - p0});
-      alignas(64) T d[a * a][kL];
-      winograd_gather<a, a, false, wide>(planes, off + p0, cnt, cols, d);
-      T t[a * a][kL];  // B^T d: rows
-      winograd_for<a>([&](auto i) {
-        winograd_for<a>([&](auto x) {
+  // The columns go in chunks [p_lo, p_hi) of whole slivers, all of the thread's channels per chunk:
+  // one chunk (all columns) unless V is prepacked and large, then one sliver per chunk, so that each
+  // point's stores run on through the sliver's rows (channel after channel) instead of writing 64
+  // bytes into each of the ~P / nr slivers per channel, whose lines then leave the caches half
+  // written: the transform alone at batch 32, conv3 (V 16.6 MB) 0.47-0.52x the time, conv4 0.65-0.67x,
+  // conv6 0.77-0.78x (docs/performance.md, thirty-first session). A sample whose tiles span two slivers
+  // has its planes padded once per sliver, which costs more than it saves while V stays in cache
+  // (conv3 at 2-4 samples, V of 1-2 MB: 1.15-1.7x), hence the size threshold.
+  const bool by_sliver = nr > 0 && q.points() * xs * int64_t(sizeof(T)) > kWinogradSliverMajorBytes;
+  const int64_t slivers = (P + run - 1) / run, per = by_sliver ? 1 : slivers;
+  for (int64_t h = 0; h < slivers; h += per) {
+    const int64_t p_lo = h * run, p_hi = std::min(P, (h + per) * run);
+    const int64_t j_lo = p_lo / NT, j_hi = (p_hi - 1) / NT + 1;  // the samples of its tiles
+    for (int64_t c = c0; c < c1; ++c) {
+      for (int64_t j = j_lo; j < j_hi; ++j)
+        winograd_pad_plane(in + ((n0 + j) * q.Ci + c) * ls, q.H, q.W, q.pad_top, q.pad_left, rows, cols,
+                           planes + j * psz);
+      // Blocks of kL columns inside one sliver: gather each lane's a x a input, then B^T d B with the
+      // lanes as the vector axis, stored as one contiguous run of cnt values per point.
+      for (int64_t p0 = p_lo, s0 = p_lo; p0 < p_hi;) {  // s0: the first column of p0's sliver
+        const int64_t cnt = std::min({kL, p_hi - p0, s0 + run - p0});
+        alignas(64) T d[a * a][kL];
+        winograd_gather<a, a, false, wide>(planes, off + p0, cnt, cols, d);
+        T t[a * a][kL];  // B^T d: rows
+        winograd_for<a>([&](auto i) {
+          winograd_for<a>([&](auto x) {
 #pragma omp simd
-          for (int64_t l = 0; l < kL; ++l) {
-            const auto& dd = d;
-            t[i * a + x][l] = winograd_dot<T, WinogradBTRow<m, i>, a>([&](int k) { return dd[k * a + x][l]; });
-          }
-        });
-      });
-      T* dst = nr > 0 ? V + s0 * q.Ci + c * nr + (p0 - s0) : V + c * P + p0;
-      winograd_for<a>([&](auto i) {  // (B^T d) B: columns
-        winograd_for<a>([&](auto jj) {
-          winograd_put(cnt, dst + (i * a + jj) * xs, [&](int64_t l) {
-            return winograd_dot<T, WinogradBTRow<m, jj>, a>([&](int k) { return t[i * a + k][l]; });
+            for (int64_t l = 0; l < kL; ++l) {
+              const auto& dd = d;
+              t[i * a + x][l] = winograd_dot<T, WinogradBTRow<m, i>, a>([&](int k) { return dd[k * a + x][l]; });
+            }
           });
         });
-      });
-      p0 += cnt;
-      if (p0 == s0 + run) s0 = p0;
+        T* dst = nr > 0 ? V + s0 * q.Ci + c * nr + (p0 - s0) : V + c * P + p0;
+        winograd_for<a>([&](auto i) {  // (B^T d) B: columns
+          winograd_for<a>([&](auto jj) {
+            winograd_put(cnt, dst + (i * a + jj) * xs, [&](int64_t l) {
+              return winograd_dot<T, WinogradBTRow<m, jj>, a>([&](int k) { return t[i * a + k][l]; });
+            });
+          });
+        });
+        p0 += cnt;
+        if (p0 == s0 + run) s0 = p0;
+      }
     }
   }
   if (shared) {
