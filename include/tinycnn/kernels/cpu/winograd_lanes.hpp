@@ -179,12 +179,13 @@ inline void winograd_interleave_row(const T* pi, int64_t NT, int64_t TW, T* row)
 }
 
 // Copies the H x W plane src into the zero-padded rows x cols plane dst with src's (0, 0) at
-// (pad_top, pad_left), so that every tile a transform reads lies inside dst.
+// (pad_top, pad_left), so that every tile a transform reads lies inside dst; only dst's rows
+// [r0, r1) (r1 < 0: to the end), those a caller's tiles read.
 template <class T>
 void winograd_pad_plane(const T* src, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left, int64_t rows,
-                        int64_t cols, T* dst) {
+                        int64_t cols, T* dst, int64_t r0 = 0, int64_t r1 = -1) {
   const int64_t c0 = std::clamp<int64_t>(pad_left, 0, cols), c1 = std::clamp<int64_t>(pad_left + W, c0, cols);
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = r0; r < (r1 < 0 ? rows : r1); ++r) {
     T* row = dst + r * cols;
     const int64_t ih = r - pad_top;
     if (ih < 0 || ih >= H) {
@@ -196,6 +197,42 @@ void winograd_pad_plane(const T* src, int64_t H, int64_t W, int64_t pad_top, int
     std::fill(row + c1, row + cols, T(0));
   }
 }
+
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+// winograd_pad_plane for the AVX-512 copies, for rows of at most kWinogradPadVectorCols values:
+// each row written 16 values at a time, its source run brought in by a load (an expand load under a
+// lane mask at the edges, zeros elsewhere), where the generic copy makes a fill, a memmove call and a
+// fill per row. The stores are whole vectors while dst has room (end: the values writable from dst
+// on), so a store may run into the next row, which is written after it or not read. The input
+// transform alone took 0.69-0.77x the time on model3's conv4-conv6 (rows of 8 and 14 values) and
+// 0.68-0.9x on conv3 (29), but 1.03-1.11x on conv2 (53: one call per row moves them as fast, and
+// the whole-vector stores straddle lines) (docs/performance.md, thirty-first session).
+constexpr int64_t kWinogradPadVectorCols = 32;
+TINYCNN_TARGET_AVX512 inline void winograd_pad_plane_avx512(const float* src, int64_t H, int64_t W, int64_t pad_top,
+                                                            int64_t pad_left, int64_t cols, float* dst,
+                                                            int64_t r0, int64_t r1, int64_t end) {
+  const int64_t c0 = std::clamp<int64_t>(pad_left, 0, cols), c1 = std::clamp<int64_t>(pad_left + W, c0, cols);
+  const auto lanes = [](int64_t n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : (1u << n) - 1u); };
+  for (int64_t r = r0; r < r1; ++r) {
+    float* row = dst + r * cols;
+    const int64_t ih = r - pad_top;
+    const bool inside = ih >= 0 && ih < H;
+    for (int64_t x = 0; x < cols; x += 16) {
+      __m512 v = _mm512_setzero_ps();
+      const int64_t lo = std::max(x, c0), hi = std::min(x + 16, c1);  // src's columns lo - pad_left ..
+      if (inside && hi - lo == 16)
+        v = _mm512_loadu_ps(src + ih * W + (lo - pad_left));
+      else if (inside && hi > lo)
+        v = _mm512_maskz_expandloadu_ps(static_cast<__mmask16>(lanes(hi - lo) << (lo - x)),
+                                        src + ih * W + (lo - pad_left));
+      if (r * cols + x + 16 <= end)
+        _mm512_storeu_ps(row + x, v);
+      else
+        _mm512_mask_storeu_ps(row + x, lanes(cols - x), v);
+    }
+  }
+}
+#endif
 
 // The channels [lo, hi) of n that the calling thread transforms: its contiguous share when shared
 // (inside a parallel region, as schedule(static) cuts), else all. Loop bodies stay in the function:

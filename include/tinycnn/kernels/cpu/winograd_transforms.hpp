@@ -191,18 +191,33 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
   // point's stores run on through the sliver's rows (channel after channel) instead of writing 64
   // bytes into each of the ~P / nr slivers per channel, whose lines then leave the caches half
   // written: the transform alone at batch 32, conv3 (V 16.6 MB) 0.47-0.52x the time, conv4 0.65-0.67x,
-  // conv6 0.77-0.78x (docs/performance.md, thirty-first session). A sample whose tiles span two slivers
-  // has its planes padded once per sliver, which costs more than it saves while V stays in cache
-  // (conv3 at 2-4 samples, V of 1-2 MB: 1.15-1.7x), hence the size threshold.
+  // conv6 0.77-0.78x (docs/performance.md, thirty-first session). Each chunk pads only the rows its
+  // tiles read (2 rows more per sliver boundary; whole planes per sliver took conv2's transform at 10
+  // samples from 0.73 to 1.22 ms, its rows 0.60). The threshold keeps the old order where V stays in
+  // the caches: there the reordering saved nothing (conv3 at 2-4 samples, V of 1-2 MB, whole planes
+  // padded per sliver: 1.15-1.7x the time).
   const bool by_sliver = nr > 0 && q.points() * xs * int64_t(sizeof(T)) > kWinogradSliverMajorBytes;
   const int64_t slivers = (P + run - 1) / run, per = by_sliver ? 1 : slivers;
   for (int64_t h = 0; h < slivers; h += per) {
     const int64_t p_lo = h * run, p_hi = std::min(P, (h + per) * run);
     const int64_t j_lo = p_lo / NT, j_hi = (p_hi - 1) / NT + 1;  // the samples of its tiles
     for (int64_t c = c0; c < c1; ++c) {
-      for (int64_t j = j_lo; j < j_hi; ++j)
-        winograd_pad_plane(in + ((n0 + j) * q.Ci + c) * ls, q.H, q.W, q.pad_top, q.pad_left, rows, cols,
-                           planes + j * psz);
+      for (int64_t j = j_lo; j < j_hi; ++j) {
+        // the padded rows that the chunk's tiles of sample j read
+        const int64_t t0 = std::max<int64_t>(p_lo - j * NT, 0), t1 = std::min<int64_t>(p_hi - j * NT, NT);
+        const int64_t r0 = m * (t0 / TW), r1 = m * ((t1 - 1) / TW + 1) + 2;
+        const T* src = in + ((n0 + j) * q.Ci + c) * ls;
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+        if constexpr (wide) {
+          if (cols <= kWinogradPadVectorCols) {
+            winograd_pad_plane_avx512(src, q.H, q.W, q.pad_top, q.pad_left, cols, planes + j * psz, r0, r1,
+                                      (nb - j) * psz + 4);
+            continue;
+          }
+        }
+#endif
+        winograd_pad_plane(src, q.H, q.W, q.pad_top, q.pad_left, rows, cols, planes + j * psz, r0, r1);
+      }
       // Blocks of kL columns inside one sliver: gather each lane's a x a input, then B^T d B with the
       // lanes as the vector axis, stored as one contiguous run of cnt values per point.
       for (int64_t p0 = p_lo, s0 = p_lo; p0 < p_hi;) {  // s0: the first column of p0's sliver
