@@ -204,8 +204,8 @@ void winograd_pad_plane(const T* src, int64_t H, int64_t W, int64_t pad_top, int
 // lane mask at the edges, zeros elsewhere), where the generic copy makes a fill, a memmove call and a
 // fill per row. The stores are whole vectors while dst has room (end: the values writable from dst
 // on), so a store may run into the next row, which is written after it or not read. The input
-// transform alone took 0.69-0.77x the time on model3's conv4-conv6 (rows of 8 and 14 values) and
-// 0.68-0.9x on conv3 (29), but 1.03-1.11x on conv2 (53: one call per row moves them as fast, and
+// transform alone took 0.6-0.74x the time on model3's conv4-conv6 (rows of 14 and 8 values) and
+// 0.8-0.9x on conv3 (29), but 1.03-1.11x on conv2 (53: one call per row moves them as fast, and
 // the whole-vector stores straddle lines) (docs/performance.md, thirty-first session).
 constexpr int64_t kWinogradPadVectorCols = 32;
 TINYCNN_TARGET_AVX512 inline void winograd_pad_plane_avx512(const float* src, int64_t H, int64_t W, int64_t pad_top,
