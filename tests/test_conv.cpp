@@ -283,20 +283,28 @@ TEST_CASE("conv2d: the fused Winograd passes give the grouped passes' results (b
   check_winograd_fused_equals_grouped<float>({2, 19, 23, 17, 35, 3, 3, 1, 1, kc::Padding::Valid}, 2);
 }
 
-TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 128 tiles (few channels), else grouped") {
+TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 96 tiles (40 for the weight gradient), else grouped") {
   const kc::ConvOptions o;
   auto q = [](int64_t C, int64_t K, int64_t hw) {
     return kc::winograd_geom_forward(kc::make_conv_geom(32, C, hw, hw, K, 3, 3, 1, 1, kc::Padding::Same));
   };
-  CHECK(kc::detail::winograd_fused_preferred(q(32, 64, 50), o));     // model3's conv2: 218 tiles a block
-  CHECK(kc::detail::winograd_fused_preferred(q(64, 32, 50), o));     // its backward data
-  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(64, 128, 25), o));   // conv3: 109 tiles
-  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(128, 256, 12), o));  // conv4: 54 tiles
-  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(256, 512, 6), o));   // conv5: 27 tiles
-  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(512, 1024, 6), o));  // conv6
+  using P = kc::detail::ConvPass;
+  auto fused = [&](const kc::WinogradGeom& g, P p) { return kc::detail::winograd_fused_preferred(g, o, p); };
+  for (P p : {P::Forward, P::BackwardData, P::BackwardFilter}) {
+    CAPTURE(static_cast<int>(p));
+    CHECK(fused(q(32, 64, 50), p));             // model3's conv2: 218 tiles a block
+    CHECK(fused(q(64, 32, 50), p));             // its backward data's geometry
+    CHECK(fused(q(64, 128, 25), p));            // conv3: 109 tiles
+    CHECK_FALSE(fused(q(256, 512, 6), p));      // conv5: 27 tiles
+    CHECK_FALSE(fused(q(512, 1024, 6), p));     // conv6: 13
+  }
+  CHECK_FALSE(fused(q(128, 256, 12), P::Forward));  // conv4: 54 tiles, fused only for the weight gradient
+  CHECK_FALSE(fused(q(256, 128, 12), P::BackwardData));
+  CHECK(fused(q(128, 256, 12), P::BackwardFilter));
   kc::ConvOptions grouped = o;
   grouped.winograd_plan = kc::ConvOptions::WinogradPlan::Grouped;
-  CHECK_FALSE(kc::detail::winograd_fused_preferred(q(32, 64, 50), grouped));
+  for (P p : {P::Forward, P::BackwardData, P::BackwardFilter})
+    CHECK_FALSE(kc::detail::winograd_fused_preferred(q(32, 64, 50), grouped, p));
   const kc::WinogradGeom q2 = q(32, 64, 50);
   const kc::detail::WinogradFusedBlocks bl = kc::detail::winograd_fused_blocks(q2, o.winograd_block_elems);
   CHECK_FALSE(bl.whole());  // 289 tiles a sample, 218 fit: two bands of 9 and 8 tile rows

@@ -148,17 +148,28 @@ inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, cons
   return ci >= 16 && co >= 16;
 }
 
+// The three passes of a convolution, for rules that differ between them.
+enum class ConvPass { Forward, BackwardData, BackwardFilter };
+
 // Whether the Winograd pass q runs fused (ConvOptions::WinogradPlan).
-// Auto: fused where a block of winograd_block_elems holds at least 128 tiles, i.e. few channels (model3's
-// and model004's conv2, 32 -> 64: 218 tiles); else grouped. Measured on an Intel Xeon with 2 MB of L2
-// per core (docs/performance.md, twenty-fourth session; tinycnn_bench conv2d/winograd_{grouped,fused}),
-// fused against grouped: conv2 0.77-0.94x of the time on all three passes (model004's 0.81-0.89x);
-// 64 -> 128 (109 tiles) 0.84-1.14x; 128 -> 256 (48-54 tiles) 0.91-1.5x; the deep 6x6 layers (12-24
-// tiles, each block re-reading a U of 13-52 MB) 1.5-2.5x. That host's 260 MB L3 holds the grouped
-// plan's V and M, which limits what keeping them in L2 can save there.
-inline bool winograd_fused_preferred(const WinogradGeom& q, const ConvOptions& o) {
+// Auto: fused where a block of winograd_block_elems holds at least 96 tiles forward and for the
+// backward data (m = 3: up to 64 -> 128 channels, 109 tiles; 32 -> 64 has 218), at least 40 for the
+// weight gradient (also 128 -> 256, 54 tiles); else grouped (256 -> 512 has 27).
+// Why, on the Zen 5 (2 vCPUs, L2 1 MiB per core; docs/performance.md, thirty-second session):
+// in the grouped plan both threads' transforms write V and Gy (or M) that both threads' GEMMs then
+// read, so every store of the next group's transform takes cache lines back from the other core;
+// the fused plan keeps each block's buffers (and the weight gradient's dU) in one thread. There the
+// fused plan took, of the grouped plan's time (tinycnn_bench conv2d/winograd_{grouped,fused}):
+// 64 -> 128 0.60-0.69 for the weight gradient, 0.77-0.93 backward data, forward 0.86 (model3) and
+// 1.23 (model004's 'valid' layer, but then its max pooling runs fused too: model004 inference 0.96x);
+// 128 -> 256 weight gradient 0.73-0.75, forward 1.08-1.50, backward data 0.96-0.99; 256 -> 512 and
+// 512 -> 1024 1.25-3.9x. Whole models, one process alternating the rules step by step: model3 training
+// 0.960, model004 0.938 of the old rule's step time (fused only from 128 tiles, from the Intel Xeon
+// of the twenty-fourth session, where the 64 -> 128 layers fused took 0.84-1.14x and the 128 -> 256
+// weight gradient 1.12-1.18x: a few percent slower there, measured with that session's code).
+inline bool winograd_fused_preferred(const WinogradGeom& q, const ConvOptions& o, ConvPass pass) {
   if (o.winograd_plan != ConvOptions::WinogradPlan::Auto) return o.winograd_plan == ConvOptions::WinogradPlan::Fused;
-  return winograd_fused_fit(q, o.winograd_block_elems) >= 128;
+  return winograd_fused_fit(q, o.winograd_block_elems) >= (pass == ConvPass::BackwardFilter ? 40 : 96);
 }
 
 // Whether the direct few-channel pass (conv_fewc.hpp) computes g: forward, or else the weight gradient.
@@ -301,7 +312,7 @@ bool conv_forward_sinks(const Conv2DGeom& g, int64_t row_align, const ConvOption
   if (conv_forward_in_groups<T>(g, o)) return true;
   if (!detail::winograd_preferred(g, g.C, g.K, o)) return detail::fewc_preferred<T>(g, o, true);
   const WinogradGeom q = winograd_geom_forward(g, o.winograd_tile);
-  return detail::winograd_fused_preferred(q, o) &&
+  return detail::winograd_fused_preferred(q, o, detail::ConvPass::Forward) &&
          (row_align > 0 || detail::winograd_fused_blocks(q, o.winograd_block_elems).whole());
 }
 
@@ -328,7 +339,7 @@ void conv2d_forward_ex(const T* x, const T* w, const T* b, const Conv2DGeom& g, 
     int64_t mr = 0;
     std::shared_ptr<const typename WinogradFilterCache<T>::Entry> hold;
     const T* U = detail::winograd_filter_for(w, g, q, false, own, mr, cache, &hold);
-    if (own && detail::winograd_fused_preferred(q, o))
+    if (own && detail::winograd_fused_preferred(q, o, detail::ConvPass::Forward))
       return winograd_conv3x3_fused(x, U, q, b, relu, false, y, mr, relu_max, o.winograd_block_elems, sink);
     return winograd_conv3x3(x, U, q, b, relu, false, y, gemm_fn, o.scratch_elems * 2, 512, own, mr, relu_max);
   }
@@ -415,7 +426,7 @@ void conv2d_backward_data_ex(const T* dy, const T* w, const Conv2DGeom& g, T* dx
     const bool own = gemm_fn == &detail::conv_gemm_default<T>;
     int64_t mr = 0;
     const T* U = detail::winograd_filter_for(w, g, q, true, own, mr);
-    if (own && detail::winograd_fused_preferred(q, o))
+    if (own && detail::winograd_fused_preferred(q, o, detail::ConvPass::BackwardData))
       return winograd_conv3x3_fused(dy, U, q, static_cast<const T*>(nullptr), false, !assign, dx, mr, T(0),
                                     o.winograd_block_elems);
     return winograd_conv3x3(dy, U, q, static_cast<const T*>(nullptr), false, !assign, dx, gemm_fn,

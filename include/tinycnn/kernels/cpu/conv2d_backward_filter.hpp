@@ -161,7 +161,7 @@ void conv2d_backward_filter_ex(const T* x, const T* dy, const Conv2DGeom& g, T* 
   if (o.filter_form == ConvOptions::FilterForm::Auto && detail::winograd_preferred(g, g.C, g.K, o)) {
     const WinogradGeom q =
         winograd_geom_forward(g, o.winograd_tile > 0 ? o.winograd_tile : winograd_filter_tile_for(g.OH, g.OW));
-    if (detail::winograd_fused_preferred(q, o))
+    if (detail::winograd_fused_preferred(q, o, detail::ConvPass::BackwardFilter))
       return winograd_conv3x3_backward_filter_fused(x, dy, q, dw, gemm_fn, o.winograd_block_elems);
     return winograd_conv3x3_backward_filter(x, dy, q, dw, gemm_fn, o.scratch_elems * 2);
   }

@@ -336,7 +336,12 @@ inline void conv2d_fewc_forward(const float* x, const float* w, const float* b, 
   const int64_t wp = padded_width(g, wide ? COLS16 : COLS), nb = band_count(g, rows);
   float* wk = detail::conv_scratch<float, 2>(nkb * CRS * kb);  // the caller's buffer, read by every thread
   pack_weights(w, g.K, CRS, kb, wk);
-#pragma omp parallel for schedule(dynamic, 1) if (fewc_parallel(g, rows))
+  // Static: each thread a contiguous run of bands (whole samples when they divide evenly). With
+  // dynamic bands of one, a sample's neighbouring bands went to different threads, and their pooled
+  // rows (a sink's writes, 1000 bytes per plane for the scene models) shared cache lines at every
+  // band edge: on a Zen 5 VM the pooling took as long on two threads as on one (docs/performance.md,
+  // thirty-second session).
+#pragma omp parallel for schedule(static) if (fewc_parallel(g, rows))
   for (int64_t it = 0; it < g.N * nb; ++it) {
     const int64_t n = it / nb, oh0 = (it % nb) * rows, oh1 = std::min(g.OH, oh0 + rows);
     const int64_t nrows = (oh1 - oh0 - 1) * g.stride_h + g.R;
@@ -380,7 +385,12 @@ inline void conv2d_fewc_backward_filter(const float* x, const float* dy, const C
     float* acc = detail::conv_scratch<float, 2>(sums);  // this thread's lane sums
     std::fill(acc, acc + sums, 0.0f);
     parts[tid] = acc;
-#pragma omp for schedule(dynamic, 1)
+    // Static, like the forward: a thread's bands are whole samples when the threads divide the
+    // samples, the same samples max_pool2d_backward's static plane split gave it when it wrote dy
+    // (ops::conv2d_max_pool2d's chunks), so dy is read from this core's cache. With dynamic bands
+    // half of it came from the other core's, and the next chunk's writes took the lines back: the
+    // scene models' first-layer backward took 15.5 instead of 9.5 ms on two threads of a Zen 5 VM.
+#pragma omp for schedule(static)
     for (int64_t it = 0; it < g.N * nb; ++it) {
       const int64_t n = it / nb, oh0 = (it % nb) * kBandRows, oh1 = std::min(g.OH, oh0 + kBandRows);
       const int64_t nrows = (oh1 - oh0 - 1) * g.stride_h + g.R;

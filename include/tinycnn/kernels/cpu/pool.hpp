@@ -304,7 +304,9 @@ void max_pool2d_backward(const T* dy, const int32_t* argmax, const Conv2DGeom& g
   auto dense = g.R == 2 && g.S == 2   ? detail::max_pool_backward_plane_dense_for_cpu<T, 2, 2>()
                : g.R == 3 && g.S == 3 ? detail::max_pool_backward_plane_dense_for_cpu<T, 3, 3>()
                                       : &detail::max_pool_backward_plane_dense<T, 0, 0>;
-#pragma omp parallel for if (par)
+  // static: thread t writes a contiguous run of samples, the run the few-channel weight-gradient pass
+  // (conv_fewc.hpp) gives it when it reads dx back (conv2d_max_pool2d's backward chunks)
+#pragma omp parallel for schedule(static) if (par)
   for (int64_t nc = 0; nc < g.N * g.C; ++nc) {  // each (n, c) plane is written by one thread
     T* dxc = dx + nc * HW;
     const int32_t* a = argmax + nc * L;
