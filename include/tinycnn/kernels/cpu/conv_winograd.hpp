@@ -28,9 +28,10 @@
 // output transform over output channels. Buffers are thread_local and only grow.
 // The fused plan (winograd_conv3x3_fused, chosen by conv2d.hpp's winograd_fused_preferred) instead
 // gives each thread whole blocks of tiles (bands of tile rows, or a few samples) and runs all three
-// steps on a block before the next, so V and M stay in its L2 cache. Its GEMMs are narrower (one
-// block's tiles), so it only pays where many tiles fit a block: Auto takes it on layers with few
-// channels (conv2d.hpp's winograd_fused_preferred has the measurements).
+// steps on a block before the next, so V and M stay in its L2 cache and no thread writes what the
+// other reads. Its GEMMs are narrower (one block's tiles), so it only pays where many tiles fit a
+// block: Auto takes it on layers with up to 64 -> 128 channels, and 128 -> 256 for the weight
+// gradient (conv2d.hpp's winograd_fused_preferred has the measurements).
 //
 // The geometry (WinogradGeom), the matrices and the four transforms are in winograd_transforms.hpp (their
 // lanes' gathers and stores in winograd_lanes.hpp);
