@@ -2,6 +2,7 @@
 // placement, fully written outputs, and small hand-computed pooling / batch-norm / padding cases.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -310,6 +311,49 @@ TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 96 tiles (40 for
   CHECK_FALSE(bl.whole());  // 289 tiles a sample, 218 fit: two bands of 9 and 8 tile rows
   CHECK(bl.bands == 2);
   CHECK(bl.count == 64);
+}
+
+TEST_CASE("Winograd transforms: the streamed stores (a large U, the grouped plan's V) write the plain stores' bits") {
+  // The non-temporal paths only run where the destination is 64-byte aligned: host_alloc's blocks.
+  struct Aligned {
+    float* p;
+    explicit Aligned(int64_t n) : p(static_cast<float*>(host_alloc(static_cast<size_t>(n) * sizeof(float)))) {
+      std::fill(p, p + n, -7.0f);  // both copies start equal: padding a transform skips compares too
+    }
+    ~Aligned() { host_free(p); }
+  };
+  // U of a 128 -> 128 layer, m = 3: 1.6 MB, above kWinogradFilterStreamBytes; forward and rotated, each
+  // against the slivers written one by one with ordinary stores.
+  const int64_t K = 128, C = 128, mr = kc::gemm_prepacked_a_mr<float>(C);
+  REQUIRE(25 * kc::detail::winograd_u_plane(K, C, mr) * int64_t(sizeof(float)) >= kc::detail::kWinogradFilterStreamBytes);
+  const auto w = rand_vec<float>(K * C * 9, 41);
+  for (bool rotate : {false, true}) {
+    CAPTURE(rotate);
+    const int64_t n = 25 * kc::detail::winograd_u_plane(K, C, mr);
+    Aligned u(n), ref(n);
+    kc::winograd_filter_transform(w.data(), K, C, rotate, 3, u.p, true, mr);
+    auto sliver = &kc::detail::winograd_filter_sliver<3, float>;  // the copy the transform runs
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+    if (kc::cpu_features().avx512) sliver = &kc::detail::winograd_filter_sliver_avx512<3, float>;
+#endif
+    for (int64_t sl = 0; sl < (K + mr - 1) / mr; ++sl) sliver(w.data(), K, C, rotate, ref.p, mr, sl, false);
+    CHECK(max_diff(std::vector<float>(u.p, u.p + n), std::vector<float>(ref.p, ref.p + n)) == 0.0);
+  }
+  // V of 2 samples of 12x12, 64 channels, in the GEMM's packed layout: shared (the grouped plan, 2
+  // threads, streamed) against one thread's ordinary stores.
+  const kc::Conv2DGeom g = kc::make_conv_geom(2, 64, 12, 12, 32, 3, 3, 1, 1, kc::Padding::Same);
+  const kc::WinogradGeom q = kc::winograd_geom_forward(g, 3);
+  const int64_t nr = kc::gemm_prepacked_b_nr<float>(q.Ci), P = g.N * q.tiles();
+  const int64_t nv = q.points() * kc::detail::winograd_v_plane(q.Ci, P, nr);
+  const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 42);
+  Aligned v(nv), vref(nv);
+  const int prev = get_num_threads();
+  set_num_threads(2);
+#pragma omp parallel
+  kc::detail::winograd_input_transform(x.data(), q, 0, g.N, v.p, nr, true);
+  set_num_threads(prev);
+  kc::detail::winograd_input_transform(x.data(), q, 0, g.N, vref.p, nr, false);
+  CHECK(std::equal(v.p, v.p + nv, vref.p));
 }
 
 TEST_CASE("conv2d: Winograd's float32 error stays within a fixed factor of im2col + GEMM's (all three passes)") {

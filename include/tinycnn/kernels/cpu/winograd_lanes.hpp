@@ -36,8 +36,23 @@ constexpr int64_t kWinogradSliverMajorBytes = int64_t(4) << 20;
 
 // Stores lanes 0 .. cnt - 1 of f(l) to dst: a whole block as fixed-length vector stores (a
 // runtime-length std::copy there compiled to a memmove call or a `rep movs` per run).
+// stream: a whole float block goes out with non-temporal stores (SSE, so on every x86-64), bypassing
+// the caches; dst must then be 64-byte aligned, and the writer must _mm_sfence before another thread
+// reads it.
 template <class T, class F>
-inline void winograd_put(int64_t cnt, T* dst, F&& f) {
+inline void winograd_put(int64_t cnt, T* dst, F&& f, bool stream = false) {
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float>)
+    if (stream && cnt == kWinogradLanes) {
+      alignas(64) T o[kWinogradLanes];
+#pragma omp simd
+      for (int64_t l = 0; l < kWinogradLanes; ++l) o[l] = f(l);
+      for (int64_t l = 0; l < kWinogradLanes; l += 4) _mm_stream_ps(dst + l, _mm_load_ps(o + l));
+      return;
+    }
+#else
+  (void)stream;
+#endif
   if (cnt == kWinogradLanes) {
 #pragma omp simd
     for (int64_t l = 0; l < kWinogradLanes; ++l) dst[l] = f(l);

@@ -67,7 +67,8 @@ inline int64_t winograd_u_plane(int64_t Co, int64_t Ci, int64_t mr) {
 
 // Sliver sl of the filter transform (winograd_filter_transform_m below).
 template <int m, class T>
-void winograd_filter_sliver(const T* w, int64_t K, int64_t C, bool rotate, T* U, int64_t mr, int64_t sl) {
+void winograd_filter_sliver(const T* w, int64_t K, int64_t C, bool rotate, T* U, int64_t mr, int64_t sl,
+                            bool stream = false) {
   constexpr int a = m + 2;
   // Each sliver of mr rows of U (mr = 1: one row, the plain layout) is one run of inner * mr elements
   // in every plane, position p = column * mr + row (gemm_nn_prepacked_ab's layout). The loop runs
@@ -125,20 +126,23 @@ void winograd_filter_sliver(const T* w, int64_t K, int64_t C, bool rotate, T* U,
       });
     });
     if (n == kB) {  // a fixed length: with n, GCC calls memmove for each 64-byte run
-      for (int xi = 0; xi < a * a; ++xi)
-        for (int64_t l = 0; l < kB; ++l) dst[xi * plane + p0 + l] = tmp[xi][l];
+      for (int xi = 0; xi < a * a; ++xi)  // streamed where U is large (kWinogradFilterStreamBytes)
+        winograd_put(kB, dst + xi * plane + p0, [&](int64_t l) { return tmp[xi][l]; }, stream);
     } else {
       for (int xi = 0; xi < a * a; ++xi)
         for (int64_t l = 0; l < n; ++l) dst[xi * plane + p0 + l] = tmp[xi][l];
     }
   }
+#if defined(__SSE2__)
+  if (stream) _mm_sfence();  // the streamed stores are visible before the caller's barrier hands U on
+#endif
 }
 
 #if defined(TINYCNN_HAVE_X86_TARGETS)
 template <int m, class T>
 TINYCNN_WINOGRAD_AVX512 void winograd_filter_sliver_avx512(const T* w, int64_t K, int64_t C, bool rotate, T* U,
-                                                         int64_t mr, int64_t sl) {
-  winograd_filter_sliver<m>(w, K, C, rotate, U, mr, sl);
+                                                         int64_t mr, int64_t sl, bool stream = false) {
+  winograd_filter_sliver<m>(w, K, C, rotate, U, mr, sl, stream);
 }
 #endif
 // Which transforms have AVX-512 copies: float, m = 2 and 3 (m = 4 is taken only when forced). They run
@@ -151,6 +155,15 @@ constexpr bool winograd_has_avx512 =
     false;
 #endif
 
+// From this size of U on (all a^2 planes), the filter transform writes it with non-temporal stores.
+// Each 64-byte block goes to another of the a^2 planes (25 for m = 3), and with ordinary stores every
+// line is first read for ownership and then pushes older lines out of the caches; U is only read
+// again by the point GEMMs after the whole transform. Streamed, model3's forward and backward-data
+// passes took (alternated in one process, 2 threads, Zen 5): conv6 (U 52 MB) 0.87-0.95x the time,
+// conv5 (13 MB) 0.80-0.83x, conv4 (3.3 MB) 0.92-0.94x, conv3 (0.8 MB) 0.97-0.98x; conv2 (0.2 MB) the
+// same time either way (docs/performance.md, thirty-third session).
+constexpr int64_t kWinogradFilterStreamBytes = int64_t(512) << 10;
+
 template <int m, class T>
 void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, T* U, bool par, int64_t mr) {
   const int64_t outer = rotate ? C : K;
@@ -159,8 +172,13 @@ void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, 
   if constexpr (winograd_has_avx512<m, T>)
     if (cpu_features().avx512) sliver = &winograd_filter_sliver_avx512<m, T>;
 #endif
+  // Streaming needs every 64-byte block aligned: U itself, and a sliver's run of inner * mr elements.
+  const int64_t inner = rotate ? K : C;
+  const int64_t bytes = (m + 2) * (m + 2) * winograd_u_plane(outer, inner, mr) * int64_t(sizeof(T));
+  const bool stream = bytes >= kWinogradFilterStreamBytes && reinterpret_cast<uintptr_t>(U) % 64 == 0 &&
+                      inner * mr * int64_t(sizeof(T)) % 64 == 0;
 #pragma omp parallel for if (par)
-  for (int64_t sl = 0; sl < (outer + mr - 1) / mr; ++sl) sliver(w, K, C, rotate, U, mr, sl);
+  for (int64_t sl = 0; sl < (outer + mr - 1) / mr; ++sl) sliver(w, K, C, rotate, U, mr, sl, stream);
 }
 
 // The vector loops below (#pragma omp simd) read their operands through a reference declared inside
@@ -197,6 +215,16 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
   // the caches: there the reordering saved nothing (conv3 at 2-4 samples, V of 1-2 MB, whole planes
   // padded per sliver: 1.15-1.7x the time).
   const bool by_sliver = nr > 0 && q.points() * xs * int64_t(sizeof(T)) > kWinogradSliverMajorBytes;
+  // The grouped plan (shared) writes a prepacked V with non-temporal stores: both threads write it and
+  // both threads' point GEMMs read it, so with ordinary stores each line first moved to the writer's
+  // cache and then to the other core's. Streamed, model3's grouped forward and backward-data passes
+  // took (alternated in one process, 2 threads, Zen 5): conv4 0.86-0.92x the time, conv5 0.92-0.94x,
+  // conv6 0.93-0.99x; a 128 -> 256 layer on 17x17 (as model004's) 0.85-0.91x (docs/performance.md, thirty-third
+  // session). The fused plan's blocks stay in their thread's L2 cache and are not streamed (streamed,
+  // conv2 and conv3 took 1.00-1.14x). Aligned blocks: V 64-byte aligned and nr a multiple of 16 floats,
+  // so every run of kL columns inside a sliver starts on a 64-byte boundary.
+  const bool stream =
+      shared && nr > 0 && nr * int64_t(sizeof(T)) % 64 == 0 && reinterpret_cast<uintptr_t>(V) % 64 == 0;
   const int64_t slivers = (P + run - 1) / run, per = by_sliver ? 1 : slivers;
   for (int64_t h = 0; h < slivers; h += per) {
     const int64_t p_lo = h * run, p_hi = std::min(P, (h + per) * run);
@@ -237,9 +265,12 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
         T* dst = nr > 0 ? V + s0 * q.Ci + c * nr + (p0 - s0) : V + c * P + p0;
         winograd_for<a>([&](auto i) {  // (B^T d) B: columns
           winograd_for<a>([&](auto jj) {
-            winograd_put(cnt, dst + (i * a + jj) * xs, [&](int64_t l) {
-              return winograd_dot<T, WinogradBTRow<m, jj>, a>([&](int k) { return t[i * a + k][l]; });
-            });
+            winograd_put(
+                cnt, dst + (i * a + jj) * xs,
+                [&](int64_t l) {
+                  return winograd_dot<T, WinogradBTRow<m, jj>, a>([&](int k) { return t[i * a + k][l]; });
+                },
+                stream);
           });
         });
         p0 += cnt;
@@ -247,6 +278,9 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
       }
     }
   }
+#if defined(__SSE2__)
+  if (stream) _mm_sfence();  // the streamed V is complete before the barrier below hands it on
+#endif
   if (shared) {
 #pragma omp barrier
   }
