@@ -339,21 +339,33 @@ TEST_CASE("Winograd transforms: the streamed stores (a large U, the grouped plan
     for (int64_t sl = 0; sl < (K + mr - 1) / mr; ++sl) sliver(w.data(), K, C, rotate, ref.p, mr, sl, false);
     CHECK(max_diff(std::vector<float>(u.p, u.p + n), std::vector<float>(ref.p, ref.p + n)) == 0.0);
   }
-  // V of 2 samples of 12x12, 64 channels, in the GEMM's packed layout: shared (the grouped plan, 2
-  // threads, streamed) against one thread's ordinary stores.
+  // The grouped plan's shared transforms (2 threads, streamed) against one thread's ordinary stores, on 2
+  // samples of 12x12 (P = 32 tile columns): V of 64 channels in the GEMM's packed layout (forward) and
+  // plain (weight gradient), and the output gradient's transform of 32 channels.
   const kc::Conv2DGeom g = kc::make_conv_geom(2, 64, 12, 12, 32, 3, 3, 1, 1, kc::Padding::Same);
   const kc::WinogradGeom q = kc::winograd_geom_forward(g, 3);
-  const int64_t nr = kc::gemm_prepacked_b_nr<float>(q.Ci), P = g.N * q.tiles();
-  const int64_t nv = q.points() * kc::detail::winograd_v_plane(q.Ci, P, nr);
-  const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 42);
-  Aligned v(nv), vref(nv);
+  const int64_t P = g.N * q.tiles();
+  const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 42), dy = rand_vec<float>(g.N * g.K * g.OH * g.OW, 43);
   const int prev = get_num_threads();
+  for (int64_t nr : {int64_t(kc::gemm_prepacked_b_nr<float>(q.Ci)), int64_t(0)}) {
+    CAPTURE(nr);
+    const int64_t nv = q.points() * kc::detail::winograd_v_plane(q.Ci, P, nr);
+    Aligned v(nv), vref(nv);
+    set_num_threads(2);
+#pragma omp parallel
+    kc::detail::winograd_input_transform(x.data(), q, 0, g.N, v.p, nr, true);
+    set_num_threads(prev);
+    kc::detail::winograd_input_transform(x.data(), q, 0, g.N, vref.p, nr, false);
+    CHECK(std::equal(v.p, v.p + nv, vref.p));
+  }
+  const int64_t ng = q.points() * q.Co * P;
+  Aligned gy(ng), gyref(ng);
   set_num_threads(2);
 #pragma omp parallel
-  kc::detail::winograd_input_transform(x.data(), q, 0, g.N, v.p, nr, true);
+  kc::detail::winograd_grad_output_transform(dy.data(), q, 0, g.N, gy.p, true);
   set_num_threads(prev);
-  kc::detail::winograd_input_transform(x.data(), q, 0, g.N, vref.p, nr, false);
-  CHECK(std::equal(v.p, v.p + nv, vref.p));
+  kc::detail::winograd_grad_output_transform(dy.data(), q, 0, g.N, gyref.p, false);
+  CHECK(std::equal(gy.p, gy.p + ng, gyref.p));
 }
 
 TEST_CASE("conv2d: Winograd's float32 error stays within a fixed factor of im2col + GEMM's (all three passes)") {

@@ -220,11 +220,12 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
   // cache and then to the other core's. Streamed, model3's grouped forward and backward-data passes
   // took (alternated in one process, 2 threads, Zen 5): conv4 0.86-0.92x the time, conv5 0.92-0.94x,
   // conv6 0.93-0.99x; a 128 -> 256 layer on 17x17 (as model004's) 0.85-0.91x (docs/performance.md, thirty-third
-  // session). The fused plan's blocks stay in their thread's L2 cache and are not streamed (streamed,
-  // conv2 and conv3 took 1.00-1.14x). Aligned blocks: V 64-byte aligned and nr a multiple of 16 floats,
-  // so every run of kL columns inside a sliver starts on a 64-byte boundary.
-  const bool stream =
-      shared && nr > 0 && nr * int64_t(sizeof(T)) % 64 == 0 && reinterpret_cast<uintptr_t>(V) % 64 == 0;
+  // session); the plain V of the grouped weight gradient likewise (see the output-gradient transform).
+  // The fused plan's blocks stay in their thread's L2 cache and are not streamed (streamed, conv2 and
+  // conv3 took 1.00-1.14x). Aligned blocks: V 64-byte aligned and nr (packed) or P (plain) a multiple
+  // of 16 floats, so every run of kL columns starts on a 64-byte boundary.
+  const bool stream = shared && reinterpret_cast<uintptr_t>(V) % 64 == 0 &&
+                      (nr > 0 ? nr * int64_t(sizeof(T)) % 64 == 0 : P * int64_t(sizeof(T)) % 64 == 0);
   const int64_t slivers = (P + run - 1) / run, per = by_sliver ? 1 : slivers;
   for (int64_t h = 0; h < slivers; h += per) {
     const int64_t p_lo = h * run, p_hi = std::min(P, (h + per) * run);
@@ -402,6 +403,9 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
   const int64_t rows = m * q.tiles_h(), cols = m * TW, psz = rows * cols;
   T* planes = conv_scratch<T, 2>(nb * psz + 4);  // + 4: the gather's over-read past the last tile
   const int64_t* off = winograd_tile_offsets<2>(P, NT, TW, psz, m * cols, m);
+  // Streamed in the grouped weight gradient (shared), as the input transform's V there and for the same
+  // reason: conv6's weight gradient took 0.92-0.93x the time with both streamed, conv5's 0.83-0.85x.
+  const bool stream = shared && reinterpret_cast<uintptr_t>(G) % 64 == 0 && P * int64_t(sizeof(T)) % 64 == 0;
   int64_t k0, k1;
   winograd_share(q.Co, shared, k0, k1);
   for (int64_t k = k0; k < k1; ++k) {
@@ -424,13 +428,17 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
       T* dst = G + k * P + p0;
       winograd_for<a>([&](auto x) {  // (A e) A^T
         winograd_for<a>([&](auto yy) {
-          winograd_put(cnt, dst + (x * a + yy) * KP, [&](int64_t l) {
-            return winograd_dot<T, WinogradATCol<m, yy>, m>([&](int jj) { return u[x][jj][l]; });
-          });
+          winograd_put(
+              cnt, dst + (x * a + yy) * KP,
+              [&](int64_t l) { return winograd_dot<T, WinogradATCol<m, yy>, m>([&](int jj) { return u[x][jj][l]; }); },
+              stream);
         });
       });
     }
   }
+#if defined(__SSE2__)
+  if (stream) _mm_sfence();
+#endif
   if (shared) {
 #pragma omp barrier
   }
