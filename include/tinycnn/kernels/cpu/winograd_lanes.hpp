@@ -34,6 +34,26 @@ constexpr int64_t kWinogradLanes = 16;
 // (winograd_input_transform_m): about where V stops fitting the caches on the hosts measured.
 constexpr int64_t kWinogradSliverMajorBytes = int64_t(4) << 20;
 
+// Whether winograd_put may stream into dst: float on x86-64 (SSE2), dst 64-byte aligned, and every
+// run of kWinogradLanes values the caller starts at dst + a multiple of `step` elements.
+template <class T>
+inline bool winograd_can_stream(const T* dst, int64_t step) {
+#if defined(__SSE2__)
+  return std::is_same_v<T, float> && reinterpret_cast<uintptr_t>(dst) % 64 == 0 && step * int64_t(sizeof(T)) % 64 == 0;
+#else
+  (void)dst, (void)step;
+  return false;
+#endif
+}
+// Makes a thread's streamed stores visible before a barrier hands the buffer to other threads.
+inline void winograd_stream_fence(bool stream) {
+#if defined(__SSE2__)
+  if (stream) _mm_sfence();
+#else
+  (void)stream;
+#endif
+}
+
 // Stores lanes 0 .. cnt - 1 of f(l) to dst: a whole block as fixed-length vector stores (a
 // runtime-length std::copy there compiled to a memmove call or a `rep movs` per run).
 // stream: a whole float block goes out with non-temporal stores (SSE, so on every x86-64), bypassing

@@ -133,9 +133,7 @@ void winograd_filter_sliver(const T* w, int64_t K, int64_t C, bool rotate, T* U,
         for (int64_t l = 0; l < n; ++l) dst[xi * plane + p0 + l] = tmp[xi][l];
     }
   }
-#if defined(__SSE2__)
-  if (stream) _mm_sfence();  // the streamed stores are visible before the caller's barrier hands U on
-#endif
+  winograd_stream_fence(stream);  // before the caller's barrier hands U on
 }
 
 #if defined(TINYCNN_HAVE_X86_TARGETS)
@@ -172,11 +170,10 @@ void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, 
   if constexpr (winograd_has_avx512<m, T>)
     if (cpu_features().avx512) sliver = &winograd_filter_sliver_avx512<m, T>;
 #endif
-  // Streaming needs every 64-byte block aligned: U itself, and a sliver's run of inner * mr elements.
+  // Every streamed block is aligned where U is and a sliver's run (inner * mr elements) keeps it so.
   const int64_t inner = rotate ? K : C;
   const int64_t bytes = (m + 2) * (m + 2) * winograd_u_plane(outer, inner, mr) * int64_t(sizeof(T));
-  const bool stream = bytes >= kWinogradFilterStreamBytes && reinterpret_cast<uintptr_t>(U) % 64 == 0 &&
-                      inner * mr * int64_t(sizeof(T)) % 64 == 0;
+  const bool stream = bytes >= kWinogradFilterStreamBytes && winograd_can_stream(U, inner * mr);
 #pragma omp parallel for if (par)
   for (int64_t sl = 0; sl < (outer + mr - 1) / mr; ++sl) sliver(w, K, C, rotate, U, mr, sl, stream);
 }
@@ -219,13 +216,12 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
   // both threads' point GEMMs read it, so with ordinary stores each line first moved to the writer's
   // cache and then to the other core's. Streamed, model3's grouped forward and backward-data passes
   // took (alternated in one process, 2 threads, Zen 5): conv4 0.86-0.92x the time, conv5 0.92-0.94x,
-  // conv6 0.93-0.99x; a 128 -> 256 layer on 17x17 (as model004's) 0.85-0.91x (docs/performance.md, thirty-third
-  // session); the plain V of the grouped weight gradient likewise (see the output-gradient transform).
+  // conv6 0.93-0.99x; a 128 -> 256 layer on 17x17 (as model004's) 0.85-0.91x
+  // (docs/performance.md, thirty-third session); the plain V of the grouped weight gradient likewise
+  // (see the output-gradient transform).
   // The fused plan's blocks stay in their thread's L2 cache and are not streamed (streamed, conv2 and
-  // conv3 took 1.00-1.14x). Aligned blocks: V 64-byte aligned and nr (packed) or P (plain) a multiple
-  // of 16 floats, so every run of kL columns starts on a 64-byte boundary.
-  const bool stream = shared && reinterpret_cast<uintptr_t>(V) % 64 == 0 &&
-                      (nr > 0 ? nr * int64_t(sizeof(T)) % 64 == 0 : P * int64_t(sizeof(T)) % 64 == 0);
+  // conv3 took 1.00-1.14x). Runs of kL columns start at multiples of nr (packed) or P (plain).
+  const bool stream = shared && winograd_can_stream(V, nr > 0 ? nr : P);
   const int64_t slivers = (P + run - 1) / run, per = by_sliver ? 1 : slivers;
   for (int64_t h = 0; h < slivers; h += per) {
     const int64_t p_lo = h * run, p_hi = std::min(P, (h + per) * run);
@@ -279,9 +275,7 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
       }
     }
   }
-#if defined(__SSE2__)
-  if (stream) _mm_sfence();  // the streamed V is complete before the barrier below hands it on
-#endif
+  winograd_stream_fence(stream);
   if (shared) {
 #pragma omp barrier
   }
@@ -405,7 +399,7 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
   const int64_t* off = winograd_tile_offsets<2>(P, NT, TW, psz, m * cols, m);
   // Streamed in the grouped weight gradient (shared), as the input transform's V there and for the same
   // reason: conv6's weight gradient took 0.92-0.93x the time with both streamed, conv5's 0.83-0.85x.
-  const bool stream = shared && reinterpret_cast<uintptr_t>(G) % 64 == 0 && P * int64_t(sizeof(T)) % 64 == 0;
+  const bool stream = shared && winograd_can_stream(G, P);
   int64_t k0, k1;
   winograd_share(q.Co, shared, k0, k1);
   for (int64_t k = k0; k < k1; ++k) {
@@ -436,9 +430,7 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
       });
     }
   }
-#if defined(__SSE2__)
-  if (stream) _mm_sfence();
-#endif
+  winograd_stream_fence(stream);
   if (shared) {
 #pragma omp barrier
   }
