@@ -1,6 +1,6 @@
 // SGEMM benchmarks: gemm/<variant>/<M>x<N>x<K>, GFLOP/s counter (2*M*N*K per iteration).
 // Variants: reference (small shapes only), blocked, packed (portable micro-kernel), avx2, avx512 (14x32),
-// avx512_8x48
+// avx512_8x48, avx512_dot (NT shapes only: the other forms run avx512)
 // (when the CPU has them), dispatch (gemm<float>), eigen and openblas (when found at configure time; bench binary only).
 // Before timing, each variant's result (beta = 0 over a NaN-filled C) is checked against gemm_ref:
 // the whole C on small shapes, whole rows (first, middle, last and a few others) on large ones.
@@ -203,6 +203,7 @@ int register_gemm_benchmarks() {
     if (gemm_avx512_available()) {
       variants.emplace_back("avx512", ours([](auto... a) { gemm_avx512(a...); }));
       variants.emplace_back("avx512_8x48", ours([](auto... a) { gemm_avx512_8x48(a...); }));
+      if (!s.ta && s.tb) variants.emplace_back("avx512_dot", ours([](auto... a) { gemm_avx512_dot(a...); }));
     }
     variants.emplace_back("dispatch", ours(&gemm<float>));
     for (auto& [name, fn] : variants)

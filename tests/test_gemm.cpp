@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include <tinycnn/core/host_alloc.hpp>
 #include <tinycnn/core/parallel.hpp>
 #include <tinycnn/core/random.hpp>
 #include <tinycnn/kernels/cpu/gemm.hpp>
@@ -28,7 +30,7 @@ const std::vector<GemmCase> kShapes = {
     {1, 1, 1},    {7, 5, 3},    {17, 33, 65},  {129, 31, 257}, {0, 5, 3},    {5, 0, 3},    {5, 3, 0},
     {0, 0, 0},    {14, 32, 1},  {15, 33, 2},   {13, 31, 385},  {28, 64, 384}, {1, 100, 7},  {100, 1, 7},
     {3, 40, 400}, {45, 97, 33}, {200, 70, 19}, {33, 600, 9},   {64, 64, 800},
-    {5, 300, 600}};  // NT: computed as C^T = B A^T (gemm_detail::prefer_swapped_nt)
+    {5, 300, 600}};  // NT: dot products on AVX-512 (gemm_detail::prefer_dot_nt)
 
 template <class T>
 using GemmFn = std::function<void(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T,
@@ -143,6 +145,7 @@ TEST_CASE("gemm: AVX2 and AVX-512 variants equal the reference (when the CPU has
   if (gemm_avx512_available()) {
     check_variant<float>("avx512", wrap<float>(&gemm_avx512));
     check_variant<float>("avx512_8x48", wrap<float>(&gemm_avx512_8x48));
+    check_variant<float>("avx512_dot", wrap<float>(&gemm_avx512_dot));
   }
   else
     MESSAGE("AVX-512 not available: gemm_avx512 not tested");
@@ -162,6 +165,12 @@ TEST_CASE("gemm: the AVX-512 tile and orientation are chosen by the form of the 
   CHECK_FALSE(gemm_detail::prefer_swapped_nt(false, true, 32, 67500, 128));  // baseline's: K too short
   CHECK_FALSE(gemm_detail::prefer_swapped_nt(false, false, 32, 36864, 1024));
   CHECK_FALSE(gemm_detail::prefer_swapped_nt(false, true, 128, 36864, 1024));
+  CHECK(gemm_detail::prefer_dot_nt(false, true, 32, 36864, 1024));       // model3's dense backward data
+  CHECK_FALSE(gemm_detail::prefer_dot_nt(false, true, 32, 67500, 128));  // K too short
+  CHECK_FALSE(gemm_detail::prefer_dot_nt(false, true, 16, 128, 4096));   // B too narrow
+  CHECK_FALSE(gemm_detail::prefer_dot_nt(false, true, 128, 36864, 1024));
+  CHECK_FALSE(gemm_detail::prefer_dot_nt(false, true, 64, 36864, 4096));  // the packed A past 512 KiB
+  CHECK_FALSE(gemm_detail::prefer_dot_nt(true, true, 32, 36864, 1024));
   if (!gemm_avx512_available()) return;
   CHECK(gemm_tile_shape<float>(false, false, 512).mr == 8);
   CHECK(gemm_tile_shape<float>(false, false, 512).nr == 48);
@@ -287,6 +296,75 @@ TEST_CASE("gemm: products that stream one operand past few slivers of the other 
           CHECK(compare_one<float>(wrap<float>(&gemm_avx512_8x48), t & 1, t & 2, s, 1.0f, 1.0f, 0, rng) == 0);
         }
       }
+  }
+  set_num_threads(saved);
+}
+
+TEST_CASE("gemm: a large C written once is streamed with the same bits as plain stores") {
+  // C = X^T dY as a dense layer's weight gradient (TN, K = 32 within one K block, beta 0) with C of
+  // 37.7 MB >= kStreamCBytes, 64-byte aligned: its full vectors go out as non-temporal stores. The
+  // same product in 4 bands of rows (9.4 MB each: plain stores) gives the same bits; a few rows are
+  // checked against the reference.
+  static_assert(gemm_detail::kStreamCBytes == int64_t(32) << 20);
+  const int64_t M = 9216, N = 1024, K = 32, band = M / 4;
+  Rng rng(14);
+  const auto X = random_vec<float>(static_cast<size_t>(K * M), rng), dY = random_vec<float>(static_cast<size_t>(K * N), rng);
+  HostBuffer<float> whole_buf, bands_buf;
+  float* whole = whole_buf.get(static_cast<size_t>(M * N));
+  float* bands = bands_buf.get(static_cast<size_t>(M * N));
+  REQUIRE(reinterpret_cast<uintptr_t>(whole) % 64 == 0);
+  REQUIRE(M * N * int64_t(sizeof(float)) >= gemm_detail::kStreamCBytes);
+  REQUIRE(band * N * int64_t(sizeof(float)) < gemm_detail::kStreamCBytes);
+  std::fill(whole, whole + M * N, std::numeric_limits<float>::quiet_NaN());
+  std::fill(bands, bands + M * N, std::numeric_limits<float>::quiet_NaN());
+  gemm<float>(true, false, M, N, K, 1.0f, X.data(), M, dY.data(), N, 0.0f, whole, N);
+  for (int64_t r = 0; r < M; r += band)
+    gemm<float>(true, false, band, N, K, 1.0f, X.data() + r, M, dY.data(), N, 0.0f, bands + r * N, N);
+  CHECK(std::memcmp(whole, bands, static_cast<size_t>(M * N) * sizeof(float)) == 0);
+  for (int64_t r : {int64_t(0), int64_t(13), M / 2 + 5, M - 1}) {
+    std::vector<float> want(static_cast<size_t>(N));
+    gemm_ref<float>(true, false, 1, N, K, 1.0f, X.data() + r, M, dY.data(), N, 0.0f, want.data(), N);
+    int64_t bad = 0;
+    for (int64_t j = 0; j < N; ++j) bad += !(std::fabs(whole[r * N + j] - want[j]) <= tolerance<float>(K) * (1.0f + std::fabs(want[j])));
+    CAPTURE(r);
+    CHECK(bad == 0);
+  }
+}
+
+TEST_CASE("gemm: NT products as dot products (variant 6) and the swapped form equal the reference") {
+  // gemm_avx512_dot's own paths: row groups of 4 with 1-3 rows left over (M 1..9), blocks of 4 rows of
+  // B with 1-3 left (N), K not a multiple of 16 and shorter than 16, leading dimensions padded, beta
+  // 0 over NaN and beta 0.75, one thread and two (B's blocks split between them); the dispatcher's
+  // epilogue through it; and the swapped form (C^T = B A^T) it replaced where both apply.
+  const int saved = get_num_threads();
+  Rng rng(13);
+  for (int threads : {1, std::max(2, saved)}) {
+    set_num_threads(threads);
+    for (GemmCase s : {GemmCase{1, 5, 1}, GemmCase{3, 9, 15}, GemmCase{4, 8, 16}, GemmCase{9, 301, 517},
+                       GemmCase{32, 260, 1024}, GemmCase{6, 1030, 40}})
+      for (float beta : {0.0f, 0.75f}) {
+        CAPTURE(threads);
+        CAPTURE(s.M);
+        CAPTURE(s.N);
+        CAPTURE(s.K);
+        CAPTURE(beta);
+        if (gemm_avx512_available())
+          CHECK(compare_one<float>(wrap<float>(&gemm_avx512_dot), false, true, s, -0.5f, beta, 3, rng) == 0);
+        const GemmFn<float> swapped = [](bool, bool, int64_t M, int64_t N, int64_t K, float al, const float* A,
+                                         int64_t lda, const float* B, int64_t ldb, float be, float* C, int64_t ldc) {
+          gemm_detail::gemm_swapped_nt(M, N, K, al, A, lda, B, ldb, be, C, ldc, GemmEpilogue<float>{},
+                                       [](auto... a) { gemm_packed<float>(a..., nullptr); });
+        };
+        CHECK(compare_one<float>(swapped, false, true, s, 1.0f, beta, 1, rng) == 0);
+      }
+    std::vector<float> bias(300);
+    for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.01f * static_cast<float>(i % 37) - 0.2f;
+    const GemmCase s{7, 290, 600};
+    REQUIRE(gemm_detail::prefer_dot_nt(false, true, s.M, s.N, s.K));
+    const GemmEpilogue<float> per_col{bias.data(), true, true, 0.5f};
+    const GemmEpilogue<float> per_row{bias.data(), false, true};
+    CHECK(compare_one<float>(nullptr, false, true, s, 1.0f, 0.0f, 2, rng, &per_col) == 0);
+    CHECK(compare_one<float>(nullptr, false, true, s, 1.0f, 0.5f, 0, rng, &per_row) == 0);
   }
   set_num_threads(saved);
 }

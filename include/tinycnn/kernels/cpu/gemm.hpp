@@ -10,8 +10,10 @@
 //   4 gemm_avx512   packed + AVX-512 14x32 micro-kernel (float; run-time dispatch)
 //   5 gemm_avx512_8x48  the same with an 8x48 tile (float; dispatched to for NN products with
 //                   K >= 64: see gemm_detail::prefer_8x48)
+//   6 gemm_avx512_dot   NT products as dot products of rows, B read in place (float; dispatched to
+//                   for few rows, a long reduction and a wide B: see gemm_detail::prefer_dot_nt)
 // gemm_ex also computes few-row NT products with a long reduction as C^T = B A^T
-// (gemm_detail::prefer_swapped_nt).
+// (gemm_detail::prefer_swapped_nt) where variant 6 does not apply.
 #include <algorithm>
 #include <type_traits>
 
@@ -23,6 +25,7 @@
 #include "gemm_avx2.hpp"
 #include "gemm_avx512.hpp"
 #include "gemm_blocked.hpp"
+#include "gemm_dot_avx512.hpp"
 #include "gemm_packed.hpp"
 #include "gemm_ref.hpp"
 
@@ -44,6 +47,16 @@ inline bool prefer_8x48(bool trans_a, bool trans_b, int64_t K) { return !trans_a
 // at 32 x 4096 x 512; slower with K = 128-256 (docs/performance.md, eighth session), hence the K bound.
 inline bool prefer_swapped_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
   return !trans_a && trans_b && M <= 64 && K >= 512 && N >= 32 * M;
+}
+
+// C = A B^T with few rows (M <= 64), a long reduction (K >= 512), a wide B (N >= 256 and N >= 8 M) and
+// a packed A that stays in L2 (M K <= 128 Ki floats): dot products of rows (variant 6), B read once
+// in place. Against the swapped form (2 threads, Zen 5; docs/performance.md, thirty-fourth session):
+// model3's dense backward data 32 x 36864 x 1024 0.73-0.78x the time, 8 x 36864 x 1024 0.43x,
+// 32 x 256 x 1024 0.57x, 64 x 1024 x 1024 0.86x; it lost with K = 128 (1.22x), N = 128 (1.15x) and
+// M = 128 (1.07x), hence the bounds.
+inline bool prefer_dot_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
+  return !trans_a && trans_b && M <= 64 && K >= 512 && N >= 256 && N >= 8 * M && M * K <= (int64_t(1) << 17);
 }
 
 // C = relu?(alpha * A B^T + beta * C + bias) through C^T = B A^T (see prefer_swapped_nt).
@@ -80,6 +93,8 @@ void gemm_ex(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alph
              const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep) {
   if constexpr (std::is_same<T, float>::value) {
     const CpuFeatures& f = cpu_features();
+    if (f.avx512 && gemm_detail::prefer_dot_nt(trans_a, trans_b, M, N, K))
+      return gemm_avx512_dot(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
     if (f.avx512 && gemm_detail::prefer_swapped_nt(trans_a, trans_b, M, N, K))
       return gemm_detail::gemm_swapped_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep,
                                           [](auto... a) { gemm_avx512(a..., nullptr); });
@@ -107,7 +122,7 @@ struct GemmTileShape {
 namespace gemm_detail {
 // The packed kernel gemm_ex runs on one thread for a product of this form (op(A) and op(B) as the flags
 // say, reduction K), where it runs a packed kernel at all (not for the few-row NT products of
-// prefer_swapped_nt, which callers of this never pass).
+// prefer_swapped_nt and prefer_dot_nt, which callers of this never pass).
 template <class T>
 const PackedKernel<T>& kernel_for(bool trans_a, bool trans_b, int64_t K) {
 #ifdef TINYCNN_HAVE_X86_GEMM

@@ -43,11 +43,13 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) c[r][v] = _mm512_setzero_ps();
   // C rows are ldc apart (often a multiple of 4 KiB): fetch the tile early so its lines arrive
-  // while the FMAs run.
+  // while the FMAs run (unless C is streamed: then it is not read).
+  if (!t.stream) {
 #pragma GCC unroll 16
-  for (int r = 0; r < M; ++r)
+    for (int r = 0; r < M; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc + 16 * v), _MM_HINT_T0);
+      for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc + 16 * v), _MM_HINT_T0);
+  }
   const float* a = t.a;
   const float* b = t.b;
   gemm_detail::PrefetchCursor pf(t.pf, t.kc);
@@ -89,7 +91,10 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
         x = _mm512_mask_max_ps(x, kAll, x, zero);
         if (cap) x = _mm512_min_ps(x, vcap);
       }
-      _mm512_mask_storeu_ps(cr + 16 * v, m[v], x);
+      if (t.stream && t.nr == NR)  // a full 64-byte line (run_packed checked the alignment)
+        _mm512_stream_ps(cr + 16 * v, x);
+      else
+        _mm512_mask_storeu_ps(cr + 16 * v, m[v], x);
     }
   }
 }

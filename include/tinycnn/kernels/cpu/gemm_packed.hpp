@@ -108,6 +108,9 @@ struct Tile {
   // B's row stride where the kernel reads op(B) in place (run_packed, kDirectBMaxSlivers); 0: b is a
   // packed sliver, rows NR apart
   int64_t bs = 0;
+  // C's full vectors may be written with non-temporal stores (run_packed, kStreamCBytes; the AVX-512
+  // tiles only)
+  bool stream = false;
 };
 
 // Packs slivers [s0, s1) of a panel. pack_a: rows [i0, i0+m) of op(A), columns [k0, k0+kc);
@@ -349,6 +352,13 @@ constexpr int64_t kPrefetchMaxSlivers = 8, kPrefetchPanelSlivers = 16;
 // the 14x32 tile did not gain (32 x 128 x 67500 6.0 -> 6.3 ms), so only the 8x48 kernel sets direct_b.
 constexpr int64_t kDirectBMaxSlivers = 4;
 
+// A product that writes a C of at least this many bytes once (beta == 0, K within one K block), with
+// C and its rows 64-byte aligned, stores C's full vectors non-temporally: such a C (a dense layer's
+// weight gradient, 36864 x 1024 x 32 TN: 151 MB) goes to memory anyway, and a plain store first reads
+// each line. Measured (2 threads, Zen 5, alternated in one process): that product 8.2 -> 7.7 ms
+// (docs/performance.md, thirty-fourth session).
+constexpr int64_t kStreamCBytes = int64_t(32) << 20;
+
 // The source region of the B block (b) or A panel (!b) that run_packed's one-thread loops (ic by mc,
 // pc by kc, jc by nc) reach after block (ic, pc, jc); empty after the last block. X is B (ld = ldb)
 // or A (lda); op(B)[k, j] = B[k * ldb + j] (B[j * ldb + k] when trans), op(A)[i, k] = A[i * lda + k]
@@ -427,6 +437,8 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   if (stream_a) mc = std::min<int64_t>(mc, MR * kPrefetchPanelSlivers);
   T* abuf = a_buffer<T>().get(static_cast<size_t>(mc * kc));
   T* bbuf = b_buffer<T>().get(static_cast<size_t>(nc * kc));
+  const bool stream_c = beta == T(0) && K <= kc && M * N * static_cast<int64_t>(sizeof(T)) >= kStreamCBytes &&
+                        reinterpret_cast<uintptr_t>(C) % 64 == 0 && ldc * static_cast<int64_t>(sizeof(T)) % 64 == 0;
 
   auto body = [&](int tid, int nth) {
     for (int64_t ic = 0; ic < M; ic += mc) {
@@ -482,6 +494,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
           t.beta = first ? beta : T(1);
           t.relu = last && ep && ep->relu;
           t.relu_max = ep ? ep->relu_max : T(0);
+          t.stream = stream_c;
           const bool brow = last && ep && ep->bias && !ep->bias_per_column;
           const bool bcol = last && ep && ep->bias && ep->bias_per_column;
           for (int64_t sa = sa0; sa < sa1; ++sa) {
@@ -510,6 +523,9 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
         }
       }
     }
+#if defined(__SSE2__)
+    if (stream_c) __builtin_ia32_sfence();  // the streamed stores are visible before the threads join
+#endif
   };
   if (nt <= 1) {
     body(0, 1);
