@@ -7,7 +7,7 @@
 // Each C value is the dot product of a row of A and a row of B, both contiguous in k, so the big
 // operand B (a dense layer's weights in its backward data pass: dX[32, 36864] += dY[32, 1024] W^T,
 // W [36864, 1024]) is read straight from memory, once, with no packing: a block of 4 rows of B stays
-// in L1 while it meets all M rows of A (packed k-major beforehand, 16 k of 4 rows per 256 bytes).
+// in L1 while it meets all M rows of A (packed beforehand in groups of 4 rows, 16 k of each per step).
 // A 4 x 4 tile keeps 16 accumulators of 16 k-lanes; each 16 k cost 8 loads and 16 FMAs, and a
 // tile's 16 sums are reduced in registers into one vector (hsum16), which is the 4 x 4 block of C.
 // The packed GEMM instead packed B's 151 MB transposed for only 32 rows of FMAs (or, swapped, as
@@ -22,20 +22,14 @@
 #include "gemm_avx512.hpp"
 #include "gemm_packed.hpp"
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#define TINYCNN_HAVE_X86_GEMM_DOT 1
-#include <immintrin.h>
-#endif
-
 namespace tinycnn::kernels::cpu {
 
-#ifdef TINYCNN_HAVE_X86_GEMM_DOT
+#ifdef TINYCNN_HAVE_X86_GEMM  // gemm_avx512.hpp: GCC/Clang on x86-64, <immintrin.h> included
 
 namespace gemm_dot_detail {
 
-// Full mask for the masked intrinsic forms (the unmasked ones trip GCC 12's -Wuninitialized, as in
-// gemm_avx512.hpp).
-constexpr __mmask16 kAll = 0xFFFF;
+// The full mask of the masked intrinsic forms (see gemm_avx512.hpp).
+using gemm_avx512_detail::kAll;
 
 // r[l] = sum of the 16 lanes of x[kHsumOrder[l]]: a transposing reduction tree (16 -> 8 -> 4 -> 2 ->
 // 1 vectors, 45 instructions for 16 sums). kHsumOrder is its own inverse.
@@ -208,6 +202,6 @@ inline void gemm_avx512_dot(bool trans_a, bool trans_b, int64_t M, int64_t N, in
   gemm_packed<float>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
 }
 
-#endif  // TINYCNN_HAVE_X86_GEMM_DOT
+#endif  // TINYCNN_HAVE_X86_GEMM
 
 }  // namespace tinycnn::kernels::cpu
