@@ -151,6 +151,27 @@ TEST_CASE("gemm: AVX2 and AVX-512 variants equal the reference (when the CPU has
     MESSAGE("AVX-512 not available: gemm_avx512 not tested");
 }
 
+TEST_CASE("gemm: a narrower last B sliver (every width) computes only its vectors and equals the reference") {
+  if (!gemm_avx512_available()) {
+    MESSAGE("AVX-512 not available: the narrow AVX-512 tiles not tested");
+    return;
+  }
+  // N = two full slivers + w columns, w = 1..48: the 8x48 tile's last sliver takes 1, 2 or 3 vectors
+  // and the 14x32 tile's 1 or 2; M = 16 and 28 hold full-height tiles of both (8 and 14 rows) and
+  // a partial one. Beta 0 (C pre-filled with NaN, never read) and 0.75; the padding past N untouched.
+  Rng rng(11);
+  for (int64_t w = 1; w <= 48; ++w)
+    for (int64_t M : {16, 28})
+      for (float beta : {0.0f, 0.75f}) {
+        const GemmCase s{M, 96 + w, 37};
+        CAPTURE(w);
+        CAPTURE(M);
+        CAPTURE(beta);
+        CHECK(compare_one<float>(wrap<float>(&gemm_avx512_8x48), false, false, s, 1.0f, beta, 3, rng) == 0);
+        CHECK(compare_one<float>(wrap<float>(&gemm_avx512), false, false, s, -0.5f, beta, 3, rng) == 0);
+      }
+}
+
 TEST_CASE("gemm: dispatcher equals the reference") {
   check_variant<float>("gemm<float>", &gemm<float>);
   check_variant<double>("gemm<double>", &gemm<double>);

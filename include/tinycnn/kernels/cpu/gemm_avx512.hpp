@@ -34,21 +34,24 @@ inline __mmask16 lane_mask(int nr, int v) {
   return n >= 16 ? __mmask16(0xFFFF) : n > 0 ? __mmask16((1u << n) - 1u) : __mmask16(0);
 }
 
-template <int MR, int NV, int M>
+// One M x (16 NC) micro-tile of an MR x 16 NV sliver pair: M <= MR rows and the first NC <= NV
+// vectors of columns (t.nr <= 16 NC); NC < NV only for the last, narrower B sliver of a product.
+template <int MR, int NV, int M, int NC = NV>
 TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
+  static_assert(NC >= 1 && NC <= NV, "computed vectors within the sliver");
   constexpr int NR = 16 * NV;
-  __m512 c[M][NV];
+  __m512 c[M][NC];
 #pragma GCC unroll 16
   for (int r = 0; r < M; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) c[r][v] = _mm512_setzero_ps();
+    for (int v = 0; v < NC; ++v) c[r][v] = _mm512_setzero_ps();
   // C rows are ldc apart (often a multiple of 4 KiB): fetch the tile early so its lines arrive
   // while the FMAs run (unless C is streamed: then it is not read).
   if (!t.stream) {
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r)
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc + 16 * v), _MM_HINT_T0);
+      for (int v = 0; v < NC; ++v) _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc + 16 * v), _MM_HINT_T0);
   }
   const float* a = t.a;
   const float* b = t.b;
@@ -56,23 +59,23 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
   const int64_t bstep = t.bs > 0 ? t.bs : NR;  // B in place (rows bs apart) or a packed sliver
   for (int64_t k = 0; k < t.kc; ++k) {
     pf.step();
-    __m512 bv[NV];
+    __m512 bv[NC];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+    for (int v = 0; v < NC; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r) {
       const __m512 av = _mm512_set1_ps(a[r]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
+      for (int v = 0; v < NC; ++v) c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
     }
     a += MR;
     b += bstep;
   }
-  __mmask16 m[NV];
-  __m512 bc[NV];
+  __mmask16 m[NC];
+  __m512 bc[NC];
   const __m512 valpha = _mm512_set1_ps(t.alpha), vbeta = _mm512_set1_ps(t.beta), zero = _mm512_setzero_ps();
 #pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) {
+  for (int v = 0; v < NC; ++v) {
     m[v] = lane_mask(t.nr, v);
     bc[v] = t.bias_col ? _mm512_maskz_loadu_ps(m[v], t.bias_col + 16 * v) : zero;
   }
@@ -83,7 +86,7 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
     float* cr = t.c + r * t.ldc;
     const __m512 br = t.bias_row ? _mm512_set1_ps(t.bias_row[r]) : zero;
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
+    for (int v = 0; v < NC; ++v) {
       __m512 x = _mm512_mul_ps(c[r][v], valpha);
       if (use_beta) x = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m[v], cr + 16 * v), x);
       x = _mm512_add_ps(_mm512_add_ps(x, br), bc[v]);
@@ -109,10 +112,26 @@ TINYCNN_TARGET_AVX512 void tile_dispatch_rest(const gemm_detail::Tile<float>& t)
   }
 }
 
+// A full-height tile of a narrower last B sliver computes only the vectors that hold columns: the
+// Winograd point GEMMs of model3's 6x6 layers have 128 tile columns, two 48-column slivers and one
+// of 32, where the 8x48 tile spent 11% of its FMAs on padding (docs/performance.md, thirty-fifth
+// session).
+template <int MR, int NV, int NC>
+TINYCNN_TARGET_AVX512 void tile_narrow(const gemm_detail::Tile<float>& t) {
+  if constexpr (NC >= NV) {
+    tile_kernel<MR, NV, MR>(t);
+  } else {
+    if (t.nr <= 16 * NC)
+      tile_kernel<MR, NV, MR, NC>(t);
+    else
+      tile_narrow<MR, NV, NC + 1>(t);
+  }
+}
+
 template <int MR, int NV>
 TINYCNN_TARGET_AVX512 void tile(const gemm_detail::Tile<float>& t) {
   if (t.mr == MR)
-    tile_kernel<MR, NV, MR>(t);
+    tile_narrow<MR, NV, 1>(t);
   else
     tile_dispatch_rest<MR, NV, MR - 1>(t);
 }
