@@ -113,10 +113,13 @@ TINYCNN_TARGET_AVX512 inline __attribute__((always_inline)) void store(__m512 r,
   r = _mm512_mul_ps(r, _mm512_set1_ps(alpha));
   if (md == kRows && nw == kRows && !ep) {  // the common case: 4 rows of 4 columns, 128 bits each
     const __m128 vb = _mm_set1_ps(beta);
+    // The lane index of an extract must be a literal (Clang rejects a loop variable even unrolled).
+    const __m128 rows[kRows] = {_mm512_castps512_ps128(r), _mm512_extractf32x4_ps(r, 1), _mm512_extractf32x4_ps(r, 2),
+                                _mm512_extractf32x4_ps(r, 3)};
 #pragma GCC unroll 4
     for (int d = 0; d < kRows; ++d) {
       float* c = C + (i0 + d) * ldc + j0;
-      __m128 x = d == 0 ? _mm512_castps512_ps128(r) : _mm512_extractf32x4_ps(r, d);
+      __m128 x = rows[d];
       if (beta != 0.0f) x = _mm_fmadd_ps(vb, _mm_loadu_ps(c), x);
       _mm_storeu_ps(c, x);
     }
