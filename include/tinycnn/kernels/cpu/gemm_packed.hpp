@@ -24,12 +24,7 @@
 
 #include "../../core/host_alloc.hpp"
 #include "../../core/parallel.hpp"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define TINYCNN_GEMM_INLINE inline __attribute__((always_inline))
-#else
-#define TINYCNN_GEMM_INLINE inline
-#endif
+#include "gemm_prefetch.hpp"
 
 namespace tinycnn::kernels::cpu {
 
@@ -51,44 +46,6 @@ inline T epilogue_relu(T v, T relu_max) {
 }
 
 namespace gemm_detail {
-
-// Memory a micro-tile prefetches while its FMAs run: a share of a strided region (rows of `lines`
-// 64-byte lines, `stride` bytes apart), lines [l0, l1) counted row by row. The driver points it at
-// the source of the block it packs next, so that a product whose big operand is streamed from memory
-// through few slivers of the other (a dense layer at batch 32: each weight is used for 32 rows) reads
-// that stream while computing instead of between computations (run_packed, kPrefetchMaxSlivers).
-struct GemmPrefetch {
-  const char* base = nullptr;  // row 0 of the region
-  int64_t stride = 0;          // bytes from one row to the next
-  int64_t lines = 0;           // lines per row
-  int64_t l0 = 0, l1 = 0;      // this tile's share
-};
-
-// Walks a tile's share of a GemmPrefetch: step() once per k issues the next ceil(share / kc) lines.
-class PrefetchCursor {
- public:
-  PrefetchCursor(const GemmPrefetch* p, int64_t kc) {
-    if (!p || p->l1 <= p->l0 || kc <= 0) return;
-    lines_ = p->lines;
-    stride_ = p->stride;
-    row_ = p->base + p->l0 / lines_ * stride_;
-    col_ = p->l0 % lines_;
-    left_ = p->l1 - p->l0;
-    per_ = (left_ + kc - 1) / kc;
-  }
-  TINYCNN_GEMM_INLINE void step() {
-    for (int64_t i = 0; i < per_ && left_ > 0; ++i, --left_) {
-#if defined(__GNUC__) || defined(__clang__)
-      __builtin_prefetch(row_ + 64 * col_, 0, 3);
-#endif
-      if (++col_ == lines_) col_ = 0, row_ += stride_;
-    }
-  }
-
- private:
-  const char* row_ = nullptr;
-  int64_t col_ = 0, lines_ = 1, stride_ = 0, left_ = 0, per_ = 0;
-};
 
 // One micro-tile: C[0:mr, 0:nr] = alpha * A_sliver * B_sliver + beta * C, then the epilogue.
 template <class T>
@@ -330,18 +287,6 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
                T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
                const GemmEpilogue<T>* ep);
 
-// run_packed prefetches the next block's source (GemmPrefetch) on one thread where one operand is
-// streamed through few slivers of the other, so each packed value feeds few FMAs and the packing's
-// memory traffic would otherwise alternate with the arithmetic:
-// - B, when a panel has at most this many A slivers (a dense layer at batch 32: 3-4 slivers; a
-//   convolution's forward GEMM with 32-64 output channels: 3-8). With more, each packed B value feeds
-//   enough FMAs to hide its traffic, and the next block's source would only crowd the cache.
-// - A, when B is one block of at most this many slivers and A is bigger than a core's cache (a dense
-//   layer's backward data computed as C^T = W dY^T: 36864 x 32 x 1024). Such an A panel is used with
-//   that one B block only, so panels shrink to kPrefetchPanelSlivers slivers (the A panel of the
-//   next block must fit in L2 beside the current one).
-constexpr int64_t kPrefetchMaxSlivers = 8, kPrefetchPanelSlivers = 16;
-
 // A one-thread product whose panels have at most this many A slivers, with op(B) = B (not transposed),
 // reads B's full slivers in place instead of packing them (PackedKernel::direct_b): each B value feeds
 // only that many tiles, so the packing pass cost about a quarter of the product (model3's dense
@@ -358,40 +303,6 @@ constexpr int64_t kDirectBMaxSlivers = 4;
 // each line. Measured (2 threads, Zen 5, alternated in one process): that product 8.2 -> 7.7 ms
 // (docs/performance.md, thirty-fourth session).
 constexpr int64_t kStreamCBytes = int64_t(32) << 20;
-
-// The source region of the B block (b) or A panel (!b) that run_packed's one-thread loops (ic by mc,
-// pc by kc, jc by nc) reach after block (ic, pc, jc); empty after the last block. X is B (ld = ldb)
-// or A (lda); op(B)[k, j] = B[k * ldb + j] (B[j * ldb + k] when trans), op(A)[i, k] = A[i * lda + k]
-// (A[k * lda + i]).
-template <class T>
-GemmPrefetch next_block(bool b, bool trans, const T* X, int64_t ld, int64_t M, int64_t N, int64_t K, int64_t mc,
-                        int64_t kc, int64_t nc, int64_t ic, int64_t pc, int64_t jc) {
-  GemmPrefetch p;
-  if (jc + nc < N)
-    jc += nc;
-  else if (pc + kc < K)
-    pc += kc, jc = 0;
-  else if (ic + mc < M)
-    ic += mc, pc = 0, jc = 0;
-  else
-    return p;
-  const int64_t kcur = std::min(kc, K - pc), other = b ? std::min(nc, N - jc) : std::min(mc, M - ic);
-  const int64_t i = b ? jc : ic;  // the block's first column of op(B) or row of op(A)
-  const bool k_rows = b != trans;  // the region's rows run along k: op(B) as stored, op(A) transposed
-  const T* first = k_rows ? X + pc * ld + i : X + i * ld + pc;
-  const int64_t rows = k_rows ? kcur : other, len = (k_rows ? other : kcur) * static_cast<int64_t>(sizeof(T));
-  p.stride = ld * static_cast<int64_t>(sizeof(T));
-  const int64_t off = static_cast<int64_t>(reinterpret_cast<uintptr_t>(first) % 64);
-  if (p.stride % 64 == 0) {  // every row starts at the same offset into its first line
-    p.base = reinterpret_cast<const char*>(first) - off;
-    p.lines = (off + len + 63) / 64;
-  } else {  // rows start at varying offsets: one more line covers the longest
-    p.base = reinterpret_cast<const char*>(first);
-    p.lines = (len + 63) / 64 + 1;
-  }
-  p.l1 = rows * p.lines;
-  return p;
-}
 
 template <class T>
 void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
