@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "../../core/host_alloc.hpp"
 #include "../../core/parallel.hpp"
 #include "cpu_features.hpp"
 #include "gemm_avx512.hpp"
@@ -145,7 +144,7 @@ TINYCNN_TARGET_AVX512 inline __attribute__((always_inline)) void store(__m512 r,
 TINYCNN_TARGET_AVX512 inline void run_blocks(int64_t b0, int64_t b1, int64_t M, int64_t N, int64_t K, float alpha,
                                              const float* ap, const float* B, int64_t ldb, float beta, float* C,
                                              int64_t ldc, const GemmEpilogue<float>* ep) {
-  const int64_t groups = (M + kRows - 1) / kRows;
+  const int64_t groups = (M + kRows - 1) / kRows, group_floats = 64 * ((K + 15) / 16);
   for (int64_t bi = b0; bi < b1; ++bi) {
     const int64_t j0 = bi * kRows;
     const int nw = static_cast<int>(std::min<int64_t>(kRows, N - j0));
@@ -153,14 +152,9 @@ TINYCNN_TARGET_AVX512 inline void run_blocks(int64_t b0, int64_t b1, int64_t M, 
     for (int w = 0; w < kRows; ++w) b[w] = B + (j0 + std::min(w, nw - 1)) * ldb;
     for (int64_t g = 0; g < groups; ++g) {
       const int md = static_cast<int>(std::min<int64_t>(kRows, M - g * kRows));
-      store(tile(ap + g * 64 * ((K + 15) / 16), b, K), md, nw, alpha, beta, C, ldc, g * kRows, j0, ep);
+      store(tile(ap + g * group_floats, b, K), md, nw, alpha, beta, C, ldc, g * kRows, j0, ep);
     }
   }
-}
-
-inline HostBuffer<float>& a_buffer() {
-  static thread_local HostBuffer<float> b;
-  return b;
 }
 
 }  // namespace gemm_dot_detail
@@ -179,7 +173,8 @@ inline void gemm_avx512_dot(bool trans_a, bool trans_b, int64_t M, int64_t N, in
     return;
   }
   const int64_t groups = (M + d::kRows - 1) / d::kRows, steps = (K + 15) / 16;
-  float* ap = d::a_buffer().get(static_cast<size_t>(steps * groups * 64));
+  // The packed GEMM's per-thread A buffer: not in use here (the other forms returned above).
+  float* ap = gemm_detail::a_buffer<float>().get(static_cast<size_t>(steps * groups * 64));
   d::pack_a(A, lda, M, K, ap);
   const int64_t blocks = (N + d::kRows - 1) / d::kRows;  // of 4 rows of B
   // Each thread takes a contiguous range of B's rows (and so of C's columns): B is read once in all,
