@@ -17,6 +17,10 @@
 #include <utility>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <tinycnn/core/random.hpp>
 #include <tinycnn/kernels/cpu/gemm.hpp>
 
@@ -224,7 +228,8 @@ const int registered = register_gemm_benchmarks();
 //     apart); bytes/s counter over B. The AVX2 result is checked bitwise against the reference first.
 //   gemm_microkernel/avx2/kc<KC>: the 6x16 micro-kernel alone, one A sliver against 16 B slivers
 //     (L1 / L2 resident), C stores included; GFLOP/s counter.
-//   fma_peak/avx2: 12 independent chains of 8-wide FMAs, the core's FMA peak; GFLOP/s counter.
+//   fma_peak/avx2: 12 independent chains of 8-wide FMAs, the core's FMA peak; GFLOP/s counter
+//   (fma_peak/avx512 below: the same with 16-wide FMAs, one thread and all threads).
 // The reference order compiled for AVX2 as the AVX2 kernel's own copy is (pack_b_impl is always inlined),
 // so the two variants differ only in their order.
 TINYCNN_TARGET_AVX2 void pack_b_sliver_avx2(const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0,
@@ -305,6 +310,35 @@ void run_fma_peak(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * 8 * 12 * n, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// fma_peak/avx512/threads:<n>: 24 independent chains of 16-wide FMAs on each of n OpenMP threads
+// (n = 1 and omp_get_max_threads()): the ceiling the GEMM variants are measured against. GFLOP/s
+// counter summed over the threads.
+TINYCNN_TARGET_AVX512 __attribute__((noinline)) float fma_chains_avx512(int64_t n) {
+  __m512 c[24];
+  for (int i = 0; i < 24; ++i) c[i] = _mm512_set1_ps(static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.001f);
+  for (int64_t k = 0; k < n; ++k) {
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) c[i] = _mm512_fmadd_ps(a, c[i], b);
+  }
+  __m512 s = c[0];
+  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, c[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+void run_fma_peak_avx512(benchmark::State& state, int threads) {
+  int64_t n = 1 << 19;
+  float sink = 0.0f;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(n);
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    sink += fma_chains_avx512(n);
+  }
+  benchmark::DoNotOptimize(sink);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * 16 * 24 * static_cast<double>(n) * threads, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 int register_avx2_part_benchmarks() {
   if (!gemm_avx2_available()) return 0;
   // model3's dense weights (rows 4 KiB apart) and the baseline model's (rows 512 bytes apart)
@@ -320,6 +354,15 @@ int register_avx2_part_benchmarks() {
     benchmark::RegisterBenchmark(("gemm_microkernel/avx2/kc" + std::to_string(kc)).c_str(), run_microkernel, kc)
         ->UseRealTime();
   benchmark::RegisterBenchmark("fma_peak/avx2", run_fma_peak)->UseRealTime();
+  if (gemm_avx512_available()) {
+    std::vector<int> counts{1};
+#ifdef _OPENMP
+    if (omp_get_max_threads() > 1) counts.push_back(omp_get_max_threads());
+#endif
+    for (int t : counts)
+      benchmark::RegisterBenchmark(("fma_peak/avx512/threads:" + std::to_string(t)).c_str(), run_fma_peak_avx512, t)
+          ->UseRealTime();
+  }
   return 0;
 }
 

@@ -192,6 +192,14 @@ TINYCNN_TARGET_AVX512 void pack_a(bool trans, const float* A, int64_t lda, int64
   }
 }
 
+// op(B) = B^T packing reads 16 * NV rows of B side by side, one line of each per 16 k: more
+// concurrent streams than the hardware prefetchers follow, so where B comes from memory (a backward
+// filter's B = col, 576 x 20,000) the transposes waited on every line. Each row's line this many
+// floats ahead is prefetched: model3 conv3's backward-filter products (128 x 576 x 20,000 and
+// 576 x 128 x 20,000, NT) 0.84-0.92x the time, others 0.95-1.0x (docs/performance.md,
+// thirty-sixth session).
+constexpr int64_t kPackBtAhead = 64;
+
 template <int NV>
 TINYCNN_TARGET_AVX512 void pack_b(bool trans, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t k0,
                                   int64_t kc, float* dst, int64_t s0, int64_t s1) {
@@ -216,6 +224,11 @@ TINYCNN_TARGET_AVX512 void pack_b(bool trans, const float* B, int64_t ldb, int64
         __m512 r[16];
 #pragma GCC unroll 16
         for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + (16 * h + i) * ldb + k);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i)  // integer address: past the block's (or B's) end is only a hint
+          __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(src + (16 * h + i) * ldb + k) +
+                                                           kPackBtAhead * sizeof(float)),
+                             0, 3);
         transpose16(r);
 #pragma GCC unroll 16
         for (int i = 0; i < 16; ++i) _mm512_storeu_ps(d + (k + i) * NR + 16 * h, r[i]);
