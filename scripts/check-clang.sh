@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 build=${TINYCNN_CLANG_BUILD_DIR:-build-clang}
 CXX=${CXX_CLANG:-$(command -v clang++-14 || command -v clang++)}
 CC=${CC_CLANG:-$(command -v clang-14 || command -v clang)}
-# Configure only: the generated headers and compile_commands.json (precompiled headers off, so each
-# command stands alone).
+# Configure only: the generated headers and compile_commands.json (precompiled headers and the
+# tests' unity batches off, so each command is one file standing alone).
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_C_COMPILER="$CC" \
-  -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DCMAKE_DISABLE_PRECOMPILE_HEADERS=ON -DTINYCNN_USE_OPENMP=ON >/dev/null
+  -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DCMAKE_DISABLE_PRECOMPILE_HEADERS=ON -DTINYCNN_USE_OPENMP=ON \
+  -DTINYCNN_TESTS_UNITY_BUILD=OFF >/dev/null
 # One line per translation unit: its compile command with -fsyntax-only instead of the object file.
 python3 - "$build/compile_commands.json" >"$build/syntax_commands.txt" <<'PY'
 import json, shlex, sys

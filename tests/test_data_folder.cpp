@@ -12,7 +12,7 @@ using namespace tinycnn::data;
 namespace fs = std::filesystem;
 
 namespace {
-const std::string kBad = std::string(TINYCNN_TEST_DATA_DIR) + "/bad_images/";
+const std::string kBadImages = std::string(TINYCNN_TEST_DATA_DIR) + "/bad_images/";
 
 // root/{cats: 5 images, dogs: 3 images, zebra: 2 images} plus files that must be skipped.
 struct TempFolder {
@@ -25,17 +25,17 @@ struct TempFolder {
     fs::create_directories(root / "zebra");
     const char* goods[] = {"good.jpg", "good.png", "image.bmp", "gray.png", "rgba.png"};
     int i = 0;
-    for (const char* g : goods) fs::copy_file(kBad + g, root / "cats" / ("c" + std::to_string(i++) + "_" + g));
-    fs::copy_file(kBad + "good.jpg", root / "dogs" / "d0.JPG");   // extension case-insensitive
-    fs::copy_file(kBad + "progressive.jpg", root / "dogs" / "d1.jpeg");
-    fs::copy_file(kBad + "palette.png", root / "dogs" / "d2.png");
-    fs::copy_file(kBad + "one_pixel.png", root / "zebra" / "z0.png");
-    fs::copy_file(kBad + "gray.jpg", root / "zebra" / "z1.jpg");
+    for (const char* g : goods) fs::copy_file(kBadImages + g, root / "cats" / ("c" + std::to_string(i++) + "_" + g));
+    fs::copy_file(kBadImages + "good.jpg", root / "dogs" / "d0.JPG");   // extension case-insensitive
+    fs::copy_file(kBadImages + "progressive.jpg", root / "dogs" / "d1.jpeg");
+    fs::copy_file(kBadImages + "palette.png", root / "dogs" / "d2.png");
+    fs::copy_file(kBadImages + "one_pixel.png", root / "zebra" / "z0.png");
+    fs::copy_file(kBadImages + "gray.jpg", root / "zebra" / "z1.jpg");
     // to be skipped:
-    fs::copy_file(kBad + "text.jpg", root / "cats" / "x_text.jpg");
-    fs::copy_file(kBad + "truncated.jpg", root / "dogs" / "x_trunc.jpg");
-    fs::copy_file(kBad + "anim.gif", root / "dogs" / "x_anim.gif");       // not an image extension
-    fs::copy_file(kBad + "good.jpg", root / "zebra" / ".hidden.jpg");
+    fs::copy_file(kBadImages + "text.jpg", root / "cats" / "x_text.jpg");
+    fs::copy_file(kBadImages + "truncated.jpg", root / "dogs" / "x_trunc.jpg");
+    fs::copy_file(kBadImages + "anim.gif", root / "dogs" / "x_anim.gif");       // not an image extension
+    fs::copy_file(kBadImages + "good.jpg", root / "zebra" / ".hidden.jpg");
     fs::create_directories(root / ".git");
   }
   ~TempFolder() {

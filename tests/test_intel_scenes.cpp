@@ -33,14 +33,14 @@ std::string scenes_src() { return std::string(TINYCNN_SOURCE_DIR) + "/examples/i
 std::string sample() { return scenes_src() + "/sample"; }
 std::string shipped() { return scenes_src() + "/pretrained/scenes.safetensors"; }
 
-struct TempDir {
+struct ScenesTempDir {
   fs::path p;
-  TempDir() {
+  ScenesTempDir() {
     p = fs::temp_directory_path() / ("tinycnn_scenes_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
     fs::remove_all(p);
     fs::create_directories(p);
   }
-  ~TempDir() {
+  ~ScenesTempDir() {
     std::error_code ec;
     fs::remove_all(p, ec);
   }
@@ -59,7 +59,7 @@ std::string last_line(const std::string& s) {
 }
 
 // A small model file for the sample's six classes (a 1-epoch resnet at size x size, default 32).
-std::string tiny_model(const TempDir& d, uint64_t seed = 0, int size = 32) {
+std::string tiny_model(const ScenesTempDir& d, uint64_t seed = 0, int size = 32) {
   TrainArgs a;
   a.data = sample();
   a.seed = seed;
@@ -134,7 +134,7 @@ TEST_CASE("intel_scenes: every model's summary shows the issue's parameter count
 }
 
 TEST_CASE("intel_scenes train: one short epoch writes the model, history.csv and the last line") {
-  TempDir d;
+  ScenesTempDir d;
   TrainArgs a;
   a.data = sample();
   a.model = "resnet";
@@ -242,7 +242,7 @@ TEST_CASE("intel_scenes train: one short epoch writes the model, history.csv and
 }
 
 TEST_CASE("intel_scenes train --split-seed: members of an ensemble train with other seeds on one validation split") {
-  TempDir d;
+  ScenesTempDir d;
   TrainArgs a;
   a.data = sample();
   a.model = "resnet";
@@ -267,7 +267,7 @@ TEST_CASE("intel_scenes train --split-seed: members of an ensemble train with ot
 }
 
 TEST_CASE("intel_scenes train --init --trainable-from: fine-tunes a model file, frozen layers stay bitwise") {
-  TempDir d;
+  ScenesTempDir d;
   const std::string init = tiny_model(d);
   io::LoadedModel before = io::load_model(init);
   const size_t n = before.model->size();
@@ -339,7 +339,7 @@ TEST_CASE("intel_scenes train --init --trainable-from: fine-tunes a model file, 
 }
 
 TEST_CASE("intel_scenes ensemble: two model files -> one that averages their logits; mismatches refused") {
-  TempDir d1, d2, d3;
+  ScenesTempDir d1, d2, d3;
   const std::string m1 = tiny_model(d1, 1), m2 = tiny_model(d2, 2);
   EnsembleArgs a;
   a.models = {m1, m2};
@@ -369,7 +369,7 @@ TEST_CASE("intel_scenes ensemble: two model files -> one that averages their log
   // Members with another input size and pixel scaling: each gets its own Resizing/Rescaling in front
   // and the ensemble takes raw pixels at --input-size. Member 2 here: trained at 40, then its file is
   // rewritten with MobileNet's [-1, 1] scaling (x / 127.5 - 1).
-  TempDir d4, d5;
+  ScenesTempDir d4, d5;
   io::LoadedModel m40 = io::load_model(tiny_model(d4, 3, 40));
   m40.info.preprocessing.rescale = 1 / 127.5;
   m40.info.preprocessing.mean = {1.0, 1.0, 1.0};
@@ -506,7 +506,7 @@ TEST_CASE("intel_scenes ensemble: two model files -> one that averages their log
 }
 
 TEST_CASE("intel_scenes train --multi-label: copies of a photo in several folders become one multi-hot sample") {
-  TempDir d;
+  ScenesTempDir d;
   const std::vector<std::string> cls = {"buildings", "forest", "sea"};
   for (const auto& c : cls) {
     fs::create_directories(d.str("data/" + c));
@@ -544,7 +544,7 @@ TEST_CASE("intel_scenes train --multi-label: copies of a photo in several folder
 }
 
 TEST_CASE("intel_scenes evaluate and predict on the shipped sample") {
-  TempDir d;
+  ScenesTempDir d;
   const std::string model = fs::exists(shipped()) ? shipped() : tiny_model(d);
   EvalArgs ea;
   ea.model = model;

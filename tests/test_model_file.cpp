@@ -32,15 +32,15 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-struct TempDir {
+struct ModelFileTempDir {
   std::string path;
-  TempDir() {
+  ModelFileTempDir() {
     char tmpl[] = "/tmp/tinycnn_model_file_XXXXXX";
     const char* p = ::mkdtemp(tmpl);
     REQUIRE(p != nullptr);
     path = p;
   }
-  ~TempDir() {
+  ~ModelFileTempDir() {
     ::chmod(path.c_str(), 0700);
     for (const auto& f : files()) ::unlink((path + "/" + f).c_str());
     ::rmdir(path.c_str());
@@ -192,7 +192,7 @@ Tensor<float> random_input(const Shape& per_sample, int64_t n, uint64_t seed) {
 }  // namespace
 
 TEST_CASE("model file: Sequential Dense round trip is bitwise, with the model info") {
-  TempDir dir;
+  ModelFileTempDir dir;
   auto m = dense_model();
   const io::ModelInfo info = sample_info(3);
   const std::string path = dir.path + "/dense.safetensors";
@@ -220,7 +220,7 @@ TEST_CASE("model file: Sequential Dense round trip is bitwise, with the model in
 }
 
 TEST_CASE("model file: Graph (residual Add, explicit output) round trip is bitwise") {
-  TempDir dir;
+  ModelFileTempDir dir;
   auto g = graph_model();
   const std::string path = dir.path + "/graph.safetensors";
   io::save_model(path, *g, {});
@@ -231,7 +231,7 @@ TEST_CASE("model file: Graph (residual Add, explicit output) round trip is bitwi
 }
 
 TEST_CASE("model file: conv / batch-norm / pooling model round trip is bitwise (BN running stats too)") {
-  TempDir dir;
+  ModelFileTempDir dir;
   auto m = conv_model();
   m->layer("conv2d").set_trainable(false);
   const std::string path = dir.path + "/conv.safetensors";
@@ -244,7 +244,7 @@ TEST_CASE("model file: conv / batch-norm / pooling model round trip is bitwise (
 }
 
 TEST_CASE("model file: safetensors container round trip of several dtypes and metadata") {
-  TempDir dir;
+  ModelFileTempDir dir;
   io::TensorRecord u8{"bytes", "U8", {3}, {1, 2, 3}};
   io::TensorRecord empty{"empty", "F32", {0, 4}, {}};
   const Tensor<double> d = Tensor<double>::from({2}, {1.5, -2.25});
@@ -510,7 +510,7 @@ TEST_CASE("model file: layer registry knows every layer type and round-trips con
 }
 
 TEST_CASE("model file: a save killed midway leaves the old file intact and no temporary file") {
-  TempDir dir;
+  ModelFileTempDir dir;
   const std::string path = dir.path + "/model.safetensors";
   auto old_model = dense_model(7);
   io::save_model(path, *old_model, {});
@@ -562,7 +562,7 @@ TEST_CASE("model file: saving into a non-writable or missing directory is an IOE
   auto m = dense_model(9);
   const std::string missing = "/proc/tinycnn-no-such-dir/m.safetensors";
   CHECK_THROWS_WITH_AS(io::save_model(missing, *m, {}), doctest::Contains(missing.c_str()), IOError);
-  TempDir dir;
+  ModelFileTempDir dir;
   ::chmod(dir.path.c_str(), 0555);
   const std::string ro = dir.path + "/m.safetensors";
   if (::access(dir.path.c_str(), W_OK) != 0) {
@@ -579,7 +579,7 @@ TEST_CASE("model file: a Python reader (stdlib + numpy) reproduces the logits wi
     MESSAGE("skipped: /usr/bin/python3 with numpy is not available");
     return;
   }
-  TempDir dir;
+  ModelFileTempDir dir;
   nn::Sequential<float> m(21);
   m.add<nn::Dense>(16, "relu");
   m.add<nn::Dense>(8);
@@ -615,7 +615,7 @@ TEST_CASE("model file version 2: repeated tensors (an ensemble running a model t
   Tensor<float> x({3, 6});
   x.fill_normal(0.f, 1.f, rng);
   const Tensor<float> y = (*twice)(x);
-  TempDir d;
+  ModelFileTempDir d;
   const std::string path = d.path + "/twice.safetensors", one = d.path + "/one.safetensors";
   io::save_model(path, *twice);
   io::save_model(one, *a);
@@ -727,7 +727,7 @@ TEST_CASE("ensemble: a Sequential and a Graph averaged into one Graph; saves, lo
   REQUIRE(ye.shape() == ya.shape());
   for (int64_t i = 0; i < ye.numel(); ++i) CHECK(ye[i] == doctest::Approx(0.5f * (ya[i] + yb[i])).epsilon(1e-6));
 
-  TempDir d;
+  ModelFileTempDir d;
   const std::string path = d.path + "/ensemble.safetensors";
   io::save_model(path, *e);
   io::LoadedModel m = io::load_model(path);
@@ -781,7 +781,7 @@ TEST_CASE("ensemble: members with other input sizes and pixel scalings behind th
   REQUIRE(ye.shape() == Shape{2, 3});
   for (int64_t i = 0; i < ye.numel(); ++i) CHECK(ye[i] == doctest::Approx(0.5f * (ya[i] + yb[i])).epsilon(1e-5));
 
-  TempDir d;  // the adapters save and load with the ensemble
+  ModelFileTempDir d;  // the adapters save and load with the ensemble
   io::save_model(d.path + "/e.safetensors", *e);
   const Tensor<float> yl = (*io::load_model(d.path + "/e.safetensors").model)(x);
   for (int64_t i = 0; i < ye.numel(); ++i) CHECK(yl[i] == ye[i]);

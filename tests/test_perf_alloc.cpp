@@ -1,4 +1,4 @@
-// The tensor storage caching allocator (core/tensor.hpp, detail::BlockCache): a training step after
+// The tensor storage caching allocator (core/tensor.hpp, tinycnn::detail::BlockCache): a training step after
 // the first takes every tensor block from the cache, so it allocates nothing new.
 #include <doctest/doctest.h>
 
@@ -53,8 +53,8 @@ TEST_CASE("tensor cache: blocks are reused by size class, aligned, and released 
   CHECK(tensor_cache_fresh_allocations() == f0 + 1);
   { Tensor<double> c({3000}); }  // another class
   CHECK(tensor_cache_fresh_allocations() == f0 + 2);
-  CHECK(detail::BlockCache::round(100000) >= 100000);
-  CHECK(detail::BlockCache::round(100000) <= 100000 + 100000 / 8);
+  CHECK(tinycnn::detail::BlockCache::round(100000) >= 100000);
+  CHECK(tinycnn::detail::BlockCache::round(100000) <= 100000 + 100000 / 8);
   tensor_cache_release();
   CHECK(tensor_cache_bytes() == 0);
 }
@@ -64,19 +64,19 @@ TEST_CASE("host_alloc: large blocks are 2 MiB-aligned and advised as huge pages,
   REQUIRE(small != nullptr);
   CHECK(reinterpret_cast<uintptr_t>(small) % 64 == 0);
   host_free(small);
-  const size_t big = detail::kHugeMinBytes + 12345;
+  const size_t big = tinycnn::detail::kHugeMinBytes + 12345;
   void* p = host_alloc(big);
   REQUIRE(p != nullptr);
   CHECK(reinterpret_cast<uintptr_t>(p) % 64 == 0);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (detail::huge_pages_enabled()) CHECK(reinterpret_cast<uintptr_t>(p) % detail::kHugePageBytes == 0);
+  if (tinycnn::detail::huge_pages_enabled()) CHECK(reinterpret_cast<uintptr_t>(p) % tinycnn::detail::kHugePageBytes == 0);
 #endif
   static_cast<unsigned char*>(p)[big - 1] = 7;  // the whole block is usable
   host_free(p);
   // Tensor storage and kernel scratch go through it: a large tensor gets the same alignment.
-  Tensor<float> t({static_cast<int64_t>(detail::kHugeMinBytes / sizeof(float)) + 1});
+  Tensor<float> t({static_cast<int64_t>(tinycnn::detail::kHugeMinBytes / sizeof(float)) + 1});
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (detail::huge_pages_enabled()) CHECK(reinterpret_cast<uintptr_t>(t.data()) % detail::kHugePageBytes == 0);
+  if (tinycnn::detail::huge_pages_enabled()) CHECK(reinterpret_cast<uintptr_t>(t.data()) % tinycnn::detail::kHugePageBytes == 0);
 #endif
   HostBuffer<double> buf;
   double* b1 = buf.get(10);
@@ -87,7 +87,7 @@ TEST_CASE("host_alloc: large blocks are 2 MiB-aligned and advised as huge pages,
 
 TEST_CASE("tensor cache: a full cache evicts its least recently returned blocks, not the block coming back") {
   tensor_cache_release();
-  using detail::BlockCache;
+  using tinycnn::detail::BlockCache;
   const size_t ra = BlockCache::round(30000 * sizeof(float)), rb = BlockCache::round(20000 * sizeof(float));
   REQUIRE(BlockCache::round(25000 * sizeof(float)) <= ra);
   set_tensor_cache_limit(ra + rb);

@@ -26,14 +26,14 @@ namespace {
 
 const std::string kImages = std::string(TINYCNN_TEST_DATA_DIR) + "/bad_images/";
 
-struct TempDir {
+struct SortTempDir {
   fs::path path;
-  TempDir() {
+  SortTempDir() {
     std::string t = (fs::temp_directory_path() / "tinycnn_sort_XXXXXX").string();
     REQUIRE(::mkdtemp(t.data()) != nullptr);
     path = t;
   }
-  ~TempDir() {
+  ~SortTempDir() {
     std::error_code ec;
     fs::remove_all(path, ec);
   }
@@ -103,7 +103,7 @@ struct FakeModel {
   }
 };
 
-SortOptions options(const TempDir& t) {
+SortOptions options(const SortTempDir& t) {
   SortOptions o;
   o.src = t / "src";
   o.dest = t / "dest";
@@ -135,14 +135,14 @@ TEST_CASE("sha256: FIPS 180-2 vectors") {
     i += n;
   }
   CHECK(h.hex_digest() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
-  TempDir t;
+  SortTempDir t;
   write_text(t / "abc.txt", "abc");
   CHECK(sha256_file(t / "abc.txt") == sha256_hex(std::string("abc")));
   CHECK_THROWS_AS(sha256_file(t / "missing"), tinycnn::IOError);
 }
 
 TEST_CASE("sort: copy by top class, never overwrite, _2 suffix, duplicates, second run copies nothing") {
-  TempDir t;
+  SortTempDir t;
   put("good.jpg", t / "src/forest_a.jpg");
   put("good.png", t / "src/sea_b.png");
   put("gray.jpg", t / "src/sub/forest_a.jpg");   // same name, other content -> forest_a_2.jpg
@@ -194,7 +194,7 @@ TEST_CASE("sort: copy by top class, never overwrite, _2 suffix, duplicates, seco
 }
 
 TEST_CASE("sort: multi-label goes to every class above its threshold, none -> unclassified") {
-  TempDir t;
+  SortTempDir t;
   put("good.jpg", t / "src/both.jpg");
   put("good.png", t / "src/none.png");
   put("gray.png", t / "src/sea.png");
@@ -211,7 +211,7 @@ TEST_CASE("sort: multi-label goes to every class above its threshold, none -> un
   CHECK(result_for(s, "both.jpg").labels == std::vector<std::string>{"forest", "sea"});
 
   // per-class thresholds: sea needs 0.65 now, so "both" (sea 0.6) goes to forest only
-  TempDir t2;
+  SortTempDir t2;
   put("good.jpg", t2 / "src/both.jpg");
   SortOptions o2 = options(t2);
   o2.multi_label = true;
@@ -223,7 +223,7 @@ TEST_CASE("sort: multi-label goes to every class above its threshold, none -> un
   CHECK_THROWS_AS(sort_photos(o2, m.fn()), tinycnn::ValueError);
 
   // single-label with a minimum confidence: below it -> unclassified
-  TempDir t3;
+  SortTempDir t3;
   put("good.jpg", t3 / "src/none.jpg");
   SortOptions o3 = options(t3);
   o3.min_confidence = 0.5;
@@ -232,7 +232,7 @@ TEST_CASE("sort: multi-label goes to every class above its threshold, none -> un
 }
 
 TEST_CASE("sort: unreadable, corrupt, zero-byte, non-image and special files are reported, untouched, and the run goes on") {
-  TempDir t;
+  SortTempDir t;
   for (const char* bad : {"empty.jpg", "text.jpg", "truncated.jpg", "truncated.png", "bomb_16384x16384.png",
                           "wide_20000x1.png", "corrupt_idat.png", "anim.gif", "image.psd", "fuzz_bad_dht.jpg",
                           "fuzz_empty_idat.png", "zero_size.jpg"})
@@ -310,7 +310,7 @@ TEST_CASE("sort: unreadable, corrupt, zero-byte, non-image and special files are
   }
 
   // a tighter file-size cap is a decode limit too
-  TempDir t2;
+  SortTempDir t2;
   put("good.jpg", t2 / "src/big.jpg");
   SortOptions o3 = options(t2);
   o3.limits.max_file_bytes = 100;
@@ -320,7 +320,7 @@ TEST_CASE("sort: unreadable, corrupt, zero-byte, non-image and special files are
 }
 
 TEST_CASE("sort: --move copies, verifies, then deletes the source; duplicates too; failures never") {
-  TempDir t;
+  SortTempDir t;
   put("good.jpg", t / "src/forest_1.jpg");
   put("good.png", t / "src/both.png");
   put("gray.jpg", t / "src/throw.jpg");
@@ -343,7 +343,7 @@ TEST_CASE("sort: --move copies, verifies, then deletes the source; duplicates to
   CHECK(sha256_file(t / "dest/sea/dup_sea.png") == sha256_file(kImages + "rgba.png"));
 
   // a source that is itself the archived file (SRC is DEST/forest) is never deleted
-  TempDir t2;
+  SortTempDir t2;
   put("good.jpg", t2 / "dest/forest/forest.jpg");
   SortOptions o2 = options(t2);
   o2.src = t2 / "dest/forest";
@@ -355,7 +355,7 @@ TEST_CASE("sort: --move copies, verifies, then deletes the source; duplicates to
 }
 
 TEST_CASE("sort: --dry-run changes nothing on disk and reports what a real run would do") {
-  TempDir t;
+  SortTempDir t;
   put("good.jpg", t / "src/forest_a.jpg");
   put("gray.jpg", t / "src/sub/forest_a.jpg");
   put("good.png", t / "src/both.png");
@@ -390,7 +390,7 @@ TEST_CASE("sort: --dry-run changes nothing on disk and reports what a real run w
 }
 
 TEST_CASE("sort: a destination inside the source is refused") {
-  TempDir t;
+  SortTempDir t;
   put("good.jpg", t / "src/a.jpg");
   FakeModel m;
   const auto before = snapshot(t.path);
@@ -415,7 +415,7 @@ TEST_CASE("sort: a destination inside the source is refused") {
 }
 
 TEST_CASE("sort: symlinks are not followed by default") {
-  TempDir t;
+  SortTempDir t;
   put("good.jpg", t / "outside/sea_link_target.jpg");
   put("gray.jpg", t / "outside/dir/street_in_dir.jpg");
   put("good.png", t / "src/forest.png");
@@ -430,7 +430,7 @@ TEST_CASE("sort: symlinks are not followed by default") {
   CHECK(!fs::exists(t / "dest/sea"));
   CHECK(!fs::exists(t / "dest/street"));
 
-  TempDir t2;
+  SortTempDir t2;
   put("good.jpg", t2 / "outside/sea_link_target.jpg");
   put("gray.jpg", t2 / "outside/dir/street_in_dir.jpg");
   put("good.png", t2 / "src/forest.png");
@@ -449,7 +449,7 @@ TEST_CASE("sort: symlinks are not followed by default") {
 TEST_CASE("sort: with a batch classifier the same archive; it sees only checked photos; its failures fall back") {
   // One source tree, sorted three times into fresh destinations: one photo at a time, with batches
   // of 3, and with a batch classifier that throws.
-  TempDir t;
+  SortTempDir t;
   const char* good[][2] = {{"good.jpg", "a_forest.jpg"}, {"good.png", "b_sea.png"},   {"gray.jpg", "c_street.jpg"},
                            {"gray.png", "d_sea.png"},    {"image.bmp", "e_none.bmp"}, {"good.jpg", "f_both.jpg"},
                            {"good.jpg", "g_forest_copy.jpg"}, {"good.png", "h_throw.png"}};
@@ -525,7 +525,7 @@ TEST_CASE("sort: manifest fields are CSV-quoted") {
   CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
   CHECK(csv_field("two\nlines") == "\"two\nlines\"");
   CHECK(csv_field(" pad") == "\" pad\"");
-  TempDir t;
+  SortTempDir t;
   put("good.jpg", t / "src/sea, \"quoted\".jpg");
   FakeModel m;
   SortOptions o = options(t);
@@ -683,7 +683,7 @@ TEST_CASE("gradcam: overlay, PNG and base64") {
   CHECK(back.height == 30);
   CHECK(back.pixels == over.pixels);
   CHECK(png_data_uri(over).rfind("data:image/png;base64,iVBORw0KGgo", 0) == 0);
-  TempDir t;
+  SortTempDir t;
   write_png(t / "o.png", over);
   CHECK(data::load_image_file(t / "o.png").pixels == over.pixels);
   CHECK(std::distance(fs::directory_iterator(t.path), fs::directory_iterator()) == 1);  // no temp file left
@@ -736,7 +736,7 @@ ReportData sample_report() {
 }  // namespace
 
 TEST_CASE("report: one self-contained, escaped HTML file with every section") {
-  TempDir t;
+  SortTempDir t;
   const ReportData r = sample_report();
   const std::string path = t / "report.html";
   write_report(path, r);
@@ -781,7 +781,7 @@ TEST_CASE("report: renders in headless Chromium (screenshot is not blank)") {
     MESSAGE("skipped: /usr/bin/chromium is not installed (scripts/install-deps.sh installs Debian's chromium)");
     return;
   }
-  TempDir t;
+  SortTempDir t;
   write_report(t / "report.html", sample_report());
   fs::create_directories(t.path / "profile");
   const std::string shot = t / "shot.png";

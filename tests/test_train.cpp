@@ -45,15 +45,15 @@ using namespace tinycnn::train;
 namespace {
 
 // A scratch directory removed at scope exit.
-struct TempDir {
+struct TrainTempDir {
   std::string path;
-  TempDir() {
+  TrainTempDir() {
     char tmpl[] = "/tmp/tinycnn_train_XXXXXX";
     const char* p = mkdtemp(tmpl);
     REQUIRE(p != nullptr);
     path = p;
   }
-  ~TempDir() { (void)std::system(("rm -rf '" + path + "'").c_str()); }
+  ~TrainTempDir() { (void)std::system(("rm -rf '" + path + "'").c_str()); }
   std::string operator/(const std::string& f) const { return path + "/" + f; }
 };
 
@@ -448,7 +448,7 @@ TEST_CASE("callbacks: ReduceLROnPlateau and LearningRateScheduler") {
 }
 
 TEST_CASE("callbacks: ModelCheckpoint save_best_only saves only on improvement; CSVLogger") {
-  TempDir dir;
+  TrainTempDir dir;
   Blobs tr = make_blobs(30, 9);
   nn::Sequential<float> m(6);
   build_mlp(m);
@@ -481,7 +481,7 @@ TEST_CASE("callbacks: ModelCheckpoint save_best_only saves only on improvement; 
 }
 
 TEST_CASE("callbacks: TerminateOnNaN — a blown-up loss stops training and the last good checkpoint stays intact") {
-  TempDir dir;
+  TrainTempDir dir;
   Blobs tr = make_blobs(60, 10);
   nn::Sequential<float> m(7);
   build_mlp(m, 16, false);
@@ -533,7 +533,7 @@ TEST_CASE("callbacks: TerminateOnNaN — a blown-up loss stops training and the 
 // ---- History --------------------------------------------------------------------------------
 
 TEST_CASE("History: CSV and JSON") {
-  TempDir dir;
+  TrainTempDir dir;
   History h;
   h.add(0, {{"loss", 0.5}, {"accuracy", 0.75}, {"lr", 0.001}});
   h.add(1, {{"loss", 0.25}, {"accuracy", 0.875}, {"lr", 0.0005}, {"val_loss", 0.3}});
@@ -586,7 +586,7 @@ struct DieAt : Callback<float> {
 
 TEST_CASE("resume: k steps, process killed, resumed in fresh objects == straight through, bitwise") {
   Threads1 one;
-  TempDir dir;
+  TrainTempDir dir;
   const Blobs b = make_blobs(96, 12);  // 8 batches per epoch, 24 steps
   ResumeRun straight(21, b);
   const History hs = fit(straight.model, straight.opt, straight.data, straight.o);
@@ -630,7 +630,7 @@ TEST_CASE("resume: k steps, process killed, resumed in fresh objects == straight
 }
 
 TEST_CASE("resume: another architecture or optimizer configuration is refused") {
-  TempDir dir;
+  TrainTempDir dir;
   const Blobs b = make_blobs(48, 13);
   ResumeRun run(1, b);
   run.o.epochs = 1;
@@ -675,7 +675,7 @@ void user_handler(int) { g_user_handler_hits = 1; }
 }  // namespace
 
 TEST_CASE("SIGINT during fit: the step finishes, a checkpoint is written, fit returns; the old handler is restored") {
-  TempDir dir;
+  TrainTempDir dir;
   const Blobs b = make_blobs(48, 14);  // 4 batches per epoch
   struct sigaction mine {}, old {};
   mine.sa_handler = user_handler;
@@ -723,7 +723,7 @@ TEST_CASE("SIGINT during fit: the step finishes, a checkpoint is written, fit re
 
 #ifdef TINYCNN_TRAIN_HAS_LOADER
 TEST_CASE("LoaderSource: fit on an image folder through data::DataLoader, positions and seek") {
-  TempDir dir;
+  TrainTempDir dir;
   const std::string bad = std::string(TINYCNN_TEST_DATA_DIR) + "/bad_images/";
   const char* goods[] = {"good.jpg", "good.png", "image.bmp"};
   for (const char* cls : {"a", "b", "c"}) {
