@@ -83,4 +83,15 @@ inline Tol gemm_tol(int variant, int64_t k) {
   return {1e-3, 1e-3};
 }
 
+// The message of the tinycnn::Error thrown by f ("" when none is thrown).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const tinycnn::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 }  // namespace ct

@@ -22,15 +22,6 @@
 using namespace tinycnn;
 
 namespace {
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const tinycnn::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 // Never called: instantiates every TINYCNN_DISPATCH entry with the CPU kernels' argument types, so
 // the build fails if a tinycnn::cuda function is missing or its signature drifts from its CPU twin.
 template <class T>
@@ -116,7 +107,7 @@ TEST_CASE("cuda runtime: without a GPU a device tensor cannot be made, and the e
     MESSAGE("a GPU is present: the no-GPU path is not reachable here");
     return;
   }
-  const std::string m = error_of([] { Tensor<float>::empty({2, 3}, Device::CUDA); });
+  const std::string m = ct::error_of([] { Tensor<float>::empty({2, 3}, Device::CUDA); });
   CHECK(m.find("cudaMalloc") != std::string::npos);
   CHECK(Tensor<float>::zeros({2, 3}).to(Device::CPU).device() == Device::CPU);  // no copy, no CUDA call
 }
@@ -132,10 +123,10 @@ TEST_CASE("cuda parity: device tensors (to, element access, fill, clone, copy_fr
   CHECK(d.to(Device::CUDA).shares_storage_with(d));
   CHECK(d.to(Device::CPU).to_vector() == h.to_vector());
   CHECK(d.to_vector() == h.to_vector());
-  const std::string m = error_of([&] { (void)d[0]; });
+  const std::string m = ct::error_of([&] { (void)d[0]; });
   CHECK(m.find("lives on the cuda device") != std::string::npos);
-  CHECK(error_of([&] { (void)d.at({0, 0}); }).find("Tensor::at") != std::string::npos);
-  CHECK(error_of([&] { (void)Tensor<double>::cast(d); }).find("Tensor::cast") != std::string::npos);
+  CHECK(ct::error_of([&] { (void)d.at({0, 0}); }).find("Tensor::at") != std::string::npos);
+  CHECK(ct::error_of([&] { (void)Tensor<double>::cast(d); }).find("Tensor::cast") != std::string::npos);
 
   Tensor<float> c = d.clone();
   CHECK(c.device() == Device::CUDA);

@@ -8,16 +8,6 @@
 
 namespace {
 
-// The message of the tinycnn::Error thrown by f ("" when none is thrown).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const tinycnn::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
@@ -35,27 +25,27 @@ TEST_CASE("cuda runtime: bad arguments are refused before any CUDA call, naming 
   using namespace tinycnn::cuda;
   float f = 0;
   double d = 0;
-  std::string m = error_of([&] { gemm_variant<float>(6, false, false, 1, 1, 1, 1.f, &f, 1, &f, 1, 0.f, &f, 1); });
+  std::string m = ct::error_of([&] { gemm_variant<float>(6, false, false, 1, 1, 1, 1.f, &f, 1, &f, 1, 0.f, &f, 1); });
   CHECK(has(m, "gemm_variant"));
   CHECK(has(m, "GEMM variant 6"));
-  m = error_of([&] { gemm_variant<double>(4, false, false, 1, 1, 1, 1.0, &d, 1, &d, 1, 0.0, &d, 1); });
+  m = ct::error_of([&] { gemm_variant<double>(4, false, false, 1, 1, 1, 1.0, &d, 1, &d, 1, 0.0, &d, 1); });
   CHECK(has(m, "float only"));
-  m = error_of([&] { gemm_variant<float>(1, false, false, 2, 3, 4, 1.f, &f, 4, &f, 3, 0.f, &f, 2); });
+  m = ct::error_of([&] { gemm_variant<float>(1, false, false, 2, 3, 4, 1.f, &f, 4, &f, 3, 0.f, &f, 2); });
   CHECK(has(m, "ldc"));
-  m = error_of([&] { gemm_variant<float>(1, false, false, -1, 3, 4, 1.f, &f, 4, &f, 3, 0.f, &f, 3); });
+  m = ct::error_of([&] { gemm_variant<float>(1, false, false, -1, 3, 4, 1.f, &f, 4, &f, 3, 0.f, &f, 3); });
   CHECK(has(m, "gemm: M = -1"));
   const auto g = tinycnn::kernels::cpu::make_conv_geom(1, 2, 5, 5, 3, 3, 3, 1, 1, tinycnn::kernels::cpu::Padding::Same);
-  m = error_of([&] { conv2d_forward_variant<float>(9, &f, &f, nullptr, g, &f); });
+  m = ct::error_of([&] { conv2d_forward_variant<float>(9, &f, &f, nullptr, g, &f); });
   CHECK(has(m, "convolution variant 9"));
-  m = error_of([&] { depthwise_conv2d_forward<float>(&f, &f, nullptr, g, &f); });
+  m = ct::error_of([&] { depthwise_conv2d_forward<float>(&f, &f, nullptr, g, &f); });
   CHECK(has(m, "depthwise_conv2d_forward"));
   CHECK(has(m, "depth multiplier"));
-  m = error_of([&] {
+  m = ct::error_of([&] {
     tinycnn::Rng rng(1);
     dropout_mask<float>(rng, 1.0f, &f, 1);
   });
   CHECK(has(m, "dropout_mask: rate"));
-  CHECK(has(error_of([] { set_default_gemm_variant(0); }), "set_default_gemm_variant"));
+  CHECK(has(ct::error_of([] { set_default_gemm_variant(0); }), "set_default_gemm_variant"));
   CHECK(default_gemm_variant() >= 1);
   CHECK(std::string(gemm_variant_name(4)) == "tf32");
 }
@@ -65,9 +55,9 @@ TEST_CASE("cuda runtime: without a GPU, allocations and launches fail with error
     MESSAGE("a GPU is present: the no-GPU error paths are not reachable here");
     return;
   }
-  const std::string alloc = error_of([] { tinycnn::cuda::DeviceBuffer<float> b(16); });
+  const std::string alloc = ct::error_of([] { tinycnn::cuda::DeviceBuffer<float> b(16); });
   CHECK(has(alloc, "tinycnn::cuda: cudaMalloc"));
-  const std::string launch = error_of([] { tinycnn::cuda::fill<float>(nullptr, 0.f, 10); });
+  const std::string launch = ct::error_of([] { tinycnn::cuda::fill<float>(nullptr, 0.f, 10); });
   CHECK(has(launch, "kernel 'fill<float>'"));
 }
 
@@ -123,9 +113,9 @@ TEST_CASE("cuda runtime: caching allocator reuses blocks, copies round-trip, str
 TEST_CASE("cuda runtime: graphs need a created stream, and say so") {
   CT_REQUIRE_GPU();
   tinycnn::cuda::Graph g;
-  const std::string m = error_of([&] { g.begin_capture(); });  // the legacy default stream is current
+  const std::string m = ct::error_of([&] { g.begin_capture(); });  // the legacy default stream is current
   CHECK(has(m, "legacy default stream"));
-  CHECK(has(error_of([&] { g.replay(); }), "nothing captured"));
+  CHECK(has(ct::error_of([&] { g.replay(); }), "nothing captured"));
 }
 
 TEST_CASE("cuda runtime: a captured graph replays its kernels and keeps its workspace to itself") {
