@@ -301,18 +301,23 @@ TINYCNN_TARGET_AVX2 __attribute__((noinline)) float fma_chains(int64_t n) {
   return _mm256_cvtss_f32(s);
 }
 
-void run_fma_peak(benchmark::State& state) {
-  int64_t n = 1 << 20;
+// fma_peak/<isa>[/threads:<n>]: `chains(n)` runs n rounds of independent FMA chains (flops_per_round
+// FLOPs) on each of `threads` OpenMP threads; GFLOP/s counter summed over the threads.
+void run_fma_peak(benchmark::State& state, float (*chains)(int64_t), double flops_per_round, int threads) {
+  int64_t n = 1 << 19;
+  float sink = 0.0f;
   for (auto _ : state) {
     benchmark::DoNotOptimize(n);  // an opaque length: the pure call is not hoisted out of the loop
-    benchmark::DoNotOptimize(fma_chains(n));
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    sink += chains(n);
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * 8 * 12 * n, benchmark::Counter::kIsIterationInvariantRate);
+  benchmark::DoNotOptimize(sink);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops_per_round * static_cast<double>(n) * threads,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// fma_peak/avx512/threads:<n>: 24 independent chains of 16-wide FMAs on each of n OpenMP threads
-// (n = 1 and omp_get_max_threads()): the ceiling the GEMM variants are measured against. GFLOP/s
-// counter summed over the threads.
+// 24 independent chains of 16-wide FMAs (fma_peak/avx512/threads:<n>, n = 1 and omp_get_max_threads()):
+// the ceiling the GEMM variants are measured against.
 TINYCNN_TARGET_AVX512 __attribute__((noinline)) float fma_chains_avx512(int64_t n) {
   __m512 c[24];
   for (int i = 0; i < 24; ++i) c[i] = _mm512_set1_ps(static_cast<float>(i));
@@ -324,19 +329,6 @@ TINYCNN_TARGET_AVX512 __attribute__((noinline)) float fma_chains_avx512(int64_t 
   __m512 s = c[0];
   for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, c[i]);
   return _mm512_reduce_add_ps(s);
-}
-
-void run_fma_peak_avx512(benchmark::State& state, int threads) {
-  int64_t n = 1 << 19;
-  float sink = 0.0f;
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(n);
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
-    sink += fma_chains_avx512(n);
-  }
-  benchmark::DoNotOptimize(sink);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * 16 * 24 * static_cast<double>(n) * threads, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 int register_avx2_part_benchmarks() {
@@ -353,14 +345,15 @@ int register_avx2_part_benchmarks() {
   for (int64_t kc : {32, 256})
     benchmark::RegisterBenchmark(("gemm_microkernel/avx2/kc" + std::to_string(kc)).c_str(), run_microkernel, kc)
         ->UseRealTime();
-  benchmark::RegisterBenchmark("fma_peak/avx2", run_fma_peak)->UseRealTime();
+  benchmark::RegisterBenchmark("fma_peak/avx2", run_fma_peak, &fma_chains, 2.0 * 8 * 12, 1)->UseRealTime();
   if (gemm_avx512_available()) {
     std::vector<int> counts{1};
 #ifdef _OPENMP
     if (omp_get_max_threads() > 1) counts.push_back(omp_get_max_threads());
 #endif
     for (int t : counts)
-      benchmark::RegisterBenchmark(("fma_peak/avx512/threads:" + std::to_string(t)).c_str(), run_fma_peak_avx512, t)
+      benchmark::RegisterBenchmark(("fma_peak/avx512/threads:" + std::to_string(t)).c_str(), run_fma_peak,
+                                   &fma_chains_avx512, 2.0 * 16 * 24, t)
           ->UseRealTime();
   }
   return 0;
