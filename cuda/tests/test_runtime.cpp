@@ -8,7 +8,6 @@
 
 namespace {
 
-
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
