@@ -298,14 +298,15 @@ TEST_CASE("gemm: the prefetched source of the next block covers every element it
 
 TEST_CASE("gemm: products that stream one operand past few slivers of the other (prefetching) equal the reference") {
   // {9, 700, 900}: few A slivers, several B blocks and K blocks (the next B block prefetched);
-  // {600, 20, 1000}: one narrow B block and an A bigger than the cache (the next A panel prefetched,
-  // smaller panels), also per thread when two threads split the rows.
+  // {600, 20, 1000}: one narrow B block and an A bigger than the cache (the next A panel prefetched),
+  // also per thread when two threads split the rows; {2100, 20, 400}: such an A with more rows than
+  // one panel, so the panels shrink to kPrefetchPanelSlivers slivers.
   const int saved = get_num_threads();
   Rng rng(11);
   for (int threads : {1, std::max(2, saved)}) {
     set_num_threads(threads);
     for (int t = 0; t < 4; ++t)
-      for (GemmCase s : {GemmCase{9, 700, 900}, GemmCase{600, 20, 1000}}) {
+      for (GemmCase s : {GemmCase{9, 700, 900}, GemmCase{600, 20, 1000}, GemmCase{2100, 20, 400}}) {
         CAPTURE(threads);
         CAPTURE(t);
         CAPTURE(s.M);

@@ -345,7 +345,14 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
 #endif
   const bool stream_a = nt <= 1 && N <= nc && ceil_div(N, NR) <= kPrefetchMaxSlivers &&
                         M * K * static_cast<int64_t>(sizeof(T)) > 4 * pk.b_bytes;
-  if (stream_a) mc = std::min<int64_t>(mc, MR * kPrefetchPanelSlivers);
+  // Only an A that needs several panels anyway gets the small ones: where all of M fits one panel
+  // (M <= pk.mc), each B block is packed once per K-block and feeds every A sliver, and splitting the
+  // panel repacked B per panel (model3 conv3's backward filter, 576 x 128 x 20,000 TN: pack_b 11% of
+  // the time with three panels). Alternated in one process, 2 threads (docs/performance.md,
+  // thirty-seventh session): 576 x 128 x 20,000 TN 0.89-0.92x the time, 288 x 64 x 80,000 TN 0.93x,
+  // 1152 x 256 x 4608 TN 0.94-0.95x, 576 x 128 x 20,000 NT 0.97x; a dense layer's 36864 x 32 x 1024
+  // still prefers the small panels (one panel of 2016 rows: 1.10x the time).
+  if (stream_a && M > pk.mc) mc = std::min<int64_t>(mc, MR * kPrefetchPanelSlivers);
   T* abuf = a_buffer<T>().get(static_cast<size_t>(mc * kc));
   T* bbuf = b_buffer<T>().get(static_cast<size_t>(nc * kc));
   const bool stream_c = beta == T(0) && K <= kc && M * N * static_cast<int64_t>(sizeof(T)) >= kStreamCBytes &&

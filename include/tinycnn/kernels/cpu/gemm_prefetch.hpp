@@ -59,8 +59,9 @@ class PrefetchCursor {
 //   enough FMAs to hide its traffic, and the next block's source would only crowd the cache.
 // - A, when B is one block of at most this many slivers and A is bigger than a core's cache (a dense
 //   layer's backward data computed as C^T = W dY^T: 36864 x 32 x 1024). Such an A panel is used with
-//   that one B block only, so panels shrink to kPrefetchPanelSlivers slivers (the A panel of the
-//   next block must fit in L2 beside the current one).
+//   that one B block only, so where M needs several panels anyway they shrink to
+//   kPrefetchPanelSlivers slivers (the A panel of the next block must fit in L2 beside the current
+//   one); an M that fits one panel keeps it (run_packed).
 constexpr int64_t kPrefetchMaxSlivers = 8, kPrefetchPanelSlivers = 16;
 
 // The source region of the B block (b) or A panel (!b) that run_packed's one-thread loops (ic by mc,
