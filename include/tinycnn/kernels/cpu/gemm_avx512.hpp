@@ -168,11 +168,25 @@ template <int MR>
 TINYCNN_TARGET_AVX512 void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t k0,
                                   int64_t kc, float* dst, int64_t s0, int64_t s1) {
   static_assert(MR <= 16, "one 16x16 transpose per 16 k");
+  constexpr __mmask16 kRow = (1u << MR) - 1u;
   if (trans) {
-    gemm_detail::pack_a_impl<float, MR>(trans, A, lda, i0, m, k0, kc, dst, s0, s1);
+    // op(A) = A^T (rows of A run along k): each k's MR values are contiguous in A, one masked load
+    // and one masked store (the masked-off lanes of a partial sliver load nothing and store zeros).
+    // The portable element copy it replaced cost the long-K backward-filter products (a K-block of
+    // 288 x 64 x 80,000 TN packs 442 KB of A^T per thread): alternated in one process, 2 threads
+    // (docs/performance.md, thirty-seventh session), 288 x 64 x 80,000 TN 0.90x the time,
+    // 576 x 128 x 20,000 TN 0.96-0.98x, other TN shapes 0.99-1.01x.
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t r0 = s * MR;
+      const int rows = static_cast<int>(std::min<int64_t>(MR, m - r0));
+      const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1u);
+      float* d = dst + s * MR * kc;
+      const float* src = A + k0 * lda + i0 + r0;
+      for (int64_t k = 0; k < kc; ++k)
+        _mm512_mask_storeu_ps(d + k * MR, kRow, _mm512_maskz_loadu_ps(valid, src + k * lda));
+    }
     return;
   }
-  constexpr __mmask16 kRow = (1u << MR) - 1u;
   for (int64_t s = s0; s < s1; ++s) {
     const int64_t r0 = s * MR;
     const int rows = static_cast<int>(std::min<int64_t>(MR, m - r0));
