@@ -236,6 +236,10 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
       // A dense layer's forward at batch 32: the partials are computed transposed (tile fill).
       CHECK(compare_one<float>({}, t & 1, t & 2, {32, 64, 3100}, 1.0f, 0.5f, 0, rng, &ef) == 0);
     }
+  // A long K whose per-thread partial would pass kKSplitMaxPartialBytes (520 x 260 floats) splits
+  // the rows instead: the backward-filter forms TN and NT.
+  CHECK(compare_one<float>(&gemm<float>, true, false, {520, 260, 2100}, 1.0f, 0.0f, 1, rng) == 0);
+  CHECK(compare_one<float>(&gemm<float>, false, true, {520, 260, 2100}, 1.0f, 1.0f, 0, rng) == 0);
   set_num_threads(saved);
 }
 

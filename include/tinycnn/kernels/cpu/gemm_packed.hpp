@@ -304,6 +304,13 @@ constexpr int64_t kDirectBMaxSlivers = 4;
 // (docs/performance.md, thirty-fourth session).
 constexpr int64_t kStreamCBytes = int64_t(32) << 20;
 
+// The K-split's per-thread partial of C at most (run_packed). Above it, with rows to split, 2 threads,
+// alternated in one process (docs/performance.md, thirty-seventh session): the row split took
+// 0.94x the time of the K-split on 1152 x 256 x 4608 NT (model3 conv4's backward filter, 1.2 MB of
+// C), 0.96x TN, 0.87x on 2304 x 128 x 9216 TN, 0.98x on 1024 x 256 x 8192 NT, and tied on
+// 2304 x 128 x 9216 NT; products with smaller partials (576 x 128 x 20,000: 295 KB) keep the K-split.
+constexpr int64_t kKSplitMaxPartialBytes = int64_t(512) << 10;
+
 template <class T>
 void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
@@ -326,8 +333,12 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
     nt = omp_get_max_threads();
     // K-split (run_ksplit): for few micro-tiles over a long K, and for any K much longer than M and N
     // (a backward filter's dW = dY * col^T: 64 x 288 x 80,000), where the per-thread partial sums
-    // are small next to the work and the split needs no barrier per K-block.
-    if (nt > 1 && K >= 2 * pk.kc * nt &&
+    // are small next to the work and the split needs no barrier per K-block. Not where each thread's
+    // partial (all of C, read and written again every K-block) is bigger than kKSplitMaxPartialBytes
+    // and the rows can be split instead (run_split below), which halves every thread's C and panel.
+    const bool big_partial = M * N * static_cast<int64_t>(sizeof(T)) > kKSplitMaxPartialBytes &&
+                             split_axis(pk, nt, M, N) == 2;
+    if (nt > 1 && K >= 2 * pk.kc * nt && !big_partial &&
         (ceil_div(M, MR) * ceil_div(N, NR) < 16 * static_cast<int64_t>(nt) || K >= 4 * std::max(M, N)))
       return run_ksplit(pk, nt, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
     // No more threads than micro-tiles in a block.
