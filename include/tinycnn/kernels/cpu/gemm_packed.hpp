@@ -257,8 +257,8 @@ struct Blocks {
   int64_t kc, mc, nc;
 };
 template <class T>
-Blocks blocks_for(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K) {
-  const int64_t kc = ceil_div(K, ceil_div(K, pk.kc));
+Blocks blocks_for(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K, int64_t kc_max = 0) {
+  const int64_t kc = ceil_div(K, ceil_div(K, kc_max > 0 ? kc_max : pk.kc));
   const int64_t mc = round_up(ceil_div(M, ceil_div(M, pk.mc)), pk.mr);
   int64_t nc_max = std::max<int64_t>(pk.nc_min, pk.b_bytes / (kc * static_cast<int64_t>(sizeof(T))));
   nc_max = std::max<int64_t>(pk.nr, nc_max / pk.nr * pk.nr);
@@ -297,6 +297,26 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
 // the 14x32 tile did not gain (32 x 128 x 67500 6.0 -> 6.3 ms), so only the 8x48 kernel sets direct_b.
 constexpr int64_t kDirectBMaxSlivers = 4;
 
+// Where such a product has a long K (more than the kernel's kc) and a small C (at most pk.b_bytes), its
+// K blocks are cut to about kDirectBBlockBytes of B (at least kDirectBMinKc rows, at most the kernel's
+// kc). The tiles read the block from B's own rows, ldb apart, once per A sliver while the next block
+// is prefetched, and a 384-row block of a wide B did not stay in cache between those passes (a dense
+// layer's forward, 32 x 1024 x 36864: rows 4 KiB apart). Alternated in one process, Zen 4, 2 threads
+// (docs/performance.md, thirty-eighth session): 32 x 1024 x 36864 0.81-0.85x the time, 32 x 256 x
+// 36864 0.87x, 16 x 1024 x 36864 0.79x, 8 x 512 x 20000 0.49-0.56x; 32 x 128 x 67500 tied. A big C is
+// left alone: 32 x 160000 x 288 (one K block) took 1.14x the time with three.
+constexpr int64_t kDirectBBlockBytes = int64_t(128) << 10, kDirectBMinKc = 128;
+
+// The K block (blocks_for's kc_max; 0: the kernel's kc) of a one-thread product with op(B) = B.
+// run_packed_b takes the same blocks for the same shape, so that its result stays bitwise gemm_ex's.
+template <class T>
+int64_t one_thread_kc(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K) {
+  if (!pk.direct_b || ceil_div(M, static_cast<int64_t>(pk.mr)) > kDirectBMaxSlivers || K <= pk.kc ||
+      M * N * static_cast<int64_t>(sizeof(T)) > pk.b_bytes)
+    return 0;
+  return std::clamp<int64_t>(kDirectBBlockBytes / (N * static_cast<int64_t>(sizeof(T))), kDirectBMinKc, pk.kc);
+}
+
 // A product that writes a C of at least this many bytes once (beta == 0, K within one K block), with
 // C and its rows 64-byte aligned, stores C's full vectors non-temporally: such a C (a dense layer's
 // weight gradient, 36864 x 1024 x 32 TN: 151 MB) goes to memory anyway, and a plain store first reads
@@ -322,9 +342,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   }
   if (ep && !ep->bias && !ep->relu) ep = nullptr;
   const int MR = pk.mr, NR = pk.nr;
-  const Blocks bl = blocks_for(pk, M, N, K);
-  const int64_t kc = bl.kc, nc = bl.nc;
-  int64_t mc = bl.mc;
+  Blocks bl = blocks_for(pk, M, N, K);
 
   int nt = 1;
 #ifdef _OPENMP
@@ -342,7 +360,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
         (ceil_div(M, MR) * ceil_div(N, NR) < 16 * static_cast<int64_t>(nt) || K >= 4 * std::max(M, N)))
       return run_ksplit(pk, nt, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
     // No more threads than micro-tiles in a block.
-    const int64_t tiles = ceil_div(std::min(M, mc), MR) * ceil_div(std::min(N, nc), NR);
+    const int64_t tiles = ceil_div(std::min(M, bl.mc), MR) * ceil_div(std::min(N, bl.nc), NR);
     nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, tiles)));
     // Few tiles over a long K (a dense layer's forward at batch 32: 32 x 128 x 67,500) means two
     // barriers per K-block for little work each; when another process shares the cores, every
@@ -354,6 +372,10 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
       return;
   }
 #endif
+  // B read in place (the panel's `direct` below): a shorter K block (kDirectBBlockBytes).
+  if (nt <= 1 && !trans_b) bl = blocks_for(pk, M, N, K, one_thread_kc(pk, M, N, K));
+  const int64_t kc = bl.kc, nc = bl.nc;
+  int64_t mc = bl.mc;
   const bool stream_a = nt <= 1 && N <= nc && ceil_div(N, NR) <= kPrefetchMaxSlivers &&
                         M * K * static_cast<int64_t>(sizeof(T)) > 4 * pk.b_bytes;
   // Only an A that needs several panels anyway gets the small ones: where all of M fits one panel
@@ -480,7 +502,7 @@ void run_packed_b(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K, T 
     return;
   }
   const int MR = pk.mr, NR = pk.nr;
-  const Blocks bl = blocks_for(pk, M, N, K);
+  const Blocks bl = blocks_for(pk, M, N, K, one_thread_kc(pk, M, N, K));  // as run_packed on one thread
   const int64_t kc = bl.kc, mc = bl.mc, nc = bl.nc;
   T* abuf = a_packed ? nullptr : a_buffer<T>().get(static_cast<size_t>(mc * kc));
   for (int64_t ic = 0; ic < M; ic += mc) {
