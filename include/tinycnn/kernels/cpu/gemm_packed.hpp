@@ -373,7 +373,8 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   }
 #endif
   // B read in place (the panel's `direct` below): a shorter K block (kDirectBBlockBytes).
-  if (nt <= 1 && !trans_b) bl = blocks_for(pk, M, N, K, one_thread_kc(pk, M, N, K));
+  if (nt <= 1 && !trans_b)
+    if (const int64_t kc_max = one_thread_kc(pk, M, N, K)) bl = blocks_for(pk, M, N, K, kc_max);
   const int64_t kc = bl.kc, nc = bl.nc;
   int64_t mc = bl.mc;
   const bool stream_a = nt <= 1 && N <= nc && ceil_div(N, NR) <= kPrefetchMaxSlivers &&
