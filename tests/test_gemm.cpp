@@ -521,15 +521,21 @@ TEST_CASE("gemm: the independent split (disjoint column or row ranges per thread
     CAPTURE(v.name);
     const auto& pk = *v.pk;
     REQUIRE(pk.split_independent);
-    // Wide products split by columns, narrow and tall ones by rows, small ones not at all.
-    CHECK(gemm_detail::split_axis(pk, 2, 128, 20000) == 1);
-    CHECK(gemm_detail::split_axis(pk, 2, 1152, 256) == 2);
-    CHECK(gemm_detail::split_axis(pk, 2, 100, 300) == 0);
-    CHECK(gemm_detail::split_axis(pk, 1, 1024, 1024) == 0);
-    // {M, N, K}: by columns with a ragged last range, by rows with a ragged last range.
-    const std::vector<GemmCase> shapes = {{37, 600, 300}, {400, 100, 300}};
+    // Wide products split by columns, narrow and tall ones by rows, small ones not at all; a wide C
+    // that is taller than wide by rows unless op(B) = B^T.
+    for (bool tb : {false, true}) {
+      CHECK(gemm_detail::split_axis(pk, 2, tb, 128, 20000) == 1);
+      CHECK(gemm_detail::split_axis(pk, 2, tb, 1152, 256) == 2);
+      CHECK(gemm_detail::split_axis(pk, 2, tb, 100, 300) == 0);
+      CHECK(gemm_detail::split_axis(pk, 1, tb, 1024, 1024) == 0);
+      CHECK(gemm_detail::split_axis(pk, 2, tb, 1024, 1024) == 1);
+      CHECK(gemm_detail::split_axis(pk, 2, tb, 36864, 1024) == (tb ? 1 : 2));
+    }
+    // {M, N, K}: by columns with a ragged last range, by rows with a ragged last range, and a C wider
+    // than the column threshold but taller than wide (rows, or columns for B^T).
+    const std::vector<GemmCase> shapes = {{37, 600, 300}, {400, 100, 300}, {600, 520, 16}};
     for (const GemmCase& s : shapes) {
-      CHECK(gemm_detail::split_axis(pk, 2, s.M, s.N) != 0);
+      CHECK(gemm_detail::split_axis(pk, 2, false, s.M, s.N) != 0);
       const auto bias = random_vec<float>(static_cast<size_t>(std::max(s.M, s.N)), rng);
       for (int t = 0; t < 4; ++t)
         for (int e = 0; e < 4; ++e)

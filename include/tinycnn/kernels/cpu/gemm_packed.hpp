@@ -276,10 +276,19 @@ void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, i
 constexpr int64_t kSplitMinCols = 256, kSplitMinRows = 96;
 
 // Which range nt threads split an M x N product into: 1 columns, 2 rows, 0 neither (shared panels).
+// Columns where C is wide enough, except that a C taller than wide is split by rows when op(B) = B:
+// a column split has every thread pack all of op(A) (M x K), a row split all of op(B) (K x N), so
+// this packs less, and op(B) = B is a plain copy where A^T is not. Alternated in one process on a
+// Zen 4, 2 threads (docs/performance.md, thirty-ninth session), rows took: a dense layer's weight
+// gradient 36864 x 1024 x 32 TN 0.97x the time (AVX2 kernel 0.93x), 4096 x 1024 x 32 TN 0.88x,
+// 8192 x 1024 x 64 NN 0.93x, 2048 x 1024 x 1024 NN 0.96x. With op(B) = B^T (a transposing pack) the
+// Winograd weight gradients' 1024 x 512 x 128 NT products took 1.01-1.02x, so NT keeps columns.
 template <class T>
-int split_axis(const PackedKernel<T>& pk, int nt, int64_t M, int64_t N) {
+int split_axis(const PackedKernel<T>& pk, int nt, bool trans_b, int64_t M, int64_t N) {
   if (!pk.split_independent || nt < 2) return 0;
-  return N >= kSplitMinCols * nt ? 1 : M >= kSplitMinRows * nt ? 2 : 0;
+  const bool rows = M >= kSplitMinRows * nt;
+  if (rows && !trans_b && M > N) return 2;
+  return N >= kSplitMinCols * nt ? 1 : rows ? 2 : 0;
 }
 
 template <class T>
@@ -355,7 +364,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
     // partial (all of C, read and written again every K-block) is bigger than kKSplitMaxPartialBytes
     // and the rows can be split instead (run_split below), which halves every thread's C and panel.
     const bool big_partial = M * N * static_cast<int64_t>(sizeof(T)) > kKSplitMaxPartialBytes &&
-                             split_axis(pk, nt, M, N) == 2;
+                             split_axis(pk, nt, trans_b, M, N) == 2;
     if (nt > 1 && K >= 2 * pk.kc * nt && !big_partial &&
         (ceil_div(M, MR) * ceil_div(N, NR) < 16 * static_cast<int64_t>(nt) || K >= 4 * std::max(M, N)))
       return run_ksplit(pk, nt, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
@@ -367,7 +376,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
     // barrier can cost a scheduler time slice (measured: 1.36 s instead of 10 ms). Such a product is
     // split along K instead (above) when K is long enough: one contiguous K range per thread, one barrier.
     if (ceil_div(M, MR) * ceil_div(N, NR) < 16 * static_cast<int64_t>(nt)) nt = 1;
-    if (split_axis(pk, nt, M, N) != 0 &&
+    if (split_axis(pk, nt, trans_b, M, N) != 0 &&
         run_split(pk, nt, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep))
       return;
   }
@@ -554,7 +563,7 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
                T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
                const GemmEpilogue<T>* ep) {
 #ifdef _OPENMP
-  const int axis = split_axis(pk, nt, M, N);
+  const int axis = split_axis(pk, nt, trans_b, M, N);
   if (axis == 0) return false;
   const bool by_cols = axis == 1;
   const int64_t unit = by_cols ? pk.nr : pk.mr, units = ceil_div(by_cols ? N : M, unit);
