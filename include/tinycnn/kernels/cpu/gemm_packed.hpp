@@ -277,12 +277,12 @@ constexpr int64_t kSplitMinCols = 256, kSplitMinRows = 96;
 
 // Which range nt threads split an M x N product into: 1 columns, 2 rows, 0 neither (shared panels).
 // Columns where C is wide enough, except that a C taller than wide is split by rows when op(B) = B:
-// a column split has every thread pack all of op(A) (M x K), a row split all of op(B) (K x N), so
-// this packs less, and op(B) = B is a plain copy where A^T is not. Alternated in one process on a
-// Zen 4, 2 threads (docs/performance.md, thirty-ninth session), rows took: a dense layer's weight
-// gradient 36864 x 1024 x 32 TN 0.97x the time (AVX2 kernel 0.93x), 4096 x 1024 x 32 TN 0.88x,
-// 8192 x 1024 x 64 NN 0.93x, 2048 x 1024 x 1024 NN 0.96x. With op(B) = B^T (a transposing pack) the
-// Winograd weight gradients' 1024 x 512 x 128 NT products took 1.01-1.02x, so NT keeps columns.
+// each thread packs all of op(A) (M x K) under a column split and all of op(B) (K x N) under a row
+// split, so the rows pack less there. Alternated in one process on a Zen 4, 2 threads
+// (docs/performance.md, thirty-ninth session), the rows took: a dense layer's weight gradient
+// 36864 x 1024 x 32 TN 0.97x the time (AVX2 kernel 0.93x), 4096 x 1024 x 32 TN 0.88x, 8192 x 1024 x
+// 64 NN 0.93x, 2048 x 1024 x 1024 NN 0.96x. op(B) = B^T, whose pack transposes, keeps the columns:
+// model3's Winograd weight gradients (1024 x 512 x 128 NT and smaller) took 1.01-1.02x with rows.
 template <class T>
 int split_axis(const PackedKernel<T>& pk, int nt, bool trans_b, int64_t M, int64_t N) {
   if (!pk.split_independent || nt < 2) return 0;
