@@ -38,6 +38,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <tinycnn/core/random.hpp>
@@ -45,6 +47,7 @@
 #include <tinycnn/kernels/cpu/conv2d_backward_filter.hpp>
 #include <tinycnn/kernels/cpu/conv_direct.hpp>
 #include <tinycnn/kernels/cpu/conv_pool.hpp>
+#include <tinycnn/kernels/cpu/conv_pool_filter.hpp>
 #include <tinycnn/kernels/cpu/depthwise.hpp>
 #include <tinycnn/kernels/cpu/pool.hpp>
 
@@ -509,6 +512,76 @@ int register_conv_pool_benchmarks() {
 }
 
 const int registered_conv_pool = register_conv_pool_benchmarks();
+
+// The weight and bias gradients of the same first layers (model3's and model004's conv1 under their
+// pooling, batch 32, ReLU), from the pooled gradient, as the op runs them where the input needs no
+// gradient:
+//   conv_pool_filter/dense/<layer>   the full-size output gradient in chunks of samples
+//                                    (max_pool2d_backward, with the ReLU's mask and the bias sum),
+//                                    then the convolution's weight gradient over it: the route of a
+//                                    layer whose input needs its gradient
+//   conv_pool_filter/plain|avx2|avx512/<layer>  conv2d_max_pool_backward_filter variants 1-3
+//                                    (conv_pool_filter.hpp): the winners only
+// Each variant is checked against dense (to 1e-2: see below) before it is timed. GFLOP/s: the dense
+// weight gradient's, so the counters compare as times.
+void run_conv_pool_filter(benchmark::State& state, bool same, int64_t pool, int variant) {
+  const Conv2DGeom g = make_conv_geom(kBatch, 3, 150, 150, 32, 3, 3, 1, 1, same ? Padding::Same : Padding::Valid);
+  const Conv2DGeom pg = make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, pool, pool, pool, pool, Padding::Valid);
+  const auto x = uniform_vec(g.N * g.C * g.H * g.W, 21), w = uniform_vec(g.K * g.C * 9, 22), b = uniform_vec(g.K, 23);
+  const int64_t np = pg.N * pg.C * pg.OH * pg.OW, in_n = g.C * g.H * g.W, pool_n = g.K * pg.OH * pg.OW;
+  std::vector<float> yp(static_cast<size_t>(np));
+  std::vector<int32_t> am(yp.size());
+  conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, yp.data(), am.data(), true);
+  const auto dyp = uniform_vec(np, 24);
+  const int64_t chunk = conv2d_max_pool_backward_chunk<float>(g);
+  std::vector<float> dy(static_cast<size_t>(chunk * g.K * g.OH * g.OW));
+  auto fn = [&](int v, std::vector<float>& dw, std::vector<float>& db) {
+    std::fill(dw.begin(), dw.end(), 0.0f);
+    std::fill(db.begin(), db.end(), 0.0f);
+    if (v > 0)
+      return conv2d_max_pool_backward_filter(x.data(), dyp.data(), am.data(), yp.data(), 0.0f, g, pg, dw.data(),
+                                             db.data(), v);
+    for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
+      Conv2DGeom gc = g, pc = pg;
+      gc.N = pc.N = std::min(chunk, g.N - n0);
+      max_pool2d_backward(dyp.data() + n0 * pool_n, am.data() + n0 * pool_n, pc, dy.data(), true,
+                          yp.data() + n0 * pool_n, 0.0f, db.data());
+      conv2d_backward_filter<float>(x.data() + n0 * in_n, dy.data(), gc, dw.data(), nullptr);
+    }
+  };
+  std::vector<float> dw(static_cast<size_t>(g.K * g.C * 9)), db(static_cast<size_t>(g.K)), dwr = dw, dbr = db;
+  fn(0, dwr, dbr);
+  fn(variant, dw, db);
+  // sums of ~10^6 terms of random sign in two orders: rounding reaches 1e-4, one lost winner ~0.3
+  for (size_t i = 0; i < dw.size(); ++i)
+    if (std::abs(dw[i] - dwr[i]) > 1e-2f) {
+      state.SkipWithError("differs from dense");
+      return;
+    }
+  for (auto _ : state) {
+    fn(variant, dw, db);
+    benchmark::DoNotOptimize(dw.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(g.N * g.K * g.C * 9 * g.OH * g.OW) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+int register_conv_pool_filter_benchmarks() {
+  const std::pair<const char*, int> variants[] = {{"dense", 0}, {"plain", 1}, {"avx2", 2}, {"avx512", 3}};
+  for (const auto& [name, v] : variants)
+    for (const auto& [layer, same, pool] :
+         {std::tuple<const char*, bool, int64_t>{"m3conv1_pool3", true, 3}, {"m004conv1_pool2", false, 2}}) {
+      if ((v == 2 && !cpu_features().avx2_fma) || (v == 3 && !cpu_features().avx512)) continue;
+      benchmark::RegisterBenchmark(("conv_pool_filter/" + std::string(name) + "/" + layer).c_str(),
+                                   run_conv_pool_filter, same, pool, v)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  return 0;
+}
+
+const int registered_conv_pool_filter = register_conv_pool_filter_benchmarks();
 
 // depthwise/<variant>/<C>x<H>_s<stride>: the forward of MobileNet v1 0.25's depthwise 3x3 layers at
 // 224x224 (the shipped ensemble's members), batch 32; stride-2 layers on their zero-padded (H + 1)

@@ -972,6 +972,81 @@ TEST_CASE("conv + max pool in one forward pass: the pooled output of the two pas
                   Error);
 }
 
+TEST_CASE("conv + max pool weight gradient from the winners: every variant against the dense route") {
+  // conv2d_max_pool_backward_filter (variants 1 plain, 2 AVX2, 3 AVX-512; a CPU without one runs the
+  // next slower) against the full-size output gradient (max_pool2d_backward) and the dense weight
+  // gradient over it: the scene models' first layers (3x3 'same' under 3x3 pooling, 'valid' under
+  // 2x2), a strided convolution under overlapping 'same' pooling (cells that win two windows), 5 input
+  // channels (15 row segments: two sweeps), a 9-wide kernel (wider than the 8-wide loads: the plain
+  // version), a 1x1 convolution; a ReLU capped or not. Added into dw and db; bitwise the same on 1 and
+  // 3 threads.
+  for (const ConvPoolCase& c : {ConvPoolCase{3, 20, 19, 6, 3, 1, kc::Padding::Same, 3, 3, kc::Padding::Valid},
+                                ConvPoolCase{3, 14, 15, 4, 3, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid},
+                                ConvPoolCase{2, 11, 10, 3, 2, 2, kc::Padding::Same, 3, 2, kc::Padding::Same},
+                                ConvPoolCase{5, 10, 12, 4, 3, 1, kc::Padding::Same, 2, 2, kc::Padding::Valid},
+                                ConvPoolCase{1, 12, 13, 3, 9, 1, kc::Padding::Same, 2, 2, kc::Padding::Valid},
+                                ConvPoolCase{4, 9, 8, 5, 1, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid}}) {
+    const kc::Conv2DGeom g = kc::make_conv_geom(5, c.C, c.H, c.W, c.K, c.R, c.R, c.stride, c.stride, c.pad);
+    const kc::Conv2DGeom pg = kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, c.pr, c.pr, c.ps, c.ps, c.ppad);
+    const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 41), w = rand_vec<float>(g.K * g.C * g.R * g.S, 42),
+               b = rand_vec<float>(g.K, 43);
+    const int64_t np = pg.N * pg.C * pg.OH * pg.OW, nw = g.K * g.C * g.R * g.S;
+    const auto dyp = rand_vec<float>(np, 44);
+    for (float cap : {-1.0f, 0.0f, 0.3f}) {
+      CAPTURE(c.C);
+      CAPTURE(c.R);
+      CAPTURE(c.pr);
+      CAPTURE(cap);
+      const bool relu = cap >= 0;
+      const float rm = relu ? cap : 0.0f;
+      const auto [yp, am] = conv_then_pool(x, w, b, g, pg, relu, rm, kc::ConvOptions{});
+      const float* mask = relu ? yp.data() : nullptr;
+      std::vector<float> dy(static_cast<size_t>(g.N * g.K * g.OH * g.OW)), dw_ref = rand_vec<float>(nw, 45),
+          db_ref = rand_vec<float>(g.K, 46);
+      const auto dw0 = dw_ref, db0 = db_ref;
+      kc::max_pool2d_backward(dyp.data(), am.data(), pg, dy.data(), true, mask, rm, db_ref.data());
+      kc::conv2d_backward_filter<float>(x.data(), dy.data(), g, dw_ref.data(), nullptr);
+      const double scale = 1.0 + double(g.N * pg.OH * pg.OW) / 16;
+      for (int variant : {1, 2, 3}) {
+        CAPTURE(variant);
+        auto dw = dw0, db = db0;
+        kc::conv2d_max_pool_backward_filter(x.data(), dyp.data(), am.data(), mask, rm, g, pg, dw.data(), db.data(),
+                                            variant);
+        CHECK(max_diff(dw, dw_ref) <= 1e-5 * scale);
+        CHECK(max_diff(db, db_ref) <= 1e-5 * scale);
+      }
+      const int prev = tinycnn::get_num_threads();
+      std::vector<float> by_threads[2];
+      for (int t : {0, 1}) {
+        tinycnn::set_num_threads(t == 0 ? 1 : 3);
+        by_threads[t] = dw0;
+        kc::conv2d_max_pool_backward_filter(x.data(), dyp.data(), am.data(), mask, rm, g, pg, by_threads[t].data(),
+                                            static_cast<float*>(nullptr));
+      }
+      tinycnn::set_num_threads(prev);
+      CHECK(by_threads[0] == by_threads[1]);
+    }
+  }
+  // the scene models' first layers take it on CPUs with AVX2 (under 2x2 pooling: with AVX-512);
+  // deeper layers (C R > 12) and 1x1 pooling do not
+  const auto first = kc::make_conv_geom(32, 3, 150, 150, 32, 3, 3, 1, 1, kc::Padding::Same);
+  const auto first2 = kc::make_conv_geom(32, 3, 150, 150, 32, 3, 3, 1, 1, kc::Padding::Valid);
+  CHECK(kc::conv2d_max_pool_filter_pays(first, kc::make_conv_geom(32, 32, 150, 150, 32, 3, 3, 3, 3, kc::Padding::Valid)) ==
+        kc::cpu_features().avx2_fma);
+  CHECK(kc::conv2d_max_pool_filter_pays(first2, kc::make_conv_geom(32, 32, 148, 148, 32, 2, 2, 2, 2, kc::Padding::Valid)) ==
+        kc::cpu_features().avx512);
+  CHECK_FALSE(kc::conv2d_max_pool_filter_pays(first, kc::make_conv_geom(32, 32, 150, 150, 32, 1, 1, 1, 1, kc::Padding::Valid)));
+  const auto deep = kc::make_conv_geom(32, 64, 25, 25, 128, 3, 3, 1, 1, kc::Padding::Same);
+  CHECK_FALSE(kc::conv2d_max_pool_filter_pays(deep, kc::make_conv_geom(32, 128, 25, 25, 128, 2, 2, 2, 2, kc::Padding::Valid)));
+  // a pooling whose input is not the convolution's output
+  const auto bad = kc::make_conv_geom(1, 32, 149, 150, 32, 3, 3, 3, 3, kc::Padding::Valid);
+  std::vector<float> v(16);
+  std::vector<int32_t> a(16);
+  CHECK_THROWS_WITH_AS(kc::conv2d_max_pool_backward_filter(v.data(), v.data(), a.data(), v.data(), 0.0f, first, bad,
+                                                           v.data(), v.data()),
+                       doctest::Contains("is not the convolution's output [32, 32, 150, 150]"), ValueError);
+}
+
 TEST_CASE("conv + max pool on the direct few-channel pass: each band pooled from its buffer, bit for bit") {
   // conv2d_fewc_forward hands each band of a sample's rows to the pooling: bands of 16 rows for 2-row
   // windows, of 15 for 3-row windows (starts at multiples of the window rows), whole samples for

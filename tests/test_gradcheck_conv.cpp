@@ -126,15 +126,17 @@ namespace {
 // bit: the same output gradient, masked by the pooled values in both), w's and b's within tol (the
 // weight gradient's per-thread parts are added in the order the threads took their samples, and the
 // bias is summed over the pooled gradient instead of the full-size one).
+// x_grad false: x needs no gradient (a first layer), so the op takes w's and b's gradients from the
+// pooled gradient at the winners (kernels/cpu/conv_pool_filter.hpp) where that pays.
 template <class T>
 void check_conv_pool_op(const Shape& xs, const Shape& ws, int64_t stride, const std::string& pad,
-                        const ops::MaxPoolSpec& pool, T tol, uint64_t seed) {
+                        const ops::MaxPoolSpec& pool, T tol, uint64_t seed, bool x_grad = true) {
   auto cast = [](const Tensor<double>& d) {
     Tensor<T> t(d.shape());
     for (int64_t i = 0; i < d.numel(); ++i) t[i] = static_cast<T>(d[i]);
     return t;
   };
-  Var<T> x(cast(rand_t(xs, seed)), true), w(cast(rand_t(ws, seed + 1)), true), b(cast(rand_t({ws[0]}, seed + 2)), true);
+  Var<T> x(cast(rand_t(xs, seed)), x_grad), w(cast(rand_t(ws, seed + 1)), true), b(cast(rand_t({ws[0]}, seed + 2)), true);
   for (T cap : {T(-1), T(0), T(0.3)}) {  // no ReLU, ReLU, ReLU6-style cap
     CAPTURE(cap);
     const bool relu = cap >= T(0);
@@ -148,19 +150,21 @@ void check_conv_pool_op(const Shape& xs, const Shape& ws, int64_t stride, const 
       vals[fused] = y.value().clone();
       const Var<T> c(cast(rand_t(y.shape(), seed + 3)));
       ops::sum(ops::mul(y, c)).backward();
-      for (int i = 0; i < 3; ++i) grads[fused][i] = (i == 0 ? x : i == 1 ? w : b).grad().clone();
+      for (int i = x_grad ? 0 : 1; i < 3; ++i) grads[fused][i] = (i == 0 ? x : i == 1 ? w : b).grad().clone();
     }
     REQUIRE(vals[1].shape() == vals[0].shape());
     int64_t bad = 0;
     for (int64_t e = 0; e < vals[0].numel(); ++e) bad += !(vals[1][e] == vals[0][e]);
-    for (int64_t e = 0; e < grads[0][0].numel(); ++e) bad += !(grads[1][0][e] == grads[0][0][e]);
+    if (x_grad)
+      for (int64_t e = 0; e < grads[0][0].numel(); ++e) bad += !(grads[1][0][e] == grads[0][0][e]);
     CHECK(bad == 0);
     for (int i = 1; i < 3; ++i)
       for (int64_t e = 0; e < grads[0][i].numel(); ++e)
         CHECK(std::abs(grads[1][i][e] - grads[0][i][e]) <= tol * (T(1) + std::abs(grads[0][i][e])));
-    if constexpr (std::is_same_v<T, double>)
-      tt::expect_grad_ok(gradcheck([&] { return ops::conv2d_max_pool2d(x, w, b, stride, stride, pad, relu, rm, pool); },
-                                   {x, w, b}));
+    if constexpr (std::is_same_v<T, double>) {
+      auto op = [&] { return ops::conv2d_max_pool2d(x, w, b, stride, stride, pad, relu, rm, pool); };
+      tt::expect_grad_ok(x_grad ? gradcheck(op, {x, w, b}) : gradcheck(op, {w, b}));
+    }
   }
 }
 }  // namespace
@@ -190,6 +194,14 @@ TEST_CASE("conv2d_max_pool2d: the values and gradients of conv2d then max_pool2d
   const auto big = kernels::cpu::make_conv_geom(5, 1, 260, 260, 16, 3, 3, 1, 1, kernels::cpu::Padding::Valid);
   REQUIRE(kernels::cpu::conv2d_max_pool_backward_chunk<float>(big) < big.N);
   check_conv_pool_op<float>({5, 1, 260, 260}, {16, 1, 3, 3}, 1, "valid", p2, 1e-4f, 145);
+  // x without a gradient: w's and b's from the winners (the scene models' first layers: 3x3 'same'
+  // under 3x3 pooling, 'valid' under 2x2; a strided one under overlapping pooling), and where that
+  // does not pay (16 channels) the dense route
+  check_conv_pool_op<float>({3, 3, 20, 19}, {6, 3, 3, 3}, 1, "same", p3, 1e-5f, 146, false);
+  check_conv_pool_op<float>({3, 3, 14, 15}, {4, 3, 3, 3}, 1, "valid", p2, 1e-5f, 147, false);
+  check_conv_pool_op<float>({2, 16, 8, 7}, {16, 16, 3, 3}, 1, "same", p2, 1e-5f, 148, false);
+  check_conv_pool_op<double>({2, 3, 7, 8}, {4, 3, 3, 3}, 1, "same", p3, 1e-12, 151, false);
+  check_conv_pool_op<double>({2, 2, 8, 7}, {3, 2, 2, 2}, 2, "same", p3s2, 1e-12, 161, false);
   check_conv_pool_op<double>({2, 3, 7, 8}, {4, 3, 3, 3}, 1, "same", p2, 1e-12, 150);
   check_conv_pool_op<double>({2, 2, 8, 7}, {3, 2, 2, 2}, 2, "same", p3s2, 1e-12, 160);
   check_conv_pool_op<double>({1, 16, 6, 5}, {16, 16, 3, 3}, 1, "same", p3, 1e-12, 170);

@@ -92,6 +92,19 @@ template <class T>
 int64_t conv2d_max_pool_backward_chunk(Device dev, const kernels::cpu::Conv2DGeom& g) {
   return dev == Device::CPU ? kernels::cpu::conv2d_max_pool_backward_chunk<T>(g) : g.N;
 }
+// Where the convolution's input gradient is not needed, its weight and bias gradients straight from
+// the pooled gradient (kernels/cpu/conv_pool_filter.hpp) when conv2d_max_pool_filter_pays says so.
+inline bool conv2d_max_pool_filter_pays(Device dev, const kernels::cpu::Conv2DGeom& g,
+                                        const kernels::cpu::Conv2DGeom& pg) {
+  return dev == Device::CPU && kernels::cpu::conv2d_max_pool_filter_pays(g, pg);
+}
+template <class T>
+void conv2d_max_pool_backward_filter(Device dev, const T* x, const T* dyp, const int32_t* argmax, const T* relu_y,
+                                     T relu_cap, const kernels::cpu::Conv2DGeom& g,
+                                     const kernels::cpu::Conv2DGeom& pg, T* dw, T* db) {
+  if (dev != Device::CPU) detail::no_backend("conv2d_max_pool_backward_filter", dev);
+  kernels::cpu::conv2d_max_pool_backward_filter(x, dyp, argmax, relu_y, relu_cap, g, pg, dw, db);
+}
 template <class T>
 void conv2d_max_pool2d_forward(Device dev, const T* x, const T* w, const T* b, const kernels::cpu::Conv2DGeom& g,
                                const kernels::cpu::Conv2DGeom& pg, T* yp, int32_t* argmax, bool relu, T relu_max,

@@ -2,16 +2,19 @@
 // A convolution (optionally with its fused ReLU) followed by max pooling, as one op:
 //   conv2d_max_pool2d(x, w, b, stride_h, stride_w, padding, relu, relu_max, pool)
 //     == max_pool2d(conv2d(x, w, b, stride_h, stride_w, padding, relu, relu_max), pool)
-// with the same values (bit for bit) and gradients (the bias's summed in another order), but without
+// with the same values (bit for bit) and gradients (to rounding: sums in another order), but without
 // the convolution's full-size output as a graph value: where the CPU pass takes it
 // (kernels/cpu/conv_pool.hpp) the output is pooled a group of samples at a time while in cache and
 // never written whole; elsewhere it is written, pooled and freed at once instead of being kept until
-// the backward. The backward rebuilds the output's gradient from the pooled one (the ReLU's mask from
-// the pooled values) and sums the bias gradient in that same pass, instead of a pass over the
-// full-size output gradient; where the CPU pass fuses, a chunk of samples at a time into one buffer
-// that stays in cache (kernels/cpu/conv_pool.hpp, conv2d_max_pool_backward_chunk). Models use it for
-// a Conv2D followed by its only consumer, a MaxPool2D (nn/inference_fusion.hpp, "pool fusion"), in
-// training and inference. Devices other than the CPU run the two ops.
+// the backward. Where the input's gradient is not needed (a first layer), the backward takes the
+// weight and bias gradients from the pooled gradient at the windows' winners alone
+// (kernels/cpu/conv_pool_filter.hpp). Otherwise it rebuilds the output's gradient from the pooled
+// one (the ReLU's mask from the pooled values) and sums the bias gradient in that same pass, instead
+// of a pass over the full-size output gradient; where the CPU pass fuses, a chunk of samples at a
+// time into one buffer that stays in cache (kernels/cpu/conv_pool.hpp,
+// conv2d_max_pool_backward_chunk). Models use it for a Conv2D followed by its only consumer, a
+// MaxPool2D (nn/inference_fusion.hpp, "pool fusion"), in training and inference. Devices other than
+// the CPU run the two ops.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -58,6 +61,13 @@ Var<T> conv2d_max_pool2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int6
     T* dx = input_grad_fresh(n, 0, &assign);
     T* dw = input_grad(n, 1);
     if (!dx && !dw && !db) return;
+    // No input gradient (a first layer): the weight and bias gradients from the winners only, with
+    // no full-size output gradient at all.
+    if (!dx && dw && backend::conv2d_max_pool_filter_pays(d, g, pg)) {
+      backend::conv2d_max_pool_backward_filter(d, n.inputs[0]->value.data(), n.grad.data(), am, mask_y, relu_max, g,
+                                               pg, dw, db);
+      return;
+    }
     // The convolution's output gradient, and the bias gradient (its sum) in the same pass, a chunk of
     // samples at a time into one buffer that stays in cache (the whole batch where the backward
     // passes run Winograd), then the convolution's passes on it.

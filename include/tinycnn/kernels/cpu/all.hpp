@@ -12,6 +12,7 @@
 #include "conv2d_backward_filter.hpp"
 #include "conv_geometry.hpp"
 #include "conv_pool.hpp"
+#include "conv_pool_filter.hpp"
 #include "depthwise.hpp"
 #include "im2col.hpp"
 #include "pad.hpp"

@@ -1,0 +1,308 @@
+#pragma once
+// The weight gradient of a convolution followed by max pooling, from the pooled gradient directly.
+//
+// Why: the convolution's output gradient is zero except at each window's winner (argmax), so
+//   dw[k, c, r, s] = sum over pooled cells (n, k, p) of gm * x[n, c, oh*sh + r - pad_top, ow*sw + s - pad_left]
+// where (oh, ow) is p's winner in the convolution's output plane and gm its gradient (masked by the
+// fused ReLU: 0 unless 0 < yp (< relu_cap)). The dense route writes the full-size output gradient
+// (90 MB for the scene models' first layer at batch 32, 8 of every 9 values zero under a 3x3 pool)
+// and runs the whole correlation over it; this one visits the winners only: C*R row segments of S
+// values per winner. Where the convolution's input gradient is needed the dense gradient is built
+// anyway, so the op (ops::conv2d_max_pool2d) takes this route only where it is not (a first layer).
+// Any convolution and pooling geometry: overlapping windows whose winner is the same cell add up.
+//
+// Bitwise independent of the thread count: each sample's sum is formed whole by one thread, then
+// the samples are added in order.
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "../../core/error.hpp"
+#include "../../core/parallel.hpp"
+#include "conv_geometry.hpp"
+#include "cpu_features.hpp"
+
+#ifdef TINYCNN_HAVE_X86_TARGETS
+#include <immintrin.h>
+#endif
+
+namespace tinycnn::kernels::cpu {
+
+namespace conv_pool_filter_detail {
+
+// One sample's input, zero-padded so every winner's window reads inside it, with kOver spare zero
+// columns so an 8-wide load at a window's first column stays inside its row.
+constexpr int64_t kOver = 8;
+struct PaddedGeom {
+  int64_t rows, cols;  // per channel plane
+};
+inline PaddedGeom padded_geom(const Conv2DGeom& g) {
+  return {(g.OH - 1) * g.stride_h + g.R, (g.OW - 1) * g.stride_w + g.S + kOver};
+}
+//   x: [C, H, W] (one sample), xp: [C, rows, cols] (written)
+template <class T>
+void pad_sample(const T* x, const Conv2DGeom& g, const PaddedGeom& pd, T* xp) {
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t i = 0; i < pd.rows; ++i) {
+      T* row = xp + (c * pd.rows + i) * pd.cols;
+      const int64_t h = i - g.pad_top;
+      if (h < 0 || h >= g.H) {
+        std::fill(row, row + pd.cols, T(0));
+        continue;
+      }
+      const int64_t w0 = std::max<int64_t>(0, g.pad_left), w1 = std::min(pd.cols, g.W + g.pad_left);
+      std::fill(row, row + w0, T(0));
+      std::copy(x + (c * g.H + h) * g.W + (w0 - g.pad_left), x + (c * g.H + h) * g.W + (w1 - g.pad_left), row + w0);
+      std::fill(row + w1, row + pd.cols, T(0));
+    }
+}
+
+// Plain version (the reference, and the one for other element types and CPUs): one sample.
+//   xp: [C, rows, cols] (pad_sample), dyp, yp, argmax: [K, PL] (this sample's), dws: [K, C, R, S]
+//   (written), dbs: [K] (written) or nullptr
+template <class T>
+void sample_plain(const T* xp, const PaddedGeom& pd, const T* dyp, const T* yp, T relu_cap, const int32_t* argmax,
+                  const Conv2DGeom& g, int64_t PL, T* dws, T* dbs) {
+  const int64_t CRS = g.C * g.R * g.S;
+  for (int64_t k = 0; k < g.K; ++k) {
+    T* d = dws + k * CRS;
+    std::fill(d, d + CRS, T(0));
+    T bsum = T(0);
+    for (int64_t p = 0; p < PL; ++p) {
+      const int32_t a = argmax[k * PL + p];
+      if (a < 0) continue;
+      const T y = yp ? yp[k * PL + p] : T(1);
+      if (yp && !(y > T(0) && (relu_cap <= T(0) || y < relu_cap))) continue;
+      const T gm = dyp[k * PL + p];
+      bsum += gm;
+      const T* base = xp + (a / g.OW) * g.stride_h * pd.cols + (a % g.OW) * g.stride_w;
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t r = 0; r < g.R; ++r) {
+          const T* src = base + (c * pd.rows + r) * pd.cols;
+          T* dst = d + (c * g.R + r) * g.S;
+          for (int64_t s = 0; s < g.S; ++s) dst[s] += gm * src[s];
+        }
+    }
+    if (dbs) dbs[k] = bsum;
+  }
+}
+
+#ifdef TINYCNN_HAVE_X86_TARGETS
+// Variant 2 (float, AVX2 + FMA, S <= 8): each of a winner's C*R row segments is one 8-wide load and
+// one FMA into a register accumulator (lanes s >= S collect the padding's neighbours and are
+// dropped), up to 12 segments per sweep over the winners (more take several sweeps).
+template <int NSEG>
+TINYCNN_TARGET_AVX2 void segments_avx2(const float* xp, const float* gms, const int32_t* offs,
+                                       int64_t nw, const int64_t* seg_off, float* out /* [NSEG, 8] */) {
+  __m256 acc[NSEG];
+  for (int i = 0; i < NSEG; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < nw; ++p) {
+    const __m256 gv = _mm256_set1_ps(gms[p]);
+    const float* base = xp + offs[p];
+    for (int i = 0; i < NSEG; ++i) acc[i] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(base + seg_off[i]), acc[i]);
+  }
+  for (int i = 0; i < NSEG; ++i) _mm256_storeu_ps(out + 8 * i, acc[i]);
+}
+
+// Variant 3 (AVX-512, also 8-wide segments): two winners per step into two sets of accumulators
+// (variant 2's one set waits on the FMA latency: each of its chains gets one FMA per winner; the
+// 32 registers hold both sets), added at the end.
+template <int NSEG>
+TINYCNN_TARGET_AVX512 void segments_avx512(const float* xp, const float* gms, const int32_t* offs, int64_t nw,
+                                           const int64_t* seg_off, float* out /* [NSEG, 8] */) {
+  __m256 acc0[NSEG], acc1[NSEG];
+  for (int i = 0; i < NSEG; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+  int64_t p = 0;
+  for (; p + 2 <= nw; p += 2) {
+    const __m256 g0 = _mm256_set1_ps(gms[p]), g1 = _mm256_set1_ps(gms[p + 1]);
+    const float *b0 = xp + offs[p], *b1 = xp + offs[p + 1];
+    for (int i = 0; i < NSEG; ++i) {
+      acc0[i] = _mm256_fmadd_ps(g0, _mm256_loadu_ps(b0 + seg_off[i]), acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(g1, _mm256_loadu_ps(b1 + seg_off[i]), acc1[i]);
+    }
+  }
+  if (p < nw) {
+    const __m256 g0 = _mm256_set1_ps(gms[p]);
+    const float* b0 = xp + offs[p];
+    for (int i = 0; i < NSEG; ++i) acc0[i] = _mm256_fmadd_ps(g0, _mm256_loadu_ps(b0 + seg_off[i]), acc0[i]);
+  }
+  for (int i = 0; i < NSEG; ++i) _mm256_storeu_ps(out + 8 * i, _mm256_add_ps(acc0[i], acc1[i]));
+}
+
+// Variant 3 (avx512) or 2 on nseg <= 12 segments.
+inline void segments_n(bool avx512, int nseg, const float* xp, const float* gms, const int32_t* offs, int64_t nw,
+                       const int64_t* seg_off, float* out) {
+  switch (nseg) {
+#define TINYCNN_SEG_CASE(n)                                                  \
+  case n:                                                                    \
+    return avx512 ? segments_avx512<n>(xp, gms, offs, nw, seg_off, out) \
+                  : segments_avx2<n>(xp, gms, offs, nw, seg_off, out);
+    TINYCNN_SEG_CASE(1) TINYCNN_SEG_CASE(2) TINYCNN_SEG_CASE(3) TINYCNN_SEG_CASE(4) TINYCNN_SEG_CASE(5)
+    TINYCNN_SEG_CASE(6) TINYCNN_SEG_CASE(7) TINYCNN_SEG_CASE(8) TINYCNN_SEG_CASE(9) TINYCNN_SEG_CASE(10)
+    TINYCNN_SEG_CASE(11) TINYCNN_SEG_CASE(12)
+#undef TINYCNN_SEG_CASE
+    default: break;
+  }
+}
+
+// The winners of one output channel's PL cells that pass a gradient, in order: their masked
+// gradient gms[i] and window offset offs[i] (woff of the winner); returns their count, bsum = the
+// sum of the masked gradients. a, dk, yk (or null): the channel's argmax, pooled gradient and
+// pooled values; cap: the ReLU's cap (infinity when none). gms, offs: PL + 16 each.
+inline int64_t collect_scalar(const int32_t* a, const float* dk, const float* yk, float cap, const int32_t* woff,
+                              int64_t p0, int64_t PL, float* gms, int32_t* offs, int64_t nw, float& bsum) {
+  for (int64_t p = p0; p < PL; ++p) {
+    // the conditions combined without short-circuits: selects, not branches on the ReLU's mask
+    const float y = yk ? yk[p] : 1.0f;
+    const int32_t ap = a[p];
+    const int pass = int(ap >= 0) & int(y > 0.0f) & int(y < cap);
+    const float gm = pass ? dk[p] : 0.0f;
+    bsum += gm;
+    gms[nw] = gm;
+    offs[nw] = woff[ap & ~(ap >> 31)];  // woff[0] where ap < 0
+    nw += pass;
+  }
+  return nw;
+}
+// 16 cells a time: compare masks, the offsets by a gather, the winners compress-stored.
+TINYCNN_TARGET_AVX512 inline int64_t collect_avx512(const int32_t* a, const float* dk, const float* yk, float cap,
+                                                    const int32_t* woff, int64_t PL, float* gms, int32_t* offs,
+                                                    float& bsum) {
+  const __m512 zero = _mm512_setzero_ps(), capv = _mm512_set1_ps(cap);
+  __m512 bs = zero;
+  int64_t nw = 0, p = 0;
+  for (; p + 16 <= PL; p += 16) {
+    const __m512i av = _mm512_loadu_si512(a + p);
+    __mmask16 m = _mm512_cmpge_epi32_mask(av, _mm512_setzero_si512());
+    if (yk) {
+      const __m512 y = _mm512_loadu_ps(yk + p);
+      m &= _mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ) & _mm512_cmp_ps_mask(y, capv, _CMP_LT_OQ);
+    }
+    const __m512 gm = _mm512_maskz_loadu_ps(m, dk + p);
+    bs = _mm512_add_ps(bs, gm);
+    const __m512i off = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, av, woff, 4);
+    _mm512_storeu_ps(gms + nw, _mm512_maskz_compress_ps(m, gm));
+    _mm512_storeu_si512(offs + nw, _mm512_maskz_compress_epi32(m, off));
+    nw += _mm_popcnt_u32(m);
+  }
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, bs);
+  bsum = 0.0f;
+  for (float v : lanes) bsum += v;
+  return collect_scalar(a, dk, yk, cap, woff, p, PL, gms, offs, nw, bsum);
+}
+
+// One sample, as sample_plain (float, S <= 8), with variant 2 (avx512 false) or 3, one output
+// channel at a time over the whole sample. (Bands of pooled rows with every channel's winners in one
+// band before the next, so the band's input rows stay in L1, took 1.16-1.24x the time on model3's and
+// model004's first layers: each band's short sweeps cost more than the L2 reads they save.)
+// gms, offs: scratch of PL + 16 each; woff: [OH * OW], the offset in xp of the window at each
+// output cell.
+inline void sample_fast(bool avx512, const float* xp, const PaddedGeom& pd, const float* dyp, const float* yp,
+                        float relu_cap, const int32_t* argmax, const Conv2DGeom& g, int64_t PL, float* dws,
+                        float* dbs, float* gms, int32_t* offs, const int32_t* woff) {
+  const int64_t CR = g.C * g.R, CRS = CR * g.S;
+  std::vector<int64_t> seg_off(static_cast<size_t>(CR));
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t r = 0; r < g.R; ++r) seg_off[static_cast<size_t>(c * g.R + r)] = (c * pd.rows + r) * pd.cols;
+  alignas(32) float out[12 * 8];
+  const float cap = relu_cap > 0.0f ? relu_cap : std::numeric_limits<float>::infinity();
+  for (int64_t k = 0; k < g.K; ++k) {
+    const int32_t* a = argmax + k * PL;
+    const float* dk = dyp + k * PL;
+    const float* yk = yp ? yp + k * PL : nullptr;
+    float bsum = 0.0f;
+    const int64_t nw = avx512 ? collect_avx512(a, dk, yk, cap, woff, PL, gms, offs, bsum)
+                              : collect_scalar(a, dk, yk, cap, woff, 0, PL, gms, offs, 0, bsum);
+    if (dbs) dbs[k] = bsum;
+    float* d = dws + k * CRS;
+    for (int64_t i0 = 0; i0 < CR; i0 += 12) {
+      const int n = static_cast<int>(std::min<int64_t>(12, CR - i0));
+      segments_n(avx512, n, xp, gms, offs, nw, seg_off.data() + i0, out);
+      for (int i = 0; i < n; ++i) std::copy(out + 8 * i, out + 8 * i + g.S, d + (i0 + i) * g.S);
+    }
+  }
+}
+#endif
+
+}  // namespace conv_pool_filter_detail
+
+// Whether conv2d_max_pool_backward_filter pays over the dense route for the convolution g pooled by
+// pg (where the input's gradient is not needed): each winner's C*R segments in one sweep (at most 12
+// registers), S <= 8, and pooling strides that leave at most one winner in 9 cells, or in 4 on a CPU
+// with AVX-512. Measured on the scene models' first layers (3 -> 32 channels, 150x150, batch 32,
+// Zen 4; docs/performance.md, fortieth session), time against the dense route's: under a 3x3 pool
+// 0.38x (AVX-512) and 0.49x (AVX2 variant); under a 2x2 pool 0.90x (AVX-512) but 1.47x (AVX2).
+// Without AVX2 only the plain version runs (3x the dense route's time here), so never. Measured in
+// float; double (gradient checks) takes the same route.
+inline bool conv2d_max_pool_filter_pays(const Conv2DGeom& g, const Conv2DGeom& pg) {
+  const int64_t area = pg.stride_h * pg.stride_w;
+  const CpuFeatures& f = cpu_features();
+  return f.avx2_fma && g.C * g.R <= 12 && g.S <= 8 && (area >= 9 || (area >= 4 && f.avx512));
+}
+
+// dw += the weight gradient, db += the bias gradient of the convolution g whose output, through a
+// ReLU (when relu_y is given: capped at relu_cap when that is > 0), was max-pooled by pg.
+//   x: [N, C, H, W], dyp: [N, K, pg.OH, pg.OW] (the pooled output's gradient),
+//   argmax: [N, K, pg.OH, pg.OW] (index of each window's winner in its OH x OW plane, < 0: none),
+//   relu_y: [N, K, pg.OH, pg.OW] (the pooled values) or nullptr, dw: [K, C, R, S] (+=), db: [K] (+=) or
+//   nullptr; variant: 0 the fastest this CPU runs, 1 the plain reference, 2 AVX2, 3 AVX-512 (where the
+//   CPU lacks one, the next slower; tests and benchmarks compare them).
+template <class T>
+void conv2d_max_pool_backward_filter(const T* x, const T* dyp, const int32_t* argmax, const T* relu_y, T relu_cap,
+                                     const Conv2DGeom& g, const Conv2DGeom& pg, T* dw, T* db, int variant = 0) {
+  if (pg.N != g.N || pg.C != g.K || pg.H != g.OH || pg.W != g.OW)
+    throw ValueError("conv2d_max_pool_backward_filter: the pooling's input [" + std::to_string(pg.N) + ", " +
+                     std::to_string(pg.C) + ", " + std::to_string(pg.H) + ", " + std::to_string(pg.W) +
+                     "] is not the convolution's output [" + std::to_string(g.N) + ", " + std::to_string(g.K) +
+                     ", " + std::to_string(g.OH) + ", " + std::to_string(g.OW) + "]");
+  namespace d = conv_pool_filter_detail;
+  const d::PaddedGeom pd = d::padded_geom(g);
+  const int64_t PL = pg.OH * pg.OW, CRS = g.C * g.R * g.S, xs = g.C * g.H * g.W, ps = g.K * PL;
+  std::vector<T> part(static_cast<size_t>(g.N * (CRS + 1) * g.K));  // per sample: dw, then db
+  bool fast = false, avx512 = false;
+#ifdef TINYCNN_HAVE_X86_TARGETS
+  if constexpr (std::is_same_v<T, float>) {
+    fast = variant != 1 && g.S <= 8 && g.C * pd.rows * pd.cols < (int64_t(1) << 31) && cpu_features().avx2_fma;
+    avx512 = fast && variant != 2 && cpu_features().avx512;
+  }
+#endif
+  // each output cell's window offset in the padded sample (a division per winner cost as much as its FMAs)
+  std::vector<int32_t> woff(fast ? static_cast<size_t>(g.OH * g.OW) : 0);
+  for (int64_t i = 0; i < static_cast<int64_t>(woff.size()); ++i)
+    woff[static_cast<size_t>(i)] = static_cast<int32_t>((i / g.OW) * g.stride_h * pd.cols + (i % g.OW) * g.stride_w);
+  const bool par = g.N > 1 && g.N * g.K * PL * g.C * g.R > kParallelMinWork;
+#pragma omp parallel if (par)
+  {
+    std::vector<T> xp(static_cast<size_t>(g.C * pd.rows * pd.cols));
+    std::vector<T> gms(fast ? static_cast<size_t>(PL + 16) : 0);
+    std::vector<int32_t> offs(fast ? static_cast<size_t>(PL + 16) : 0);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < g.N; ++n) {
+      d::pad_sample(x + n * xs, g, pd, xp.data());
+      T* dws = part.data() + n * (CRS + 1) * g.K;
+      T* dbs = db ? dws + CRS * g.K : nullptr;
+      const T* yn = relu_y ? relu_y + n * ps : nullptr;
+#ifdef TINYCNN_HAVE_X86_TARGETS
+      if constexpr (std::is_same_v<T, float>)
+        if (fast) {
+          d::sample_fast(avx512, xp.data(), pd, dyp + n * ps, yn, relu_cap, argmax + n * ps, g, PL, dws, dbs,
+                         gms.data(), offs.data(), woff.data());
+          continue;
+        }
+#endif
+      d::sample_plain(xp.data(), pd, dyp + n * ps, yn, relu_cap, argmax + n * ps, g, PL, dws, dbs);
+    }
+  }
+  for (int64_t n = 0; n < g.N; ++n) {  // in sample order, whatever the threads
+    const T* dws = part.data() + n * (CRS + 1) * g.K;
+    for (int64_t i = 0; i < CRS * g.K; ++i) dw[i] += dws[i];
+    if (db)
+      for (int64_t k = 0; k < g.K; ++k) db[k] += dws[CRS * g.K + k];
+  }
+}
+
+}  // namespace tinycnn::kernels::cpu
