@@ -978,14 +978,16 @@ TEST_CASE("conv + max pool weight gradient from the winners: every variant again
   // gradient over it: the scene models' first layers (3x3 'same' under 3x3 pooling, 'valid' under
   // 2x2), a strided convolution under overlapping 'same' pooling (cells that win two windows), 5 input
   // channels (15 row segments: two sweeps), a 9-wide kernel (wider than the 8-wide loads: the plain
-  // version), a 1x1 convolution; a ReLU capped or not. Added into dw and db; bitwise the same on 1 and
-  // 3 threads.
+  // version), a 1x1 convolution, rows of 61 cells (the AVX-512 variant's float division by 61 puts
+  // cells 61, 122, ... a row too high and must correct them); a ReLU capped or not. Added into dw and
+  // db; bitwise the same on 1 and 3 threads.
   for (const ConvPoolCase& c : {ConvPoolCase{3, 20, 19, 6, 3, 1, kc::Padding::Same, 3, 3, kc::Padding::Valid},
                                 ConvPoolCase{3, 14, 15, 4, 3, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid},
                                 ConvPoolCase{2, 11, 10, 3, 2, 2, kc::Padding::Same, 3, 2, kc::Padding::Same},
                                 ConvPoolCase{5, 10, 12, 4, 3, 1, kc::Padding::Same, 2, 2, kc::Padding::Valid},
                                 ConvPoolCase{1, 12, 13, 3, 9, 1, kc::Padding::Same, 2, 2, kc::Padding::Valid},
-                                ConvPoolCase{4, 9, 8, 5, 1, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid}}) {
+                                ConvPoolCase{4, 9, 8, 5, 1, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid},
+                                ConvPoolCase{3, 12, 61, 4, 3, 1, kc::Padding::Same, 2, 2, kc::Padding::Valid}}) {
     const kc::Conv2DGeom g = kc::make_conv_geom(5, c.C, c.H, c.W, c.K, c.R, c.R, c.stride, c.stride, c.pad);
     const kc::Conv2DGeom pg = kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, c.pr, c.pr, c.ps, c.ps, c.ppad);
     const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 41), w = rand_vec<float>(g.K * g.C * g.R * g.S, 42),

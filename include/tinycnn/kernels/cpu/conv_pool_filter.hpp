@@ -24,6 +24,7 @@
 #include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
 #include "cpu_features.hpp"
+#include "im2col.hpp"
 
 #ifdef TINYCNN_HAVE_X86_TARGETS
 #include <immintrin.h>
@@ -95,8 +96,8 @@ void sample_plain(const T* xp, const PaddedGeom& pd, const T* dyp, const T* yp, 
 // one FMA into a register accumulator (lanes s >= S collect the padding's neighbours and are
 // dropped), up to 12 segments per sweep over the winners (more take several sweeps).
 template <int NSEG>
-TINYCNN_TARGET_AVX2 void segments_avx2(const float* xp, const float* gms, const int32_t* offs,
-                                       int64_t nw, const int64_t* seg_off, float* out /* [NSEG, 8] */) {
+TINYCNN_TARGET_AVX2 void segments_avx2(const float* xp, const float* gms, const int32_t* offs, int64_t nw,
+                                       const int64_t* seg_off, float* out /* [NSEG, 8] */) {
   __m256 acc[NSEG];
   for (int i = 0; i < NSEG; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t p = 0; p < nw; ++p) {
@@ -149,9 +150,10 @@ inline void segments_n(bool avx512, int nseg, const float* xp, const float* gms,
 }
 
 // The winners of one output channel's PL cells that pass a gradient, in order: their masked
-// gradient gms[i] and window offset offs[i] (woff of the winner); returns their count, bsum = the
-// sum of the masked gradients. a, dk, yk (or null): the channel's argmax, pooled gradient and
-// pooled values; cap: the ReLU's cap (infinity when none). gms, offs: PL + 16 each.
+// gradient gms[i] and the offset offs[i] of their window in xp (woff of the winner's output cell);
+// returns their count, bsum = the sum of the masked gradients. a, dk, yk (or null): the channel's
+// argmax, pooled gradient and pooled values; cap: the ReLU's cap (infinity when none). gms, offs:
+// PL + 16 each.
 inline int64_t collect_scalar(const int32_t* a, const float* dk, const float* yk, float cap, const int32_t* woff,
                               int64_t p0, int64_t PL, float* gms, int32_t* offs, int64_t nw, float& bsum) {
   for (int64_t p = p0; p < PL; ++p) {
@@ -167,11 +169,17 @@ inline int64_t collect_scalar(const int32_t* a, const float* dk, const float* yk
   }
   return nw;
 }
-// 16 cells a time: compare masks, the offsets by a gather, the winners compress-stored.
+// 16 cells a time: compare masks, the window offsets computed (the row oh = a / OW from a float
+// product, corrected by one where it rounded across a row), the winners compress-stored. Where the
+// offsets came from woff by a gather, or from woff in the segments' loop, it took 1.1-1.16x the time.
+// ow_step = g.stride_w, oh_step = g.stride_h * pd.cols.
 TINYCNN_TARGET_AVX512 inline int64_t collect_avx512(const int32_t* a, const float* dk, const float* yk, float cap,
+                                                    int32_t OW, int32_t ow_step, int32_t oh_step,
                                                     const int32_t* woff, int64_t PL, float* gms, int32_t* offs,
                                                     float& bsum) {
-  const __m512 zero = _mm512_setzero_ps(), capv = _mm512_set1_ps(cap);
+  const __m512 zero = _mm512_setzero_ps(), capv = _mm512_set1_ps(cap), inv_ow = _mm512_set1_ps(1.0f / float(OW));
+  const __m512i zi = _mm512_setzero_si512(), one = _mm512_set1_epi32(1), owv = _mm512_set1_epi32(OW),
+                ohs = _mm512_set1_epi32(oh_step), ows = _mm512_set1_epi32(ow_step);
   __m512 bs = zero;
   int64_t nw = 0, p = 0;
   for (; p + 16 <= PL; p += 16) {
@@ -183,7 +191,13 @@ TINYCNN_TARGET_AVX512 inline int64_t collect_avx512(const int32_t* a, const floa
     }
     const __m512 gm = _mm512_maskz_loadu_ps(m, dk + p);
     bs = _mm512_add_ps(bs, gm);
-    const __m512i off = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, av, woff, 4);
+    // (the masked forms: GCC 12's plain ones warn of an uninitialised operand)
+    __m512i oh = _mm512_maskz_cvttps_epi32(0xFFFF, _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, av), inv_ow));
+    __m512i ow = _mm512_sub_epi32(av, _mm512_mullo_epi32(oh, owv));
+    const __mmask16 under = _mm512_cmplt_epi32_mask(ow, zi), over = _mm512_cmpge_epi32_mask(ow, owv);
+    oh = _mm512_mask_add_epi32(_mm512_mask_sub_epi32(oh, under, oh, one), over, oh, one);
+    ow = _mm512_mask_sub_epi32(_mm512_mask_add_epi32(ow, under, ow, owv), over, ow, owv);
+    const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(oh, ohs), _mm512_mullo_epi32(ow, ows));
     _mm512_storeu_ps(gms + nw, _mm512_maskz_compress_ps(m, gm));
     _mm512_storeu_si512(offs + nw, _mm512_maskz_compress_epi32(m, off));
     nw += _mm_popcnt_u32(m);
@@ -205,23 +219,24 @@ inline void sample_fast(bool avx512, const float* xp, const PaddedGeom& pd, cons
                         float relu_cap, const int32_t* argmax, const Conv2DGeom& g, int64_t PL, float* dws,
                         float* dbs, float* gms, int32_t* offs, const int32_t* woff) {
   const int64_t CR = g.C * g.R, CRS = CR * g.S;
-  std::vector<int64_t> seg_off(static_cast<size_t>(CR));
-  for (int64_t c = 0; c < g.C; ++c)
-    for (int64_t r = 0; r < g.R; ++r) seg_off[static_cast<size_t>(c * g.R + r)] = (c * pd.rows + r) * pd.cols;
   alignas(32) float out[12 * 8];
+  int64_t seg_off[12];  // of the sweep's segments (c, r) in a window
   const float cap = relu_cap > 0.0f ? relu_cap : std::numeric_limits<float>::infinity();
   for (int64_t k = 0; k < g.K; ++k) {
     const int32_t* a = argmax + k * PL;
     const float* dk = dyp + k * PL;
     const float* yk = yp ? yp + k * PL : nullptr;
     float bsum = 0.0f;
-    const int64_t nw = avx512 ? collect_avx512(a, dk, yk, cap, woff, PL, gms, offs, bsum)
-                              : collect_scalar(a, dk, yk, cap, woff, 0, PL, gms, offs, 0, bsum);
+    const int64_t nw =
+        avx512 ? collect_avx512(a, dk, yk, cap, static_cast<int32_t>(g.OW), static_cast<int32_t>(g.stride_w),
+                                static_cast<int32_t>(g.stride_h * pd.cols), woff, PL, gms, offs, bsum)
+               : collect_scalar(a, dk, yk, cap, woff, 0, PL, gms, offs, 0, bsum);
     if (dbs) dbs[k] = bsum;
     float* d = dws + k * CRS;
     for (int64_t i0 = 0; i0 < CR; i0 += 12) {
       const int n = static_cast<int>(std::min<int64_t>(12, CR - i0));
-      segments_n(avx512, n, xp, gms, offs, nw, seg_off.data() + i0, out);
+      for (int i = 0; i < n; ++i) seg_off[i] = ((i0 + i) / g.R * pd.rows + (i0 + i) % g.R) * pd.cols;
+      segments_n(avx512, n, xp, gms, offs, nw, seg_off, out);
       for (int i = 0; i < n; ++i) std::copy(out + 8 * i, out + 8 * i + g.S, d + (i0 + i) * g.S);
     }
   }
@@ -235,8 +250,8 @@ inline void sample_fast(bool avx512, const float* xp, const PaddedGeom& pd, cons
 // registers), S <= 8, and pooling strides that leave at most one winner in 9 cells, or in 4 on a CPU
 // with AVX-512. Measured on the scene models' first layers (3 -> 32 channels, 150x150, batch 32,
 // Zen 4; docs/performance.md, fortieth session), time against the dense route's: under a 3x3 pool
-// 0.38x (AVX-512) and 0.49x (AVX2 variant); under a 2x2 pool 0.90x (AVX-512) but 1.47x (AVX2).
-// Without AVX2 only the plain version runs (3x the dense route's time here), so never. Measured in
+// 0.35x (AVX-512) and 0.49x (AVX2 variant); under a 2x2 pool 0.82x (AVX-512) but 1.42x (AVX2).
+// Without AVX2 only the plain version runs (2.8-7x the dense route's time here), so never. Measured in
 // float; double (gradient checks) takes the same route.
 inline bool conv2d_max_pool_filter_pays(const Conv2DGeom& g, const Conv2DGeom& pg) {
   const int64_t area = pg.stride_h * pg.stride_w;
@@ -262,7 +277,9 @@ void conv2d_max_pool_backward_filter(const T* x, const T* dyp, const int32_t* ar
   namespace d = conv_pool_filter_detail;
   const d::PaddedGeom pd = d::padded_geom(g);
   const int64_t PL = pg.OH * pg.OW, CRS = g.C * g.R * g.S, xs = g.C * g.H * g.W, ps = g.K * PL;
-  std::vector<T> part(static_cast<size_t>(g.N * (CRS + 1) * g.K));  // per sample: dw, then db
+  // per sample: dw, then db (the calling thread's scratch; the threads' own below use other slots or
+  // types, so the calling thread's share of them does not overlap it)
+  T* part = detail::conv_scratch<T, 2>(g.N * (CRS + 1) * g.K);
   bool fast = false, avx512 = false;
 #ifdef TINYCNN_HAVE_X86_TARGETS
   if constexpr (std::is_same_v<T, float>) {
@@ -271,34 +288,35 @@ void conv2d_max_pool_backward_filter(const T* x, const T* dyp, const int32_t* ar
   }
 #endif
   // each output cell's window offset in the padded sample (a division per winner cost as much as its FMAs)
-  std::vector<int32_t> woff(fast ? static_cast<size_t>(g.OH * g.OW) : 0);
-  for (int64_t i = 0; i < static_cast<int64_t>(woff.size()); ++i)
-    woff[static_cast<size_t>(i)] = static_cast<int32_t>((i / g.OW) * g.stride_h * pd.cols + (i % g.OW) * g.stride_w);
+  int32_t* woff = fast ? detail::conv_scratch<int32_t, 2>(g.OH * g.OW) : nullptr;
+  for (int64_t i = 0; fast && i < g.OH * g.OW; ++i)
+    woff[i] = static_cast<int32_t>((i / g.OW) * g.stride_h * pd.cols + (i % g.OW) * g.stride_w);
   const bool par = g.N > 1 && g.N * g.K * PL * g.C * g.R > kParallelMinWork;
 #pragma omp parallel if (par)
   {
-    std::vector<T> xp(static_cast<size_t>(g.C * pd.rows * pd.cols));
-    std::vector<T> gms(fast ? static_cast<size_t>(PL + 16) : 0);
-    std::vector<int32_t> offs(fast ? static_cast<size_t>(PL + 16) : 0);
+    // per-thread scratch that only grows: nothing is allocated once warm
+    T* xp = detail::conv_scratch<T, 0>(g.C * pd.rows * pd.cols);
+    T* gms = fast ? detail::conv_scratch<T, 1>(PL + 16) : nullptr;
+    int32_t* offs = fast ? detail::conv_scratch<int32_t, 1>(PL + 16) : nullptr;
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < g.N; ++n) {
-      d::pad_sample(x + n * xs, g, pd, xp.data());
-      T* dws = part.data() + n * (CRS + 1) * g.K;
+      d::pad_sample(x + n * xs, g, pd, xp);
+      T* dws = part + n * (CRS + 1) * g.K;
       T* dbs = db ? dws + CRS * g.K : nullptr;
       const T* yn = relu_y ? relu_y + n * ps : nullptr;
 #ifdef TINYCNN_HAVE_X86_TARGETS
       if constexpr (std::is_same_v<T, float>)
         if (fast) {
-          d::sample_fast(avx512, xp.data(), pd, dyp + n * ps, yn, relu_cap, argmax + n * ps, g, PL, dws, dbs,
-                         gms.data(), offs.data(), woff.data());
+          d::sample_fast(avx512, xp, pd, dyp + n * ps, yn, relu_cap, argmax + n * ps, g, PL, dws, dbs, gms, offs,
+                         woff);
           continue;
         }
 #endif
-      d::sample_plain(xp.data(), pd, dyp + n * ps, yn, relu_cap, argmax + n * ps, g, PL, dws, dbs);
+      d::sample_plain(xp, pd, dyp + n * ps, yn, relu_cap, argmax + n * ps, g, PL, dws, dbs);
     }
   }
   for (int64_t n = 0; n < g.N; ++n) {  // in sample order, whatever the threads
-    const T* dws = part.data() + n * (CRS + 1) * g.K;
+    const T* dws = part + n * (CRS + 1) * g.K;
     for (int64_t i = 0; i < CRS * g.K; ++i) dw[i] += dws[i];
     if (db)
       for (int64_t k = 0; k < g.K; ++k) db[k] += dws[CRS * g.K + k];
