@@ -890,6 +890,11 @@ struct ConvPoolCase {
   kc::Padding pad;
   int64_t pr, ps;
   kc::Padding ppad;
+  // the convolution over N samples, and the pooling of its output g
+  kc::Conv2DGeom conv(int64_t N) const { return kc::make_conv_geom(N, C, H, W, K, R, R, stride, stride, pad); }
+  kc::Conv2DGeom pool(const kc::Conv2DGeom& g) const {
+    return kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, pr, pr, ps, ps, ppad);
+  }
 };
 
 // The two passes the fused conv + pool is checked against: conv2d_forward_ex into a full output, then
@@ -925,8 +930,7 @@ TEST_CASE("conv + max pool in one forward pass: the pooled output of the two pas
                                 ConvPoolCase{3, 11, 11, 4, 3, 1, kc::Padding::Same, 3, 3, kc::Padding::Valid},
                                 ConvPoolCase{2, 9, 8, 3, 2, 2, kc::Padding::Same, 3, 2, kc::Padding::Same},
                                 ConvPoolCase{4, 10, 9, 6, 1, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid}}) {
-    const kc::Conv2DGeom g = kc::make_conv_geom(5, c.C, c.H, c.W, c.K, c.R, c.R, c.stride, c.stride, c.pad);
-    const kc::Conv2DGeom pg = kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, c.pr, c.pr, c.ps, c.ps, c.ppad);
+    const kc::Conv2DGeom g = c.conv(5), pg = c.pool(g);
     const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 31), w = rand_vec<float>(g.K * g.C * g.R * g.S, 32),
                b = rand_vec<float>(g.K, 33);
     const int64_t np = pg.N * pg.C * pg.OH * pg.OW;
@@ -988,8 +992,7 @@ TEST_CASE("conv + max pool weight gradient from the winners: every variant again
                                 ConvPoolCase{1, 12, 13, 3, 9, 1, kc::Padding::Same, 2, 2, kc::Padding::Valid},
                                 ConvPoolCase{4, 9, 8, 5, 1, 1, kc::Padding::Valid, 2, 2, kc::Padding::Valid},
                                 ConvPoolCase{3, 12, 61, 4, 3, 1, kc::Padding::Same, 2, 2, kc::Padding::Valid}}) {
-    const kc::Conv2DGeom g = kc::make_conv_geom(5, c.C, c.H, c.W, c.K, c.R, c.R, c.stride, c.stride, c.pad);
-    const kc::Conv2DGeom pg = kc::make_conv_geom(g.N, g.K, g.OH, g.OW, g.K, c.pr, c.pr, c.ps, c.ps, c.ppad);
+    const kc::Conv2DGeom g = c.conv(5), pg = c.pool(g);
     const auto x = rand_vec<float>(g.N * g.C * g.H * g.W, 41), w = rand_vec<float>(g.K * g.C * g.R * g.S, 42),
                b = rand_vec<float>(g.K, 43);
     const int64_t np = pg.N * pg.C * pg.OH * pg.OW, nw = g.K * g.C * g.R * g.S;
