@@ -25,6 +25,7 @@
 #include "conv_geometry.hpp"
 #include "cpu_features.hpp"
 #include "im2col.hpp"
+#include "pool.hpp"
 
 #ifdef TINYCNN_HAVE_X86_TARGETS
 #include <immintrin.h>
@@ -75,9 +76,7 @@ void sample_plain(const T* xp, const PaddedGeom& pd, const T* dyp, const T* yp, 
     for (int64_t p = 0; p < PL; ++p) {
       const int32_t a = argmax[k * PL + p];
       if (a < 0) continue;
-      const T y = yp ? yp[k * PL + p] : T(1);
-      if (yp && !(y > T(0) && (relu_cap <= T(0) || y < relu_cap))) continue;
-      const T gm = dyp[k * PL + p];
+      const T gm = detail::pool_masked_grad(dyp[k * PL + p], yp ? yp + k * PL : nullptr, p, relu_cap);
       bsum += gm;
       const T* base = xp + (a / g.OW) * g.stride_h * pd.cols + (a % g.OW) * g.stride_w;
       for (int64_t c = 0; c < g.C; ++c)
