@@ -70,4 +70,13 @@ inline Conv2DGeom make_conv_geom(int64_t N, int64_t C, int64_t H, int64_t W, int
   return g;
 }
 
+// Throws ValueError (naming `op`) unless pooling pg's input is convolution g's output.
+inline void check_pools_conv_output(const std::string& op, const Conv2DGeom& g, const Conv2DGeom& pg) {
+  if (pg.N != g.N || pg.C != g.K || pg.H != g.OH || pg.W != g.OW)
+    throw ValueError(op + ": the pooling's input [" + std::to_string(pg.N) + ", " + std::to_string(pg.C) + ", " +
+                     std::to_string(pg.H) + ", " + std::to_string(pg.W) + "] is not the convolution's output [" +
+                     std::to_string(g.N) + ", " + std::to_string(g.K) + ", " + std::to_string(g.OH) + ", " +
+                     std::to_string(g.OW) + "]");
+}
+
 }  // namespace tinycnn::kernels::cpu

@@ -44,11 +44,7 @@ template <class T>
 void conv2d_max_pool2d_forward(const T* x, const T* w, const T* b, const Conv2DGeom& g, const Conv2DGeom& pg, T* yp,
                                int32_t* argmax, bool relu, T relu_max = T(0), const ConvOptions& o = {},
                                int64_t band_bytes = kConvPoolBandBytes, WinogradFilterCache<T>* cache = nullptr) {
-  if (pg.N != g.N || pg.C != g.K || pg.H != g.OH || pg.W != g.OW)
-    throw ValueError("conv2d_max_pool2d_forward: the pooling's input [" + std::to_string(pg.N) + ", " +
-                     std::to_string(pg.C) + ", " + std::to_string(pg.H) + ", " + std::to_string(pg.W) +
-                     "] is not the convolution's output [" + std::to_string(g.N) + ", " + std::to_string(g.K) +
-                     ", " + std::to_string(g.OH) + ", " + std::to_string(g.OW) + "]");
+  check_pools_conv_output("conv2d_max_pool2d_forward", g, pg);
   const int64_t L = g.OH * g.OW, PL = pg.OH * pg.OW, K = g.K;
   auto plane = detail::max_pool_plane_fn<T>(pg);
   ConvGroupSink<T> sink;

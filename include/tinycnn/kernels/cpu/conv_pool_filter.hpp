@@ -16,11 +16,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <string>
 #include <type_traits>
 #include <vector>
 
-#include "../../core/error.hpp"
 #include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
 #include "cpu_features.hpp"
@@ -268,11 +266,7 @@ inline bool conv2d_max_pool_filter_pays(const Conv2DGeom& g, const Conv2DGeom& p
 template <class T>
 void conv2d_max_pool_backward_filter(const T* x, const T* dyp, const int32_t* argmax, const T* relu_y, T relu_cap,
                                      const Conv2DGeom& g, const Conv2DGeom& pg, T* dw, T* db, int variant = 0) {
-  if (pg.N != g.N || pg.C != g.K || pg.H != g.OH || pg.W != g.OW)
-    throw ValueError("conv2d_max_pool_backward_filter: the pooling's input [" + std::to_string(pg.N) + ", " +
-                     std::to_string(pg.C) + ", " + std::to_string(pg.H) + ", " + std::to_string(pg.W) +
-                     "] is not the convolution's output [" + std::to_string(g.N) + ", " + std::to_string(g.K) +
-                     ", " + std::to_string(g.OH) + ", " + std::to_string(g.OW) + "]");
+  check_pools_conv_output("conv2d_max_pool_backward_filter", g, pg);
   namespace d = conv_pool_filter_detail;
   const d::PaddedGeom pd = d::padded_geom(g);
   const int64_t PL = pg.OH * pg.OW, CRS = g.C * g.R * g.S, xs = g.C * g.H * g.W, ps = g.K * PL;
