@@ -245,6 +245,13 @@ TEST_CASE("Winograd: the transforms' AVX-512 copies give the baseline copies' va
             }
             CHECK(close(u1, u0) == 0);
           }
+        {  // the output gradient's transform (init as dy)
+          const size_t ng = static_cast<size_t>(a2 * q.Co * P);
+          std::vector<float> g0(ng, NAN), g1(ng, NAN);
+          kc::detail::winograd_grad_output_transform_m<mm>(init.data(), q, 0, q.N, g0.data(), false);
+          kc::detail::winograd_grad_output_transform_avx512<mm>(init.data(), q, 0, q.N, g1.data(), false);
+          CHECK(close(g1, g0) == 0);
+        }
         std::vector<float> dw0 = rnd(q.Co * q.Ci * 9, 67), dw1 = dw0;  // adds into dw
         kc::detail::winograd_filter_grad_transform_m<mm>(dU.data(), q.Co, q.Ci, dw0.data());
         kc::detail::winograd_filter_grad_transform_avx512<mm>(dU.data(), q.Co, q.Ci, dw1.data());
@@ -254,6 +261,44 @@ TEST_CASE("Winograd: the transforms' AVX-512 copies give the baseline copies' va
 #else
   MESSAGE("not an x86-64 GCC/Clang build: no AVX-512 copies of the transforms");
 #endif
+}
+
+TEST_CASE("Winograd: the output gradient's transform, streamed by two threads, equals the one-thread copy") {
+  // The grouped weight gradient runs it work-shared (shared = true) and, with G 64-byte aligned and P a
+  // multiple of 16, with non-temporal stores (winograd_put). 2 samples of 12x12 at m = 3: P = 32.
+  const kc::Conv2DGeom g = kc::make_conv_geom(2, 5, 12, 12, 7, 3, 3, 1, 1, kc::Padding::Same);
+  const kc::WinogradGeom q = kc::winograd_geom_forward(g, 3);
+  const int64_t P = q.N * q.tiles(), ng = q.points() * q.Co * P;
+  REQUIRE(P % 16 == 0);
+  const auto dy = rnd(q.N * q.Co * q.OH * q.OW, 68);
+  std::vector<float> want(static_cast<size_t>(ng), NAN);
+  kc::detail::winograd_grad_output_transform_m<3>(dy.data(), q, 0, q.N, want.data(), false);
+  for (int copy = 0; copy < 2; ++copy) {
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+    if (copy == 1 && !kc::cpu_features().avx512) continue;
+#else
+    if (copy == 1) continue;
+#endif
+    CAPTURE(copy);
+    HostBuffer<float> buf;
+    float* G = buf.get(static_cast<size_t>(ng));
+    REQUIRE(kc::detail::winograd_can_stream(G, P));
+    std::fill(G, G + ng, NAN);
+#pragma omp parallel num_threads(2)
+    {
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+      if (copy == 1)
+        kc::detail::winograd_grad_output_transform_avx512<3>(dy.data(), q, 0, q.N, G, true);
+      else
+#endif
+        kc::detail::winograd_grad_output_transform_m<3>(dy.data(), q, 0, q.N, G, true);
+    }
+    int64_t bad = 0;  // NaN (never written) counts; the AVX-512 copy may contract a multiply and an add
+    for (int64_t i = 0; i < ng; ++i)
+      bad += copy == 0 ? !(G[i] == want[static_cast<size_t>(i)])
+                       : !(std::fabs(G[i] - want[static_cast<size_t>(i)]) <= 1e-5f * (1.0f + std::fabs(want[static_cast<size_t>(i)])));
+    CHECK(bad == 0);
+  }
 }
 
 TEST_CASE("Winograd: a large prepacked V, written sliver by sliver, equals the transforms of single samples") {

@@ -385,8 +385,8 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
   }
 }
 
-// shared: as for the input transform, over output channels.
-template <int m, class T>
+// shared: as for the input transform, over output channels. wide: the AVX-512 copy's gather.
+template <int m, class T, bool wide = false>
 void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G, bool shared) {
   constexpr int a = m + 2;
   constexpr int64_t kL = kWinogradLanes;
@@ -408,7 +408,7 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
     for (int64_t p0 = 0; p0 < P; p0 += kL) {
       const int64_t cnt = std::min(kL, P - p0);
       alignas(64) T e[m][m][kL];
-      winograd_gather<m, m, true>(planes, off + p0, cnt, cols, &e[0][0]);
+      winograd_gather<m, m, true, wide>(planes, off + p0, cnt, cols, &e[0][0]);
       T u[a][m][kL];  // A e: u[x][jj] = sum_i AT[i][x] e[i][jj]
       winograd_for<a>([&](auto x) {
         winograd_for<m>([&](auto jj) {
@@ -498,6 +498,11 @@ TINYCNN_WINOGRAD_AVX512 void winograd_output_transform_avx512(const T* M, const 
   winograd_output_transform_m<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max, shared);
 }
 template <int m, class T>
+TINYCNN_WINOGRAD_AVX512 void winograd_grad_output_transform_avx512(const T* dy, const WinogradGeom& q, int64_t n0,
+                                                                 int64_t nb, T* G, bool shared) {
+  winograd_grad_output_transform_m<m, T, true>(dy, q, n0, nb, G, shared);
+}
+template <int m, class T>
 TINYCNN_WINOGRAD_AVX512 void winograd_filter_grad_transform_avx512(const T* dU, int64_t K, int64_t C, T* dw) {
   winograd_filter_grad_transform_m<m>(dU, K, C, dw);
 }
@@ -565,11 +570,19 @@ void winograd_output_transform(const T* M, const WinogradGeom& q, int64_t n0, in
 template <class T>
 void winograd_grad_output_transform(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G,
                                     bool shared = true) {
-  // No AVX-512 copy: on a Zen 5 it took 1.19-1.29x the baseline copy's time on model3's conv3-conv6
-  // (0.74 on conv2), where the other transforms' copies took 0.57-0.97 (docs/performance.md,
-  // twenty-second session).
-  winograd_dispatch(q.m,
-                    [&](auto mc) { winograd_grad_output_transform_m<decltype(mc)::value>(dy, q, n0, nb, G, shared); });
+  // The AVX-512 copy: on a Zen 4 (docs/performance.md, forty-first session) whole weight gradients of
+  // model3's layers took 0.95-0.97x the time on conv2-conv4 and 0.97-1.00x on conv5 and conv6. Its
+  // first version lost on a Zen 5 (twenty-second session: 1.19-1.29x on conv3-conv6, 0.74x on conv2),
+  // before the lanes' tile offsets came from a table (no divisions per block) and before the fused
+  // plan; it has not been measured there since.
+  winograd_dispatch(q.m, [&](auto mc) {
+    constexpr int m = decltype(mc)::value;
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+    if constexpr (winograd_has_avx512<m, T>)
+      if (cpu_features().avx512) return winograd_grad_output_transform_avx512<m>(dy, q, n0, nb, G, shared);
+#endif
+    winograd_grad_output_transform_m<m>(dy, q, n0, nb, G, shared);
+  });
 }
 
 // dw[k, c] += G^T dU[k, c] G for every filter (a work-shared loop: call inside a parallel region): the
