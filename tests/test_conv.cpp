@@ -307,10 +307,23 @@ TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 96 tiles (40 for
   for (P p : {P::Forward, P::BackwardData, P::BackwardFilter})
     CHECK_FALSE(kc::detail::winograd_fused_preferred(q(32, 64, 50), grouped, p));
   const kc::WinogradGeom q2 = q(32, 64, 50);
+  // 289 tiles a sample, 218 fit: one sample per block (at most kWinogradWholeSampleSlack = 2 times
+  // the budget), not two bands of 9 and 8 tile rows
   const kc::detail::WinogradFusedBlocks bl = kc::detail::winograd_fused_blocks(q2, o.winograd_block_elems);
-  CHECK_FALSE(bl.whole());  // 289 tiles a sample, 218 fit: two bands of 9 and 8 tile rows
-  CHECK(bl.bands == 2);
-  CHECK(bl.count == 64);
+  CHECK(bl.whole());
+  CHECK(bl.samples == 1);
+  CHECK(bl.count == 32);
+  CHECK(bl.max_tiles(q2) == 289);
+  // a budget for 144 tiles (just under half a sample): bands of at most 8 tile rows, three of them
+  const kc::detail::WinogradFusedBlocks half = kc::detail::winograd_fused_blocks(q2, 144 * 25 * (32 + 64));
+  CHECK_FALSE(half.whole());
+  CHECK(half.bands == 3);
+  const kc::detail::WinogradFusedBlocks just = kc::detail::winograd_fused_blocks(q2, 145 * 25 * (32 + 64));
+  CHECK(just.whole());
+  CHECK(just.count == 32);
+  // 34 x 34 'valid' outputs of 64 -> 128 channels: 144 tiles, 109 fit
+  const kc::WinogradGeom q3 = kc::winograd_geom_forward(kc::make_conv_geom(32, 64, 36, 36, 128, 3, 3, 1, 1, kc::Padding::Valid), 3);
+  CHECK(kc::detail::winograd_fused_blocks(q3, o.winograd_block_elems).whole());
 }
 
 TEST_CASE("Winograd transforms: the streamed stores (a large U, the grouped plan's V) write the plain stores' bits") {

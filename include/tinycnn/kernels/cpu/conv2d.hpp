@@ -85,7 +85,8 @@ struct ConvOptions {
   //            (winograd_conv3x3, winograd_conv3x3_backward_filter)
   //   Fused:   per block of tiles, the transforms and GEMMs one after the other, the transformed
   //            tiles in L2 (winograd_conv3x3_fused, winograd_conv3x3_backward_filter_fused;
-  //            winograd_block_elems bounds a block's transformed input + output)
+  //            winograd_block_elems bounds a block's transformed input + output, except that a
+  //            sample needing up to twice that is not cut into bands: winograd_fused_blocks)
   //   Auto:    detail::winograd_fused_preferred
   enum class WinogradPlan { Auto, Grouped, Fused };
   WinogradPlan winograd_plan = WinogradPlan::Auto;

@@ -201,6 +201,7 @@ void winograd_conv3x3(const T* in, const T* U, const WinogradGeom& q, const T* b
 namespace detail {
 
 // Tiles of the fused pass's blocks whose V + M fit budget_elems elements.
+constexpr int64_t kWinogradWholeSampleSlack = 2;
 inline int64_t winograd_fused_fit(const WinogradGeom& q, int64_t budget_elems) {
   return std::max<int64_t>(budget_elems / (q.points() * (q.Ci + q.Co)), 1);
 }
@@ -208,6 +209,15 @@ inline int64_t winograd_fused_fit(const WinogradGeom& q, int64_t budget_elems) {
 // The blocks of the fused pass: bands of tile rows of one sample (`bands` per sample, rows split
 // evenly in units of `align` tile rows, so that every band starts at a multiple of align), or, where
 // a whole sample's tiles fit the budget, groups of `samples` whole samples (the batch split evenly).
+// A sample that needs more than the budget but at most kWinogradWholeSampleSlack times it is one
+// block, not bands: the bands' point GEMMs are narrower (half a sample's tiles) and each band pads
+// and transforms the two rows it shares with the next. Against two bands, alternated in one process
+// on a Zen 4 (2 threads, batch 32; docs/performance.md, forty-first session), forward / backward
+// data / weight gradient: model3's conv2 (32 -> 64 @50, 289 tiles where 218 fit) 0.94 / 0.96 / 0.89x
+// the time, model004's 64 -> 128 @36 'valid' (144 tiles, 109 fit) 0.82 / 0.87 / 0.90x, model2's 32
+// -> 64 @49 'valid' (256, 218) 0.98 / 0.96 / 0.99x; whole training steps model3 0.986-0.991x, model004
+// 0.963-0.972x, model2 0.981x. (Blocks of two samples where one fits, as on model3's conv3, were not
+// consistently faster: 0.92-1.03x.)
 struct WinogradFusedBlocks {
   int64_t samples = 0, bands = 1, count = 0, align = 1;
   bool whole() const { return samples > 0; }
@@ -219,7 +229,9 @@ struct WinogradFusedBlocks {
   }
 };
 inline WinogradFusedBlocks winograd_fused_blocks(const WinogradGeom& q, int64_t budget_elems, int64_t align = 1) {
-  const int64_t NT = q.tiles(), TW = q.tiles_w(), fit = winograd_fused_fit(q, budget_elems);
+  const int64_t NT = q.tiles(), TW = q.tiles_w();
+  int64_t fit = winograd_fused_fit(q, budget_elems);
+  if (fit < NT && NT <= kWinogradWholeSampleSlack * fit) fit = NT;  // one whole sample, not bands
   WinogradFusedBlocks b;
   if (fit >= NT) {
     const int64_t per = std::min(fit / NT, q.N);
