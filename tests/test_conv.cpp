@@ -284,7 +284,7 @@ TEST_CASE("conv2d: the fused Winograd passes give the grouped passes' results (b
   check_winograd_fused_equals_grouped<float>({2, 19, 23, 17, 35, 3, 3, 1, 1, kc::Padding::Valid}, 2);
 }
 
-TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 96 tiles (40 for the weight gradient), else grouped") {
+TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 144 tiles (60 for the weight gradient), else grouped") {
   const kc::ConvOptions o;
   auto q = [](int64_t C, int64_t K, int64_t hw) {
     return kc::winograd_geom_forward(kc::make_conv_geom(32, C, hw, hw, K, 3, 3, 1, 1, kc::Padding::Same));
@@ -293,13 +293,13 @@ TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 96 tiles (40 for
   auto fused = [&](const kc::WinogradGeom& g, P p) { return kc::detail::winograd_fused_preferred(g, o, p); };
   for (P p : {P::Forward, P::BackwardData, P::BackwardFilter}) {
     CAPTURE(static_cast<int>(p));
-    CHECK(fused(q(32, 64, 50), p));             // model3's conv2: 218 tiles a block
+    CHECK(fused(q(32, 64, 50), p));             // model3's conv2: 327 tiles a block
     CHECK(fused(q(64, 32, 50), p));             // its backward data's geometry
-    CHECK(fused(q(64, 128, 25), p));            // conv3: 109 tiles
-    CHECK_FALSE(fused(q(256, 512, 6), p));      // conv5: 27 tiles
-    CHECK_FALSE(fused(q(512, 1024, 6), p));     // conv6: 13
+    CHECK(fused(q(64, 128, 25), p));            // conv3: 163 tiles
+    CHECK_FALSE(fused(q(256, 512, 6), p));      // conv5: 40 tiles
+    CHECK_FALSE(fused(q(512, 1024, 6), p));     // conv6: 20
   }
-  CHECK_FALSE(fused(q(128, 256, 12), P::Forward));  // conv4: 54 tiles, fused only for the weight gradient
+  CHECK_FALSE(fused(q(128, 256, 12), P::Forward));  // conv4: 81 tiles, fused only for the weight gradient
   CHECK_FALSE(fused(q(256, 128, 12), P::BackwardData));
   CHECK(fused(q(128, 256, 12), P::BackwardFilter));
   kc::ConvOptions grouped = o;
@@ -307,9 +307,9 @@ TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 96 tiles (40 for
   for (P p : {P::Forward, P::BackwardData, P::BackwardFilter})
     CHECK_FALSE(kc::detail::winograd_fused_preferred(q(32, 64, 50), grouped, p));
   const kc::WinogradGeom q2 = q(32, 64, 50);
-  // 289 tiles a sample, 218 fit: one sample per block (at most kWinogradWholeSampleSlack = 2 times
-  // the budget), not two bands of 9 and 8 tile rows
-  const kc::detail::WinogradFusedBlocks bl = kc::detail::winograd_fused_blocks(q2, o.winograd_block_elems);
+  // 289 tiles a sample, 218 fit a budget of 2^19: one sample per block (at most
+  // kWinogradWholeSampleSlack = 2 times the budget), not two bands of 9 and 8 tile rows
+  const kc::detail::WinogradFusedBlocks bl = kc::detail::winograd_fused_blocks(q2, int64_t(1) << 19);
   CHECK(bl.whole());
   CHECK(bl.samples == 1);
   CHECK(bl.count == 32);
@@ -321,9 +321,17 @@ TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 96 tiles (40 for
   const kc::detail::WinogradFusedBlocks just = kc::detail::winograd_fused_blocks(q2, 145 * 25 * (32 + 64));
   CHECK(just.whole());
   CHECK(just.count == 32);
-  // 34 x 34 'valid' outputs of 64 -> 128 channels: 144 tiles, 109 fit
+  // 34 x 34 'valid' outputs of 64 -> 128 channels: 144 tiles, 109 fit a budget of 2^19
   const kc::WinogradGeom q3 = kc::winograd_geom_forward(kc::make_conv_geom(32, 64, 36, 36, 128, 3, 3, 1, 1, kc::Padding::Valid), 3);
-  CHECK(kc::detail::winograd_fused_blocks(q3, o.winograd_block_elems).whole());
+  CHECK(kc::detail::winograd_fused_blocks(q3, int64_t(1) << 19).whole());
+  // the default budget: model3's conv3 (81 tiles a sample, 163 fit) two samples per block; model004's
+  // 72 x 72 'valid' 32 -> 64 (576 tiles, 327 fit) one sample
+  const kc::detail::WinogradFusedBlocks b3 = kc::detail::winograd_fused_blocks(q(64, 128, 25), o.winograd_block_elems);
+  CHECK(b3.samples == 2);
+  CHECK(b3.count == 16);
+  const kc::WinogradGeom q4 = kc::winograd_geom_forward(kc::make_conv_geom(32, 32, 74, 74, 64, 3, 3, 1, 1, kc::Padding::Valid), 3);
+  CHECK(kc::detail::winograd_fused_blocks(q4, o.winograd_block_elems).samples == 1);
+  CHECK(kc::detail::winograd_fused_blocks(q4, int64_t(1) << 19).bands == 3);
 }
 
 TEST_CASE("Winograd transforms: the streamed stores (a large U, the grouped plan's V) write the plain stores' bits") {

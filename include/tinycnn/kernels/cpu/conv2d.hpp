@@ -84,13 +84,13 @@ struct ConvOptions {
   //   Grouped: per sample group, each transform and the GEMMs over all of the group's tiles
   //            (winograd_conv3x3, winograd_conv3x3_backward_filter)
   //   Fused:   per block of tiles, the transforms and GEMMs one after the other, the transformed
-  //            tiles in L2 (winograd_conv3x3_fused, winograd_conv3x3_backward_filter_fused;
+  //            tiles in the caches (winograd_conv3x3_fused, winograd_conv3x3_backward_filter_fused;
   //            winograd_block_elems bounds a block's transformed input + output, except that a
   //            sample needing up to twice that is not cut into bands: winograd_fused_blocks)
   //   Auto:    detail::winograd_fused_preferred
   enum class WinogradPlan { Auto, Grouped, Fused };
   WinogradPlan winograd_plan = WinogradPlan::Auto;
-  int64_t winograd_block_elems = int64_t(1) << 19;
+  int64_t winograd_block_elems = kWinogradBlockElems;
 };
 
 namespace detail {
@@ -153,9 +153,10 @@ inline bool winograd_preferred(const Conv2DGeom& g, int64_t ci, int64_t co, cons
 enum class ConvPass { Forward, BackwardData, BackwardFilter };
 
 // Whether the Winograd pass q runs fused (ConvOptions::WinogradPlan).
-// Auto: fused where a block of winograd_block_elems holds at least 96 tiles forward and for the
-// backward data (m = 3: up to 64 -> 128 channels, 109 tiles; 32 -> 64 has 218), at least 40 for the
-// weight gradient (also 128 -> 256, 54 tiles); else grouped (256 -> 512 has 27).
+// Auto: fused where a block of winograd_block_elems holds at least 144 tiles forward and for the
+// backward data (m = 3, the default budget: up to 64 -> 128 channels, 163 tiles; 32 -> 64 has 327),
+// at least 60 for the weight gradient (also 128 -> 256, 81 tiles); else grouped (256 -> 512 has 40).
+// (The thresholds were 96 and 40 tiles of a 2^19-element budget: the same layers.)
 // Why, on the Zen 5 (2 vCPUs, L2 1 MiB per core; docs/performance.md, thirty-second session):
 // in the grouped plan both threads' transforms write V and Gy (or M) that both threads' GEMMs then
 // read, so every store of the next group's transform takes cache lines back from the other core;
@@ -170,7 +171,7 @@ enum class ConvPass { Forward, BackwardData, BackwardFilter };
 // weight gradient 1.12-1.18x: a few percent slower there, measured with that session's code).
 inline bool winograd_fused_preferred(const WinogradGeom& q, const ConvOptions& o, ConvPass pass) {
   if (o.winograd_plan != ConvOptions::WinogradPlan::Auto) return o.winograd_plan == ConvOptions::WinogradPlan::Fused;
-  return winograd_fused_fit(q, o.winograd_block_elems) >= (pass == ConvPass::BackwardFilter ? 40 : 96);
+  return winograd_fused_fit(q, o.winograd_block_elems) >= (pass == ConvPass::BackwardFilter ? 60 : 144);
 }
 
 // Whether the direct few-channel pass (conv_fewc.hpp) computes g: forward, or else the weight gradient.

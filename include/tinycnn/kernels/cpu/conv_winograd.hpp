@@ -198,6 +198,19 @@ void winograd_conv3x3(const T* in, const T* U, const WinogradGeom& q, const T* b
   }
 }
 
+// The fused pass's default block budget (ConvOptions::winograd_block_elems): a block's transformed
+// input and output, V + M, about 3 MiB of float. It was 2^19 elements until the forty-first session;
+// with the larger blocks (and kWinogradWholeSampleSlack), alternated in one process on a Zen 4
+// (2 threads, batch 32; docs/performance.md), forward / backward data / weight gradient: model3's conv3
+// (64 -> 128 @25: two samples per block instead of one) 0.96 / 0.99 / 0.94x the time, conv4's weight
+// gradient (five samples instead of three) 0.98x, model004's 32 -> 64 @74 'valid' (one sample
+// instead of three bands) 0.90 / 0.93 / 0.92x and its 128 -> 256 weight gradient (three samples
+// instead of two) 0.92x, model2's 64 -> 128 @23 'valid' (three samples instead of two) 1.02 / 0.99 /
+// 1.00x; whole training steps model004 0.957x, model3 and model2 0.996-0.997x. Larger budgets lost:
+// 2^22 took 1.03-1.40x the time of 2^20 on model3's conv2 and conv3, and 2^21 on conv3 0.98-1.08x
+// that of 2^19.
+constexpr int64_t kWinogradBlockElems = int64_t(3) << 18;
+
 namespace detail {
 
 // Tiles of the fused pass's blocks whose V + M fit budget_elems elements.
@@ -211,8 +224,8 @@ inline int64_t winograd_fused_fit(const WinogradGeom& q, int64_t budget_elems) {
 // a whole sample's tiles fit the budget, groups of `samples` whole samples (the batch split evenly).
 // A sample that needs more than the budget but at most kWinogradWholeSampleSlack times it is one
 // block, not bands: the bands' point GEMMs are narrower (half a sample's tiles) and each band pads
-// and transforms the two rows it shares with the next. Against two bands, alternated in one process
-// on a Zen 4 (2 threads, batch 32; docs/performance.md, forty-first session), forward / backward
+// and transforms the two rows it shares with the next. Against two bands, with the budget then 2^19
+// elements, alternated in one process on a Zen 4 (2 threads, batch 32; docs/performance.md, forty-first session), forward / backward
 // data / weight gradient: model3's conv2 (32 -> 64 @50, 289 tiles where 218 fit) 0.94 / 0.96 / 0.89x
 // the time, model004's 64 -> 128 @36 'valid' (144 tiles, 109 fit) 0.82 / 0.87 / 0.90x, model2's 32
 // -> 64 @49 'valid' (256, 218) 0.98 / 0.96 / 0.99x; whole training steps model3 0.986-0.991x, model004
@@ -301,7 +314,7 @@ inline WinogradFusedBlock winograd_fused_block(const WinogradGeom& q, const Wino
 // samples.
 template <class T>
 void winograd_conv3x3_fused(const T* in, const T* U, const WinogradGeom& q, const T* bias, bool relu, bool accumulate,
-                            T* out, int64_t u_mr, T relu_max = T(0), int64_t budget_elems = int64_t(1) << 19,
+                            T* out, int64_t u_mr, T relu_max = T(0), int64_t budget_elems = kWinogradBlockElems,
                             const ConvGroupSink<T>* sink = nullptr) {
   const int64_t NT = q.tiles(), npts = q.points(), L = q.OH * q.OW;
   if (q.N <= 0 || q.Co <= 0 || NT <= 0) return;
@@ -388,7 +401,7 @@ void winograd_conv3x3_backward_filter(const T* x, const T* dy, const WinogradGeo
 //   x: [N, Ci, H, W], dy: [N, Co, OH, OW], dw: [Co, Ci, 3, 3] (+=); gemm_fn: as for the grouped routine
 template <class T, class GemmFn>
 void winograd_conv3x3_backward_filter_fused(const T* x, const T* dy, const WinogradGeom& q, T* dw, GemmFn gemm_fn,
-                                            int64_t budget_elems = int64_t(1) << 19) {
+                                            int64_t budget_elems = kWinogradBlockElems) {
   const int64_t NT = q.tiles(), npts = q.points(), du = npts * q.Co * q.Ci;
   if (q.N <= 0 || q.Co <= 0 || q.Ci <= 0 || NT <= 0) return;
   const detail::WinogradFusedBlocks bl = detail::winograd_fused_blocks(q, budget_elems);
