@@ -18,6 +18,22 @@ namespace kc = tinycnn::kernels::cpu;
 
 namespace {
 
+// Whether a test's copy of a transform runs here: 0 the baseline copy, always; 1 the AVX-512 copy, in
+// x86-64 builds on CPUs with AVX-512.
+bool copy_runs(int copy) {
+#if defined(TINYCNN_HAVE_X86_TARGETS)
+  return copy == 0 || kc::cpu_features().avx512;
+#else
+  return copy == 0;
+#endif
+}
+
+// A copy's value against the baseline copy's: bitwise for the baseline copy, to float rounding for the
+// AVX-512 one (it may contract a multiply and an add into an FMA); NaN (never written) never matches.
+bool copy_matches(int copy, float got, float want) {
+  return copy == 0 ? got == want : std::fabs(got - want) <= 1e-5f * (1.0f + std::fabs(want));
+}
+
 std::vector<float> rnd(int64_t n, uint64_t seed) {
   Rng r(seed);
   std::vector<float> v(static_cast<size_t>(n));
@@ -193,8 +209,7 @@ TEST_CASE("Winograd: the transforms' AVX-512 copies give the baseline copies' va
   // the AVX-512 one contracts a multiply and an add into an FMA.
   auto close = [](const std::vector<float>& got, const std::vector<float>& want) {
     int64_t bad = 0;
-    for (size_t i = 0; i < want.size(); ++i)
-      bad += !(std::fabs(got[i] - want[i]) <= 1e-5f * (1.0f + std::fabs(want[i])));  // NaN counts
+    for (size_t i = 0; i < want.size(); ++i) bad += !copy_matches(1, got[i], want[i]);
     return bad;
   };
   // Planes of 7x7 to 13x11 (partial tiles, partial 16-lane blocks), 'same' and 'valid', 1 and 3 samples.
@@ -274,11 +289,7 @@ TEST_CASE("Winograd: the output gradient's transform, streamed by two threads, e
   std::vector<float> want(static_cast<size_t>(ng), NAN);
   kc::detail::winograd_grad_output_transform_m<3>(dy.data(), q, 0, q.N, want.data(), false);
   for (int copy = 0; copy < 2; ++copy) {
-#if defined(TINYCNN_HAVE_X86_TARGETS)
-    if (copy == 1 && !kc::cpu_features().avx512) continue;
-#else
-    if (copy == 1) continue;
-#endif
+    if (!copy_runs(copy)) continue;
     CAPTURE(copy);
     HostBuffer<float> buf;
     float* G = buf.get(static_cast<size_t>(ng));
@@ -293,10 +304,8 @@ TEST_CASE("Winograd: the output gradient's transform, streamed by two threads, e
 #endif
         kc::detail::winograd_grad_output_transform_m<3>(dy.data(), q, 0, q.N, G, true);
     }
-    int64_t bad = 0;  // NaN (never written) counts; the AVX-512 copy may contract a multiply and an add
-    for (int64_t i = 0; i < ng; ++i)
-      bad += copy == 0 ? !(G[i] == want[static_cast<size_t>(i)])
-                       : !(std::fabs(G[i] - want[static_cast<size_t>(i)]) <= 1e-5f * (1.0f + std::fabs(want[static_cast<size_t>(i)])));
+    int64_t bad = 0;
+    for (int64_t i = 0; i < ng; ++i) bad += !copy_matches(copy, G[i], want[static_cast<size_t>(i)]);
     CHECK(bad == 0);
   }
 }
@@ -315,11 +324,7 @@ TEST_CASE("Winograd: a large prepacked V, written sliver by sliver, equals the t
   for (int64_t m : {2, 3})
     for (int64_t nr : {int64_t(32), int64_t(48)})
       for (int copy = 0; copy < 2; ++copy) {
-#if defined(TINYCNN_HAVE_X86_TARGETS)
-        if (copy == 1 && !kc::cpu_features().avx512) continue;
-#else
-        if (copy == 1) continue;
-#endif
+        if (!copy_runs(copy)) continue;
         CAPTURE(g.H);
         CAPTURE(m);
         CAPTURE(nr);
@@ -353,9 +358,7 @@ TEST_CASE("Winograd: a large prepacked V, written sliver by sliver, equals the t
           for (int64_t xi = 0; xi < a2; ++xi)
             for (int64_t c = 0; c < q.Ci; ++c)
               for (int64_t t = 0; t < NT; ++t) {
-                const float u = at(big, xs, xi, c, j * NT + t), w = at(one, xs1, xi, c, t);
-                // NaN (never written) counts; the AVX-512 copy may contract a multiply and an add
-                bad += copy == 0 ? !(u == w) : !(std::fabs(u - w) <= 1e-5f * (1.0f + std::fabs(w)));
+                bad += !copy_matches(copy, at(big, xs, xi, c, j * NT + t), at(one, xs1, xi, c, t));
               }
         }
         CHECK(bad == 0);
