@@ -322,14 +322,16 @@ TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 144 tiles (60 fo
   CHECK(just.whole());
   CHECK(just.count == 32);
   // 34 x 34 'valid' outputs of 64 -> 128 channels: 144 tiles, 109 fit a budget of 2^19
-  const kc::WinogradGeom q3 = kc::winograd_geom_forward(kc::make_conv_geom(32, 64, 36, 36, 128, 3, 3, 1, 1, kc::Padding::Valid), 3);
+  const kc::WinogradGeom q3 =
+      kc::winograd_geom_forward(kc::make_conv_geom(32, 64, 36, 36, 128, 3, 3, 1, 1, kc::Padding::Valid), 3);
   CHECK(kc::detail::winograd_fused_blocks(q3, int64_t(1) << 19).whole());
   // the default budget: model3's conv3 (81 tiles a sample, 163 fit) two samples per block; model004's
   // 72 x 72 'valid' 32 -> 64 (576 tiles, 327 fit) one sample
   const kc::detail::WinogradFusedBlocks b3 = kc::detail::winograd_fused_blocks(q(64, 128, 25), o.winograd_block_elems);
   CHECK(b3.samples == 2);
   CHECK(b3.count == 16);
-  const kc::WinogradGeom q4 = kc::winograd_geom_forward(kc::make_conv_geom(32, 32, 74, 74, 64, 3, 3, 1, 1, kc::Padding::Valid), 3);
+  const kc::WinogradGeom q4 =
+      kc::winograd_geom_forward(kc::make_conv_geom(32, 32, 74, 74, 64, 3, 3, 1, 1, kc::Padding::Valid), 3);
   CHECK(kc::detail::winograd_fused_blocks(q4, o.winograd_block_elems).samples == 1);
   CHECK(kc::detail::winograd_fused_blocks(q4, int64_t(1) << 19).bands == 3);
 }

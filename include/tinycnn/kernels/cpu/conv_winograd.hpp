@@ -214,7 +214,6 @@ constexpr int64_t kWinogradBlockElems = int64_t(3) << 18;
 namespace detail {
 
 // Tiles of the fused pass's blocks whose V + M fit budget_elems elements.
-constexpr int64_t kWinogradWholeSampleSlack = 2;
 inline int64_t winograd_fused_fit(const WinogradGeom& q, int64_t budget_elems) {
   return std::max<int64_t>(budget_elems / (q.points() * (q.Ci + q.Co)), 1);
 }
@@ -225,12 +224,12 @@ inline int64_t winograd_fused_fit(const WinogradGeom& q, int64_t budget_elems) {
 // A sample that needs more than the budget but at most kWinogradWholeSampleSlack times it is one
 // block, not bands: the bands' point GEMMs are narrower (half a sample's tiles) and each band pads
 // and transforms the two rows it shares with the next. Against two bands, with the budget then 2^19
-// elements, alternated in one process on a Zen 4 (2 threads, batch 32; docs/performance.md, forty-first session), forward / backward
-// data / weight gradient: model3's conv2 (32 -> 64 @50, 289 tiles where 218 fit) 0.94 / 0.96 / 0.89x
-// the time, model004's 64 -> 128 @36 'valid' (144 tiles, 109 fit) 0.82 / 0.87 / 0.90x, model2's 32
-// -> 64 @49 'valid' (256, 218) 0.98 / 0.96 / 0.99x; whole training steps model3 0.986-0.991x, model004
-// 0.963-0.972x, model2 0.981x. (Blocks of two samples where one fits, as on model3's conv3, were not
-// consistently faster: 0.92-1.03x.)
+// elements, alternated in one process on a Zen 4 (2 threads, batch 32; docs/performance.md,
+// forty-first session), forward / backward data / weight gradient: model3's conv2 (32 -> 64 @50,
+// 289 tiles where 218 fit) 0.94 / 0.96 / 0.89x the time, model004's 64 -> 128 @36 'valid' (144
+// tiles, 109 fit) 0.82 / 0.87 / 0.90x, model2's 32 -> 64 @49 'valid' (256, 218) 0.98 / 0.96 /
+// 0.99x; whole training steps model3 0.986-0.991x, model004 0.963-0.972x, model2 0.981x.
+constexpr int64_t kWinogradWholeSampleSlack = 2;
 struct WinogradFusedBlocks {
   int64_t samples = 0, bands = 1, count = 0, align = 1;
   bool whole() const { return samples > 0; }
