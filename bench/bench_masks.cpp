@@ -1,12 +1,12 @@
 // Element-wise passes over model004's and model3's largest activations (batch 32, after conv1):
-//   dropout/mask/<variant>/<n>      the dropout mask of n elements (rate 0.2): reference (one
+//   dropout/apply/<variant>/<n>     dropout's y = x * mask over n elements (rate 0.2): reference (one
 //                                   counter_uniform per element, one thread), baseline and avx2 (those
 //                                   range copies over the threads; avx2 only where the CPU has it),
-//                                   default (dropout_mask: the AVX-512 copy, else AVX2, else baseline)
+//                                   default (dropout_apply: the AVX-512 copy, else AVX2, else baseline)
 //   relu_grad_bias/<variant>/<layer>  a fused ReLU's backward and the bias gradient: two_pass
 //                                   (activation_backward, then conv2d_backward_bias over its result, as
 //                                   before the twenty-third session), fused (conv2d_relu_backward_bias)
-// Each variant is checked against the reference (mask bitwise; masked gradient bitwise, bias to 1e-5)
+// Each variant is checked against the reference (dropout bitwise; masked gradient bitwise, bias to 1e-5)
 // before it is timed. GB/s counter: bytes read and written per second.
 #include <benchmark/benchmark.h>
 
@@ -22,37 +22,38 @@ namespace {
 
 using namespace tinycnn::kernels::cpu;
 
-void run_mask(benchmark::State& state, int64_t n, int variant) {
-  std::vector<float> mask(static_cast<size_t>(n)), ref(mask.size());
+void run_dropout(benchmark::State& state, int64_t n, int variant) {
+  std::vector<float> x(static_cast<size_t>(n)), y(x.size()), ref(x.size());
+  tinycnn::Rng r(5);
+  for (float& v : x) v = static_cast<float>(r.uniform() - 0.5);
   const float rate = 0.2f;
-  auto fn = [&](tinycnn::Rng& rng) {
-    if (variant == 0) return dropout_mask_ref<float>(rng, rate, mask.data(), n);
-    if (variant == 2) return dropout_mask<float>(rng, rate, mask.data(), n);
-    auto range = &detail::dropout_mask_range<float>;
+  const uint64_t seed = tinycnn::Rng(7).next_u64();
+  auto fn = [&] {
+    if (variant == 0) return dropout_apply_ref<float>(seed, rate, x.data(), y.data(), n);
+    if (variant == 2) return dropout_apply<float>(seed, rate, x.data(), y.data(), n);
+    auto range = &detail::dropout_apply_range<float>;
 #ifdef TINYCNN_HAVE_X86_TARGETS
-    if (variant == 3) range = &detail::dropout_mask_range_avx2<float>;
+    if (variant == 3) range = &detail::dropout_apply_range_avx2<float>;
 #endif
-    const uint64_t seed = rng.next_u64();
-    const uint64_t thr = static_cast<uint64_t>(std::ceil(static_cast<double>(rate) * 9007199254740992.0));
     constexpr int64_t chunk = 1 << 14;
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < (n + chunk - 1) / chunk; ++c)
-      range(seed, thr, 1.0f / (1.0f - rate), mask.data(), c * chunk, std::min(n, (c + 1) * chunk));
+      range(seed, dropout_threshold(rate), 1.0f / (1.0f - rate), x.data(), y.data(), c * chunk,
+            std::min(n, (c + 1) * chunk));
   };
-  tinycnn::Rng r0(5), r1(5);
-  dropout_mask_ref<float>(r0, rate, ref.data(), n);
-  fn(r1);
-  if (mask != ref) {
-    state.SkipWithError("differs from the reference mask");
+  dropout_apply_ref<float>(seed, rate, x.data(), ref.data(), n);
+  fn();
+  if (y != ref) {
+    state.SkipWithError("differs from the reference");
     return;
   }
   for (auto _ : state) {
-    fn(r1);
-    benchmark::DoNotOptimize(mask.data());
+    fn();
+    benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  state.counters["GB/s"] =
-      benchmark::Counter(double(n * sizeof(float)), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] =  // x read, y written
+      benchmark::Counter(double(2 * n * sizeof(float)), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void run_relu_bias(benchmark::State& state, int64_t K, int64_t hw, bool fused) {
@@ -98,7 +99,7 @@ int register_mask_benchmarks() {
 #else
     if (v == 3) continue;
 #endif
-    benchmark::RegisterBenchmark((std::string("dropout/mask/") + names[v] + "/5607424").c_str(), run_mask,
+    benchmark::RegisterBenchmark((std::string("dropout/apply/") + names[v] + "/5607424").c_str(), run_dropout,
                                  int64_t(32) * 32 * 74 * 74, v)  // model004's first dropout
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -1476,74 +1477,110 @@ TEST_CASE("conv2d_relu_backward_bias: the masked gradient and the bias gradient 
       }
 }
 
-TEST_CASE("dropout mask: variant 1 equals the reference bitwise on 1 and 2 threads; rate respected") {
+namespace {
+// The bytes of v (a NaN equals itself here, unlike with ==).
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+}  // namespace
+
+TEST_CASE("dropout_apply: variant 1 equals the reference bitwise on 1 and 2 threads, in place too; rate respected") {
   const int prev = get_num_threads();
+  const uint64_t seed = Rng(42).next_u64();
   for (const int64_t n : {int64_t(1), int64_t(1000), int64_t(1) << 17, (int64_t(1) << 17) + 13}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    Rng r(5);
+    for (float& v : x) v = static_cast<float>(r.uniform() - 0.5);
+    x[0] = std::numeric_limits<float>::infinity();  // dropped or kept, x * m as in the reference (NaN or inf)
     for (const float rate : {0.0f, 0.3f, 0.5f, 0.999f}) {
-      Rng r0(42);
-      std::vector<float> ref(static_cast<size_t>(n), -1.f);
-      kernels::cpu::dropout_mask_ref<float>(r0, rate, ref.data(), n);
+      std::vector<float> ref(x.size());
+      kc::dropout_apply_ref<float>(seed, rate, x.data(), ref.data(), n);
       for (const int threads : {1, 2}) {
         set_num_threads(threads);
-        Rng r1(42);
-        std::vector<float> fast(static_cast<size_t>(n), -1.f);
-        kernels::cpu::dropout_mask<float>(r1, rate, fast.data(), n);
+        std::vector<float> fast(x.size(), -1.f), inplace = x;
+        kc::dropout_apply<float>(seed, rate, x.data(), fast.data(), n);
+        kc::dropout_apply<float>(seed, rate, inplace.data(), inplace.data(), n);
         CAPTURE(n);
         CAPTURE(rate);
         CAPTURE(threads);
-        CHECK(fast == ref);
-        Rng r0c(42);
-        r0c.next_u64();
-        CHECK(r1.next_u64() == r0c.next_u64());  // one draw per mask
+        CHECK(same_bits(fast, ref));
+        CHECK(same_bits(inplace, ref));
       }
-      if (n >= 1000) {
-        int64_t zeros = 0;
-        for (float v : ref) zeros += v == 0.f;
-        const double p = rate, sigma = std::sqrt(p * (1 - p) / static_cast<double>(n));
-        CHECK(std::fabs(static_cast<double>(zeros) / static_cast<double>(n) - p) <= 5 * sigma + 1e-12);
-        const float keep = 1.0f / (1.0f - rate);
-        int64_t other = 0;
-        for (float v : ref) other += v != 0.f && v != keep;
-        CHECK(other == 0);
+      if (n < 1000) continue;
+      // On ones the result is the mask: 0 with probability rate, else exactly 1 / (1 - rate).
+      std::vector<float> mask(x.size(), 1.0f);
+      kc::dropout_apply<float>(seed, rate, mask.data(), mask.data(), n);
+      int64_t zeros = 0, other = 0;
+      const float keep = 1.0f / (1.0f - rate);
+      for (float v : mask) {
+        zeros += v == 0.f;
+        other += v != 0.f && v != keep;
       }
+      const double p = rate, sigma = std::sqrt(p * (1 - p) / static_cast<double>(n));
+      CHECK(std::fabs(static_cast<double>(zeros) / static_cast<double>(n) - p) <= 5 * sigma + 1e-12);
+      CHECK(other == 0);
     }
   }
   // Each copy of the range kernel (baseline, AVX2 and AVX-512 where the CPU has them) on ranges that start and end
-  // off a vector boundary, float and double, against the reference mask of the same seed.
-  auto check_ranges = [](auto zero) {
+  // off a vector boundary, float and double, against the reference of the same seed.
+  auto check_ranges = [&](auto zero) {
     using T = decltype(zero);
     const int64_t n = 1037;
     const T rate = T(0.3);
-    Rng r0(7);
-    const uint64_t seed = Rng(7).next_u64();
-    std::vector<T> ref(static_cast<size_t>(n));
-    kernels::cpu::dropout_mask_ref<T>(r0, rate, ref.data(), n);
+    std::vector<T> x(static_cast<size_t>(n)), ref(x.size());
+    Rng r(9);
+    for (T& v : x) v = static_cast<T>(r.uniform() - 0.5);
+    kc::dropout_apply_ref<T>(seed, rate, x.data(), ref.data(), n);
     const T keep = T(1) / (T(1) - rate);
-    const uint64_t thr = static_cast<uint64_t>(std::ceil(static_cast<double>(rate) * 9007199254740992.0));
-    std::vector<void (*)(uint64_t, uint64_t, T, T*, int64_t, int64_t)> copies{
-        &kernels::cpu::detail::dropout_mask_range<T>};
+    const uint64_t thr = kc::dropout_threshold(rate);
+    std::vector<void (*)(uint64_t, uint64_t, T, const T*, T*, int64_t, int64_t)> copies{
+        &kc::detail::dropout_apply_range<T>};
 #ifdef TINYCNN_HAVE_X86_TARGETS
-    if (kernels::cpu::cpu_features().avx512) copies.push_back(&kernels::cpu::detail::dropout_mask_range_avx512<T>);
-    if (kernels::cpu::cpu_features().avx2_fma) copies.push_back(&kernels::cpu::detail::dropout_mask_range_avx2<T>);
+    if (kc::cpu_features().avx512) copies.push_back(&kc::detail::dropout_apply_range_avx512<T>);
+    if (kc::cpu_features().avx2_fma) copies.push_back(&kc::detail::dropout_apply_range_avx2<T>);
 #endif
     for (auto copy : copies)
       for (const int64_t i0 : {int64_t(0), int64_t(3), int64_t(8), int64_t(517)}) {
-        std::vector<T> out(static_cast<size_t>(n), T(-1));
-        copy(seed, thr, keep, out.data(), i0, n - 2);
+        std::vector<T> out(x.size(), T(-1));
+        copy(seed, thr, keep, x.data(), out.data(), i0, n - 2);
         int64_t wrong = 0;  // elements in the range unlike the reference, or outside it written
-        for (int64_t i = 0; i < n; ++i)
-          wrong += out[static_cast<size_t>(i)] != (i >= i0 && i < n - 2 ? ref[static_cast<size_t>(i)] : T(-1));
+        for (int64_t i = 0; i < n; ++i) {
+          const size_t k = static_cast<size_t>(i);
+          wrong += out[k] != (i >= i0 && i < n - 2 ? ref[k] : T(-1));
+        }
         CAPTURE(i0);
         CHECK(wrong == 0);
       }
   };
   check_ranges(0.0f);
   check_ranges(0.0);
-  // Two masks from one generator differ (a new seed per mask).
-  Rng r(3);
-  std::vector<float> a(4096), b(4096);
-  kernels::cpu::dropout_mask<float>(r, 0.5f, a.data(), 4096);
-  kernels::cpu::dropout_mask<float>(r, 0.5f, b.data(), 4096);
-  CHECK(a != b);
   set_num_threads(prev);
+}
+
+TEST_CASE("ops::dropout: one draw per call, a new mask each call, and the backward uses the forward's mask") {
+  Rng rng(3), twin(3);
+  Tensor<float> xt = Tensor<float>::full({4, 1000}, 2.0f);
+  Var<float> x(xt, true);
+  Var<float> y = ops::dropout(x, 0.5f, true, rng);
+  twin.next_u64();
+  CHECK(rng.next_u64() == twin.next_u64());  // exactly one draw
+  Var<float> y2 = ops::dropout(Var<float>(xt), 0.5f, true, rng);
+  int64_t differ = 0;
+  for (int64_t i = 0; i < xt.numel(); ++i) differ += y.value()[i] != y2.value()[i];
+  CHECK(differ > 0);
+  // dy = 1: dx is the mask, y / x.
+  y.backward(Tensor<float>::full({4, 1000}, 1.0f));
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < xt.numel(); ++i) wrong += x.grad()[i] != y.value()[i] / 2.0f;
+  CHECK(wrong == 0);
+  // x feeding a second consumer as well: the dropout's part is added to the other one.
+  Var<float> x2(xt, true);
+  Var<float> d = ops::dropout(x2, 0.5f, true, rng);
+  ops::add(d, x2).backward(Tensor<float>::full({4, 1000}, 1.0f));
+  wrong = 0;
+  for (int64_t i = 0; i < xt.numel(); ++i) wrong += x2.grad()[i] != 1.0f + d.value()[i] / 2.0f;
+  CHECK(wrong == 0);
+  CHECK(ops::dropout(x, 0.5f, false, rng).value().data() == x.value().data());  // inference: identity
+  CHECK_THROWS_WITH_AS(ops::dropout(x, 1.0f, true, rng), doctest::Contains("rate must be in [0, 1)"), ValueError);
 }

@@ -201,8 +201,8 @@ __global__ void bce_backward_k(const T* logits, const T* targets, T scale, T* dl
 }
 
 template <class T>
-__global__ void dropout_k(uint64_t seed, double rate, T keep, T* mask, int64_t n) {
-  TINYCNN_GRID_STRIDE(i, n) mask[i] = counter_uniform(seed, static_cast<uint64_t>(i)) < rate ? T(0) : keep;
+__global__ void dropout_k(uint64_t seed, double rate, T keep, const T* x, T* y, int64_t n) {
+  TINYCNN_GRID_STRIDE(i, n) y[i] = x[i] * (counter_uniform(seed, static_cast<uint64_t>(i)) < rate ? T(0) : keep);
 }
 
 template <class T>
@@ -359,12 +359,11 @@ void bce_logits_backward(const T* logits, const T* targets, T scale, T* dlogits,
   elementwise("bce_logits_backward", tname<T>(), n, &bce_backward_k<T>, logits, targets, scale, dlogits, n);
 }
 template <class T>
-void dropout_mask(Rng& rng, T rate, T* mask, int64_t n) {
+void dropout_apply(uint64_t seed, T rate, const T* x, T* y, int64_t n) {
   if (!(rate >= T(0) && rate < T(1)))
-    throw ValueError("tinycnn::cuda::dropout_mask: rate " + std::to_string(double(rate)) + " is not in [0, 1)");
-  const uint64_t seed = rng.next_u64();  // one draw per mask, whatever n is
-  elementwise("dropout_mask", tname<T>(), n, &dropout_k<T>, seed, static_cast<double>(rate), T(1) / (T(1) - rate),
-              mask, n);
+    throw ValueError("tinycnn::cuda::dropout_apply: rate " + std::to_string(double(rate)) + " is not in [0, 1)");
+  elementwise("dropout_apply", tname<T>(), n, &dropout_k<T>, seed, static_cast<double>(rate), T(1) / (T(1) - rate),
+              x, y, n);
 }
 template <class T>
 void sgd_update(T* w, const T* g, T* velocity, int64_t n, T lr, T momentum, bool nesterov, T weight_decay) {
@@ -405,7 +404,7 @@ void adam_update(T* w, const T* g, T* m, T* v, int64_t n, T lr, T beta1, T beta2
                                                   int64_t);                                                         \
   template void bce_logits_forward<T>(const T*, const T*, T*, int64_t);                                             \
   template void bce_logits_backward<T>(const T*, const T*, T, T*, int64_t);                                         \
-  template void dropout_mask<T>(Rng&, T, T*, int64_t);                                                              \
+  template void dropout_apply<T>(uint64_t, T, const T*, T*, int64_t);                                               \
   template void sgd_update<T>(T*, const T*, T*, int64_t, T, T, bool, T);                                            \
   template void adam_update<T>(T*, const T*, T*, T*, int64_t, T, T, T, T, int64_t, T, bool);
 TINYCNN_INSTANTIATE(float)

@@ -193,23 +193,24 @@ TEST_CASE("cuda parity: SGD and Adam updates over several steps") {
     }
 }
 
-TEST_CASE("cuda parity: dropout mask (counter-based; bitwise equal to the CPU kernel, rate respected)") {
+TEST_CASE("cuda parity: dropout (counter-based; bitwise equal to the CPU kernel, rate respected)") {
   CT_REQUIRE_GPU();
-  // Both kernels draw one seed from the generator and decide element i by counter_uniform(seed, i),
-  // so the GPU mask must equal the CPU kernel's bit for bit.
+  // Both kernels decide element i by counter_uniform(seed, i) and round one product, so the GPU result
+  // must equal the CPU kernel's bit for bit.
   const int64_t n = 1 << 20;
+  const auto x = ct::random_vec<float>(n, 11);
+  DeviceBuffer<float> dX(x);
+  const uint64_t seed = Rng(99).next_u64();
   for (float rate : {0.0f, 0.2f, 0.5f}) {
-    Rng rng(99), rng_host(99);
-    auto gm = ct::poisoned<float>(n);
-    cuda::dropout_mask<float>(rng, rate, gm.get(), n);
+    auto gy = ct::poisoned<float>(n);
+    cuda::dropout_apply<float>(seed, rate, dX.get(), gy.get(), n);
     std::vector<float> want(static_cast<size_t>(n));
-    kernels::cpu::dropout_mask<float>(rng_host, rate, want.data(), n);
-    CHECK(rng.next_u64() == rng_host.next_u64());  // both took exactly one draw
-    const std::vector<float> mask = gm.download();
-    int64_t zeros = 0, bad = 0;
+    kernels::cpu::dropout_apply<float>(seed, rate, x.data(), want.data(), n);
+    const std::vector<float> got = gy.download();
+    int64_t bad = 0, zeros = 0;
     for (int64_t i = 0; i < n; ++i) {
-      bad += mask[i] != want[static_cast<size_t>(i)];
-      zeros += mask[i] == 0.f;
+      bad += got[i] != want[static_cast<size_t>(i)];
+      zeros += got[i] == 0.f;
     }
     CHECK_MESSAGE(bad == 0, "dropout rate " << rate << ": " << bad << " elements differ from the CPU kernel");
     const double p = rate, sigma = std::sqrt(p * (1 - p) / n);

@@ -67,12 +67,10 @@ void bce_logits_forward(const T* logits, const T* targets, T* losses, int64_t n)
 template <class T>
 void bce_logits_backward(const T* logits, const T* targets, T scale, T* dlogits, int64_t n);
 
-// Inverted dropout mask: mask[i] = 0 with probability rate, else 1/(1-rate);  mask: [n] (written).
-// Counter-based: one 64-bit seed is drawn from rng, then element i uses counter_uniform(seed, i)
-// (core/counter_rng.hpp), so the mask does not depend on the launch shape and equals the CPU kernel's
-// mask for the same Rng state.
+// Inverted dropout y = x * m, m_i = 0 with probability rate, else 1/(1-rate);  x, y: [n]. Counter-based: element i uses counter_uniform(seed, i) (core/counter_rng.hpp), so the
+// mask does not depend on the launch shape and equals the CPU kernel's for the same seed.
 template <class T>
-void dropout_mask(Rng& rng, T rate, T* mask, int64_t n);
+void dropout_apply(uint64_t seed, T rate, const T* x, T* y, int64_t n);
 
 // SGD with optional momentum/nesterov and L2 weight decay;  w, g, velocity: [n] (velocity may be null
 // when momentum == 0)

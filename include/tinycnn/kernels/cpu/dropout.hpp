@@ -1,15 +1,17 @@
 #pragma once
-// Inverted dropout masks: kept units are scaled by 1/(1-rate) at training time so inference needs no
-// rescaling. One 64-bit seed is drawn from the layer's generator per mask; element i is then decided
-// by the counter-based counter_uniform(seed, i) (core/counter_rng.hpp), which any thread can compute
-// on its own: the mask is the same for every thread count and equal to the CUDA kernel's.
+// Inverted dropout, y = x * m: kept units are scaled by m = 1/(1-rate) at training time so inference
+// needs no rescaling, dropped ones get m = 0. One 64-bit seed is drawn from the layer's generator per
+// forward; element i's m is then decided by the counter-based counter_uniform(seed, i)
+// (core/counter_rng.hpp), which any thread can compute on its own: the mask is the same for every
+// thread count and equal to the CUDA kernel's. The backward recomputes m from the same seed
+// (dx = dy * m) instead of keeping a mask: a stored float mask cost a write in the forward and a
+// read in the backward, and y = x * m a third pass (docs/performance.md, forty-second session).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 
 #include "../../core/counter_rng.hpp"
 #include "../../core/parallel.hpp"
-#include "../../core/random.hpp"
 #include "cpu_features.hpp"
 
 #ifdef TINYCNN_HAVE_X86_TARGETS
@@ -18,34 +20,37 @@
 
 namespace tinycnn::kernels::cpu {
 
-// Reference: mask[i] = 0 if counter_uniform(seed, i) < rate else 1/(1-rate), seed = rng.next_u64();
-// mask: [n]
+// Reference: y[i] = x[i] * m_i, m_i = 0 if counter_uniform(seed, i) < rate else 1/(1-rate). One
+// rounding (a product only, nothing a compiler could fuse into an FMA), so every copy and the CUDA
+// kernel agree bit for bit; a backward that must add into a gradient adds the result separately.
+//   x, y: [n] (x == y allowed)
 template <class T>
-void dropout_mask_ref(Rng& rng, T rate, T* mask, int64_t n) {
-  const uint64_t seed = rng.next_u64();
+void dropout_apply_ref(uint64_t seed, T rate, const T* x, T* y, int64_t n) {
   const T keep = T(1) / (T(1) - rate);
   for (int64_t i = 0; i < n; ++i)
-    mask[i] = counter_uniform(seed, static_cast<uint64_t>(i)) < static_cast<double>(rate) ? T(0) : keep;
+    y[i] = x[i] * (counter_uniform(seed, static_cast<uint64_t>(i)) < static_cast<double>(rate) ? T(0) : keep);
 }
 
 namespace detail {
 
-// mask[i] for i in [i0, i1): 0 where (hash >> 11) < threshold, else keep.  mask: [n], written in [i0, i1)
+// Elements [i0, i1) of dropout_apply: m_i = 0 where (hash >> 11) < threshold, else keep.
+//   x, y: [n], y written in [i0, i1)
 template <class T>
-void dropout_mask_range(uint64_t seed, uint64_t threshold, T keep, T* mask, int64_t i0, int64_t i1) {
+void dropout_apply_range(uint64_t seed, uint64_t threshold, T keep, const T* x, T* y, int64_t i0, int64_t i1) {
   for (int64_t i = i0; i < i1; ++i)
-    mask[i] = (counter_hash(seed, static_cast<uint64_t>(i)) >> 11) < threshold ? T(0) : keep;
+    y[i] = x[i] * ((counter_hash(seed, static_cast<uint64_t>(i)) >> 11) < threshold ? T(0) : keep);
 }
 
 #ifdef TINYCNN_HAVE_X86_TARGETS
 // The same hash 8 elements at a time: AVX-512 DQ has the 64-bit multiply (vpmullq) that the baseline
-// ISA lacks, so the baseline copy above stays scalar (it took 5% of a model004 training step; on
-// model004's first mask this copy takes 1.28 ms against its 11.6, docs/performance.md). z = seed +
-// (i+1) * golden advances by 8 * golden per vector (the same wrapped sums), then SplitMix64's
-// finaliser as in counter_hash.
+// ISA lacks, so the baseline copy above stays scalar (as a stored mask it took 5% of a model004
+// training step; this copy made model004's first mask 1.28 ms against 11.6, docs/performance.md).
+// z = seed + (i+1) * golden advances by 8 * golden per vector (the same wrapped sums), then
+// SplitMix64's finaliser as in counter_hash. m is formed and multiplied (not a zeroing mask on x) so
+// that a NaN or infinity in a dropped x still gives NaN, as x * 0 does in the reference.
 template <class T>
-TINYCNN_TARGET_AVX512 void dropout_mask_range_avx512(uint64_t seed, uint64_t threshold, T keep, T* mask, int64_t i0,
-                                                     int64_t i1) {
+TINYCNN_TARGET_AVX512 void dropout_apply_range_avx512(uint64_t seed, uint64_t threshold, T keep, const T* x, T* y,
+                                                      int64_t i0, int64_t i1) {
   constexpr uint64_t golden = 0x9E3779B97F4A7C15ull;
   const __m512i c1 = _mm512_set1_epi64(static_cast<long long>(0xBF58476D1CE4E5B9ull));
   const __m512i c2 = _mm512_set1_epi64(static_cast<long long>(0x94D049BB133111EBull));
@@ -62,11 +67,11 @@ TINYCNN_TARGET_AVX512 void dropout_mask_range_avx512(uint64_t seed, uint64_t thr
     z = _mm512_srli_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 31)), 11);
     const __mmask8 kept = _mm512_cmpge_epu64_mask(z, thr);
     if constexpr (sizeof(T) == 4)
-      _mm256_storeu_ps(mask + i, _mm256_maskz_mov_ps(kept, _mm256_set1_ps(keep)));
+      _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_maskz_mov_ps(kept, _mm256_set1_ps(keep))));
     else
-      _mm512_storeu_pd(mask + i, _mm512_maskz_mov_pd(kept, _mm512_set1_pd(keep)));
+      _mm512_storeu_pd(y + i, _mm512_mul_pd(_mm512_loadu_pd(x + i), _mm512_maskz_mov_pd(kept, _mm512_set1_pd(keep))));
   }
-  dropout_mask_range(seed, threshold, keep, mask, i, i1);
+  dropout_apply_range(seed, threshold, keep, x, y, i, i1);
 }
 
 // AVX2 has no 64-bit multiply either: each product a * c keeps its low 64 bits from three 32 x 32 -> 64
@@ -78,8 +83,8 @@ TINYCNN_TARGET_AVX2 inline __m256i dropout_mullo64_avx2(__m256i a, __m256i c_lo,
   return _mm256_add_epi64(lo, _mm256_slli_epi64(cross, 32));
 }
 template <class T>
-TINYCNN_TARGET_AVX2 void dropout_mask_range_avx2(uint64_t seed, uint64_t threshold, T keep, T* mask, int64_t i0,
-                                                 int64_t i1) {
+TINYCNN_TARGET_AVX2 void dropout_apply_range_avx2(uint64_t seed, uint64_t threshold, T keep, const T* x, T* y,
+                                                  int64_t i0, int64_t i1) {
   constexpr uint64_t golden = 0x9E3779B97F4A7C15ull, k1 = 0xBF58476D1CE4E5B9ull, k2 = 0x94D049BB133111EBull;
   const __m256i k1_lo = _mm256_set1_epi64x(static_cast<long long>(k1 & 0xFFFFFFFFull));
   const __m256i k1_hi = _mm256_set1_epi64x(static_cast<long long>(k1 >> 32));
@@ -101,37 +106,44 @@ TINYCNN_TARGET_AVX2 void dropout_mask_range_avx2(uint64_t seed, uint64_t thresho
     const __m256i dropped = _mm256_cmpgt_epi64(thr, z);  // all ones where (hash >> 11) < threshold
     if constexpr (sizeof(T) == 4) {
       const __m128i d32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(dropped, even));
-      _mm_storeu_ps(mask + i, _mm_andnot_ps(_mm_castsi128_ps(d32), _mm_set1_ps(keep)));
+      _mm_storeu_ps(y + i, _mm_mul_ps(_mm_loadu_ps(x + i), _mm_andnot_ps(_mm_castsi128_ps(d32), _mm_set1_ps(keep))));
     } else {
-      _mm256_storeu_pd(mask + i, _mm256_andnot_pd(_mm256_castsi256_pd(dropped), _mm256_set1_pd(keep)));
+      const __m256d m = _mm256_andnot_pd(_mm256_castsi256_pd(dropped), _mm256_set1_pd(keep));
+      _mm256_storeu_pd(y + i, _mm256_mul_pd(_mm256_loadu_pd(x + i), m));
     }
   }
-  dropout_mask_range(seed, threshold, keep, mask, i, i1);
+  dropout_apply_range(seed, threshold, keep, x, y, i, i1);
 }
 #endif
 
 }  // namespace detail
 
-// Variant 1 (the default): the same mask, compared in integers and spread over the threads, with
-// AVX-512 and AVX2 copies chosen at run time. counter_uniform(s, i) < rate  <=>  (hash >> 11) < rate * 2^53  <=>
-// (hash >> 11) < ceil(rate * 2^53), all exact in double (rate * 2^53 <= 2^53), so no element differs
-// from the reference.  mask: [n]
+// The integer threshold of dropout_apply's ranges: counter_uniform(s, i) < rate  <=>
+// (hash >> 11) < rate * 2^53  <=>  (hash >> 11) < ceil(rate * 2^53), all exact in double
+// (rate * 2^53 <= 2^53), so no element differs from the reference.
 template <class T>
-void dropout_mask(Rng& rng, T rate, T* mask, int64_t n) {
-  const uint64_t seed = rng.next_u64();
+uint64_t dropout_threshold(T rate) {
+  return static_cast<uint64_t>(std::ceil(static_cast<double>(rate) * 9007199254740992.0));
+}
+
+// Variant 1 (the default): the reference's result, compared in integers and spread over the threads,
+// with AVX-512 and AVX2 copies chosen at run time.  x, y: [n] (x == y allowed)
+template <class T>
+void dropout_apply(uint64_t seed, T rate, const T* x, T* y, int64_t n) {
   const T keep = T(1) / (T(1) - rate);
-  const uint64_t threshold = static_cast<uint64_t>(std::ceil(static_cast<double>(rate) * 9007199254740992.0));
-  auto range = &detail::dropout_mask_range<T>;
+  const uint64_t threshold = dropout_threshold(rate);
+  auto range = &detail::dropout_apply_range<T>;
 #ifdef TINYCNN_HAVE_X86_TARGETS
   if (cpu_features().avx512)
-    range = &detail::dropout_mask_range_avx512<T>;
+    range = &detail::dropout_apply_range_avx512<T>;
   else if (cpu_features().avx2_fma)
-    range = &detail::dropout_mask_range_avx2<T>;
+    range = &detail::dropout_apply_range_avx2<T>;
 #endif
   constexpr int64_t chunk = 1 << 14;  // elements per task (a multiple of 8: whole vectors)
   const int64_t chunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
-  for (int64_t c = 0; c < chunks; ++c) range(seed, threshold, keep, mask, c * chunk, std::min(n, (c + 1) * chunk));
+  for (int64_t c = 0; c < chunks; ++c)
+    range(seed, threshold, keep, x, y, c * chunk, std::min(n, (c + 1) * chunk));
 }
 
 }  // namespace tinycnn::kernels::cpu
