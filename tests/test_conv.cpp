@@ -1264,6 +1264,69 @@ TEST_CASE("batchnorm kernels: training statistics, running update, eval") {
   CHECK(dg[0] == doctest::Approx(1));
 }
 
+TEST_CASE("batchnorm kernels: the AVX2 and AVX-512 channel copies agree with the baseline copy") {
+  // Each channel routine on a layer-like x (offset mean, 3 samples, HW 37: off any vector width), float and
+  // double, training forward with running update, and backward written, added, with and without batch stats.
+  auto run = [](auto zero) {
+    using T = decltype(zero);
+    const int64_t N = 3, C = 4, HW = 37, n = N * C * HW;
+    std::vector<T> x(static_cast<size_t>(n)), dy(x.size()), gamma(static_cast<size_t>(C)), beta(gamma.size());
+    Rng r(11);
+    for (T& v : x) v = static_cast<T>(5 + 2 * r.uniform());
+    for (T& v : dy) v = static_cast<T>(r.uniform() - 0.5);
+    for (size_t c = 0; c < gamma.size(); ++c) {
+      gamma[c] = static_cast<T>(0.5 + r.uniform());
+      beta[c] = static_cast<T>(r.uniform() - 0.5);
+    }
+    struct Out {
+      std::vector<T> y, mean, inv, rm, rv, dx, dg, db;
+    };
+    auto fwd = [&](auto channel, bool batch_stats, bool assign) {
+      Out o{std::vector<T>(x.size(), T(-1)), std::vector<T>(gamma.size()), std::vector<T>(gamma.size()),
+            std::vector<T>(gamma.size(), T(0.5)), std::vector<T>(gamma.size(), T(2)), std::vector<T>(x.size(), T(0.25)),
+            std::vector<T>(gamma.size(), T(1)), std::vector<T>(gamma.size(), T(1))};
+      for (int64_t c = 0; c < C; ++c)
+        channel.first(x.data(), gamma.data(), beta.data(), N, C, HW, c, T(1e-3), T(0.9), o.y.data(), o.mean.data(),
+                      o.inv.data(), o.rm.data(), o.rv.data());
+      for (int64_t c = 0; c < C; ++c)
+        channel.second(x.data(), dy.data(), gamma.data(), o.mean.data(), o.inv.data(), N, C, HW, c, batch_stats,
+                       o.dx.data(), o.dg.data(), o.db.data(), assign);
+      return o;
+    };
+    using P = std::pair<kc::detail::BatchnormTrainChannelFn<T>, kc::detail::BatchnormBackwardChannelFn<T>>;
+    const P base{&kc::detail::batchnorm_train_channel<T>, &kc::detail::batchnorm_backward_channel<T>};
+    std::vector<P> copies;
+#ifdef TINYCNN_HAVE_X86_TARGETS
+    if (kc::cpu_features().avx2_fma)
+      copies.push_back({&kc::detail::batchnorm_train_channel_avx2<T>, &kc::detail::batchnorm_backward_channel_avx2<T>});
+    if (kc::cpu_features().avx512)
+      copies.push_back(
+          {&kc::detail::batchnorm_train_channel_avx512<T>, &kc::detail::batchnorm_backward_channel_avx512<T>});
+#endif
+    const double tol = sizeof(T) == 4 ? 2e-5 : 1e-12;
+    for (const bool batch_stats : {true, false})
+      for (const bool assign : {true, false}) {
+        const Out want = fwd(base, batch_stats, assign);
+        for (const P& copy : copies) {
+          const Out got = fwd(copy, batch_stats, assign);
+          double worst = 0;
+          auto cmp = [&](const std::vector<T>& a, const std::vector<T>& b) {
+            for (size_t i = 0; i < a.size(); ++i)
+              worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])) / (1 + std::fabs(double(b[i]))));
+          };
+          for (auto m : {&Out::y, &Out::mean, &Out::inv, &Out::rm, &Out::rv, &Out::dx, &Out::dg, &Out::db})
+            cmp(got.*m, want.*m);
+          CAPTURE(batch_stats);
+          CAPTURE(assign);
+          CAPTURE(sizeof(T));
+          CHECK(worst <= tol);
+        }
+      }
+  };
+  run(0.0f);
+  run(0.0);
+}
+
 TEST_CASE("zero padding kernels") {
   const std::vector<double> x{1, 2, 3, 4};  // [1, 1, 2, 2]
   auto y = nan_vec<double>(4 * 5);          // top 1, bottom 1, left 2, right 1
