@@ -12,6 +12,8 @@
 #include <tinycnn/kernels/cpu/conv_direct.hpp>
 #include <tinycnn/tinycnn.hpp>
 
+#include "contraction_util.hpp"
+
 using namespace tinycnn;
 namespace kc = tinycnn::kernels::cpu;
 
@@ -226,9 +228,9 @@ TEST_CASE("conv2d: Winograd F(m x m, 3x3) equals the direct convolution (float64
 
 // The fused passes (winograd_conv3x3_fused, winograd_conv3x3_backward_filter_fused) against the
 // grouped ones. Forward and backward data: the same arithmetic per tile and per GEMM column, so the
-// same bits, whatever the blocks: bands of 1, 2 or several tile rows (split
-// unevenly), one or several whole samples; forward with bias, ReLU and ReLU6; backward data written
-// and accumulated.
+// same bits at -O3 (up to the compiler's FMA contraction otherwise: tests/contraction_util.hpp),
+// whatever the blocks: bands of 1, 2 or several tile rows (split unevenly), one or several whole
+// samples; forward with bias, ReLU and ReLU6; backward data written and accumulated.
 template <class T>
 void check_winograd_fused_equals_grouped(const GeomCase& c, int64_t m) {
   const kc::Conv2DGeom g = kc::make_conv_geom(c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.sh, c.sw, c.pad);
@@ -252,13 +254,13 @@ void check_winograd_fused_equals_grouped(const GeomCase& c, int64_t m) {
                                std::max(relu_max, T(0)));
       kc::conv2d_forward_ex<T>(x.data(), w.data(), b.data(), g, y_ref.data(), relu_max >= 0, gemm_fn, grouped,
                                std::max(relu_max, T(0)));
-      CHECK(y == y_ref);
+      CHECK(tinycnn_test::same_but_contraction(y, y_ref));
     }
     for (bool assign : {false, true}) {
       auto dx = rand_vec<T>(nx, 35), dx_ref = dx;
       kc::conv2d_backward_data_ex<T>(dy.data(), w.data(), g, dx.data(), gemm_fn, fused, assign);
       kc::conv2d_backward_data_ex<T>(dy.data(), w.data(), g, dx_ref.data(), gemm_fn, grouped, assign);
-      CHECK(dx == dx_ref);
+      CHECK(tinycnn_test::same_but_contraction(dx, dx_ref));
     }
     // The weight gradient sums over the tiles per block and per thread: equal to rounding, added into
     // dw; 1-3 threads (with few blocks a thread may get none, and its dU must count as zero).
@@ -337,7 +339,7 @@ TEST_CASE("conv2d: Auto runs Winograd fused where a block holds 144 tiles (60 fo
   CHECK(kc::detail::winograd_fused_blocks(q4, int64_t(1) << 19).bands == 3);
 }
 
-TEST_CASE("Winograd transforms: the streamed stores (a large U, the grouped plan's V) write the plain stores' bits") {
+TEST_CASE("Winograd transforms: the streamed stores (a large U, the grouped plan's V) write the plain stores' values") {
   // The non-temporal paths only run where the destination is 64-byte aligned: host_alloc's blocks.
   struct Aligned {
     float* p;
@@ -365,7 +367,8 @@ TEST_CASE("Winograd transforms: the streamed stores (a large U, the grouped plan
   }
   // The grouped plan's shared transforms (2 threads, streamed) against one thread's ordinary stores, on 2
   // samples of 12x12 (P = 32 tile columns): V of 64 channels in the GEMM's packed layout (forward) and
-  // plain (weight gradient), and the output gradient's transform of 32 channels.
+  // plain (weight gradient), and the output gradient's transform of 32 channels. Bitwise at -O3; the
+  // store paths are separate loops, so up to FMA contraction otherwise (tests/contraction_util.hpp).
   const kc::Conv2DGeom g = kc::make_conv_geom(2, 64, 12, 12, 32, 3, 3, 1, 1, kc::Padding::Same);
   const kc::WinogradGeom q = kc::winograd_geom_forward(g, 3);
   const int64_t P = g.N * q.tiles();
@@ -380,7 +383,7 @@ TEST_CASE("Winograd transforms: the streamed stores (a large U, the grouped plan
     kc::detail::winograd_input_transform(x.data(), q, 0, g.N, v.p, nr, true);
     set_num_threads(prev);
     kc::detail::winograd_input_transform(x.data(), q, 0, g.N, vref.p, nr, false);
-    CHECK(std::equal(v.p, v.p + nv, vref.p));
+    CHECK(tinycnn_test::same_but_contraction(v.p, vref.p, static_cast<size_t>(nv)));
   }
   const int64_t ng = q.points() * q.Co * P;
   Aligned gy(ng), gyref(ng);
@@ -389,7 +392,7 @@ TEST_CASE("Winograd transforms: the streamed stores (a large U, the grouped plan
   kc::detail::winograd_grad_output_transform(dy.data(), q, 0, g.N, gy.p, true);
   set_num_threads(prev);
   kc::detail::winograd_grad_output_transform(dy.data(), q, 0, g.N, gyref.p, false);
-  CHECK(std::equal(gy.p, gy.p + ng, gyref.p));
+  CHECK(tinycnn_test::same_but_contraction(gy.p, gyref.p, static_cast<size_t>(ng)));
 }
 
 TEST_CASE("conv2d: Winograd's float32 error stays within a fixed factor of im2col + GEMM's (all three passes)") {
