@@ -27,8 +27,8 @@ namespace detail {
 
 // Channel c of batchnorm_forward_train (its arguments). One body, compiled for the baseline ISA and,
 // below, for AVX2 and AVX-512: the double sums were most of the pass's time in the baseline's
-// two-wide SSE2 (model004's four batch norms: 3.9-4.1 ms forward against 2.7-3.1 with 8-wide
-// vectors, docs/performance.md, forty-second session). The sums' order, and with FMA the rounding
+// two-wide SSE2 (model004's four batch norms alone: 3.8-4.5 ms forward against 2.9-3.4 with these
+// copies, docs/performance.md, forty-second session). The sums' order, and with FMA the rounding
 // of y, differ between the copies by rounding only.
 template <class T>
 TINYCNN_BN_INLINE void batchnorm_train_channel_body(const T* x, const T* gamma, const T* beta, int64_t N, int64_t C,
@@ -224,6 +224,8 @@ TINYCNN_BN_INLINE void batchnorm_backward_channel_body(const T* x, const T* dy, 
     }
   }
 }
+
+#undef TINYCNN_BN_INLINE
 
 template <class T>
 void batchnorm_backward_channel(const T* x, const T* dy, const T* gamma, const T* mean, const T* inv_std, int64_t N,
