@@ -210,8 +210,8 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
   CHECK(compare_one<double>(&gemm<double>, true, false, {150, 130, 520}, 0.5, 1.0, 0, rng) == 0);
   // Few micro-tiles and a long K take the K-split path (per-thread partial products summed at the
   // end, computed transposed where that fills the register tiles better: {20, 40} and {32, 64} with
-  // AVX-512's 14x32 tiles, {7, 30} with the portable 6x4): every transpose combination, beta 0 over
-  // NaN and beta != 0, and the fused epilogues.
+  // AVX-512's 14x32 tiles, {7, 30} with the portable 6x4; NT and TN also where N > M for streaming):
+  // every transpose combination, beta 0 over NaN and beta != 0, and the fused epilogues.
   const int threads = std::max(2, saved);
   set_num_threads(threads);
   const auto bias = random_vec<float>(64, rng);
@@ -235,6 +235,9 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
       CHECK(compare_one<double>({}, t & 1, t & 2, {7, 30, 2100}, 0.5, 1.0, 2, rng, &ed) == 0);
       // A dense layer's forward at batch 32: the partials are computed transposed (tile fill).
       CHECK(compare_one<float>({}, t & 1, t & 2, {32, 64, 3100}, 1.0f, 0.5f, 0, rng, &ef) == 0);
+      // A backward filter's NT / TN form with a wide B: transposed so that B streams as the A of each
+      // thread's product (prefetched; as TN read in place, a partial last sliver of 6 rows).
+      if (e < 2) CHECK(compare_one<float>({}, t & 1, t & 2, {64, 300, 4100}, 1.0f, 0.0f, 1, rng, &ef) == 0);
     }
   // A long K whose per-thread partial would pass kKSplitMaxPartialBytes (520 x 260 floats) splits
   // the rows instead: the backward-filter forms TN and NT.
@@ -300,11 +303,47 @@ TEST_CASE("gemm: the prefetched source of the next block covers every element it
         }
 }
 
+TEST_CASE("gemm: the prefetch cursors of a block's tiles walk its first region, then its second, every line once") {
+  // run_packed prefetches the next A panel and after it the next B block as one walk of
+  // GemmPrefetch's two regions, cut into consecutive shares, one per tile.
+  std::vector<char> mem(1 << 16);
+  gemm_detail::GemmPrefetch p;
+  p.base = mem.data(), p.stride = 640, p.lines = 3;   // region 1: 7 rows of 3 lines
+  p.base2 = mem.data() + 8192, p.stride2 = 256, p.lines2 = 2;  // region 2: 5 rows of 2 lines
+  p.n1 = 7 * 3;
+  const int64_t total = p.n1 + 5 * 2;
+  std::vector<const char*> want;
+  for (int64_t r = 0; r < 7; ++r)
+    for (int64_t l = 0; l < 3; ++l) want.push_back(p.base + r * p.stride + 64 * l);
+  for (int64_t r = 0; r < 5; ++r)
+    for (int64_t l = 0; l < 2; ++l) want.push_back(p.base2 + r * p.stride2 + 64 * l);
+  for (int64_t shares : {int64_t(1), int64_t(4), int64_t(9), total}) {
+    CAPTURE(shares);
+    std::vector<const char*> got;
+    for (int64_t s = 0; s < shares; ++s) {
+      gemm_detail::GemmPrefetch q = p;
+      q.l0 = total * s / shares, q.l1 = total * (s + 1) / shares;
+      gemm_detail::PrefetchCursor c(&q, 5);
+      CHECK(c.left() == q.l1 - q.l0);
+      while (c.left() > 0) got.push_back(c.next());
+    }
+    CHECK(got == want);
+  }
+  // One region (base2 null): the walk never leaves it.
+  gemm_detail::GemmPrefetch one = p;
+  one.base2 = nullptr, one.n1 = INT64_MAX, one.l0 = 4, one.l1 = 21;
+  gemm_detail::PrefetchCursor c(&one, 3);
+  std::vector<const char*> got;
+  while (c.left() > 0) got.push_back(c.next());
+  CHECK(got == std::vector<const char*>(want.begin() + 4, want.begin() + 21));
+}
+
 TEST_CASE("gemm: products that stream one operand past few slivers of the other (prefetching) equal the reference") {
   // {9, 700, 900}: few A slivers, several B blocks and K blocks (the next B block prefetched);
-  // {600, 20, 1000}: one narrow B block and an A bigger than the cache (the next A panel prefetched),
-  // also per thread when two threads split the rows; {2100, 20, 400}: such an A with more rows than
-  // one panel, so the panels shrink to kPrefetchPanelSlivers slivers.
+  // {600, 20, 1000}: one narrow B block and an A bigger than the cache (the next A panel and B block
+  // prefetched; A^T read in place by the AVX-512 tiles, a partial last sliver of 12 rows), also per
+  // thread when two threads split the rows; {2100, 20, 400}: such an A with more rows than one
+  // panel, so the panels shrink to kPrefetchPanelSlivers slivers.
   const int saved = get_num_threads();
   Rng rng(11);
   for (int threads : {1, std::max(2, saved)}) {

@@ -57,6 +57,7 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
   const float* b = t.b;
   gemm_detail::PrefetchCursor pf(t.pf, t.kc);
   const int64_t bstep = t.bs > 0 ? t.bs : NR;  // B in place (rows bs apart) or a packed sliver
+  const int64_t astep = t.as > 0 ? t.as : MR;  // A^T in place (rows as apart; a[r], r < M) or packed
   for (int64_t k = 0; k < t.kc; ++k) {
     pf.step();
     __m512 bv[NC];
@@ -68,7 +69,7 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
 #pragma GCC unroll 4
       for (int v = 0; v < NC; ++v) c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
     }
-    a += MR;
+    a += astep;
     b += bstep;
   }
   __mmask16 m[NC];
@@ -259,13 +260,13 @@ TINYCNN_TARGET_AVX512 void pack_b(bool trans, const float* B, int64_t ldb, int64
 // (docs/performance.md, twenty-second session).
 inline const gemm_detail::PackedKernel<float>& kernel() {
   static const gemm_detail::PackedKernel<float> k{14, 32, 384, 14 * 144, 512 * 1024, 4 * 32, &tile<14, 2>,
-                                                  &pack_a<14>, &pack_b<2>, true};
+                                                  &pack_a<14>, &pack_b<2>, true, false, true};
   return k;
 }
 // 8 x 48: same KC and panel sizes (A sliver 12 KiB, B sliver 72 KiB in L2).
 inline const gemm_detail::PackedKernel<float>& kernel_8x48() {
   static const gemm_detail::PackedKernel<float> k{8, 48, 384, 8 * 252, 512 * 1024, 4 * 48, &tile<8, 3>,
-                                                  &pack_a<8>, &pack_b<3>, true, true};
+                                                  &pack_a<8>, &pack_b<3>, true, true, true};
   return k;
 }
 

@@ -65,6 +65,9 @@ struct Tile {
   // B's row stride where the kernel reads op(B) in place (run_packed, kDirectBMaxSlivers); 0: b is a
   // packed sliver, rows NR apart
   int64_t bs = 0;
+  // A's row stride where the kernel reads op(A) = A^T in place (run_packed, PackedKernel::direct_a);
+  // 0: a is a packed sliver, MR values per k
+  int64_t as = 0;
   // C's full vectors may be written with non-temporal stores (run_packed, kStreamCBytes; the AVX-512
   // tiles only)
   bool stream = false;
@@ -93,6 +96,9 @@ struct PackedKernel {
   // The tile reads B in place when Tile::bs is set (the AVX-512 kernels); run_packed uses it for the
   // 8x48 tile only (kDirectBMaxSlivers).
   bool direct_b = false;
+  // The tile reads op(A) = A^T in place when Tile::as is set, rows of A (k) as apart, the sliver's
+  // values contiguous within a row (the AVX-512 kernels; a partial sliver reads only its t.mr values).
+  bool direct_a = false;
 };
 
 template <class T, int MR>
@@ -396,7 +402,15 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   // 1152 x 256 x 4608 TN 0.94-0.95x, 576 x 128 x 20,000 NT 0.97x; a dense layer's 36864 x 32 x 1024
   // still prefers the small panels (one panel of 2016 rows: 1.10x the time).
   if (stream_a && M > pk.mc) mc = std::min<int64_t>(mc, MR * kPrefetchPanelSlivers);
-  T* abuf = a_buffer<T>().get(static_cast<size_t>(mc * kc));
+  // Such an A^T (rows of A along k, a sliver's MR values side by side in each) is not packed at all
+  // where the kernel can read it in place: its next block is prefetched anyway, and the tiles read
+  // it there, so the pack's copy of every element (in and out of L2 once more) goes. Alternated in
+  // one process, Zen 4, 2 threads, together with the B prefetch below (docs/performance.md,
+  // forty-third session): 288 x 64 x 80,000 TN 0.89x the time, 576 x 128 x 20,000 TN 0.93x,
+  // 1152 x 256 x 4608 TN 0.96x; a dense layer's weight gradient (28,224 x 128 x 32 TN) tied. The
+  // AVX2 tile did not gain (0.97-1.07x), so only the AVX-512 kernels set direct_a.
+  const bool direct_a = stream_a && trans_a && pk.direct_a;
+  T* abuf = direct_a ? nullptr : a_buffer<T>().get(static_cast<size_t>(mc * kc));
   T* bbuf = b_buffer<T>().get(static_cast<size_t>(nc * kc));
   const bool stream_c = beta == T(0) && K <= kc && M * N * static_cast<int64_t>(sizeof(T)) >= kStreamCBytes &&
                         reinterpret_cast<uintptr_t>(C) % 64 == 0 && ldc * static_cast<int64_t>(sizeof(T)) % 64 == 0;
@@ -408,7 +422,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
       for (int64_t pc = 0; pc < K; pc += kc) {
         const int64_t kcur = std::min(kc, K - pc);
         const bool first = pc == 0, last = pc + kcur >= K;
-        pk.pack_a(trans_a, A, lda, ic, mcur, pc, kcur, abuf, ms * tid / nth, ms * (tid + 1) / nth);
+        if (!direct_a) pk.pack_a(trans_a, A, lda, ic, mcur, pc, kcur, abuf, ms * tid / nth, ms * (tid + 1) / nth);
         for (int64_t jc = 0; jc < N; jc += nc) {
           const int64_t ncur = std::min(nc, N - jc);
           const int64_t ns = ceil_div(ncur, NR);
@@ -443,8 +457,13 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
           const int64_t ntiles = (sa1 - sa0) * (sb1 - sb0);
           if (nth == 1 && ms <= kPrefetchMaxSlivers)
             pf = next_block<T>(true, trans_b, B, ldb, M, N, K, mc, kc, nc, ic, pc, jc);
-          else if (stream_a)
+          else if (stream_a) {
             pf = next_block<T>(false, trans_a, A, lda, M, N, K, mc, kc, nc, ic, pc, jc);
+            // and the next B block after it (kPrefetchMaxSlivers)
+            const GemmPrefetch pb = next_block<T>(true, trans_b, B, ldb, M, N, K, mc, kc, nc, ic, pc, jc);
+            if (pb.l1 > 0)
+              pf.base2 = pb.base, pf.stride2 = pb.stride, pf.lines2 = pb.lines, pf.n1 = pf.l1, pf.l1 += pb.l1;
+          }
           const int64_t pf_lines = pf.l1;
           int64_t tix = 0;
           Tile<T> t;
@@ -463,6 +482,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
             t.a = abuf + sa * MR * kcur;
             t.mr = static_cast<int>(std::min<int64_t>(MR, M - i));
             t.bias_row = brow ? ep->bias + i : nullptr;
+            if (direct_a) t.a = A + pc * lda + i, t.as = lda;  // op(A) rows i.., columns pc..
             for (int64_t sb = sb0; sb < sb1; ++sb) {
               const int64_t j = jc + sb * NR;
               t.b = bbuf + sb * NR * kcur;
@@ -602,13 +622,22 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
 // only by the grouping of K (float rounding, checked against the reference in tests/test_gemm.cpp).
 // When N x M fills the register tiles clearly better than M x N (M = 32 rows are 2.3 tiles of 14,
 // 76% full, while N = 1024 as rows are 99% full), every thread computes P_t^T = op(B)^T op(A)^T
-// into an N x M partial instead, and the sum transposes them back.
+// into an N x M partial instead, and the sum transposes them back. So does an NT or TN product (the
+// flipped one has the same form) with N > M, few rows (at most kPrefetchMaxSlivers B slivers as the
+// flipped N) and a small C: its wide B streams through the flipped product as A, whose next panel
+// run_packed prefetches (stream_a), and as TN it is not even packed (direct_a), while as B it was
+// packed without a prefetch. Alternated in one process, Zen 4, 2 threads (docs/performance.md,
+// forty-third session): 128 x 576 x 20,000 NT 0.88x the time, TN 0.88x; 64 x 288 x 80,000 NT 0.96x,
+// TN 0.84x; 64 x 576 x 20,000 NT 0.97x; with C at 1.2 MB (256 x 1152 x 4608 NT) it lost (1.05x),
+// hence kKSplitMaxPartialBytes.
 template <class T>
 void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                 T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
                 const GemmEpilogue<T>* ep) {
 #ifdef _OPENMP
-  const bool flip = tile_fill(N, M, pk.mr, pk.nr) > 1.2 * tile_fill(M, N, pk.mr, pk.nr);
+  const bool stream_flipped = trans_a != trans_b && N > M && M <= pk.nr * kPrefetchMaxSlivers &&
+                              M * N * static_cast<int64_t>(sizeof(T)) <= kKSplitMaxPartialBytes;
+  const bool flip = stream_flipped || tile_fill(N, M, pk.mr, pk.nr) > 1.2 * tile_fill(M, N, pk.mr, pk.nr);
   const int nparts = flip ? nt : nt - 1;  // thread 0 writes C directly unless flipped
   T* part = c_buffer<T>().get(static_cast<size_t>(nparts * M * N));  // [nparts][M][N] or [nparts][N][M]
 #pragma omp parallel num_threads(nt)

@@ -23,6 +23,10 @@ struct GemmPrefetch {
   int64_t stride = 0;          // bytes from one row to the next
   int64_t lines = 0;           // lines per row
   int64_t l0 = 0, l1 = 0;      // this tile's share
+  // A second region (rows of lines2 lines, stride2 bytes apart) walked after the first one's n1
+  // lines: lines n1.. of [l0, l1) are its lines 0..; base2 null: none
+  const char* base2 = nullptr;
+  int64_t stride2 = 0, lines2 = 1, n1 = INT64_MAX;
 };
 
 // Walks a tile's share of a GemmPrefetch: step() once per k issues the next ceil(share / kc) lines.
@@ -32,23 +36,44 @@ class PrefetchCursor {
     if (!p || p->l1 <= p->l0 || kc <= 0) return;
     lines_ = p->lines;
     stride_ = p->stride;
-    row_ = p->base + p->l0 / lines_ * stride_;
-    col_ = p->l0 % lines_;
+    int64_t l = p->l0;
+    if (l >= p->n1) {
+      l -= p->n1;
+      lines_ = p->lines2, stride_ = p->stride2;
+      row_ = p->base2 + l / lines_ * stride_;
+    } else {
+      row_ = p->base + l / lines_ * stride_;
+      switch_ = p->n1 - l;
+      p2_ = p;
+    }
+    col_ = l % lines_;
     left_ = p->l1 - p->l0;
     per_ = (left_ + kc - 1) / kc;
   }
   TINYCNN_GEMM_INLINE void step() {
-    for (int64_t i = 0; i < per_ && left_ > 0; ++i, --left_) {
+    for (int64_t i = 0; i < per_ && left_ > 0; ++i) {
+      const char* line = next();
 #if defined(__GNUC__) || defined(__clang__)
-      __builtin_prefetch(row_ + 64 * col_, 0, 3);
+      __builtin_prefetch(line, 0, 3);
+#else
+      (void)line;
 #endif
-      if (++col_ == lines_) col_ = 0, row_ += stride_;
     }
   }
+  // The share's next line (call only while left() > 0).
+  TINYCNN_GEMM_INLINE const char* next() {
+    const char* line = row_ + 64 * col_;
+    --left_;
+    if (++col_ == lines_) col_ = 0, row_ += stride_;
+    if (--switch_ == 0) lines_ = p2_->lines2, stride_ = p2_->stride2, row_ = p2_->base2, col_ = 0;
+    return line;
+  }
+  int64_t left() const { return left_; }
 
  private:
   const char* row_ = nullptr;
-  int64_t col_ = 0, lines_ = 1, stride_ = 0, left_ = 0, per_ = 0;
+  int64_t col_ = 0, lines_ = 1, stride_ = 0, left_ = 0, per_ = 0, switch_ = -1;
+  const GemmPrefetch* p2_ = nullptr;
 };
 
 // run_packed prefetches the next block's source (GemmPrefetch) on one thread where one operand is
@@ -61,7 +86,11 @@ class PrefetchCursor {
 //   layer's backward data computed as C^T = W dY^T: 36864 x 32 x 1024). Such an A panel is used with
 //   that one B block only, so where M needs several panels anyway they shrink to
 //   kPrefetchPanelSlivers slivers (the A panel of the next block must fit in L2 beside the current
-//   one); an M that fits one panel keeps it (run_packed).
+//   one); an M that fits one panel keeps it (run_packed). The next B block follows the A panel in
+//   the same walk (GemmPrefetch's second region): a backward filter's long-K product packed a B^T
+//   whose rows (64 of them, 80,000 floats apart) were more streams than the hardware follows, and
+//   waited for them; alternated in one process, Zen 4, 2 threads (docs/performance.md, forty-third
+//   session), 288 x 64 x 80,000 NT 0.95x the time, 576 x 128 x 20,000 NT 0.97x.
 constexpr int64_t kPrefetchMaxSlivers = 8, kPrefetchPanelSlivers = 16;
 
 // The source region of the B block (b) or A panel (!b) that run_packed's one-thread loops (ic by mc,
