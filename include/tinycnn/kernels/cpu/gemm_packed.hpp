@@ -459,10 +459,12 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
             pf = next_block<T>(true, trans_b, B, ldb, M, N, K, mc, kc, nc, ic, pc, jc);
           else if (stream_a) {
             pf = next_block<T>(false, trans_a, A, lda, M, N, K, mc, kc, nc, ic, pc, jc);
-            // and the next B block after it (kPrefetchMaxSlivers)
-            const GemmPrefetch pb = next_block<T>(true, trans_b, B, ldb, M, N, K, mc, kc, nc, ic, pc, jc);
-            if (pb.l1 > 0)
-              pf.base2 = pb.base, pf.stride2 = pb.stride, pf.lines2 = pb.lines, pf.n1 = pf.l1, pf.l1 += pb.l1;
+            // and the next B block after it where B^T is packed, or A^T read in place (kPrefetchMaxSlivers)
+            if (trans_b || direct_a) {
+              const GemmPrefetch pb = next_block<T>(true, trans_b, B, ldb, M, N, K, mc, kc, nc, ic, pc, jc);
+              if (pb.l1 > 0)
+                pf.base2 = pb.base, pf.stride2 = pb.stride, pf.lines2 = pb.lines, pf.n1 = pf.l1, pf.l1 += pb.l1;
+            }
           }
           const int64_t pf_lines = pf.l1;
           int64_t tix = 0;

@@ -87,10 +87,13 @@ class PrefetchCursor {
 //   that one B block only, so where M needs several panels anyway they shrink to
 //   kPrefetchPanelSlivers slivers (the A panel of the next block must fit in L2 beside the current
 //   one); an M that fits one panel keeps it (run_packed). The next B block follows the A panel in
-//   the same walk (GemmPrefetch's second region): a backward filter's long-K product packed a B^T
-//   whose rows (64 of them, 80,000 floats apart) were more streams than the hardware follows, and
-//   waited for them; alternated in one process, Zen 4, 2 threads (docs/performance.md, forty-third
-//   session), 288 x 64 x 80,000 NT 0.95x the time, 576 x 128 x 20,000 NT 0.97x.
+//   the same walk (GemmPrefetch's second region) where op(B) = B^T: a backward filter's long-K
+//   product packed a B^T whose rows (64 of them, 80,000 floats apart) were more streams than the
+//   hardware follows, and waited for them; alternated in one process, Zen 4, 2 threads
+//   (docs/performance.md, forty-third session), 288 x 64 x 80,000 NT 0.95x the time, 576 x 128 x
+//   20,000 NT 0.97x (the AVX2 kernel tied). A plain B's block is contiguous rows, which the hardware
+//   follows: prefetched too, 288 x 64 x 80,000 TN took 1.02-1.05x the time with the AVX2 kernel, so
+//   it is only where A^T is read in place (PackedKernel::direct_a), where it took 0.96-0.97x.
 constexpr int64_t kPrefetchMaxSlivers = 8, kPrefetchPanelSlivers = 16;
 
 // The source region of the B block (b) or A panel (!b) that run_packed's one-thread loops (ic by mc,
