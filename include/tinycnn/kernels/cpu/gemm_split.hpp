@@ -1,0 +1,133 @@
+#pragma once
+// How run_packed (gemm_packed.hpp) shares one product between the threads without packed panels in
+// common: disjoint ranges of C (run_split) or of K (run_ksplit), each thread running a one-thread
+// run_packed of its own. Included at the end of gemm_packed.hpp, which declares both.
+#include <algorithm>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "gemm_packed.hpp"
+
+namespace tinycnn::kernels::cpu::gemm_detail {
+
+// Independent split: thread t computes the columns [j_t, j_t+1) of C (rows [i_t, i_t+1) when C is too
+// narrow and tall enough) as a one-thread run_packed of its own, with its own thread-local packing
+// buffers: no barrier and no packed panel shared between cores. On a 2-vCPU Zen 3 VM the shared
+// scheme's two barriers per block stalled whenever one vCPU was preempted, and each core waited on
+// panels packed by the other (docs/performance.md, thirteenth session); on a Zen 5 with AVX-512 it
+// was up to 1.8x faster on wide products too (twenty-second session). Ranges start at multiples
+// of the register tile, so every tile but the last is full. K is blocked as on one thread, so each
+// element of C gets its terms in the one-thread order: bitwise the one-thread result. Returns false
+// (nothing done) when neither range would be long enough (split_axis).
+template <class T>
+bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+               T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+               const GemmEpilogue<T>* ep) {
+#ifdef _OPENMP
+  const int axis = split_axis(pk, nt, trans_b, M, N);
+  if (axis == 0) return false;
+  const bool by_cols = axis == 1;
+  const int64_t unit = by_cols ? pk.nr : pk.mr, units = ceil_div(by_cols ? N : M, unit);
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    const int64_t lo = std::min(units * tid / nth * unit, by_cols ? N : M);
+    const int64_t hi = std::min(units * (tid + 1) / nth * unit, by_cols ? N : M);
+    if (hi > lo) {
+      GemmEpilogue<T> e = ep ? *ep : GemmEpilogue<T>{};
+      // Nested calls run on one thread each (omp_in_parallel) with their own thread-local buffers.
+      if (by_cols) {
+        if (e.bias && e.bias_per_column) e.bias += lo;
+        run_packed(pk, trans_a, trans_b, M, hi - lo, K, alpha, A, lda, trans_b ? B + lo * ldb : B + lo, ldb, beta,
+                   C + lo, ldc, ep ? &e : nullptr);
+      } else {
+        if (e.bias && !e.bias_per_column) e.bias += lo;
+        run_packed(pk, trans_a, trans_b, hi - lo, N, K, alpha, trans_a ? A + lo : A + lo * lda, lda, B, ldb, beta,
+                   C + lo * ldc, ldc, ep ? &e : nullptr);
+      }
+    }
+  }
+  return true;
+#else
+  (void)pk, (void)nt, (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda;
+  (void)B, (void)ldb, (void)beta, (void)C, (void)ldc, (void)ep;
+  return false;
+#endif
+}
+
+// K-split for products with few micro-tiles and a long K (a dense layer's forward at small batch:
+// M = 32, N = 128, K = 67,500 has 12 AVX-512 tiles, too few to share). Thread t computes
+//   P_t = alpha * op(A)[:, K_t] * op(B)[K_t, :]      (t = 0 straight into C with beta, others into
+// per-thread M x N partials), then after one barrier the threads sum the partials into disjoint
+// row ranges of C and apply the epilogue there. Summation order differs from the one-thread result
+// only by the grouping of K (float rounding, checked against the reference in tests/test_gemm.cpp).
+// When N x M fills the register tiles clearly better than M x N (M = 32 rows are 2.3 tiles of 14,
+// 76% full, while N = 1024 as rows are 99% full), every thread computes P_t^T = op(B)^T op(A)^T
+// into an N x M partial instead, and the sum transposes them back. So does an NT or TN product (the
+// flipped one has the same form) with N > M, few rows (at most kPrefetchMaxSlivers B slivers as the
+// flipped N) and a small C: its wide B streams through the flipped product as A, whose next panel
+// run_packed prefetches (stream_a), and as TN it is not even packed (direct_a), while as B it was
+// packed without a prefetch. Alternated in one process, Zen 4, 2 threads (docs/performance.md,
+// forty-third session): 128 x 576 x 20,000 NT 0.88x the time, TN 0.88x; 64 x 288 x 80,000 NT 0.96x,
+// TN 0.84x; 64 x 576 x 20,000 NT 0.97x; with C at 1.2 MB (256 x 1152 x 4608 NT) it lost (1.05x),
+// hence kKSplitMaxPartialBytes.
+template <class T>
+void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                const GemmEpilogue<T>* ep) {
+#ifdef _OPENMP
+  const bool stream_flipped = trans_a != trans_b && N > M && M <= pk.nr * kPrefetchMaxSlivers &&
+                              M * N * static_cast<int64_t>(sizeof(T)) <= kKSplitMaxPartialBytes;
+  const bool flip = stream_flipped || tile_fill(N, M, pk.mr, pk.nr) > 1.2 * tile_fill(M, N, pk.mr, pk.nr);
+  const int nparts = flip ? nt : nt - 1;  // thread 0 writes C directly unless flipped
+  T* part = c_buffer<T>().get(static_cast<size_t>(nparts * M * N));  // [nparts][M][N] or [nparts][N][M]
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    const int64_t k0 = K * tid / nth, k1 = K * (tid + 1) / nth;
+    const T* a = trans_a ? A + k0 * lda : A + k0;  // op(A)[:, k0:k1]
+    const T* b = trans_b ? B + k0 : B + k0 * ldb;  // op(B)[k0:k1, :]
+    const GemmEpilogue<T>* none = nullptr;
+    // Nested calls run on one thread each (omp_in_parallel) with their own thread-local buffers.
+    if (flip)  // op(B)^T [N, k] is the same storage as op(B) with the other transpose flag
+      run_packed(pk, !trans_b, !trans_a, N, M, k1 - k0, alpha, b, ldb, a, lda, T(0), part + tid * M * N, M, none);
+    else if (tid == 0)
+      run_packed(pk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, beta, C, ldc, none);
+    else
+      run_packed(pk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, T(0), part + (tid - 1) * M * N, N, none);
+#pragma omp barrier
+    const int64_t r0 = M * tid / nth, r1 = M * (tid + 1) / nth;
+    for (int64_t i = r0; i < r1; ++i) {
+      T* c = C + i * ldc;
+      if (flip) {
+        for (int64_t j = 0; j < N; ++j) {
+          T v = beta == T(0) ? T(0) : beta * c[j];
+          for (int t = 0; t < nth; ++t) v += part[t * M * N + j * M + i];
+          c[j] = v;
+        }
+      } else {
+        for (int t = 1; t < nth; ++t) {
+          const T* p = part + (t - 1) * M * N + i * N;
+          for (int64_t j = 0; j < N; ++j) c[j] += p[j];
+        }
+      }
+      if (ep) {
+        if (ep->bias && ep->bias_per_column)
+          for (int64_t j = 0; j < N; ++j) c[j] += ep->bias[j];
+        else if (ep->bias)
+          for (int64_t j = 0; j < N; ++j) c[j] += ep->bias[i];
+        if (ep->relu)
+          for (int64_t j = 0; j < N; ++j) c[j] = epilogue_relu(c[j], ep->relu_max);
+      }
+    }
+  }
+#else
+  (void)nt;
+  run_packed(pk, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+#endif
+}
+
+}  // namespace tinycnn::kernels::cpu::gemm_detail
