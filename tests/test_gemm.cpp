@@ -440,7 +440,7 @@ TEST_CASE("gemm: products with few A slivers read B in place (8x48 tile) and equ
   // row stride, a partial last sliver packed. Shapes: exact slivers (8 x 96 x 64), a partial sliver
   // and several K blocks (20 x 100 x 900), 4 slivers (32 x 200 x 500), 5 slivers (40 x 200 x 500:
   // packed as before), a column split between two threads (32 x 1100 x 300), and a wide B whose K
-  // blocks shrink to kDirectBMinKc rows (24 x 1040 x 1000: 8 blocks of 125; kDirectBBlockBytes); leading
+  // blocks shrink to kDirectBMinKc rows (24 x 1040 x 1000: 16 blocks of 63; kDirectBBlockBytes); leading
   // dimensions padded so rows start unaligned; beta 0 over NaN, beta 0.75; the epilogue.
   static_assert(gemm_detail::kDirectBMaxSlivers == 4);
   const int saved = get_num_threads();

@@ -319,8 +319,13 @@ constexpr int64_t kDirectBMaxSlivers = 4;
 // layer's forward, 32 x 1024 x 36864: rows 4 KiB apart). Alternated in one process, Zen 4, 2 threads
 // (docs/performance.md, thirty-eighth session): 32 x 1024 x 36864 0.81-0.85x the time, 32 x 256 x
 // 36864 0.87x, 16 x 1024 x 36864 0.79x, 8 x 512 x 20000 0.49-0.56x; 32 x 128 x 67500 tied. A big C is
-// left alone: 32 x 160000 x 288 (one K block) took 1.14x the time with three.
-constexpr int64_t kDirectBBlockBytes = int64_t(128) << 10, kDirectBMinKc = 128;
+// left alone: 32 x 160000 x 288 (one K block) took 1.14x the time with three. The block was then 128
+// KiB, at least 128 rows, which gave the 1024-column B 512 KiB blocks; 256 KiB and at least 64 rows,
+// alternated in one process (forty-third session, two runs of 31 calls): 32 x 1024 x 36864 0.955x
+// and 0.957x the time, 16 x 1024 x 36864 0.91-0.92x, 32 x 256 x 36864 0.95-0.98x, 32 x 512 x 36864
+// (128 rows either way) and 8 x 512 x 20000 tied, 32 x 128 x 67500 / 28224 / 12544 tied. At 128 KiB
+// and 64 rows, 32 x 512 x 36864 took 1.03-1.06x.
+constexpr int64_t kDirectBBlockBytes = int64_t(256) << 10, kDirectBMinKc = 64;
 
 // The K block (blocks_for's kc_max; 0: the kernel's kc) of a one-thread product with op(B) = B.
 // run_packed_b takes the same blocks for the same shape, so that its result stays bitwise gemm_ex's.
