@@ -87,7 +87,7 @@ TINYCNN_TARGET_AVX512 inline __attribute__((always_inline)) __m512 tile(const fl
 #pragma GCC unroll 4
     for (int w = 0; w < kRows; ++w) bv[w] = _mm512_loadu_ps(b[w] + 16 * s);
     const float* a = ap + s * astep;
-    next.step();
+    next.step<2>();  // into L2: in L1 the next 4 rows of B crowded the A group and the current rows
 #pragma GCC unroll 4
     for (int d = 0; d < kRows; ++d) {
       const __m512 av = _mm512_loadu_ps(a + 16 * d);
@@ -149,6 +149,12 @@ TINYCNN_TARGET_AVX512 inline __attribute__((always_inline)) void store(__m512 r,
 // next block otherwise waited for from memory. Alternated in one process, Zen 4, 2 threads
 // (docs/performance.md, thirty-eighth session): 32 x 36864 x 1024 (a dense layer's backward data)
 // 0.83-0.87x the time, 32 x 4608 x 2048 0.92x, 8 x 20000 x 512 0.65x, 64 x 9216 x 2048 0.96x.
+// The lines go to L2 only (prefetcht1): a block's 4 rows (16 KiB at K = 1024) and the A group a tile
+// reads fill half of L1 each, and the next block's rows there evicted them. Against the all-levels
+// prefetch, old and new builds alternated (7 pairs, huge-page buffers; docs/performance.md,
+// forty-third session): 32 x 36864 x 1024 0.97x the time, 32 x 4608 x 2048 0.97x, 8 x 20000 x 512
+// 0.73x, 64 x 9216 x 2048 1.00x. The packed tiles keep prefetcht0: 128 x 576 x 20,000 NT took 1.07x
+// with prefetcht1.
 TINYCNN_TARGET_AVX512 inline void run_blocks(int64_t b0, int64_t b1, int64_t M, int64_t N, int64_t K, float alpha,
                                              const float* ap, const float* B, int64_t ldb, float beta, float* C,
                                              int64_t ldc, const GemmEpilogue<float>* ep) {

@@ -29,7 +29,9 @@ struct GemmPrefetch {
   int64_t stride2 = 0, lines2 = 1, n1 = INT64_MAX;
 };
 
-// Walks a tile's share of a GemmPrefetch: step() once per k issues the next ceil(share / kc) lines.
+// Walks a tile's share of a GemmPrefetch: step() once per k issues the next ceil(share / kc) lines,
+// into every cache level (Locality 3, the packed tiles' use) or into L2 and below (Locality 2: the
+// dot-product tiles, gemm_dot_avx512.hpp).
 class PrefetchCursor {
  public:
   PrefetchCursor(const GemmPrefetch* p, int64_t kc) {
@@ -50,11 +52,12 @@ class PrefetchCursor {
     left_ = p->l1 - p->l0;
     per_ = (left_ + kc - 1) / kc;
   }
+  template <int Locality = 3>
   TINYCNN_GEMM_INLINE void step() {
     for (int64_t i = 0; i < per_ && left_ > 0; ++i) {
       const char* line = next();
 #if defined(__GNUC__) || defined(__clang__)
-      __builtin_prefetch(line, 0, 3);
+      __builtin_prefetch(line, 0, Locality);
 #else
       (void)line;
 #endif
