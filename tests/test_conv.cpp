@@ -1650,3 +1650,105 @@ TEST_CASE("ops::dropout: one draw per call, a new mask each call, and the backwa
   CHECK(ops::dropout(x, 0.5f, false, rng).value().data() == x.value().data());  // inference: identity
   CHECK_THROWS_WITH_AS(ops::dropout(x, 1.0f, true, rng), doctest::Contains("rate must be in [0, 1)"), ValueError);
 }
+
+TEST_CASE("conv2d: random geometries under every algorithm, plan and option equal float64 direct loops (three passes)") {
+  // The fixed cases above aim at one path each; the passes choose between im2col (groups, bands,
+  // per sample, three weight-gradient forms), Winograd (m = 2, 3, 4; grouped, fused blocks of bands or
+  // samples) and the direct few-channel passes by geometry and options, so random geometries and
+  // options check the combinations. Error bound: float rounding over the sum of |x w| terms (the
+  // direct loops run on |x| and |w| in float64 for it), with Winograd's larger constants.
+  const int saved = get_num_threads();
+  Rng rng(44);
+  const auto pick = [&](int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(rng.uniform() * double(hi - lo + 1)); };
+  const auto to_double = [](const std::vector<float>& v, bool magnitude) {
+    std::vector<double> d(v.size());
+    for (size_t i = 0; i < v.size(); ++i) d[i] = magnitude ? std::fabs(double(v[i])) : double(v[i]);
+    return d;
+  };
+  int64_t failed = 0;
+  for (int it = 0; it < 70; ++it) {
+    const int64_t N = pick(1, 4), C = rng.uniform() < 0.25 ? pick(1, 4) : pick(1, 48), K = pick(1, 48);
+    const int64_t H = pick(1, 30), W = rng.uniform() < 0.5 ? H : pick(1, 30);
+    const int64_t R = rng.uniform() < 0.7 ? 3 : std::vector<int64_t>{1, 2, 5}[pick(0, 2)];
+    const int64_t S = rng.uniform() < 0.8 ? R : pick(1, 5);
+    const int64_t sh = rng.uniform() < 0.75 ? 1 : 2, sw = rng.uniform() < 0.8 ? sh : pick(1, 2);
+    const kc::Padding pad = rng.uniform() < 0.5 ? kc::Padding::Same : kc::Padding::Valid;
+    if ((pad == kc::Padding::Valid && (H < R || W < S)) || N * C * K * H * W * R * S > 4000000) {
+      --it;  // no output, or a reference too slow: draw again
+      continue;
+    }
+    const kc::Conv2DGeom g = kc::make_conv_geom(N, C, H, W, K, R, S, sh, sw, pad);
+    kc::ConvOptions o;
+    o.algo = static_cast<kc::ConvOptions::Algo>(pick(0, 3));
+    o.winograd_plan = static_cast<kc::ConvOptions::WinogradPlan>(pick(0, 2));
+    o.winograd_tile = std::vector<int64_t>{0, 0, 2, 3, 4}[pick(0, 4)];
+    if (rng.uniform() < 0.5) o.winograd_block_elems = int64_t(1) << pick(8, 18);
+    o.mode = static_cast<kc::ConvOptions::Mode>(pick(0, 3));
+    if (rng.uniform() < 0.25) o.filter_form = static_cast<kc::ConvOptions::FilterForm>(pick(1, 3));
+    if (rng.uniform() < 0.3) o.scratch_elems = pick(1000, 200000);
+    if (rng.uniform() < 0.25) o.fewc_width = rng.uniform() < 0.5 ? 8 : 16;
+    const int threads = rng.uniform() < 0.5 ? 1 : std::max(2, saved);
+    const bool relu = rng.uniform() < 0.5, use_bias = rng.uniform() < 0.5, assign = rng.uniform() < 0.5;
+    const int64_t nx = N * C * H * W, nw = K * C * R * S, ny = N * K * g.OH * g.OW;
+    const uint64_t seed = 1000 + 10 * static_cast<uint64_t>(it);
+    const auto x = rand_vec<float>(nx, seed), w = rand_vec<float>(nw, seed + 1), b = rand_vec<float>(K, seed + 2);
+    const auto dy = rand_vec<float>(ny, seed + 3), dx0 = rand_vec<float>(nx, seed + 4), dw0 = rand_vec<float>(nw, seed + 5);
+    auto y = nan_vec<float>(ny), dx = assign ? nan_vec<float>(nx) : dx0, dw = dw0;
+    set_num_threads(threads);
+    const auto gemm_fn = &kc::detail::conv_gemm_default<float>;
+    kc::conv2d_forward_ex<float>(x.data(), w.data(), use_bias ? b.data() : nullptr, g, y.data(), relu, gemm_fn, o);
+    kc::conv2d_backward_data_ex<float>(dy.data(), w.data(), g, dx.data(), gemm_fn, o, assign);
+    kc::conv2d_backward_filter_ex<float>(x.data(), dy.data(), g, dw.data(), nullptr, gemm_fn, o);
+    set_num_threads(saved);
+    // float64 references and the magnitudes of their sums
+    std::vector<double> ry(ny), my(ny), rdx(nx, 0.0), mdx(nx, 0.0), rdw(nw, 0.0), mdw(nw, 0.0);
+    const auto xd = to_double(x, false), wd = to_double(w, false), dyd = to_double(dy, false);
+    const auto xa = to_double(x, true), wa = to_double(w, true), dya = to_double(dy, true);
+    kc::conv2d_direct_forward<double>(xd.data(), wd.data(), nullptr, g, ry.data());
+    kc::conv2d_direct_forward<double>(xa.data(), wa.data(), nullptr, g, my.data());
+    kc::conv2d_direct_backward_data<double>(dyd.data(), wd.data(), g, rdx.data());
+    kc::conv2d_direct_backward_data<double>(dya.data(), wa.data(), g, mdx.data());
+    kc::conv2d_direct_backward_filter<double>(xd.data(), dyd.data(), g, rdw.data(), nullptr);
+    kc::conv2d_direct_backward_filter<double>(xa.data(), dya.data(), g, mdw.data(), nullptr);
+    const double tol = 4e-6;
+    int64_t bad_y = 0, bad_dx = 0, bad_dw = 0;
+    for (int64_t i = 0; i < ny; ++i) {
+      double want = ry[i] + (use_bias ? double(b[(i / (g.OH * g.OW)) % K]) : 0.0);
+      if (relu) want = std::max(want, 0.0);
+      bad_y += !(std::fabs(y[i] - want) <= tol * (my[i] + 1.0));
+    }
+    for (int64_t i = 0; i < nx; ++i)
+      bad_dx += !(std::fabs(dx[i] - (rdx[i] + (assign ? 0.0 : double(dx0[i])))) <= tol * (mdx[i] + 1.0));
+    for (int64_t i = 0; i < nw; ++i) bad_dw += !(std::fabs(dw[i] - (rdw[i] + double(dw0[i]))) <= tol * (mdw[i] + 1.0));
+    if (bad_y || bad_dx || bad_dw) {
+      ++failed;
+      CAPTURE(it);
+      CAPTURE(N);
+      CAPTURE(C);
+      CAPTURE(K);
+      CAPTURE(H);
+      CAPTURE(W);
+      CAPTURE(R);
+      CAPTURE(S);
+      CAPTURE(sh);
+      CAPTURE(sw);
+      CAPTURE(int(pad));
+      CAPTURE(int(o.algo));
+      CAPTURE(int(o.winograd_plan));
+      CAPTURE(o.winograd_tile);
+      CAPTURE(o.winograd_block_elems);
+      CAPTURE(int(o.mode));
+      CAPTURE(int(o.filter_form));
+      CAPTURE(o.scratch_elems);
+      CAPTURE(o.fewc_width);
+      CAPTURE(threads);
+      CAPTURE(relu);
+      CAPTURE(use_bias);
+      CAPTURE(assign);
+      CHECK(bad_y == 0);
+      CHECK(bad_dx == 0);
+      CHECK(bad_dw == 0);
+    }
+  }
+  CHECK(failed == 0);
+}

@@ -243,6 +243,17 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
   // the rows instead: the backward-filter forms TN and NT.
   CHECK(compare_one<float>(&gemm<float>, true, false, {520, 260, 2100}, 1.0f, 0.0f, 1, rng) == 0);
   CHECK(compare_one<float>(&gemm<float>, false, true, {520, 260, 2100}, 1.0f, 1.0f, 0, rng) == 0);
+  // Past that size with few rows (250 x 530 floats: M within 8 slivers of the AVX-512 tile), an NT
+  // product is still computed transposed by the AVX-512 kernels, its partials summed back by 16 x 16
+  // blocks (each thread's 125 rows and the 530 columns end in partial blocks); beta 0 over NaN, and
+  // beta != 0 with a per-column bias and a ReLU.
+  GemmEpilogue<float> ec;
+  const auto bias_c = random_vec<float>(530, rng);
+  ec.bias = bias_c.data();
+  ec.bias_per_column = true;
+  ec.relu = true;
+  CHECK(compare_one<float>(&gemm<float>, false, true, {250, 530, 2200}, 1.0f, 0.0f, 1, rng) == 0);
+  CHECK(compare_one<float>({}, false, true, {250, 530, 2200}, -0.5f, 0.75f, 3, rng, &ec) == 0);
   set_num_threads(saved);
 }
 
@@ -745,5 +756,104 @@ TEST_CASE("gemm_nn_prepacked_b/_ab: B (and A) in the kernel's packed layouts giv
                      {0, 5, 5}, {5, 0, 5}, {5, 5, 0}})
     for (float beta : {0.0f, 1.0f}) check_prepacked_b<float>(s.M, s.N, s.K, beta, rng);
   for (GemmCase s : {GemmCase{13, 101, 70}, {30, 90, 500}}) check_prepacked_b<double>(s.M, s.N, s.K, 0.5, rng);
+  set_num_threads(saved);
+}
+
+TEST_CASE("gemm: random shapes, forms, strides, scalars, epilogues and thread counts equal a float64 reference") {
+  // The fixed-shape cases above aim at one path each; the dispatcher combines them (K-split, flipped
+  // partials, row and column splits, streamed and in-place operands, dot products, the swapped NT
+  // form), so random products drawn around each path's thresholds check the combinations, through
+  // gemm_ex and through each variant. Error bound: float rounding over the sum of |a b| terms.
+  const int saved = get_num_threads();
+  Rng rng(2026);
+  const auto pick = [&](int64_t lo, int64_t hi) {  // log-uniform in [lo, hi]
+    return std::min<int64_t>(hi, static_cast<int64_t>(std::exp(rng.uniform(std::log(double(lo)), std::log(hi + 1.0)))));
+  };
+  int64_t failed = 0;
+  for (int it = 0; it < 160; ++it) {
+    const bool ta = rng.uniform() < 0.5, tb = rng.uniform() < 0.5;
+    int64_t M, N, K;
+    switch (it % 6) {
+      case 0: M = pick(1, 300), N = pick(1, 300), K = pick(1, 500); break;
+      case 1: M = pick(1, 80), N = pick(1, 300), K = pick(1500, 9000); break;     // K-split, flipped or not
+      case 2: M = pick(100, 900), N = pick(1, 260), K = pick(400, 2500); break;  // A streamed past B's slivers
+      case 3: M = pick(1, 40), N = pick(100, 1200), K = pick(300, 4000); break;  // B in place, dot products
+      case 4: M = pick(1, 70), N = pick(1, 3000), K = pick(400, 1500); break;    // dot products, swapped NT
+      default: M = pick(150, 900), N = pick(150, 900), K = pick(1, 70); break;   // row / column splits
+    }
+    while (M * N * K > 16000000) {  // bounds the reference's time; a long K is what most paths need
+      if (K >= 8 * std::max(M, N))
+        K /= 2;
+      else if (M >= N)
+        M = (M + 1) / 2;
+      else
+        N = (N + 1) / 2;
+    }
+    const int64_t pad = rng.uniform() < 0.6 ? 0 : 1 + static_cast<int64_t>(rng.uniform() * 17);
+    const int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + (rng.uniform() < 0.5 ? 0 : 3);
+    const float alpha = rng.uniform() < 0.5 ? 1.0f : -0.75f, beta = rng.uniform() < 0.4 ? 0.0f : 0.5f;
+    const int threads = rng.uniform() < 0.5 ? 1 : std::max(2, saved);
+    const int variant = static_cast<int>(rng.uniform() * 4);  // gemm_ex, gemm_avx512(_8x48), gemm_avx2
+    const int epi = variant == 0 ? static_cast<int>(rng.uniform() * 4) : 0;
+    const auto A = random_vec<float>(static_cast<size_t>(std::max<int64_t>(1, (ta ? K : M) * lda)), rng);
+    const auto B = random_vec<float>(static_cast<size_t>(std::max<int64_t>(1, (tb ? N : K) * ldb)), rng);
+    const auto bias = random_vec<float>(static_cast<size_t>(std::max(M, N)), rng);
+    auto C0 = random_vec<float>(static_cast<size_t>(std::max<int64_t>(1, M * ldc)), rng);
+    if (beta == 0.0f)  // not read: NaN must not come through
+      for (int64_t i = 0; i < M; ++i) std::fill_n(C0.begin() + i * ldc, N, std::numeric_limits<float>::quiet_NaN());
+    auto C = C0;
+    GemmEpilogue<float> ep;
+    ep.bias = epi == 1 || epi == 2 ? bias.data() : nullptr;
+    ep.bias_per_column = epi == 2;
+    ep.relu = epi >= 2;
+    ep.relu_max = epi == 3 ? 0.5f : 0.0f;
+    set_num_threads(threads);
+    if (variant == 0)
+      gemm_ex<float>(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc, ep);
+    else if (variant == 1 && gemm_avx512_available())
+      gemm_avx512(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+    else if (variant == 2 && gemm_avx512_available())
+      gemm_avx512_8x48(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+    else if (gemm_avx2_available())
+      gemm_avx2(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+    else
+      gemm_ex<float>(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc, ep);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < ldc; ++j) {
+        const float got = C[i * ldc + j];
+        if (j >= N) {  // padding untouched
+          bad += !(got == C0[i * ldc + j]);
+          continue;
+        }
+        double s = 0, mag = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          const double p = double(ta ? A[k * lda + i] : A[i * lda + k]) * double(tb ? B[j * ldb + k] : B[k * ldb + j]);
+          s += p, mag += std::fabs(p);
+        }
+        double want = alpha * s + (beta == 0.0f ? 0.0 : beta * double(C0[i * ldc + j]));
+        want += ep.bias ? (ep.bias_per_column ? bias[j] : bias[i]) : 0.0f;
+        if (ep.relu) want = std::max(want, 0.0);
+        if (ep.relu_max > 0.0f) want = std::min(want, double(ep.relu_max));
+        bad += !(std::fabs(got - want) <= 1e-5 * (std::fabs(alpha) * mag + 2.0));
+      }
+    if (bad) {
+      ++failed;
+      CAPTURE(it);
+      CAPTURE(M);
+      CAPTURE(N);
+      CAPTURE(K);
+      CAPTURE(ta);
+      CAPTURE(tb);
+      CAPTURE(pad);
+      CAPTURE(ldc);
+      CAPTURE(beta);
+      CAPTURE(threads);
+      CAPTURE(variant);
+      CAPTURE(epi);
+      CHECK(bad == 0);
+    }
+  }
+  CHECK(failed == 0);
   set_num_threads(saved);
 }

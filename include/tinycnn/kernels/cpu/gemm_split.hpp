@@ -58,6 +58,37 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
 #endif
 }
 
+// C[i, j] = beta C[i, j] + sum_t part[t][j, i] for the rows [r0, r1) of C (beta == 0: C is not read),
+//   part: nparts partials [N, M], C: [M, N] (ldc)
+// in blocks of kT x kT, read down the partials' rows (contiguous in i) and written along C's. Read
+// element by element instead (M apart along each row of C, a line per element), the flipped
+// 256 x 4608 x 20,000 NT took 1.04x the time (2 threads, Zen 4; docs/performance.md, forty-fourth
+// session); where C is small it ties.
+template <class T>
+void sum_transposed(const T* part, int nparts, int64_t M, int64_t N, int64_t r0, int64_t r1, T beta, T* C,
+                    int64_t ldc) {
+  constexpr int64_t kT = 16;
+  T tile[kT][kT];
+  for (int64_t i0 = r0; i0 < r1; i0 += kT) {
+    const int64_t ni = std::min(kT, r1 - i0);
+    for (int64_t j0 = 0; j0 < N; j0 += kT) {
+      const int64_t nj = std::min(kT, N - j0);
+      for (int64_t jj = 0; jj < nj; ++jj) {
+        const T* p = part + (j0 + jj) * M + i0;
+        for (int64_t ii = 0; ii < ni; ++ii) {
+          T v = p[ii];
+          for (int t = 1; t < nparts; ++t) v += p[t * M * N + ii];
+          tile[ii][jj] = v;
+        }
+      }
+      for (int64_t ii = 0; ii < ni; ++ii) {
+        T* c = C + (i0 + ii) * ldc + j0;
+        for (int64_t jj = 0; jj < nj; ++jj) c[jj] = (beta == T(0) ? T(0) : beta * c[jj]) + tile[ii][jj];
+      }
+    }
+  }
+}
+
 // K-split for products with few micro-tiles and a long K (a dense layer's forward at small batch:
 // M = 32, N = 128, K = 67,500 has 12 AVX-512 tiles, too few to share). Thread t computes
 //   P_t = alpha * op(A)[:, K_t] * op(B)[K_t, :]      (t = 0 straight into C with beta, others into
@@ -72,15 +103,21 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
 // run_packed prefetches (stream_a), and as TN it is not even packed (direct_a), while as B it was
 // packed without a prefetch. Alternated in one process, Zen 4, 2 threads (docs/performance.md,
 // forty-third session): 128 x 576 x 20,000 NT 0.88x the time, TN 0.88x; 64 x 288 x 80,000 NT 0.96x,
-// TN 0.84x; 64 x 576 x 20,000 NT 0.97x; with C at 1.2 MB (256 x 1152 x 4608 NT) it lost (1.05x),
-// hence kKSplitMaxPartialBytes.
+// TN 0.84x; 64 x 576 x 20,000 NT 0.97x. Above kKSplitMaxPartialBytes of C only NT products are
+// flipped, and only with the AVX-512 kernels (PackedKernel::direct_a marks them). Process-alternated
+// on a Zen 4, 2 threads (docs/performance.md, forty-fourth session): 128 x 2304 x 9216 NT took 0.86x
+// the time, 128 x 4608 x 20,000 NT 0.87x, 256 x 4608 x 20,000 NT 0.93x, 256 x 1152 x 4608 NT 0.93x
+// (C 1.2-4.7 MB). Flipped too, TN tied on 256 x 1152 x 4608 and took 1.05x on 64 x 2304 x 20,000
+// (whose flipped M needs several panels, each packing B again), and with the AVX2 kernel
+// 128 x 1152 x 4608 NT and 128 x 2304 x 9216 NT took 1.15-1.18x (its tiles ran at half speed there).
 template <class T>
 void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                 T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
                 const GemmEpilogue<T>* ep) {
 #ifdef _OPENMP
   const bool stream_flipped = trans_a != trans_b && N > M && M <= pk.nr * kPrefetchMaxSlivers &&
-                              M * N * static_cast<int64_t>(sizeof(T)) <= kKSplitMaxPartialBytes;
+                              (M * N * static_cast<int64_t>(sizeof(T)) <= kKSplitMaxPartialBytes ||
+                               (trans_b && pk.direct_a));
   const bool flip = stream_flipped || tile_fill(N, M, pk.mr, pk.nr) > 1.2 * tile_fill(M, N, pk.mr, pk.nr);
   const int nparts = flip ? nt : nt - 1;  // thread 0 writes C directly unless flipped
   T* part = c_buffer<T>().get(static_cast<size_t>(nparts * M * N));  // [nparts][M][N] or [nparts][N][M]
@@ -100,15 +137,10 @@ void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, i
       run_packed(pk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, T(0), part + (tid - 1) * M * N, N, none);
 #pragma omp barrier
     const int64_t r0 = M * tid / nth, r1 = M * (tid + 1) / nth;
+    if (flip) sum_transposed(part, nth, M, N, r0, r1, beta, C, ldc);
     for (int64_t i = r0; i < r1; ++i) {
       T* c = C + i * ldc;
-      if (flip) {
-        for (int64_t j = 0; j < N; ++j) {
-          T v = beta == T(0) ? T(0) : beta * c[j];
-          for (int t = 0; t < nth; ++t) v += part[t * M * N + j * M + i];
-          c[j] = v;
-        }
-      } else {
+      if (!flip) {
         for (int t = 1; t < nth; ++t) {
           const T* p = part + (t - 1) * M * N + i * N;
           for (int64_t j = 0; j < N; ++j) c[j] += p[j];
