@@ -105,11 +105,12 @@ void sum_transposed(const T* part, int nparts, int64_t M, int64_t N, int64_t r0,
 // forty-third session): 128 x 576 x 20,000 NT 0.88x the time, TN 0.88x; 64 x 288 x 80,000 NT 0.96x,
 // TN 0.84x; 64 x 576 x 20,000 NT 0.97x. Above kKSplitMaxPartialBytes of C only NT products are
 // flipped, and only with the AVX-512 kernels (PackedKernel::direct_a marks them). Process-alternated
-// on a Zen 4, 2 threads (docs/performance.md, forty-fourth session): 128 x 2304 x 9216 NT took 0.86x
-// the time, 128 x 4608 x 20,000 NT 0.87x, 256 x 4608 x 20,000 NT 0.93x, 256 x 1152 x 4608 NT 0.93x
-// (C 1.2-4.7 MB). Flipped too, TN tied on 256 x 1152 x 4608 and took 1.05x on 64 x 2304 x 20,000
-// (whose flipped M needs several panels, each packing B again), and with the AVX2 kernel
-// 128 x 1152 x 4608 NT and 128 x 2304 x 9216 NT took 1.15-1.18x (its tiles ran at half speed there).
+// on a Zen 4, 2 threads (docs/performance.md, forty-fourth session), with C of 1.2-4.7 MB:
+// 128 x 2304 x 9216 NT took 0.86-0.87x the time, 128 x 4608 x 20,000 NT 0.87x, 256 x 4608 x 20,000
+// NT 0.93x, 256 x 1152 x 4608 NT 0.93-0.97x (three runs). Flipped too, TN tied on 256 x 1152 x 4608
+// and took 1.05x on 64 x 2304 x 20,000 (whose flipped M needs several panels, each packing B again),
+// and with the AVX2 kernel 128 x 1152 x 4608 NT and 128 x 2304 x 9216 NT took 1.15-1.18x (its tiles
+// ran at half speed there).
 template <class T>
 void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                 T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
