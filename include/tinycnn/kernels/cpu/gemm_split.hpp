@@ -99,26 +99,28 @@ void sum_transposed(const T* part, int nparts, int64_t M, int64_t N, int64_t r0,
 // 76% full, while N = 1024 as rows are 99% full), every thread computes P_t^T = op(B)^T op(A)^T
 // into an N x M partial instead, and the sum transposes them back. So does an NT or TN product (the
 // flipped one has the same form) with N > M, few rows (at most kPrefetchMaxSlivers B slivers as the
-// flipped N) and a small C: its wide B streams through the flipped product as A, whose next panel
-// run_packed prefetches (stream_a), and as TN it is not even packed (direct_a), while as B it was
-// packed without a prefetch. Alternated in one process, Zen 4, 2 threads (docs/performance.md,
-// forty-third session): 128 x 576 x 20,000 NT 0.88x the time, TN 0.88x; 64 x 288 x 80,000 NT 0.96x,
-// TN 0.84x; 64 x 576 x 20,000 NT 0.97x. Above kKSplitMaxPartialBytes of C only NT products are
-// flipped, and only with the AVX-512 kernels (PackedKernel::direct_a marks them). Process-alternated
-// on a Zen 4, 2 threads (docs/performance.md, forty-fourth session), with C of 1.2-4.7 MB:
+// flipped N), a small C and N within one A panel of the kernel (the flipped M): its wide B streams
+// through the flipped product as A, whose next panel run_packed prefetches (stream_a), and as TN it
+// is not even packed (direct_a), while as B it was packed without a prefetch. Alternated in one
+// process, Zen 4, 2 threads (docs/performance.md, forty-third session): 128 x 576 x 20,000 NT 0.88x
+// the time, TN 0.88x; 64 x 288 x 80,000 NT 0.96x, TN 0.84x; 64 x 576 x 20,000 NT 0.97x. With a
+// wider N the flipped product's panels shrink (kPrefetchPanelSlivers), and flipped TN products then
+// took 1.3-1.6x the time (AVX-512: 16 x 4096, 24 x 4096 and 48 x 2048 x 20,000; AVX2, 768-row
+// panels: 64 x 1152 x 8000 1.1-1.2x), so only an NT product on the AVX-512 kernels (PackedKernel::
+// direct_a marks them) is flipped whatever N and C: 32 x 2304 and 16 x 4096 x 20,000 NT tie, and
+// past kKSplitMaxPartialBytes of C (1.2-4.7 MB), process-alternated (forty-fourth session),
 // 128 x 2304 x 9216 NT took 0.86-0.87x the time, 128 x 4608 x 20,000 NT 0.87x, 256 x 4608 x 20,000
-// NT 0.93x, 256 x 1152 x 4608 NT 0.93-0.97x (three runs). Flipped too, TN tied on 256 x 1152 x 4608
-// and took 1.05x on 64 x 2304 x 20,000 (whose flipped M needs several panels, each packing B again),
-// and with the AVX2 kernel 128 x 1152 x 4608 NT and 128 x 2304 x 9216 NT took 1.15-1.18x (its tiles
-// ran at half speed there).
+// NT 0.93x, 256 x 1152 x 4608 NT 0.93-0.97x (three runs). There, flipped too, TN tied on
+// 256 x 1152 x 4608, and with the AVX2 kernel 128 x 1152 x 4608 NT and 128 x 2304 x 9216 NT took
+// 1.15-1.18x (its tiles ran at half speed there).
 template <class T>
 void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                 T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
                 const GemmEpilogue<T>* ep) {
 #ifdef _OPENMP
+  const bool small_c = M * N * static_cast<int64_t>(sizeof(T)) <= kKSplitMaxPartialBytes;
   const bool stream_flipped = trans_a != trans_b && N > M && M <= pk.nr * kPrefetchMaxSlivers &&
-                              (M * N * static_cast<int64_t>(sizeof(T)) <= kKSplitMaxPartialBytes ||
-                               (trans_b && pk.direct_a));
+                              ((trans_b && pk.direct_a) || (small_c && N <= pk.mc));
   const bool flip = stream_flipped || tile_fill(N, M, pk.mr, pk.nr) > 1.2 * tile_fill(M, N, pk.mr, pk.nr);
   const int nparts = flip ? nt : nt - 1;  // thread 0 writes C directly unless flipped
   T* part = c_buffer<T>().get(static_cast<size_t>(nparts * M * N));  // [nparts][M][N] or [nparts][N][M]
