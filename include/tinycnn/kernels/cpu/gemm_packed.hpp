@@ -99,6 +99,9 @@ struct PackedKernel {
   // The tile reads op(A) = A^T in place when Tile::as is set, rows of A (k) as apart, the sliver's
   // values contiguous within a row (the AVX-512 kernels; a partial sliver reads only its t.mr values).
   bool direct_a = false;
+  // run_ksplit computes a wide-B NT product transposed whatever its N and C (the AVX-512 kernels;
+  // with the AVX2 one it lost, gemm_split.hpp).
+  bool flip_wide_nt = false;
 };
 
 template <class T, int MR>

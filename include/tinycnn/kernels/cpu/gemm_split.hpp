@@ -109,9 +109,9 @@ void sum_transposed(const T* part, int nparts, int64_t M, int64_t N, int64_t r0,
 // panels: 64 x 1152 x 8000 1.1-1.2x); in one panel of more than kFlipPanelBytes they took 1.07-1.09x
 // (48 x 1024 x 20,000 and 96 x 1024 x 9216 TN, panels of 1.5 MB, where 64 x 768 x 20,000 TN, 1.2 MB,
 // took 0.86x: the prefetched next panel no longer fits L2 beside the current one, forty-fourth
-// session). So only an NT product on the AVX-512 kernels (PackedKernel::direct_a marks them) is
-// flipped whatever N and C: 32 x 2304 and 16 x 4096 x 20,000 NT tie, and
-// past kKSplitMaxPartialBytes of C (1.2-4.7 MB), process-alternated (forty-fourth session),
+// session). So only an NT product on the AVX-512 kernels (PackedKernel::flip_wide_nt) is flipped
+// whatever N and C: 32 x 2304 and 16 x 4096 x 20,000 NT tie, and past kKSplitMaxPartialBytes of C
+// (1.2-4.7 MB), process-alternated (forty-fourth session),
 // 128 x 2304 x 9216 NT took 0.86-0.87x the time, 128 x 4608 x 20,000 NT 0.87x, 256 x 4608 x 20,000
 // NT 0.93x, 256 x 1152 x 4608 NT 0.93-0.97x (three runs). There, flipped too, TN tied on
 // 256 x 1152 x 4608, and with the AVX2 kernel 128 x 1152 x 4608 NT and 128 x 2304 x 9216 NT took
@@ -125,7 +125,7 @@ void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, i
 #ifdef _OPENMP
   const bool small_c = M * N * static_cast<int64_t>(sizeof(T)) <= kKSplitMaxPartialBytes;
   const bool stream_flipped = trans_a != trans_b && N > M && M <= pk.nr * kPrefetchMaxSlivers &&
-                              ((trans_b && pk.direct_a) ||
+                              ((trans_b && pk.flip_wide_nt) ||
                                (small_c && N <= pk.mc && N * pk.kc * static_cast<int64_t>(sizeof(T)) <=
                                                              kFlipPanelBytes));
   const bool flip = stream_flipped || tile_fill(N, M, pk.mr, pk.nr) > 1.2 * tile_fill(M, N, pk.mr, pk.nr);
