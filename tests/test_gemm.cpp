@@ -352,15 +352,23 @@ TEST_CASE("gemm: the prefetch cursors of a block's tiles walk its first region, 
 TEST_CASE("gemm: products that stream one operand past few slivers of the other (prefetching) equal the reference") {
   // {9, 700, 900}: few A slivers, several B blocks and K blocks (the next B block prefetched);
   // {600, 20, 1000}: one narrow B block and an A bigger than the cache (the next A panel and B block
-  // prefetched; A^T read in place by the AVX-512 tiles, a partial last sliver of 12 rows), also per
-  // thread when two threads split the rows; {2100, 20, 400}: such an A with more rows than one
-  // panel, so the panels shrink to kPrefetchPanelSlivers slivers.
+  // prefetched; A or A^T read in place by the AVX-512 tiles, a partial last sliver of 12 rows), also
+  // per thread when two threads split the rows; {2100, 20, 400}: such an A with more rows than one
+  // panel, so the panels shrink to kPrefetchPanelSlivers slivers; {600, 20, 1024}: A's rows 4 KiB
+  // apart (+ 4 bytes with gemm_avx512's padding of 1), packed for the 14-row tile and read in place
+  // by the 8-row one (rows_per_l1_set), and 12 bytes apart from a multiple of 4 KiB (padding 3).
+  CHECK(gemm_detail::rows_per_l1_set(0, 4096, 14) == 14);
+  CHECK(gemm_detail::rows_per_l1_set(0, 4100, 14) == 14);
+  CHECK(gemm_detail::rows_per_l1_set(0, 4096 + 64, 14) == 1);
+  CHECK(gemm_detail::rows_per_l1_set(0, 4096 * 4 + 2048, 14) == 7);
+  CHECK(gemm_detail::rows_per_l1_set(32, 4108, 14) == 6);
   const int saved = get_num_threads();
   Rng rng(11);
   for (int threads : {1, std::max(2, saved)}) {
     set_num_threads(threads);
     for (int t = 0; t < 4; ++t)
-      for (GemmCase s : {GemmCase{9, 700, 900}, GemmCase{600, 20, 1000}, GemmCase{2100, 20, 400}}) {
+      for (GemmCase s : {GemmCase{9, 700, 900}, GemmCase{600, 20, 1000}, GemmCase{2100, 20, 400},
+                         GemmCase{600, 20, 1024}}) {
         CAPTURE(threads);
         CAPTURE(t);
         CAPTURE(s.M);

@@ -57,20 +57,39 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
   const float* b = t.b;
   gemm_detail::PrefetchCursor pf(t.pf, t.kc);
   const int64_t bstep = t.bs > 0 ? t.bs : NR;  // B in place (rows bs apart) or a packed sliver
-  const int64_t astep = t.as > 0 ? t.as : MR;  // A^T in place (rows as apart; a[r], r < M) or packed
-  for (int64_t k = 0; k < t.kc; ++k) {
-    pf.step();
-    __m512 bv[NC];
-#pragma GCC unroll 4
-    for (int v = 0; v < NC; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+  if (t.ars > 0) {  // op(A) = A in place: each k reads one value of each of the sliver's rows
+    const float* ar[M];
 #pragma GCC unroll 16
-    for (int r = 0; r < M; ++r) {
-      const __m512 av = _mm512_set1_ps(a[r]);
+    for (int r = 0; r < M; ++r) ar[r] = a + r * t.ars;
+    for (int64_t k = 0; k < t.kc; ++k) {
+      pf.step();
+      __m512 bv[NC];
 #pragma GCC unroll 4
-      for (int v = 0; v < NC; ++v) c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
+      for (int v = 0; v < NC; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 16
+      for (int r = 0; r < M; ++r) {
+        const __m512 av = _mm512_set1_ps(ar[r][k]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NC; ++v) c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
+      }
+      b += bstep;
     }
-    a += astep;
-    b += bstep;
+  } else {
+    const int64_t astep = t.as > 0 ? t.as : MR;  // A^T in place (rows as apart; a[r], r < M) or packed
+    for (int64_t k = 0; k < t.kc; ++k) {
+      pf.step();
+      __m512 bv[NC];
+#pragma GCC unroll 4
+      for (int v = 0; v < NC; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 16
+      for (int r = 0; r < M; ++r) {
+        const __m512 av = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NC; ++v) c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
+      }
+      a += astep;
+      b += bstep;
+    }
   }
   __mmask16 m[NC];
   __m512 bc[NC];

@@ -68,6 +68,9 @@ struct Tile {
   // A's row stride where the kernel reads op(A) = A^T in place (run_packed, PackedKernel::direct_a);
   // 0: a is a packed sliver, MR values per k
   int64_t as = 0;
+  // A's row stride where the kernel reads op(A) = A in place (run_packed, PackedKernel::direct_a): the
+  // sliver's rows ars apart, each contiguous in k (a partial sliver reads only its t.mr rows); 0: not
+  int64_t ars = 0;
   // C's full vectors may be written with non-temporal stores (run_packed, kStreamCBytes; the AVX-512
   // tiles only)
   bool stream = false;
@@ -96,8 +99,9 @@ struct PackedKernel {
   // The tile reads B in place when Tile::bs is set (the AVX-512 kernels); run_packed uses it for the
   // 8x48 tile only (kDirectBMaxSlivers).
   bool direct_b = false;
-  // The tile reads op(A) = A^T in place when Tile::as is set, rows of A (k) as apart, the sliver's
-  // values contiguous within a row (the AVX-512 kernels; a partial sliver reads only its t.mr values).
+  // The tile reads op(A) in place: A^T when Tile::as is set (rows of A, along k, as apart; the
+  // sliver's values contiguous within a row), A when Tile::ars is set (the sliver's rows ars apart,
+  // each contiguous in k). The AVX-512 kernels; a partial sliver reads only its t.mr values or rows.
   bool direct_a = false;
   // run_ksplit computes a wide-B NT product transposed whatever its N and C (the AVX-512 kernels;
   // with the AVX2 one it lost, gemm_split.hpp).
@@ -354,6 +358,27 @@ constexpr int64_t kStreamCBytes = int64_t(32) << 20;
 // 2304 x 128 x 9216 NT; products with smaller partials (576 x 128 x 20,000: 295 KB) keep the K-split.
 constexpr int64_t kKSplitMaxPartialBytes = int64_t(512) << 10;
 
+// The most rows of an A sliver read in place (op(A) = A: rows stride_bytes apart from address
+// first; each k the tile reads one value of each) that share an L1 set, a set holding the lines 4 KiB
+// apart (kL1WayBytes: 64 sets of 64 bytes on Zen 4 and 5 and on Intel since Sunny Cove). With more
+// than the L1's ways (kL1Ways, 8 on Zen 4) such a sliver evicts its own lines before their next k;
+// alternated in one process, Zen 4, 2 threads (docs/performance.md, forty-fifth session), the 14
+// rows of a sliver 4 KiB or a multiple apart took 1.22x the time of the packed A on 576 x 128 x
+// 16,384 NT, 1.23x on 2048 x 128 x 4096 NT, 1.52x on 576 x 128 x 18,432 NT, 1.03-1.06x on 4000 x
+// 100 x 1025 NT (rows 4 bytes off 4 KiB: all 14 in one or two sets), where 16,896 (two sets) 0.94x
+// and 1026 (three) 0.87x; 8 rows of the 8x48 tile in one set took 0.90-0.95x (36864 x 32 x 1024 NN,
+// 576 x 128 x 16,384 NN).
+constexpr int64_t kL1WayBytes = 4096;
+constexpr int kL1Ways = 8;
+inline int rows_per_l1_set(uintptr_t first, int64_t stride_bytes, int rows) {
+  int count[kL1WayBytes / 64] = {}, most = 0;
+  for (int r = 0; r < rows; ++r) {
+    const uintptr_t addr = first + static_cast<uintptr_t>(r) * static_cast<uintptr_t>(stride_bytes);
+    most = std::max(most, ++count[(addr % kL1WayBytes) / 64]);
+  }
+  return most;
+}
+
 template <class T>
 void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
@@ -411,14 +436,19 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   // 1152 x 256 x 4608 TN 0.94-0.95x, 576 x 128 x 20,000 NT 0.97x; a dense layer's 36864 x 32 x 1024
   // still prefers the small panels (one panel of 2016 rows: 1.10x the time).
   if (stream_a && M > pk.mc) mc = std::min<int64_t>(mc, MR * kPrefetchPanelSlivers);
-  // Such an A^T (rows of A along k, a sliver's MR values side by side in each) is not packed at all
-  // where the kernel can read it in place: its next block is prefetched anyway, and the tiles read
-  // it there, so the pack's copy of every element (in and out of L2 once more) goes. Alternated in
-  // one process, Zen 4, 2 threads, together with the B prefetch below (docs/performance.md,
-  // forty-third session): 288 x 64 x 80,000 TN 0.89x the time, 576 x 128 x 20,000 TN 0.93x,
-  // 1152 x 256 x 4608 TN 0.96x; a dense layer's weight gradient (28,224 x 128 x 32 TN) tied. The
-  // AVX2 tile did not gain (0.97-1.07x), so only the AVX-512 kernels set direct_a.
-  const bool direct_a = stream_a && trans_a && pk.direct_a;
+  // Such an A is not packed at all where the kernel can read it in place (PackedKernel::direct_a):
+  // its next panel is prefetched anyway, and the tiles read it there, so the pack's copy of every
+  // element (in and out of L2 once more; for op(A) = A a transpose) goes. Alternated in one process,
+  // Zen 4, 2 threads, together with the B prefetch below (docs/performance.md): A^T (forty-third
+  // session) 288 x 64 x 80,000 TN 0.89x the time, 576 x 128 x 20,000 TN 0.93x, 1152 x 256 x 4608
+  // TN 0.96x; A (forty-fifth) 64 x 288 x 80,000 NT 0.91-0.92x, 288 x 64 x 80,000 NT 0.91-0.93x,
+  // 576 x 128 x 20,000 NT 0.94-0.97x, 36864 x 32 x 1000 NT 0.90x, 20 of 36 random NN and NT
+  // products 0.82-0.96x and none slower by more than 1%. Not where the rows of an A sliver crowd one
+  // L1 set (rows_per_l1_set). The AVX2 tile did not gain on A^T (0.97-1.07x), so only the AVX-512
+  // kernels set direct_a.
+  const bool direct_a = stream_a && pk.direct_a &&
+                        (trans_a || rows_per_l1_set(reinterpret_cast<uintptr_t>(A),
+                                                    lda * static_cast<int64_t>(sizeof(T)), MR) <= kL1Ways);
   T* abuf = direct_a ? nullptr : a_buffer<T>().get(static_cast<size_t>(mc * kc));
   T* bbuf = b_buffer<T>().get(static_cast<size_t>(nc * kc));
   const bool stream_c = beta == T(0) && K <= kc && M * N * static_cast<int64_t>(sizeof(T)) >= kStreamCBytes &&
@@ -493,7 +523,8 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
             t.a = abuf + sa * MR * kcur;
             t.mr = static_cast<int>(std::min<int64_t>(MR, M - i));
             t.bias_row = brow ? ep->bias + i : nullptr;
-            if (direct_a) t.a = A + pc * lda + i, t.as = lda;  // op(A) rows i.., columns pc..
+            if (direct_a && trans_a) t.a = A + pc * lda + i, t.as = lda;  // op(A) rows i.., columns pc..
+            if (direct_a && !trans_a) t.a = A + i * lda + pc, t.ars = lda;
             for (int64_t sb = sb0; sb < sb1; ++sb) {
               const int64_t j = jc + sb * NR;
               t.b = bbuf + sb * NR * kcur;
