@@ -31,18 +31,36 @@ TINYCNN_TARGET_AVX2 void tile_kernel(const gemm_detail::Tile<float>& t) {
   const float* b = t.b;
   const int64_t kc = t.kc;
   gemm_detail::PrefetchCursor pf(t.pf, kc);
-#pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; ++k) {
-    pf.step();
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+  if (t.ars > 0) {  // op(A) = A in place: each k reads one value of each of the sliver's rows
+    const float* ar[M];
 #pragma GCC unroll 6
-    for (int r = 0; r < M; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r);
-      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+    for (int r = 0; r < M; ++r) ar[r] = a + r * t.ars;
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; ++k) {
+      pf.step();
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+      for (int r = 0; r < M; ++r) {
+        const __m256 av = _mm256_broadcast_ss(ar[r] + k);
+        c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+        c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+      }
+      b += NR;
     }
-    a += MR;
-    b += NR;
+  } else {
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; ++k) {
+      pf.step();
+      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+      for (int r = 0; r < M; ++r) {
+        const __m256 av = _mm256_broadcast_ss(a + r);
+        c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+        c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+      }
+      a += MR;
+      b += NR;
+    }
   }
   if (t.nr == NR) {
     const __m256 valpha = _mm256_set1_ps(t.alpha), vbeta = _mm256_set1_ps(t.beta), zero = _mm256_setzero_ps();
@@ -220,9 +238,10 @@ TINYCNN_TARGET_AVX2 inline void pack_b(bool trans, const float* B, int64_t ldb, 
 }
 
 inline const gemm_detail::PackedKernel<float>& kernel() {
-  // split_independent: measured on a Zen 3 host (AVX2, no AVX-512), docs/performance.md thirteenth session.
+  // split_independent: measured on a Zen 3 host (AVX2, no AVX-512), docs/performance.md thirteenth session;
+  // direct_a_rows (A read in place): on a Zen 4 host, forty-fifth session (gemm_packed.hpp, run_packed).
   static const gemm_detail::PackedKernel<float> k{MR, NR, 256, MR * 128, 256 * 1024, 4 * NR, &tile, &pack_a,
-                                                  &pack_b, true};
+                                                  &pack_b, true, false, false, false, true};
   return k;
 }
 

@@ -68,8 +68,8 @@ struct Tile {
   // A's row stride where the kernel reads op(A) = A^T in place (run_packed, PackedKernel::direct_a);
   // 0: a is a packed sliver, MR values per k
   int64_t as = 0;
-  // A's row stride where the kernel reads op(A) = A in place (run_packed, PackedKernel::direct_a): the
-  // sliver's rows ars apart, each contiguous in k (a partial sliver reads only its t.mr rows); 0: not
+  // A's row stride where the kernel reads op(A) = A in place (run_packed, PackedKernel::direct_a_rows):
+  // the sliver's rows ars apart, each contiguous in k (a partial sliver reads only its t.mr rows); 0: not
   int64_t ars = 0;
   // C's full vectors may be written with non-temporal stores (run_packed, kStreamCBytes; the AVX-512
   // tiles only)
@@ -99,13 +99,15 @@ struct PackedKernel {
   // The tile reads B in place when Tile::bs is set (the AVX-512 kernels); run_packed uses it for the
   // 8x48 tile only (kDirectBMaxSlivers).
   bool direct_b = false;
-  // The tile reads op(A) in place: A^T when Tile::as is set (rows of A, along k, as apart; the
-  // sliver's values contiguous within a row), A when Tile::ars is set (the sliver's rows ars apart,
-  // each contiguous in k). The AVX-512 kernels; a partial sliver reads only its t.mr values or rows.
+  // The tile reads op(A) = A^T in place when Tile::as is set, rows of A (k) as apart, the sliver's
+  // values contiguous within a row (the AVX-512 kernels; a partial sliver reads only its t.mr values).
   bool direct_a = false;
   // run_ksplit computes a wide-B NT product transposed whatever its N and C (the AVX-512 kernels;
   // with the AVX2 one it lost, gemm_split.hpp).
   bool flip_wide_nt = false;
+  // The tile reads op(A) = A in place when Tile::ars is set, the sliver's rows ars apart, each
+  // contiguous in k (all three vector kernels; a partial sliver reads only its t.mr rows).
+  bool direct_a_rows = false;
 };
 
 template <class T, int MR>
@@ -436,19 +438,21 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   // 1152 x 256 x 4608 TN 0.94-0.95x, 576 x 128 x 20,000 NT 0.97x; a dense layer's 36864 x 32 x 1024
   // still prefers the small panels (one panel of 2016 rows: 1.10x the time).
   if (stream_a && M > pk.mc) mc = std::min<int64_t>(mc, MR * kPrefetchPanelSlivers);
-  // Such an A is not packed at all where the kernel can read it in place (PackedKernel::direct_a):
-  // its next panel is prefetched anyway, and the tiles read it there, so the pack's copy of every
-  // element (in and out of L2 once more; for op(A) = A a transpose) goes. Alternated in one process,
-  // Zen 4, 2 threads, together with the B prefetch below (docs/performance.md): A^T (forty-third
-  // session) 288 x 64 x 80,000 TN 0.89x the time, 576 x 128 x 20,000 TN 0.93x, 1152 x 256 x 4608
-  // TN 0.96x; A (forty-fifth) 64 x 288 x 80,000 NT 0.91-0.92x, 288 x 64 x 80,000 NT 0.91-0.93x,
-  // 576 x 128 x 20,000 NT 0.94-0.97x, 36864 x 32 x 1000 NT 0.90x, 20 of 36 random NN and NT
-  // products 0.82-0.96x and none slower by more than 1%. Not where the rows of an A sliver crowd one
-  // L1 set (rows_per_l1_set). The AVX2 tile did not gain on A^T (0.97-1.07x), so only the AVX-512
+  // Such an A is not packed at all where the kernel can read it in place (PackedKernel::direct_a for
+  // A^T, direct_a_rows for A): its next panel is prefetched anyway, and the tiles read it there, so
+  // the pack's copy of every element (in and out of L2 once more; for op(A) = A a transpose) goes.
+  // Alternated in one process, Zen 4, 2 threads, together with the B prefetch below
+  // (docs/performance.md): A^T (forty-third session) 288 x 64 x 80,000 TN 0.89x the time, 576 x 128
+  // x 20,000 TN 0.93x, 1152 x 256 x 4608 TN 0.96x; A (forty-fifth) 64 x 288 x 80,000 NT 0.91-0.92x,
+  // 288 x 64 x 80,000 NT 0.91-0.93x, 576 x 128 x 20,000 NT 0.94-0.97x, 36864 x 32 x 1000 NT 0.90x,
+  // 20 of 36 random NN and NT products 0.82-0.96x and none slower by more than 1%; with the AVX2
+  // kernel 576 x 128 x 20,000 NT 0.94-0.97x, 36864 x 32 x 1000 NT 0.88-0.89x, 18 of the 36 random
+  // products 0.78-0.96x, none slower by more than 1%. Not where the rows of an A sliver crowd one L1
+  // set (rows_per_l1_set). The AVX2 tile did not gain on A^T (0.97-1.07x), so only the AVX-512
   // kernels set direct_a.
-  const bool direct_a = stream_a && pk.direct_a &&
-                        (trans_a || rows_per_l1_set(reinterpret_cast<uintptr_t>(A),
-                                                    lda * static_cast<int64_t>(sizeof(T)), MR) <= kL1Ways);
+  const bool rows_apart = rows_per_l1_set(reinterpret_cast<uintptr_t>(A), lda * static_cast<int64_t>(sizeof(T)),
+                                          MR) <= kL1Ways;
+  const bool direct_a = stream_a && (trans_a ? pk.direct_a : pk.direct_a_rows && rows_apart);
   T* abuf = direct_a ? nullptr : a_buffer<T>().get(static_cast<size_t>(mc * kc));
   T* bbuf = b_buffer<T>().get(static_cast<size_t>(nc * kc));
   const bool stream_c = beta == T(0) && K <= kc && M * N * static_cast<int64_t>(sizeof(T)) >= kStreamCBytes &&
