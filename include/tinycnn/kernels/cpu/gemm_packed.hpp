@@ -366,9 +366,9 @@ constexpr int64_t kKSplitMaxPartialBytes = int64_t(512) << 10;
 // than the L1's ways (kL1Ways, 8 on Zen 4) such a sliver evicts its own lines before their next k;
 // alternated in one process, Zen 4, 2 threads (docs/performance.md, forty-fifth session), the 14
 // rows of a sliver 4 KiB or a multiple apart took 1.22x the time of the packed A on 576 x 128 x
-// 16,384 NT, 1.23x on 2048 x 128 x 4096 NT, 1.52x on 576 x 128 x 18,432 NT, 1.03-1.06x on 4000 x
-// 100 x 1025 NT (rows 4 bytes off 4 KiB: all 14 in one or two sets), where 16,896 (two sets) 0.94x
-// and 1026 (three) 0.87x; 8 rows of the 8x48 tile in one set took 0.90-0.95x (36864 x 32 x 1024 NN,
+// 16,384 NT, 1.23x on 2048 x 128 x 4096 NT, 1.52x on 576 x 128 x 18,432 NT, 1.03x on 4000 x
+// 100 x 1025 NT (rows 4 bytes off 4 KiB: all 14 in one or two sets), where 16,896 (7 per set) 0.94x
+// and 1026 (8) 0.87x; 8 rows of the 8x48 tile in one set took 0.90-0.95x (36864 x 32 x 1024 NN,
 // 576 x 128 x 16,384 NN).
 constexpr int64_t kL1WayBytes = 4096;
 constexpr int kL1Ways = 8;
