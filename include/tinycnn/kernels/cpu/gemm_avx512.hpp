@@ -34,6 +34,27 @@ inline __mmask16 lane_mask(int nr, int v) {
   return n >= 16 ? __mmask16(0xFFFF) : n > 0 ? __mmask16((1u << n) - 1u) : __mmask16(0);
 }
 
+// The tile's k loop: c[r][v] += A(r, k) * B(k, 16 v ..) for k < kc, A's values from cursor a
+// (gemm_packed.hpp), B's rows bstep apart from b.
+template <int M, int NC, class ACursor>
+TINYCNN_TARGET_AVX512 TINYCNN_GEMM_INLINE void tile_k_loop(__m512 (&c)[M][NC], ACursor a, const float* b, int64_t bstep,
+                                                         int64_t kc, gemm_detail::PrefetchCursor& pf) {
+  for (int64_t k = 0; k < kc; ++k) {
+    pf.step();
+    __m512 bv[NC];
+#pragma GCC unroll 4
+    for (int v = 0; v < NC; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 16
+    for (int r = 0; r < M; ++r) {
+      const __m512 av = _mm512_set1_ps(a(r));
+#pragma GCC unroll 4
+      for (int v = 0; v < NC; ++v) c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
+    }
+    a.next();
+    b += bstep;
+  }
+}
+
 // One M x (16 NC) micro-tile of an MR x 16 NV sliver pair: M <= MR rows and the first NC <= NV
 // vectors of columns (t.nr <= 16 NC); NC < NV only for the last, narrower B sliver of a product.
 template <int MR, int NV, int M, int NC = NV>
@@ -53,44 +74,12 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
 #pragma GCC unroll 4
       for (int v = 0; v < NC; ++v) _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc + 16 * v), _MM_HINT_T0);
   }
-  const float* a = t.a;
-  const float* b = t.b;
   gemm_detail::PrefetchCursor pf(t.pf, t.kc);
   const int64_t bstep = t.bs > 0 ? t.bs : NR;  // B in place (rows bs apart) or a packed sliver
-  if (t.ars > 0) {  // op(A) = A in place: each k reads one value of each of the sliver's rows
-    const float* ar[M];
-#pragma GCC unroll 16
-    for (int r = 0; r < M; ++r) ar[r] = a + r * t.ars;
-    for (int64_t k = 0; k < t.kc; ++k) {
-      pf.step();
-      __m512 bv[NC];
-#pragma GCC unroll 4
-      for (int v = 0; v < NC; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
-#pragma GCC unroll 16
-      for (int r = 0; r < M; ++r) {
-        const __m512 av = _mm512_set1_ps(ar[r][k]);
-#pragma GCC unroll 4
-        for (int v = 0; v < NC; ++v) c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
-      }
-      b += bstep;
-    }
-  } else {
-    const int64_t astep = t.as > 0 ? t.as : MR;  // A^T in place (rows as apart; a[r], r < M) or packed
-    for (int64_t k = 0; k < t.kc; ++k) {
-      pf.step();
-      __m512 bv[NC];
-#pragma GCC unroll 4
-      for (int v = 0; v < NC; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
-#pragma GCC unroll 16
-      for (int r = 0; r < M; ++r) {
-        const __m512 av = _mm512_set1_ps(a[r]);
-#pragma GCC unroll 4
-        for (int v = 0; v < NC; ++v) c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
-      }
-      a += astep;
-      b += bstep;
-    }
-  }
+  if (t.ars > 0)  // A in place
+    tile_k_loop<M, NC>(c, gemm_detail::ARowsCursor<float>{t.a, t.ars}, t.b, bstep, t.kc, pf);
+  else  // a packed sliver or A^T in place
+    tile_k_loop<M, NC>(c, gemm_detail::ASliverCursor<float>{t.a, t.as > 0 ? t.as : MR}, t.b, bstep, t.kc, pf);
   __mmask16 m[NC];
   __m512 bc[NC];
   const __m512 valpha = _mm512_set1_ps(t.alpha), vbeta = _mm512_set1_ps(t.beta), zero = _mm512_setzero_ps();

@@ -76,6 +76,25 @@ struct Tile {
   bool stream = false;
 };
 
+// Where a vector tile's k loop finds its A values: a(r) is row r's value at the current k, next()
+// moves on to the next k.
+// A packed sliver (step MR) or A^T read in place (step Tile::as): each k's values side by side.
+template <class T>
+struct ASliverCursor {
+  const T* a;
+  int64_t step;
+  TINYCNN_GEMM_INLINE T operator()(int r) const { return a[r]; }
+  TINYCNN_GEMM_INLINE void next() { a += step; }
+};
+// A read in place (Tile::ars): the sliver's rows, stride apart, each contiguous in k.
+template <class T>
+struct ARowsCursor {
+  const T* a;  // row 0 at the current k
+  int64_t stride;
+  TINYCNN_GEMM_INLINE T operator()(int r) const { return a[r * stride]; }
+  TINYCNN_GEMM_INLINE void next() { ++a; }
+};
+
 // Packs slivers [s0, s1) of a panel. pack_a: rows [i0, i0+m) of op(A), columns [k0, k0+kc);
 // pack_b: rows [k0, k0+kc) of op(B), columns [j0, j0+n). Partial slivers are zero-padded.
 template <class T>
