@@ -355,9 +355,9 @@ TEST_CASE("gemm: products that stream one operand past few slivers of the other 
   // prefetched; A^T read in place by the AVX-512 tiles, A by those and the AVX2 one, a partial last
   // sliver of 12 rows), also per thread when two threads split the rows; {2100, 20, 400}: such an A
   // with more rows than one panel, so the panels shrink to kPrefetchPanelSlivers slivers;
-  // {600, 20, 1024}: A's rows 4 KiB
-  // apart (+ 4 bytes with gemm_avx512's padding of 1), packed for the 14-row tile and read in place
-  // by the 8- and 6-row ones (rows_per_l1_set), and 12 bytes off a multiple of 4 KiB (padding 3).
+  // {600, 20, 1024}: A's rows 4 KiB apart (+ 4 bytes with gemm_avx512's padding of 1), packed for
+  // the 14-row tile and read in place by the 8- and 6-row ones (rows_per_l1_set), and 12 bytes off a
+  // multiple of 4 KiB (padding 3).
   CHECK(gemm_detail::rows_per_l1_set(0, 4096, 14) == 14);
   CHECK(gemm_detail::rows_per_l1_set(0, 4100, 14) == 14);
   CHECK(gemm_detail::rows_per_l1_set(0, 4096 + 64, 14) == 1);

@@ -469,9 +469,10 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   // products 0.78-0.96x, none slower by more than 1%. Not where the rows of an A sliver crowd one L1
   // set (rows_per_l1_set). The AVX2 tile did not gain on A^T (0.97-1.07x), so only the AVX-512
   // kernels set direct_a.
-  const bool rows_apart = rows_per_l1_set(reinterpret_cast<uintptr_t>(A), lda * static_cast<int64_t>(sizeof(T)),
-                                          MR) <= kL1Ways;
-  const bool direct_a = stream_a && (trans_a ? pk.direct_a : pk.direct_a_rows && rows_apart);
+  const bool direct_a =
+      stream_a && (trans_a ? pk.direct_a
+                           : pk.direct_a_rows && rows_per_l1_set(reinterpret_cast<uintptr_t>(A),
+                                                                 lda * static_cast<int64_t>(sizeof(T)), MR) <= kL1Ways);
   T* abuf = direct_a ? nullptr : a_buffer<T>().get(static_cast<size_t>(mc * kc));
   T* bbuf = b_buffer<T>().get(static_cast<size_t>(nc * kc));
   const bool stream_c = beta == T(0) && K <= kc && M * N * static_cast<int64_t>(sizeof(T)) >= kStreamCBytes &&

@@ -96,8 +96,9 @@ class PrefetchCursor {
 //   (docs/performance.md, forty-third session), 288 x 64 x 80,000 NT 0.95x the time, 576 x 128 x
 //   20,000 NT 0.97x (the AVX2 kernel tied). A plain B's block is contiguous rows, which the hardware
 //   follows: prefetched too, 288 x 64 x 80,000 TN took 1.02-1.05x the time with the AVX2 kernel, so
-//   it is only where A is read in place (PackedKernel::direct_a), where it took 0.96-0.97x (A^T,
-//   TN) and 0.93-1.01x (A, NN: 4096 x 16 x 2300, 36864 x 32 x 1000, 576 x 128 x 20,000; forty-fifth).
+//   it is only where A is read in place (PackedKernel::direct_a, direct_a_rows), where it took
+//   0.96-0.97x (A^T, TN) and 0.93-1.01x (A, NN: 4096 x 16 x 2300, 36864 x 32 x 1000, 576 x 128 x
+//   20,000; forty-fifth session).
 constexpr int64_t kPrefetchMaxSlivers = 8, kPrefetchPanelSlivers = 16;
 
 // The source region of the B block (b) or A panel (!b) that run_packed's one-thread loops (ic by mc,
