@@ -357,19 +357,28 @@ TEST_CASE("gemm: products that stream one operand past few slivers of the other 
   // with more rows than one panel, so the panels shrink to kPrefetchPanelSlivers slivers;
   // {600, 20, 1024}: A's rows 4 KiB apart (+ 4 bytes with gemm_avx512's padding of 1), packed for
   // the 14-row tile and read in place by the 8- and 6-row ones (rows_per_l1_set), and 12 bytes off a
-  // multiple of 4 KiB (padding 3).
+  // multiple of 4 KiB (padding 3); {600, 20, 1100}: A^T with one B sliver and K >= kDirectATMinK,
+  // in K blocks of kDirectATKc (direct_at_kc), read in place or (the rows split between two threads,
+  // too small to stream) packed.
   CHECK(gemm_detail::rows_per_l1_set(0, 4096, 14) == 14);
   CHECK(gemm_detail::rows_per_l1_set(0, 4100, 14) == 14);
   CHECK(gemm_detail::rows_per_l1_set(0, 4096 + 64, 14) == 1);
   CHECK(gemm_detail::rows_per_l1_set(0, 4096 * 4 + 2048, 14) == 7);
   CHECK(gemm_detail::rows_per_l1_set(32, 4108, 14) == 6);
+  if (gemm_avx512_available()) {
+    const auto& pk = gemm_avx512_detail::kernel();
+    CHECK(gemm_detail::direct_at_kc(pk, true, 20, 1100) == gemm_detail::kDirectATKc);
+    CHECK(gemm_detail::direct_at_kc(pk, true, 20, 1000) == 0);
+    CHECK(gemm_detail::direct_at_kc(pk, true, 33, 1100) == 0);
+    CHECK(gemm_detail::direct_at_kc(pk, false, 20, 1100) == 0);
+  }
   const int saved = get_num_threads();
   Rng rng(11);
   for (int threads : {1, std::max(2, saved)}) {
     set_num_threads(threads);
     for (int t = 0; t < 4; ++t)
       for (GemmCase s : {GemmCase{9, 700, 900}, GemmCase{600, 20, 1000}, GemmCase{2100, 20, 400},
-                         GemmCase{600, 20, 1024}}) {
+                         GemmCase{600, 20, 1024}, GemmCase{600, 20, 1100}}) {
         CAPTURE(threads);
         CAPTURE(t);
         CAPTURE(s.M);
