@@ -400,11 +400,12 @@ inline int rows_per_l1_set(uintptr_t first, int64_t stride_bytes, int rows) {
   return most;
 }
 
-// A TN or TT product whose A^T the kernel reads in place (PackedKernel::direct_a) with one B sliver
-// (N <= NR) and a long K takes K blocks of kDirectATKc rows instead of the kernel's kc. Such a B
-// sliver feeds every A sliver, and at 384 rows (48 KiB with the 14x32 tile) it did not stay in L1
-// beside the A^T sliver read in place (a line or two per k). Alternated in one process, Zen 4,
-// 2 threads (docs/performance.md, forty-fifth session): 1024 x 32 x 20,000 TN 0.77-0.79x the time,
+// A TN or TT product with one B sliver (N <= NR) and a long K, on a kernel that reads A^T in
+// place (PackedKernel::direct_a, where run_packed streams A), takes K blocks of kDirectATKc rows
+// instead of the kernel's kc. Such a B sliver feeds every A sliver, and at 384 rows (48 KiB with the
+// 14x32 tile) it did not stay in L1 beside the A^T sliver read in place (a line or two per k).
+// Alternated in one process, Zen 4, 2 threads (docs/performance.md, forty-fifth session):
+// 1024 x 32 x 20,000 TN 0.77-0.79x the time,
 // 2048 x 32 x 20,000 TN 0.76x and TT 0.82-0.85x, 8192 x 12 x 1179 TN 0.76-0.77x, 8192 x 30 x 1040
 // TT 0.89-0.93x, 4096 x 32 x 20,000 TN 0.86x; with two B slivers it gained on some (2048 x 64 x
 // 20,000 TN 0.89x) and lost on others (288 x 64 x 80,000 TN 1.005-1.014x), and with a short K it lost
