@@ -408,9 +408,9 @@ inline int rows_per_l1_set(uintptr_t first, int64_t stride_bytes, int rows) {
 // 1024 x 32 x 20,000 TN 0.77-0.79x the time,
 // 2048 x 32 x 20,000 TN 0.76x and TT 0.82-0.85x, 8192 x 12 x 1179 TN 0.76-0.77x, 8192 x 30 x 1040
 // TT 0.89-0.93x, 4096 x 32 x 20,000 TN 0.86x; with two B slivers it gained on some (2048 x 64 x
-// 20,000 TN 0.89x) and lost on others (288 x 64 x 80,000 TN 1.005-1.014x), and with a short K it lost
-// (3072 x 81 x 721 TT 1.04x), hence N and K. The rule depends on the form, N and K only, so a row
-// split (run_split) keeps the one-thread blocks.
+// 20,000 TN 0.89x) and lost on others (288 x 64 and 64 x 288 x 80,000 TN 1.005-1.014x), and with
+// a short K it lost (3072 x 81 x 721 TT 1.04x), hence N and K. The rule depends on the form, N and
+// K only, so a row split (run_split) keeps the one-thread blocks.
 constexpr int64_t kDirectATKc = 192, kDirectATMinK = 1024;
 template <class T>
 int64_t direct_at_kc(const PackedKernel<T>& pk, bool trans_a, int64_t N, int64_t K) {
