@@ -399,8 +399,9 @@ TEST_CASE("conv2d: Winograd's float32 error stays within a fixed factor of im2co
   // Both float32 results against the float64 direct convolution, on a deep 6x6 layer (as model3's
   // conv6, fewer outputs) and a 24x24 one. The transforms add rounding that grows with the tile:
   // measured against im2col's error, m = 2 up to 1.8x, m = 3 up to 11x, m = 4 up to 40x (docs/
-  // performance.md, ninth session); the bounds leave some room, and a wrong coefficient would be
-  // off by O(1). The im2col baseline runs the packed GEMM (sums in k order), as when those factors
+  // performance.md, ninth session); over four seeds on each TINYCNN_MAX_ISA (forty-sixth session) up
+  // to 3.2x, 18.2x and 33.3x: the bound of 16 for m = 3 had failed under "avx2" (16.3x). The bounds
+  // leave room above those, and a wrong coefficient would be off by O(1), more than the 2e-3 below. The im2col baseline runs the packed GEMM (sums in k order), as when those factors
   // were measured: the dispatcher's dot-product GEMM (variant 6) sums the 24x24 layer's weight
   // gradient in 16 lanes, about twice as accurately (max error 6.6e-6 against 1.3e-5).
   struct Layer {
@@ -436,7 +437,7 @@ TEST_CASE("conv2d: Winograd's float32 error stays within a fixed factor of im2co
       bwd[m] = err(dx, dx_ref);
       filt[m] = err(dw, dw_ref);
     }
-    const double factor[5] = {0, 0, 4, 16, 64};
+    const double factor[5] = {0, 0, 8, 32, 64};
     for (int64_t m : {2, 3, 4}) {
       CAPTURE(m);
       CAPTURE(fwd[0]);

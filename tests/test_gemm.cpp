@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -149,6 +150,34 @@ TEST_CASE("gemm: AVX2 and AVX-512 variants equal the reference (when the CPU has
   }
   else
     MESSAGE("AVX-512 not available: gemm_avx512 not tested");
+}
+
+TEST_CASE("cpu features: TINYCNN_MAX_ISA caps the instruction set the kernels dispatch to") {
+  const CpuFeatures all{true, true}, avx2{true, false}, none{};
+  auto same = [](CpuFeatures a, CpuFeatures b) { return a.avx2_fma == b.avx2_fma && a.avx512 == b.avx512; };
+  CHECK(same(cap_cpu_features(all, nullptr), all));
+  CHECK(same(cap_cpu_features(all, ""), all));
+  CHECK(same(cap_cpu_features(all, "avx512"), all));
+  CHECK(same(cap_cpu_features(all, "AVX2"), avx2));
+  CHECK(same(cap_cpu_features(all, "baseline"), none));
+  CHECK(same(cap_cpu_features(avx2, "avx512"), avx2));  // a cap never adds an instruction set
+  CHECK(same(cap_cpu_features(none, "avx2"), none));
+  CHECK(same(cap_cpu_features(all, "sse9"), all));  // reported on stderr and ignored
+  // The process's own cap (tests/CMakeLists.txt runs this binary again under "avx2" and "baseline"):
+  // the detected features and the dispatch follow it.
+  const std::string cap = std::getenv("TINYCNN_MAX_ISA") ? std::getenv("TINYCNN_MAX_ISA") : "";
+  INFO("TINYCNN_MAX_ISA=" << cap << ", running " << cpu_isa_name());
+  if (cap == "avx2") {
+    CHECK(!cpu_features().avx512);
+#ifdef TINYCNN_HAVE_X86_GEMM
+    if (detect_cpu_features().avx2_fma)
+      CHECK(gemm_tile_shape<float>(false, false, 512).mr == gemm_avx2_detail::kernel().mr);
+#endif
+  }
+  if (cap == "baseline") {
+    CHECK(std::string(cpu_isa_name()) == "baseline");
+    CHECK(gemm_tile_shape<float>(false, false, 512).mr == gemm_detail::portable_kernel<float>().mr);
+  }
 }
 
 TEST_CASE("gemm: a narrower last B sliver (every width) computes only its vectors and equals the reference") {

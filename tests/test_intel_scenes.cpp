@@ -615,6 +615,7 @@ TEST_CASE("intel_scenes bench: one step prints the two throughput lines") {
   CHECK(std::regex_match(last, std::regex("infer images/s: [0-9]+\\.[0-9]")));
   CHECK(std::regex_match(last_line(s), std::regex("train images/s: [0-9]+\\.[0-9]")));
   CHECK(os.str().find("device cpu (") != std::string::npos);  // the header names the device
+  CHECK(os.str().find(std::string(" threads, ") + tinycnn::kernels::cpu::cpu_isa_name() + ")") != std::string::npos);
 
   // --scaling: pairs of steps on 1 and on T threads, a line with the median speed-up before the two
   // throughput lines; it needs 2 or more threads.

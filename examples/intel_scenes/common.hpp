@@ -63,7 +63,8 @@ struct DeviceChoice {
 inline DeviceChoice parse_device(const std::string& name) {
   DeviceChoice d;
   if (name == "cpu") {
-    d.description = "cpu (" + std::to_string(get_num_threads()) + " threads)";
+    // The kernels' instruction set too (TINYCNN_MAX_ISA can cap it), so timings say what they ran.
+    d.description = "cpu (" + std::to_string(get_num_threads()) + " threads, " + kernels::cpu::cpu_isa_name() + ")";
     return d;
   }
   if (name != "cuda") throw UsageError("--device: must be cpu or cuda, got '" + name + "'");

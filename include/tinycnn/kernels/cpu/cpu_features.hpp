@@ -10,6 +10,11 @@
 #define TINYCNN_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
 #endif
 
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
 namespace tinycnn::kernels::cpu {
 
 struct CpuFeatures {
@@ -28,10 +33,39 @@ inline CpuFeatures detect_cpu_features() {
   return f;
 }
 
-// Detected once per process.
-inline const CpuFeatures& cpu_features() {
-  static const CpuFeatures f = detect_cpu_features();
+// The highest instruction set the kernels may use, from the environment variable TINYCNN_MAX_ISA:
+// "avx512" (or unset: whatever the CPU has), "avx2" (the AVX2 + FMA kernels even on an AVX-512 CPU)
+// or "baseline" (the portable kernels), case-insensitive. As oneDNN's ONEDNN_MAX_CPU_ISA: one machine
+// can run, test and time the code paths of the machines without its wider vectors (tests/CMakeLists.txt
+// runs the kernel and model tests under each cap). The cap never adds an ISA the CPU lacks. Read once,
+// with the detection: a process cannot switch, because prepacked operands (the Winograd filter cache)
+// take the layout of the kernel in use. Any other value is reported on stderr and ignored (as libgomp
+// does with a bad OMP_NUM_THREADS): the variable may be read first inside a parallel region, where an
+// exception could not reach the caller.
+inline CpuFeatures cap_cpu_features(CpuFeatures f, const char* max_isa) {
+  if (max_isa == nullptr || *max_isa == '\0') return f;
+  std::string v(max_isa);
+  for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (v == "avx512") return f;
+  if (v == "avx2") {
+    f.avx512 = false;
+    return f;
+  }
+  if (v == "baseline") return CpuFeatures{};
+  std::fprintf(stderr, "tinycnn: TINYCNN_MAX_ISA=\"%s\" is not one of avx512, avx2, baseline; ignored\n", max_isa);
   return f;
+}
+
+// Detected (and capped) once per process.
+inline const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = cap_cpu_features(detect_cpu_features(), std::getenv("TINYCNN_MAX_ISA"));
+  return f;
+}
+
+// The instruction set the kernels use: "avx512", "avx2" or "baseline".
+inline const char* cpu_isa_name() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx512 ? "avx512" : f.avx2_fma ? "avx2" : "baseline";
 }
 
 }  // namespace tinycnn::kernels::cpu
