@@ -492,21 +492,31 @@ TEST_CASE("gemm: NT products as dot products (variant 6) and the swapped form eq
   set_num_threads(saved);
 }
 
-TEST_CASE("gemm: products with few A slivers read B in place (8x48 tile) and equal the reference") {
-  // run_packed reads op(B) = B in place when a panel has at most kDirectBMaxSlivers A slivers (the
-  // 8x48 tile, one thread; per thread under the independent split): full slivers from B with its
-  // row stride, a partial last sliver packed. Shapes: exact slivers (8 x 96 x 64), a partial sliver
-  // and several K blocks (20 x 100 x 900), 4 slivers (32 x 200 x 500), 5 slivers (40 x 200 x 500:
-  // packed as before), a column split between two threads (32 x 1100 x 300), and a wide B whose K
-  // blocks shrink to kDirectBMinKc rows (24 x 1040 x 1000: 16 blocks of 63; kDirectBBlockBytes); leading
-  // dimensions padded so rows start unaligned; beta 0 over NaN, beta 0.75; the epilogue.
-  static_assert(gemm_detail::kDirectBMaxSlivers == 4);
+TEST_CASE("gemm: products with few A slivers read B in place (8x48 and AVX2 tiles) and equal the reference") {
+  // run_packed reads op(B) = B in place when a panel has at most PackedKernel::direct_b_slivers A
+  // slivers (the 8x48 tile 4, the AVX2 6x16 tile 3 where N >= 256; one thread, or per thread under the
+  // independent split): full slivers from B with its row stride, a partial last sliver packed. Shapes:
+  // exact slivers (8 x 96 x 64), a partial sliver and several K blocks (20 x 100 x 900; 3 full AVX2
+  // slivers: 18 x 300 x 900), 4 slivers (32 x 200 x 500), 5 slivers (40 x 200 x 500: packed), a column split
+  // between two threads (32 x 1100 x 300), and a wide B whose K blocks shrink to kDirectBMinKc rows
+  // (24 x 1040 x 1000: 16 blocks of 63; kDirectBBlockBytes; 13 x 1040 x 1000: 3 AVX2 slivers, the last of
+  // one row); leading dimensions padded so rows start unaligned; beta 0 over NaN, beta 0.75; the epilogue.
+  static_assert(gemm_detail::kDirectBMaxSlivers == 4 && gemm_detail::kDirectBMaxSliversAvx2 == 3);
+#ifdef TINYCNN_HAVE_X86_GEMM
+  const auto& avx2 = gemm_avx2_detail::kernel();
+  CHECK(gemm_detail::direct_b_for(avx2, 3, 256));
+  CHECK(!gemm_detail::direct_b_for(avx2, 4, 256));
+  CHECK(!gemm_detail::direct_b_for(avx2, 3, 255));
+  CHECK(gemm_detail::direct_b_for(gemm_avx512_detail::kernel_8x48(), 4, 1));
+  CHECK(!gemm_detail::direct_b_for(gemm_avx512_detail::kernel(), 1, 1000));
+#endif
   const int saved = get_num_threads();
   Rng rng(12);
   for (int threads : {1, std::max(2, saved)}) {
     set_num_threads(threads);
-    for (GemmCase s : {GemmCase{8, 96, 64}, GemmCase{20, 100, 900}, GemmCase{32, 200, 500}, GemmCase{40, 200, 500},
-                       GemmCase{32, 1100, 300}, GemmCase{24, 1040, 1000}})
+    for (GemmCase s : {GemmCase{8, 96, 64}, GemmCase{20, 100, 900}, GemmCase{18, 300, 900}, GemmCase{32, 200, 500},
+                       GemmCase{40, 200, 500}, GemmCase{32, 1100, 300}, GemmCase{24, 1040, 1000},
+                       GemmCase{13, 1040, 1000}})
       for (int t = 0; t < 4; ++t) {
         CAPTURE(threads);
         CAPTURE(t);
@@ -515,6 +525,10 @@ TEST_CASE("gemm: products with few A slivers read B in place (8x48 tile) and equ
         if (gemm_avx512_available()) {
           CHECK(compare_one<float>(wrap<float>(&gemm_avx512_8x48), t & 1, t & 2, s, 1.0f, 0.0f, 3, rng) == 0);
           CHECK(compare_one<float>(wrap<float>(&gemm_avx512_8x48), t & 1, t & 2, s, -0.5f, 0.75f, 0, rng) == 0);
+        }
+        if (gemm_avx2_available()) {
+          CHECK(compare_one<float>(wrap<float>(&gemm_avx2), t & 1, t & 2, s, 1.0f, 0.0f, 3, rng) == 0);
+          CHECK(compare_one<float>(wrap<float>(&gemm_avx2), t & 1, t & 2, s, -0.5f, 0.75f, 0, rng) == 0);
         }
         CHECK(compare_one<float>(&gemm<float>, t & 1, t & 2, s, 1.0f, 0.0f, 1, rng) == 0);
       }

@@ -30,6 +30,7 @@ TINYCNN_TARGET_AVX2 void tile_kernel(const gemm_detail::Tile<float>& t) {
   const float* a = t.a;
   const float* b = t.b;
   const int64_t kc = t.kc;
+  const int64_t bstep = t.bs > 0 ? t.bs : NR;  // B in place (rows bs apart) or a packed sliver
   gemm_detail::PrefetchCursor pf(t.pf, kc);
   // Two copies of the k loop, not gemm_avx512.hpp's one loop over an A cursor: with the cursors
   // (gemm_packed.hpp) GCC 12 kept this tile's row offsets on the stack, 4 more loads per k, and
@@ -48,7 +49,7 @@ TINYCNN_TARGET_AVX2 void tile_kernel(const gemm_detail::Tile<float>& t) {
         c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
         c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
       }
-      b += NR;
+      b += bstep;
     }
   } else {
 #pragma GCC unroll 4
@@ -62,7 +63,7 @@ TINYCNN_TARGET_AVX2 void tile_kernel(const gemm_detail::Tile<float>& t) {
         c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
       }
       a += MR;
-      b += NR;
+      b += bstep;
     }
   }
   if (t.nr == NR) {
@@ -242,9 +243,11 @@ TINYCNN_TARGET_AVX2 inline void pack_b(bool trans, const float* B, int64_t ldb, 
 
 inline const gemm_detail::PackedKernel<float>& kernel() {
   // split_independent: measured on a Zen 3 host (AVX2, no AVX-512), docs/performance.md thirteenth session;
-  // direct_a_rows (A read in place): on a Zen 4 host, forty-fifth session (gemm_packed.hpp, run_packed).
-  static const gemm_detail::PackedKernel<float> k{MR, NR, 256, MR * 128, 256 * 1024, 4 * NR, &tile, &pack_a,
-                                                  &pack_b, true, false, false, false, true};
+  // direct_a_rows (A read in place): on a Zen 4 host, forty-fifth session; B read in place for up to 3
+  // slivers and N >= 256 (kDirectBMaxSliversAvx2): forty-sixth session (gemm_packed.hpp, run_packed).
+  static const gemm_detail::PackedKernel<float> k{MR, NR, 256, MR * 128, 256 * 1024, 4 * NR,
+                                                  &tile, &pack_a, &pack_b, true, gemm_detail::kDirectBMaxSliversAvx2,
+                                                  false, false, true, gemm_detail::kDirectBMinNAvx2};
   return k;
 }
 

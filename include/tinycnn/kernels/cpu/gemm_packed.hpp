@@ -115,9 +115,10 @@ struct PackedKernel {
   // barrier (run_split), where the product is wide (or tall) enough; false: they share the packed
   // panels of each block, two barriers per block. See docs/performance.md, thirteenth session.
   bool split_independent = false;
-  // The tile reads B in place when Tile::bs is set (the AVX-512 kernels); run_packed uses it for the
-  // 8x48 tile only (kDirectBMaxSlivers).
-  bool direct_b = false;
+  // run_packed reads B's full slivers in place (Tile::bs) for a one-thread product whose panels have at
+  // most this many A slivers and whose N is at least direct_b_min_n; 0: never (kDirectBMaxSlivers: the
+  // 8x48 tile 4, the AVX2 tile 3 with N >= 256).
+  int direct_b_slivers = 0;
   // The tile reads op(A) = A^T in place when Tile::as is set, rows of A (k) as apart, the sliver's
   // values contiguous within a row (the AVX-512 kernels; a partial sliver reads only its t.mr values).
   bool direct_a = false;
@@ -127,6 +128,7 @@ struct PackedKernel {
   // The tile reads op(A) = A in place when Tile::ars is set, the sliver's rows ars apart, each
   // contiguous in k (all three vector kernels; a partial sliver reads only its t.mr rows).
   bool direct_a_rows = false;
+  int64_t direct_b_min_n = 0;  // see direct_b_slivers
 };
 
 template <class T, int MR>
@@ -331,14 +333,29 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
                const GemmEpilogue<T>* ep);
 
 // A one-thread product whose panels have at most this many A slivers, with op(B) = B (not transposed),
-// reads B's full slivers in place instead of packing them (PackedKernel::direct_b): each B value feeds
+// reads B's full slivers in place instead of packing them (PackedKernel::direct_b_slivers): each B value feeds
 // only that many tiles, so the packing pass cost about a quarter of the product (model3's dense
 // forward, 32 x 1024 x 36864: pack_b 4,516 samples against the tile's 13,560), and with the next
 // block prefetched (above) the tile's loads find B's rows in cache. Measured with the 8x48 tile,
 // 2 threads (docs/performance.md, thirtieth session): 32 x 1024 x 36864 24.0 -> 21.3 ms, 32 x 128 x
 // 67500 5.13 -> 4.75 ms (best medians); at 8 slivers (64 x 165888 x 288) it took twice as long, and
-// the 14x32 tile did not gain (32 x 128 x 67500 6.0 -> 6.3 ms), so only the 8x48 kernel sets direct_b.
-constexpr int64_t kDirectBMaxSlivers = 4;
+// the 14x32 tile did not gain (32 x 128 x 67500 6.0 -> 6.3 ms), so it does not read B in place. The
+// AVX2 6x16 tile does with up to 3 slivers (kDirectBMaxSliversAvx2): under TINYCNN_MAX_ISA=avx2 on a
+// Zen 4, alternated in one process (docs/performance.md, forty-sixth session), 16 x 1024 x 36864 0.81-
+// 0.83x the time (2 threads), 8 x 512 x 20000 0.62x, 12 x 256 x 9216 0.80x, 16 x 4096 x 4096 0.93x (one
+// thread), 8 x 50000 x 72 0.80-0.86x; with 4 slivers it lost where N is wide (20 x 4096 x 300 1.07-1.17x,
+// 20 x 8192 x 2048 1.13x, 24 x 4096 x 8192 1.02x; one thread): it reads one line of B per 12 FMAs, the
+// 8x48 tile three per 24 FMAs of twice the width. Nor with N = 128 (B's rows 512 bytes apart) where B
+// comes from memory: 8 x 128 x 200,000 took 1.03-1.05x, and model2's inference at batch 8 and 16 (its
+// dense layer 8 or 16 x 128 x 56448) 1.025-1.045x (kDirectBMinNAvx2).
+constexpr int kDirectBMaxSlivers = 4, kDirectBMaxSliversAvx2 = 3;
+constexpr int64_t kDirectBMinNAvx2 = 256;
+
+// Whether a one-thread product of N columns whose panels have ms A slivers reads op(B) = B in place.
+template <class T>
+bool direct_b_for(const PackedKernel<T>& pk, int64_t ms, int64_t N) {
+  return ms <= pk.direct_b_slivers && N >= pk.direct_b_min_n;
+}
 
 // Where such a product has a long K (more than the kernel's kc) and a small C (at most pk.b_bytes), its
 // K blocks are cut to about kDirectBBlockBytes of B (at least kDirectBMinKc rows, at most the kernel's
@@ -359,7 +376,7 @@ constexpr int64_t kDirectBBlockBytes = int64_t(256) << 10, kDirectBMinKc = 64;
 // run_packed_b takes the same blocks for the same shape, so that its result stays bitwise gemm_ex's.
 template <class T>
 int64_t one_thread_kc(const PackedKernel<T>& pk, int64_t M, int64_t N, int64_t K) {
-  if (!pk.direct_b || ceil_div(M, static_cast<int64_t>(pk.mr)) > kDirectBMaxSlivers || K <= pk.kc ||
+  if (!direct_b_for(pk, ceil_div(M, static_cast<int64_t>(pk.mr)), N) || K <= pk.kc ||
       M * N * static_cast<int64_t>(sizeof(T)) > pk.b_bytes)
     return 0;
   return std::clamp<int64_t>(kDirectBBlockBytes / (N * static_cast<int64_t>(sizeof(T))), kDirectBMinKc, pk.kc);
@@ -520,7 +537,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
           const int64_t sb0 = ns * my_n / tn, sb1 = ns * (my_n + 1) / tn;
           // Pack the B slivers this thread uses when splitting along N; an even share otherwise.
           // B read in place (kDirectBMaxSlivers): only a partial last sliver is packed.
-          const bool direct = pk.direct_b && nth == 1 && !trans_b && ms <= kDirectBMaxSlivers;
+          const bool direct = nth == 1 && !trans_b && direct_b_for(pk, ms, N);
           if (direct) {
             if (ncur % NR) pk.pack_b(trans_b, B, ldb, jc, ncur, pc, kcur, bbuf, ns - 1, ns);
           } else if (tn == nth)
