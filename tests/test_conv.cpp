@@ -360,7 +360,10 @@ TEST_CASE("Winograd transforms: the streamed stores (a large U, the grouped plan
     kc::winograd_filter_transform(w.data(), K, C, rotate, 3, u.p, true, mr);
     auto sliver = &kc::detail::winograd_filter_sliver<3, float>;  // the copy the transform runs
 #if defined(TINYCNN_HAVE_X86_TARGETS)
-    if (kc::cpu_features().avx512) sliver = &kc::detail::winograd_filter_sliver_avx512<3, float>;
+    if (kc::cpu_features().avx512)
+      sliver = &kc::detail::winograd_filter_sliver_avx512<3, float>;
+    else if (kc::cpu_features().avx2_fma)
+      sliver = &kc::detail::winograd_filter_sliver_avx2<3, float>;
 #endif
     for (int64_t sl = 0; sl < (K + mr - 1) / mr; ++sl) sliver(w.data(), K, C, rotate, ref.p, mr, sl, false);
     CHECK(max_diff(std::vector<float>(u.p, u.p + n), std::vector<float>(ref.p, ref.p + n)) == 0.0);

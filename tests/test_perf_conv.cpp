@@ -201,14 +201,15 @@ TEST_CASE("Winograd: the filter transform's packed layout (every kernel's mr, bo
       }
 }
 
-TEST_CASE("Winograd: the transforms' AVX-512 copies give the baseline copies' values (to float rounding)") {
+TEST_CASE("Winograd: the transforms' AVX2 and AVX-512 copies give the baseline copies' values (to float rounding)") {
 #if defined(TINYCNN_HAVE_X86_TARGETS)
-  if (!kc::cpu_features().avx512) {
-    MESSAGE("no AVX-512 on this CPU: the transforms' AVX-512 copies not tested");
+  if (!kc::cpu_features().avx2_fma) {
+    MESSAGE("no AVX2 + FMA on this CPU: the transforms' vector copies not tested");
     return;
   }
   // Each value is a short sum of products with the transforms' constants; the copies differ only where
-  // the AVX-512 one contracts a multiply and an add into an FMA.
+  // a vector copy contracts a multiply and an add into an FMA. The AVX2 copies: the filter, input and
+  // output transforms; the AVX-512 ones also the two weight-gradient transforms.
   auto close = [](const std::vector<float>& got, const std::vector<float>& want) {
     int64_t bad = 0;
     for (size_t i = 0; i < want.size(); ++i) bad += !copy_matches(1, got[i], want[i]);
@@ -231,52 +232,67 @@ TEST_CASE("Winograd: the transforms' AVX-512 copies give the baseline copies' va
       const auto w = rnd(q.Co * q.Ci * 9, 64), dU = rnd(a2 * q.Co * q.Ci, 65), init = rnd(q.N * q.Co * q.OH * q.OW, 66);
       kc::detail::winograd_dispatch(m, [&](auto mc) {
         constexpr int mm = decltype(mc)::value;
-        for (int64_t nr : {int64_t(0), int64_t(32)}) {  // plain [Ci, P] planes, and the packed layout
-          const size_t nv = static_cast<size_t>(a2 * kc::detail::winograd_v_plane(q.Ci, P, nr));
-          std::vector<float> v0(nv, 0.0f), v1(nv, 0.0f);
-          kc::detail::winograd_input_transform_m<mm>(x.data(), q, 0, q.N, v0.data(), nr, false);
-          kc::detail::winograd_input_transform_avx512<mm>(x.data(), q, 0, q.N, v1.data(), nr, false);
-          CAPTURE(nr);
-          CHECK(close(v1, v0) == 0);
-        }
-        for (int e = 0; e < 4; ++e) {  // plain, bias + ReLU, bias + ReLU6, accumulating
-          CAPTURE(e);
-          const float* b = e == 0 ? nullptr : bias.data();
-          const bool relu = e == 1 || e == 2, acc = e == 3;
-          const float cap = e == 2 ? 6.0f : 0.0f;
-          std::vector<float> y0 = init, y1 = init;
-          kc::detail::winograd_output_transform_m<mm>(Mv.data(), q, 0, q.N, b, relu, acc, y0.data(), cap, false);
-          kc::detail::winograd_output_transform_avx512<mm>(Mv.data(), q, 0, q.N, b, relu, acc, y1.data(), cap, false);
-          CHECK(close(y1, y0) == 0);
-        }
-        for (bool rotate : {false, true})
-          for (int64_t mr : {int64_t(1), int64_t(14)}) {
-            CAPTURE(rotate);
-            CAPTURE(mr);
-            const int64_t outer = rotate ? q.Ci : q.Co, inner = rotate ? q.Co : q.Ci;
-            const size_t nu = static_cast<size_t>(a2 * kc::detail::winograd_u_plane(outer, inner, mr));
-            std::vector<float> u0(nu, NAN), u1(nu, NAN);
-            for (int64_t sl = 0; sl < (outer + mr - 1) / mr; ++sl) {
-              kc::detail::winograd_filter_sliver<mm>(w.data(), q.Co, q.Ci, rotate, u0.data(), mr, sl);
-              kc::detail::winograd_filter_sliver_avx512<mm>(w.data(), q.Co, q.Ci, rotate, u1.data(), mr, sl);
-            }
-            CHECK(close(u1, u0) == 0);
+        for (const bool wide : {false, true}) {  // the AVX2 copies, then the AVX-512 ones
+          if (wide && !kc::cpu_features().avx512) break;
+          CAPTURE(wide);
+          for (int64_t nr : {int64_t(0), int64_t(32)}) {  // plain [Ci, P] planes, and the packed layout
+            const size_t nv = static_cast<size_t>(a2 * kc::detail::winograd_v_plane(q.Ci, P, nr));
+            std::vector<float> v0(nv, 0.0f), v1(nv, 0.0f);
+            kc::detail::winograd_input_transform_m<mm>(x.data(), q, 0, q.N, v0.data(), nr, false);
+            if (wide)
+              kc::detail::winograd_input_transform_avx512<mm>(x.data(), q, 0, q.N, v1.data(), nr, false);
+            else
+              kc::detail::winograd_input_transform_avx2<mm>(x.data(), q, 0, q.N, v1.data(), nr, false);
+            CAPTURE(nr);
+            CHECK(close(v1, v0) == 0);
           }
-        {  // the output gradient's transform (init as dy)
-          const size_t ng = static_cast<size_t>(a2 * q.Co * P);
-          std::vector<float> g0(ng, NAN), g1(ng, NAN);
-          kc::detail::winograd_grad_output_transform_m<mm>(init.data(), q, 0, q.N, g0.data(), false);
-          kc::detail::winograd_grad_output_transform_avx512<mm>(init.data(), q, 0, q.N, g1.data(), false);
-          CHECK(close(g1, g0) == 0);
+          for (int e = 0; e < 4; ++e) {  // plain, bias + ReLU, bias + ReLU6, accumulating
+            CAPTURE(e);
+            const float* b = e == 0 ? nullptr : bias.data();
+            const bool relu = e == 1 || e == 2, acc = e == 3;
+            const float cap = e == 2 ? 6.0f : 0.0f;
+            std::vector<float> y0 = init, y1 = init;
+            kc::detail::winograd_output_transform_m<mm>(Mv.data(), q, 0, q.N, b, relu, acc, y0.data(), cap, false);
+            if (wide)
+              kc::detail::winograd_output_transform_avx512<mm>(Mv.data(), q, 0, q.N, b, relu, acc, y1.data(), cap,
+                                                               false);
+            else
+              kc::detail::winograd_output_transform_avx2<mm>(Mv.data(), q, 0, q.N, b, relu, acc, y1.data(), cap, false);
+            CHECK(close(y1, y0) == 0);
+          }
+          for (bool rotate : {false, true})
+            for (int64_t mr : {int64_t(1), int64_t(14)}) {
+              CAPTURE(rotate);
+              CAPTURE(mr);
+              const int64_t outer = rotate ? q.Ci : q.Co, inner = rotate ? q.Co : q.Ci;
+              const size_t nu = static_cast<size_t>(a2 * kc::detail::winograd_u_plane(outer, inner, mr));
+              std::vector<float> u0(nu, NAN), u1(nu, NAN);
+              for (int64_t sl = 0; sl < (outer + mr - 1) / mr; ++sl) {
+                kc::detail::winograd_filter_sliver<mm>(w.data(), q.Co, q.Ci, rotate, u0.data(), mr, sl);
+                if (wide)
+                  kc::detail::winograd_filter_sliver_avx512<mm>(w.data(), q.Co, q.Ci, rotate, u1.data(), mr, sl);
+                else
+                  kc::detail::winograd_filter_sliver_avx2<mm>(w.data(), q.Co, q.Ci, rotate, u1.data(), mr, sl);
+              }
+              CHECK(close(u1, u0) == 0);
+            }
+          if (!wide) continue;  // the weight-gradient transforms have AVX-512 copies only
+          {  // the output gradient's transform (init as dy)
+            const size_t ng = static_cast<size_t>(a2 * q.Co * P);
+            std::vector<float> g0(ng, NAN), g1(ng, NAN);
+            kc::detail::winograd_grad_output_transform_m<mm>(init.data(), q, 0, q.N, g0.data(), false);
+            kc::detail::winograd_grad_output_transform_avx512<mm>(init.data(), q, 0, q.N, g1.data(), false);
+            CHECK(close(g1, g0) == 0);
+          }
+          std::vector<float> dw0 = rnd(q.Co * q.Ci * 9, 67), dw1 = dw0;  // adds into dw
+          kc::detail::winograd_filter_grad_transform_m<mm>(dU.data(), q.Co, q.Ci, dw0.data());
+          kc::detail::winograd_filter_grad_transform_avx512<mm>(dU.data(), q.Co, q.Ci, dw1.data());
+          CHECK(close(dw1, dw0) == 0);
         }
-        std::vector<float> dw0 = rnd(q.Co * q.Ci * 9, 67), dw1 = dw0;  // adds into dw
-        kc::detail::winograd_filter_grad_transform_m<mm>(dU.data(), q.Co, q.Ci, dw0.data());
-        kc::detail::winograd_filter_grad_transform_avx512<mm>(dU.data(), q.Co, q.Ci, dw1.data());
-        CHECK(close(dw1, dw0) == 0);
       });
     }
 #else
-  MESSAGE("not an x86-64 GCC/Clang build: no AVX-512 copies of the transforms");
+  MESSAGE("not an x86-64 GCC/Clang build: no vector copies of the transforms");
 #endif
 }
 

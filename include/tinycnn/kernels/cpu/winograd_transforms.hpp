@@ -46,12 +46,19 @@ struct WinogradGeom {
 
 namespace detail {
 
-// The transforms are compiled twice for float: for the baseline ISA (SSE2 on x86-64) and inside
-// AVX-512 target attributes (the *_avx512 entries below), chosen at run time; with the 16-lane blocks
-// each vector loop is one zmm register wide. The entries are flattened (every call in them inlined,
-// the compile-time loops' lambdas included), so that no part of a transform runs as a baseline call.
+// The transforms are compiled for float for the baseline ISA (SSE2 on x86-64) and inside AVX-512
+// target attributes (the *_avx512 entries below), chosen at run time; with the 16-lane blocks each
+// vector loop is one zmm register wide. The entries are flattened (every call in them inlined, the
+// compile-time loops' lambdas included), so that no part of a transform runs as a baseline call. The
+// filter, input and output transforms also have AVX2 + FMA copies (*_avx2, the baseline code compiled
+// for AVX2, its 4-lane gathers included): under TINYCNN_MAX_ISA=avx2 on a Zen 4, alternated in one
+// process (docs/performance.md, forty-sixth session), model3's conv2 passes took 0.91-0.94x the time,
+// conv3's 0.94-0.98x, conv4-conv6's 0.96-1.01x. An 8-lane AVX2 gather with 32-byte stores (as the
+// AVX-512 copies' 16-lane one) made them slower (conv2 1.08-1.23x), and AVX2 copies of the two
+// weight-gradient transforms did not gain (0.94-1.03x), so those run the baseline copies.
 #if defined(TINYCNN_HAVE_X86_TARGETS)
 #define TINYCNN_WINOGRAD_AVX512 TINYCNN_TARGET_AVX512 __attribute__((flatten))
+#define TINYCNN_WINOGRAD_AVX2 TINYCNN_TARGET_AVX2 __attribute__((flatten))
 #endif
 
 // Elements of one point's plane of V ([Ci, P]): Ci * P, or in gemm_nn_prepacked_b's layout (nr > 0)
@@ -138,15 +145,20 @@ void winograd_filter_sliver(const T* w, int64_t K, int64_t C, bool rotate, T* U,
 
 #if defined(TINYCNN_HAVE_X86_TARGETS)
 template <int m, class T>
+TINYCNN_WINOGRAD_AVX2 void winograd_filter_sliver_avx2(const T* w, int64_t K, int64_t C, bool rotate, T* U, int64_t mr,
+                                                     int64_t sl, bool stream = false) {
+  winograd_filter_sliver<m>(w, K, C, rotate, U, mr, sl, stream);
+}
+template <int m, class T>
 TINYCNN_WINOGRAD_AVX512 void winograd_filter_sliver_avx512(const T* w, int64_t K, int64_t C, bool rotate, T* U,
                                                          int64_t mr, int64_t sl, bool stream = false) {
   winograd_filter_sliver<m>(w, K, C, rotate, U, mr, sl, stream);
 }
 #endif
-// Which transforms have AVX-512 copies: float, m = 2 and 3 (m = 4 is taken only when forced). They run
-// on CPUs with AVX-512.
+// Which transforms have AVX-512 (and AVX2) copies: float, m = 2 and 3 (m = 4 is taken only when
+// forced). They run on CPUs with AVX-512 (AVX2 + FMA).
 template <int m, class T>
-constexpr bool winograd_has_avx512 =
+constexpr bool winograd_has_isa_copies =
 #if defined(TINYCNN_HAVE_X86_TARGETS)
     std::is_same_v<T, float> && m != 4;
 #else
@@ -167,8 +179,12 @@ void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, 
   const int64_t outer = rotate ? C : K;
   auto sliver = &winograd_filter_sliver<m, T>;
 #if defined(TINYCNN_HAVE_X86_TARGETS)
-  if constexpr (winograd_has_avx512<m, T>)
-    if (cpu_features().avx512) sliver = &winograd_filter_sliver_avx512<m, T>;
+  if constexpr (winograd_has_isa_copies<m, T>) {
+    if (cpu_features().avx512)
+      sliver = &winograd_filter_sliver_avx512<m, T>;
+    else if (cpu_features().avx2_fma)
+      sliver = &winograd_filter_sliver_avx2<m, T>;
+  }
 #endif
   // Every streamed block is aligned where U is and a sliver's run (inner * mr elements) keeps it so.
   const int64_t inner = rotate ? K : C;
@@ -519,6 +535,17 @@ template <int m, class T>
 TINYCNN_WINOGRAD_AVX512 void winograd_filter_grad_transform_avx512(const T* dU, int64_t K, int64_t C, T* dw) {
   winograd_filter_grad_transform_m<m>(dU, K, C, dw);
 }
+template <int m, class T>
+TINYCNN_WINOGRAD_AVX2 void winograd_input_transform_avx2(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb,
+                                                       T* V, int64_t nr, bool shared) {
+  winograd_input_transform_m<m, T>(in, q, n0, nb, V, nr, shared);
+}
+template <int m, class T>
+TINYCNN_WINOGRAD_AVX2 void winograd_output_transform_avx2(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb,
+                                                        const T* bias, bool relu, bool accumulate, T* out,
+                                                        T relu_max, bool shared) {
+  winograd_output_transform_m<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max, shared);
+}
 #endif
 
 }  // namespace detail
@@ -551,8 +578,10 @@ void winograd_input_transform(const T* in, const WinogradGeom& q, int64_t n0, in
   winograd_dispatch(q.m, [&](auto mc) {
     constexpr int m = decltype(mc)::value;
 #if defined(TINYCNN_HAVE_X86_TARGETS)
-    if constexpr (winograd_has_avx512<m, T>)
+    if constexpr (winograd_has_isa_copies<m, T>) {
       if (cpu_features().avx512) return winograd_input_transform_avx512<m>(in, q, n0, nb, V, nr, shared);
+      if (cpu_features().avx2_fma) return winograd_input_transform_avx2<m>(in, q, n0, nb, V, nr, shared);
+    }
 #endif
     winograd_input_transform_m<m>(in, q, n0, nb, V, nr, shared);
   });
@@ -567,9 +596,12 @@ void winograd_output_transform(const T* M, const WinogradGeom& q, int64_t n0, in
   winograd_dispatch(q.m, [&](auto mc) {
     constexpr int m = decltype(mc)::value;
 #if defined(TINYCNN_HAVE_X86_TARGETS)
-    if constexpr (winograd_has_avx512<m, T>)
+    if constexpr (winograd_has_isa_copies<m, T>) {
       if (cpu_features().avx512)
         return winograd_output_transform_avx512<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max, shared);
+      if (cpu_features().avx2_fma)
+        return winograd_output_transform_avx2<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max, shared);
+    }
 #endif
     winograd_output_transform_m<m>(M, q, n0, nb, bias, relu, accumulate, out, relu_max, shared);
   });
@@ -591,7 +623,7 @@ void winograd_grad_output_transform(const T* dy, const WinogradGeom& q, int64_t 
   winograd_dispatch(q.m, [&](auto mc) {
     constexpr int m = decltype(mc)::value;
 #if defined(TINYCNN_HAVE_X86_TARGETS)
-    if constexpr (winograd_has_avx512<m, T>)
+    if constexpr (winograd_has_isa_copies<m, T>)
       if (cpu_features().avx512) return winograd_grad_output_transform_avx512<m>(dy, q, n0, nb, G, shared);
 #endif
     winograd_grad_output_transform_m<m>(dy, q, n0, nb, G, shared);
@@ -606,7 +638,7 @@ void winograd_filter_grad_transform(const T* dU, int64_t m, int64_t K, int64_t C
   winograd_dispatch(m, [&](auto mc) {
     constexpr int mm = decltype(mc)::value;
 #if defined(TINYCNN_HAVE_X86_TARGETS)
-    if constexpr (winograd_has_avx512<mm, T>)
+    if constexpr (winograd_has_isa_copies<mm, T>)
       if (cpu_features().avx512) return winograd_filter_grad_transform_avx512<mm>(dU, K, C, dw);
 #endif
     winograd_filter_grad_transform_m<mm>(dU, K, C, dw);
