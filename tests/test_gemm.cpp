@@ -388,7 +388,7 @@ TEST_CASE("gemm: products that stream one operand past few slivers of the other 
   // the 14-row tile and read in place by the 8- and 6-row ones (rows_per_l1_set), and 12 bytes off a
   // multiple of 4 KiB (padding 3); {600, 20, 1100}: A^T with one B sliver and K >= kDirectATMinK,
   // in K blocks of kDirectATKc (direct_at_kc), read in place or (the rows split between two threads,
-  // too small to stream) packed.
+  // too small to stream) packed. In the NT form, K of 1000 and 400 runs as one block (tall_rows_kc).
   CHECK(gemm_detail::rows_per_l1_set(0, 4096, 14) == 14);
   CHECK(gemm_detail::rows_per_l1_set(0, 4100, 14) == 14);
   CHECK(gemm_detail::rows_per_l1_set(0, 4096 + 64, 14) == 1);
@@ -401,6 +401,19 @@ TEST_CASE("gemm: products that stream one operand past few slivers of the other 
     CHECK(gemm_detail::direct_at_kc(pk, true, 33, 1100) == 0);
     CHECK(gemm_detail::direct_at_kc(pk, false, 20, 1100) == 0);
   }
+#ifdef TINYCNN_HAVE_X86_GEMM
+  {  // NT, A streamed past at most 2 B slivers, K in (kc, kTallRowsKc]: one K block (tall_rows_kc)
+    const auto& pk = gemm_avx2_detail::kernel();
+    CHECK(gemm_detail::tall_rows_kc(pk, false, true, 600, 20, 1000) == 1000);
+    CHECK(gemm_detail::tall_rows_kc(pk, false, false, 600, 20, 1000) == 0);  // NN
+    CHECK(gemm_detail::tall_rows_kc(pk, true, true, 600, 20, 1000) == 0);   // A^T
+    CHECK(gemm_detail::tall_rows_kc(pk, false, true, 600, 33, 1000) == 0);  // 3 slivers
+    CHECK(gemm_detail::tall_rows_kc(pk, false, true, 600, 20, 200) == 0);   // K within kc
+    CHECK(gemm_detail::tall_rows_kc(pk, false, true, 600, 20, 1100) == 0);  // K past kTallRowsKc
+    CHECK(gemm_detail::tall_rows_kc(pk, false, true, 100, 20, 1000) == 0);  // A of 400 KB
+    CHECK(gemm_detail::tall_rows_kc(gemm_avx512_detail::kernel(), false, true, 600, 64, 1000) == 1000);
+  }
+#endif
   const int saved = get_num_threads();
   Rng rng(11);
   for (int threads : {1, std::max(2, saved)}) {

@@ -434,6 +434,26 @@ int64_t direct_at_kc(const PackedKernel<T>& pk, bool trans_a, int64_t N, int64_t
   return trans_a && pk.direct_a && N <= pk.nr && K >= kDirectATMinK ? kDirectATKc : 0;
 }
 
+// A one-thread NT product with few B slivers (N <= 2 NR), a reduction a little longer than the
+// kernel's kc (K <= kTallRowsKc) and an A that streams (more than 4 B blocks' bytes: run_packed's
+// stream_a) runs all of K as one block: each C tile is then written once instead of read and written
+// back every K block, and each of A's rows is read in one run. Alternated in one process, Zen 4, 2
+// threads (docs/performance.md, forty-sixth session), AVX2 / AVX-512 kernel: 36864 x 32 x 1024 NT
+// 0.87-0.88x / 0.85x the time (with the AVX2 kernel the dense layer's backward data 32 x 36864 x 1024,
+// computed transposed: 0.88x), 36864 x 16 x 1024 NT 0.75-0.77x / 0.81-0.83x, 9216 x 32 x 1000 NT
+// 0.94x / 0.94-0.97x, 2000 x 20 x 1000 NT 0.95x / 0.94x, 4000 x 64 x 800 NT (two AVX-512 slivers)
+// 0.97x. Longer K in blocks of 1024 gained less and not everywhere (576 x 32 x 20,000 NT 0.94-1.07x,
+// 2000 x 20 x 3000 NT 0.91-1.04x), and NN products keep the kernel's kc (4096 x 32 x 4096 NN did not
+// gain; and gemm_nn_prepacked_b's blocks must stay those of gemm_ex).
+constexpr int64_t kTallRowsKc = 1024;
+template <class T>
+int64_t tall_rows_kc(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
+  if (trans_a || !trans_b || N > 2 * pk.nr || K <= pk.kc || K > kTallRowsKc ||
+      M * K * static_cast<int64_t>(sizeof(T)) <= 4 * pk.b_bytes)
+    return 0;
+  return K;
+}
+
 template <class T>
 void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
@@ -476,9 +496,14 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
       return;
   }
 #endif
-  // B read in place (the panel's `direct` below): a shorter K block (kDirectBBlockBytes).
-  if (nt <= 1 && !trans_b)
-    if (const int64_t kc_max = one_thread_kc(pk, M, N, K)) bl = blocks_for(pk, M, N, K, kc_max);
+  // B read in place (the panel's `direct` below): a shorter K block (kDirectBBlockBytes); A streamed
+  // past few B^T slivers: one block (kTallRowsKc).
+  if (nt <= 1) {
+    if (const int64_t kc_max = trans_b ? 0 : one_thread_kc(pk, M, N, K))
+      bl = blocks_for(pk, M, N, K, kc_max);
+    else if (const int64_t kc_rows = tall_rows_kc(pk, trans_a, trans_b, M, N, K))
+      bl = blocks_for(pk, M, N, K, kc_rows);
+  }
   const int64_t kc = bl.kc, nc = bl.nc;
   int64_t mc = bl.mc;
   const bool stream_a = nt <= 1 && N <= nc && ceil_div(N, NR) <= kPrefetchMaxSlivers &&
