@@ -33,7 +33,7 @@ TINYCNN_TARGET_AVX2 void tile_kernel(const gemm_detail::Tile<float>& t) {
   const int64_t bstep = t.bs > 0 ? t.bs : NR;  // B in place (rows bs apart) or a packed sliver
   gemm_detail::PrefetchCursor pf(t.pf, kc);
   // Two copies of the k loop, not gemm_avx512.hpp's one loop over an A cursor: with the cursors
-  // (gemm_packed.hpp) GCC 12 kept this tile's row offsets on the stack, 4 more loads per k, and
+  // (gemm_kernel.hpp) GCC 12 kept this tile's row offsets on the stack, 4 more loads per k, and
   // 36864 x 32 x 1000 NT took 1.10x the time (docs/performance.md, forty-fifth session).
   if (t.ars > 0) {  // op(A) = A in place: each k reads one value of each of the sliver's rows
     const float* ar[M];

@@ -35,7 +35,7 @@ inline __mmask16 lane_mask(int nr, int v) {
 }
 
 // The tile's k loop: c[r][v] += A(r, k) * B(k, 16 v ..) for k < kc, A's values from cursor a
-// (gemm_packed.hpp), B's rows bstep apart from b.
+// (gemm_kernel.hpp), B's rows bstep apart from b.
 template <int M, int NC, class ACursor>
 TINYCNN_TARGET_AVX512 TINYCNN_GEMM_INLINE void tile_k_loop(__m512 (&c)[M][NC], ACursor a, const float* b, int64_t bstep,
                                                          int64_t kc, gemm_detail::PrefetchCursor& pf) {
