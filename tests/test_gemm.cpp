@@ -162,7 +162,11 @@ TEST_CASE("cpu features: TINYCNN_MAX_ISA caps the instruction set the kernels di
   CHECK(same(cap_cpu_features(all, "baseline"), none));
   CHECK(same(cap_cpu_features(avx2, "avx512"), avx2));  // a cap never adds an instruction set
   CHECK(same(cap_cpu_features(none, "avx2"), none));
-  CHECK(same(cap_cpu_features(all, "sse9"), all));  // reported on stderr and ignored
+  bool valid = true;
+  CHECK(same(cap_cpu_features(all, "sse9", &valid), all));  // cpu_features() reports it on stderr, uncapped
+  CHECK(!valid);
+  CHECK(same(cap_cpu_features(all, "Baseline", &valid), none));
+  CHECK(valid);
   // The process's own cap (tests/CMakeLists.txt runs this binary again under "avx2" and "baseline"):
   // the detected features and the dispatch follow it.
   const std::string cap = std::getenv("TINYCNN_MAX_ISA") ? std::getenv("TINYCNN_MAX_ISA") : "";

@@ -39,10 +39,12 @@ inline CpuFeatures detect_cpu_features() {
 // can run, test and time the code paths of the machines without its wider vectors (tests/CMakeLists.txt
 // runs the kernel and model tests under each cap). The cap never adds an ISA the CPU lacks. Read once,
 // with the detection: a process cannot switch, because prepacked operands (the Winograd filter cache)
-// take the layout of the kernel in use. Any other value is reported on stderr and ignored (as libgomp
-// does with a bad OMP_NUM_THREADS): the variable may be read first inside a parallel region, where an
-// exception could not reach the caller.
-inline CpuFeatures cap_cpu_features(CpuFeatures f, const char* max_isa) {
+// take the layout of the kernel in use. Any other value leaves f as it is and sets *valid to false;
+// cpu_features() then says so on stderr and goes on uncapped (as libgomp does with a bad
+// OMP_NUM_THREADS): the variable may be read first inside a parallel region, where an exception
+// could not reach the caller.
+inline CpuFeatures cap_cpu_features(CpuFeatures f, const char* max_isa, bool* valid = nullptr) {
+  if (valid) *valid = true;
   if (max_isa == nullptr || *max_isa == '\0') return f;
   std::string v(max_isa);
   for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -52,13 +54,20 @@ inline CpuFeatures cap_cpu_features(CpuFeatures f, const char* max_isa) {
     return f;
   }
   if (v == "baseline") return CpuFeatures{};
-  std::fprintf(stderr, "tinycnn: TINYCNN_MAX_ISA=\"%s\" is not one of avx512, avx2, baseline; ignored\n", max_isa);
+  if (valid) *valid = false;
   return f;
 }
 
 // Detected (and capped) once per process.
 inline const CpuFeatures& cpu_features() {
-  static const CpuFeatures f = cap_cpu_features(detect_cpu_features(), std::getenv("TINYCNN_MAX_ISA"));
+  static const CpuFeatures f = [] {
+    const char* e = std::getenv("TINYCNN_MAX_ISA");
+    bool valid = true;
+    const CpuFeatures c = cap_cpu_features(detect_cpu_features(), e, &valid);
+    if (!valid)
+      std::fprintf(stderr, "tinycnn: TINYCNN_MAX_ISA=\"%s\" is not one of avx512, avx2, baseline; ignored\n", e);
+    return c;
+  }();
   return f;
 }
 
