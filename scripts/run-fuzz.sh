@@ -28,8 +28,8 @@ for c in "${corpora[@]}"; do
   find "$c" -maxdepth 1 -type f ! -name '*.tsv' ! -name '*.md' -exec cp {} "$work/corpus/" \;
 done
 echo "run-fuzz: $exe for ${seconds}s over $(ls "$work/corpus" | wc -l) corpus files"
-# shift-exponent is recoverable only so that fuzz/ubsan_stb.supp can silence it inside stb_image.h;
-# halt_on_error makes every unsuppressed report (ours included) fatal.
+# shift-exponent and signed-integer-overflow are recoverable only so that fuzz/ubsan_stb.supp can
+# silence them inside stb_image.h; halt_on_error makes every unsuppressed report (ours included) fatal.
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$PWD/fuzz/ubsan_stb.supp"
 # A fixed seed (TINYCNN_FUZZ_SEED, default 1) makes a CI failure reproducible; set 0 for a random one.
 "$build/fuzz/$exe" -seed="${TINYCNN_FUZZ_SEED:-1}" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \

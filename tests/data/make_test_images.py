@@ -143,6 +143,7 @@ FUZZ_FOUND = [
     ("fuzz_empty_idat.png", "error corrupt", "fuzzer: first IDAT chunk empty (stb 2.27 memcpy from a null buffer)"),
     ("fuzz_jpeg_uninit_huffman.jpg", "error corrupt", "fuzzer: scan uses a Huffman table it never defined (stb read uninitialised memory; the budget allocator now zeroes)"),
     ("fuzz_jpeg_shift_exponent.jpg", "error corrupt", "fuzzer: corrupt entropy data makes stb 2.27 shift by > 31 bits (UB, suppressed for stb only in fuzz/ubsan_stb.supp)"),
+    ("fuzz_jpeg_dc_overflow.jpg", "error corrupt", "fuzzer: a progressive DC scan overflows stb 2.27's int DC prediction (UB, suppressed for stb only in fuzz/ubsan_stb.supp)"),
 ]
 for row in FUZZ_FOUND:
     assert os.path.exists(os.path.join(BAD, row[0])), row[0]
