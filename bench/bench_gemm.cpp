@@ -204,6 +204,8 @@ int register_gemm_benchmarks() {
     variants.emplace_back("blocked", ours(&gemm_blocked<float>));
     variants.emplace_back("packed", ours([](auto... a) { gemm_packed<float>(a...); }));
     if (gemm_avx2_available()) variants.emplace_back("avx2", ours([](auto... a) { gemm_avx2(a...); }));
+    if (gemm_avx2_available() && !s.ta && s.tb)
+      variants.emplace_back("avx2_dot", ours([](auto... a) { gemm_avx2_dot(a...); }));
     if (gemm_avx512_available()) {
       variants.emplace_back("avx512", ours([](auto... a) { gemm_avx512(a...); }));
       variants.emplace_back("avx512_8x48", ours([](auto... a) { gemm_avx512_8x48(a...); }));

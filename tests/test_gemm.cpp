@@ -140,7 +140,8 @@ TEST_CASE("gemm: packed portable variant equals the reference") {
 
 TEST_CASE("gemm: AVX2 and AVX-512 variants equal the reference (when the CPU has them)") {
   if (gemm_avx2_available())
-    check_variant<float>("avx2", wrap<float>(&gemm_avx2));
+    check_variant<float>("avx2", wrap<float>(&gemm_avx2)),
+        check_variant<float>("avx2_dot", wrap<float>(&gemm_avx2_dot));
   else
     MESSAGE("AVX2+FMA not available: gemm_avx2 not tested");
   if (gemm_avx512_available()) {
@@ -225,6 +226,10 @@ TEST_CASE("gemm: the AVX-512 tile and orientation are chosen by the form of the 
   CHECK_FALSE(gemm_detail::prefer_dot_nt(false, true, 128, 36864, 1024));
   CHECK_FALSE(gemm_detail::prefer_dot_nt(false, true, 64, 36864, 4096));  // the packed A past 512 KiB
   CHECK_FALSE(gemm_detail::prefer_dot_nt(true, true, 32, 36864, 1024));
+  CHECK(gemm_detail::prefer_dot_nt_avx2(false, true, 32, 36864, 1024));
+  CHECK(gemm_detail::prefer_dot_nt_avx2(false, true, 8, 16384, 2048));
+  CHECK_FALSE(gemm_detail::prefer_dot_nt_avx2(false, true, 32, 4608, 2048));  // the packed A past 128 KiB
+  CHECK_FALSE(gemm_detail::prefer_dot_nt_avx2(false, true, 32, 67500, 128));  // not a dot product at all
   if (!gemm_avx512_available()) return;
   CHECK(gemm_tile_shape<float>(false, false, 512).mr == 8);
   CHECK(gemm_tile_shape<float>(false, false, 512).nr == 48);
@@ -471,11 +476,12 @@ TEST_CASE("gemm: a large C written once is streamed with the same bits as plain 
   }
 }
 
-TEST_CASE("gemm: NT products as dot products (variant 6) and the swapped form equal the reference") {
-  // gemm_avx512_dot's own paths: row groups of 4 with 1-3 rows left over (M 1..9), blocks of 4 rows of
-  // B with 1-3 left (N), K not a multiple of 16 and shorter than 16, leading dimensions padded, beta
-  // 0 over NaN and beta 0.75, one thread and two (B's blocks split between them); the dispatcher's
-  // epilogue through it; and the swapped form (C^T = B A^T) it replaced where both apply.
+TEST_CASE("gemm: NT products as dot products (variants 6, 6b) and the swapped form equal the reference") {
+  // gemm_avx512_dot's and gemm_avx2_dot's own paths: row groups of 4 with 1-3 rows left over (M 1..9),
+  // blocks of 4 (AVX2: 3) rows of B with 1-3 left (N), K not a multiple of 16 (8) and shorter, leading
+  // dimensions padded, beta 0 over NaN and beta 0.75, one thread and two (B's blocks split between
+  // them); the dispatcher's epilogue through it (under TINYCNN_MAX_ISA=avx2 the AVX2 tile's); and the
+  // swapped form (C^T = B A^T) it replaced where both apply.
   const int saved = get_num_threads();
   Rng rng(13);
   for (int threads : {1, std::max(2, saved)}) {
@@ -490,6 +496,8 @@ TEST_CASE("gemm: NT products as dot products (variant 6) and the swapped form eq
         CAPTURE(beta);
         if (gemm_avx512_available())
           CHECK(compare_one<float>(wrap<float>(&gemm_avx512_dot), false, true, s, -0.5f, beta, 3, rng) == 0);
+        if (gemm_avx2_available())
+          CHECK(compare_one<float>(wrap<float>(&gemm_avx2_dot), false, true, s, -0.5f, beta, 3, rng) == 0);
         const GemmFn<float> swapped = [](bool, bool, int64_t M, int64_t N, int64_t K, float al, const float* A,
                                          int64_t lda, const float* B, int64_t ldb, float be, float* C, int64_t ldc) {
           gemm_detail::gemm_swapped_nt(M, N, K, al, A, lda, B, ldb, be, C, ldc, GemmEpilogue<float>{},
@@ -501,6 +509,7 @@ TEST_CASE("gemm: NT products as dot products (variant 6) and the swapped form eq
     for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.01f * static_cast<float>(i % 37) - 0.2f;
     const GemmCase s{7, 290, 600};
     REQUIRE(gemm_detail::prefer_dot_nt(false, true, s.M, s.N, s.K));
+    REQUIRE(gemm_detail::prefer_dot_nt_avx2(false, true, s.M, s.N, s.K));
     const GemmEpilogue<float> per_col{bias.data(), true, true, 0.5f};
     const GemmEpilogue<float> per_row{bias.data(), false, true};
     CHECK(compare_one<float>(nullptr, false, true, s, 1.0f, 0.0f, 2, rng, &per_col) == 0);

@@ -12,6 +12,8 @@
 //                   K >= 64: see gemm_detail::prefer_8x48)
 //   6 gemm_avx512_dot   NT products as dot products of rows, B read in place (float; dispatched to
 //                   for few rows, a long reduction and a wide B: see gemm_detail::prefer_dot_nt)
+//   6b gemm_avx2_dot    the same with an AVX2 4x3 tile (float; on CPUs without AVX-512, for the
+//                   products of gemm_detail::prefer_dot_nt_avx2)
 // gemm_ex also computes few-row NT products with a long reduction as C^T = B A^T
 // (gemm_detail::prefer_swapped_nt) where variant 6 does not apply.
 #include <algorithm>
@@ -25,6 +27,7 @@
 #include "gemm_avx2.hpp"
 #include "gemm_avx512.hpp"
 #include "gemm_blocked.hpp"
+#include "gemm_dot_avx2.hpp"
 #include "gemm_dot_avx512.hpp"
 #include "gemm_packed.hpp"
 #include "gemm_ref.hpp"
@@ -57,6 +60,18 @@ inline bool prefer_swapped_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, 
 // M = 128 (1.07x), hence the bounds.
 inline bool prefer_dot_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
   return !trans_a && trans_b && M <= 64 && K >= 512 && N >= 256 && N >= 8 * M && M * K <= (int64_t(1) << 17);
+}
+
+// The AVX2 dot-product tile (variant 6b) on the same products with a smaller packed A (M K <= 32 Ki
+// floats, 128 KiB): its 4 x 3 tile streams A from L2 at 128 bytes per 12 FMAs of 8 lanes, twice the
+// AVX-512 tile's rate per FMA. Against the swapped form, TINYCNN_MAX_ISA=avx2 on a Zen 4, 2 threads,
+// in one process with the order alternated (docs/performance.md, forty-seventh session): 32 x 36864 x
+// 1024 (model3's dense backward data) 0.87x the time, 16 x 36864 x 1024 0.84x, 8 x 36864 x 1024 0.54x,
+// 8 x 20000 x 512 0.53x, 8 x 16384 x 2048 0.54x, 32 x 4096 x 768 0.92x, 64 x 4096 x 512 0.91x; 32 x
+// 1024 x 1024 1.00-1.17x. With M K above the bound it lost: 32 x 4608 x 2048 1.07x, 64 x 2048 x 2048
+// 1.05x, 64 x 9216 x 2048 1.05x, 32 x 2048 x 1536 1.04x, 32 x 8192 x 1280 1.005x.
+inline bool prefer_dot_nt_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
+  return prefer_dot_nt(trans_a, trans_b, M, N, K) && M * K <= (int64_t(1) << 15);
 }
 
 // C = relu?(alpha * A B^T + beta * C + bias) through C^T = B A^T (see prefer_swapped_nt).
@@ -103,6 +118,8 @@ void gemm_ex(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alph
         return gemm_avx512_8x48(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
       return gemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
     }
+    if (f.avx2_fma && gemm_detail::prefer_dot_nt_avx2(trans_a, trans_b, M, N, K))
+      return gemm_avx2_dot(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
     // The same swap on AVX2 (Zen 3 host, thirteenth session): 32 x 36864 x 1024 65 -> 89 GFLOP/s.
     if (f.avx2_fma && gemm_detail::prefer_swapped_nt(trans_a, trans_b, M, N, K))
       return gemm_detail::gemm_swapped_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep,

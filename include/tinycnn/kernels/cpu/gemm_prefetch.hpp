@@ -52,10 +52,13 @@ class PrefetchCursor {
     left_ = p->l1 - p->l0;
     per_ = (left_ + kc - 1) / kc;
   }
-  template <int Locality = 3>
+  // OneRegion: the GemmPrefetch has no second region (base2 null), so the walk never switches and the
+  // switch's state need not stay in registers through the tile's loop (the dot-product tiles: a
+  // register less to spill in their k loop).
+  template <int Locality = 3, bool OneRegion = false>
   TINYCNN_GEMM_INLINE void step() {
     for (int64_t i = 0; i < per_ && left_ > 0; ++i) {
-      const char* line = next();
+      const char* line = next<OneRegion>();
 #if defined(__GNUC__) || defined(__clang__)
       __builtin_prefetch(line, 0, Locality);
 #else
@@ -64,11 +67,12 @@ class PrefetchCursor {
     }
   }
   // The share's next line (call only while left() > 0).
+  template <bool OneRegion = false>
   TINYCNN_GEMM_INLINE const char* next() {
     const char* line = row_ + 64 * col_;
     --left_;
     if (++col_ == lines_) col_ = 0, row_ += stride_;
-    if (--switch_ == 0) lines_ = p2_->lines2, stride_ = p2_->stride2, row_ = p2_->base2, col_ = 0;
+    if (!OneRegion && --switch_ == 0) lines_ = p2_->lines2, stride_ = p2_->stride2, row_ = p2_->base2, col_ = 0;
     return line;
   }
   int64_t left() const { return left_; }
