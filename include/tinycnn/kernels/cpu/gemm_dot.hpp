@@ -9,9 +9,9 @@
 // of B stays in L1 while it meets all M rows of A, packed beforehand in groups of Kernel::kRows rows,
 // Kernel::kLanes k of each per step. The ISA file supplies the register tile (Kernel::column: the
 // kRows x kCols blocks of C of one block of B, their sums reduced in registers); this file packs A,
-// walks the blocks of B and splits them between threads. The packed GEMM instead packed B's 151 MB transposed for only 32 rows
-// of FMAs (or, swapped, as C^T = B A^T, packed it as slivers and transposed C back):
-// docs/performance.md, thirty-fourth and forty-seventh sessions.
+// walks the blocks of B and splits them between threads. The packed GEMM instead packed B's 151 MB
+// transposed for only 32 rows of FMAs (or, swapped, as C^T = B A^T, packed it as slivers and
+// transposed C back): docs/performance.md, thirty-fourth and forty-seventh sessions.
 #include <algorithm>
 #include <cstdint>
 
@@ -58,17 +58,18 @@ void store_block(const float* v, int md, int nw, float beta, float* C, int64_t l
 }
 
 // What Kernel::column receives: one block of kCols rows of B (b), to meet every row group of the
-// packed A. The kernel runs the groups itself, so that its register tile is inlined into that loop (a
-// call per tile, its set-up and reduction not hoisted, took 1.07x the time on 32 x 36864 x 1024).
+// packed A. The kernel runs the groups itself, so that it decides whether its register tile is
+// inlined into that loop: the AVX-512 tile is (called once per tile from the driver, it took
+// 1.04-1.07x the time on 32 x 36864 x 1024 in process pairs), the AVX2 tile is not (gemm_dot_avx2.hpp).
 struct DotColumn {
-  const float* ap;                  // the packed A (pack_a)
-  int64_t groups, group_floats;     // row groups of A, floats per packed group
-  int64_t M;                        // rows of A
-  const float* const* b;            // kCols pointers to B's rows (repeated past N)
-  int64_t K;                        // reduction length
-  gemm_detail::GemmPrefetch* pf;    // the next B rows to prefetch, shared out by share(), or null
-  int64_t pf_lines;                 // lines of that region
-  int nw;                           // valid columns (rows of B)
+  const float* ap;                // the packed A (pack_a)
+  int64_t groups, group_floats;   // row groups of A, floats per packed group
+  int64_t M;                      // rows of A
+  const float* const* b;          // kCols pointers to B's rows (repeated past N)
+  int64_t K;                      // reduction length
+  gemm_detail::GemmPrefetch* pf;  // the next B rows to prefetch, shared out by share(), or null
+  int64_t pf_lines;               // lines of that region
+  int nw;                         // valid columns (rows of B)
   float alpha, beta;
   float* C;
   int64_t ldc, j0;
@@ -92,8 +93,8 @@ struct DotColumn {
 // forty-third session): 32 x 36864 x 1024 0.97x the time, 32 x 4608 x 2048 0.97x, 8 x 20000 x 512
 // 0.73x, 64 x 9216 x 2048 1.00x.
 template <class Kernel>
-void run_blocks(int64_t b0, int64_t b1, int64_t M, int64_t N, int64_t K, float alpha, const float* ap,
-                const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
+void run_blocks(int64_t b0, int64_t b1, int64_t M, int64_t N, int64_t K, float alpha, const float* ap, const float* B,
+                int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
   constexpr int R = Kernel::kRows, W = Kernel::kCols, L = Kernel::kLanes;
   const int64_t groups = (M + R - 1) / R, group_floats = R * L * ((K + L - 1) / L);
   for (int64_t bi = b0; bi < b1; ++bi) {
@@ -109,15 +110,18 @@ void run_blocks(int64_t b0, int64_t b1, int64_t M, int64_t N, int64_t K, float a
       pf.lines = (K * static_cast<int64_t>(sizeof(float)) + 63) / 64;
     }
     const int64_t nb_rows = std::min<int64_t>(W, N - j0 - W), pf_lines = fetch ? nb_rows * pf.lines : 0;
-    Kernel::column(DotColumn{ap, groups, group_floats, M, b, K, fetch ? &pf : nullptr, pf_lines, nw, alpha, beta, C,
-                             ldc, j0, ep});
+    Kernel::column(
+        DotColumn{ap, groups, group_floats, M, b, K, fetch ? &pf : nullptr, pf_lines, nw, alpha, beta, C, ldc, j0, ep});
   }
 }
 
-// The NT product C = A B^T (contract of gemm_ref with trans_a = false, trans_b = true) on Kernel.
-template <class Kernel>
-void gemm_dot_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-                 int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
+// A dot-product variant's entry point (gemm_ref's contract): the NT form on Kernel's tile, the other
+// forms, which have no contiguous rows of op(B) in k, on the ISA's packed GEMM (`packed`).
+template <class Kernel, class Packed>
+void gemm_dot(Packed packed, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+              const GemmEpilogue<float>* ep) {
+  if (trans_a || !trans_b) return packed(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
   if (M <= 0 || N <= 0) return;
   if (ep && !ep->bias && !ep->relu) ep = nullptr;
   if (K <= 0 || alpha == 0.0f) {

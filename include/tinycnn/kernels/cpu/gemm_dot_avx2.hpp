@@ -30,9 +30,9 @@ TINYCNN_TARGET_AVX2 inline __attribute__((always_inline)) __m128 hsum3(const __m
 // Not inlined into the loop over the groups: with that loop's values live as well, GCC 12 ran out of
 // the 16 vector registers and folded the A loads into the FMAs (15 loads per 12 FMAs instead of 7) or
 // spilled an accumulator, depending on the translation unit: 1.25-1.7x the time.
-TINYCNN_TARGET_AVX2 __attribute__((noinline)) inline void block(const gemm_dot_detail::DotColumn& c,
-                                                                     const float* ap, int md, int64_t i0,
-                                                                     const gemm_detail::GemmPrefetch* pf) {
+TINYCNN_TARGET_AVX2 __attribute__((noinline)) inline void block(const gemm_dot_detail::DotColumn& c, const float* ap,
+                                                                int md, int64_t i0,
+                                                                const gemm_detail::GemmPrefetch* pf) {
   gemm_detail::PrefetchCursor next(pf, c.K / 8);
   __m256 acc[kRows][kCols];
   for (int d = 0; d < kRows; ++d)
@@ -99,8 +99,8 @@ struct Avx2Dot {
 inline void gemm_avx2_dot(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
                           const GemmEpilogue<float>* ep = nullptr) {
-  if (trans_a || !trans_b) return gemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
-  gemm_dot_detail::gemm_dot_nt<gemm_dot_avx2_detail::Avx2Dot>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+  gemm_dot_detail::gemm_dot<gemm_dot_avx2_detail::Avx2Dot>(&gemm_avx2, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                                                           beta, C, ldc, ep);
 }
 
 #else  // not x86-64 GCC/Clang: no AVX2 kernel; the packed portable GEMM instead.

@@ -83,8 +83,9 @@ TINYCNN_TARGET_AVX512 inline __attribute__((always_inline)) __m512 tile(const fl
 }
 
 // C[i0 + d, j0 + w] for d < md, w < nw from lane 4 d + w of r: alpha, beta (0: C not read), epilogue.
-TINYCNN_TARGET_AVX512 inline __attribute__((always_inline)) void store(__m512 r, int md, int nw, float alpha, float beta, float* C, int64_t ldc,
-                                        int64_t i0, int64_t j0, const GemmEpilogue<float>* ep) {
+TINYCNN_TARGET_AVX512 inline __attribute__((always_inline)) void store(__m512 r, int md, int nw, float alpha,
+                                                                       float beta, float* C, int64_t ldc, int64_t i0,
+                                                                       int64_t j0, const GemmEpilogue<float>* ep) {
   r = _mm512_mul_ps(r, _mm512_set1_ps(alpha));
   if (md == kRows && nw == kRows && !ep) {  // the common case: 4 rows of 4 columns, 128 bits each
     const __m128 vb = _mm_set1_ps(beta);
@@ -131,8 +132,8 @@ struct Avx512Dot {
 inline void gemm_avx512_dot(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                             int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
                             const GemmEpilogue<float>* ep = nullptr) {
-  if (trans_a || !trans_b) return gemm_avx512(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
-  gemm_dot_detail::gemm_dot_nt<gemm_dot_detail::Avx512Dot>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+  gemm_dot_detail::gemm_dot<gemm_dot_detail::Avx512Dot>(&gemm_avx512, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                                                        beta, C, ldc, ep);
 }
 
 #else  // not x86-64 GCC/Clang: no AVX-512 kernel; the packed portable GEMM instead.
