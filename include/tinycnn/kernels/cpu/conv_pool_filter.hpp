@@ -206,6 +206,62 @@ TINYCNN_TARGET_AVX512 inline int64_t collect_avx512(const int32_t* a, const floa
   return collect_scalar(a, dk, yk, cap, woff, p, PL, gms, offs, nw, bsum);
 }
 
+// AVX2 has no compress store: lane indices of the set bits of an 8-bit mask, packed in order into
+// the low bytes of kCompressLanes[mask] (the rest 0), widened and applied by a permute.
+struct CompressLanes {
+  uint64_t lanes[256];
+  constexpr CompressLanes() : lanes() {
+    for (int m = 0; m < 256; ++m) {
+      int n = 0;
+      for (int l = 0; l < 8; ++l)
+        if (m >> l & 1) lanes[m] |= uint64_t(l) << (8 * n++);
+    }
+  }
+};
+inline constexpr CompressLanes kCompressLanes{};
+
+// collect_avx512 with 8 cells a time (the window offsets the same way, the compress by a permute).
+// The scalar collect took 61% of the AVX2 variant's time on model2's first layer (about 10 cycles a
+// cell, 4.4x its segments); with this one the variant took 3.4 instead of 10.8 ms there (batch 32,
+// 2 threads), 1.05x the AVX-512 variant's time (docs/performance.md, forty-seventh session).
+TINYCNN_TARGET_AVX2 inline int64_t collect_avx2(const int32_t* a, const float* dk, const float* yk, float cap,
+                                                int32_t OW, int32_t ow_step, int32_t oh_step, const int32_t* woff,
+                                                int64_t PL, float* gms, int32_t* offs, float& bsum) {
+  const __m256 zero = _mm256_setzero_ps(), capv = _mm256_set1_ps(cap), inv_ow = _mm256_set1_ps(1.0f / float(OW));
+  const __m256i minus1 = _mm256_set1_epi32(-1), owv = _mm256_set1_epi32(OW), ohs = _mm256_set1_epi32(oh_step),
+                ows = _mm256_set1_epi32(ow_step);
+  __m256 bs = zero;
+  int64_t nw = 0, p = 0;
+  for (; p + 8 <= PL; p += 8) {
+    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + p));
+    __m256 m = _mm256_castsi256_ps(_mm256_cmpgt_epi32(av, minus1));
+    if (yk) {
+      const __m256 y = _mm256_loadu_ps(yk + p);
+      m = _mm256_and_ps(m, _mm256_and_ps(_mm256_cmp_ps(y, zero, _CMP_GT_OQ), _mm256_cmp_ps(y, capv, _CMP_LT_OQ)));
+    }
+    const __m256 gm = _mm256_and_ps(m, _mm256_loadu_ps(dk + p));
+    bs = _mm256_add_ps(bs, gm);
+    // oh = a / OW from a float product, then corrected by one where it rounded across a row
+    __m256i oh = _mm256_cvttps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(av), inv_ow));
+    __m256i ow = _mm256_sub_epi32(av, _mm256_mullo_epi32(oh, owv));
+    const __m256i under = _mm256_cmpgt_epi32(_mm256_setzero_si256(), ow);  // -1 where ow < 0
+    const __m256i over = _mm256_cmpgt_epi32(ow, _mm256_sub_epi32(owv, _mm256_set1_epi32(1)));  // ow >= OW
+    oh = _mm256_sub_epi32(_mm256_add_epi32(oh, under), over);  // -1 / +1
+    ow = _mm256_add_epi32(_mm256_sub_epi32(ow, _mm256_and_si256(over, owv)), _mm256_and_si256(under, owv));
+    const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(oh, ohs), _mm256_mullo_epi32(ow, ows));
+    const int bits = _mm256_movemask_ps(m);
+    const __m256i perm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<int64_t>(kCompressLanes.lanes[bits])));
+    _mm256_storeu_ps(gms + nw, _mm256_permutevar8x32_ps(gm, perm));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(offs + nw), _mm256_permutevar8x32_epi32(off, perm));
+    nw += __builtin_popcount(static_cast<unsigned>(bits));
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, bs);
+  bsum = 0.0f;
+  for (float v : lanes) bsum += v;
+  return collect_scalar(a, dk, yk, cap, woff, p, PL, gms, offs, nw, bsum);
+}
+
 // One sample, as sample_plain (float, S <= 8), with variant 2 (avx512 false) or 3, one output
 // channel at a time over the whole sample. (Bands of pooled rows with every channel's winners in one
 // band before the next, so the band's input rows stay in L1, took 1.16-1.24x the time on model3's and
@@ -224,10 +280,10 @@ inline void sample_fast(bool avx512, const float* xp, const PaddedGeom& pd, cons
     const float* dk = dyp + k * PL;
     const float* yk = yp ? yp + k * PL : nullptr;
     float bsum = 0.0f;
-    const int64_t nw =
-        avx512 ? collect_avx512(a, dk, yk, cap, static_cast<int32_t>(g.OW), static_cast<int32_t>(g.stride_w),
-                                static_cast<int32_t>(g.stride_h * pd.cols), woff, PL, gms, offs, bsum)
-               : collect_scalar(a, dk, yk, cap, woff, 0, PL, gms, offs, 0, bsum);
+    const int32_t OW = static_cast<int32_t>(g.OW), ow_step = static_cast<int32_t>(g.stride_w),
+                  oh_step = static_cast<int32_t>(g.stride_h * pd.cols);
+    const int64_t nw = avx512 ? collect_avx512(a, dk, yk, cap, OW, ow_step, oh_step, woff, PL, gms, offs, bsum)
+                              : collect_avx2(a, dk, yk, cap, OW, ow_step, oh_step, woff, PL, gms, offs, bsum);
     if (dbs) dbs[k] = bsum;
     float* d = dws + k * CRS;
     for (int64_t i0 = 0; i0 < CR; i0 += 12) {
@@ -244,16 +300,18 @@ inline void sample_fast(bool avx512, const float* xp, const PaddedGeom& pd, cons
 
 // Whether conv2d_max_pool_backward_filter pays over the dense route for the convolution g pooled by
 // pg (where the input's gradient is not needed): each winner's C*R segments in one sweep (at most 12
-// registers), S <= 8, and pooling strides that leave at most one winner in 9 cells, or in 4 on a CPU
-// with AVX-512. Measured on the scene models' first layers (3 -> 32 channels, 150x150, batch 32,
-// Zen 4; docs/performance.md, fortieth session), time against the dense route's: under a 3x3 pool
-// 0.35x (AVX-512) and 0.49x (AVX2 variant); under a 2x2 pool 0.82x (AVX-512) but 1.42x (AVX2).
-// Without AVX2 only the plain version runs (2.8-7x the dense route's time here), so never. Measured in
-// float; double (gradient checks) takes the same route.
+// registers), S <= 8, and pooling strides that leave at most one winner in 4 cells. Measured on the
+// scene models' first layers (3 -> 32 channels, 150x150, batch 32, Zen 4; docs/performance.md,
+// fortieth session), time against the dense route's: under a 3x3 pool 0.35x (AVX-512), under a 2x2
+// pool 0.82x (AVX-512). The AVX2 variant, with a scalar collect then (1.42x under a 2x2 pool), was
+// limited to 3x3 pools until it collected 8 cells a time (collect_avx2; forty-seventh session, under
+// TINYCNN_MAX_ISA=avx2): model004's first layer under its 2x2 pool 10.6-10.9 -> 7.9-8.2 ms in the
+// model's step, model3's under 3x3 6.7-7.0 -> 4.3 ms. Without AVX2 only the plain version runs
+// (2.8-7x the dense route's time here), so never. Measured in float; double (gradient checks) takes
+// the same route.
 inline bool conv2d_max_pool_filter_pays(const Conv2DGeom& g, const Conv2DGeom& pg) {
   const int64_t area = pg.stride_h * pg.stride_w;
-  const CpuFeatures& f = cpu_features();
-  return f.avx2_fma && g.C * g.R <= 12 && g.S <= 8 && (area >= 9 || (area >= 4 && f.avx512));
+  return cpu_features().avx2_fma && g.C * g.R <= 12 && g.S <= 8 && area >= 4;
 }
 
 // dw += the weight gradient, db += the bias gradient of the convolution g whose output, through a
