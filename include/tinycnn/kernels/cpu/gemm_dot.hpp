@@ -67,18 +67,20 @@ struct DotColumn {
   int64_t M;                      // rows of A
   const float* const* b;          // kCols pointers to B's rows (repeated past N)
   int64_t K;                      // reduction length
-  gemm_detail::GemmPrefetch* pf;  // the next B rows to prefetch, shared out by share(), or null
+  const gemm_detail::GemmPrefetch* pf;  // the next B rows to prefetch (one region), or null
   int64_t pf_lines;               // lines of that region
   int nw;                         // valid columns (rows of B)
   float alpha, beta;
   float* C;
   int64_t ldc, j0;
   const GemmEpilogue<float>* ep;  // null: none
-  // Group g's share of the prefetch, or null.
-  const gemm_detail::GemmPrefetch* share(int64_t g) const {
+  // Group g's share of the prefetch in p, the kernel's local (its fields then stay in registers
+  // through the tile's k loop, and the second region's keep their constant defaults): &p, or null.
+  const gemm_detail::GemmPrefetch* share(int64_t g, gemm_detail::GemmPrefetch& p) const {
     if (!pf) return nullptr;
-    pf->l0 = pf_lines * g / groups, pf->l1 = pf_lines * (g + 1) / groups;
-    return pf;
+    p.base = pf->base, p.stride = pf->stride, p.lines = pf->lines;
+    p.l0 = pf_lines * g / groups, p.l1 = pf_lines * (g + 1) / groups;
+    return &p;
   }
 };
 

@@ -86,9 +86,10 @@ TINYCNN_TARGET_AVX2 __attribute__((noinline)) inline void block(const gemm_dot_d
 struct Avx2Dot {
   static constexpr int kRows = gemm_dot_avx2_detail::kRows, kCols = gemm_dot_avx2_detail::kCols, kLanes = 8;
   TINYCNN_TARGET_AVX2 static void column(const gemm_dot_detail::DotColumn& c) {
+    gemm_detail::GemmPrefetch pf;
     for (int64_t g = 0; g < c.groups; ++g)
       block(c, c.ap + g * c.group_floats, static_cast<int>(std::min<int64_t>(kRows, c.M - g * kRows)), g * kRows,
-            c.share(g));
+            c.share(g, pf));
   }
 };
 

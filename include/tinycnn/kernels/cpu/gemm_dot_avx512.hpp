@@ -113,14 +113,12 @@ struct Avx512Dot {
     // Locals, as the tile's loop had them when it ran inside the driver: read through c, B's row
     // pointers and the prefetch cost stack reloads in the k loop (1.04-1.05x the time).
     const float* b[kRows] = {c.b[0], c.b[1], c.b[2], c.b[3]};
-    gemm_detail::GemmPrefetch pf;  // one region: its second region's fields keep their constant defaults
-    if (c.pf) pf.base = c.pf->base, pf.stride = c.pf->stride, pf.lines = c.pf->lines;
-    const int64_t groups = c.groups, K = c.K, pf_lines = c.pf_lines;
+    gemm_detail::GemmPrefetch pf;
+    const int64_t groups = c.groups, K = c.K;
     for (int64_t g = 0; g < groups; ++g) {
       const int md = static_cast<int>(std::min<int64_t>(kRows, c.M - g * kRows));
-      pf.l0 = pf_lines * g / groups, pf.l1 = pf_lines * (g + 1) / groups;
-      store(tile(c.ap + g * c.group_floats, b, K, c.pf ? &pf : nullptr), md, c.nw, c.alpha, c.beta, c.C, c.ldc,
-            g * kRows, c.j0, c.ep);
+      store(tile(c.ap + g * c.group_floats, b, K, c.share(g, pf)), md, c.nw, c.alpha, c.beta, c.C, c.ldc, g * kRows,
+            c.j0, c.ep);
     }
   }
 };
