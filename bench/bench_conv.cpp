@@ -436,6 +436,77 @@ int register_pool_benchmarks() {
 
 const int registered_pool = register_pool_benchmarks();
 
+// The backward of 2x2 / 2 max pooling into a fresh gradient with a ReLU's mask and the bias sums, as
+// conv2d_max_pool2d's backward runs it (max_pool2d_backward, dense plane writers), on model004's
+// conv2 and conv4 outputs, model3's conv3 output and a 148 x 148 first-layer size:
+// pool/max_backward/<variant>/2x2s2_<C>x<hw>, variant = default (max_pool2d_backward), compiled (the
+// generic writer compiled for this CPU's widest ISA), avx2 and avx512 (pool_backward_2x2.hpp's
+// intrinsics copies, all planes). Each checked bitwise against the portable writer before it is timed.
+void run_pool_backward(benchmark::State& state, int64_t C, int64_t hw, int variant) {
+  const Conv2DGeom g = make_conv_geom(kBatch, C, hw, hw, C, 2, 2, 2, 2, Padding::Valid);
+  const int64_t L = g.OH * g.OW, HW = g.H * g.W;
+  std::vector<float> x(static_cast<size_t>(g.N * C * HW)), y(static_cast<size_t>(g.N * C * L));
+  std::vector<int32_t> am(y.size());
+  tinycnn::Rng rng(7);
+  for (auto& v : x) v = static_cast<float>(static_cast<int64_t>(rng.below(8)) - 3);  // ReLU mask off on some
+  max_pool2d_forward(x.data(), g, y.data(), am.data());
+  std::vector<float> dy(y.size());
+  for (auto& v : dy) v = static_cast<float>(rng.uniform(-1.0, 1.0));
+  std::vector<float> dx(x.size()), want(x.size()), db(static_cast<size_t>(C)), sums(static_cast<size_t>(g.N * C));
+  using Plane = void (*)(const float*, const int32_t*, const Conv2DGeom&, const float*, float, float*, float*);
+  Plane plane = nullptr;
+#ifdef TINYCNN_HAVE_X86_POOL
+  if (variant == 1)
+    plane = cpu_features().avx512 ? &detail::max_pool_backward_plane_dense_avx512<float, 2, 2>
+                                  : &detail::max_pool_backward_plane_dense_avx2<float, 2, 2>;
+  if (variant == 2) plane = &detail::max_pool2x2_backward_plane_avx2;
+  if (variant == 3) plane = &detail::max_pool2x2_backward_plane_avx512;
+#endif
+  auto fn = [&] {
+    if (variant == 0) return max_pool2d_backward(dy.data(), am.data(), g, dx.data(), true, y.data(), 0.0f, db.data());
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < g.N * C; ++nc)
+      plane(dy.data() + nc * L, am.data() + nc * L, g, y.data() + nc * L, 0.0f, dx.data() + nc * HW, &sums[nc]);
+  };
+  fn();
+  for (int64_t nc = 0; nc < g.N * C; ++nc)
+    detail::max_pool_backward_plane_dense<float, 2, 2>(dy.data() + nc * L, am.data() + nc * L, g, y.data() + nc * L,
+                                                       0.0f, want.data() + nc * HW, nullptr);
+  if (dx != want) {
+    state.SkipWithError("differs from the portable plane writer");
+    return;
+  }
+  for (auto _ : state) {
+    fn();
+    benchmark::DoNotOptimize(dx.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = benchmark::Counter(double((dx.size() + 3 * dy.size()) * sizeof(float)),
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+
+int register_pool_backward_benchmarks() {
+  const char* names[] = {"default", "compiled", "avx2", "avx512"};
+  for (int v = 0; v < 4; ++v) {
+#ifdef TINYCNN_HAVE_X86_POOL
+    if ((v == 1 || v == 2) && !cpu_features().avx2_fma) continue;
+    if (v == 3 && !cpu_features().avx512) continue;
+#else
+    if (v > 0) continue;
+#endif
+    for (auto [C, hw] : {std::pair<int64_t, int64_t>{256, 15}, {128, 25}, {64, 72}, {32, 148}})
+      benchmark::RegisterBenchmark(
+          ("pool/max_backward/" + std::string(names[v]) + "/2x2s2_" + std::to_string(C) + "x" + std::to_string(hw))
+              .c_str(),
+          run_pool_backward, C, hw, v)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+  }
+  return 0;
+}
+
+const int registered_pool_backward = register_pool_backward_benchmarks();
+
 // A convolution with a fused ReLU and the max pooling after it, forward, on the scene models' first
 // layers at batch 32 (model3: 3 -> 32 'same' at 150x150, 3x3 / 3 pooling; model004: 'valid' -> 148x148,
 // 2x2 / 2) on the direct few-channel pass Auto picks (and on im2col: <layer>_im2col), and their second

@@ -835,7 +835,10 @@ TEST_CASE("max pool backward: a fresh gradient written whole, with and without a
   for (const Case& c : {Case{8, 10, 2, 2, 2, 2, kc::Padding::Valid}, Case{9, 11, 2, 2, 2, 2, kc::Padding::Valid},
                         Case{9, 12, 3, 3, 3, 3, kc::Padding::Valid}, Case{11, 13, 3, 3, 3, 3, kc::Padding::Valid},
                         Case{7, 10, 2, 3, 2, 3, kc::Padding::Valid}, Case{9, 9, 3, 3, 2, 2, kc::Padding::Valid},
-                        Case{7, 9, 2, 2, 2, 2, kc::Padding::Same}}) {
+                        Case{7, 9, 2, 2, 2, 2, kc::Padding::Same},
+                        // rows of 16 and 18 windows (one vector of 16 or two of 8, and remainders), 9
+                        Case{5, 33, 2, 2, 2, 2, kc::Padding::Valid}, Case{6, 37, 2, 2, 2, 2, kc::Padding::Valid},
+                        Case{4, 18, 2, 2, 2, 2, kc::Padding::Valid}}) {
     const kc::Conv2DGeom g = kc::make_conv_geom(2, 3, c.H, c.W, 3, c.R, c.S, c.sh, c.sw, c.pad);
     Rng r(23);
     std::vector<float> x(static_cast<size_t>(g.N * g.C * g.H * g.W));
@@ -886,6 +889,8 @@ TEST_CASE("max pool backward: a fresh gradient written whole, with and without a
         if (kc::cpu_features().avx512)
           fns.push_back(c.R == 2 ? &kc::detail::max_pool_backward_plane_dense_avx512<float, 2, 2>
                                  : &kc::detail::max_pool_backward_plane_dense_avx512<float, 3, 3>);
+        if (c.R == 2 && kc::cpu_features().avx2_fma) fns.push_back(&kc::detail::max_pool2x2_backward_plane_avx2);
+        if (c.R == 2 && kc::cpu_features().avx512) fns.push_back(&kc::detail::max_pool2x2_backward_plane_avx512);
 #endif
         for (Fn fn : fns) {
           auto plane = nan_vec<float>(int64_t(x.size()));
@@ -913,6 +918,20 @@ TEST_CASE("max pool backward: a fresh gradient written whole, with and without a
       }
     }
   }
+#ifdef TINYCNN_HAVE_X86_POOL
+  // the writer each plane takes (pool.hpp: the 2x2 intrinsics copies on AVX-512 up to 32 KiB planes, on
+  // AVX2 for rows of fewer than 8 windows)
+  const auto geom = [](int64_t hw) { return kc::make_conv_geom(1, 1, hw, hw, 1, 2, 2, 2, 2, kc::Padding::Valid); };
+  const auto pick = [](const kc::Conv2DGeom& g) { return kc::detail::max_pool_backward_plane_dense_for_cpu<float, 2, 2>(g); };
+  if (kc::cpu_features().avx512) {
+    CHECK((pick(geom(15)) == &kc::detail::max_pool2x2_backward_plane_avx512));
+    CHECK((pick(geom(72)) == &kc::detail::max_pool2x2_backward_plane_avx512));  // 20.3 KiB
+    CHECK((pick(geom(148)) == &kc::detail::max_pool_backward_plane_dense_avx512<float, 2, 2>));
+  } else if (kc::cpu_features().avx2_fma) {
+    CHECK((pick(geom(15)) == &kc::detail::max_pool2x2_backward_plane_avx2));
+    CHECK((pick(geom(16)) == &kc::detail::max_pool_backward_plane_dense_avx2<float, 2, 2>));
+  }
+#endif
 }
 
 // A convolution and the max pooling of its output (the conv + pool tests).

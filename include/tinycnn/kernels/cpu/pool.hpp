@@ -4,11 +4,13 @@
 // of real cells in the window (Keras/TF 'same' semantics). Forward writes y; backward ADDS into dx.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
 #include "cpu_features.hpp"
+#include "pool_backward_2x2.hpp"
 
 namespace tinycnn::kernels::cpu {
 
@@ -269,13 +271,28 @@ TINYCNN_TARGET_AVX512 void max_pool_backward_plane_dense_avx512(const T* dy, con
 }
 #endif
 
-// The dense plane writer for an R x S window (0, 0: any size) on this CPU.
+// Where the 2x2 writers with intrinsics (pool_backward_2x2.hpp) take a plane: with AVX-512, planes of
+// up to 32 KiB (their rows' windows in 16-lane vectors and one masked remainder; on larger planes,
+// where the pass runs at the memory's speed, writing the two rows side by side took 1.1-1.3x the
+// time of the compiled loop's one row after the other); with AVX2, rows of fewer than 8 windows
+// (which the compiled loop runs scalar; from 12 windows on it measured 1.03-1.05x), alternated in one
+// process on a Zen 4 (docs/performance.md, forty-eighth session).
+constexpr int64_t kPool2x2VectorPlaneBytes = int64_t(32) << 10;
+
+// The dense plane writer for an R x S window (0, 0: any size) and g's planes on this CPU.
 template <class T, int R, int S>
-auto max_pool_backward_plane_dense_for_cpu()
+auto max_pool_backward_plane_dense_for_cpu(const Conv2DGeom& g)
     -> void (*)(const T*, const int32_t*, const Conv2DGeom&, const T*, T, T*, T*) {
 #ifdef TINYCNN_HAVE_X86_POOL
+  if constexpr (std::is_same_v<T, float> && R == 2 && S == 2) {
+    if (cpu_features().avx512 && g.H * g.W * int64_t(sizeof(float)) <= kPool2x2VectorPlaneBytes)
+      return &max_pool2x2_backward_plane_avx512;
+    if (!cpu_features().avx512 && cpu_features().avx2_fma && g.OW < 8) return &max_pool2x2_backward_plane_avx2;
+  }
   if (cpu_features().avx512) return &max_pool_backward_plane_dense_avx512<T, R, S>;
   if (cpu_features().avx2_fma) return &max_pool_backward_plane_dense_avx2<T, R, S>;
+#else
+  (void)g;
 #endif
   return &max_pool_backward_plane_dense<T, R, S>;
 }
@@ -301,8 +318,8 @@ void max_pool2d_backward(const T* dy, const int32_t* argmax, const Conv2DGeom& g
   // bottom/right only, then the last windows may hang over): a fresh plane is written in one pass
   const bool tiled = assign && g.stride_h == g.R && g.stride_w == g.S && g.pad_top == 0 && g.pad_left == 0 &&
                      g.OH * g.R <= g.H && g.OW * g.S <= g.W;
-  auto dense = g.R == 2 && g.S == 2   ? detail::max_pool_backward_plane_dense_for_cpu<T, 2, 2>()
-               : g.R == 3 && g.S == 3 ? detail::max_pool_backward_plane_dense_for_cpu<T, 3, 3>()
+  auto dense = g.R == 2 && g.S == 2   ? detail::max_pool_backward_plane_dense_for_cpu<T, 2, 2>(g)
+               : g.R == 3 && g.S == 3 ? detail::max_pool_backward_plane_dense_for_cpu<T, 3, 3>(g)
                                       : &detail::max_pool_backward_plane_dense<T, 0, 0>;
   // static: thread t writes a contiguous run of samples, the run the few-channel weight-gradient pass
   // (conv_fewc.hpp) gives it when it reads dx back (conv2d_max_pool2d's backward chunks)
