@@ -208,20 +208,21 @@ TEST_CASE("Winograd: the transforms' AVX2 and AVX-512 copies give the baseline c
     return;
   }
   // Each value is a short sum of products with the transforms' constants; the copies differ only where
-  // a vector copy contracts a multiply and an add into an FMA. The AVX2 copies: the filter, input and
-  // output transforms; the AVX-512 ones also the two weight-gradient transforms.
+  // a vector copy contracts a multiply and an add into an FMA. The AVX2 copies: the filter, input,
+  // output and output-gradient transforms; the AVX-512 ones also the filter's weight-gradient one.
   auto close = [](const std::vector<float>& got, const std::vector<float>& want) {
     int64_t bad = 0;
     for (size_t i = 0; i < want.size(); ++i) bad += !copy_matches(1, got[i], want[i]);
     return bad;
   };
-  // Planes of 7x7 to 13x11 (partial tiles, partial 16-lane blocks), 'same' and 'valid', 1 and 3 samples.
+  // Planes of 6x6 to 13x11 (partial tiles, partial 16-lane blocks, padded rows of 8 to 16 values: one
+  // or two 8-lane vectors of the AVX2 pad), 'same' and 'valid', 1 to 3 samples.
   struct Case {
     int64_t n, ci, co, h, w;
     kc::Padding pad;
   };
   for (const Case& c : {Case{1, 5, 7, 7, 7, kc::Padding::Same}, Case{3, 4, 6, 13, 11, kc::Padding::Same},
-                        Case{3, 3, 17, 12, 9, kc::Padding::Valid}})
+                        Case{3, 3, 17, 12, 9, kc::Padding::Valid}, Case{2, 3, 5, 6, 6, kc::Padding::Same}})
     for (int64_t m : {2, 3}) {
       CAPTURE(c.h);
       CAPTURE(m);
@@ -276,14 +277,17 @@ TEST_CASE("Winograd: the transforms' AVX2 and AVX-512 copies give the baseline c
               }
               CHECK(close(u1, u0) == 0);
             }
-          if (!wide) continue;  // the weight-gradient transforms have AVX-512 copies only
           {  // the output gradient's transform (init as dy)
             const size_t ng = static_cast<size_t>(a2 * q.Co * P);
             std::vector<float> g0(ng, NAN), g1(ng, NAN);
             kc::detail::winograd_grad_output_transform_m<mm>(init.data(), q, 0, q.N, g0.data(), false);
-            kc::detail::winograd_grad_output_transform_avx512<mm>(init.data(), q, 0, q.N, g1.data(), false);
+            if (wide)
+              kc::detail::winograd_grad_output_transform_avx512<mm>(init.data(), q, 0, q.N, g1.data(), false);
+            else
+              kc::detail::winograd_grad_output_transform_avx2<mm>(init.data(), q, 0, q.N, g1.data(), false);
             CHECK(close(g1, g0) == 0);
           }
+          if (!wide) continue;  // the filter's weight-gradient transform has an AVX-512 copy only
           std::vector<float> dw0 = rnd(q.Co * q.Ci * 9, 67), dw1 = dw0;  // adds into dw
           kc::detail::winograd_filter_grad_transform_m<mm>(dU.data(), q.Co, q.Ci, dw0.data());
           kc::detail::winograd_filter_grad_transform_avx512<mm>(dU.data(), q.Co, q.Ci, dw1.data());

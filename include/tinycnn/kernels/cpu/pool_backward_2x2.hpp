@@ -104,7 +104,8 @@ TINYCNN_TARGET_AVX2 inline void max_pool2x2_backward_plane_avx2(const float* dy,
         const __m256 a = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(at, targets[r][0])), v);
         const __m256 b = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(at, targets[r][1])), v);
         const __m256 ab_lo = _mm256_unpacklo_ps(a, b), ab_hi = _mm256_unpackhi_ps(a, b);  // lanes 0,1,4,5 / 2,3,6,7
-        const __m256 out0 = _mm256_permute2f128_ps(ab_lo, ab_hi, 0x20), out1 = _mm256_permute2f128_ps(ab_lo, ab_hi, 0x31);
+        const __m256 out0 = _mm256_permute2f128_ps(ab_lo, ab_hi, 0x20),
+                     out1 = _mm256_permute2f128_ps(ab_lo, ab_hi, 0x31);
         float* d = row + r * W + 2 * ow;
         if (k == 8) {
           _mm256_storeu_ps(d, out0);

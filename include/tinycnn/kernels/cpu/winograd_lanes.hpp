@@ -233,6 +233,10 @@ void winograd_pad_plane(const T* src, int64_t H, int64_t W, int64_t pad_top, int
   }
 }
 
+// Which ISA's helpers a compiled copy of a data transform uses: the 16-lane gather and the short-row
+// pad (AVX-512), the AVX2 pad, or neither (the baseline copy); see below.
+enum class WinogradIsa { Baseline, Avx2, Avx512 };
+
 #if defined(TINYCNN_HAVE_X86_TARGETS)
 // winograd_pad_plane for the AVX-512 copies, for rows of at most kWinogradPadVectorCols values:
 // each row written 16 values at a time, its source run brought in by a load (an expand load under a
@@ -264,6 +268,49 @@ TINYCNN_TARGET_AVX512 inline void winograd_pad_plane_avx512(const float* src, in
         _mm512_storeu_ps(row + x, v);
       else
         _mm512_mask_storeu_ps(row + x, lanes(cols - x), v);
+    }
+  }
+}
+
+// The same for the AVX2 copies, 8 values at a time, for rows of at most kWinogradPadVectorColsAvx2
+// values: an edge vector's source run is loaded under a lane mask from its first value and moved to
+// its lanes by a permute (AVX2 has no expand load), and a row's last store is masked where dst has no
+// room. Under TINYCNN_MAX_ISA=avx2 on a Zen 4, alternated in one process (docs/performance.md,
+// forty-eighth session), the input transform of model3's conv5 and conv6 (rows of 8) took 0.58-0.64x
+// the time, conv4 (14) 0.80-0.87x; rows of 17 (model004's conv4) 1.06x and of 29 (model3's conv3)
+// 0.98-1.0x, hence the bound.
+constexpr int64_t kWinogradPadVectorColsAvx2 = 16;
+// All ones in the lanes l < n of 8 (iota: 0 .. 7).
+TINYCNN_TARGET_AVX2 inline __m256i winograd_lanes_below_avx2(int64_t n, __m256i iota) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(n)), iota);
+}
+TINYCNN_TARGET_AVX2 inline void winograd_pad_plane_avx2(const float* src, int64_t H, int64_t W, int64_t pad_top,
+                                                        int64_t pad_left, int64_t cols, float* dst, int64_t r0,
+                                                        int64_t r1, int64_t end) {
+  const int64_t c0 = std::clamp<int64_t>(pad_left, 0, cols), c1 = std::clamp<int64_t>(pad_left + W, c0, cols);
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t r = r0; r < r1; ++r) {
+    float* row = dst + r * cols;
+    const int64_t ih = r - pad_top;
+    const bool inside = ih >= 0 && ih < H;
+    for (int64_t x = 0; x < cols; x += 8) {
+      __m256 v = _mm256_setzero_ps();
+      const int64_t lo = std::max(x, c0), hi = std::min(x + 8, c1);  // src's columns lo - pad_left ..
+      if (inside && hi - lo == 8) {
+        v = _mm256_loadu_ps(src + ih * W + (lo - pad_left));
+      } else if (inside && hi > lo) {
+        // the run in lanes 0 .. hi - lo - 1, moved to lanes lo - x .. hi - x - 1 of v
+        const __m256 run = _mm256_maskload_ps(src + ih * W + (lo - pad_left), winograd_lanes_below_avx2(hi - lo, iota));
+        const int64_t shift = lo - x;
+        const __m256i keep =
+            _mm256_andnot_si256(winograd_lanes_below_avx2(shift, iota), winograd_lanes_below_avx2(hi - x, iota));
+        v = _mm256_permutevar8x32_ps(run, _mm256_sub_epi32(iota, _mm256_set1_epi32(static_cast<int32_t>(shift))));
+        v = _mm256_and_ps(v, _mm256_castsi256_ps(keep));
+      }
+      if (r * cols + x + 8 <= end)
+        _mm256_storeu_ps(row + x, v);
+      else
+        _mm256_maskstore_ps(row + x, winograd_lanes_below_avx2(cols - x, iota), v);
     }
   }
 }

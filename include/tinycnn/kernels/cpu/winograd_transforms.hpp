@@ -55,7 +55,9 @@ namespace detail {
 // process (docs/performance.md, forty-sixth session), model3's conv2 passes took 0.91-0.94x the time,
 // conv3's 0.94-0.98x, conv4-conv6's 0.96-1.01x. An 8-lane AVX2 gather with 32-byte stores (as the
 // AVX-512 copies' 16-lane one) made them slower (conv2 1.08-1.23x), and AVX2 copies of the two
-// weight-gradient transforms did not gain (0.94-1.03x), so those run the baseline copies.
+// weight-gradient transforms did not gain (0.94-1.03x). Since the forty-eighth session the AVX2 copies
+// pad rows of up to 16 values by vectors (winograd_pad_plane_avx2), and the output-gradient transform
+// has an AVX2 copy taken where that pad applies.
 #if defined(TINYCNN_HAVE_X86_TARGETS)
 #define TINYCNN_WINOGRAD_AVX512 TINYCNN_TARGET_AVX512 __attribute__((flatten))
 #define TINYCNN_WINOGRAD_AVX2 TINYCNN_TARGET_AVX2 __attribute__((flatten))
@@ -198,13 +200,14 @@ void winograd_filter_transform_m(const T* w, int64_t K, int64_t C, bool rotate, 
 // the loop: clang 14 with -fopenmp rejects a lambda nested in the loop that names a variable of the
 // enclosing lambda's scope ("reference to local variable declared in enclosing context").
 
-// wide: the AVX-512 copy's gather (winograd_gather16_avx512).
+// isa: the gather and pad helpers of the copy (winograd_lanes.hpp).
 // shared: the channel loop is work-shared (called by every thread of a parallel region; ends with a
 // barrier), else one thread runs all channels.
-template <int m, class T, bool wide = false>
+template <int m, class T, WinogradIsa isa = WinogradIsa::Baseline>
 void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb, T* V, int64_t nr,
                                 bool shared) {
   constexpr int a = m + 2;
+  constexpr bool wide = isa == WinogradIsa::Avx512;
   constexpr int64_t kL = kWinogradLanes;
   const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT;
   const int64_t xs = winograd_v_plane(q.Ci, P, nr);  // elements from one point's plane to the next
@@ -249,10 +252,13 @@ void winograd_input_transform_m(const T* in, const WinogradGeom& q, int64_t n0, 
         const int64_t r0 = m * (t0 / TW), r1 = m * ((t1 - 1) / TW + 1) + 2;
         const T* src = in + ((n0 + j) * q.Ci + c) * ls;
 #if defined(TINYCNN_HAVE_X86_TARGETS)
-        if constexpr (wide) {
-          if (cols <= kWinogradPadVectorCols) {
-            winograd_pad_plane_avx512(src, q.H, q.W, q.pad_top, q.pad_left, cols, planes + j * psz, r0, r1,
-                                      (nb - j) * psz + 4);
+        if constexpr (isa != WinogradIsa::Baseline) {
+          if (cols <= (wide ? kWinogradPadVectorCols : kWinogradPadVectorColsAvx2)) {
+            const int64_t end = (nb - j) * psz + 4;
+            if constexpr (wide)
+              winograd_pad_plane_avx512(src, q.H, q.W, q.pad_top, q.pad_left, cols, planes + j * psz, r0, r1, end);
+            else
+              winograd_pad_plane_avx2(src, q.H, q.W, q.pad_top, q.pad_left, cols, planes + j * psz, r0, r1, end);
             continue;
           }
         }
@@ -401,10 +407,11 @@ void winograd_output_transform_m(const T* M, const WinogradGeom& q, int64_t n0, 
   }
 }
 
-// shared: as for the input transform, over output channels. wide: the AVX-512 copy's gather.
-template <int m, class T, bool wide = false>
+// shared: as for the input transform, over output channels; isa: as there.
+template <int m, class T, WinogradIsa isa = WinogradIsa::Baseline>
 void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_t n0, int64_t nb, T* G, bool shared) {
   constexpr int a = m + 2;
+  constexpr bool wide = isa == WinogradIsa::Avx512;
   constexpr int64_t kL = kWinogradLanes;
   const int64_t TW = q.tiles_w(), NT = q.tiles(), P = nb * NT, KP = q.Co * P, plane = q.out_stride();
   // Per output channel k: its dy planes of the nb samples copied into zero-padded m TH x m TW planes
@@ -425,9 +432,13 @@ void winograd_grad_output_transform_m(const T* dy, const WinogradGeom& q, int64_
       // Short rows padded by whole vectors, as the input transform does (winograd_pad_plane_avx512):
       // model3's weight gradients alternated in one process, 2 threads (docs/performance.md,
       // forty-third session), conv5 0.95-0.97x the time, conv6 0.97-0.98x, conv4 0.99x.
-      if constexpr (wide) {
-        if (cols <= kWinogradPadVectorCols) {
-          winograd_pad_plane_avx512(src, q.OH, q.OW, 0, 0, cols, planes + j * psz, 0, rows, (nb - j) * psz + 4);
+      if constexpr (isa != WinogradIsa::Baseline) {
+        if (cols <= (wide ? kWinogradPadVectorCols : kWinogradPadVectorColsAvx2)) {
+          const int64_t end = (nb - j) * psz + 4;
+          if constexpr (wide)
+            winograd_pad_plane_avx512(src, q.OH, q.OW, 0, 0, cols, planes + j * psz, 0, rows, end);
+          else
+            winograd_pad_plane_avx2(src, q.OH, q.OW, 0, 0, cols, planes + j * psz, 0, rows, end);
           continue;
         }
       }
@@ -518,7 +529,7 @@ void winograd_filter_grad_transform_m(const T* dU, int64_t K, int64_t C, T* dw) 
 template <int m, class T>
 TINYCNN_WINOGRAD_AVX512 void winograd_input_transform_avx512(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb,
                                                            T* V, int64_t nr, bool shared) {
-  winograd_input_transform_m<m, T, true>(in, q, n0, nb, V, nr, shared);
+  winograd_input_transform_m<m, T, WinogradIsa::Avx512>(in, q, n0, nb, V, nr, shared);
 }
 template <int m, class T>
 TINYCNN_WINOGRAD_AVX512 void winograd_output_transform_avx512(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb,
@@ -529,7 +540,7 @@ TINYCNN_WINOGRAD_AVX512 void winograd_output_transform_avx512(const T* M, const 
 template <int m, class T>
 TINYCNN_WINOGRAD_AVX512 void winograd_grad_output_transform_avx512(const T* dy, const WinogradGeom& q, int64_t n0,
                                                                  int64_t nb, T* G, bool shared) {
-  winograd_grad_output_transform_m<m, T, true>(dy, q, n0, nb, G, shared);
+  winograd_grad_output_transform_m<m, T, WinogradIsa::Avx512>(dy, q, n0, nb, G, shared);
 }
 template <int m, class T>
 TINYCNN_WINOGRAD_AVX512 void winograd_filter_grad_transform_avx512(const T* dU, int64_t K, int64_t C, T* dw) {
@@ -538,7 +549,12 @@ TINYCNN_WINOGRAD_AVX512 void winograd_filter_grad_transform_avx512(const T* dU, 
 template <int m, class T>
 TINYCNN_WINOGRAD_AVX2 void winograd_input_transform_avx2(const T* in, const WinogradGeom& q, int64_t n0, int64_t nb,
                                                        T* V, int64_t nr, bool shared) {
-  winograd_input_transform_m<m, T>(in, q, n0, nb, V, nr, shared);
+  winograd_input_transform_m<m, T, WinogradIsa::Avx2>(in, q, n0, nb, V, nr, shared);
+}
+template <int m, class T>
+TINYCNN_WINOGRAD_AVX2 void winograd_grad_output_transform_avx2(const T* dy, const WinogradGeom& q, int64_t n0,
+                                                               int64_t nb, T* G, bool shared) {
+  winograd_grad_output_transform_m<m, T, WinogradIsa::Avx2>(dy, q, n0, nb, G, shared);
 }
 template <int m, class T>
 TINYCNN_WINOGRAD_AVX2 void winograd_output_transform_avx2(const T* M, const WinogradGeom& q, int64_t n0, int64_t nb,
@@ -623,8 +639,13 @@ void winograd_grad_output_transform(const T* dy, const WinogradGeom& q, int64_t 
   winograd_dispatch(q.m, [&](auto mc) {
     constexpr int m = decltype(mc)::value;
 #if defined(TINYCNN_HAVE_X86_TARGETS)
-    if constexpr (winograd_has_isa_copies<m, T>)
+    if constexpr (winograd_has_isa_copies<m, T>) {
       if (cpu_features().avx512) return winograd_grad_output_transform_avx512<m>(dy, q, n0, nb, G, shared);
+      // The AVX2 copy where it pads short rows by vectors (model3's conv5 and conv6 0.83-0.85x the
+      // time, conv4 0.96x: forty-eighth session); on longer rows it measured as the baseline copy.
+      if (cpu_features().avx2_fma && m * q.tiles_w() <= kWinogradPadVectorColsAvx2)
+        return winograd_grad_output_transform_avx2<m>(dy, q, n0, nb, G, shared);
+    }
 #endif
     winograd_grad_output_transform_m<m>(dy, q, n0, nb, G, shared);
   });
