@@ -2,10 +2,11 @@
 // The dense plane writer of max_pool2d_backward (pool.hpp, max_pool_backward_plane_dense) for 2x2
 // windows at stride 2 and float, written with intrinsics for AVX-512 and AVX2: one vector of windows
 // gives both output rows, each as the windows' gradients put into the cell the winner's offset names
-// (compare, select, interleave the two columns). The compiled loop of the generic writer turns the
-// interleaved stores into scalar code on short rows (7 windows: model004's conv4, every window in
-// the scalar remainder of a 16-lane loop), where one 15 x 15 plane took about 2,400 cycles; the
-// AVX-512 copy ran 1.1-2x the time of the AVX2 one (docs/performance.md, forty-eighth session).
+// (compare, select, interleave the two columns). The generic writer's compiled loop runs short rows
+// scalar (7 windows, model004's conv4: every window in the remainder of a 16-lane loop; about 2,400
+// cycles a 15 x 15 plane), and its AVX-512 copy took 1.1-2.2x the time of its AVX2 one on the scene
+// models' planes; these writers took 0.16-0.77x (AVX-512) and 0.5-1.06x (AVX2) of the compiled copies'
+// time there (docs/performance.md, forty-eighth session; pool.hpp says on which planes they run).
 // Rows are masked (AVX-512) or finished by a masked load and store (AVX2), no scalar remainder.
 // Bitwise the generic writer's dx; the plane's sum is added in another order (a float sum).
 #include <cstdint>
