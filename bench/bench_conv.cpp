@@ -430,6 +430,9 @@ int register_pool_benchmarks() {
     benchmark::RegisterBenchmark(("pool/max/" + v + "/2x2s2_64x50").c_str(), run_pool, 64, 50, 2, ref)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("pool/max/" + v + "/2x2s2_256x15").c_str(), run_pool, 256, 15, 2, ref)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
   }
   return 0;
 }
@@ -440,7 +443,7 @@ const int registered_pool = register_pool_benchmarks();
 // conv2d_max_pool2d's backward runs it (max_pool2d_backward, dense plane writers), on model004's
 // conv2 and conv4 outputs, model3's conv3 output and a 148 x 148 first-layer size:
 // pool/max_backward/<variant>/2x2s2_<C>x<hw>, variant = default (max_pool2d_backward), compiled (the
-// generic writer compiled for this CPU's widest ISA), avx2 and avx512 (pool_backward_2x2.hpp's
+// generic writer compiled for this CPU's widest ISA), avx2 and avx512 (pool_2x2.hpp's
 // intrinsics copies, all planes). Each checked bitwise against the portable writer before it is timed.
 void run_pool_backward(benchmark::State& state, int64_t C, int64_t hw, int variant) {
   const Conv2DGeom g = make_conv_geom(kBatch, C, hw, hw, C, 2, 2, 2, 2, Padding::Valid);

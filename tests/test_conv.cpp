@@ -763,16 +763,26 @@ TEST_CASE("max pool: hand-computed values, argmax and backward") {
 }
 
 TEST_CASE("max pool: the select-based fast path equals a row-major scan, ties included") {
-  // Inputs from {0, 1, 2} (ties everywhere, as after a ReLU), every fixed window size the fast path
-  // serves, strides equal to and below the window, both paddings: values and argmax against a
-  // plain scan that keeps the first maximum in row-major order, for each ISA copy of the routine.
+  // Inputs from {0, 1, 2} (ties everywhere, as after a ReLU) and a few NaNs, every fixed window size
+  // the fast path serves, strides equal to and below the window, both paddings, rows of 5 to 18 2x2
+  // windows (pool_2x2.hpp's vectors of 16 and 8 and their remainders): values and argmax against a
+  // plain scan that keeps the first maximum in row-major order (a NaN there only where it comes
+  // first), for each ISA copy of the routine.
+  struct Plane {
+    int64_t H, W;
+  };
+  for (const Plane& pl : {Plane{13, 11}, Plane{9, 37}, Plane{6, 34}, Plane{4, 16}})
   for (int64_t k : {2, 3})
     for (int64_t st : {k, int64_t(1)})
       for (auto pad : {kc::Padding::Valid, kc::Padding::Same}) {
-        const kc::Conv2DGeom g = kc::make_conv_geom(2, 3, 13, 11, 3, k, k, st, st, pad);
+        const kc::Conv2DGeom g = kc::make_conv_geom(2, 3, pl.H, pl.W, 3, k, k, st, st, pad);
         Rng r(17);
         std::vector<float> x(static_cast<size_t>(g.N * g.C * g.H * g.W));
         for (auto& v : x) v = static_cast<float>(r.below(3));
+        // NaNs where windows do not overlap (with stride 1 the two-pass path takes column maxima first,
+        // and a NaN below a column's first cell hides that column's later cells from the window)
+        for (int i = 0; i < 6 && st == k; ++i)
+          x[static_cast<size_t>(r.below(x.size()))] = std::numeric_limits<float>::quiet_NaN();
         const int64_t ny = g.N * g.C * g.OH * g.OW;
         // Every compiled copy of the plane routine this CPU can run (baseline, AVX2, AVX-512), and the
         // dispatching entry point.
@@ -786,14 +796,18 @@ TEST_CASE("max pool: the select-based fast path equals a row-major scan, ties in
         if (kc::cpu_features().avx512)
           planes.push_back(k == 2 ? &kc::detail::max_pool_plane_avx512<float, 2, 2>
                                   : &kc::detail::max_pool_plane_avx512<float, 3, 3>);
+        if (k == 2 && st == 2 && pad == kc::Padding::Valid) {  // pool_2x2.hpp's routines
+          if (kc::cpu_features().avx2_fma) planes.push_back(&kc::detail::max_pool2x2_plane_avx2);
+          if (kc::cpu_features().avx512) planes.push_back(&kc::detail::max_pool2x2_plane_avx512);
+        }
 #endif
         planes.push_back(nullptr);  // max_pool2d_forward
         for (PlaneFn plane : planes) {
           std::vector<float> y(static_cast<size_t>(ny));
           std::vector<int32_t> am(static_cast<size_t>(ny), -7);
-          if (plane)
-            for (int64_t nc = 0; nc < g.N * g.C; ++nc)  // in two bands of output rows
-              for (int64_t band : {0, 1})
+          if (plane)  // in two bands of output rows, the later ones first (nothing written outside a band)
+            for (int64_t nc = g.N * g.C - 1; nc >= 0; --nc)
+              for (int64_t band : {1, 0})
                 plane(x.data() + nc * g.H * g.W, g, y.data() + nc * g.OH * g.OW, am.data() + nc * g.OH * g.OW,
                       band ? g.OH / 2 : 0, band ? g.OH : g.OH / 2);
           else
@@ -812,14 +826,28 @@ TEST_CASE("max pool: the select-based fast path equals a row-major scan, ties in
                     if (at < 0 || v > best) best = v, at = static_cast<int32_t>(ih * g.W + iw);
                   }
                 const size_t o = static_cast<size_t>((nc * g.OH + oh) * g.OW + ow);
-                bad += y[o] != best || am[o] != at;
+                bad += !(y[o] == best || (std::isnan(y[o]) && std::isnan(best))) || am[o] != at;
               }
+          CAPTURE(pl.W);
           CAPTURE(k);
           CAPTURE(st);
           CAPTURE(planes.size());
           CHECK(bad == 0);
         }
       }
+#ifdef TINYCNN_HAVE_X86_POOL
+  // the routine each plane takes (pool.hpp: pool_2x2.hpp's on AVX-512, and on AVX2 up to 64 KiB planes)
+  const auto pick = [](int64_t hw, kc::Padding pad) {
+    return kc::detail::max_pool_plane_fn<float>(kc::make_conv_geom(1, 1, hw, hw, 1, 2, 2, 2, 2, pad));
+  };
+  if (kc::cpu_features().avx512) {
+    CHECK((pick(148, kc::Padding::Valid) == &kc::detail::max_pool2x2_plane_avx512));
+    CHECK((pick(15, kc::Padding::Same) == &kc::detail::max_pool_plane_avx512<float, 2, 2>));  // a window hangs over
+  } else if (kc::cpu_features().avx2_fma) {
+    CHECK((pick(128, kc::Padding::Valid) == &kc::detail::max_pool2x2_plane_avx2));  // 64 KiB
+    CHECK((pick(148, kc::Padding::Valid) == &kc::detail::max_pool_plane_avx2<float, 2, 2>));
+  }
+#endif
 }
 
 TEST_CASE("max pool backward: a fresh gradient written whole, with and without a ReLU mask") {

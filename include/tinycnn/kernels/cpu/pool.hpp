@@ -10,7 +10,7 @@
 #include "../../core/parallel.hpp"
 #include "conv_geometry.hpp"
 #include "cpu_features.hpp"
-#include "pool_backward_2x2.hpp"
+#include "pool_2x2.hpp"
 
 namespace tinycnn::kernels::cpu {
 
@@ -179,8 +179,25 @@ auto max_pool_plane_for_cpu() -> void (*)(const T*, const Conv2DGeom&, T*, int32
 
 // The plane routine for g's window on this CPU (unrolled for 2x2 and 3x3): one plane of x [H, W] ->
 // y, argmax [OH, OW], output rows [oh_begin, oh_end) (a band of them: kernels/cpu/conv_pool.hpp).
+// 2x2 windows side by side with none hanging over the plane (the scene models' pools) take pool_2x2.hpp's
+// routines with intrinsics for float: the AVX-512 one on any plane, the AVX2 one on planes of up to
+// 64 KiB. Alternated in one process with the compiled copies, batch 32 (docs/performance.md, forty-eighth
+// session): AVX-512 0.19-0.76x the time on planes of 12^2 to 148^2; AVX2 0.30-0.88x on 12^2 to 110^2,
+// but 1.13-1.14x on 32 x 148^2 planes read from memory (90 MB; a first layer's output pooled apart
+// from its convolution).
+constexpr int64_t kPool2x2Avx2PlaneBytes = int64_t(64) << 10;
 template <class T>
 auto max_pool_plane_fn(const Conv2DGeom& g) -> void (*)(const T*, const Conv2DGeom&, T*, int32_t*, int64_t, int64_t) {
+#ifdef TINYCNN_HAVE_X86_POOL
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.R == 2 && g.S == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_top == 0 && g.pad_left == 0 &&
+        2 * g.OH <= g.H && 2 * g.OW <= g.W) {
+      if (cpu_features().avx512) return &max_pool2x2_plane_avx512;
+      if (cpu_features().avx2_fma && g.H * g.W * int64_t(sizeof(float)) <= kPool2x2Avx2PlaneBytes)
+        return &max_pool2x2_plane_avx2;
+    }
+  }
+#endif
   return g.R == 2 && g.S == 2   ? max_pool_plane_for_cpu<T, 2, 2>()
          : g.R == 3 && g.S == 3 ? max_pool_plane_for_cpu<T, 3, 3>()
                                 : &max_pool_plane<T, 0, 0>;
@@ -271,7 +288,7 @@ TINYCNN_TARGET_AVX512 void max_pool_backward_plane_dense_avx512(const T* dy, con
 }
 #endif
 
-// Where the 2x2 writers with intrinsics (pool_backward_2x2.hpp) take a plane: with AVX-512, planes of
+// Where the 2x2 writers with intrinsics (pool_2x2.hpp) take a plane: with AVX-512, planes of
 // up to 32 KiB (their rows' windows in 16-lane vectors and one masked remainder; on larger planes,
 // where the pass runs at the memory's speed, writing the two rows side by side took 1.1-1.3x the
 // time of the compiled loop's one row after the other); with AVX2, rows of fewer than 8 windows
