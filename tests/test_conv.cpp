@@ -764,14 +764,14 @@ TEST_CASE("max pool: hand-computed values, argmax and backward") {
 
 TEST_CASE("max pool: the select-based fast path equals a row-major scan, ties included") {
   // Inputs from {0, 1, 2} (ties everywhere, as after a ReLU) and a few NaNs, every fixed window size
-  // the fast path serves, strides equal to and below the window, both paddings, rows of 5 to 18 2x2
+  // the fast path serves, strides equal to and below the window, both paddings, rows of 1 to 18 2x2
   // windows (pool_2x2.hpp's vectors of 16 and 8 and their remainders): values and argmax against a
   // plain scan that keeps the first maximum in row-major order (a NaN there only where it comes
   // first), for each ISA copy of the routine.
   struct Plane {
     int64_t H, W;
   };
-  for (const Plane& pl : {Plane{13, 11}, Plane{9, 37}, Plane{6, 34}, Plane{4, 16}})
+  for (const Plane& pl : {Plane{13, 11}, Plane{9, 37}, Plane{6, 34}, Plane{4, 16}, Plane{7, 3}, Plane{10, 6}})
   for (int64_t k : {2, 3})
     for (int64_t st : {k, int64_t(1)})
       for (auto pad : {kc::Padding::Valid, kc::Padding::Same}) {

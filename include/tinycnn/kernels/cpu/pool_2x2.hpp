@@ -83,10 +83,10 @@ TINYCNN_TARGET_AVX2 inline void max_pool2x2_plane_avx2(const float* xc, const Co
     for (int64_t ow = 0; ow < OW; ow += 8) {
       const int32_t k = static_cast<int32_t>(OW - ow < 8 ? OW - ow : 8);
       // A row's last vector reads and writes whole vectors where they stay inside the plane and the
-      // range (lanes from k on then hold the next row's values, which that row overwrites): masked
-      // loads and stores (vmaskmov) cost the short rows of 7 windows a fifth of their time.
+      // range of rows (lanes from k on then hold the next rows' windows, which those rows overwrite):
+      // masked loads and stores (vmaskmov) cost the short rows of 7 windows a fifth of their time.
       const bool whole_in = k == 8 || (2 * oh + 1) * W + 2 * ow + 16 <= g.H * W;
-      const bool whole_out = k == 8 || oh + 1 < oh_end;
+      const bool whole_out = k == 8 || oh * OW + ow + 8 <= oh_end * OW;
       __m256 a0, a1, b0, b1;
       if (whole_in) {
         a0 = _mm256_loadu_ps(r0 + 2 * ow), a1 = _mm256_loadu_ps(r0 + 2 * ow + 8);
