@@ -288,12 +288,11 @@ TINYCNN_TARGET_AVX512 void max_pool_backward_plane_dense_avx512(const T* dy, con
 }
 #endif
 
-// Where the 2x2 writers with intrinsics (pool_2x2.hpp) take a plane: with AVX-512, planes of
-// up to 32 KiB (their rows' windows in 16-lane vectors and one masked remainder; on larger planes,
-// where the pass runs at the memory's speed, writing the two rows side by side took 1.1-1.3x the
-// time of the compiled loop's one row after the other); with AVX2, rows of fewer than 8 windows
-// (which the compiled loop runs scalar; from 12 windows on it measured 1.03-1.05x), alternated in one
-// process on a Zen 4 (docs/performance.md, forty-eighth session).
+// Where the 2x2 writers with intrinsics (pool_2x2.hpp) take a plane: planes of up to 32 KiB. On
+// larger planes, where the pass runs at the memory's speed, writing the two rows side by side took
+// 1.1-1.4x the time of the compiled loop's one row after the other; on the scene models' planes (12^2
+// to 72^2) 0.16-0.8x (AVX-512) and 0.3-0.96x (AVX2), alternated in one process on a Zen 4
+// (docs/performance.md, forty-eighth session).
 constexpr int64_t kPool2x2VectorPlaneBytes = int64_t(32) << 10;
 
 // The dense plane writer for an R x S window (0, 0: any size) and g's planes on this CPU.
@@ -302,9 +301,10 @@ auto max_pool_backward_plane_dense_for_cpu(const Conv2DGeom& g)
     -> void (*)(const T*, const int32_t*, const Conv2DGeom&, const T*, T, T*, T*) {
 #ifdef TINYCNN_HAVE_X86_POOL
   if constexpr (std::is_same_v<T, float> && R == 2 && S == 2) {
-    if (cpu_features().avx512 && g.H * g.W * int64_t(sizeof(float)) <= kPool2x2VectorPlaneBytes)
-      return &max_pool2x2_backward_plane_avx512;
-    if (!cpu_features().avx512 && cpu_features().avx2_fma && g.OW < 8) return &max_pool2x2_backward_plane_avx2;
+    if (g.H * g.W * int64_t(sizeof(float)) <= kPool2x2VectorPlaneBytes) {
+      if (cpu_features().avx512) return &max_pool2x2_backward_plane_avx512;
+      if (cpu_features().avx2_fma) return &max_pool2x2_backward_plane_avx2;
+    }
   }
   if (cpu_features().avx512) return &max_pool_backward_plane_dense_avx512<T, R, S>;
   if (cpu_features().avx2_fma) return &max_pool_backward_plane_dense_avx2<T, R, S>;

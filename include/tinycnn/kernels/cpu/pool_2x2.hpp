@@ -4,9 +4,10 @@
 // which planes these run). The generic routines' compiled loops run short rows scalar (7 windows,
 // model004's conv4: every window in the remainder of a 16-lane loop; the backward about 2,400 cycles
 // a 15 x 15 plane), and their AVX-512 copies took up to 2.2x the time of their AVX2 ones there; here
-// a row's last vector is masked (AVX-512 masked loads and stores; AVX2 vmaskmov), no scalar
-// remainder (docs/performance.md, forty-eighth session). Results are bitwise the generic routines'
-// (the backward's plane sum, a float sum, is added in another order).
+// a row's last vector is masked (AVX-512 masked loads and stores) or, with AVX2, whole where that
+// is safe (vmaskmov elsewhere), no scalar remainder (docs/performance.md, forty-eighth session).
+// Results are bitwise the generic routines' (the backward's plane sum, a float sum, is added in
+// another order).
 #include <cstdint>
 
 #include "conv_geometry.hpp"
@@ -68,8 +69,7 @@ TINYCNN_TARGET_AVX2 inline __m256i pool_windows_in_order_avx2(__m256i v) {
 }
 
 // The same with 8 windows a vector: each input row's 16 values split by in-lane shuffles, the windows'
-// maxima and offsets put in order by one 64-bit permute each; a row's last vector loaded and stored
-// under lane masks.
+// maxima and offsets put in order by one 64-bit permute each; a row's last vector as below.
 TINYCNN_TARGET_AVX2 inline void max_pool2x2_plane_avx2(const float* xc, const Conv2DGeom& g, float* y, int32_t* argmax,
                                                        int64_t oh_begin, int64_t oh_end) {
   const int64_t OW = g.OW, W = g.W;
@@ -174,8 +174,9 @@ TINYCNN_TARGET_AVX512 inline void max_pool2x2_backward_plane_avx512(const float*
   if (sum) *sum = _mm512_reduce_add_ps(total);
 }
 
-// The same with 8 windows a vector; a row's last vector is loaded under a lane mask and its 2k
-// values stored under one (no scalar remainder).
+// The same with 8 windows a vector; a row's last vector is loaded and stored whole where that stays
+// inside the plane and writes only cells written after it, else under lane masks (vmaskmov, slow on
+// AMD: the writer took 1.4x the time on 15 x 15 planes when every row ended that way).
 TINYCNN_TARGET_AVX2 inline void max_pool2x2_backward_plane_avx2(const float* dy, const int32_t* argmax,
                                                                 const Conv2DGeom& g, const float* relu_y,
                                                                 float relu_cap, float* dx, float* sum) {
@@ -192,17 +193,20 @@ TINYCNN_TARGET_AVX2 inline void max_pool2x2_backward_plane_avx2(const float* dy,
     for (int64_t ow = 0; ow < OW; ow += 8) {
       const int32_t k = static_cast<int32_t>(OW - ow < 8 ? OW - ow : 8);
       const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(k), lanes);  // lanes < k
-      __m256 v = k == 8 ? _mm256_loadu_ps(dy + o + ow) : _mm256_maskload_ps(dy + o + ow, m);
+      // whole-vector loads where they stay inside the plane's windows (lanes from k on zeroed below)
+      const bool whole_in = o + ow + 8 <= g.OH * OW;
+      __m256 v = whole_in ? _mm256_loadu_ps(dy + o + ow) : _mm256_maskload_ps(dy + o + ow, m);
       if (relu_y) {
-        const __m256 y = k == 8 ? _mm256_loadu_ps(relu_y + o + ow) : _mm256_maskload_ps(relu_y + o + ow, m);
+        const __m256 y = whole_in ? _mm256_loadu_ps(relu_y + o + ow) : _mm256_maskload_ps(relu_y + o + ow, m);
         __m256 on = _mm256_cmp_ps(y, zero, _CMP_GT_OQ);
         if (relu_cap > 0.0f) on = _mm256_and_ps(on, _mm256_cmp_ps(y, cap, _CMP_LT_OQ));
         v = _mm256_and_ps(on, v);
       }
-      total = _mm256_add_ps(total, v);  // lanes >= k are 0 (masked loads)
+      if (k < 8) v = _mm256_and_ps(_mm256_castsi256_ps(m), v);
+      total = _mm256_add_ps(total, v);
       const __m256i first = _mm256_set1_epi32(static_cast<int32_t>(2 * oh * W + 2 * ow));
-      const __m256i raw = k == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(argmax + o + ow))
-                                 : _mm256_maskload_epi32(argmax + o + ow, m);
+      const __m256i raw = whole_in ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(argmax + o + ow))
+                                   : _mm256_maskload_epi32(argmax + o + ow, m);
       const __m256i at = _mm256_sub_epi32(raw, _mm256_add_epi32(first, twice));
       const __m256i targets[2][2] = {{_mm256_setzero_si256(), one}, {w0, w1}};
       for (int r = 0; r < 2; ++r) {
@@ -212,7 +216,10 @@ TINYCNN_TARGET_AVX2 inline void max_pool2x2_backward_plane_avx2(const float* dy,
         const __m256 out0 = _mm256_permute2f128_ps(ab_lo, ab_hi, 0x20),
                      out1 = _mm256_permute2f128_ps(ab_lo, ab_hi, 0x31);
         float* d = row + r * W + 2 * ow;
-        if (k == 8) {
+        // whole vectors where they stay inside the plane and run only into cells written after them
+        // (they write zeros past 2k, v being 0 there): the bottom row's, or the top row's when it is
+        // one vector (else its spill would reach the bottom row's vectors already written)
+        if (k == 8 || ((r == 1 || ow == 0) && (2 * oh + r) * W + 2 * ow + 16 <= g.H * W)) {
           _mm256_storeu_ps(d, out0);
           _mm256_storeu_ps(d + 8, out1);
         } else {
