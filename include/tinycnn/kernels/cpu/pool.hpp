@@ -177,8 +177,6 @@ auto max_pool_plane_for_cpu() -> void (*)(const T*, const Conv2DGeom&, T*, int32
   return &max_pool_plane<T, R, S>;
 }
 
-// The plane routine for g's window on this CPU (unrolled for 2x2 and 3x3): one plane of x [H, W] ->
-// y, argmax [OH, OW], output rows [oh_begin, oh_end) (a band of them: kernels/cpu/conv_pool.hpp).
 // 2x2 windows side by side with none hanging over the plane (the scene models' pools) take pool_2x2.hpp's
 // routines with intrinsics for float: the AVX-512 one on any plane, the AVX2 one on planes of up to
 // 64 KiB. Alternated in one process with the compiled copies, batch 32 (docs/performance.md, forty-eighth
@@ -186,6 +184,10 @@ auto max_pool_plane_for_cpu() -> void (*)(const T*, const Conv2DGeom&, T*, int32
 // but 1.13-1.14x on 32 x 148^2 planes read from memory (90 MB; a first layer's output pooled apart
 // from its convolution).
 constexpr int64_t kPool2x2Avx2PlaneBytes = int64_t(64) << 10;
+
+// The plane routine for g's window on this CPU (unrolled for 2x2 and 3x3; pool_2x2.hpp's as above): one
+// plane of x [H, W] -> y, argmax [OH, OW], output rows [oh_begin, oh_end) (a band of them:
+// kernels/cpu/conv_pool.hpp).
 template <class T>
 auto max_pool_plane_fn(const Conv2DGeom& g) -> void (*)(const T*, const Conv2DGeom&, T*, int32_t*, int64_t, int64_t) {
 #ifdef TINYCNN_HAVE_X86_POOL

@@ -18,6 +18,11 @@
 
 namespace tinycnn::kernels::cpu::detail {
 
+// Lanes [0, n) of 16 set (n clamped to 0 .. 16): the AVX-512 routines' masks for a row's last vector.
+TINYCNN_TARGET_AVX512 inline __mmask16 pool_lanes16(int64_t n) {
+  return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : n <= 0 ? 0u : (1u << n) - 1u);
+}
+
 // Output rows [oh_begin, oh_end) of the max pooling of one plane by 2x2 windows at stride 2, no padding,
 // every window inside the plane; the generic routine's contract (pool.hpp, max_pool_plane_body): y the
 // window's maximum, argmax its first maximum in row-major order (offset in the plane), a NaN kept once
@@ -37,9 +42,7 @@ TINYCNN_TARGET_AVX512 inline void max_pool2x2_plane_avx512(const float* xc, cons
     const float* r1 = r0 + W;
     for (int64_t ow = 0; ow < OW; ow += 16) {
       const int64_t k = OW - ow < 16 ? OW - ow : 16;
-      const __mmask16 m = static_cast<__mmask16>(k == 16 ? 0xFFFFu : (1u << k) - 1u);
-      const __mmask16 m0 = static_cast<__mmask16>(k >= 8 ? 0xFFFFu : (1u << (2 * k)) - 1u);
-      const __mmask16 m1 = static_cast<__mmask16>(k == 16 ? 0xFFFFu : k > 8 ? (1u << (2 * (k - 8))) - 1u : 0u);
+      const __mmask16 m = pool_lanes16(k), m0 = pool_lanes16(2 * k), m1 = pool_lanes16(2 * k - 16);
       const __m512 a0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * ow), a1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * ow + 16);
       const __m512 b0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * ow), b1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * ow + 16);
       __m512 best = _mm512_permutex2var_ps(a0, even, a1);
@@ -144,7 +147,7 @@ TINYCNN_TARGET_AVX512 inline void max_pool2x2_backward_plane_avx512(const float*
     float* row = dx + 2 * oh * W;
     for (int64_t ow = 0; ow < OW; ow += 16) {
       const int64_t k = OW - ow < 16 ? OW - ow : 16;
-      const __mmask16 m = static_cast<__mmask16>(k == 16 ? 0xFFFFu : (1u << k) - 1u);
+      const __mmask16 m = pool_lanes16(k);
       __m512 v = _mm512_maskz_loadu_ps(m, dy + o + ow);
       if (relu_y) {
         const __m512 y = _mm512_maskz_loadu_ps(m, relu_y + o + ow);
@@ -157,8 +160,7 @@ TINYCNN_TARGET_AVX512 inline void max_pool2x2_backward_plane_avx512(const float*
       const __m512i first = _mm512_set1_epi32(static_cast<int32_t>(2 * oh * W + 2 * ow));
       const __m512i at = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, argmax + o + ow), _mm512_add_epi32(first, twice));
       // 2k values per row: two stores of 16 lanes, masked on the last vector of the row
-      const __mmask16 m0 = static_cast<__mmask16>(k >= 8 ? 0xFFFFu : (1u << (2 * k)) - 1u);
-      const __mmask16 m1 = static_cast<__mmask16>(k == 16 ? 0xFFFFu : k > 8 ? (1u << (2 * (k - 8))) - 1u : 0u);
+      const __mmask16 m0 = pool_lanes16(2 * k), m1 = pool_lanes16(2 * k - 16);
       const __m512i targets[2][2] = {{_mm512_setzero_si512(), one}, {w0, w1}};
       for (int r = 0; r < 2; ++r) {
         const __m512 a = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, targets[r][0]), v);
