@@ -282,9 +282,11 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
   CHECK(compare_one<float>(&gemm<float>, true, false, {520, 260, 2100}, 1.0f, 0.0f, 1, rng) == 0);
   CHECK(compare_one<float>(&gemm<float>, false, true, {520, 260, 2100}, 1.0f, 1.0f, 0, rng) == 0);
   // Past that size with few rows (250 x 530 floats: M within 8 slivers of the AVX-512 tile), an NT
-  // product is still computed transposed by the AVX-512 kernels, its partials summed back by 16 x 16
+  // product is still computed transposed by the AVX-512 kernels where AVX-512 runs on 256-bit units
+  // (PackedKernel::flip_wide_nt; elsewhere its K-split is not flipped), its partials summed back by 16 x 16
   // blocks (each thread's 125 rows and the 530 columns end in partial blocks); beta 0 over NaN, and
-  // beta != 0 with a per-column bias and a ReLU.
+  // beta != 0 with a per-column bias and a ReLU. The flipped K-split also runs directly, with
+  // flip_wide_nt set, so that it is covered on every AVX-512 host (beta 0 over NaN and beta != 0).
   GemmEpilogue<float> ec;
   const auto bias_c = random_vec<float>(530, rng);
   ec.bias = bias_c.data();
@@ -292,6 +294,19 @@ TEST_CASE("gemm: single thread and several threads give the same results") {
   ec.relu = true;
   CHECK(compare_one<float>(&gemm<float>, false, true, {250, 530, 2200}, 1.0f, 0.0f, 1, rng) == 0);
   CHECK(compare_one<float>({}, false, true, {250, 530, 2200}, -0.5f, 0.75f, 3, rng, &ec) == 0);
+#ifdef TINYCNN_HAVE_X86_GEMM
+  CHECK(gemm_avx512_detail::kernel().flip_wide_nt == cpu_features().avx512_half_width);
+  if (gemm_avx512_available()) {
+    gemm_detail::PackedKernel<float> flipping = gemm_avx512_detail::kernel();
+    flipping.flip_wide_nt = true;
+    const GemmFn<float> ksplit = [&](bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al, const float* A,
+                                     int64_t lda, const float* B, int64_t ldb, float be, float* C, int64_t ldc) {
+      gemm_detail::run_ksplit<float>(flipping, threads, ta, tb, M, N, K, al, A, lda, B, ldb, be, C, ldc, nullptr);
+    };
+    CHECK(compare_one<float>(ksplit, false, true, {250, 530, 2200}, 1.0f, 0.0f, 1, rng) == 0);
+    CHECK(compare_one<float>(ksplit, false, true, {250, 530, 2200}, -0.5f, 0.75f, 3, rng) == 0);
+  }
+#endif
   set_num_threads(saved);
 }
 
@@ -481,7 +496,12 @@ TEST_CASE("gemm: NT products as dot products (variants 6, 6b) and the swapped fo
   // blocks of 4 (AVX2: 3) rows of B with 1-3 left (N), K not a multiple of 16 (8) and shorter, leading
   // dimensions padded, beta 0 over NaN and beta 0.75, one thread and two (B's blocks split between
   // them); the dispatcher's epilogue through it (under TINYCNN_MAX_ISA=avx2 the AVX2 tile's); and the
-  // swapped form (C^T = B A^T) it replaced where both apply.
+  // swapped form (C^T = B A^T) it replaced where both apply. The AVX-512 tile's blocks prefetch their
+  // next for 9 x 301 x 517 (3 groups x K), not for 32 x 260 x 1024 unless AVX-512 runs on 256-bit units.
+#ifdef TINYCNN_HAVE_X86_GEMM
+  CHECK(gemm_dot_detail::Avx512Dot::prefetch(3, 517));
+  CHECK(gemm_dot_detail::Avx512Dot::prefetch(8, 1024) == cpu_features().avx512_half_width);
+#endif
   const int saved = get_num_threads();
   Rng rng(13);
   for (int threads : {1, std::max(2, saved)}) {

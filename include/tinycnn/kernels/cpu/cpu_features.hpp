@@ -15,12 +15,38 @@
 #include <cstdlib>
 #include <string>
 
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#include <cpuid.h>
+#endif
+
 namespace tinycnn::kernels::cpu {
 
 struct CpuFeatures {
   bool avx2_fma = false;  // AVX2 + FMA3
   bool avx512 = false;    // AVX-512 F + BW + DQ + VL (and FMA)
+  // AVX-512 executed on 256-bit units: an AMD family 19h CPU (Zen 4; Zen 3, the same family, has no
+  // AVX-512). A few GEMM choices were measured to win there and to lose on a Zen 5 (family 1Ah, full
+  // 512-bit FMA units, L1d 48 KiB against 32 KiB): they are taken only where this is set
+  // (PackedKernel::flip_wide_nt, the dot-product tiles' prefetch; docs/performance.md, forty-ninth
+  // session). Machines never measured (Intel's) get the Zen 5 choices, which they had before.
+  bool avx512_half_width = false;
 };
+
+// The CPU's family as CPUID leaf 1 reports it (base family, plus the extended family where the base
+// is 0xF), or 0 where unknown; *amd: whether the vendor is AuthenticAMD.
+inline int cpu_family(bool* amd) {
+  *amd = false;
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+  *amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;  // "Auth" "enti" "cAMD"
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  const int base = static_cast<int>((a >> 8) & 0xF), ext = static_cast<int>((a >> 20) & 0xFF);
+  return base == 0xF ? base + ext : base;
+#else
+  return 0;
+#endif
+}
 
 inline CpuFeatures detect_cpu_features() {
   CpuFeatures f;
@@ -29,6 +55,8 @@ inline CpuFeatures detect_cpu_features() {
   f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   f.avx512 = f.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  bool amd = false;
+  f.avx512_half_width = f.avx512 && cpu_family(&amd) == 0x19 && amd;
 #endif
   return f;
 }
@@ -50,7 +78,7 @@ inline CpuFeatures cap_cpu_features(CpuFeatures f, const char* max_isa, bool* va
   for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (v == "avx512") return f;
   if (v == "avx2") {
-    f.avx512 = false;
+    f.avx512 = f.avx512_half_width = false;
     return f;
   }
   if (v == "baseline") return CpuFeatures{};

@@ -86,26 +86,28 @@ struct DotColumn {
 
 // Blocks [b0, b1) of kCols rows of B, each against every row group of the packed A. While a block
 // meets the groups, its tiles prefetch the next block's rows (a share each), which the first tile of
-// the next block otherwise waited for from memory. Alternated in one process, Zen 4, 2 threads
-// (docs/performance.md, thirty-eighth session; AVX-512 tile): 32 x 36864 x 1024 (a dense layer's
-// backward data) 0.83-0.87x the time, 32 x 4608 x 2048 0.92x, 8 x 20000 x 512 0.65x, 64 x 9216 x 2048
-// 0.96x. The tiles prefetch into L2 only (prefetcht1): a block's 4 rows (16 KiB at K = 1024) and the A
-// group a tile reads fill half of L1 each, and the next block's rows there evicted them. Against the
-// all-levels prefetch, old and new builds alternated (7 pairs, huge-page buffers; docs/performance.md,
-// forty-third session): 32 x 36864 x 1024 0.97x the time, 32 x 4608 x 2048 0.97x, 8 x 20000 x 512
-// 0.73x, 64 x 9216 x 2048 1.00x.
+// the next block otherwise waited for from memory, where Kernel::prefetch(groups, K) says so (the
+// AVX-512 tile: where a block is met briefly, or on a Zen 4; gemm_dot_avx512.hpp). Alternated in one
+// process, Zen 4, 2 threads (docs/performance.md, thirty-eighth session; AVX-512 tile): 32 x 36864 x
+// 1024 (a dense layer's backward data) 0.83-0.87x the time, 32 x 4608 x 2048 0.92x, 8 x 20000 x 512
+// 0.65x, 64 x 9216 x 2048 0.96x. On the Zen 4 the tiles prefetch into L2 only (prefetcht1): a block's
+// 4 rows (16 KiB at K = 1024) and the A group a tile reads fill half of its 32 KiB L1 each, and the
+// next block's rows there evicted them. Against the all-levels prefetch, old and new builds
+// alternated (7 pairs, huge-page buffers; docs/performance.md, forty-third session): 32 x 36864 x
+// 1024 0.97x the time, 32 x 4608 x 2048 0.97x, 8 x 20000 x 512 0.73x, 64 x 9216 x 2048 1.00x.
 template <class Kernel>
 void run_blocks(int64_t b0, int64_t b1, int64_t M, int64_t N, int64_t K, float alpha, const float* ap, const float* B,
                 int64_t ldb, float beta, float* C, int64_t ldc, const GemmEpilogue<float>* ep) {
   constexpr int R = Kernel::kRows, W = Kernel::kCols, L = Kernel::kLanes;
   const int64_t groups = (M + R - 1) / R, group_floats = R * L * ((K + L - 1) / L);
+  const bool prefetch = K >= L && Kernel::prefetch(groups, K);  // whether blocks prefetch their next
   for (int64_t bi = b0; bi < b1; ++bi) {
     const int64_t j0 = bi * W;
     const int nw = static_cast<int>(std::min<int64_t>(W, N - j0));
     const float* b[W];
     for (int w = 0; w < W; ++w) b[w] = B + (j0 + std::min(w, nw - 1)) * ldb;
     gemm_detail::GemmPrefetch pf;
-    const bool fetch = bi + 1 < b1 && K >= L;  // a next block (rows j0 + W .. of B) in this range
+    const bool fetch = prefetch && bi + 1 < b1;  // a next block (rows j0 + W .. of B) in this range
     if (fetch) {
       pf.base = reinterpret_cast<const char*>(B + (j0 + W) * ldb);
       pf.stride = ldb * static_cast<int64_t>(sizeof(float));

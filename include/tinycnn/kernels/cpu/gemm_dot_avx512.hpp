@@ -43,11 +43,13 @@ constexpr int kRows = 4;
 
 // One 4 x 4 block of C: rows i0.. of A (ap: their packed group), rows j0.. of B. b[w] points at B's row
 // j0 + w (repeated rows stand in past N; their sums are not stored). Lane 4 d + w of the result is
-// dot(A row i0 + d, B row j0 + w). pf: this tile's share of the next block of B to prefetch, or null.
+// dot(A row i0 + d, B row j0 + w). pf: this tile's share of the next block of B to prefetch into
+// L2 (Locality 2) or every level (3); Locality 0: none, and no prefetch walk in the k loop at all.
+template <int Locality>
 TINYCNN_TARGET_AVX512 inline __attribute__((always_inline)) __m512 tile(const float* ap, const float* const b[kRows],
                                                                         int64_t K,
                                                                         const gemm_detail::GemmPrefetch* pf) {
-  gemm_detail::PrefetchCursor next(pf, K / 16);
+  gemm_detail::PrefetchCursor next(Locality > 0 ? pf : nullptr, K / 16);
   __m512 acc[kRows][kRows];
   for (int d = 0; d < kRows; ++d)
     for (int w = 0; w < kRows; ++w) acc[d][w] = _mm512_setzero_ps();
@@ -59,7 +61,7 @@ TINYCNN_TARGET_AVX512 inline __attribute__((always_inline)) __m512 tile(const fl
 #pragma GCC unroll 4
     for (int w = 0; w < kRows; ++w) bv[w] = _mm512_loadu_ps(b[w] + 16 * s);
     const float* a = ap + s * astep;
-    next.step<2, true>();  // into L2: in L1 the next 4 rows of B crowded the A group and the current rows
+    if constexpr (Locality > 0) next.step<Locality, true>();
 #pragma GCC unroll 4
     for (int d = 0; d < kRows; ++d) {
       const __m512 av = _mm512_loadu_ps(a + 16 * d);
@@ -106,10 +108,27 @@ TINYCNN_TARGET_AVX512 inline __attribute__((always_inline)) void store(__m512 r,
   store_block<kRows>(v, md, nw, beta, C, ldc, i0, j0, ep);
 }
 
+// The next block of B is prefetched only where a block meets the A groups for at most
+// kDotPrefetchMaxGroupK groups x K, and then into every cache level, except where AVX-512 runs on
+// 256-bit units (Zen 4), which prefetches every block into L2 (gemm_dot.hpp says why). On a Zen 5 (L1d
+// 48 KiB, full-width FMA units), 2 threads, alternated in one process (forty-ninth session), this
+// rule against the Zen 4's: 32 x 36864 x 1024 0.83x the time, 32 x 4608 x 2048 and 64 x 9216 x 2048
+// 0.74-0.75x, 12 x 9216 x 2048 0.86-0.90x (no prefetch); 8 x 20000 x 512 0.87-0.88x, 24 x 20000 x 512
+// 0.94-0.97x (into every level: the 48 KiB L1 holds the next 4 rows beside the current ones and the A
+// group). Against prefetching every block into every level: 24 x 9216 x 1024 (6 x 1024) 0.86x,
+// 32 x 36864 x 1024 0.84x; against never: 32 x 20000 x 512 (8 x 512) 0.85x, 8 x 20000 x 2048 0.91x,
+// 8 x 20000 x 512 0.52x, 16 x 20000 x 1024 (at the bound) 0.99x. A block met for longer is fetched by
+// the hardware in time, and the prefetch walk in the k loop then only cost time.
+constexpr int64_t kDotPrefetchMaxGroupK = 4096;
+
 // The tile for gemm_dot.hpp's driver.
 struct Avx512Dot {
   static constexpr int kRows = 4, kCols = 4, kLanes = 16;
-  TINYCNN_TARGET_AVX512 static void column(const DotColumn& c) {
+  static bool prefetch(int64_t groups, int64_t K) {
+    return cpu_features().avx512_half_width || groups * K <= kDotPrefetchMaxGroupK;
+  }
+  template <int Locality>
+  TINYCNN_TARGET_AVX512 static void run_groups(const DotColumn& c) {
     // Locals, as the tile's loop had them when it ran inside the driver: read through c, B's row
     // pointers and the prefetch cost stack reloads in the k loop (1.04-1.05x the time).
     const float* b[kRows] = {c.b[0], c.b[1], c.b[2], c.b[3]};
@@ -117,9 +136,17 @@ struct Avx512Dot {
     const int64_t groups = c.groups, K = c.K;
     for (int64_t g = 0; g < groups; ++g) {
       const int md = static_cast<int>(std::min<int64_t>(kRows, c.M - g * kRows));
-      store(tile(c.ap + g * c.group_floats, b, K, c.share(g, pf)), md, c.nw, c.alpha, c.beta, c.C, c.ldc, g * kRows,
-            c.j0, c.ep);
+      store(tile<Locality>(c.ap + g * c.group_floats, b, K, c.share(g, pf)), md, c.nw, c.alpha, c.beta, c.C, c.ldc,
+            g * kRows, c.j0, c.ep);
     }
+  }
+  static void column(const DotColumn& c) {
+    if (!c.pf)
+      run_groups<0>(c);
+    else if (cpu_features().avx512_half_width)
+      run_groups<2>(c);
+    else
+      run_groups<3>(c);
   }
 };
 

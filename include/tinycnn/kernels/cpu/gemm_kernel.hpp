@@ -103,8 +103,9 @@ struct PackedKernel {
   // The tile reads op(A) = A^T in place when Tile::as is set, rows of A (k) as apart, the sliver's
   // values contiguous within a row (the AVX-512 kernels; a partial sliver reads only its t.mr values).
   bool direct_a = false;
-  // run_ksplit computes a wide-B NT product transposed whatever its N and C (the AVX-512 kernels;
-  // with the AVX2 one it lost, gemm_split.hpp).
+  // run_ksplit computes a wide-B NT product transposed whatever its N and C (the AVX-512 kernels where
+  // AVX-512 runs on 256-bit units, CpuFeatures::avx512_half_width; with the AVX2 kernel, and on a
+  // Zen 5, it lost: gemm_split.hpp).
   bool flip_wide_nt = false;
   // The tile reads op(A) = A in place when Tile::ars is set, the sliver's rows ars apart, each
   // contiguous in k (all three vector kernels; a partial sliver reads only its t.mr rows).

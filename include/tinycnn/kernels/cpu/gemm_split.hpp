@@ -115,7 +115,11 @@ void sum_transposed(const T* part, int nparts, int64_t M, int64_t N, int64_t r0,
 // 128 x 2304 x 9216 NT took 0.86-0.87x the time, 128 x 4608 x 20,000 NT 0.87x, 256 x 4608 x 20,000
 // NT 0.93x, 256 x 1152 x 4608 NT 0.93-0.97x (three runs). There, flipped too, TN tied on
 // 256 x 1152 x 4608, and with the AVX2 kernel 128 x 1152 x 4608 NT and 128 x 2304 x 9216 NT took
-// 1.15-1.18x (its tiles ran at half speed there).
+// 1.15-1.18x (its tiles ran at half speed there). On a Zen 5, whose 512-bit FMA units are full
+// width, the flip past kKSplitMaxPartialBytes took 1.07-1.11x the time on 256 x 1152 x 4608 and
+// 256 x 4608 x 20,000 NT and tied on 128 x 2304 x 9216, 128 x 4608 x 20,000, 32 x 2304 x 20,000 and
+// 16 x 4096 x 20,000 NT (alternated in one process, forty-ninth session), so the kernels set
+// flip_wide_nt only where AVX-512 runs on 256-bit units (CpuFeatures::avx512_half_width: Zen 4).
 constexpr int64_t kFlipPanelBytes = int64_t(5) << 18;  // 1.25 MiB (run_ksplit)
 
 template <class T>
