@@ -28,7 +28,7 @@ struct CpuFeatures {
   // AVX-512). A few GEMM choices were measured to win there and to lose on a Zen 5 (family 1Ah, full
   // 512-bit FMA units, L1d 48 KiB against 32 KiB): they are taken only where this is set
   // (PackedKernel::flip_wide_nt, the dot-product tiles' prefetch; docs/performance.md, forty-ninth
-  // session). Machines never measured (Intel's) get the Zen 5 choices, which they had before.
+  // session). CPUs never measured with them (Intel's) get the Zen 5 choices.
   bool avx512_half_width = false;
 };
 
