@@ -42,9 +42,19 @@ TINYCNN_TARGET_AVX512 inline void max_pool2x2_plane_avx512(const float* xc, cons
     const float* r1 = r0 + W;
     for (int64_t ow = 0; ow < OW; ow += 16) {
       const int64_t k = OW - ow < 16 ? OW - ow : 16;
-      const __mmask16 m = pool_lanes16(k), m0 = pool_lanes16(2 * k), m1 = pool_lanes16(2 * k - 16);
-      const __m512 a0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * ow), a1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * ow + 16);
-      const __m512 b0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * ow), b1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * ow + 16);
+      // Whole vectors where they stay inside the plane and the range of rows, as the AVX2 copy below:
+      // masked loads and stores of every vector took 1.3-2.4x the AVX2 copy's time on a Zen 5.
+      const bool whole_in = k == 16 || (2 * oh + 1) * W + 2 * ow + 32 <= g.H * W;
+      const bool whole_out = k == 16 || oh * OW + ow + 16 <= oh_end * OW;
+      __m512 a0, a1, b0, b1;
+      if (whole_in) {
+        a0 = _mm512_loadu_ps(r0 + 2 * ow), a1 = _mm512_loadu_ps(r0 + 2 * ow + 16);
+        b0 = _mm512_loadu_ps(r1 + 2 * ow), b1 = _mm512_loadu_ps(r1 + 2 * ow + 16);
+      } else {
+        const __mmask16 m0 = pool_lanes16(2 * k), m1 = pool_lanes16(2 * k - 16);
+        a0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * ow), a1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * ow + 16);
+        b0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * ow), b1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * ow + 16);
+      }
       __m512 best = _mm512_permutex2var_ps(a0, even, a1);
       __m512i at = _mm512_setzero_si512();
       const __m512 cells[3] = {_mm512_permutex2var_ps(a0, odd, a1), _mm512_permutex2var_ps(b0, even, b1),
@@ -55,8 +65,15 @@ TINYCNN_TARGET_AVX512 inline void max_pool2x2_plane_avx512(const float* xc, cons
         best = _mm512_max_ps(cells[c], best);
       }
       const __m512i first = _mm512_set1_epi32(static_cast<int32_t>(2 * oh * W + 2 * ow));
-      _mm512_mask_storeu_ps(y + oh * OW + ow, m, best);
-      _mm512_mask_storeu_epi32(argmax + oh * OW + ow, m, _mm512_add_epi32(_mm512_add_epi32(first, even), at));
+      const __m512i index = _mm512_add_epi32(_mm512_add_epi32(first, even), at);
+      if (whole_out) {
+        _mm512_storeu_ps(y + oh * OW + ow, best);
+        _mm512_storeu_si512(argmax + oh * OW + ow, index);
+      } else {
+        const __mmask16 m = pool_lanes16(k);
+        _mm512_mask_storeu_ps(y + oh * OW + ow, m, best);
+        _mm512_mask_storeu_epi32(argmax + oh * OW + ow, m, index);
+      }
     }
   }
 }
