@@ -165,26 +165,39 @@ TINYCNN_TARGET_AVX512 inline void max_pool2x2_backward_plane_avx512(const float*
     for (int64_t ow = 0; ow < OW; ow += 16) {
       const int64_t k = OW - ow < 16 ? OW - ow : 16;
       const __mmask16 m = pool_lanes16(k);
-      __m512 v = _mm512_maskz_loadu_ps(m, dy + o + ow);
+      // Whole loads where they stay inside the plane's windows (lanes from k on zeroed below) and
+      // whole stores as the AVX2 copy's: every vector masked took 1.3-1.9x the AVX2 writer's time on
+      // 72^2 and 148^2 planes on a Zen 5 (docs/performance.md, forty-ninth session).
+      const bool whole_in = k == 16 || o + ow + 16 <= g.OH * OW;
+      __m512 v = whole_in ? _mm512_loadu_ps(dy + o + ow) : _mm512_maskz_loadu_ps(m, dy + o + ow);
       if (relu_y) {
-        const __m512 y = _mm512_maskz_loadu_ps(m, relu_y + o + ow);
+        const __m512 y = whole_in ? _mm512_loadu_ps(relu_y + o + ow) : _mm512_maskz_loadu_ps(m, relu_y + o + ow);
         __mmask16 on = _mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ);
         if (relu_cap > 0.0f) on &= _mm512_cmp_ps_mask(y, cap, _CMP_LT_OQ);
         v = _mm512_maskz_mov_ps(on, v);
       }
+      if (k < 16) v = _mm512_maskz_mov_ps(m, v);
       total = _mm512_add_ps(total, v);
       // the winner's offset in its window: 0, 1 (top row), W, W + 1 (bottom row); -1 (none) matches none
       const __m512i first = _mm512_set1_epi32(static_cast<int32_t>(2 * oh * W + 2 * ow));
-      const __m512i at = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, argmax + o + ow), _mm512_add_epi32(first, twice));
-      // 2k values per row: two stores of 16 lanes, masked on the last vector of the row
-      const __mmask16 m0 = pool_lanes16(2 * k), m1 = pool_lanes16(2 * k - 16);
+      const __m512i raw =
+          whole_in ? _mm512_loadu_si512(argmax + o + ow) : _mm512_maskz_loadu_epi32(m, argmax + o + ow);
+      const __m512i at = _mm512_sub_epi32(raw, _mm512_add_epi32(first, twice));
       const __m512i targets[2][2] = {{_mm512_setzero_si512(), one}, {w0, w1}};
       for (int r = 0; r < 2; ++r) {
         const __m512 a = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, targets[r][0]), v);
         const __m512 b = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, targets[r][1]), v);
         float* d = row + r * W + 2 * ow;
-        _mm512_mask_storeu_ps(d, m0, _mm512_permutex2var_ps(a, lo, b));
-        _mm512_mask_storeu_ps(d + 16, m1, _mm512_permutex2var_ps(a, hi, b));
+        // 2k values per row: two stores of 16 lanes, whole where they stay inside the plane and run
+        // only into cells written after them (zeros past 2k, v being 0 there: the AVX2 copy's rule),
+        // else masked on the row's last vector
+        if (k == 16 || ((r == 1 || ow == 0) && (2 * oh + r) * W + 2 * ow + 32 <= g.H * W)) {
+          _mm512_storeu_ps(d, _mm512_permutex2var_ps(a, lo, b));
+          _mm512_storeu_ps(d + 16, _mm512_permutex2var_ps(a, hi, b));
+        } else {
+          _mm512_mask_storeu_ps(d, pool_lanes16(2 * k), _mm512_permutex2var_ps(a, lo, b));
+          _mm512_mask_storeu_ps(d + 16, pool_lanes16(2 * k - 16), _mm512_permutex2var_ps(a, hi, b));
+        }
       }
     }
     for (int64_t c = 2 * OW; c < W; ++c) row[c] = row[W + c] = 0.0f;  // the column no window covers
