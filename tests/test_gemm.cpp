@@ -413,6 +413,8 @@ TEST_CASE("gemm: products that stream one operand past few slivers of the other 
   // multiple of 4 KiB (padding 3); {600, 20, 1100}: A^T with one B sliver and K >= kDirectATMinK,
   // in K blocks of kDirectATKc (direct_at_kc), read in place or (the rows split between two threads,
   // too small to stream) packed. In the NT form, K of 1000 and 400 runs as one block (tall_rows_kc).
+  // {560, 150, 960}: A^T read in place past 5 B slivers (the last partial) in K blocks of 240
+  // (direct_at_wide_kc).
   CHECK(gemm_detail::rows_per_l1_set(0, 4096, 14) == 14);
   CHECK(gemm_detail::rows_per_l1_set(0, 4100, 14) == 14);
   CHECK(gemm_detail::rows_per_l1_set(0, 4096 + 64, 14) == 1);
@@ -424,6 +426,11 @@ TEST_CASE("gemm: products that stream one operand past few slivers of the other 
     CHECK(gemm_detail::direct_at_kc(pk, true, 20, 1000) == 0);
     CHECK(gemm_detail::direct_at_kc(pk, true, 33, 1100) == 0);
     CHECK(gemm_detail::direct_at_kc(pk, false, 20, 1100) == 0);
+    CHECK(gemm_detail::direct_at_wide_kc(pk, true, true, 150, 384) == gemm_detail::kDirectATWideKc);
+    CHECK(gemm_detail::direct_at_wide_kc(pk, true, true, 128, 384) == 0);  // 4 slivers
+    CHECK(gemm_detail::direct_at_wide_kc(pk, false, true, 150, 384) == 0);  // A packed
+    CHECK(gemm_detail::direct_at_wide_kc(pk, true, false, 150, 384) == 0);  // A read in place by rows
+    CHECK(gemm_detail::direct_at_wide_kc(pk, true, true, 150, 200) == 0);  // K within the block
   }
 #ifdef TINYCNN_HAVE_X86_GEMM
   {  // NT, A streamed past at most 2 B slivers, K in (kc, kTallRowsKc]: one K block (tall_rows_kc)
@@ -444,7 +451,7 @@ TEST_CASE("gemm: products that stream one operand past few slivers of the other 
     set_num_threads(threads);
     for (int t = 0; t < 4; ++t)
       for (GemmCase s : {GemmCase{9, 700, 900}, GemmCase{600, 20, 1000}, GemmCase{2100, 20, 400},
-                         GemmCase{600, 20, 1024}, GemmCase{600, 20, 1100}}) {
+                         GemmCase{600, 20, 1024}, GemmCase{600, 20, 1100}, GemmCase{560, 150, 960}}) {
         CAPTURE(threads);
         CAPTURE(t);
         CAPTURE(s.M);

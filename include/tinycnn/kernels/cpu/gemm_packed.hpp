@@ -334,6 +334,27 @@ int64_t direct_at_kc(const PackedKernel<T>& pk, bool trans_a, int64_t N, int64_t
   return trans_a && pk.direct_a && N <= pk.nr && K >= kDirectATMinK ? kDirectATKc : 0;
 }
 
+// Where a product reads A^T in place (run_packed's direct_a, trans_a) past more than
+// kDirectATWideMinSlivers B slivers, its K blocks are at most kDirectATWideKc rows. Each k of such
+// an A sliver is 14 floats from a line of its own (A^T's rows are lda apart), so at the kernel's kc
+// of 384 the sliver's lines (24-48 KiB) and the B sliver streamed past it (48 KiB with the 14x32
+// tile) overflow L1 between one B sliver and the next. Alternated in one process, Zen 5, 2 threads
+// (docs/performance.md, fiftieth session): 1152 x 256 x 4608 TN (model3 conv4's backward filter)
+// 0.94-0.96x the time, TT 0.96x, 1024 x 256 x 8192 TN 0.95x, 2048 x 256 x 2048 TN 0.95x, 1152 x 192 x
+// 4608 TN 0.965x, 1152 x 160 x 4608 TN 0.99x, 4096 x 256 x 1024 TN 0.98x; with 2 or 4 slivers it tied
+// or lost (288 x 64 x 80,000 TN 1.08x, 576 x 128 x 20,000 TN and 1152 x 128 x 4608 TN 1.00-1.01x),
+// and 192 rows gained as much as 256. A packed A (more than kPrefetchMaxSlivers B slivers) lost with
+// 256 (1152 x 384 x 4608 TN 1.015x), and so did A read in place by rows (NT: 1.02x).
+constexpr int64_t kDirectATWideKc = 256;
+constexpr int kDirectATWideMinSlivers = 4;
+template <class T>
+int64_t direct_at_wide_kc(const PackedKernel<T>& pk, bool direct_a, bool trans_a, int64_t N, int64_t kc) {
+  return direct_a && trans_a && ceil_div(N, static_cast<int64_t>(pk.nr)) > kDirectATWideMinSlivers &&
+                 kc > kDirectATWideKc
+             ? kDirectATWideKc
+             : 0;
+}
+
 // A one-thread NT product with few B slivers (N <= 2 NR), a reduction a little longer than the
 // kernel's kc (K <= kTallRowsKc) and an A that streams (more than 4 B blocks' bytes: run_packed's
 // stream_a) runs all of K as one block: each C tile is then written once instead of read and written
@@ -404,9 +425,8 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
     else if (const int64_t kc_rows = tall_rows_kc(pk, trans_a, trans_b, M, N, K))
       bl = blocks_for(pk, M, N, K, kc_rows);
   }
-  const int64_t kc = bl.kc, nc = bl.nc;
   int64_t mc = bl.mc;
-  const bool stream_a = nt <= 1 && N <= nc && ceil_div(N, NR) <= kPrefetchMaxSlivers &&
+  const bool stream_a = nt <= 1 && N <= bl.nc && ceil_div(N, NR) <= kPrefetchMaxSlivers &&
                         M * K * static_cast<int64_t>(sizeof(T)) > 4 * pk.b_bytes;
   // Only an A that needs several panels anyway gets the small ones: where all of M fits one panel
   // (M <= pk.mc), each B block is packed once per K-block and feeds every A sliver, and splitting the
@@ -432,6 +452,9 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
       stream_a && (trans_a ? pk.direct_a
                            : pk.direct_a_rows && rows_per_l1_set(reinterpret_cast<uintptr_t>(A),
                                                                  lda * static_cast<int64_t>(sizeof(T)), MR) <= kL1Ways);
+  // (a shorter K block keeps N <= nc: nc only grows)
+  if (const int64_t kc_wide = direct_at_wide_kc(pk, direct_a, trans_a, N, bl.kc)) bl = blocks_for(pk, M, N, K, kc_wide);
+  const int64_t kc = bl.kc, nc = bl.nc;
   T* abuf = direct_a ? nullptr : a_buffer<T>().get(static_cast<size_t>(mc * kc));
   T* bbuf = b_buffer<T>().get(static_cast<size_t>(nc * kc));
   const bool stream_c = beta == T(0) && K <= kc && M * N * static_cast<int64_t>(sizeof(T)) >= kStreamCBytes &&
