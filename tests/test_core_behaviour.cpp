@@ -332,6 +332,106 @@ TEST_CASE("inference fusion: conv -> batch norm -> ReLU folded into one convolut
   check_fusion_sequential<double>(1e-12);
 }
 
+namespace {
+template <class T>
+void check_input_fold_sequential(double tol) {
+  nn::Sequential<T> m(7);
+  m.template add<nn::Conv2D>(4, 3, 1, "valid", "relu");  // 0 -> pool 1
+  m.template add<nn::MaxPool2D>(2);                      // 1
+  m.template add<nn::BatchNormalization>();              // 2: folded into conv 4 (through the dropout)
+  m.template add<nn::Dropout>(0.3);                      // 3
+  m.template add<nn::Conv2D>(5, 3, 1, "valid", "relu");  // 4 -> pool 5, with bn 2's affine on its input
+  m.template add<nn::MaxPool2D>(2);                      // 5
+  m.template add<nn::BatchNormalization>();              // 6: before a Flatten, not folded
+  m.template add<nn::Flatten>();                         // 7
+  m.template add<nn::BatchNormalization>();              // 8: over the features, folded into dense 9
+  m.template add<nn::Dense>(6, "relu");                  // 9
+  m.template add<nn::BatchNormalization>();              // 10: before a 'same' conv (via reshape): not folded
+  m.template add<nn::Reshape>(Shape{6, 1, 1});           // 11
+  m.template add<nn::BatchNormalization>();              // 12: 'same' padding: not folded
+  m.template add<nn::Conv2D>(3, 3, 1, "same");           // 13
+  m.template add<nn::Flatten>();                         // 14
+  m.template add<nn::BatchNormalization>();              // 15: folded into dense 16
+  m.template add<nn::Dense>(4);                          // 16
+  m.template add<nn::BatchNormalization>();              // 17: the output
+  m.build({2, 16, 16});
+  randomise_batch_norms(m, 60);
+  m.eval();
+  const int out = static_cast<int>(m.size()) - 1;
+  const auto plan = nn::inference_fusion_plan(m.entries(), out);
+  for (size_t i = 0; i < m.size(); ++i) {
+    INFO("layer " << i);
+    CHECK(plan[i].pass == (i == 2 || i == 8 || i == 15));
+    CHECK(plan[i].input.defined() == (i == 4 || i == 9 || i == 16));
+    CHECK(plan[i].tail == (i == 0 ? 1 : i == 4 ? 5 : i == 9 ? 9 : i == 16 ? 16 : -1));
+  }
+  const Tensor<T> x = rand_as<T>({3, 2, 16, 16}, 61);
+  const Tensor<T> fused = infer(m, x, true), plain = infer(m, x, false);
+  CHECK(max_abs_diff(fused, plain) <= tol);
+  CHECK(max_abs_diff(fused, plain) > 0.0);  // the folded path really ran (it rounds differently)
+  // a batch whose activations are fewer than the layer's parameters: the batch norm runs (bn 8's 20
+  // features per sample against dense 9's 126 parameters; bn 2's 196 values against conv 4's 185)
+  for (int64_t batch : {1, 6, 7}) {
+    CAPTURE(batch);
+    const auto pb = nn::inference_fusion_plan(m.entries(), out, false, true, true, batch);
+    CHECK(pb[2].pass);
+    CHECK(pb[8].pass == (batch >= 7));
+    CHECK(pb[9].input.defined() == (batch >= 7));
+  }
+  CHECK(max_abs_diff(infer(m, x.slice0(0, 1), true), plain.slice0(0, 1)) <= tol);
+  // recording (training, or a forward that keeps the graph): the batch norms run as layers
+  for (const auto& s : nn::inference_fusion_plan(m.entries(), out, true)) CHECK(!s.pass);
+  CHECK(max_abs_diff(m.forward(Var<T>(x)).value(), plain) == 0.0);
+  // the dropout in training is not the identity: bn 2 stays (the other folds need inference only)
+  m.layer(3).set_training(true);
+  CHECK(!nn::inference_fusion_plan(m.entries(), out)[2].pass);
+  CHECK(nn::inference_fusion_plan(m.entries(), out)[8].pass);
+  m.layer(3).set_training(false);
+  // a batch norm folded into the convolution before it is not folded again into the one after
+  nn::Sequential<T> m2(8);
+  m2.template add<nn::Conv2D>(3, 3, 1, "valid");  // 0 -> bn 1
+  m2.template add<nn::BatchNormalization>();      // 1
+  m2.template add<nn::Conv2D>(2, 3, 1, "valid");  // 2
+  m2.build({2, 8, 8});
+  randomise_batch_norms(m2, 62);
+  m2.eval();
+  const auto plan2 = nn::inference_fusion_plan(m2.entries(), 2);
+  CHECK(plan2[0].tail == 1);
+  CHECK(!plan2[1].pass);
+  CHECK(!plan2[2].input.defined());
+}
+}  // namespace
+
+TEST_CASE("inference fusion: a batch norm before a 'valid' conv or a dense layer folds into its weights") {
+  check_input_fold_sequential<float>(2e-5);
+  check_input_fold_sequential<double>(1e-12);
+  // the op: w' = w * scale per input channel, b' = b + sum w * shift (conv kernel axis 1, dense axis 0)
+  const Tensor<double> w = rand_as<double>({2, 3, 2, 2}, 63), b = rand_as<double>({2}, 64);
+  const Tensor<double> sc = rand_as<double>({3}, 65), sh = rand_as<double>({3}, 66);
+  const auto [wf, bf] = ops::fold_input_channel_affine(w, b, sc, sh, 1);
+  for (int64_t f = 0; f < 2; ++f) {
+    double want = b[f];
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t p = 0; p < 4; ++p) {
+        CHECK(wf[(f * 3 + c) * 4 + p] == doctest::Approx(w[(f * 3 + c) * 4 + p] * sc[c]));
+        want += w[(f * 3 + c) * 4 + p] * sh[c];
+      }
+    CHECK(bf[f] == doctest::Approx(want));
+  }
+  const Tensor<double> wd = rand_as<double>({3, 5}, 67);
+  const auto [wdf, bdf] = ops::fold_input_channel_affine(wd, Tensor<double>(), sc, sh, 0);
+  for (int64_t u = 0; u < 5; ++u) {
+    double want = 0;
+    for (int64_t c = 0; c < 3; ++c) {
+      CHECK(wdf[c * 5 + u] == doctest::Approx(wd[c * 5 + u] * sc[c]));
+      want += wd[c * 5 + u] * sh[c];
+    }
+    CHECK(bdf[u] == doctest::Approx(want));
+  }
+  CHECK_THROWS_WITH_AS(ops::fold_input_channel_affine(wd, Tensor<double>(), rand_as<double>({4}, 68), sh, 0),
+                       doctest::Contains("fold_input_channel_affine"), ShapeError);
+}
+
 TEST_CASE("inference fusion: Graph chains stop where a value has another consumer or is returned") {
   nn::Graph<float> g({4, 8, 8}, 6);
   auto x = g.input();

@@ -44,19 +44,16 @@ class Conv2D : public UnaryLayer<T> {
   }
   Var<T> forward1(const Var<T>& x) override {
     const Var<T> k = this->param_for_forward(kernel_), b = use_bias_ ? this->param_for_forward(bias_) : Var<T>();
-    auto* cache = cache_for(!grad_enabled() || !k.requires_grad());
-    if (activation_ == "relu" || activation_ == "relu6")  // fused into the convolution's store
-      return ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, true, activation_ == "relu6" ? T(6) : T(0), cache);
-    return apply_activation(ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, false, T(0), cache), activation_);
+    return forward_with(x, k, b);
   }
   // Pool fusion (layer.hpp): with a ReLU, a ReLU6 or no activation (the ops' fused ReLU), a max
   // pooling after it runs in the same op.
   bool can_fuse_max_pool() const override {
     return activation_.empty() || activation_ == "linear" || activation_ == "relu" || activation_ == "relu6";
   }
-  Var<T> forward_max_pooled(const Var<T>& x, const ops::MaxPoolSpec& pool) override {
-    if (!can_fuse_max_pool()) return UnaryLayer<T>::forward_max_pooled(x, pool);
-    const Var<T> k = this->param_for_forward(kernel_), b = use_bias_ ? this->param_for_forward(bias_) : Var<T>();
+  Var<T> forward_max_pooled(const Var<T>& x, const ops::MaxPoolSpec& pool, const ChannelAffine<T>* input) override {
+    if (!can_fuse_max_pool()) return UnaryLayer<T>::forward_max_pooled(x, pool, input);
+    const auto [k, b] = weights_for(input);
     const bool relu = activation_ == "relu" || activation_ == "relu6";
     return ops::conv2d_max_pool2d(x, k, b, strides_.h, strides_.w, padding_, relu, activation_ == "relu6" ? T(6) : T(0),
                                   pool, cache_for(!grad_enabled() || !k.requires_grad()));
@@ -66,11 +63,22 @@ class Conv2D : public UnaryLayer<T> {
   bool can_fold_affine() const override {
     return (activation_.empty() || activation_ == "linear") && kernel_.value().device() == Device::CPU;
   }
-  Var<T> forward_folded(const Var<T>& x, const Tensor<T>& scale, const Tensor<T>& shift, bool relu,
-                        T relu_max) override {
-    auto [wf, bf] = ops::fold_channel_affine(kernel_.value(), use_bias_ ? bias_.value() : Tensor<T>(), scale, shift);
+  Var<T> forward_folded(const Var<T>& x, const Tensor<T>& scale, const Tensor<T>& shift, bool relu, T relu_max,
+                        const ChannelAffine<T>* input) override {
+    const auto [k, b] = weights_for(input);
+    auto [wf, bf] = ops::fold_channel_affine(k.value(), b.defined() ? b.value() : Tensor<T>(), scale, shift);
     // Folded only where no gradient is needed (inference_fusion.hpp), so the folded kernel is cached.
     return ops::conv2d(x, Var<T>(wf), Var<T>(bf), strides_.h, strides_.w, padding_, relu, relu_max, cache_for(true));
+  }
+  // With 'valid' padding a batch norm before it folds into the kernel and bias (nothing padded: every
+  // term of every output sees the affine; 'same' would pad zeros where the batch norm's shift belongs).
+  bool can_fold_input_affine(int64_t channels) const override {
+    return kernels::cpu::parse_padding(padding_, "Conv2D") == kernels::cpu::Padding::Valid &&
+           kernel_.value().device() == Device::CPU && channels == kernel_.value().shape()[1];
+  }
+  Var<T> forward_input_folded(const Var<T>& x, const ChannelAffine<T>& input) override {
+    const auto [k, b] = weights_for(&input);
+    return forward_with(x, k, b);
   }
   std::vector<NamedVar<T>> parameters() override {
     std::vector<NamedVar<T>> p{{"kernel", kernel_}};
@@ -99,6 +107,21 @@ class Conv2D : public UnaryLayer<T> {
   }
 
  private:
+  Var<T> forward_with(const Var<T>& x, const Var<T>& k, const Var<T>& b) {
+    auto* cache = cache_for(!grad_enabled() || !k.requires_grad());
+    if (activation_ == "relu" || activation_ == "relu6")  // fused into the convolution's store
+      return ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, true, activation_ == "relu6" ? T(6) : T(0), cache);
+    return apply_activation(ops::conv2d(x, k, b, strides_.h, strides_.w, padding_, false, T(0), cache), activation_);
+  }
+  // The kernel and bias a forward runs with: the parameters, or (inference fusion, no gradient) those
+  // with a preceding batch norm folded in (`input`).
+  std::pair<Var<T>, Var<T>> weights_for(const ChannelAffine<T>* input) const {
+    if (!input)
+      return {this->param_for_forward(kernel_), use_bias_ ? this->param_for_forward(bias_) : Var<T>()};
+    auto [wf, bf] = ops::fold_input_channel_affine(kernel_.value(), use_bias_ ? bias_.value() : Tensor<T>(),
+                                                   input->scale, input->shift, 1);
+    return {Var<T>(std::move(wf)), Var<T>(std::move(bf))};
+  }
   // use: the forward may keep the transform; otherwise (training this layer) the cache is emptied, so
   // training holds no copy of the weights or their transform (the memory goes back).
   kernels::cpu::WinogradFilterCache<T>* cache_for(bool use) {

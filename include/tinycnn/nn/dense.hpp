@@ -2,6 +2,7 @@
 // Dense (fully connected): y = activation(x W + b). Kernel W is [in, units] as in Keras, Glorot-uniform
 // initialised; bias zeros. Input must be [N, in] (add Flatten after convolutions).
 #include "../autograd/ops/basic.hpp"
+#include "../autograd/ops/batchnorm.hpp"
 #include "activation_fn.hpp"
 #include "layer.hpp"
 
@@ -25,6 +26,15 @@ class Dense : public UnaryLayer<T> {
   }
   Var<T> forward1(const Var<T>& x) override {
     return apply_activation(ops::linear(x, this->param_for_forward(kernel_), use_bias_ ? this->param_for_forward(bias_) : Var<T>()), activation_);
+  }
+  // Inference fusion (layer.hpp): a batch norm over the input features folds into the kernel's rows.
+  bool can_fold_input_affine(int64_t channels) const override {
+    return kernel_.value().device() == Device::CPU && channels == kernel_.value().shape()[0];
+  }
+  Var<T> forward_input_folded(const Var<T>& x, const ChannelAffine<T>& input) override {
+    auto [wf, bf] = ops::fold_input_channel_affine(kernel_.value(), use_bias_ ? bias_.value() : Tensor<T>(), input.scale,
+                                                   input.shift, 0);
+    return apply_activation(ops::linear(x, Var<T>(wf), Var<T>(bf)), activation_);
   }
   std::vector<NamedVar<T>> parameters() override {
     std::vector<NamedVar<T>> p{{"kernel", kernel_}};

@@ -57,8 +57,9 @@ class DepthwiseConv2D : public UnaryLayer<T> {
   bool can_fold_affine() const override {
     return (activation_.empty() || activation_ == "linear") && kernel_.value().device() == Device::CPU;
   }
-  Var<T> forward_folded(const Var<T>& x, const Tensor<T>& scale, const Tensor<T>& shift, bool relu,
-                        T relu_max) override {
+  Var<T> forward_folded(const Var<T>& x, const Tensor<T>& scale, const Tensor<T>& shift, bool relu, T relu_max,
+                        const ChannelAffine<T>* input) override {
+    if (input) return UnaryLayer<T>::forward_folded(x, scale, shift, relu, relu_max, input);  // none planned
     auto [wf, bf] = ops::fold_channel_affine(kernel_.value(), use_bias_ ? bias_.value() : Tensor<T>(), scale, shift);
     return ops::depthwise_conv2d(x, Var<T>(wf), Var<T>(bf), strides_.h, strides_.w, padding_, relu, relu_max);
   }

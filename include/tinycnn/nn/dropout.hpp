@@ -17,6 +17,7 @@ class Dropout : public UnaryLayer<T> {
     return in;
   }
   Var<T> forward1(const Var<T>& x) override { return ops::dropout(x, static_cast<T>(rate_), this->training(), rng_); }
+  bool inference_identity() const override { return !this->training(); }  // layer.hpp
   Config config() const override { return {{"rate", rate_}}; }
   Rng& rng() { return rng_; }
 

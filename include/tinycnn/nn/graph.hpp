@@ -67,14 +67,16 @@ class Graph : public Model<T> {
     std::vector<FusionStep<T>> plan;
     if (inference_fusion_applies(this->inference_fusion_ || this->pool_fusion_, x))
       plan = inference_fusion_plan(this->entries_, output_, grad_enabled(), this->inference_fusion_,
-                                   this->pool_fusion_);
+                                   this->pool_fusion_, x.shape().at(0));
     std::vector<char> absorbed(n, 0);  // computed by the fused step of the chain's convolution
     std::vector<Var<T>> vals(n);
     for (size_t i = 0; i < n; ++i) {
       if (absorbed[i]) continue;  // its only input, the chain's previous link, never had a value
       std::vector<Var<T>> in;
       for (int id : this->entries_[i].inputs) in.push_back(id < 0 ? x : vals[id]);
-      if (fusion_step_runs(plan, i, in.empty() ? x : in[0])) {
+      if (fusion_passes(plan, i)) {
+        vals[i] = in.at(0);  // a batch norm folded into a later layer
+      } else if (fusion_step_runs(plan, i, in.empty() ? x : in[0])) {
         const FusionStep<T>& s = plan[i];
         vals[static_cast<size_t>(s.tail)] = run_fusion_step(this->entries_, i, s, in.at(0));
         for (int id : fusion_step_absorbs(s)) absorbed[static_cast<size_t>(id)] = 1;

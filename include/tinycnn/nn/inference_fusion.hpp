@@ -14,6 +14,19 @@
 // (Layer::can_fold_affine), each link is its predecessor's only consumer, the batch norm is in
 // inference (Layer::inference_affine) and the conv's value is not the model's output; the ReLU joins
 // when the batch norm's value has no other consumer and is not returned either.
+// A batch norm in inference whose value reaches, through links that are the identity in inference
+// (Dropout) and each the only consumer of the one before, a layer that can fold an affine of its input
+// (Layer::can_fold_input_affine: a 'valid' Conv2D, a Dense) folds into that layer's kernel and bias
+// instead (w' = w * scale per input channel, b' = b + sum w * shift; ops::fold_input_channel_affine),
+// and passes its input through: the Conv -> MaxPool -> BatchNorm -> Dropout -> Conv blocks of Keras
+// models (model004) lose the batch norm's pass over the pooled activations. The layer then runs
+// with the folded weights whichever way it runs (its own forward, fused with its max pooling or with
+// a following batch norm). Only where no gradient is recorded (predict, evaluate), where that batch
+// norm is not already folded into the convolution before it, and where the batch norm's input (the
+// whole batch) has at least as many values as the layer has parameters: the fold reads and writes the
+// weights on every forward where the batch norm read and wrote the activations, and at batch 1
+// model004's conv4 (295 K weights after 37 K activations) made the forward 1.08x slower with every
+// batch norm folded (docs/performance.md, fiftieth session).
 // Pool fusion (Model::set_pool_fusion, on by default): a Conv2D (with a ReLU, a ReLU6 or no
 // activation) whose only consumer is a MaxPool2D runs with it as one op, ops::conv2d_max_pool2d, in
 // training as well (it has its own backward): the convolution's full-size output is neither kept
@@ -32,18 +45,23 @@ template <class T>
 struct FusionStep {
   int bn = -1, relu = -1;  // the absorbed layers (relu -1: none)
   int pool = -1;           // or, for pool fusion, the absorbed max pooling (bn and relu -1 then)
-  int tail = -1;           // the node whose value the fused step produces (bn, relu or pool); -1: no chain here
+  int tail = -1;           // the node whose value the fused step produces (bn, relu or pool, or the node
+                           // itself when it only folds its input's affine); -1: no chain here
   T relu_max = T(0);       // ReLU cap (0 = none)
   Tensor<T> scale, shift;  // the batch norm's affine, per channel
   ops::MaxPoolSpec pool_spec;
+  ChannelAffine<T> input;  // a preceding batch norm's affine folded into this node's weights (if defined)
+  bool pass = false;       // this node is such a batch norm: its value is its input's
 };
 
 // One step per node: plan[i].tail >= 0 where node i is a convolution heading a chain. entries in
 // topological order with their input node ids (-1 = model input); output: the returned node;
-// recording (grad_enabled()): folding only for chains of frozen layers; fold, pool: which fusions to plan.
+// recording (grad_enabled()): folding only for chains of frozen layers; fold, pool: which fusions to plan;
+// batch: the input's batch size (0: large).
 template <class T>
 std::vector<FusionStep<T>> inference_fusion_plan(const std::vector<LayerEntry<T>>& entries, int output,
-                                                 bool recording = false, bool fold = true, bool pool = true) {
+                                                 bool recording = false, bool fold = true, bool pool = true,
+                                                 int64_t batch = 0) {
   const size_t n = entries.size();
   std::vector<int> uses(n, 0), consumer(n, -1);
   for (size_t i = 0; i < n; ++i)
@@ -78,14 +96,45 @@ std::vector<FusionStep<T>> inference_fusion_plan(const std::vector<LayerEntry<T>
     const int r = only_consumer(bn);
     if (r >= 0 && entries[static_cast<size_t>(r)].layer->fusable_relu(s.relu_max)) s.relu = s.tail = r;
   }
+  if (!fold || recording) return plan;
+  // Batch norms folded into a later layer (input side), unless a convolution before already took them.
+  std::vector<char> absorbed(n, 0);
+  for (const FusionStep<T>& s : plan)
+    for (int id : {s.bn, s.relu, s.pool})
+      if (id >= 0) absorbed[static_cast<size_t>(id)] = 1;
+  for (size_t b = 0; b < n; ++b) {
+    ChannelAffine<T> a;
+    if (absorbed[b] || !entries[b].layer->inference_affine(a.scale, a.shift) || entries[b].output_shape.empty() ||
+        a.scale.numel() != entries[b].output_shape[0])
+      continue;
+    int c = only_consumer(static_cast<int>(b));
+    while (c >= 0 && entries[static_cast<size_t>(c)].layer->inference_identity()) c = only_consumer(c);
+    if (c < 0 || plan[static_cast<size_t>(c)].input.defined() ||
+        !entries[static_cast<size_t>(c)].layer->can_fold_input_affine(a.scale.numel()))
+      continue;
+    if (batch > 0 && batch * shape_numel(entries[b].output_shape) < entries[static_cast<size_t>(c)].layer->count_params())
+      continue;  // the batch norm's pass costs less than the fold
+    FusionStep<T>& s = plan[static_cast<size_t>(c)];
+    s.input = std::move(a);
+    if (s.tail < 0) s.tail = c;
+    plan[b].pass = true;
+  }
   return plan;
 }
 
 // The tail's value of the chain headed by node i (plan[i].tail >= 0), from node i's input x.
 template <class T>
 Var<T> run_fusion_step(const std::vector<LayerEntry<T>>& entries, size_t i, const FusionStep<T>& s, const Var<T>& x) {
-  if (s.pool >= 0) return entries[i].layer->forward_max_pooled(x, s.pool_spec);
-  return entries[i].layer->forward_folded(x, s.scale, s.shift, s.relu >= 0, s.relu_max);
+  const ChannelAffine<T>* input = s.input.defined() ? &s.input : nullptr;
+  if (s.pool >= 0) return entries[i].layer->forward_max_pooled(x, s.pool_spec, input);
+  if (s.bn >= 0) return entries[i].layer->forward_folded(x, s.scale, s.shift, s.relu >= 0, s.relu_max, input);
+  return entries[i].layer->forward_input_folded(x, s.input);
+}
+
+// Whether node i is a batch norm folded into a later layer (its value is its input's).
+template <class T>
+bool fusion_passes(const std::vector<FusionStep<T>>& plan, size_t i) {
+  return !plan.empty() && plan[i].pass;
 }
 
 // Whether a forward of x plans fusion: either fusion on, x on the CPU.

@@ -27,6 +27,14 @@ using Config = std::vector<std::pair<std::string, ConfigValue>>;
 template <class T>
 using NamedVar = std::pair<std::string, Var<T>>;
 
+// A per-channel affine y = x * scale + shift (a batch norm on its moving statistics) that inference
+// fusion folds into a neighbouring layer's weights (nn/inference_fusion.hpp).
+template <class T>
+struct ChannelAffine {
+  Tensor<T> scale, shift;  // [C]
+  bool defined() const { return scale.defined(); }
+};
+
 template <class T>
 class Layer {
  public:
@@ -69,19 +77,32 @@ class Layer {
   // - a layer linear per output channel (no activation of its own) that can run with that affine
   //   folded into its weights and the ReLU applied to its output: forward_folded() computes
   //   relu?(affine(forward(x))) for batched x, rounding differently from the separate layers only.
+  //   `input` (nullptr: none) is an affine folded in on the input side as well (below).
   virtual bool can_fold_affine() const { return false; }
   virtual Var<T> forward_folded(const Var<T>& /*x*/, const Tensor<T>& /*scale*/, const Tensor<T>& /*shift*/,
-                                bool /*relu*/, T /*relu_max*/) {
+                                bool /*relu*/, T /*relu_max*/, const ChannelAffine<T>* /*input*/) {
     throw Error(type() + " '" + name() + "': cannot fold a following affine");
   }
+  // - a layer whose input carries nothing padded, so that a per-channel affine of its input (the
+  //   batch norm before a 'valid' convolution or a dense layer) folds into its weights:
+  //   can_fold_input_affine(C) says whether an affine of C channels (the input's axis 1) does, and
+  //   forward_input_folded(x, input) computes forward(x * scale + shift);
+  virtual bool can_fold_input_affine(int64_t /*channels*/) const { return false; }
+  virtual Var<T> forward_input_folded(const Var<T>& /*x*/, const ChannelAffine<T>& /*input*/) {
+    throw Error(type() + " '" + name() + "': cannot fold a preceding affine");
+  }
+  // - a layer that is the identity in inference (Dropout): such links may stand between that batch
+  //   norm and the layer it folds into.
+  virtual bool inference_identity() const { return false; }
   // Pool fusion (nn/inference_fusion.hpp: a convolution followed by max pooling runs as one op,
   // ops::conv2d_max_pool2d, in training and inference). Two roles:
   // - a max pooling: writes its window and returns true;
   virtual bool fusable_max_pool(ops::MaxPoolSpec& /*pool*/) const { return false; }
   // - a layer that can end its forward in that pooling: forward_max_pooled(x, pool) computes the
-  //   pooling of forward(x), with the same values and gradients up to rounding.
+  //   pooling of forward(x), with the same values and gradients up to rounding (`input`: as above).
   virtual bool can_fuse_max_pool() const { return false; }
-  virtual Var<T> forward_max_pooled(const Var<T>& /*x*/, const ops::MaxPoolSpec& /*pool*/) {
+  virtual Var<T> forward_max_pooled(const Var<T>& /*x*/, const ops::MaxPoolSpec& /*pool*/,
+                                    const ChannelAffine<T>* /*input*/) {
     throw Error(type() + " '" + name() + "': cannot fuse a following max pooling");
   }
 

@@ -53,8 +53,9 @@ class Sequential : public Model<T> {
     std::vector<FusionStep<T>> plan;
     if (inference_fusion_applies(this->inference_fusion_ || this->pool_fusion_, x))
       plan = inference_fusion_plan(this->entries_, static_cast<int>(this->entries_.size()) - 1, grad_enabled(),
-                                   this->inference_fusion_, this->pool_fusion_);
+                                   this->inference_fusion_, this->pool_fusion_, x.shape().at(0));
     for (size_t i = 0; i < this->entries_.size(); ++i) {
+      if (fusion_passes(plan, i)) continue;  // a batch norm folded into a later layer
       if (fusion_step_runs(plan, i, h)) {  // conv -> bn [-> relu], or conv -> max pooling, as one step
         h = run_fusion_step(this->entries_, i, plan[i], h);
         i = static_cast<size_t>(plan[i].tail);

@@ -66,4 +66,27 @@ std::pair<Tensor<T>, Tensor<T>> fold_channel_affine(const Tensor<T>& w, const Te
   return {std::move(wf), std::move(bf)};
 }
 
+// Inference only (no autograd): the weights of a layer whose input axis `axis` of w runs over the
+// channels of a per-channel affine x * scale + shift applied to its unpadded input, with the affine
+// folded in (nn/inference_fusion.hpp): a 'valid' convolution's kernel [F, C, R, S] (axis 1, outputs
+// along axis 0) or a dense kernel [in, units] (axis 0, outputs along axis 1), on the CPU.
+//   w: [..., C, ...], b: [K] or undefined, scale, shift: [C] -> {wf (w's shape), bf [K]}
+template <class T>
+std::pair<Tensor<T>, Tensor<T>> fold_input_channel_affine(const Tensor<T>& w, const Tensor<T>& b,
+                                                          const Tensor<T>& scale, const Tensor<T>& shift, int axis) {
+  if ((axis != 0 && axis != 1) || w.rank() < axis + 2 || w.shape()[static_cast<size_t>(axis)] != scale.numel() ||
+      shift.numel() != scale.numel())
+    throw_shape("fold_input_channel_affine", "needs w [F, C, ...] (axis 1) or [C, K] (axis 0), scale and shift [C]",
+                w.shape(), scale.shape());
+  for (const Tensor<T>* t : {&w, &b, &scale, &shift})
+    if (t->defined() && t->device() != Device::CPU) throw Error("fold_input_channel_affine: CPU tensors only");
+  const int64_t C = scale.numel(), O = axis == 1 ? w.shape()[0] : 1, P = w.numel() / (O * C);
+  const int64_t K = axis == 1 ? O : P;
+  if (b.defined() && b.numel() != K) throw_shape("fold_input_channel_affine", "bias must be [K]", w.shape(), b.shape());
+  Tensor<T> wf = Tensor<T>::empty(w.shape()), bf = Tensor<T>::empty({K});
+  kernels::cpu::fold_input_channel_affine(w.data(), b.defined() ? b.data() : nullptr, scale.data(), shift.data(), O, C,
+                                          P, axis == 0, wf.data(), bf.data());
+  return {std::move(wf), std::move(bf)};
+}
+
 }  // namespace tinycnn::ops

@@ -11,6 +11,7 @@
 // vectorised (omp simd) order.
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "../../core/parallel.hpp"
 #include "cpu_features.hpp"
@@ -144,6 +145,37 @@ void fold_channel_affine(const T* w, const T* b, const T* scale, const T* shift,
     for (int64_t j = 0; j < P; ++j) wf[k * P + j] = w[k * P + j] * scale[k];
     bf[k] = (b ? b[k] * scale[k] : T(0)) + shift[k];
   }
+}
+
+// Folds a per-input-channel affine (x[c] * scale[c] + shift[c]: a batch norm before the layer) into a
+// layer y[k] = sum_{c, p} w(k, c, p) x(c, p) + b[k] whose input is not padded (a 'valid' convolution, a
+// dense layer), so every term of every output sees the affine:
+//   wf(k, c, p) = w(k, c, p) * scale[c],  bf[k] = b[k] + sum_{c, p} w(k, c, p) * shift[c]   (b nullptr: 0)
+// The weights are [O, C, P] with the output k the outer index (K = O: a convolution's kernel [F, C, R,
+// S], P = R*S) or the inner one (K = P: a dense kernel [in, units], O = 1, C = in). bf sums in double:
+// a dense layer's sum runs over thousands of inputs.
+//   w, wf: [O, C, P] (wf written), b: [K] or nullptr, scale, shift: [C], bf: [K] (written)
+template <class T>
+void fold_input_channel_affine(const T* w, const T* b, const T* scale, const T* shift, int64_t O, int64_t C,
+                               int64_t P, bool out_inner, T* wf, T* bf) {
+  const int64_t K = out_inner ? P : O;
+  std::vector<double> acc(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; ++k) acc[static_cast<size_t>(k)] = b ? static_cast<double>(b[k]) : 0.0;
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t c = 0; c < C; ++c) {
+      const T* wr = w + (o * C + c) * P;
+      T* fr = wf + (o * C + c) * P;
+      double row = 0;  // the outer output's share of this channel (out_inner: unused)
+      for (int64_t p = 0; p < P; ++p) {
+        fr[p] = wr[p] * scale[c];
+        if (out_inner)
+          acc[static_cast<size_t>(p)] += static_cast<double>(wr[p]) * static_cast<double>(shift[c]);
+        else
+          row += static_cast<double>(wr[p]);
+      }
+      if (!out_inner) acc[static_cast<size_t>(o)] += row * static_cast<double>(shift[c]);
+    }
+  for (int64_t k = 0; k < K; ++k) bf[k] = static_cast<T>(acc[static_cast<size_t>(k)]);
 }
 
 //   x: [N, C, HW], gamma, beta, running_mean, running_var: [C], y: [N, C, HW] (written),
