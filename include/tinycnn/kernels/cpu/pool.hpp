@@ -294,7 +294,10 @@ TINYCNN_TARGET_AVX512 void max_pool_backward_plane_dense_avx512(const T* dy, con
 // larger planes, where the pass runs at the memory's speed, writing the two rows side by side took
 // 1.1-1.4x the time of the compiled loop's one row after the other; on the scene models' planes (12^2
 // to 72^2) 0.16-0.8x (AVX-512) and 0.3-0.96x (AVX2), alternated in one process on a Zen 4
-// (docs/performance.md, forty-eighth session).
+// (docs/performance.md, forty-eighth session). Where AVX-512 runs on full-width units (not
+// CpuFeatures::avx512_half_width) the AVX-512 writer takes every plane: on the Zen 5, 32 x 148^2
+// planes (model004's conv1) took 2.15 ms with it against 4.51 ms with the compiled loop
+// (tinycnn_bench pool/max_backward, fiftieth session).
 constexpr int64_t kPool2x2VectorPlaneBytes = int64_t(32) << 10;
 
 // The dense plane writer for an R x S window (0, 0: any size) and g's planes on this CPU.
@@ -303,9 +306,11 @@ auto max_pool_backward_plane_dense_for_cpu(const Conv2DGeom& g)
     -> void (*)(const T*, const int32_t*, const Conv2DGeom&, const T*, T, T*, T*) {
 #ifdef TINYCNN_HAVE_X86_POOL
   if constexpr (std::is_same_v<T, float> && R == 2 && S == 2) {
+    const CpuFeatures& f = cpu_features();
+    if (f.avx512 && !f.avx512_half_width) return &max_pool2x2_backward_plane_avx512;
     if (g.H * g.W * int64_t(sizeof(float)) <= kPool2x2VectorPlaneBytes) {
-      if (cpu_features().avx512) return &max_pool2x2_backward_plane_avx512;
-      if (cpu_features().avx2_fma) return &max_pool2x2_backward_plane_avx2;
+      if (f.avx512) return &max_pool2x2_backward_plane_avx512;
+      if (f.avx2_fma) return &max_pool2x2_backward_plane_avx2;
     }
   }
   if (cpu_features().avx512) return &max_pool_backward_plane_dense_avx512<T, R, S>;
