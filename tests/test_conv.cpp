@@ -833,6 +833,14 @@ TEST_CASE("max pool: the select-based fast path equals a row-major scan, ties in
           CAPTURE(st);
           CAPTURE(planes.size());
           CHECK(bad == 0);
+          // without the winners (argmax null: inference): the same maxima
+          std::vector<float> y0(static_cast<size_t>(ny), -7.0f);
+          if (plane)
+            for (int64_t nc = 0; nc < g.N * g.C; ++nc)
+              plane(x.data() + nc * g.H * g.W, g, y0.data() + nc * g.OH * g.OW, nullptr, 0, g.OH);
+          else
+            kc::max_pool2d_forward(x.data(), g, y0.data(), static_cast<int32_t*>(nullptr));
+          CHECK(std::memcmp(y0.data(), y.data(), y.size() * sizeof(float)) == 0);
         }
       }
 #ifdef TINYCNN_HAVE_X86_POOL
@@ -1037,6 +1045,10 @@ TEST_CASE("conv + max pool in one forward pass: the pooled output of the two pas
           kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(), relu, rm, o,
                                         band_rows * c.pr * g.K * g.OW * int64_t(sizeof(float)));
           CHECK(pooled_mismatches(got, got_am, want, want_am) == 0);
+          auto got0 = nan_vec<float>(np);  // without the winners (inference): the same values
+          kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got0.data(), nullptr, relu, rm, o,
+                                        band_rows * c.pr * g.K * g.OW * int64_t(sizeof(float)));
+          CHECK(std::memcmp(got0.data(), got.data(), got.size() * sizeof(float)) == 0);
         }
       }
   }
@@ -1170,6 +1182,9 @@ TEST_CASE("conv + max pool on the direct few-channel pass: each band pooled from
         std::vector<int32_t> got_am(static_cast<size_t>(np), -7);
         kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(), relu, rm, o);
         CHECK(pooled_mismatches(got, got_am, want, want_am) == 0);
+        auto got0 = nan_vec<float>(np);  // without the winners (inference): the same values
+        kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got0.data(), nullptr, relu, rm, o);
+        CHECK(std::memcmp(got0.data(), got.data(), got.size() * sizeof(float)) == 0);
       }
     }
 }
@@ -1223,6 +1238,9 @@ TEST_CASE("conv + max pool on the fused Winograd pass: each block pooled from it
         const auto [want, want_am] = conv_then_pool(x, w, b, g, pg, relu, rm, o);
         kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got.data(), got_am.data(), relu, rm, o);
         CHECK(pooled_mismatches(got, got_am, want, want_am) == 0);
+        auto got0 = nan_vec<float>(np);  // without the winners (inference): the same values
+        kc::conv2d_max_pool2d_forward(x.data(), w.data(), b.data(), g, pg, got0.data(), nullptr, relu, rm, o);
+        CHECK(std::memcmp(got0.data(), got.data(), got.size() * sizeof(float)) == 0);
       }
   }
   // the bands start at multiples of lcm(m, window rows) / m tile rows, and cover every tile row once

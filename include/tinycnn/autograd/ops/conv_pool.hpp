@@ -37,8 +37,10 @@ Var<T> conv2d_max_pool2d(const Var<T>& x, const Var<T>& w, const Var<T>& b, int6
                                           pool.stride_h, pool.stride_w, pool.padding);
   const bool has_b = b.defined();
   Tensor<T> yp = Tensor<T>::empty({g.N, g.K, pg.OH, pg.OW}, dev);
-  auto argmax = make_storage<int32_t>(yp.numel(), dev);
-  auto* am = static_cast<int32_t*>(argmax->ptr);
+  // The winners' indices only where a backward will read them (make_result records the op).
+  const bool records = grad_enabled() && (x.requires_grad() || w.requires_grad() || (has_b && b.requires_grad()));
+  auto argmax = records ? make_storage<int32_t>(yp.numel(), dev) : nullptr;
+  auto* am = argmax ? static_cast<int32_t*>(argmax->ptr) : nullptr;
   if (backend::conv2d_max_pool_fuses<T>(dev, g, pg)) {
     backend::conv2d_max_pool2d_forward(dev, x.value().data(), w.value().data(), has_b ? b.value().data() : nullptr, g,
                                        pg, yp.data(), am, relu, relu_max, cache);

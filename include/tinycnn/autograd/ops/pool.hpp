@@ -34,9 +34,11 @@ Var<T> max_pool2d(const Var<T>& x, int64_t pool_h, int64_t pool_w, int64_t strid
                   const std::string& padding = "valid") {
   const kernels::cpu::Conv2DGeom g = detail::pool_geom("max_pool2d", x.shape(), pool_h, pool_w, stride_h, stride_w, padding);
   Tensor<T> y = Tensor<T>::empty({g.N, g.C, g.OH, g.OW}, x.value().device());
-  // The winners' indices live beside the output (device memory for a device tensor).
-  auto argmax = make_storage<int32_t>(y.numel(), y.device());
-  backend::max_pool2d_forward(y.device(), x.value().data(), g, y.data(), argmax->ptr);
+  // The winners' indices live beside the output (device memory for a device tensor); on the CPU only
+  // where a backward will read them (inference skips their stores: the pass is bound by its stores).
+  const bool records = grad_enabled() && x.requires_grad();
+  auto argmax = records || y.device() != Device::CPU ? make_storage<int32_t>(y.numel(), y.device()) : nullptr;
+  backend::max_pool2d_forward(y.device(), x.value().data(), g, y.data(), argmax ? argmax->ptr : nullptr);
   return make_result<T>(std::move(y), {x}, "max_pool2d", [g, argmax](VarNode<T>& n) {
     VarNode<T>* in = n.inputs[0].get();
     bool assign;

@@ -37,7 +37,7 @@ bool conv2d_max_pool_fuses(const Conv2DGeom& g, const Conv2DGeom& pg, const Conv
 // equal bit for bit to the two passes. Requires conv2d_max_pool_fuses(g, pg, o).
 //   x: [N, C, H, W], w: [K, C, R, S], b: [K] or nullptr, g: the convolution,
 //   pg: the pooling of its output (pg.N = N, pg.C = K, pg.H = OH, pg.W = OW),
-//   yp, argmax: [N, K, pg.OH, pg.OW] (written)
+//   yp, argmax: [N, K, pg.OH, pg.OW] (written; argmax may be null: not written)
 // band_bytes: the size of the bands a one-sample im2col group is pooled in (tests pass small ones).
 // cache: where the pass runs Winograd, its transformed filter (as for conv2d_forward_ex).
 template <class T>
@@ -65,7 +65,7 @@ void conv2d_max_pool2d_forward(const T* x, const T* w, const T* b, const Conv2DG
     for (int64_t j = 0; j < nb; ++j)
       for (int64_t k = 0; k < K; ++k) {
         const int64_t dst = ((n0 + j) * K + k) * PL;
-        plane(out + k * nb * L + j * L, pg, yp + dst, argmax + dst, ph0, ph1);
+        plane(out + k * nb * L + j * L, pg, yp + dst, argmax ? argmax + dst : nullptr, ph0, ph1);
       }
   };
   conv2d_forward_ex<T>(x, w, b, g, nullptr, relu, &detail::conv_gemm_default<T>, o, relu_max, cache, &sink);

@@ -32,7 +32,8 @@ inline void window_max(const T* p, int64_t W, int64_t rr, int64_t ss, T& best, i
 // compiled for the baseline ISA and, inside target-attributed copies, for AVX2 and AVX-512 (chosen at
 // run time): the fixed-window loop reads S-element groups at stride S, which the baseline's 16-byte
 // vectors handle poorly (3x3/3 after conv1: 16.2 ms baseline, 5.8 ms built for the host, standalone).
-template <class T, int R, int S>
+// A (false: argmax null, not written: inference, where no backward reads it).
+template <class T, int R, int S, bool A = true>
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((always_inline))
 #endif
@@ -65,7 +66,7 @@ inline void max_pool_plane_body(const T* xc, const Conv2DGeom& g, T* y, int32_t*
           // selects; vectorised over the windows. The two passes below left the second one scalar
           // (neighbouring column maxima at stride S): pool/max/default 3x3 after conv1 16.8 ms before.
           T* yo = y + oh * g.OW + ow_lo;
-          int32_t* ao = argmax + oh * g.OW + ow_lo;
+          int32_t* ao = A ? argmax + oh * g.OW + ow_lo : nullptr;
           const T* c0 = r0 + x0;
           const int32_t nq = static_cast<int32_t>(ow_hi - ow_lo), first = base + x0;
 #pragma omp simd
@@ -82,7 +83,7 @@ inline void max_pool_plane_body(const T* xc, const Conv2DGeom& g, T* y, int32_t*
                 best = std::max(best, v);
               }
             yo[q] = best;
-            ao[q] = first + q * S + at;
+            if constexpr (A) ao[q] = first + q * S + at;
           }
           ow = ow_hi - 1;
           continue;
@@ -106,7 +107,7 @@ inline void max_pool_plane_body(const T* xc, const Conv2DGeom& g, T* y, int32_t*
           cr[x] = row;
         }
         T* yo = y + oh * g.OW;
-        int32_t* ao = argmax + oh * g.OW;
+        int32_t* ao = A ? argmax + oh * g.OW : nullptr;
         for (int64_t q = ow_lo; q < ow_hi; ++q) {
           const int32_t c = static_cast<int32_t>(q) * sw - pl;
           T best = cm[c];
@@ -119,7 +120,7 @@ inline void max_pool_plane_body(const T* xc, const Conv2DGeom& g, T* y, int32_t*
             best = std::max(best, v);
           }
           yo[q] = best;
-          ao[q] = base + row * Wi + c + col;
+          if constexpr (A) ao[q] = base + row * Wi + c + col;
         }
         ow = ow_hi - 1;
         continue;
@@ -129,7 +130,7 @@ inline void max_pool_plane_body(const T* xc, const Conv2DGeom& g, T* y, int32_t*
         int64_t at;
         window_max<T, R, S>(xc + ih0 * g.W + iw0, g.W, g.R, g.S, best, at);
         y[o] = best;
-        argmax[o] = static_cast<int32_t>(ih0 * g.W + iw0 + at);
+        if constexpr (A) argmax[o] = static_cast<int32_t>(ih0 * g.W + iw0 + at);
         continue;
       }
       int64_t best = -1;
@@ -144,13 +145,16 @@ inline void max_pool_plane_body(const T* xc, const Conv2DGeom& g, T* y, int32_t*
         }
       }
       y[o] = best >= 0 ? xc[best] : T(0);
-      argmax[o] = static_cast<int32_t>(best);
+      if constexpr (A) argmax[o] = static_cast<int32_t>(best);
     }
   }
 }
 template <class T, int R, int S>
 void max_pool_plane(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax, int64_t oh_begin, int64_t oh_end) {
-  max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
+  if (argmax)
+    max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
+  else
+    max_pool_plane_body<T, R, S, false>(xc, g, y, argmax, oh_begin, oh_end);
 }
 
 #ifdef TINYCNN_HAVE_X86_TARGETS
@@ -158,12 +162,18 @@ void max_pool_plane(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax, int
 template <class T, int R, int S>
 TINYCNN_TARGET_AVX2 void max_pool_plane_avx2(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax,
                                              int64_t oh_begin, int64_t oh_end) {
-  max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
+  if (argmax)
+    max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
+  else
+    max_pool_plane_body<T, R, S, false>(xc, g, y, argmax, oh_begin, oh_end);
 }
 template <class T, int R, int S>
 TINYCNN_TARGET_AVX512 void max_pool_plane_avx512(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax,
                                                  int64_t oh_begin, int64_t oh_end) {
-  max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
+  if (argmax)
+    max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
+  else
+    max_pool_plane_body<T, R, S, false>(xc, g, y, argmax, oh_begin, oh_end);
 }
 #endif
 
@@ -187,7 +197,7 @@ constexpr int64_t kPool2x2Avx2PlaneBytes = int64_t(64) << 10;
 
 // The plane routine for g's window on this CPU (unrolled for 2x2 and 3x3; pool_2x2.hpp's as above): one
 // plane of x [H, W] -> y, argmax [OH, OW], output rows [oh_begin, oh_end) (a band of them:
-// kernels/cpu/conv_pool.hpp).
+// kernels/cpu/conv_pool.hpp); argmax may be null (not written).
 template <class T>
 auto max_pool_plane_fn(const Conv2DGeom& g) -> void (*)(const T*, const Conv2DGeom&, T*, int32_t*, int64_t, int64_t) {
 #ifdef TINYCNN_HAVE_X86_POOL
@@ -208,15 +218,18 @@ auto max_pool_plane_fn(const Conv2DGeom& g) -> void (*)(const T*, const Conv2DGe
 
 // y = max over each window; argmax = index ih*W + iw of the (first) maximum in its [H, W] plane,
 // or -1 for a window without real cells (y = 0 there; impossible for 'valid' and 'same' windows).
-// Windows fully inside the plane take a branch-free path (unrolled for 2x2 and 3x3).
-//   x: [N, C, H, W], y: [N, C, OH, OW] (written), argmax: [N, C, OH, OW] (written)
+// Windows fully inside the plane take a branch-free path (unrolled for 2x2 and 3x3). argmax null: not
+// computed (inference: the ops pass null where no backward will read it; the pass is bound by its
+// stores, and the winners' indices are as many bytes as y).
+//   x: [N, C, H, W], y: [N, C, OH, OW] (written), argmax: [N, C, OH, OW] (written) or null
 template <class T>
 void max_pool2d_forward(const T* x, const Conv2DGeom& g, T* y, int32_t* argmax) {
   const int64_t L = g.OH * g.OW, HW = g.H * g.W;
   const bool par = g.N * g.C * L * g.R * g.S > kParallelMinWork;
   auto plane = detail::max_pool_plane_fn<T>(g);
 #pragma omp parallel for if (par)
-  for (int64_t nc = 0; nc < g.N * g.C; ++nc) plane(x + nc * HW, g, y + nc * L, argmax + nc * L, 0, g.OH);
+  for (int64_t nc = 0; nc < g.N * g.C; ++nc)
+    plane(x + nc * HW, g, y + nc * L, argmax ? argmax + nc * L : nullptr, 0, g.OH);
 }
 
 namespace detail {

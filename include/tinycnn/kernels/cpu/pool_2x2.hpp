@@ -29,9 +29,12 @@ TINYCNN_TARGET_AVX512 inline __mmask16 pool_lanes16(int64_t n) {
 // it is the maximum (std::max(best, v) = max_ps(v, best), which returns its second operand on a NaN).
 // A vector of windows reads 2 vectors of each input row and splits them into the windows' even and odd
 // columns by permutes.
+// A false: argmax null, the offsets neither computed nor stored (inference; the public routines below
+// take the argmax they are given, null or not).
 //   xc: [H, W], y, argmax: [OH, OW] (rows [oh_begin, oh_end) written)
-TINYCNN_TARGET_AVX512 inline void max_pool2x2_plane_avx512(const float* xc, const Conv2DGeom& g, float* y,
-                                                           int32_t* argmax, int64_t oh_begin, int64_t oh_end) {
+template <bool A>
+TINYCNN_TARGET_AVX512 inline void max_pool2x2_plane_avx512_a(const float* xc, const Conv2DGeom& g, float* y,
+                                                             int32_t* argmax, int64_t oh_begin, int64_t oh_end) {
   const int64_t OW = g.OW, W = g.W;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -68,14 +71,21 @@ TINYCNN_TARGET_AVX512 inline void max_pool2x2_plane_avx512(const float* xc, cons
       const __m512i index = _mm512_add_epi32(_mm512_add_epi32(first, even), at);
       if (whole_out) {
         _mm512_storeu_ps(y + oh * OW + ow, best);
-        _mm512_storeu_si512(argmax + oh * OW + ow, index);
+        if constexpr (A) _mm512_storeu_si512(argmax + oh * OW + ow, index);
       } else {
         const __mmask16 m = pool_lanes16(k);
         _mm512_mask_storeu_ps(y + oh * OW + ow, m, best);
-        _mm512_mask_storeu_epi32(argmax + oh * OW + ow, m, index);
+        if constexpr (A) _mm512_mask_storeu_epi32(argmax + oh * OW + ow, m, index);
       }
     }
   }
+}
+TINYCNN_TARGET_AVX512 inline void max_pool2x2_plane_avx512(const float* xc, const Conv2DGeom& g, float* y,
+                                                           int32_t* argmax, int64_t oh_begin, int64_t oh_end) {
+  if (argmax)
+    max_pool2x2_plane_avx512_a<true>(xc, g, y, argmax, oh_begin, oh_end);
+  else
+    max_pool2x2_plane_avx512_a<false>(xc, g, y, argmax, oh_begin, oh_end);
 }
 
 // Columns 0, 2, .., 14 (odd: 1, 3, .., 15) of the 16-value run u, v, as windows 0, 1, 4, 5, 2, 3, 6, 7
@@ -90,8 +100,9 @@ TINYCNN_TARGET_AVX2 inline __m256i pool_windows_in_order_avx2(__m256i v) {
 
 // The same with 8 windows a vector: each input row's 16 values split by in-lane shuffles, the windows'
 // maxima and offsets put in order by one 64-bit permute each; a row's last vector as below.
-TINYCNN_TARGET_AVX2 inline void max_pool2x2_plane_avx2(const float* xc, const Conv2DGeom& g, float* y, int32_t* argmax,
-                                                       int64_t oh_begin, int64_t oh_end) {
+template <bool A>
+TINYCNN_TARGET_AVX2 inline void max_pool2x2_plane_avx2_a(const float* xc, const Conv2DGeom& g, float* y,
+                                                         int32_t* argmax, int64_t oh_begin, int64_t oh_end) {
   const int64_t OW = g.OW, W = g.W;
   const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i twice = _mm256_add_epi32(lanes, lanes);
@@ -133,14 +144,21 @@ TINYCNN_TARGET_AVX2 inline void max_pool2x2_plane_avx2(const float* xc, const Co
       best = _mm256_castsi256_ps(pool_windows_in_order_avx2(_mm256_castps_si256(best)));
       if (whole_out) {
         _mm256_storeu_ps(y + oh * OW + ow, best);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(argmax + oh * OW + ow), index);
+        if constexpr (A) _mm256_storeu_si256(reinterpret_cast<__m256i*>(argmax + oh * OW + ow), index);
       } else {
         const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(k), lanes);
         _mm256_maskstore_ps(y + oh * OW + ow, m, best);
-        _mm256_maskstore_epi32(argmax + oh * OW + ow, m, index);
+        if constexpr (A) _mm256_maskstore_epi32(argmax + oh * OW + ow, m, index);
       }
     }
   }
+}
+TINYCNN_TARGET_AVX2 inline void max_pool2x2_plane_avx2(const float* xc, const Conv2DGeom& g, float* y, int32_t* argmax,
+                                                       int64_t oh_begin, int64_t oh_end) {
+  if (argmax)
+    max_pool2x2_plane_avx2_a<true>(xc, g, y, argmax, oh_begin, oh_end);
+  else
+    max_pool2x2_plane_avx2_a<false>(xc, g, y, argmax, oh_begin, oh_end);
 }
 
 // The generic writer's contract (pool.hpp): dx's fresh plane written whole, window (oh, ow)'s
