@@ -149,12 +149,21 @@ inline void max_pool_plane_body(const T* xc, const Conv2DGeom& g, T* y, int32_t*
     }
   }
 }
+// The body with or without the winners' offsets, as argmax is given (inlined into each ISA's copy).
 template <class T, int R, int S>
-void max_pool_plane(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax, int64_t oh_begin, int64_t oh_end) {
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((always_inline))
+#endif
+inline void max_pool_plane_any(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax, int64_t oh_begin,
+                               int64_t oh_end) {
   if (argmax)
     max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
   else
     max_pool_plane_body<T, R, S, false>(xc, g, y, argmax, oh_begin, oh_end);
+}
+template <class T, int R, int S>
+void max_pool_plane(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax, int64_t oh_begin, int64_t oh_end) {
+  max_pool_plane_any<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
 }
 
 #ifdef TINYCNN_HAVE_X86_TARGETS
@@ -162,18 +171,12 @@ void max_pool_plane(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax, int
 template <class T, int R, int S>
 TINYCNN_TARGET_AVX2 void max_pool_plane_avx2(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax,
                                              int64_t oh_begin, int64_t oh_end) {
-  if (argmax)
-    max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
-  else
-    max_pool_plane_body<T, R, S, false>(xc, g, y, argmax, oh_begin, oh_end);
+  max_pool_plane_any<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
 }
 template <class T, int R, int S>
 TINYCNN_TARGET_AVX512 void max_pool_plane_avx512(const T* xc, const Conv2DGeom& g, T* y, int32_t* argmax,
                                                  int64_t oh_begin, int64_t oh_end) {
-  if (argmax)
-    max_pool_plane_body<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
-  else
-    max_pool_plane_body<T, R, S, false>(xc, g, y, argmax, oh_begin, oh_end);
+  max_pool_plane_any<T, R, S>(xc, g, y, argmax, oh_begin, oh_end);
 }
 #endif
 
