@@ -686,18 +686,21 @@ TEST_CASE("gemm: the independent split (disjoint column or row ranges per thread
     const auto& pk = *v.pk;
     REQUIRE(pk.split_independent);
     // Wide products split by columns, narrow and tall ones by rows, small ones not at all; a wide C
-    // that is taller than wide by rows unless op(B) = B^T.
+    // less than 3 times as wide as tall by rows unless op(B) = B^T.
     for (bool tb : {false, true}) {
       CHECK(gemm_detail::split_axis(pk, 2, tb, 128, 20000) == 1);
       CHECK(gemm_detail::split_axis(pk, 2, tb, 1152, 256) == 2);
       CHECK(gemm_detail::split_axis(pk, 2, tb, 100, 300) == 0);
       CHECK(gemm_detail::split_axis(pk, 1, tb, 1024, 1024) == 0);
-      CHECK(gemm_detail::split_axis(pk, 2, tb, 1024, 1024) == 1);
+      CHECK(gemm_detail::split_axis(pk, 2, tb, 1024, 1024) == (tb ? 1 : 2));
+      CHECK(gemm_detail::split_axis(pk, 2, tb, 1024, 3071) == (tb ? 1 : 2));
+      CHECK(gemm_detail::split_axis(pk, 2, tb, 1024, 3072) == 1);
       CHECK(gemm_detail::split_axis(pk, 2, tb, 36864, 1024) == (tb ? 1 : 2));
     }
-    // {M, N, K}: by columns with a ragged last range, by rows with a ragged last range, and a C wider
-    // than the column threshold but taller than wide (rows, or columns for B^T).
-    const std::vector<GemmCase> shapes = {{37, 600, 300}, {400, 100, 300}, {600, 520, 16}};
+    // {M, N, K}: by columns with a ragged last range, by rows with a ragged last range, a C wider than
+    // the column threshold but taller than wide, and one wider than tall by less than 3 times (rows,
+    // or columns for B^T).
+    const std::vector<GemmCase> shapes = {{37, 600, 300}, {400, 100, 300}, {600, 520, 16}, {300, 830, 40}};
     for (const GemmCase& s : shapes) {
       CHECK(gemm_detail::split_axis(pk, 2, false, s.M, s.N) != 0);
       const auto bias = random_vec<float>(static_cast<size_t>(std::max(s.M, s.N)), rng);

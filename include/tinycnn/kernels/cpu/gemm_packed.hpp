@@ -212,18 +212,24 @@ void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, i
 constexpr int64_t kSplitMinCols = 256, kSplitMinRows = 96;
 
 // Which range nt threads split an M x N product into: 1 columns, 2 rows, 0 neither (shared panels).
-// Columns where C is wide enough, except that a C taller than wide is split by rows when op(B) = B:
-// each thread packs all of op(A) (M x K) under a column split and all of op(B) (K x N) under a row
-// split, so the rows pack less there. Alternated in one process on a Zen 4, 2 threads
-// (docs/performance.md, thirty-ninth session), the rows took: a dense layer's weight gradient
-// 36864 x 1024 x 32 TN 0.97x the time (AVX2 kernel 0.93x), 4096 x 1024 x 32 TN 0.88x, 8192 x 1024 x
-// 64 NN 0.93x, 2048 x 1024 x 1024 NN 0.96x. op(B) = B^T, whose pack transposes, keeps the columns:
-// model3's Winograd weight gradients (1024 x 512 x 128 NT and smaller) took 1.01-1.02x with rows.
+// Columns where C is wide enough, except that a C less than kSplitRowsWidth times as wide as tall is
+// split by rows when op(B) = B: each thread packs all of op(A) (M x K) under a column split and all of
+// op(B) (K x N) under a row split, and op(B) = B packs by copying rows where op(A) = A packs by
+// transposing, and a thread's A panel (all M rows under a column split) outgrew L2 on square products.
+// Alternated in one process on a Zen 4, 2 threads (docs/performance.md, thirty-ninth session), with
+// the rule M > N, the rows took: a dense layer's weight gradient 36864 x 1024 x 32 TN 0.97x the time
+// (AVX2 kernel 0.93x), 4096 x 1024 x 32 TN 0.88x, 8192 x 1024 x 64 NN 0.93x, 2048 x 1024 x 1024 NN
+// 0.96x. Widened to N < 3 M on the Zen 5 (fifty-first session): 1024^3 NN 0.90-0.92x, 2048^3 NN
+// 0.94x, 768^3 0.92x, 1024 x 2000 x 1024 0.96x, 1024 x 3000 x 1024 0.98x, 1024^3 TN 0.95x; 512 x 2048 x
+// 1024 NN (N = 4 M) tied, and 192 x 8192 x 576 took 1.11x. op(B) = B^T, whose pack transposes, keeps
+// the columns: model3's Winograd weight gradients (1024 x 512 x 128 NT and smaller) took 1.01-1.02x
+// with rows.
+constexpr int64_t kSplitRowsWidth = 3;
 template <class T>
 int split_axis(const PackedKernel<T>& pk, int nt, bool trans_b, int64_t M, int64_t N) {
   if (!pk.split_independent || nt < 2) return 0;
   const bool rows = M >= kSplitMinRows * nt;
-  if (rows && !trans_b && M > N) return 2;
+  if (rows && !trans_b && N < kSplitRowsWidth * M) return 2;
   return N >= kSplitMinCols * nt ? 1 : rows ? 2 : 0;
 }
 
