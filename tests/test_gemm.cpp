@@ -700,55 +700,115 @@ TEST_CASE("gemm: the independent split (disjoint column or row ranges per thread
     // {M, N, K}: by columns with a ragged last range, by rows with a ragged last range, a C wider than
     // the column threshold but taller than wide, and one wider than tall by less than 3 times (rows,
     // or columns for B^T).
+    // Each twice: with the CPUs' speeds unknown (equal ranges) and set unequal (SplitSpeeds: ranges in
+    // proportion), bitwise the one-thread result either way.
     const std::vector<GemmCase> shapes = {{37, 600, 300}, {400, 100, 300}, {600, 520, 16}, {300, 830, 40}};
-    for (const GemmCase& s : shapes) {
-      CHECK(gemm_detail::split_axis(pk, 2, false, s.M, s.N) != 0);
-      const auto bias = random_vec<float>(static_cast<size_t>(std::max(s.M, s.N)), rng);
-      for (int t = 0; t < 4; ++t)
-        for (int e = 0; e < 4; ++e)
-          for (float beta : {0.0f, 0.75f}) {
-            const bool ta = t & 1, tb = t & 2;
-            const int64_t lda = (ta ? s.M : s.K) + 1, ldb = (tb ? s.K : s.N) + 2, ldc = s.N + 3;
-            const auto A = random_vec<float>(static_cast<size_t>((ta ? s.K : s.M) * lda), rng);
-            const auto B = random_vec<float>(static_cast<size_t>((tb ? s.N : s.K) * ldb), rng);
-            auto C0 = random_vec<float>(static_cast<size_t>(s.M * ldc), rng);
-            if (beta == 0.0f)
+    auto set_speeds = [](bool skew) {
+      for (int c = 0; c < gemm_detail::SplitSpeeds::kCpus; ++c)
+        gemm_detail::split_speeds().set(c, skew ? (c % 2 ? 1.5f : 0.65f) : 0.0f);
+    };
+    for (int skew = 0; skew < 2; ++skew) {
+      for (const GemmCase& s : shapes) {
+        CHECK(gemm_detail::split_axis(pk, 2, false, s.M, s.N) != 0);
+        const auto bias = random_vec<float>(static_cast<size_t>(std::max(s.M, s.N)), rng);
+        for (int t = 0; t < 4; ++t)
+          for (int e = 0; e < 4; ++e)
+            for (float beta : {0.0f, 0.75f}) {
+              const bool ta = t & 1, tb = t & 2;
+              const int64_t lda = (ta ? s.M : s.K) + 1, ldb = (tb ? s.K : s.N) + 2, ldc = s.N + 3;
+              const auto A = random_vec<float>(static_cast<size_t>((ta ? s.K : s.M) * lda), rng);
+              const auto B = random_vec<float>(static_cast<size_t>((tb ? s.N : s.K) * ldb), rng);
+              auto C0 = random_vec<float>(static_cast<size_t>(s.M * ldc), rng);
+              if (beta == 0.0f)
+                for (int64_t i = 0; i < s.M; ++i)
+                  for (int64_t j = 0; j < s.N; ++j) C0[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
+              GemmEpilogue<float> ep;
+              ep.bias = e ? bias.data() : nullptr;
+              ep.bias_per_column = e == 2;
+              ep.relu = e == 3;
+              std::vector<float> one = C0, two = C0, want = C0;
+              set_num_threads(1);
+              v.fn(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, one.data(), ldc, &ep);
+              set_num_threads(2);
+              set_speeds(skew);
+              v.fn(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, two.data(), ldc, &ep);
+              gemm_ref<float>(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, want.data(), ldc);
+              int64_t differ = 0, bad = 0;
               for (int64_t i = 0; i < s.M; ++i)
-                for (int64_t j = 0; j < s.N; ++j) C0[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
-            GemmEpilogue<float> ep;
-            ep.bias = e ? bias.data() : nullptr;
-            ep.bias_per_column = e == 2;
-            ep.relu = e == 3;
-            std::vector<float> one = C0, two = C0, want = C0;
-            set_num_threads(1);
-            v.fn(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, one.data(), ldc, &ep);
-            set_num_threads(2);
-            v.fn(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, two.data(), ldc, &ep);
-            gemm_ref<float>(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, want.data(), ldc);
-            int64_t differ = 0, bad = 0;
-            for (int64_t i = 0; i < s.M; ++i)
-              for (int64_t j = 0; j < ldc; ++j) {
-                const size_t x = static_cast<size_t>(i * ldc + j);
-                differ += !(one[x] == two[x]);  // bitwise, padding columns included
-                if (j >= s.N) {
-                  bad += !(two[x] == C0[x]);  // padding untouched
-                  continue;
+                for (int64_t j = 0; j < ldc; ++j) {
+                  const size_t x = static_cast<size_t>(i * ldc + j);
+                  differ += !(one[x] == two[x]);  // bitwise, padding columns included
+                  if (j >= s.N) {
+                    bad += !(two[x] == C0[x]);  // padding untouched
+                    continue;
+                  }
+                  float w = want[x] + (ep.bias ? (ep.bias_per_column ? bias[j] : bias[i]) : 0.0f);
+                  if (ep.relu && w < 0.0f) w = 0.0f;
+                  bad += !(std::fabs(two[x] - w) <= tolerance<float>(s.K) * (1.0f + std::fabs(w)));
                 }
-                float w = want[x] + (ep.bias ? (ep.bias_per_column ? bias[j] : bias[i]) : 0.0f);
-                if (ep.relu && w < 0.0f) w = 0.0f;
-                bad += !(std::fabs(two[x] - w) <= tolerance<float>(s.K) * (1.0f + std::fabs(w)));
-              }
-            CAPTURE(s.M);
-            CAPTURE(s.N);
-            CAPTURE(t);
-            CAPTURE(e);
-            CAPTURE(beta);
-            CHECK(differ == 0);
-            CHECK(bad == 0);
-          }
+              CAPTURE(s.M);
+              CAPTURE(s.N);
+              CAPTURE(t);
+              CAPTURE(e);
+              CAPTURE(beta);
+              CAPTURE(skew);
+              CHECK(differ == 0);
+              CHECK(bad == 0);
+            }
+      }
     }
+    set_speeds(false);
+    // A range blocks K as the whole product does: M x 30 x 520 NT takes one K block of 520 on one
+    // thread (tall_rows_kc: A more than 4 B blocks), where a range of half the rows alone would take two.
+    const int64_t N = 30, K = 520, M = 4 * pk.b_bytes / (K * 4) * 3 / 2;
+    const auto A = random_vec<float>(static_cast<size_t>(M * K), rng);
+    const auto B = random_vec<float>(static_cast<size_t>(N * K), rng);
+    if (N <= 2 * pk.nr) {
+      CHECK(gemm_detail::one_thread_plan(pk, false, true, M, N, K, A.data(), K).bl.kc == K);
+      CHECK(gemm_detail::one_thread_plan(pk, false, true, M / 2, N, K, A.data(), K).bl.kc < K);
+    }
+    CHECK(gemm_detail::split_axis(pk, 2, true, M, N) == 2);
+    std::vector<float> one(static_cast<size_t>(M * N)), two(one.size());
+    set_num_threads(1);
+    v.fn(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, one.data(), N, nullptr);
+    set_num_threads(2);
+    for (int skew = 0; skew < 2; ++skew) {
+      set_speeds(skew);
+      v.fn(false, true, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, two.data(), N, nullptr);
+      CAPTURE(skew);
+      CHECK(one == two);
+    }
+    set_speeds(false);
   }
   set_num_threads(saved);
+}
+
+TEST_CASE("gemm split: per-CPU speeds weigh the ranges") {
+  using gemm_detail::SplitSpeeds;
+  SplitSpeeds s;
+  CHECK(s.weight(0) == 1.0f);  // unknown
+  CHECK(s.weight(-1) == 1.0f);
+  CHECK(s.weight(SplitSpeeds::kCpus) == 1.0f);
+  // thread 0 on CPU 2 did 100 units in 1 s, thread 1 on CPU 5 100 in 2 s: relative speeds 4/3 and
+  // 2/3, each averaged with the previous value (1 where unknown)
+  const int cpu[2] = {2, 5};
+  const double work[2] = {100, 100}, secs[2] = {1, 2};
+  s.update(2, cpu, work, secs);
+  CHECK(s.weight(2) == doctest::Approx(0.7 + 0.3 * 4.0 / 3.0).epsilon(1e-6));
+  CHECK(s.weight(5) == doctest::Approx(0.7 + 0.3 * 2.0 / 3.0).epsilon(1e-6));
+  s.set(2, 1.03f);  // within the dead band
+  CHECK(s.weight(2) == 1.0f);
+  s.set(2, 3.0f);
+  CHECK(s.weight(2) == SplitSpeeds::kMax);
+  s.set(2, 0.1f);
+  CHECK(s.weight(2) == SplitSpeeds::kMin);
+  // nothing learnt from two threads on one CPU, or from a thread without time
+  const int same[2] = {7, 7};
+  s.update(2, same, work, secs);
+  CHECK(s.weight(7) == 1.0f);
+  const double none[2] = {1, 0};
+  s.update(2, cpu, work, none);
+  CHECK(s.weight(5) == doctest::Approx(0.7 + 0.3 * 2.0 / 3.0).epsilon(1e-6));
 }
 
 TEST_CASE("gemm_ex: fused bias (per row, per column) and ReLU") {

@@ -381,10 +381,61 @@ int64_t tall_rows_kc(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int6
   return K;
 }
 
+// How run_packed blocks a product on one thread: its blocks (bl.kc the K block), the rows of an A
+// panel (mc), whether A streams past few B slivers with its next panel prefetched (stream_a) and
+// whether the tiles read A in place (direct_a).
+struct OneThreadPlan {
+  Blocks bl;
+  int64_t mc;
+  bool stream_a, direct_a;
+};
+template <class T>
+OneThreadPlan one_thread_plan(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                              const T* A, int64_t lda) {
+  const int MR = pk.mr, NR = pk.nr;
+  // B read in place (run_packed's `direct`): a shorter K block (kDirectBBlockBytes); A streamed past
+  // few B^T slivers: one block (kTallRowsKc).
+  Blocks bl = blocks_for(pk, M, N, K, direct_at_kc(pk, trans_a, N, K));
+  if (const int64_t kc_max = trans_b ? 0 : one_thread_kc(pk, M, N, K))
+    bl = blocks_for(pk, M, N, K, kc_max);
+  else if (const int64_t kc_rows = tall_rows_kc(pk, trans_a, trans_b, M, N, K))
+    bl = blocks_for(pk, M, N, K, kc_rows);
+  int64_t mc = bl.mc;
+  const bool stream_a = N <= bl.nc && ceil_div(N, NR) <= kPrefetchMaxSlivers &&
+                        M * K * static_cast<int64_t>(sizeof(T)) > 4 * pk.b_bytes;
+  // Only an A that needs several panels anyway gets the small ones: where all of M fits one panel
+  // (M <= pk.mc), each B block is packed once per K-block and feeds every A sliver, and splitting the
+  // panel repacked B per panel (model3 conv3's backward filter, 576 x 128 x 20,000 TN: pack_b 11% of
+  // the time with three panels). Alternated in one process, 2 threads (docs/performance.md,
+  // thirty-seventh session): 576 x 128 x 20,000 TN 0.89-0.92x the time, 288 x 64 x 80,000 TN 0.93x,
+  // 1152 x 256 x 4608 TN 0.94-0.95x, 576 x 128 x 20,000 NT 0.97x; a dense layer's 36864 x 32 x 1024
+  // still prefers the small panels (one panel of 2016 rows: 1.10x the time).
+  if (stream_a && M > pk.mc) mc = std::min<int64_t>(mc, MR * kPrefetchPanelSlivers);
+  // Such an A is not packed at all where the kernel can read it in place (PackedKernel::direct_a for
+  // A^T, direct_a_rows for A): its next panel is prefetched anyway, and the tiles read it there, so
+  // the pack's copy of every element (in and out of L2 once more; for op(A) = A a transpose) goes.
+  // Alternated in one process, Zen 4, 2 threads, together with run_packed's B prefetch
+  // (docs/performance.md): A^T (forty-third session) 288 x 64 x 80,000 TN 0.89x the time, 576 x 128
+  // x 20,000 TN 0.93x, 1152 x 256 x 4608 TN 0.96x; A (forty-fifth) 64 x 288 x 80,000 NT 0.91-0.92x,
+  // 288 x 64 x 80,000 NT 0.91-0.93x, 576 x 128 x 20,000 NT 0.94-0.97x, 36864 x 32 x 1000 NT 0.90x,
+  // 20 of 36 random NN and NT products 0.82-0.96x and none slower by more than 1%; with the AVX2
+  // kernel 576 x 128 x 20,000 NT 0.94-0.97x, 36864 x 32 x 1000 NT 0.88-0.89x, 18 of the 36 random
+  // products 0.78-0.96x, none slower by more than 1%. Not where the rows of an A sliver crowd one L1
+  // set (rows_per_l1_set). The AVX2 tile did not gain on A^T (0.97-1.07x), so only the AVX-512
+  // kernels set direct_a.
+  const bool direct_a =
+      stream_a && (trans_a ? pk.direct_a
+                           : pk.direct_a_rows && rows_per_l1_set(reinterpret_cast<uintptr_t>(A),
+                                                                 lda * static_cast<int64_t>(sizeof(T)), MR) <= kL1Ways);
+  // (a shorter K block keeps N <= nc: nc only grows)
+  if (const int64_t kc_wide = direct_at_wide_kc(pk, direct_a, trans_a, N, bl.kc)) bl = blocks_for(pk, M, N, K, kc_wide);
+  return {bl, mc, stream_a, direct_a};
+}
+
 template <class T>
 void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
                 const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
-                const GemmEpilogue<T>* ep) {
+                const GemmEpilogue<T>* ep, int64_t kc_override = 0) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == T(0)) {
     scale_only(M, N, beta, C, ldc, ep);
@@ -423,44 +474,13 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
       return;
   }
 #endif
-  // B read in place (the panel's `direct` below): a shorter K block (kDirectBBlockBytes); A streamed
-  // past few B^T slivers: one block (kTallRowsKc).
-  if (nt <= 1) {
-    if (const int64_t kc_max = trans_b ? 0 : one_thread_kc(pk, M, N, K))
-      bl = blocks_for(pk, M, N, K, kc_max);
-    else if (const int64_t kc_rows = tall_rows_kc(pk, trans_a, trans_b, M, N, K))
-      bl = blocks_for(pk, M, N, K, kc_rows);
-  }
-  int64_t mc = bl.mc;
-  const bool stream_a = nt <= 1 && N <= bl.nc && ceil_div(N, NR) <= kPrefetchMaxSlivers &&
-                        M * K * static_cast<int64_t>(sizeof(T)) > 4 * pk.b_bytes;
-  // Only an A that needs several panels anyway gets the small ones: where all of M fits one panel
-  // (M <= pk.mc), each B block is packed once per K-block and feeds every A sliver, and splitting the
-  // panel repacked B per panel (model3 conv3's backward filter, 576 x 128 x 20,000 TN: pack_b 11% of
-  // the time with three panels). Alternated in one process, 2 threads (docs/performance.md,
-  // thirty-seventh session): 576 x 128 x 20,000 TN 0.89-0.92x the time, 288 x 64 x 80,000 TN 0.93x,
-  // 1152 x 256 x 4608 TN 0.94-0.95x, 576 x 128 x 20,000 NT 0.97x; a dense layer's 36864 x 32 x 1024
-  // still prefers the small panels (one panel of 2016 rows: 1.10x the time).
-  if (stream_a && M > pk.mc) mc = std::min<int64_t>(mc, MR * kPrefetchPanelSlivers);
-  // Such an A is not packed at all where the kernel can read it in place (PackedKernel::direct_a for
-  // A^T, direct_a_rows for A): its next panel is prefetched anyway, and the tiles read it there, so
-  // the pack's copy of every element (in and out of L2 once more; for op(A) = A a transpose) goes.
-  // Alternated in one process, Zen 4, 2 threads, together with the B prefetch below
-  // (docs/performance.md): A^T (forty-third session) 288 x 64 x 80,000 TN 0.89x the time, 576 x 128
-  // x 20,000 TN 0.93x, 1152 x 256 x 4608 TN 0.96x; A (forty-fifth) 64 x 288 x 80,000 NT 0.91-0.92x,
-  // 288 x 64 x 80,000 NT 0.91-0.93x, 576 x 128 x 20,000 NT 0.94-0.97x, 36864 x 32 x 1000 NT 0.90x,
-  // 20 of 36 random NN and NT products 0.82-0.96x and none slower by more than 1%; with the AVX2
-  // kernel 576 x 128 x 20,000 NT 0.94-0.97x, 36864 x 32 x 1000 NT 0.88-0.89x, 18 of the 36 random
-  // products 0.78-0.96x, none slower by more than 1%. Not where the rows of an A sliver crowd one L1
-  // set (rows_per_l1_set). The AVX2 tile did not gain on A^T (0.97-1.07x), so only the AVX-512
-  // kernels set direct_a.
-  const bool direct_a =
-      stream_a && (trans_a ? pk.direct_a
-                           : pk.direct_a_rows && rows_per_l1_set(reinterpret_cast<uintptr_t>(A),
-                                                                 lda * static_cast<int64_t>(sizeof(T)), MR) <= kL1Ways);
-  // (a shorter K block keeps N <= nc: nc only grows)
-  if (const int64_t kc_wide = direct_at_wide_kc(pk, direct_a, trans_a, N, bl.kc)) bl = blocks_for(pk, M, N, K, kc_wide);
-  const int64_t kc = bl.kc, nc = bl.nc;
+  OneThreadPlan plan{bl, bl.mc, false, false};
+  if (nt <= 1) plan = one_thread_plan(pk, trans_a, trans_b, M, N, K, A, lda);
+  // A share of run_split blocks K as the whole product does (its result is then the one-thread one
+  // whatever the share).
+  if (kc_override > 0) plan.bl = blocks_for(pk, M, N, K, kc_override);
+  const int64_t kc = plan.bl.kc, nc = plan.bl.nc, mc = plan.mc;
+  const bool stream_a = plan.stream_a, direct_a = plan.direct_a;
   T* abuf = direct_a ? nullptr : a_buffer<T>().get(static_cast<size_t>(mc * kc));
   T* bbuf = b_buffer<T>().get(static_cast<size_t>(nc * kc));
   const bool stream_c = beta == T(0) && K <= kc && M * N * static_cast<int64_t>(sizeof(T)) >= kStreamCBytes &&

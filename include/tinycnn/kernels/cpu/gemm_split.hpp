@@ -3,15 +3,73 @@
 // common: disjoint ranges of C (run_split) or of K (run_ksplit), each thread running a one-thread
 // run_packed of its own. Included at the end of gemm_packed.hpp, which declares both.
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstdint>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 #include "gemm_packed.hpp"
 
 namespace tinycnn::kernels::cpu::gemm_detail {
+
+// The speed of each CPU relative to the others in run_split's recent products: on the Zen 5 host the
+// two vCPUs ran at different speeds for minutes at a time (one thread's 576 x 256 x 4608 NT at 141-165
+// GFLOP/s on one and 187-195 on the other, then the other way round; the FMA peak the same on both:
+// docs/performance.md, fifty-first session), and equal ranges waited on the slower one. Per CPU, an
+// exponential average (kKeep of the old value) of each split's work per second against the
+// mean over its threads; 0: not measured yet.
+class SplitSpeeds {
+ public:
+  static constexpr int kCpus = 256;
+  static constexpr float kKeep = 0.7f, kMin = 0.6f, kMax = 1.6f, kDeadBand = 0.04f;
+  // The weight of a range on this CPU: its relative speed within [kMin, kMax], 1 where unknown or
+  // within kDeadBand of 1 (timing noise should not move the ranges).
+  float weight(int cpu) const {
+    const float r = cpu >= 0 && cpu < kCpus ? rel_[cpu].load(std::memory_order_relaxed) : 0.0f;
+    if (r <= 0.0f || (r > 1.0f - kDeadBand && r < 1.0f + kDeadBand)) return 1.0f;
+    return std::clamp(r, kMin, kMax);
+  }
+  // One split's threads: cpu[t] ran work[t] units in secs[t] seconds.
+  void update(int n, const int* cpu, const double* work, const double* secs) {
+    double mean = 0;
+    for (int t = 0; t < n; ++t) {
+      if (cpu[t] < 0 || cpu[t] >= kCpus || work[t] <= 0 || secs[t] <= 0) return;
+      for (int u = 0; u < t; ++u)
+        if (cpu[u] == cpu[t]) return;  // two threads on one CPU (or one moved): nothing to compare
+      mean += work[t] / secs[t] / n;
+    }
+    for (int t = 0; t < n; ++t) {
+      const float old = rel_[cpu[t]].load(std::memory_order_relaxed);
+      const double r = work[t] / secs[t] / mean;
+      rel_[cpu[t]].store(static_cast<float>(kKeep * (old > 0.0f ? old : 1.0f) + (1.0 - kKeep) * r),
+                         std::memory_order_relaxed);
+    }
+  }
+  // Tests: set (or with 0, forget) a CPU's relative speed.
+  void set(int cpu, float rel) {
+    if (cpu >= 0 && cpu < kCpus) rel_[cpu].store(rel, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<float> rel_[kCpus] = {};
+};
+inline SplitSpeeds& split_speeds() {
+  static SplitSpeeds s;
+  return s;
+}
+inline int current_cpu() {
+#ifdef __linux__
+  return sched_getcpu();
+#else
+  return -1;
+#endif
+}
 
 // Independent split: thread t computes the columns [j_t, j_t+1) of C (rows [i_t, i_t+1) when C is too
 // narrow and tall enough) as a one-thread run_packed of its own, with its own thread-local packing
@@ -19,9 +77,13 @@ namespace tinycnn::kernels::cpu::gemm_detail {
 // scheme's two barriers per block stalled whenever one vCPU was preempted, and each core waited on
 // panels packed by the other (docs/performance.md, thirteenth session); on a Zen 5 with AVX-512 it
 // was up to 1.8x faster on wide products too (twenty-second session). Ranges start at multiples
-// of the register tile, so every tile but the last is full. K is blocked as on one thread, so each
-// element of C gets its terms in the one-thread order: bitwise the one-thread result. Returns false
-// (nothing done) when neither range would be long enough (split_axis).
+// of the register tile, so every tile but the last is full, and are in proportion to the speeds
+// their CPUs showed in the previous splits (SplitSpeeds; one barrier while each thread learns the
+// others' CPUs). Alternated in one process with equal ranges, 2 threads, while one vCPU was slow:
+// 1152 x 256 x 4608 NT 0.88x the time, TN 0.93x (fifty-first session). Every range blocks K as the
+// whole product does on one thread, so each element of C gets its terms in the one-thread order:
+// bitwise the one-thread result whatever the ranges. Returns false (nothing done) when neither range
+// would be long enough (split_axis).
 template <class T>
 bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                T alpha, const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
@@ -31,25 +93,44 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
   if (axis == 0) return false;
   const bool by_cols = axis == 1;
   const int64_t unit = by_cols ? pk.nr : pk.mr, units = ceil_div(by_cols ? N : M, unit);
+  const int64_t kc = one_thread_plan(pk, trans_a, trans_b, M, N, K, A, lda).bl.kc;
+  constexpr int kMaxThreads = 64;
+  nt = std::min(nt, kMaxThreads);
+  int cpu[kMaxThreads], team = 0;
+  double work[kMaxThreads], secs[kMaxThreads];
+  SplitSpeeds& speeds = split_speeds();
 #pragma omp parallel num_threads(nt)
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-    const int64_t lo = std::min(units * tid / nth * unit, by_cols ? N : M);
-    const int64_t hi = std::min(units * (tid + 1) / nth * unit, by_cols ? N : M);
+    cpu[tid] = current_cpu();
+    if (tid == 0) team = nth;
+#pragma omp barrier
+    double before = 0, total = 0;
+    for (int t = 0; t < nth; ++t) (t < tid ? before : total) += speeds.weight(cpu[t]);
+    total += before;
+    const double mine = speeds.weight(cpu[tid]);
+    const int64_t u0 = tid == 0 ? 0 : std::llround(static_cast<double>(units) * before / total);
+    const int64_t u1 = tid == nth - 1 ? units : std::llround(static_cast<double>(units) * (before + mine) / total);
+    const int64_t lo = std::min(u0 * unit, by_cols ? N : M);
+    const int64_t hi = std::min(u1 * unit, by_cols ? N : M);
+    const double start = omp_get_wtime();
     if (hi > lo) {
       GemmEpilogue<T> e = ep ? *ep : GemmEpilogue<T>{};
       // Nested calls run on one thread each (omp_in_parallel) with their own thread-local buffers.
       if (by_cols) {
         if (e.bias && e.bias_per_column) e.bias += lo;
         run_packed(pk, trans_a, trans_b, M, hi - lo, K, alpha, A, lda, trans_b ? B + lo * ldb : B + lo, ldb, beta,
-                   C + lo, ldc, ep ? &e : nullptr);
+                   C + lo, ldc, ep ? &e : nullptr, kc);
       } else {
         if (e.bias && !e.bias_per_column) e.bias += lo;
         run_packed(pk, trans_a, trans_b, hi - lo, N, K, alpha, trans_a ? A + lo : A + lo * lda, lda, B, ldb, beta,
-                   C + lo * ldc, ldc, ep ? &e : nullptr);
+                   C + lo * ldc, ldc, ep ? &e : nullptr, kc);
       }
     }
+    work[tid] = static_cast<double>(hi - lo);
+    secs[tid] = omp_get_wtime() - start;
   }
+  speeds.update(team, cpu, work, secs);
   return true;
 #else
   (void)pk, (void)nt, (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda;
