@@ -789,14 +789,14 @@ TEST_CASE("gemm split: per-CPU speeds weigh the ranges") {
   CHECK(s.weight(0) == 1.0f);  // unknown
   CHECK(s.weight(-1) == 1.0f);
   CHECK(s.weight(SplitSpeeds::kCpus) == 1.0f);
-  // thread 0 on CPU 2 did 100 units in 1 s, thread 1 on CPU 5 100 in 2 s: relative speeds 4/3 and
-  // 2/3, each averaged with the previous value (1 where unknown)
+  // thread 0 on CPU 2 did 100 units in 1 s, thread 1 on CPU 5 100 in 4 s: relative speeds 1.6 and
+  // 0.4, each averaged with the previous value (1 where unknown)
   const int cpu[2] = {2, 5};
-  const double work[2] = {100, 100}, secs[2] = {1, 2};
+  const double work[2] = {100, 100}, secs[2] = {1, 4};
   s.update(2, cpu, work, secs);
-  CHECK(s.weight(2) == doctest::Approx(0.7 + 0.3 * 4.0 / 3.0).epsilon(1e-6));
-  CHECK(s.weight(5) == doctest::Approx(0.7 + 0.3 * 2.0 / 3.0).epsilon(1e-6));
-  s.set(2, 1.03f);  // within the dead band
+  CHECK(s.weight(2) == doctest::Approx(0.8 + 0.2 * 1.6).epsilon(1e-6));
+  CHECK(s.weight(5) == doctest::Approx(0.8 + 0.2 * 0.4).epsilon(1e-6));
+  s.set(2, 1.07f);  // within the dead band
   CHECK(s.weight(2) == 1.0f);
   s.set(2, 3.0f);
   CHECK(s.weight(2) == SplitSpeeds::kMax);
@@ -808,7 +808,7 @@ TEST_CASE("gemm split: per-CPU speeds weigh the ranges") {
   CHECK(s.weight(7) == 1.0f);
   const double none[2] = {1, 0};
   s.update(2, cpu, work, none);
-  CHECK(s.weight(5) == doctest::Approx(0.7 + 0.3 * 2.0 / 3.0).epsilon(1e-6));
+  CHECK(s.weight(5) == doctest::Approx(0.8 + 0.2 * 0.4).epsilon(1e-6));
 }
 
 TEST_CASE("gemm_ex: fused bias (per row, per column) and ReLU") {

@@ -27,7 +27,7 @@ namespace tinycnn::kernels::cpu::gemm_detail {
 class SplitSpeeds {
  public:
   static constexpr int kCpus = 256;
-  static constexpr float kKeep = 0.7f, kMin = 0.6f, kMax = 1.6f, kDeadBand = 0.04f;
+  static constexpr float kKeep = 0.8f, kMin = 0.6f, kMax = 1.6f, kDeadBand = 0.08f;
   // The weight of a range on this CPU: its relative speed within [kMin, kMax], 1 where unknown or
   // within kDeadBand of 1 (timing noise should not move the ranges).
   float weight(int cpu) const {
