@@ -79,8 +79,9 @@ inline int current_cpu() {
 // was up to 1.8x faster on wide products too (twenty-second session). Ranges start at multiples
 // of the register tile, so every tile but the last is full, and are in proportion to the speeds
 // their CPUs showed in the previous splits (SplitSpeeds; one barrier while each thread learns the
-// others' CPUs). Alternated in one process with equal ranges, 2 threads, while one vCPU was slow:
-// 1152 x 256 x 4608 NT 0.88x the time, TN 0.93x (fifty-first session). Every range blocks K as the
+// others' CPUs). Alternated in one process with equal ranges, 2 threads, while one vCPU was slow
+// (fifty-first session): 1152 x 256 x 4608 NT 0.87-0.97x the time, TN 0.92-0.99x, 36864 x 1024 x 32
+// TN 0.86-0.89x; 0-3% more with the vCPUs even. Every range blocks K as the
 // whole product does on one thread, so each element of C gets its terms in the one-thread order:
 // bitwise the one-thread result whatever the ranges. Returns false (nothing done) when neither range
 // would be long enough (split_axis).
