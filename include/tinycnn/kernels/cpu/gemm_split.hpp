@@ -98,20 +98,30 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
   constexpr int kMaxThreads = 64;
   nt = std::min(nt, kMaxThreads);
   int cpu[kMaxThreads], team = 0;
-  double work[kMaxThreads], secs[kMaxThreads];
+  double weight[kMaxThreads], work[kMaxThreads], secs[kMaxThreads];
   SplitSpeeds& speeds = split_speeds();
 #pragma omp parallel num_threads(nt)
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    // Each weight read once, by its own thread: another split (from another application thread) may
+    // update the speeds meanwhile, and every thread must cut the same ranges.
     cpu[tid] = current_cpu();
+    weight[tid] = speeds.weight(cpu[tid]);
     if (tid == 0) team = nth;
 #pragma omp barrier
-    double before = 0, total = 0;
-    for (int t = 0; t < nth; ++t) (t < tid ? before : total) += speeds.weight(cpu[t]);
-    total += before;
-    const double mine = speeds.weight(cpu[tid]);
-    const int64_t u0 = tid == 0 ? 0 : std::llround(static_cast<double>(units) * before / total);
-    const int64_t u1 = tid == nth - 1 ? units : std::llround(static_cast<double>(units) * (before + mine) / total);
+    // Range t starts at boundary(t), computed the same way by every thread (one summation order), so
+    // that the ranges tile C exactly.
+    auto boundary = [&](int t) {
+      if (t <= 0) return int64_t(0);
+      if (t >= nth) return units;
+      double before = 0, total = 0;
+      for (int u = 0; u < nth; ++u) {
+        if (u < t) before += weight[u];
+        total += weight[u];
+      }
+      return std::min(units, static_cast<int64_t>(std::llround(static_cast<double>(units) * before / total)));
+    };
+    const int64_t u0 = boundary(tid), u1 = boundary(tid + 1);
     const int64_t lo = std::min(u0 * unit, by_cols ? N : M);
     const int64_t hi = std::min(u1 * unit, by_cols ? N : M);
     const double start = omp_get_wtime();
