@@ -119,6 +119,14 @@ void check_variant(const std::string& name, const GemmFn<T>& fn) {
   CHECK(compare_one<T>(fn, true, true, {9, 11, 13}, T(0), T(0), 0, rng) == 0);
 }
 
+// The speeds the splits weigh their ranges by (gemm_detail::SplitSpeeds): odd CPUs 1.5, even ones 0.65
+// (skew), or unknown, that is equal ranges.
+void set_speeds(bool skew) {
+  gemm_detail::SplitSpeedTable& table = gemm_detail::split_speed_table();
+  for (int c = 0; c < gemm_detail::SplitSpeeds::kCpus; ++c) table.base().set(c, skew ? (c % 2 ? 1.5f : 0.65f) : 0.0f);
+  table.forget_products();
+}
+
 template <class T>
 GemmFn<T> wrap(void (*f)(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, T*,
                          int64_t, const GemmEpilogue<T>*)) {
@@ -703,10 +711,6 @@ TEST_CASE("gemm: the independent split (disjoint column or row ranges per thread
     // Each twice: with the CPUs' speeds unknown (equal ranges) and set unequal (SplitSpeeds: ranges in
     // proportion), bitwise the one-thread result either way.
     const std::vector<GemmCase> shapes = {{37, 600, 300}, {400, 100, 300}, {600, 520, 16}, {300, 830, 40}};
-    auto set_speeds = [](bool skew) {
-      for (int c = 0; c < gemm_detail::SplitSpeeds::kCpus; ++c)
-        gemm_detail::split_speeds().set(c, skew ? (c % 2 ? 1.5f : 0.65f) : 0.0f);
-    };
     for (int skew = 0; skew < 2; ++skew) {
       for (const GemmCase& s : shapes) {
         CHECK(gemm_detail::split_axis(pk, 2, false, s.M, s.N) != 0);
@@ -809,6 +813,99 @@ TEST_CASE("gemm split: per-CPU speeds weigh the ranges") {
   const double none[2] = {1, 0};
   s.update(2, cpu, work, none);
   CHECK(s.weight(5) == doctest::Approx(0.8 + 0.2 * 0.4).epsilon(1e-6));
+
+  // Per product: a product first seen starts from the average over all products; its splits move
+  // its own speeds and the average, not another product's.
+  static gemm_detail::SplitSpeedTable table;  // static: 64 KiB
+  const uint64_t p = gemm_detail::split_key(576, 128, 20000, false, true, 14, 32);
+  const uint64_t q = gemm_detail::split_key(576, 128, 20000, true, false, 14, 32);
+  CHECK(p != q);
+  CHECK(p != 0);
+  CHECK(p % gemm_detail::SplitSpeedTable::kSlots != q % gemm_detail::SplitSpeedTable::kSlots);  // no collision
+  table.base().set(2, 1.3f);
+  CHECK(table.at(p).weight(2) == doctest::Approx(1.3f));
+  table.update(table.at(p), 2, cpu, work, secs);
+  CHECK(table.at(p).weight(2) == doctest::Approx(0.8 * 1.3 + 0.2 * 1.6).epsilon(1e-6));
+  CHECK(table.base().weight(2) == doctest::Approx(0.8 * 1.3 + 0.2 * 1.6).epsilon(1e-6));
+  table.base().set(2, 0.7f);
+  CHECK(table.at(q).weight(2) == doctest::Approx(0.7f));  // new product: from the average
+  CHECK(table.at(p).weight(2) == doctest::Approx(0.8 * 1.3 + 0.2 * 1.6).epsilon(1e-6));  // its own
+  // A slot taken over by another product restarts from the average.
+  uint64_t r = p + 1;
+  while (r % gemm_detail::SplitSpeedTable::kSlots != p % gemm_detail::SplitSpeedTable::kSlots) ++r;
+  CHECK(table.at(r).weight(2) == doctest::Approx(0.7f));
+  CHECK(table.at(p).weight(2) == doctest::Approx(0.7f));
+  table.forget_products();
+  table.base().set(2, 1.2f);
+  CHECK(table.at(q).weight(2) == doctest::Approx(1.2f));
+}
+
+TEST_CASE("gemm K-split: ranges weighed by the CPUs' speeds give the same bits as equal ones") {
+  std::vector<std::pair<const char*, gemm_detail::PackedKernel<float>>> kernels = {
+      {"portable", gemm_detail::portable_kernel<float>()}};
+#ifdef TINYCNN_HAVE_X86_GEMM
+  if (gemm_avx2_available()) kernels.push_back({"avx2", gemm_avx2_detail::kernel()});
+  if (gemm_avx512_available()) {
+    kernels.push_back({"avx512", gemm_avx512_detail::kernel()});
+    kernels.back().second.flip_wide_nt = false;
+    kernels.push_back({"avx512 flip_wide_nt", gemm_detail::PackedKernel<float>(gemm_avx512_detail::kernel())});
+    kernels.back().second.flip_wide_nt = true;
+  }
+#endif
+  Rng rng(19);
+  // {M, N, K}: each K range's product cut by rows (M the longer side), by columns, computed transposed
+  // (tile fill: {20, 40} on 14 x 32 tiles), and a wide NT C (transposed with flip_wide_nt).
+  const std::vector<GemmCase> shapes = {{200, 40, 2100}, {40, 300, 2100}, {20, 40, 3100}, {250, 530, 2200}};
+  const auto bias = random_vec<float>(530, rng);
+  GemmEpilogue<float> ep;
+  ep.bias = bias.data();
+  ep.bias_per_column = true;
+  ep.relu = true;
+  for (const auto& [name, pk] : kernels)
+    for (int threads : {2, 3})
+      for (const GemmCase& s : shapes)
+        for (int t = 0; t < 4; ++t)
+          for (float beta : {0.0f, 0.75f}) {
+            const bool ta = t & 1, tb = t & 2;
+            const int64_t lda = (ta ? s.M : s.K) + 1, ldb = (tb ? s.K : s.N) + 2, ldc = s.N + 3;
+            const auto A = random_vec<float>(static_cast<size_t>((ta ? s.K : s.M) * lda), rng);
+            const auto B = random_vec<float>(static_cast<size_t>((tb ? s.N : s.K) * ldb), rng);
+            auto C0 = random_vec<float>(static_cast<size_t>(s.M * ldc), rng);
+            if (beta == 0.0f)
+              for (int64_t i = 0; i < s.M; ++i)
+                for (int64_t j = 0; j < s.N; ++j) C0[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
+            const GemmEpilogue<float>* e = beta == 0.0f ? nullptr : &ep;
+            std::vector<float> even = C0, skewed = C0, want = C0;
+            set_speeds(false);
+            gemm_detail::run_ksplit<float>(pk, threads, ta, tb, s.M, s.N, s.K, 0.5f, A.data(), lda, B.data(), ldb,
+                                           beta, even.data(), ldc, e);
+            set_speeds(true);
+            gemm_detail::run_ksplit<float>(pk, threads, ta, tb, s.M, s.N, s.K, 0.5f, A.data(), lda, B.data(), ldb,
+                                           beta, skewed.data(), ldc, e);
+            gemm_ref<float>(ta, tb, s.M, s.N, s.K, 0.5f, A.data(), lda, B.data(), ldb, beta, want.data(), ldc);
+            int64_t differ = 0, bad = 0;
+            for (int64_t i = 0; i < s.M; ++i)
+              for (int64_t j = 0; j < ldc; ++j) {
+                const size_t x = static_cast<size_t>(i * ldc + j);
+                differ += !(even[x] == skewed[x]);  // bitwise, padding columns included
+                if (j >= s.N) {
+                  bad += !(skewed[x] == C0[x]);  // padding untouched
+                  continue;
+                }
+                float w = want[x] + (e ? bias[j] : 0.0f);
+                if (e && w < 0.0f) w = 0.0f;
+                bad += !(std::fabs(skewed[x] - w) <= tolerance<float>(s.K) * (1.0f + std::fabs(w)));
+              }
+            CAPTURE(std::string(name));
+            CAPTURE(threads);
+            CAPTURE(s.M);
+            CAPTURE(s.N);
+            CAPTURE(t);
+            CAPTURE(beta);
+            CHECK(differ == 0);
+            CHECK(bad == 0);
+          }
+  set_speeds(false);
 }
 
 TEST_CASE("gemm_ex: fused bias (per row, per column) and ReLU") {

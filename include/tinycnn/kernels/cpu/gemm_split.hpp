@@ -18,12 +18,12 @@
 
 namespace tinycnn::kernels::cpu::gemm_detail {
 
-// The speed of each CPU relative to the others in run_split's recent products: on the Zen 5 host the
-// two vCPUs ran at different speeds for minutes at a time (one thread's 576 x 256 x 4608 NT at 141-165
-// GFLOP/s on one and 187-195 on the other, then the other way round; the FMA peak the same on both:
-// docs/performance.md, fifty-first session), and equal ranges waited on the slower one. Per CPU, an
-// exponential average (kKeep of the old value) of each split's work per second against the
-// mean over its threads; 0: not measured yet.
+// The speed of each CPU relative to the others in the recent splits (run_split, run_ksplit): on the
+// Zen 5 host the two vCPUs ran at different speeds for minutes at a time (one thread's 576 x 256 x
+// 4608 NT at 141-165 GFLOP/s on one and 187-195 on the other, then the other way round; the FMA peak
+// the same on both: docs/performance.md, fifty-first session), and equal ranges waited on the slower
+// one. Per CPU, an exponential average (kKeep of the old value) of each split's work per second
+// against the mean over its threads; 0: not measured yet.
 class SplitSpeeds {
  public:
   static constexpr int kCpus = 256;
@@ -51,6 +51,9 @@ class SplitSpeeds {
                          std::memory_order_relaxed);
     }
   }
+  void copy_from(const SplitSpeeds& o) {
+    for (int c = 0; c < kCpus; ++c) rel_[c].store(o.rel_[c].load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
   // Tests: set (or with 0, forget) a CPU's relative speed.
   void set(int cpu, float rel) {
     if (cpu >= 0 && cpu < kCpus) rel_[cpu].store(rel, std::memory_order_relaxed);
@@ -59,9 +62,50 @@ class SplitSpeeds {
  private:
   std::atomic<float> rel_[kCpus] = {};
 };
-inline SplitSpeeds& split_speeds() {
-  static SplitSpeeds s;
-  return s;
+
+// The speeds per product: products differ in how much the slower vCPU slows them (in one minute where
+// it was slow, 576 x 128 x 20,000 NT's K halves settled at weights 0.90 and 1.10 while TN's stayed
+// within 8% of equal; fifty-second session), so each product (split_key: shape, forms, tile)
+// keeps its own SplitSpeeds in a slot of a small table, started from the average over every product
+// (base) where the slot last held another product. The speeds are hints: a race between two
+// application threads on one slot costs balance, never a result (each split reads its weights once).
+class SplitSpeedTable {
+ public:
+  static constexpr int kSlots = 64;
+  SplitSpeeds& at(uint64_t key) {
+    Slot& s = slots_[key % kSlots];
+    if (s.key.exchange(key, std::memory_order_relaxed) != key) s.speeds.copy_from(base_);
+    return s.speeds;
+  }
+  // One split of the product whose speeds are `product` (from at()).
+  void update(SplitSpeeds& product, int n, const int* cpu, const double* work, const double* secs) {
+    product.update(n, cpu, work, secs);
+    base_.update(n, cpu, work, secs);
+  }
+  SplitSpeeds& base() { return base_; }
+  // Tests: every product starts from base() again.
+  void forget_products() {
+    for (Slot& s : slots_) s.key.store(0, std::memory_order_relaxed);
+  }
+
+ private:
+  struct Slot {
+    std::atomic<uint64_t> key{0};  // 0: empty
+    SplitSpeeds speeds;
+  };
+  SplitSpeeds base_;
+  Slot slots_[kSlots];
+};
+inline SplitSpeedTable& split_speed_table() {
+  static SplitSpeedTable t;
+  return t;
+}
+// A product's key in SplitSpeedTable (never 0).
+inline uint64_t split_key(int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b, int mr, int nr) {
+  const uint64_t form = uint64_t(trans_a) | uint64_t(trans_b) << 1 | uint64_t(mr) << 2 | uint64_t(nr) << 12;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const uint64_t v : {uint64_t(M), uint64_t(N), uint64_t(K), form}) h = (h ^ v) * 0x100000001b3ull;
+  return (h ^ h >> 29) | 1;
 }
 inline int current_cpu() {
 #ifdef __linux__
@@ -69,6 +113,19 @@ inline int current_cpu() {
 #else
   return -1;
 #endif
+}
+
+// Where thread t's share of `units` starts when nth threads share them in proportion to weight[0, nth):
+// computed the same way by every thread (one summation order), so that the shares tile the units exactly.
+inline int64_t weighted_boundary(const double* weight, int nth, int t, int64_t units) {
+  if (t <= 0) return 0;
+  if (t >= nth) return units;
+  double before = 0, total = 0;
+  for (int u = 0; u < nth; ++u) {
+    if (u < t) before += weight[u];
+    total += weight[u];
+  }
+  return std::min(units, static_cast<int64_t>(std::llround(static_cast<double>(units) * before / total)));
 }
 
 // Independent split: thread t computes the columns [j_t, j_t+1) of C (rows [i_t, i_t+1) when C is too
@@ -99,7 +156,8 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
   nt = std::min(nt, kMaxThreads);
   int cpu[kMaxThreads], team = 0;
   double weight[kMaxThreads], work[kMaxThreads], secs[kMaxThreads];
-  SplitSpeeds& speeds = split_speeds();
+  SplitSpeedTable& table = split_speed_table();
+  SplitSpeeds& speeds = table.at(split_key(M, N, K, trans_a, trans_b, pk.mr, pk.nr));
 #pragma omp parallel num_threads(nt)
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -109,19 +167,7 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
     weight[tid] = speeds.weight(cpu[tid]);
     if (tid == 0) team = nth;
 #pragma omp barrier
-    // Range t starts at boundary(t), computed the same way by every thread (one summation order), so
-    // that the ranges tile C exactly.
-    auto boundary = [&](int t) {
-      if (t <= 0) return int64_t(0);
-      if (t >= nth) return units;
-      double before = 0, total = 0;
-      for (int u = 0; u < nth; ++u) {
-        if (u < t) before += weight[u];
-        total += weight[u];
-      }
-      return std::min(units, static_cast<int64_t>(std::llround(static_cast<double>(units) * before / total)));
-    };
-    const int64_t u0 = boundary(tid), u1 = boundary(tid + 1);
+    const int64_t u0 = weighted_boundary(weight, nth, tid, units), u1 = weighted_boundary(weight, nth, tid + 1, units);
     const int64_t lo = std::min(u0 * unit, by_cols ? N : M);
     const int64_t hi = std::min(u1 * unit, by_cols ? N : M);
     const double start = omp_get_wtime();
@@ -141,7 +187,7 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
     work[tid] = static_cast<double>(hi - lo);
     secs[tid] = omp_get_wtime() - start;
   }
-  speeds.update(team, cpu, work, secs);
+  table.update(speeds, team, cpu, work, secs);
   return true;
 #else
   (void)pk, (void)nt, (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda;
@@ -187,6 +233,14 @@ void sum_transposed(const T* part, int nparts, int64_t M, int64_t N, int64_t r0,
 // per-thread M x N partials), then after one barrier the threads sum the partials into disjoint
 // row ranges of C and apply the epilogue there. Summation order differs from the one-thread result
 // only by the grouping of K (float rounding, checked against the reference in tests/test_gemm.cpp).
+// The K ranges are fixed by the product, not who computes them: the threads share the ranges' work,
+// laid end to end and cut in register tiles along the longer side of each range's product, in
+// proportion to their CPUs' speeds (SplitSpeeds, as run_split), so that the faster thread also
+// computes the first rows (or columns) of the next range, blocked over K as that whole range: the
+// result is bitwise the same whatever the speeds. A moved piece repacks its range's other operand.
+// Alternated in one process with equal halves, 2 threads, Zen 5, in minutes where one vCPU was slow
+// (docs/performance.md, fifty-second session): 128 x 576 x 20,000 NT 0.91-1.00x the time, 64 x 288 x
+// 80,000 NT 0.91-1.01x, 576 x 128 x 20,000 NT 0.92-1.02x; with the vCPUs even 0.98-1.02x.
 // When N x M fills the register tiles clearly better than M x N (M = 32 rows are 2.3 tiles of 14,
 // 76% full, while N = 1024 as rows are 99% full), every thread computes P_t^T = op(B)^T op(A)^T
 // into an N x M partial instead, and the sum transposes them back. So does an NT or TN product (the
@@ -227,20 +281,60 @@ void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, i
   const bool flip = stream_flipped || tile_fill(N, M, pk.mr, pk.nr) > 1.2 * tile_fill(M, N, pk.mr, pk.nr);
   const int nparts = flip ? nt : nt - 1;  // thread 0 writes C directly unless flipped
   T* part = c_buffer<T>().get(static_cast<size_t>(nparts * M * N));  // [nparts][M][N] or [nparts][N][M]
+  // Each K range's product is rows x cols (N x M flipped); the ranges' work is cut along the longer
+  // of the two, in register tiles ("units"), a piece of the other operand repacked per cut.
+  const int64_t rows = flip ? N : M, cols = flip ? M : N;
+  const bool by_cols = cols > rows;
+  const int64_t unit = by_cols ? pk.nr : pk.mr, extent = by_cols ? cols : rows, units = ceil_div(extent, unit);
+  constexpr int kMaxThreads = 64;
+  nt = std::min(nt, kMaxThreads);
+  int cpu[kMaxThreads], team = 0;
+  double weight[kMaxThreads], work[kMaxThreads], secs[kMaxThreads];
+  SplitSpeedTable& table = split_speed_table();
+  SplitSpeeds& speeds = table.at(split_key(M, N, K, trans_a, trans_b, pk.mr, pk.nr));
 #pragma omp parallel num_threads(nt)
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-    const int64_t k0 = K * tid / nth, k1 = K * (tid + 1) / nth;
-    const T* a = trans_a ? A + k0 * lda : A + k0;  // op(A)[:, k0:k1]
-    const T* b = trans_b ? B + k0 : B + k0 * ldb;  // op(B)[k0:k1, :]
-    const GemmEpilogue<T>* none = nullptr;
-    // Nested calls run on one thread each (omp_in_parallel) with their own thread-local buffers.
-    if (flip)  // op(B)^T [N, k] is the same storage as op(B) with the other transpose flag
-      run_packed(pk, !trans_b, !trans_a, N, M, k1 - k0, alpha, b, ldb, a, lda, T(0), part + tid * M * N, M, none);
-    else if (tid == 0)
-      run_packed(pk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, beta, C, ldc, none);
-    else
-      run_packed(pk, trans_a, trans_b, M, N, k1 - k0, alpha, a, lda, b, ldb, T(0), part + (tid - 1) * M * N, N, none);
+    cpu[tid] = current_cpu();
+    weight[tid] = speeds.weight(cpu[tid]);
+    if (tid == 0) team = nth;
+#pragma omp barrier
+    // K range r = [K r / nth, K (r + 1) / nth) is fixed by the product; thread t takes the units
+    // [u0, u1) of the ranges laid end to end (nth x units), in proportion to its CPU's speed: with
+    // equal speeds exactly range t, else the faster thread also takes the first units of the next.
+    const int64_t u0 = weighted_boundary(weight, nth, tid, nth * units);
+    const int64_t u1 = weighted_boundary(weight, nth, tid + 1, nth * units);
+    const double start = omp_get_wtime();
+    double done = 0;
+    for (int r = static_cast<int>(u0 / units); r < nth && r * units < u1; ++r) {
+      const int64_t lo = std::min(std::max(u0 - r * units, int64_t(0)) * unit, extent);
+      const int64_t hi = std::min(std::min(u1 - r * units, units) * unit, extent);
+      if (hi <= lo) continue;
+      const int64_t k0 = K * r / nth, k1 = K * (r + 1) / nth;
+      const T* a = trans_a ? A + k0 * lda : A + k0;  // op(A)[:, k0:k1]
+      const T* b = trans_b ? B + k0 : B + k0 * ldb;  // op(B)[k0:k1, :]
+      // Range r's product X = op(P) op(Q) into D: flipped, op(B)^T [N, k] is the same storage as op(B)
+      // with the other transpose flag; else range 0 goes straight into C with beta.
+      const bool tp = flip ? !trans_b : trans_a, tq = flip ? !trans_a : trans_b;
+      const T *P = flip ? b : a, *Q = flip ? a : b;
+      const int64_t ldp = flip ? ldb : lda, ldq = flip ? lda : ldb;
+      T* D = flip ? part + r * M * N : r == 0 ? C : part + (r - 1) * M * N;
+      const int64_t ldd = flip ? M : r == 0 ? ldc : N;
+      const T bd = !flip && r == 0 ? beta : T(0);
+      // Every piece of range r blocks K as the whole range does on one thread, so each element gets
+      // its terms in one order whoever computes it: the result does not depend on the speeds.
+      const int64_t kc = one_thread_plan(pk, tp, tq, rows, cols, k1 - k0, P, ldp).bl.kc;
+      // Nested calls run on one thread each (omp_in_parallel) with their own thread-local buffers.
+      if (by_cols)
+        run_packed(pk, tp, tq, rows, hi - lo, k1 - k0, alpha, P, ldp, tq ? Q + lo * ldq : Q + lo, ldq, bd, D + lo,
+                   ldd, static_cast<const GemmEpilogue<T>*>(nullptr), kc);
+      else
+        run_packed(pk, tp, tq, hi - lo, cols, k1 - k0, alpha, tp ? P + lo : P + lo * ldp, ldp, Q, ldq, bd,
+                   D + lo * ldd, ldd, static_cast<const GemmEpilogue<T>*>(nullptr), kc);
+      done += static_cast<double>(hi - lo);
+    }
+    work[tid] = done;
+    secs[tid] = omp_get_wtime() - start;
 #pragma omp barrier
     const int64_t r0 = M * tid / nth, r1 = M * (tid + 1) / nth;
     if (flip) sum_transposed(part, nth, M, N, r0, r1, beta, C, ldc);
@@ -262,6 +356,7 @@ void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, i
       }
     }
   }
+  table.update(speeds, team, cpu, work, secs);
 #else
   (void)nt;
   run_packed(pk, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
