@@ -239,8 +239,10 @@ void sum_transposed(const T* part, int nparts, int64_t M, int64_t N, int64_t r0,
 // computes the first rows (or columns) of the next range, blocked over K as that whole range: the
 // result is bitwise the same whatever the speeds. A moved piece repacks its range's other operand.
 // Alternated in one process with equal halves, 2 threads, Zen 5, in minutes where one vCPU was slow
-// (docs/performance.md, fifty-second session): 128 x 576 x 20,000 NT 0.91-1.00x the time, 64 x 288 x
-// 80,000 NT 0.91-1.01x, 576 x 128 x 20,000 NT 0.92-1.02x; with the vCPUs even 0.98-1.02x.
+// (docs/performance.md, fifty-second session), with one set of speeds for all products: 128 x 576 x
+// 20,000 NT 0.91-1.02x the time, 64 x 288 x 80,000 NT 0.91-1.01x, 576 x 128 x 20,000 NT 0.92-1.02x,
+// but 288 x 64 x 80,000 TN 1.00-1.04x; with speeds per product (SplitSpeedTable) 0.96-1.02x, 0.94-1.02x,
+// 0.96-1.02x and 0.99-1.01x in the five such minutes measured. With the vCPUs even 0.97-1.03x.
 // When N x M fills the register tiles clearly better than M x N (M = 32 rows are 2.3 tiles of 14,
 // 76% full, while N = 1024 as rows are 99% full), every thread computes P_t^T = op(B)^T op(A)^T
 // into an N x M partial instead, and the sum transposes them back. So does an NT or TN product (the
