@@ -821,7 +821,14 @@ TEST_CASE("gemm split: per-CPU speeds weigh the ranges") {
   const uint64_t q = gemm_detail::split_key(576, 128, 20000, true, false, 14, 32);
   CHECK(p != q);
   CHECK(p != 0);
-  CHECK(p % gemm_detail::SplitSpeedTable::kSlots != q % gemm_detail::SplitSpeedTable::kSlots);  // no collision
+  using Table = gemm_detail::SplitSpeedTable;
+  CHECK(Table::slot(p) != Table::slot(q));  // no collision
+  // The keys of different shapes spread over the slots (all of them odd, so the slot skips bit 0:
+  // by key % kSlots only the odd half would be used). 256 shapes, a fixed hash: 63 of the 64 slots.
+  std::vector<int> used(Table::kSlots);
+  for (int64_t m = 1; m <= 4 * Table::kSlots; ++m)
+    used[Table::slot(gemm_detail::split_key(m, 128, 4608, false, true, 14, 32))] = 1;
+  CHECK(std::count(used.begin(), used.end(), 1) > Table::kSlots * 7 / 8);
   table.base().set(2, 1.3f);
   CHECK(table.at(p).weight(2) == doctest::Approx(1.3f));
   table.update(table.at(p), 2, cpu, work, secs);
@@ -832,7 +839,7 @@ TEST_CASE("gemm split: per-CPU speeds weigh the ranges") {
   CHECK(table.at(p).weight(2) == doctest::Approx(0.8 * 1.3 + 0.2 * 1.6).epsilon(1e-6));  // its own
   // A slot taken over by another product restarts from the average.
   uint64_t r = p + 1;
-  while (r % gemm_detail::SplitSpeedTable::kSlots != p % gemm_detail::SplitSpeedTable::kSlots) ++r;
+  while (Table::slot(r) != Table::slot(p)) ++r;
   CHECK(table.at(r).weight(2) == doctest::Approx(0.7f));
   CHECK(table.at(p).weight(2) == doctest::Approx(0.7f));
   table.forget_products();

@@ -72,8 +72,9 @@ class SplitSpeeds {
 class SplitSpeedTable {
  public:
   static constexpr int kSlots = 64;
+  static int slot(uint64_t key) { return static_cast<int>((key >> 1) % kSlots); }  // bit 0 is always set
   SplitSpeeds& at(uint64_t key) {
-    Slot& s = slots_[key % kSlots];
+    Slot& s = slots_[slot(key)];
     if (s.key.exchange(key, std::memory_order_relaxed) != key) s.speeds.copy_from(base_);
     return s.speeds;
   }
@@ -281,6 +282,8 @@ void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, i
                                (small_c && N <= pk.mc && N * pk.kc * static_cast<int64_t>(sizeof(T)) <=
                                                              kFlipPanelBytes));
   const bool flip = stream_flipped || tile_fill(N, M, pk.mr, pk.nr) > 1.2 * tile_fill(M, N, pk.mr, pk.nr);
+  constexpr int kMaxThreads = 64;
+  nt = std::min(nt, kMaxThreads);
   const int nparts = flip ? nt : nt - 1;  // thread 0 writes C directly unless flipped
   T* part = c_buffer<T>().get(static_cast<size_t>(nparts * M * N));  // [nparts][M][N] or [nparts][N][M]
   // Each K range's product is rows x cols (N x M flipped); the ranges' work is cut along the longer
@@ -288,8 +291,6 @@ void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, i
   const int64_t rows = flip ? N : M, cols = flip ? M : N;
   const bool by_cols = cols > rows;
   const int64_t unit = by_cols ? pk.nr : pk.mr, extent = by_cols ? cols : rows, units = ceil_div(extent, unit);
-  constexpr int kMaxThreads = 64;
-  nt = std::min(nt, kMaxThreads);
   int cpu[kMaxThreads], team = 0;
   double weight[kMaxThreads], work[kMaxThreads], secs[kMaxThreads];
   SplitSpeedTable& table = split_speed_table();
