@@ -127,6 +127,45 @@ void set_speeds(bool skew) {
   table.forget_products();
 }
 
+// A product's operands for the split tests: strides one, two and three past the minimum, and C's
+// M x N part NaN where beta is 0 (it must not be read).
+struct SplitOperands {
+  int64_t lda, ldb, ldc;
+  std::vector<float> A, B, C0;
+};
+SplitOperands split_operands(const GemmCase& s, bool ta, bool tb, float beta, Rng& rng) {
+  SplitOperands o;
+  o.lda = (ta ? s.M : s.K) + 1, o.ldb = (tb ? s.K : s.N) + 2, o.ldc = s.N + 3;
+  o.A = random_vec<float>(static_cast<size_t>((ta ? s.K : s.M) * o.lda), rng);
+  o.B = random_vec<float>(static_cast<size_t>((tb ? s.N : s.K) * o.ldb), rng);
+  o.C0 = random_vec<float>(static_cast<size_t>(s.M * o.ldc), rng);
+  if (beta == 0.0f)
+    for (int64_t i = 0; i < s.M; ++i)
+      for (int64_t j = 0; j < s.N; ++j)
+        o.C0[static_cast<size_t>(i * o.ldc + j)] = std::numeric_limits<float>::quiet_NaN();
+  return o;
+}
+// {elements of got that differ bitwise from same, padding columns included; elements off the
+// reference want plus the epilogue ep, or padding changed}.
+std::pair<int64_t, int64_t> split_mismatches(const GemmCase& s, const SplitOperands& o, const std::vector<float>& same,
+                                             const std::vector<float>& got, const std::vector<float>& want,
+                                             const GemmEpilogue<float>* ep) {
+  int64_t differ = 0, bad = 0;
+  for (int64_t i = 0; i < s.M; ++i)
+    for (int64_t j = 0; j < o.ldc; ++j) {
+      const size_t x = static_cast<size_t>(i * o.ldc + j);
+      differ += !(same[x] == got[x]);
+      if (j >= s.N) {
+        bad += !(got[x] == o.C0[x]);
+        continue;
+      }
+      float w = want[x] + (ep && ep->bias ? ep->bias[ep->bias_per_column ? j : i] : 0.0f);
+      if (ep && ep->relu && w < 0.0f) w = 0.0f;
+      bad += !(std::fabs(got[x] - w) <= tolerance<float>(s.K) * (1.0f + std::fabs(w)));
+    }
+  return {differ, bad};
+}
+
 template <class T>
 GemmFn<T> wrap(void (*f)(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, T*,
                          int64_t, const GemmEpilogue<T>*)) {
@@ -719,37 +758,20 @@ TEST_CASE("gemm: the independent split (disjoint column or row ranges per thread
           for (int e = 0; e < 4; ++e)
             for (float beta : {0.0f, 0.75f}) {
               const bool ta = t & 1, tb = t & 2;
-              const int64_t lda = (ta ? s.M : s.K) + 1, ldb = (tb ? s.K : s.N) + 2, ldc = s.N + 3;
-              const auto A = random_vec<float>(static_cast<size_t>((ta ? s.K : s.M) * lda), rng);
-              const auto B = random_vec<float>(static_cast<size_t>((tb ? s.N : s.K) * ldb), rng);
-              auto C0 = random_vec<float>(static_cast<size_t>(s.M * ldc), rng);
-              if (beta == 0.0f)
-                for (int64_t i = 0; i < s.M; ++i)
-                  for (int64_t j = 0; j < s.N; ++j) C0[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
+              const SplitOperands o = split_operands(s, ta, tb, beta, rng);
               GemmEpilogue<float> ep;
               ep.bias = e ? bias.data() : nullptr;
               ep.bias_per_column = e == 2;
               ep.relu = e == 3;
-              std::vector<float> one = C0, two = C0, want = C0;
+              std::vector<float> one = o.C0, two = o.C0, want = o.C0;
               set_num_threads(1);
-              v.fn(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, one.data(), ldc, &ep);
+              v.fn(ta, tb, s.M, s.N, s.K, 1.25f, o.A.data(), o.lda, o.B.data(), o.ldb, beta, one.data(), o.ldc, &ep);
               set_num_threads(2);
               set_speeds(skew);
-              v.fn(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, two.data(), ldc, &ep);
-              gemm_ref<float>(ta, tb, s.M, s.N, s.K, 1.25f, A.data(), lda, B.data(), ldb, beta, want.data(), ldc);
-              int64_t differ = 0, bad = 0;
-              for (int64_t i = 0; i < s.M; ++i)
-                for (int64_t j = 0; j < ldc; ++j) {
-                  const size_t x = static_cast<size_t>(i * ldc + j);
-                  differ += !(one[x] == two[x]);  // bitwise, padding columns included
-                  if (j >= s.N) {
-                    bad += !(two[x] == C0[x]);  // padding untouched
-                    continue;
-                  }
-                  float w = want[x] + (ep.bias ? (ep.bias_per_column ? bias[j] : bias[i]) : 0.0f);
-                  if (ep.relu && w < 0.0f) w = 0.0f;
-                  bad += !(std::fabs(two[x] - w) <= tolerance<float>(s.K) * (1.0f + std::fabs(w)));
-                }
+              v.fn(ta, tb, s.M, s.N, s.K, 1.25f, o.A.data(), o.lda, o.B.data(), o.ldb, beta, two.data(), o.ldc, &ep);
+              gemm_ref<float>(ta, tb, s.M, s.N, s.K, 1.25f, o.A.data(), o.lda, o.B.data(), o.ldb, beta, want.data(),
+                              o.ldc);
+              const auto [differ, bad] = split_mismatches(s, o, one, two, want, &ep);
               CAPTURE(s.M);
               CAPTURE(s.N);
               CAPTURE(t);
@@ -874,35 +896,17 @@ TEST_CASE("gemm K-split: ranges weighed by the CPUs' speeds give the same bits a
         for (int t = 0; t < 4; ++t)
           for (float beta : {0.0f, 0.75f}) {
             const bool ta = t & 1, tb = t & 2;
-            const int64_t lda = (ta ? s.M : s.K) + 1, ldb = (tb ? s.K : s.N) + 2, ldc = s.N + 3;
-            const auto A = random_vec<float>(static_cast<size_t>((ta ? s.K : s.M) * lda), rng);
-            const auto B = random_vec<float>(static_cast<size_t>((tb ? s.N : s.K) * ldb), rng);
-            auto C0 = random_vec<float>(static_cast<size_t>(s.M * ldc), rng);
-            if (beta == 0.0f)
-              for (int64_t i = 0; i < s.M; ++i)
-                for (int64_t j = 0; j < s.N; ++j) C0[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
+            const SplitOperands o = split_operands(s, ta, tb, beta, rng);
             const GemmEpilogue<float>* e = beta == 0.0f ? nullptr : &ep;
-            std::vector<float> even = C0, skewed = C0, want = C0;
-            set_speeds(false);
-            gemm_detail::run_ksplit<float>(pk, threads, ta, tb, s.M, s.N, s.K, 0.5f, A.data(), lda, B.data(), ldb,
-                                           beta, even.data(), ldc, e);
-            set_speeds(true);
-            gemm_detail::run_ksplit<float>(pk, threads, ta, tb, s.M, s.N, s.K, 0.5f, A.data(), lda, B.data(), ldb,
-                                           beta, skewed.data(), ldc, e);
-            gemm_ref<float>(ta, tb, s.M, s.N, s.K, 0.5f, A.data(), lda, B.data(), ldb, beta, want.data(), ldc);
-            int64_t differ = 0, bad = 0;
-            for (int64_t i = 0; i < s.M; ++i)
-              for (int64_t j = 0; j < ldc; ++j) {
-                const size_t x = static_cast<size_t>(i * ldc + j);
-                differ += !(even[x] == skewed[x]);  // bitwise, padding columns included
-                if (j >= s.N) {
-                  bad += !(skewed[x] == C0[x]);  // padding untouched
-                  continue;
-                }
-                float w = want[x] + (e ? bias[j] : 0.0f);
-                if (e && w < 0.0f) w = 0.0f;
-                bad += !(std::fabs(skewed[x] - w) <= tolerance<float>(s.K) * (1.0f + std::fabs(w)));
-              }
+            std::vector<float> even = o.C0, skewed = o.C0, want = o.C0;
+            for (int skew = 0; skew < 2; ++skew) {
+              set_speeds(skew);
+              gemm_detail::run_ksplit<float>(pk, threads, ta, tb, s.M, s.N, s.K, 0.5f, o.A.data(), o.lda, o.B.data(),
+                                             o.ldb, beta, (skew ? skewed : even).data(), o.ldc, e);
+            }
+            gemm_ref<float>(ta, tb, s.M, s.N, s.K, 0.5f, o.A.data(), o.lda, o.B.data(), o.ldb, beta, want.data(),
+                            o.ldc);
+            const auto [differ, bad] = split_mismatches(s, o, even, skewed, want, e);
             CAPTURE(std::string(name));
             CAPTURE(threads);
             CAPTURE(s.M);
