@@ -890,7 +890,7 @@ TEST_CASE("gemm K-split: ranges weighed by the CPUs' speeds give the same bits a
   ep.bias = bias.data();
   ep.bias_per_column = true;
   ep.relu = true;
-  for (const auto& [name, pk] : kernels)
+  for (const auto& kernel : kernels)  // not a structured binding: CAPTURE's lambda (clang, C++17)
     for (int threads : {2, 3})
       for (const GemmCase& s : shapes)
         for (int t = 0; t < 4; ++t)
@@ -901,13 +901,13 @@ TEST_CASE("gemm K-split: ranges weighed by the CPUs' speeds give the same bits a
             std::vector<float> even = o.C0, skewed = o.C0, want = o.C0;
             for (int skew = 0; skew < 2; ++skew) {
               set_speeds(skew);
-              gemm_detail::run_ksplit<float>(pk, threads, ta, tb, s.M, s.N, s.K, 0.5f, o.A.data(), o.lda, o.B.data(),
-                                             o.ldb, beta, (skew ? skewed : even).data(), o.ldc, e);
+              gemm_detail::run_ksplit<float>(kernel.second, threads, ta, tb, s.M, s.N, s.K, 0.5f, o.A.data(), o.lda,
+                                             o.B.data(), o.ldb, beta, (skew ? skewed : even).data(), o.ldc, e);
             }
             gemm_ref<float>(ta, tb, s.M, s.N, s.K, 0.5f, o.A.data(), o.lda, o.B.data(), o.ldb, beta, want.data(),
                             o.ldc);
             const auto [differ, bad] = split_mismatches(s, o, even, skewed, want, e);
-            CAPTURE(std::string(name));
+            CAPTURE(std::string(kernel.first));
             CAPTURE(threads);
             CAPTURE(s.M);
             CAPTURE(s.N);
