@@ -3,7 +3,7 @@
 // see the same phases of the host (its vCPUs run at different speeds for minutes at a time); the
 // result per round is the median of the pairs' time ratios new / old. Before each round, --probe
 // times one thread of --probe-shape pinned to each CPU in turn, so rounds with one CPU slow can be
-// told apart.
+// told apart (--probe-shape implies --probe).
 //
 //   ab_gemm [--rounds R] [--calls C] [--threads T] [--probe] [--probe-shape MxNxK/FORM] MxNxK/FORM...
 //
@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
     else if (a == "--calls") calls = count(1);
     else if (a == "--threads") set_threads(count(1));
     else if (a == "--probe") do_probe = true;
-    else if (a == "--probe-shape") probe_shape = value();
+    else if (a == "--probe-shape") probe_shape = value(), do_probe = true;
     else if (a == "-h" || a == "--help") {
       std::printf("usage: ab_gemm [--rounds R] [--calls C] [--threads T] [--probe] [--probe-shape MxNxK/FORM] "
                   "MxNxK/FORM...\n(bench/ab_gemm/run.sh builds it; docs/performance.md)\n");
@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
   if (names.empty()) usage("no product given");
   std::vector<Product> products;
   for (const std::string& n : names) products.push_back(parse(n));
-  Product probe_product = parse(probe_shape);
+  Product probe_product = do_probe ? parse(probe_shape) : Product{};
 
   std::printf("ab_gemm: %d thread(s), %d round(s) of %d pairs of calls per product\n", max_threads(), rounds, calls);
   for (Product& p : products) {  // both sides once: warm-up, and whether they agree

@@ -10,7 +10,8 @@
 # reports for no change at all (its noise floor). --build-dir: default build-ab-gemm in the project root.
 # Everything else goes to ab_gemm: --rounds R (5), --calls C (15 pairs per product per round),
 # --threads T (OMP_NUM_THREADS), --probe (one thread per CPU timed before each round), --probe-shape
-# MxNxK/FORM (576x256x4608/NT), and the products, MxNxK/FORM with FORM one of NN, NT, TN, TT.
+# MxNxK/FORM (576x256x4608/NT; implies --probe), and the products, MxNxK/FORM with FORM one of NN, NT,
+# TN, TT.
 #   bench/ab_gemm/run.sh --old HEAD~1 --probe --rounds 10 1152x256x4608/NT 576x128x20000/NT
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
