@@ -866,6 +866,10 @@ TEST_CASE("gemm split: per-CPU speeds weigh the ranges") {
   CHECK(s.weight(5) == doctest::Approx(0.8 + 0.2 * 0.4).epsilon(1e-6));
   s.set(2, 1.07f);  // within the dead band
   CHECK(s.weight(2) == 1.0f);
+  // run_split's narrower band: 7% counts there, 2% does not
+  CHECK(s.weight(2, SplitSpeeds::kSplitDeadBand) == doctest::Approx(1.07f));
+  s.set(2, 0.98f);
+  CHECK(s.weight(2, SplitSpeeds::kSplitDeadBand) == 1.0f);
   s.set(2, 3.0f);
   CHECK(s.weight(2) == SplitSpeeds::kMax);
   s.set(2, 0.1f);
@@ -909,6 +913,40 @@ TEST_CASE("gemm split: per-CPU speeds weigh the ranges") {
   table.forget_products();
   table.base().set(2, 1.2f);
   CHECK(table.at(q).weight(2) == doctest::Approx(1.2f));
+}
+
+TEST_CASE("gemm split: ranges are cut at the tile multiple nearest to each thread's share") {
+  using gemm_detail::weighted_cut;
+  // 1152 rows, 14-row tiles (82 full and one of 4): equal weights cut at 574 (41 tiles; 576 / 14 =
+  // 41.1), not at 42 of the 83 tiles (588 rows), which gave the first thread 24 rows more.
+  const double even[2] = {1.0, 1.0};
+  CHECK(weighted_cut(even, 2, 0, 1152, 14) == 0);
+  CHECK(weighted_cut(even, 2, 1, 1152, 14) == 574);
+  CHECK(weighted_cut(even, 2, 2, 1152, 14) == 1152);
+  CHECK(weighted_cut(even, 2, 1, 1024, 8) == 512);
+  // weighted: 1152 * 1.1 / 2 = 633.6 rows, 45.3 tiles -> 630
+  const double skew[2] = {1.1, 0.9};
+  CHECK(weighted_cut(skew, 2, 1, 1152, 14) == 630);
+  // Any weights and thread counts: the cuts rise, start at tile multiples (so every tile but the
+  // extent's last is full) and tile the extent exactly; units of 1 (run_ksplit's pieces) too.
+  Rng rng(7);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int nth = 2 + trial % 7;
+    double weight[8];
+    for (int t = 0; t < nth; ++t) weight[t] = rng.uniform(0.6, 1.6);
+    const int64_t unit = trial % 3 == 0 ? 1 : trial % 3 == 1 ? 14 : 32;
+    const int64_t extent = 1 + static_cast<int64_t>(rng.below(5000));
+    CAPTURE(trial);
+    CHECK(weighted_cut(weight, nth, nth, extent, unit) == extent);
+    int64_t prev = 0;
+    for (int t = 1; t < nth; ++t) {
+      const int64_t c = weighted_cut(weight, nth, t, extent, unit);
+      CHECK(c >= prev);
+      CHECK(c <= extent);
+      CHECK((c % unit == 0 || c == extent));
+      prev = c;
+    }
+  }
 }
 
 TEST_CASE("gemm K-split: ranges weighed by the CPUs' speeds give the same bits as equal ones") {

@@ -27,12 +27,18 @@ namespace tinycnn::kernels::cpu::gemm_detail {
 class SplitSpeeds {
  public:
   static constexpr int kCpus = 256;
-  static constexpr float kKeep = 0.8f, kMin = 0.6f, kMax = 1.6f, kDeadBand = 0.08f;
+  // kDeadBand: run_ksplit's (a moved piece repacks an operand); kSplitDeadBand: run_split's, whose
+  // ranges move at no cost. With 8% there, two CPUs up to 16% apart (each 8% from their mean) got
+  // equal ranges; alternated call by call in one process with the vCPUs 5-12% apart (fifty-fourth
+  // session), 2% took 0.94-1.01x the time of 8% on 1152 x 256 x 4608 NT and TN. Not 0, which lets
+  // timing noise move finely cut ranges (4096 x 96 x 2048 NN, 8-row tiles: 1.005-1.036x the time of
+  // the earlier split in five of nine processes, where 3% stayed within 0.92-1.01x).
+  static constexpr float kKeep = 0.8f, kMin = 0.6f, kMax = 1.6f, kDeadBand = 0.08f, kSplitDeadBand = 0.03f;
   // The weight of a range on this CPU: its relative speed within [kMin, kMax], 1 where unknown or
-  // within kDeadBand of 1 (timing noise should not move the ranges).
-  float weight(int cpu) const {
+  // within dead_band of 1 (timing noise should not move the ranges).
+  float weight(int cpu, float dead_band = kDeadBand) const {
     const float r = cpu >= 0 && cpu < kCpus ? rel_[cpu].load(std::memory_order_relaxed) : 0.0f;
-    if (r <= 0.0f || (r > 1.0f - kDeadBand && r < 1.0f + kDeadBand)) return 1.0f;
+    if (r <= 0.0f || (r > 1.0f - dead_band && r < 1.0f + dead_band)) return 1.0f;
     return std::clamp(r, kMin, kMax);
   }
   // One split's threads: cpu[t] ran work[t] units in secs[t] seconds.
@@ -116,17 +122,23 @@ inline int current_cpu() {
 #endif
 }
 
-// Where thread t's share of `units` starts when nth threads share them in proportion to weight[0, nth):
-// computed the same way by every thread (one summation order), so that the shares tile the units exactly.
-inline int64_t weighted_boundary(const double* weight, int nth, int t, int64_t units) {
+// Where thread t's part of an extent of `extent` rows or columns starts when nth threads share it in
+// proportion to weight[0, nth): at the multiple of `unit` (the register tile) nearest to the
+// proportional point, computed the same way by every thread (one summation order), so that the parts
+// tile the extent exactly. Cut at the point in whole units of a ragged extent instead, equal weights
+// gave the first of two threads the odd unit: 1152 rows are 82 tiles of 14 rows and one of 4, and
+// the first thread took 42 tiles (588 rows) against 41 and the partial one (564 rows); at the nearest
+// multiple of 14 to 576 they take 574 and 578.
+inline int64_t weighted_cut(const double* weight, int nth, int t, int64_t extent, int64_t unit) {
   if (t <= 0) return 0;
-  if (t >= nth) return units;
+  if (t >= nth) return extent;
   double before = 0, total = 0;
   for (int u = 0; u < nth; ++u) {
     if (u < t) before += weight[u];
     total += weight[u];
   }
-  return std::min(units, static_cast<int64_t>(std::llround(static_cast<double>(units) * before / total)));
+  const double point = static_cast<double>(extent) * before / total;
+  return std::min(extent, static_cast<int64_t>(std::llround(point / static_cast<double>(unit))) * unit);
 }
 
 // Independent split: thread t computes the columns [j_t, j_t+1) of C (rows [i_t, i_t+1) when C is too
@@ -139,7 +151,12 @@ inline int64_t weighted_boundary(const double* weight, int nth, int t, int64_t u
 // their CPUs showed in the previous splits (SplitSpeeds; one barrier while each thread learns the
 // others' CPUs). Alternated in one process with equal ranges, 2 threads, while one vCPU was slow
 // (fifty-first session): 1152 x 256 x 4608 NT 0.87-0.97x the time, TN 0.92-0.99x, 36864 x 1024 x 32
-// TN 0.86-0.89x; 0-3% more with the vCPUs even. Every range blocks K as the
+// TN 0.86-0.89x; 0-3% more with the vCPUs even. The cuts at the nearest tile multiple (weighted_cut)
+// with kSplitDeadBand instead of the cuts in whole tiles with kDeadBand, the same binary alternating
+// the two call by call in shuffled order, three processes (fifty-fourth session): 1152 x 256 x 4608
+// NT 0.93-1.00x the time, TN 0.95-0.99x, 1152 x 192 x 4608 NT 0.96-1.01x, 1024^3 NN 0.94-0.98x,
+// 2048^3 NN 0.995-1.001x, 36864 x 1024 x 32 TN 0.98-1.01x, 4096 x 96 x 2048 NN 0.93-1.00x (37 x 600
+// x 3000 NN, 0.4 ms: 0.96-1.03x). Every range blocks K as the
 // whole product does on one thread, so each element of C gets its terms in the one-thread order:
 // bitwise the one-thread result whatever the ranges. Returns false (nothing done) when neither range
 // would be long enough (split_axis).
@@ -151,7 +168,7 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
   const int axis = split_axis(pk, nt, trans_b, M, N);
   if (axis == 0) return false;
   const bool by_cols = axis == 1;
-  const int64_t unit = by_cols ? pk.nr : pk.mr, units = ceil_div(by_cols ? N : M, unit);
+  const int64_t unit = by_cols ? pk.nr : pk.mr, extent = by_cols ? N : M;
   const int64_t kc = one_thread_plan(pk, trans_a, trans_b, M, N, K, A, lda).bl.kc;
   constexpr int kMaxThreads = 64;
   nt = std::min(nt, kMaxThreads);
@@ -165,12 +182,11 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
     // Each weight read once, by its own thread: another split (from another application thread) may
     // update the speeds meanwhile, and every thread must cut the same ranges.
     cpu[tid] = current_cpu();
-    weight[tid] = speeds.weight(cpu[tid]);
+    weight[tid] = speeds.weight(cpu[tid], SplitSpeeds::kSplitDeadBand);
     if (tid == 0) team = nth;
 #pragma omp barrier
-    const int64_t u0 = weighted_boundary(weight, nth, tid, units), u1 = weighted_boundary(weight, nth, tid + 1, units);
-    const int64_t lo = std::min(u0 * unit, by_cols ? N : M);
-    const int64_t hi = std::min(u1 * unit, by_cols ? N : M);
+    const int64_t lo = weighted_cut(weight, nth, tid, extent, unit);
+    const int64_t hi = weighted_cut(weight, nth, tid + 1, extent, unit);
     const double start = omp_get_wtime();
     if (hi > lo) {
       GemmEpilogue<T> e = ep ? *ep : GemmEpilogue<T>{};
@@ -305,8 +321,8 @@ void run_ksplit(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, i
     // K range r = [K r / nth, K (r + 1) / nth) is fixed by the product; thread t takes the units
     // [u0, u1) of the ranges laid end to end (nth x units), in proportion to its CPU's speed: with
     // equal speeds exactly range t, else the faster thread also takes the first units of the next.
-    const int64_t u0 = weighted_boundary(weight, nth, tid, nth * units);
-    const int64_t u1 = weighted_boundary(weight, nth, tid + 1, nth * units);
+    const int64_t u0 = weighted_cut(weight, nth, tid, nth * units, 1);
+    const int64_t u1 = weighted_cut(weight, nth, tid + 1, nth * units, 1);
     const double start = omp_get_wtime();
     double done = 0;
     for (int r = static_cast<int>(u0 / units); r < nth && r * units < u1; ++r) {
