@@ -29,10 +29,10 @@ class SplitSpeeds {
   static constexpr int kCpus = 256;
   // kDeadBand: run_ksplit's (a moved piece repacks an operand); kSplitDeadBand: run_split's, whose
   // ranges move at no cost. With 8% there, two CPUs up to 16% apart (each 8% from their mean) got
-  // equal ranges; alternated call by call in one process with the vCPUs 5-12% apart (fifty-fourth
+  // equal ranges; alternated call by call in one process with one vCPU 5-14% slower (fifty-fourth
   // session), 2% took 0.94-1.01x the time of 8% on 1152 x 256 x 4608 NT and TN. Not 0, which lets
-  // timing noise move finely cut ranges (4096 x 96 x 2048 NN, 8-row tiles: 1.005-1.036x the time of
-  // the earlier split in five of nine processes, where 3% stayed within 0.92-1.01x).
+  // timing noise move finely cut ranges (4096 x 96 x 2048 NN, 8-row tiles: 1.003-1.031x the time of
+  // the earlier split in four of six processes, where 3% stayed within 0.92-1.01x).
   static constexpr float kKeep = 0.8f, kMin = 0.6f, kMax = 1.6f, kDeadBand = 0.08f, kSplitDeadBand = 0.03f;
   // The weight of a range on this CPU: its relative speed within [kMin, kMax], 1 where unknown or
   // within dead_band of 1 (timing noise should not move the ranges).
@@ -154,8 +154,8 @@ inline int64_t weighted_cut(const double* weight, int nth, int t, int64_t extent
 // TN 0.86-0.89x; 0-3% more with the vCPUs even. The cuts at the nearest tile multiple (weighted_cut)
 // with kSplitDeadBand instead of the cuts in whole tiles with kDeadBand, the same binary alternating
 // the two call by call in shuffled order, three processes (fifty-fourth session): 1152 x 256 x 4608
-// NT 0.93-1.00x the time, TN 0.95-0.99x, 1152 x 192 x 4608 NT 0.96-1.01x, 1024^3 NN 0.94-0.98x,
-// 2048^3 NN 0.995-1.001x, 36864 x 1024 x 32 TN 0.98-1.01x, 4096 x 96 x 2048 NN 0.93-1.00x (37 x 600
+// NT 0.93-1.00x the time, TN 0.95-0.99x, 1152 x 192 x 4608 NT 0.955-1.005x, 1024^3 NN 0.94-0.98x,
+// 2048^3 NN 0.945-1.001x, 36864 x 1024 x 32 TN 0.98-1.01x, 4096 x 96 x 2048 NN 0.92-1.00x (37 x 600
 // x 3000 NN, 0.4 ms: 0.96-1.03x). Every range blocks K as the
 // whole product does on one thread, so each element of C gets its terms in the one-thread order:
 // bitwise the one-thread result whatever the ranges. Returns false (nothing done) when neither range
