@@ -449,6 +449,34 @@ TEST_CASE("gemm: the prefetch cursors of a block's tiles walk its first region, 
   CHECK(got == std::vector<const char*>(want.begin() + 4, want.begin() + 21));
 }
 
+TEST_CASE("gemm: where a streamed A's next panel is prefetched") {
+  // The plan's choice (prefetch_stream_a): everywhere A streams on a kernel without
+  // lean_stream_prefetch; with it, only A^T read in place in one panel past one B sliver, or two
+  // with the next A block within kLeanPrefetchMaxBytes.
+  gemm_detail::PackedKernel<float> pk = gemm_detail::portable_kernel<float>();
+  pk.nr = 32;
+  pk.mc = 2016;
+  using gemm_detail::prefetch_stream_a;
+  for (const bool ta : {false, true}) {
+    CHECK(prefetch_stream_a(pk, true, true, ta, 1152, 256, 224, 384));
+    CHECK_FALSE(prefetch_stream_a(pk, false, false, ta, 1152, 256, 224, 384));
+  }
+  pk.lean_stream_prefetch = true;
+  CHECK_FALSE(prefetch_stream_a(pk, true, true, false, 288, 64, 294, 384));   // A read by rows
+  CHECK_FALSE(prefetch_stream_a(pk, true, false, true, 288, 64, 294, 384));   // A^T packed
+  CHECK(prefetch_stream_a(pk, true, true, true, 288, 64, 294, 384));          // 2 slivers, 441 KiB
+  CHECK_FALSE(prefetch_stream_a(pk, true, true, true, 1000, 64, 1008, 384));  // 2 slivers, 1.5 MiB
+  CHECK(prefetch_stream_a(pk, true, true, true, 2000, 32, 2002, 192));        // 1 sliver
+  CHECK_FALSE(prefetch_stream_a(pk, true, true, true, 2048, 32, 224, 192));   // panels of 224 rows
+  CHECK_FALSE(prefetch_stream_a(pk, true, true, true, 576, 96, 588, 256));    // 3 slivers
+  CHECK_FALSE(prefetch_stream_a(pk, false, true, true, 288, 64, 294, 384));   // A does not stream
+  if (gemm_avx512_available()) {
+    const bool full = !cpu_features().avx512_half_width;
+    CHECK(gemm_avx512_detail::kernel().lean_stream_prefetch == full);
+    CHECK(gemm_avx512_detail::kernel_8x48().lean_stream_prefetch == full);
+  }
+}
+
 TEST_CASE("gemm: products that stream one operand past few slivers of the other (prefetching) equal the reference") {
   // {9, 700, 900}: few A slivers, several B blocks and K blocks (the next B block prefetched);
   // {600, 20, 1000}: one narrow B block and an A bigger than the cache (the next A panel and B block

@@ -269,14 +269,16 @@ TINYCNN_TARGET_AVX512 void pack_b(bool trans, const float* B, int64_t ldb, int64
 inline const gemm_detail::PackedKernel<float>& kernel() {
   static const gemm_detail::PackedKernel<float> k{14, 32, 384, 14 * 144, 512 * 1024, 4 * 32, &tile<14, 2>,
                                                   &pack_a<14>, &pack_b<2>, true, 0, true,
-                                                  cpu_features().avx512_half_width, true};
+                                                  cpu_features().avx512_half_width, true, 0,
+                                                  !cpu_features().avx512_half_width};
   return k;
 }
 // 8 x 48: same KC and panel sizes (A sliver 12 KiB, B sliver 72 KiB in L2).
 inline const gemm_detail::PackedKernel<float>& kernel_8x48() {
   static const gemm_detail::PackedKernel<float> k{8, 48, 384, 8 * 252, 512 * 1024, 4 * 48, &tile<8, 3>,
                                                   &pack_a<8>, &pack_b<3>, true, gemm_detail::kDirectBMaxSlivers, true,
-                                                  cpu_features().avx512_half_width, true};
+                                                  cpu_features().avx512_half_width, true, 0,
+                                                  !cpu_features().avx512_half_width};
   return k;
 }
 

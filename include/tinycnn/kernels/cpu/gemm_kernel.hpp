@@ -111,6 +111,10 @@ struct PackedKernel {
   // contiguous in k (all three vector kernels; a partial sliver reads only its t.mr rows).
   bool direct_a_rows = false;
   int64_t direct_b_min_n = 0;  // see direct_b_slivers
+  // run_packed prefetches a streamed A's next panel only where A^T is read in place past few B
+  // slivers (prefetch_stream_a in gemm_packed.hpp: the AVX-512 kernels where AVX-512 runs full width,
+  // !CpuFeatures::avx512_half_width); false: wherever A streams.
+  bool lean_stream_prefetch = false;
 };
 
 }  // namespace gemm_detail

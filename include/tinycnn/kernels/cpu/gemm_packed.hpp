@@ -382,13 +382,35 @@ int64_t tall_rows_kc(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int6
 }
 
 // How run_packed blocks a product on one thread: its blocks (bl.kc the K block), the rows of an A
-// panel (mc), whether A streams past few B slivers with its next panel prefetched (stream_a) and
-// whether the tiles read A in place (direct_a).
+// panel (mc), whether A streams past few B slivers (stream_a), whether the tiles read A in place
+// (direct_a) and whether they prefetch A's next panel meanwhile (prefetch_a).
 struct OneThreadPlan {
   Blocks bl;
   int64_t mc;
-  bool stream_a, direct_a;
+  bool stream_a, direct_a, prefetch_a = false;
 };
+
+// Whether run_packed prefetches a streamed A's next panel (and the B block after it) while the
+// current block is computed (kPrefetchMaxSlivers). On a kernel with lean_stream_prefetch only where
+// A^T is read in place in one panel (M within the kernel's mc) past one B sliver, or past two with
+// the next A block (mc x kc) within kLeanPrefetchMaxBytes: on the Zen 5 the hardware follows a
+// streamed A alone. The same binary alternating call by call with the prefetch everywhere, 2
+// threads (docs/performance.md, fifty-fourth session): 1152 x 256 x 4608 NT 0.93-0.99x the time, TN
+// 0.955-0.96x, 288 x 64 x 80,000 NT 0.81-0.88x, 576 x 128 x 20,000 NT 0.91-0.93x, 128 x 576 x
+// 20,000 NT 0.86-0.94x, 36864 x 32 x 1024 NN 0.90-0.94x, 2048 x 32 x 20,000 TN 0.76-0.78x (rows of
+// A^T 8 KiB apart: the prefetched lines evicted the sliver's own); where it is kept, dropping it
+// took 1.06-1.08x on 288 x 64 x 80,000 TN, 1.03-1.10x on 64 x 288 x 80,000 TN (flipped: 288 x 64) and
+// 1.17x on 2000 x 32 x 20,000 TN. The Zen 4 sessions measured the prefetch everywhere as a gain
+// (forty-third and forty-fifth), so other kernels keep it.
+constexpr int64_t kLeanPrefetchMaxBytes = int64_t(512) << 10;
+template <class T>
+bool prefetch_stream_a(const PackedKernel<T>& pk, bool stream_a, bool direct_a, bool trans_a, int64_t M, int64_t N,
+                       int64_t mc, int64_t kc) {
+  if (!stream_a || !pk.lean_stream_prefetch) return stream_a;
+  const int64_t slivers = ceil_div(N, static_cast<int64_t>(pk.nr));
+  return trans_a && direct_a && M <= pk.mc &&
+         (slivers == 1 || (slivers == 2 && mc * kc * static_cast<int64_t>(sizeof(T)) <= kLeanPrefetchMaxBytes));
+}
 template <class T>
 OneThreadPlan one_thread_plan(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                               const T* A, int64_t lda) {
@@ -429,7 +451,7 @@ OneThreadPlan one_thread_plan(const PackedKernel<T>& pk, bool trans_a, bool tran
                                                                  lda * static_cast<int64_t>(sizeof(T)), MR) <= kL1Ways);
   // (a shorter K block keeps N <= nc: nc only grows)
   if (const int64_t kc_wide = direct_at_wide_kc(pk, direct_a, trans_a, N, bl.kc)) bl = blocks_for(pk, M, N, K, kc_wide);
-  return {bl, mc, stream_a, direct_a};
+  return {bl, mc, stream_a, direct_a, prefetch_stream_a(pk, stream_a, direct_a, trans_a, M, N, mc, bl.kc)};
 }
 
 template <class T>
@@ -480,7 +502,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
   // whatever the share).
   if (kc_override > 0) plan.bl = blocks_for(pk, M, N, K, kc_override);
   const int64_t kc = plan.bl.kc, nc = plan.bl.nc, mc = plan.mc;
-  const bool stream_a = plan.stream_a, direct_a = plan.direct_a;
+  const bool direct_a = plan.direct_a;
   T* abuf = direct_a ? nullptr : a_buffer<T>().get(static_cast<size_t>(mc * kc));
   T* bbuf = b_buffer<T>().get(static_cast<size_t>(nc * kc));
   const bool stream_c = beta == T(0) && K <= kc && M * N * static_cast<int64_t>(sizeof(T)) >= kStreamCBytes &&
@@ -528,7 +550,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
           const int64_t ntiles = (sa1 - sa0) * (sb1 - sb0);
           if (nth == 1 && ms <= kPrefetchMaxSlivers)
             pf = next_block<T>(true, trans_b, B, ldb, M, N, K, mc, kc, nc, ic, pc, jc);
-          else if (stream_a) {
+          else if (plan.prefetch_a) {
             pf = next_block<T>(false, trans_a, A, lda, M, N, K, mc, kc, nc, ic, pc, jc);
             // and the next B block after it where B^T is packed, or A^T read in place (kPrefetchMaxSlivers)
             if (trans_b || direct_a) {
