@@ -382,12 +382,12 @@ int64_t tall_rows_kc(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int6
 }
 
 // How run_packed blocks a product on one thread: its blocks (bl.kc the K block), the rows of an A
-// panel (mc), whether A streams past few B slivers (stream_a), whether the tiles read A in place
-// (direct_a) and whether they prefetch A's next panel meanwhile (prefetch_a).
+// panel (mc), whether the tiles read A in place (direct_a) and whether they prefetch a streamed A's
+// next panel meanwhile (prefetch_a).
 struct OneThreadPlan {
   Blocks bl;
   int64_t mc;
-  bool stream_a, direct_a, prefetch_a = false;
+  bool direct_a, prefetch_a;
 };
 
 // Whether run_packed prefetches a streamed A's next panel (and the B block after it) while the
@@ -451,7 +451,7 @@ OneThreadPlan one_thread_plan(const PackedKernel<T>& pk, bool trans_a, bool tran
                                                                  lda * static_cast<int64_t>(sizeof(T)), MR) <= kL1Ways);
   // (a shorter K block keeps N <= nc: nc only grows)
   if (const int64_t kc_wide = direct_at_wide_kc(pk, direct_a, trans_a, N, bl.kc)) bl = blocks_for(pk, M, N, K, kc_wide);
-  return {bl, mc, stream_a, direct_a, prefetch_stream_a(pk, stream_a, direct_a, trans_a, M, N, mc, bl.kc)};
+  return {bl, mc, direct_a, prefetch_stream_a(pk, stream_a, direct_a, trans_a, M, N, mc, bl.kc)};
 }
 
 template <class T>
