@@ -414,6 +414,58 @@ TEST_CASE("gemm: the prefetched source of the next block covers every element it
         }
 }
 
+TEST_CASE("gemm: the prefetched A^T sliver ahead covers every element its tiles read, one extra line per row at most") {
+  // run_packed's one-thread loops over a panel (pc by kc, then its slivers): the tiles of each sliver
+  // prefetch the one `ahead` after it (a_sliver_ahead), across K blocks, and nothing past the last.
+  const int mr = 6;
+  const int64_t K = 50, kc = 20, ic = 28, i_end = 73;  // 45 rows: 8 slivers, the last of 3 rows
+  const int64_t sa0 = 0, sa1 = 8;
+  struct Pos {
+    int64_t pc, sa;
+  };
+  std::vector<Pos> order;
+  for (int64_t pc = 0; pc < K; pc += kc)
+    for (int64_t sa = sa0; sa < sa1; ++sa) order.push_back({pc, sa});
+  std::vector<float> X(64 * 200 + 64);
+  for (const int64_t ahead : {int64_t(1), int64_t(2), int64_t(3), int64_t(9)})
+    for (const int64_t ld : {int64_t(112), int64_t(123)})  // rows 64-byte multiples apart, or not
+      for (const int64_t shift : {int64_t(0), int64_t(5)}) {
+        const float* x = X.data() + shift;
+        for (size_t n = 0; n < order.size(); ++n) {
+          const Pos& c = order[n];
+          const int64_t kcur = std::min(kc, K - c.pc);
+          const gemm_detail::GemmPrefetch p =
+              gemm_detail::a_sliver_ahead(x, ld, K, kc, mr, ic, i_end, c.pc, kcur, sa0, sa1, c.sa, ahead);
+          CAPTURE(ahead);
+          CAPTURE(ld);
+          CAPTURE(shift);
+          CAPTURE(n);
+          if (n + static_cast<size_t>(ahead) >= order.size()) {
+            CHECK(p.l1 == 0);
+            continue;
+          }
+          std::vector<uintptr_t> lines;
+          for (int64_t l = 0; l < p.l1; ++l)
+            lines.push_back((reinterpret_cast<uintptr_t>(p.base) + (l / p.lines) * p.stride + 64 * (l % p.lines)) / 64);
+          std::sort(lines.begin(), lines.end());
+          const Pos& nx = order[n + static_cast<size_t>(ahead)];
+          const int64_t i0 = ic + nx.sa * mr, i1 = std::min<int64_t>(i0 + mr, i_end);
+          std::vector<uintptr_t> need;
+          int64_t missing = 0;
+          for (int64_t k = nx.pc; k < std::min(K, nx.pc + kc); ++k)
+            for (int64_t i = i0; i < i1; ++i) {  // op(A)[i, k] = A[k * ld + i]
+              const uintptr_t l = reinterpret_cast<uintptr_t>(x + k * ld + i) / 64;
+              need.push_back(l);
+              if (!std::binary_search(lines.begin(), lines.end(), l)) ++missing;
+            }
+          std::sort(need.begin(), need.end());
+          need.erase(std::unique(need.begin(), need.end()), need.end());
+          CHECK(missing == 0);
+          CHECK(static_cast<int64_t>(lines.size()) <= static_cast<int64_t>(need.size()) + p.l1 / p.lines);
+        }
+      }
+}
+
 TEST_CASE("gemm: the prefetch cursors of a block's tiles walk its first region, then its second, every line once") {
   // run_packed prefetches the next A panel and after it the next B block as one walk of
   // GemmPrefetch's two regions, cut into consecutive shares, one per tile.
@@ -468,6 +520,29 @@ TEST_CASE("gemm: where a streamed A's next panel is prefetched") {
   CHECK_FALSE(prefetch_stream_a(pk, true, true, true, 1000, 64, 1008, 384));  // 2 slivers, 1.5 MiB
   CHECK(prefetch_stream_a(pk, true, true, true, 2000, 32, 2002, 192));        // 1 sliver
   CHECK_FALSE(prefetch_stream_a(pk, true, true, true, 2048, 32, 224, 192));   // panels of 224 rows
+  // Where A^T is read in place and no panel is prefetched, a kernel with lean_stream_prefetch
+  // prefetches the sliver after next instead (OneThreadPlan::prefetch_a_sliver) and keeps its K
+  // blocks, where others take those of direct_at_wide_kc.
+  pk.mr = 14, pk.kc = 384, pk.b_bytes = 512 * 1024, pk.direct_a = pk.direct_a_rows = true;
+  std::vector<float> a(16);
+  for (const bool lean : {false, true}) {
+    CAPTURE(lean);
+    pk.lean_stream_prefetch = lean;
+    const auto tn = gemm_detail::one_thread_plan(pk, true, false, 1152, 256, 4608, a.data(), 1152);
+    CHECK(tn.direct_a);
+    CHECK(tn.prefetch_a == !lean);
+    CHECK(tn.prefetch_a_sliver == lean);
+    CHECK(tn.bl.kc == (lean ? 384 : gemm_detail::kDirectATWideKc));
+    const auto nt = gemm_detail::one_thread_plan(pk, false, true, 1152, 256, 4608, a.data(), 4608 + 16);
+    CHECK(nt.direct_a);  // A read in place by rows
+    CHECK_FALSE(nt.prefetch_a_sliver);
+    const auto two = gemm_detail::one_thread_plan(pk, true, false, 288, 64, 80000, a.data(), 288);
+    CHECK(two.prefetch_a);  // 2 slivers, one panel of 441 KiB: the panel's prefetch
+    CHECK_FALSE(two.prefetch_a_sliver);
+    const auto packed = gemm_detail::one_thread_plan(pk, true, false, 1152, 512, 4608, a.data(), 1152);
+    CHECK_FALSE(packed.direct_a);  // 16 slivers: A packed
+    CHECK_FALSE(packed.prefetch_a_sliver);
+  }
   CHECK_FALSE(prefetch_stream_a(pk, true, true, true, 576, 96, 588, 256));    // 3 slivers
   CHECK_FALSE(prefetch_stream_a(pk, false, true, true, 288, 64, 294, 384));   // A does not stream
   if (gemm_avx512_available()) {
@@ -489,14 +564,16 @@ TEST_CASE("gemm: products that stream one operand past few slivers of the other 
   // in K blocks of kDirectATKc (direct_at_kc), read in place or (the rows split between two threads,
   // too small to stream) packed. In the NT form, K of 1000 and 400 runs as one block (tall_rows_kc).
   // {560, 150, 960}: A^T read in place past 5 B slivers (the last partial) in K blocks of 240
-  // (direct_at_wide_kc).
+  // (direct_at_wide_kc), or on a kernel with lean_stream_prefetch in the kernel's K blocks with the
+  // sliver after next prefetched (a_sliver_ahead).
   CHECK(gemm_detail::rows_per_l1_set(0, 4096, 14) == 14);
   CHECK(gemm_detail::rows_per_l1_set(0, 4100, 14) == 14);
   CHECK(gemm_detail::rows_per_l1_set(0, 4096 + 64, 14) == 1);
   CHECK(gemm_detail::rows_per_l1_set(0, 4096 * 4 + 2048, 14) == 7);
   CHECK(gemm_detail::rows_per_l1_set(32, 4108, 14) == 6);
   if (gemm_avx512_available()) {
-    const auto& pk = gemm_avx512_detail::kernel();
+    auto pk = gemm_avx512_detail::kernel();
+    pk.lean_stream_prefetch = false;  // a lean kernel never shortens them (tested with the plan)
     CHECK(gemm_detail::direct_at_kc(pk, true, 20, 1100) == gemm_detail::kDirectATKc);
     CHECK(gemm_detail::direct_at_kc(pk, true, 20, 1000) == 0);
     CHECK(gemm_detail::direct_at_kc(pk, true, 33, 1100) == 0);

@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include <tinycnn/core/host_alloc.hpp>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -47,7 +49,9 @@ struct Product {
   std::string name;
   int64_t M = 0, N = 0, K = 0;
   bool ta = false, tb = false;
-  std::vector<float> A, B, C;
+  // Allocated like tensor storage and bench_gemm.cpp's operands (huge pages where large): A^T read in
+  // place crosses a page every k, so 4 KiB pages put TLB misses in the times that the library does not see.
+  std::vector<float, tinycnn::HostAllocator<float>> A, B, C;
   double gflop() const { return 2.0 * double(M) * double(N) * double(K) / 1e9; }
   double call(Fn f) {
     const int64_t lda = ta ? M : K, ldb = tb ? K : N;
@@ -169,7 +173,7 @@ int main(int argc, char** argv) {
   std::printf("ab_gemm: %d thread(s), %d round(s) of %d pairs of calls per product\n", max_threads(), rounds, calls);
   for (Product& p : products) {  // both sides once: warm-up, and whether they agree
     p.call(&ab_gemm_old);
-    const std::vector<float> old_c = p.C;
+    const std::vector<float> old_c(p.C.begin(), p.C.end());
     p.call(&ab_gemm_new);
     double most = 0.0;
     bool same = true;

@@ -75,5 +75,5 @@ echo "run.sh: old $old ($old_inc), new $([ "$null" = 1 ] && echo "= old (--null)
 pid=$!
 "$cxx" "${flags[@]}" -I"$new_inc" -DAB_NS=tinycnn_new -DAB_FN=ab_gemm_new -c "$here/side.cpp" -o "$build/new.o"
 wait "$pid"
-"$cxx" "${flags[@]}" "$here/ab_main.cpp" "$build/old.o" "$build/new.o" -o "$build/ab_gemm"
+"$cxx" "${flags[@]}" -I"$new_inc" "$here/ab_main.cpp" "$build/old.o" "$build/new.o" -o "$build/ab_gemm"
 "$build/ab_gemm" "${args[@]}"

@@ -350,13 +350,15 @@ int64_t direct_at_kc(const PackedKernel<T>& pk, bool trans_a, int64_t N, int64_t
 // 4608 TN 0.965x, 1152 x 160 x 4608 TN 0.99x, 4096 x 256 x 1024 TN 0.98x; with 2 or 4 slivers it tied
 // or lost (288 x 64 x 80,000 TN 1.08x, 576 x 128 x 20,000 TN and 1152 x 128 x 4608 TN 1.00-1.01x),
 // and 192 rows gained as much as 256. A packed A (more than kPrefetchMaxSlivers B slivers) lost with
-// 256 (1152 x 384 x 4608 TN 1.015x), and so did A read in place by rows (NT: 1.02x).
+// 256 (1152 x 384 x 4608 TN 1.015x), and so did A read in place by rows (NT: 1.02x). Not on a kernel
+// with lean_stream_prefetch: there the tiles fetch the sliver after next instead (kASliverAhead,
+// gemm_prefetch.hpp), which gained more with the kernel's K blocks.
 constexpr int64_t kDirectATWideKc = 256;
 constexpr int kDirectATWideMinSlivers = 4;
 template <class T>
 int64_t direct_at_wide_kc(const PackedKernel<T>& pk, bool direct_a, bool trans_a, int64_t N, int64_t kc) {
-  return direct_a && trans_a && ceil_div(N, static_cast<int64_t>(pk.nr)) > kDirectATWideMinSlivers &&
-                 kc > kDirectATWideKc
+  return !pk.lean_stream_prefetch && direct_a && trans_a &&
+                 ceil_div(N, static_cast<int64_t>(pk.nr)) > kDirectATWideMinSlivers && kc > kDirectATWideKc
              ? kDirectATWideKc
              : 0;
 }
@@ -382,12 +384,13 @@ int64_t tall_rows_kc(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int6
 }
 
 // How run_packed blocks a product on one thread: its blocks (bl.kc the K block), the rows of an A
-// panel (mc), whether the tiles read A in place (direct_a) and whether they prefetch a streamed A's
-// next panel meanwhile (prefetch_a).
+// panel (mc), whether the tiles read A in place (direct_a), whether they prefetch a streamed A's
+// next panel meanwhile (prefetch_a) or, A^T read in place, the A sliver kASliverAhead after theirs
+// (prefetch_a_sliver).
 struct OneThreadPlan {
   Blocks bl;
   int64_t mc;
-  bool direct_a, prefetch_a;
+  bool direct_a, prefetch_a, prefetch_a_sliver;
 };
 
 // Whether run_packed prefetches a streamed A's next panel (and the B block after it) while the
@@ -451,7 +454,8 @@ OneThreadPlan one_thread_plan(const PackedKernel<T>& pk, bool trans_a, bool tran
                                                                  lda * static_cast<int64_t>(sizeof(T)), MR) <= kL1Ways);
   // (a shorter K block keeps N <= nc: nc only grows)
   if (const int64_t kc_wide = direct_at_wide_kc(pk, direct_a, trans_a, N, bl.kc)) bl = blocks_for(pk, M, N, K, kc_wide);
-  return {bl, mc, direct_a, prefetch_stream_a(pk, stream_a, direct_a, trans_a, M, N, mc, bl.kc)};
+  const bool prefetch_a = prefetch_stream_a(pk, stream_a, direct_a, trans_a, M, N, mc, bl.kc);
+  return {bl, mc, direct_a, prefetch_a, pk.lean_stream_prefetch && direct_a && trans_a && !prefetch_a};
 }
 
 template <class T>
@@ -496,7 +500,7 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
       return;
   }
 #endif
-  OneThreadPlan plan{bl, bl.mc, false, false};
+  OneThreadPlan plan{bl, bl.mc, false, false, false};
   if (nt <= 1) plan = one_thread_plan(pk, trans_a, trans_b, M, N, K, A, lda);
   // A share of run_split blocks K as the whole product does (its result is then the one-thread one
   // whatever the share).
@@ -560,6 +564,9 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
             }
           }
           const int64_t pf_lines = pf.l1;
+          // The A^T sliver kASliverAhead ahead, where no block is prefetched (OneThreadPlan::prefetch_a_sliver)
+          const bool sliver_pf = plan.prefetch_a_sliver && pf_lines == 0;
+          GemmPrefetch spf;
           int64_t tix = 0;
           Tile<T> t;
           t.pf = pf.l1 > 0 ? &pf : nullptr;
@@ -579,6 +586,10 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
             t.bias_row = brow ? ep->bias + i : nullptr;
             if (direct_a && trans_a) t.a = A + pc * lda + i, t.as = lda;  // op(A) rows i.., columns pc..
             if (direct_a && !trans_a) t.a = A + i * lda + pc, t.ars = lda;
+            if (sliver_pf)
+              spf = a_sliver_ahead(A, lda, K, kc, MR, ic, ic + mcur, pc, kcur, sa0, sa1, sa, kASliverAhead);
+            const int64_t spf_lines = spf.l1;
+            if (sliver_pf) t.pf = spf_lines > 0 ? &spf : nullptr;
             for (int64_t sb = sb0; sb < sb1; ++sb) {
               const int64_t j = jc + sb * NR;
               t.b = bbuf + sb * NR * kcur;
@@ -587,7 +598,9 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
               if (direct && t.nr == NR) t.b = B + pc * ldb + j, t.bs = ldb;  // rows pc.., columns j..
               t.c = C + i * ldc + j;
               t.bias_col = bcol ? ep->bias + j : nullptr;
-              if (t.pf) pf.l0 = pf_lines * tix / ntiles, pf.l1 = pf_lines * (tix + 1) / ntiles;
+              if (pf_lines > 0) pf.l0 = pf_lines * tix / ntiles, pf.l1 = pf_lines * (tix + 1) / ntiles;
+              if (sliver_pf && spf_lines > 0)  // this sliver's tiles share the next one's lines
+                spf.l0 = spf_lines * (sb - sb0) / (sb1 - sb0), spf.l1 = spf_lines * (sb - sb0 + 1) / (sb1 - sb0);
               ++tix;
               pk.tile(t);
             }

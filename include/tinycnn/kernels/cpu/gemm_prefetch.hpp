@@ -105,6 +105,22 @@ class PrefetchCursor {
 //   20,000; forty-fifth session).
 constexpr int64_t kPrefetchMaxSlivers = 8, kPrefetchPanelSlivers = 16;
 
+// A region of `rows` rows of `len` bytes each, `stride` bytes apart from `first`, as whole lines.
+inline GemmPrefetch line_region(const char* first, int64_t rows, int64_t len, int64_t stride) {
+  GemmPrefetch p;
+  p.stride = stride;
+  const int64_t off = static_cast<int64_t>(reinterpret_cast<uintptr_t>(first) % 64);
+  if (stride % 64 == 0) {  // every row starts at the same offset into its first line
+    p.base = first - off;
+    p.lines = (off + len + 63) / 64;
+  } else {  // rows start at varying offsets: one more line covers the longest
+    p.base = first;
+    p.lines = (len + 63) / 64 + 1;
+  }
+  p.l1 = rows * p.lines;
+  return p;
+}
+
 // The source region of the B block (b) or A panel (!b) that run_packed's one-thread loops (ic by mc,
 // pc by kc, jc by nc) reach after block (ic, pc, jc); empty after the last block. X is B (ld = ldb)
 // or A (lda); op(B)[k, j] = B[k * ldb + j] (B[j * ldb + k] when trans), op(A)[i, k] = A[i * lda + k]
@@ -126,17 +142,39 @@ GemmPrefetch next_block(bool b, bool trans, const T* X, int64_t ld, int64_t M, i
   const bool k_rows = b != trans;  // the region's rows run along k: op(B) as stored, op(A) transposed
   const T* first = k_rows ? X + pc * ld + i : X + i * ld + pc;
   const int64_t rows = k_rows ? kcur : other, len = (k_rows ? other : kcur) * static_cast<int64_t>(sizeof(T));
-  p.stride = ld * static_cast<int64_t>(sizeof(T));
-  const int64_t off = static_cast<int64_t>(reinterpret_cast<uintptr_t>(first) % 64);
-  if (p.stride % 64 == 0) {  // every row starts at the same offset into its first line
-    p.base = reinterpret_cast<const char*>(first) - off;
-    p.lines = (off + len + 63) / 64;
-  } else {  // rows start at varying offsets: one more line covers the longest
-    p.base = reinterpret_cast<const char*>(first);
-    p.lines = (len + 63) / 64 + 1;
+  return line_region(reinterpret_cast<const char*>(first), rows, len, ld * static_cast<int64_t>(sizeof(T)));
+}
+
+// Where A^T is read in place and nothing else prefetches (run_packed's OneThreadPlan::prefetch_a_sliver),
+// the tiles of each A sliver fetch, into L1, the sliver kASliverAhead after it in their loop order:
+// each k of such a sliver is a line or two of its own (A^T's rows are lda apart, a page or more in
+// the products that stream A), which the hardware does not follow, so every sliver's first tile
+// waited on its lines. Alternated in one process, Zen 5, 2 threads, against no prefetch (and the
+// K blocks of direct_at_wide_kc, which it replaces) (docs/performance.md, fifty-fifth session):
+// 1152 x 256 x 4608 TN (model3 conv4's backward filter) 0.945-0.962x the time, TT 0.95x, 576 x 128 x
+// 20,000 TN 0.94x, 2048 x 32 x 20,000 TN 0.61-0.68x, 1000 x 64 x 20,000 TN 0.84x, 4096 x 128 x
+// 2048 TN 0.94x, 8192 x 30 x 1040 TT 0.84x; one thread 576 x 256 x 4608 TN 0.94x. One sliver ahead
+// gained less (1152 x 256 x 4608 TN 0.961x), three or four as much as two, L2 (prefetcht1) less; A
+// read in place by rows (NT, NN) lost (288 x 64 x 80,000 NT 1.06x, 36864 x 32 x 1024 NN 1.045x).
+constexpr int64_t kASliverAhead = 2;
+
+// The A^T sliver (mr rows of op(A), op(A)[i, k] = A[k * lda + i]) that the tiles reach `ahead`
+// slivers after sliver sa of K block [pc, pc + kcur) in run_packed's one-thread loops over the
+// panel's slivers [sa0, sa1) (rows from ic, the panel ending at row i_end): later slivers of the
+// same K block, then those of the next; empty past the panel's last K block.
+template <class T>
+GemmPrefetch a_sliver_ahead(const T* A, int64_t lda, int64_t K, int64_t kc, int mr, int64_t ic, int64_t i_end,
+                            int64_t pc, int64_t kcur, int64_t sa0, int64_t sa1, int64_t sa, int64_t ahead) {
+  int64_t s = sa + ahead, k0 = pc, klen = kcur;
+  while (s >= sa1) {  // into the next K block
+    s -= sa1 - sa0;
+    k0 += klen;
+    if (k0 >= K) return {};
+    klen = std::min(kc, K - k0);
   }
-  p.l1 = rows * p.lines;
-  return p;
+  const int64_t i = ic + s * mr, rows = std::min<int64_t>(mr, i_end - i);
+  return line_region(reinterpret_cast<const char*>(A + k0 * lda + i), klen, rows * static_cast<int64_t>(sizeof(T)),
+                     lda * static_cast<int64_t>(sizeof(T)));
 }
 
 }  // namespace tinycnn::kernels::cpu::gemm_detail
