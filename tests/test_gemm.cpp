@@ -537,7 +537,7 @@ TEST_CASE("gemm: where a streamed A's next panel is prefetched") {
     CHECK(nt.direct_a);  // A read in place by rows
     CHECK_FALSE(nt.prefetch_a_sliver);
     const auto two = gemm_detail::one_thread_plan(pk, true, false, 288, 64, 80000, a.data(), 288);
-    CHECK(two.prefetch_a);  // 2 slivers, one panel of 441 KiB: the panel's prefetch
+    CHECK(two.prefetch_a);  // 2 slivers, one panel within kLeanPrefetchMaxBytes: the panel's prefetch
     CHECK_FALSE(two.prefetch_a_sliver);
     const auto packed = gemm_detail::one_thread_plan(pk, true, false, 1152, 512, 4608, a.data(), 1152);
     CHECK_FALSE(packed.direct_a);  // 16 slivers: A packed

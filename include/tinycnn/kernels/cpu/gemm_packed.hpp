@@ -586,10 +586,11 @@ void run_packed(const PackedKernel<T>& pk, bool trans_a, bool trans_b, int64_t M
             t.bias_row = brow ? ep->bias + i : nullptr;
             if (direct_a && trans_a) t.a = A + pc * lda + i, t.as = lda;  // op(A) rows i.., columns pc..
             if (direct_a && !trans_a) t.a = A + i * lda + pc, t.ars = lda;
-            if (sliver_pf)
+            if (sliver_pf) {
               spf = a_sliver_ahead(A, lda, K, kc, MR, ic, ic + mcur, pc, kcur, sa0, sa1, sa, kASliverAhead);
+              t.pf = spf.l1 > 0 ? &spf : nullptr;
+            }
             const int64_t spf_lines = spf.l1;
-            if (sliver_pf) t.pf = spf_lines > 0 ? &spf : nullptr;
             for (int64_t sb = sb0; sb < sb1; ++sb) {
               const int64_t j = jc + sb * NR;
               t.b = bbuf + sb * NR * kcur;
