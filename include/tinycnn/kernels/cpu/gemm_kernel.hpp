@@ -112,8 +112,10 @@ struct PackedKernel {
   bool direct_a_rows = false;
   int64_t direct_b_min_n = 0;  // see direct_b_slivers
   // run_packed prefetches a streamed A's next panel only where A^T is read in place past few B
-  // slivers (prefetch_stream_a in gemm_packed.hpp: the AVX-512 kernels where AVX-512 runs full width,
-  // !CpuFeatures::avx512_half_width); false: wherever A streams.
+  // slivers (prefetch_stream_a in gemm_packed.hpp), and elsewhere where A^T is read in place the
+  // sliver after next instead, in the kernel's K blocks (OneThreadPlan::prefetch_a_sliver): the
+  // AVX-512 kernels where AVX-512 runs full width (!CpuFeatures::avx512_half_width); false: the next
+  // panel wherever A streams, and direct_at_wide_kc's shorter K blocks.
   bool lean_stream_prefetch = false;
 };
 
