@@ -969,12 +969,14 @@ TEST_CASE("gemm split: per-CPU speeds weigh the ranges") {
   s.update(2, cpu, work, secs);
   CHECK(s.weight(2) == doctest::Approx(0.8 + 0.2 * 1.6).epsilon(1e-6));
   CHECK(s.weight(5) == doctest::Approx(0.8 + 0.2 * 0.4).epsilon(1e-6));
-  s.set(2, 1.07f);  // within the dead band
+  s.set(2, 1.02f);  // within the dead band
   CHECK(s.weight(2) == 1.0f);
-  // run_split's narrower band: 7% counts there, 2% does not
-  CHECK(s.weight(2, SplitSpeeds::kSplitDeadBand) == doctest::Approx(1.07f));
   s.set(2, 0.98f);
-  CHECK(s.weight(2, SplitSpeeds::kSplitDeadBand) == 1.0f);
+  CHECK(s.weight(2) == 1.0f);
+  s.set(2, 1.05f);  // 5% counts
+  CHECK(s.weight(2) == doctest::Approx(1.05f));
+  s.set(2, 0.95f);
+  CHECK(s.weight(2) == doctest::Approx(0.95f));
   s.set(2, 3.0f);
   CHECK(s.weight(2) == SplitSpeeds::kMax);
   s.set(2, 0.1f);

@@ -27,18 +27,21 @@ namespace tinycnn::kernels::cpu::gemm_detail {
 class SplitSpeeds {
  public:
   static constexpr int kCpus = 256;
-  // kDeadBand: run_ksplit's (a moved piece repacks an operand); kSplitDeadBand: run_split's, whose
-  // ranges move at no cost. With 8% there, two CPUs up to 16% apart (each 8% from their mean) got
-  // equal ranges; alternated call by call in one process with one vCPU 5-14% slower (fifty-fourth
-  // session), 2% took 0.94-1.01x the time of 8% on 1152 x 256 x 4608 NT and TN. Not 0, which lets
-  // timing noise move finely cut ranges (4096 x 96 x 2048 NN, 8-row tiles: 1.003-1.031x the time of
-  // the earlier split in four of six processes, where 3% stayed within 0.92-1.01x).
-  static constexpr float kKeep = 0.8f, kMin = 0.6f, kMax = 1.6f, kDeadBand = 0.08f, kSplitDeadBand = 0.03f;
+  // kDeadBand: a CPU within 3% of the mean speed gets weight 1. Not 0, which lets timing noise move
+  // finely cut ranges (4096 x 96 x 2048 NN, 8-row tiles: 1.003-1.031x the time of the earlier split
+  // in four of six processes, where 3% stayed within 0.92-1.01x). With 8% two CPUs up to 16% apart
+  // (each 8% from their mean) got equal ranges. Alternated call by call in one process with one vCPU
+  // 5-14% slower, 2% took 0.94-1.01x the time of 8% on run_split's 1152 x 256 x 4608 NT and TN
+  // (fifty-fourth session); run_ksplit kept 8% longer (a moved piece there repacks an operand), but
+  // with one vCPU 10-14% slower 3% took 0.94-0.955x the time of 8% on 256 x 1152 x 4608 NT,
+  // 0.95-0.97x on 576 x 128 x 20,000 NT and 128 x 576 x 20,000 NT, 0.95-0.97x on 64 x 288 x 80,000 NT,
+  // and tied with the vCPUs even (fifty-fifth and fifty-sixth sessions, docs/performance.md).
+  static constexpr float kKeep = 0.8f, kMin = 0.6f, kMax = 1.6f, kDeadBand = 0.03f;
   // The weight of a range on this CPU: its relative speed within [kMin, kMax], 1 where unknown or
-  // within dead_band of 1 (timing noise should not move the ranges).
-  float weight(int cpu, float dead_band = kDeadBand) const {
+  // within kDeadBand of 1 (timing noise should not move the ranges).
+  float weight(int cpu) const {
     const float r = cpu >= 0 && cpu < kCpus ? rel_[cpu].load(std::memory_order_relaxed) : 0.0f;
-    if (r <= 0.0f || (r > 1.0f - dead_band && r < 1.0f + dead_band)) return 1.0f;
+    if (r <= 0.0f || (r > 1.0f - kDeadBand && r < 1.0f + kDeadBand)) return 1.0f;
     return std::clamp(r, kMin, kMax);
   }
   // One split's threads: cpu[t] ran work[t] units in secs[t] seconds.
@@ -152,7 +155,7 @@ inline int64_t weighted_cut(const double* weight, int nth, int t, int64_t extent
 // others' CPUs). Alternated in one process with equal ranges, 2 threads, while one vCPU was slow
 // (fifty-first session): 1152 x 256 x 4608 NT 0.87-0.97x the time, TN 0.92-0.99x, 36864 x 1024 x 32
 // TN 0.86-0.89x; 0-3% more with the vCPUs even. The cuts at the nearest tile multiple (weighted_cut)
-// with kSplitDeadBand instead of the cuts in whole tiles with kDeadBand, the same binary alternating
+// with a dead band of 3% instead of the cuts in whole tiles with 8%, the same binary alternating
 // the two call by call in shuffled order, three processes (fifty-fourth session): 1152 x 256 x 4608
 // NT 0.93-1.00x the time, TN 0.95-0.99x, 1152 x 192 x 4608 NT 0.955-1.005x, 1024^3 NN 0.94-0.98x,
 // 2048^3 NN 0.945-1.001x, 36864 x 1024 x 32 TN 0.98-1.01x, 4096 x 96 x 2048 NN 0.92-1.00x (37 x 600
@@ -182,7 +185,7 @@ bool run_split(const PackedKernel<T>& pk, int nt, bool trans_a, bool trans_b, in
     // Each weight read once, by its own thread: another split (from another application thread) may
     // update the speeds meanwhile, and every thread must cut the same ranges.
     cpu[tid] = current_cpu();
-    weight[tid] = speeds.weight(cpu[tid], SplitSpeeds::kSplitDeadBand);
+    weight[tid] = speeds.weight(cpu[tid]);
     if (tid == 0) team = nth;
 #pragma omp barrier
     const int64_t lo = weighted_cut(weight, nth, tid, extent, unit);
