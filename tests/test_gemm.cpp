@@ -520,6 +520,8 @@ TEST_CASE("gemm: where a streamed A's next panel is prefetched") {
   CHECK_FALSE(prefetch_stream_a(pk, true, true, true, 1000, 64, 1008, 384));  // 2 slivers, 1.5 MiB
   CHECK(prefetch_stream_a(pk, true, true, true, 2000, 32, 2002, 192));        // 1 sliver
   CHECK_FALSE(prefetch_stream_a(pk, true, true, true, 2048, 32, 224, 192));   // panels of 224 rows
+  CHECK_FALSE(prefetch_stream_a(pk, true, true, true, 576, 96, 588, 256));    // 3 slivers
+  CHECK_FALSE(prefetch_stream_a(pk, false, true, true, 288, 64, 294, 384));   // A does not stream
   // Where A^T is read in place and no panel is prefetched, a kernel with lean_stream_prefetch
   // prefetches the sliver after next instead (OneThreadPlan::prefetch_a_sliver) and keeps its K
   // blocks, where others take those of direct_at_wide_kc.
@@ -543,8 +545,6 @@ TEST_CASE("gemm: where a streamed A's next panel is prefetched") {
     CHECK_FALSE(packed.direct_a);  // 16 slivers: A packed
     CHECK_FALSE(packed.prefetch_a_sliver);
   }
-  CHECK_FALSE(prefetch_stream_a(pk, true, true, true, 576, 96, 588, 256));    // 3 slivers
-  CHECK_FALSE(prefetch_stream_a(pk, false, true, true, 288, 64, 294, 384));   // A does not stream
   if (gemm_avx512_available()) {
     const bool full = !cpu_features().avx512_half_width;
     CHECK(gemm_avx512_detail::kernel().lean_stream_prefetch == full);

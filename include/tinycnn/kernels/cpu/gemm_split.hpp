@@ -33,9 +33,9 @@ class SplitSpeeds {
   // (each 8% from their mean) got equal ranges. Alternated call by call in one process with one vCPU
   // 5-14% slower, 2% took 0.94-1.01x the time of 8% on run_split's 1152 x 256 x 4608 NT and TN
   // (fifty-fourth session); run_ksplit kept 8% longer (a moved piece there repacks an operand), but
-  // with one vCPU 10-14% slower 3% took 0.94-0.955x the time of 8% on 256 x 1152 x 4608 NT,
-  // 0.95-0.97x on 576 x 128 x 20,000 NT and 128 x 576 x 20,000 NT, 0.95-0.97x on 64 x 288 x 80,000 NT,
-  // and tied with the vCPUs even (fifty-fifth and fifty-sixth sessions, docs/performance.md).
+  // with one vCPU 10-14% slower 3% took 0.94-0.955x the time of 8% on 256 x 1152 x 4608 NT and
+  // 0.95-0.97x on 576 x 128 x 20,000, 128 x 576 x 20,000 and 64 x 288 x 80,000 NT, and tied with the
+  // vCPUs even (fifty-fifth and fifty-sixth sessions, docs/performance.md).
   static constexpr float kKeep = 0.8f, kMin = 0.6f, kMax = 1.6f, kDeadBand = 0.03f;
   // The weight of a range on this CPU: its relative speed within [kMin, kMax], 1 where unknown or
   // within kDeadBand of 1 (timing noise should not move the ranges).
