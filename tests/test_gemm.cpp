@@ -623,42 +623,46 @@ TEST_CASE("gemm: the AVX-512 tiles read A's rows in place with the bits of the p
   // Tile::ars (PackedKernel::direct_a_rows): the tile reads each row of its sliver from A itself, the
   // rows lda apart. Every row count of both tiles, rows closer than a cache line, a page apart (+4
   // bytes) and farther, against the same tile on the packed sliver; the rows past the count untouched.
+  // K blocks within the 14 x 32 tile's C fetch lead (c_fetch_lead_rows: C fetched before the loop)
+  // and past it (the loop in two parts, C fetched between them).
   if (!gemm_avx512_available()) {
     MESSAGE("AVX-512 not available: the in-place A tiles not tested");
     return;
   }
+  static_assert(gemm_avx512_detail::c_fetch_lead_rows<14, 2>() == 48);
   Rng rng(15);
-  const int64_t kc = 37;
-  for (const auto* pk : {&gemm_avx512_detail::kernel(), &gemm_avx512_detail::kernel_8x48()})
-    for (const int64_t lda : {int64_t(kc), int64_t(1025), int64_t(5000)}) {
-      const int MR = pk->mr, NR = pk->nr;
-      const auto A = random_vec<float>(static_cast<size_t>(lda * MR), rng);
-      const auto B = random_vec<float>(static_cast<size_t>(kc * NR), rng);
-      std::vector<float> ap(static_cast<size_t>(MR * kc)), bp(static_cast<size_t>(NR * kc));
-      pk->pack_b(false, B.data(), NR, 0, NR, 0, kc, bp.data(), 0, 1);
-      for (int m = 1; m <= MR; ++m) {
-        pk->pack_a(false, A.data(), lda, 0, m, 0, kc, ap.data(), 0, 1);
-        std::vector<float> packed(static_cast<size_t>(MR * NR), -3.0f), in_place = packed;
-        gemm_detail::Tile<float> t;
-        t.kc = kc;
-        t.b = bp.data();
-        t.ldc = NR;
-        t.mr = m, t.nr = NR;
-        t.alpha = 1.0f, t.beta = 0.5f;
-        t.bias_row = t.bias_col = nullptr;
-        t.relu = false, t.relu_max = 0.0f;
-        t.a = ap.data(), t.c = packed.data();
-        pk->tile(t);
-        t.a = A.data(), t.ars = lda, t.c = in_place.data();
-        pk->tile(t);
-        CAPTURE(pk->mr);
-        CAPTURE(lda);
-        CAPTURE(m);
-        CHECK(std::memcmp(packed.data(), in_place.data(), packed.size() * sizeof(float)) == 0);
-        CHECK(packed[static_cast<size_t>(m * NR - 1)] != -3.0f);  // row m - 1 written
-        if (m < MR) CHECK(packed[static_cast<size_t>(m * NR)] == -3.0f);  // row m not
+  for (const int64_t kc : {int64_t(37), int64_t(49), int64_t(100)})
+    for (const auto* pk : {&gemm_avx512_detail::kernel(), &gemm_avx512_detail::kernel_8x48()})
+      for (const int64_t lda : {int64_t(kc), int64_t(1025), int64_t(5000)}) {
+        const int MR = pk->mr, NR = pk->nr;
+        const auto A = random_vec<float>(static_cast<size_t>(lda * MR), rng);
+        const auto B = random_vec<float>(static_cast<size_t>(kc * NR), rng);
+        std::vector<float> ap(static_cast<size_t>(MR * kc)), bp(static_cast<size_t>(NR * kc));
+        pk->pack_b(false, B.data(), NR, 0, NR, 0, kc, bp.data(), 0, 1);
+        for (int m = 1; m <= MR; ++m) {
+          pk->pack_a(false, A.data(), lda, 0, m, 0, kc, ap.data(), 0, 1);
+          std::vector<float> packed(static_cast<size_t>(MR * NR), -3.0f), in_place = packed;
+          gemm_detail::Tile<float> t;
+          t.kc = kc;
+          t.b = bp.data();
+          t.ldc = NR;
+          t.mr = m, t.nr = NR;
+          t.alpha = 1.0f, t.beta = 0.5f;
+          t.bias_row = t.bias_col = nullptr;
+          t.relu = false, t.relu_max = 0.0f;
+          t.a = ap.data(), t.c = packed.data();
+          pk->tile(t);
+          t.a = A.data(), t.ars = lda, t.c = in_place.data();
+          pk->tile(t);
+          CAPTURE(kc);
+          CAPTURE(pk->mr);
+          CAPTURE(lda);
+          CAPTURE(m);
+          CHECK(std::memcmp(packed.data(), in_place.data(), packed.size() * sizeof(float)) == 0);
+          CHECK(packed[static_cast<size_t>(m * NR - 1)] != -3.0f);  // row m - 1 written
+          if (m < MR) CHECK(packed[static_cast<size_t>(m * NR)] == -3.0f);  // row m not
+        }
       }
-    }
 }
 
 TEST_CASE("gemm: a large C written once is streamed with the same bits as plain stores") {

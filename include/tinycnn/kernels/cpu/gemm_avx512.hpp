@@ -34,11 +34,11 @@ inline __mmask16 lane_mask(int nr, int v) {
   return n >= 16 ? __mmask16(0xFFFF) : n > 0 ? __mmask16((1u << n) - 1u) : __mmask16(0);
 }
 
-// The tile's k loop: c[r][v] += A(r, k) * B(k, 16 v ..) for k < kc, A's values from cursor a
-// (gemm_kernel.hpp), B's rows bstep apart from b.
+// The tile's k loop: c[r][v] += A(r, k) * B(k, 16 v ..) for the next kc values of k, A's values
+// from cursor a (gemm_kernel.hpp), B's rows bstep apart from b; a and b are left at the k after them.
 template <int M, int NC, class ACursor>
-TINYCNN_TARGET_AVX512 TINYCNN_GEMM_INLINE void tile_k_loop(__m512 (&c)[M][NC], ACursor a, const float* b, int64_t bstep,
-                                                         int64_t kc, gemm_detail::PrefetchCursor& pf) {
+TINYCNN_TARGET_AVX512 TINYCNN_GEMM_INLINE void tile_k_loop(__m512 (&c)[M][NC], ACursor& a, const float*& b,
+                                                         int64_t bstep, int64_t kc, gemm_detail::PrefetchCursor& pf) {
   for (int64_t k = 0; k < kc; ++k) {
     pf.step();
     __m512 bv[NC];
@@ -55,6 +55,20 @@ TINYCNN_TARGET_AVX512 TINYCNN_GEMM_INLINE void tile_k_loop(__m512 (&c)[M][NC], A
   }
 }
 
+// How many k before the end of its loop a tile that reads A in place by rows fetches its C lines (0:
+// before the loop). The 14 x 32 tile's B sliver (48 KiB at KC 384) and the A rows' lines pass through
+// the 48 KiB L1 during the loop and can evict lines fetched before it, so that the final read of C
+// goes to L2 again. Fetched 48 k before the end instead, the same binary alternating the two call by
+// call, 2 threads (docs/performance.md, fifty-seventh session): 1152 x 256 x 4608 NT 0.986-0.999x
+// the time, 576 x 128 x 20,000 NT 0.988-1.000x, 64 x 288 x 80,000 NT 0.980-0.999x, 288 x 64 x
+// 80,000 NT 0.990-0.997x. Where A^T is read in place or packed (TN: 288 x 64 x 80,000 1.011-1.019x,
+// 576 x 128 x 20,000 1.000-1.020x), and for the 8 x 48 tile (32 x 1024 x 36,864 NN 1.01-1.02x), it
+// lost, so those keep the early fetch.
+template <int MR, int NV>
+constexpr int64_t c_fetch_lead_rows() {
+  return MR == 14 && NV == 2 ? 48 : 0;
+}
+
 // One M x (16 NC) micro-tile of an MR x 16 NV sliver pair: M <= MR rows and the first NC <= NV
 // vectors of columns (t.nr <= 16 NC); NC < NV only for the last, narrower B sliver of a product.
 template <int MR, int NV, int M, int NC = NV>
@@ -66,20 +80,28 @@ TINYCNN_TARGET_AVX512 void tile_kernel(const gemm_detail::Tile<float>& t) {
   for (int r = 0; r < M; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < NC; ++v) c[r][v] = _mm512_setzero_ps();
-  // C rows are ldc apart (often a multiple of 4 KiB): fetch the tile early so its lines arrive
-  // while the FMAs run (unless C is streamed: then it is not read).
-  if (!t.stream) {
+  // C rows are ldc apart (often a multiple of 4 KiB): fetch the tile's lines ahead of its final
+  // read so that they arrive while the FMAs run (unless C is streamed: then it is not read).
+  auto fetch_c = [&] {
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r)
 #pragma GCC unroll 4
       for (int v = 0; v < NC; ++v) _mm_prefetch(reinterpret_cast<const char*>(t.c + r * t.ldc + 16 * v), _MM_HINT_T0);
-  }
+  };
+  constexpr int64_t kLead = c_fetch_lead_rows<MR, NV>();
+  const int64_t lead = t.ars > 0 && !t.stream && t.kc > kLead ? kLead : 0;
+  if (!t.stream && lead == 0) fetch_c();
   gemm_detail::PrefetchCursor pf(t.pf, t.kc);
   const int64_t bstep = t.bs > 0 ? t.bs : NR;  // B in place (rows bs apart) or a packed sliver
-  if (t.ars > 0)  // A in place
-    tile_k_loop<M, NC>(c, gemm_detail::ARowsCursor<float>{t.a, t.ars}, t.b, bstep, t.kc, pf);
-  else  // a packed sliver or A^T in place
-    tile_k_loop<M, NC>(c, gemm_detail::ASliverCursor<float>{t.a, t.as > 0 ? t.as : MR}, t.b, bstep, t.kc, pf);
+  const float* b = t.b;
+  if (t.ars > 0) {  // A in place
+    gemm_detail::ARowsCursor<float> a{t.a, t.ars};
+    tile_k_loop<M, NC>(c, a, b, bstep, t.kc - lead, pf);
+    if (lead > 0) fetch_c(), tile_k_loop<M, NC>(c, a, b, bstep, lead, pf);
+  } else {  // a packed sliver or A^T in place (lead 0)
+    gemm_detail::ASliverCursor<float> a{t.a, t.as > 0 ? t.as : MR};
+    tile_k_loop<M, NC>(c, a, b, bstep, t.kc, pf);
+  }
   __mmask16 m[NC];
   __m512 bc[NC];
   const __m512 valpha = _mm512_set1_ps(t.alpha), vbeta = _mm512_set1_ps(t.beta), zero = _mm512_setzero_ps();
