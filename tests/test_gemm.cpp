@@ -267,6 +267,13 @@ TEST_CASE("gemm: the AVX-512 tile and orientation are chosen by the form of the 
   CHECK_FALSE(gemm_detail::prefer_swapped_nt(false, true, 32, 67500, 128));  // baseline's: K too short
   CHECK_FALSE(gemm_detail::prefer_swapped_nt(false, false, 32, 36864, 1024));
   CHECK_FALSE(gemm_detail::prefer_swapped_nt(false, true, 128, 36864, 1024));
+  CHECK(gemm_detail::prefer_swapped_streamed_nt(false, true, 256, 1152, 4608));  // model3 conv4's backward filter
+  CHECK(gemm_detail::prefer_swapped_streamed_nt(false, true, 1, 2, 1024));
+  CHECK_FALSE(gemm_detail::prefer_swapped_streamed_nt(false, true, 257, 1152, 4608));  // A^T past 8 slivers
+  CHECK_FALSE(gemm_detail::prefer_swapped_streamed_nt(false, true, 256, 256, 4608));   // not wider than tall
+  CHECK_FALSE(gemm_detail::prefer_swapped_streamed_nt(false, true, 256, 1152, 1023));  // K too short
+  CHECK_FALSE(gemm_detail::prefer_swapped_streamed_nt(true, false, 256, 1152, 4608));
+  CHECK_FALSE(gemm_detail::prefer_swapped_streamed_nt(false, false, 256, 1152, 4608));
   CHECK(gemm_detail::prefer_dot_nt(false, true, 32, 36864, 1024));       // model3's dense backward data
   CHECK_FALSE(gemm_detail::prefer_dot_nt(false, true, 32, 67500, 128));  // K too short
   CHECK_FALSE(gemm_detail::prefer_dot_nt(false, true, 16, 128, 4096));   // B too narrow
@@ -739,6 +746,70 @@ TEST_CASE("gemm: NT products as dot products (variants 6, 6b) and the swapped fo
     const GemmEpilogue<float> per_row{bias.data(), false, true};
     CHECK(compare_one<float>(nullptr, false, true, s, 1.0f, 0.0f, 2, rng, &per_col) == 0);
     CHECK(compare_one<float>(nullptr, false, true, s, 1.0f, 0.5f, 0, rng, &per_row) == 0);
+  }
+  set_num_threads(saved);
+}
+
+TEST_CASE("gemm: the swapped NT products' transposing store and the products of its second rule") {
+  // store_transposed (AVX-512, 16 x 16 blocks with masked edges) against store_transposed_ref: C^T's
+  // rows 1-40 floats long (a block and a part of one), column ranges starting and ending off the
+  // 16-column blocks, beta 0 over NaN and 0.75, no epilogue, a bias per row, per column with ReLU, and
+  // ReLU capped; columns outside the range stay untouched. Then products that
+  // prefer_swapped_streamed_nt sends through the swapped form (on full-width AVX-512) against the
+  // reference, one thread and two, with the epilogue too.
+  Rng rng(29);
+#ifdef TINYCNN_HAVE_X86_GEMM
+  if (gemm_avx512_available()) {
+    std::vector<float> bias(80);
+    for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.05f * static_cast<float>(i % 23) - 0.5f;
+    const GemmEpilogue<float> eps[] = {
+        {}, {bias.data(), false, false}, {bias.data(), true, true}, {nullptr, false, true, 0.3f}};
+    for (int64_t M : {1, 15, 16, 17, 40})
+      for (int64_t N : {1, 16, 33, 70})
+        for (float beta : {0.0f, 0.75f})
+          for (const GemmEpilogue<float>& ep : eps) {
+            const int64_t ldc = N + 3, j0 = N > 20 ? 3 : 0, j1 = N > 40 ? N - 5 : N;
+            const auto ct = random_vec<float>(static_cast<size_t>(M * N), rng);
+            auto c0 = random_vec<float>(static_cast<size_t>(M * ldc), rng);
+            if (beta == 0.0f)
+              for (int64_t i = 0; i < M; ++i)
+                for (int64_t j = j0; j < j1; ++j) c0[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
+            std::vector<float> want = c0, got = c0;
+            gemm_detail::store_transposed_ref(ct.data(), M, N, beta, want.data(), ldc, ep, j0, j1);
+            gemm_avx512_detail::store_transposed(ct.data(), M, N, beta, got.data(), ldc, ep, j0, j1);
+            int64_t bad = 0;
+            for (int64_t i = 0; i < M; ++i)
+              for (int64_t j = 0; j < ldc; ++j) {
+                const float w = want[i * ldc + j], g = got[i * ldc + j];
+                if (j < j0 || j >= j1 ? !(g == c0[i * ldc + j]) : !(std::fabs(g - w) <= 1e-6f * (1 + std::fabs(w))))
+                  ++bad;
+              }
+            CAPTURE(M);
+            CAPTURE(N);
+            CAPTURE(beta);
+            CAPTURE(ep.relu);
+            CHECK(bad == 0);
+          }
+  }
+#endif
+  const int saved = get_num_threads();
+  std::vector<float> bias(400);
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.01f * static_cast<float>(i % 41) - 0.2f;
+  const GemmEpilogue<float> per_col{bias.data(), true, true, 0.5f};
+  const GemmEpilogue<float> per_row{bias.data(), false, true};
+  for (int threads : {1, std::max(2, saved)}) {
+    set_num_threads(threads);
+    for (GemmCase s : {GemmCase{70, 300, 1100}, GemmCase{200, 263, 1030}, GemmCase{256, 290, 1024}})
+      for (float beta : {0.0f, 0.75f}) {
+        REQUIRE(gemm_detail::prefer_swapped_streamed_nt(false, true, s.M, s.N, s.K));
+        CAPTURE(threads);
+        CAPTURE(s.M);
+        CAPTURE(s.N);
+        CAPTURE(beta);
+        CHECK(compare_one<float>(&gemm<float>, false, true, s, -0.5f, beta, 3, rng) == 0);
+        CHECK(compare_one<float>(nullptr, false, true, s, 1.0f, beta, 2, rng, &per_col) == 0);
+        CHECK(compare_one<float>(nullptr, false, true, s, 1.0f, beta, 0, rng, &per_row) == 0);
+      }
   }
   set_num_threads(saved);
 }

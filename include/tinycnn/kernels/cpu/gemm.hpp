@@ -15,7 +15,7 @@
 //   6b gemm_avx2_dot    the same with an AVX2 4x3 tile (float; on CPUs without AVX-512, for the
 //                   products of gemm_detail::prefer_dot_nt_avx2)
 // gemm_ex also computes few-row NT products with a long reduction as C^T = B A^T
-// (gemm_detail::prefer_swapped_nt) where variant 6 does not apply.
+// (gemm_detail::prefer_swapped_nt, prefer_swapped_streamed_nt) where variant 6 does not apply.
 #include <algorithm>
 #include <type_traits>
 
@@ -52,6 +52,23 @@ inline bool prefer_swapped_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, 
   return !trans_a && trans_b && M <= 64 && K >= 512 && N >= 32 * M;
 }
 
+// C = A B^T with at most 256 rows, more columns (N > M) and a long reduction (K >= 1024), on full-width
+// AVX-512 (not Zen 4's 256-bit units, where run_ksplit flips such products: flip_wide_nt): computed as
+// C^T = B A^T too, whose A is then B, at least as tall as wide, read in place by the 14 x 32 tile's
+// rows while at most 8 slivers of A^T are packed (run_packed's stream_a; the row split), instead of
+// packing B's rows transposed; the transposing store (store_transposed) costs about 1% of such a
+// product. Alternated in one process call by call, Zen 5, 2 threads (docs/performance.md,
+// fifty-eighth session): 256 x 1152 x 4608 NT (model3 conv4's backward filter) 0.94-0.96x the time,
+// 128 x 1152 x 4608 0.87x, 64 x 1152 x 4608 0.85x, 256 x 512 x 4608 0.87x, 256 x 2304 x 4608
+// 0.91-0.92x, 128 x 2304 x 9216 0.92-0.93x, 48 x 1024 x 20,000 0.86-0.87x, 256 x 1152 x 1024 0.93-
+// 0.94x, 128 x 576 x 20,000 0.97-0.98x, 256 x 4608 x 20,000 0.99x; ties at 64 x 288 x 80,000, 200 x
+// 1000 x 3000, 128 x 2048 x 1024 and 200 x 800 x 1024 (0.98-1.007x). With more rows it lost (384 x
+// 1152 x 4608 0.99-1.006x, 512 x 1152 x 4608 1.01x, 512 x 2048 x 2048 1.16x, 1024 x 2048 x 1024
+// 1.11x: the swapped product's A^T no longer fits 8 slivers and is packed with B's rows).
+inline bool prefer_swapped_streamed_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
+  return !trans_a && trans_b && N > M && M <= 16 * 2 * kPrefetchMaxSlivers && K >= 1024;
+}
+
 // C = A B^T with few rows (M <= 64), a long reduction (K >= 512), a wide B (N >= 256 and N >= 8 M) and
 // a packed A that stays in L2 (M K <= 128 Ki floats): dot products of rows (variant 6), B read once
 // in place. Against the swapped form (2 threads, Zen 5; docs/performance.md, thirty-fourth session):
@@ -74,10 +91,29 @@ inline bool prefer_dot_nt_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N,
   return prefer_dot_nt(trans_a, trans_b, M, N, K) && M * K <= (int64_t(1) << 15);
 }
 
-// C = relu?(alpha * A B^T + beta * C + bias) through C^T = B A^T (see prefer_swapped_nt).
-template <class T, class Gemm>
+// C[i, j] = beta C[i, j] + ct[j, i], then the epilogue, for the columns [j0, j1) of C, element by
+// element (ct: [N, M], C: [M, N] (ldc); beta == 0: C is not read, may hold NaN). The reference of
+// store_transposed (gemm_avx512.hpp).
+template <class T>
+void store_transposed_ref(const T* ct, int64_t M, int64_t N, T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep,
+                          int64_t j0, int64_t j1) {
+  (void)N;
+  for (int64_t i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    const T bi = ep.bias && !ep.bias_per_column ? ep.bias[i] : T(0);
+    for (int64_t j = j0; j < j1; ++j) {
+      T v = ct[j * M + i] + (beta == T(0) ? T(0) : beta * c[j]);
+      v += ep.bias ? (ep.bias_per_column ? ep.bias[j] : bi) : T(0);
+      c[j] = ep.relu ? epilogue_relu(v, ep.relu_max) : v;
+    }
+  }
+}
+
+// C = alpha A B^T + beta C computed as C^T = alpha B A^T by gemm (into a per-thread buffer), then
+// stored transposed by store(ct, M, N, beta, C, ldc, ep, j0, j1) over blocks of C's columns.
+template <class T, class Gemm, class Store>
 void gemm_swapped_nt(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
-                     T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep, Gemm gemm) {
+                     T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep, Gemm gemm, Store store) {
   static thread_local HostBuffer<T> buf;
   T* ct = buf.get(static_cast<size_t>(M * N));  // C^T [N, M]
   gemm(false, true, N, M, K, alpha, B, ldb, A, lda, T(0), ct, M);
@@ -88,16 +124,12 @@ void gemm_swapped_nt(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64
   const bool par = false;
 #endif
 #pragma omp parallel for if (par)
-  for (int64_t j0 = 0; j0 < N; j0 += kB)
-    for (int64_t i = 0; i < M; ++i) {
-      T* c = C + i * ldc;
-      const T bi = ep.bias && !ep.bias_per_column ? ep.bias[i] : T(0);
-      for (int64_t j = j0; j < std::min(N, j0 + kB); ++j) {
-        T v = ct[j * M + i] + (beta == T(0) ? T(0) : beta * c[j]);  // beta == 0: C is not read (may hold NaN)
-        v += ep.bias ? (ep.bias_per_column ? ep.bias[j] : bi) : T(0);
-        c[j] = ep.relu ? epilogue_relu(v, ep.relu_max) : v;
-      }
-    }
+  for (int64_t j0 = 0; j0 < N; j0 += kB) store(ct, M, N, beta, C, ldc, ep, j0, std::min(N, j0 + kB));
+}
+template <class T, class Gemm>
+void gemm_swapped_nt(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
+                     T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep, Gemm gemm) {
+  gemm_swapped_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, gemm, &store_transposed_ref<T>);
 }
 }  // namespace gemm_detail
 
@@ -110,9 +142,13 @@ void gemm_ex(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alph
     const CpuFeatures& f = cpu_features();
     if (f.avx512 && gemm_detail::prefer_dot_nt(trans_a, trans_b, M, N, K))
       return gemm_avx512_dot(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);
-    if (f.avx512 && gemm_detail::prefer_swapped_nt(trans_a, trans_b, M, N, K))
+#ifdef TINYCNN_HAVE_X86_GEMM
+    if (f.avx512 && (gemm_detail::prefer_swapped_nt(trans_a, trans_b, M, N, K) ||
+                     (!f.avx512_half_width && gemm_detail::prefer_swapped_streamed_nt(trans_a, trans_b, M, N, K))))
       return gemm_detail::gemm_swapped_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep,
-                                          [](auto... a) { gemm_avx512(a..., nullptr); });
+                                          [](auto... a) { gemm_avx512(a..., nullptr); },
+                                          &gemm_avx512_detail::store_transposed);
+#endif
     if (f.avx512) {
       if (gemm_detail::prefer_8x48(trans_a, trans_b, K))
         return gemm_avx512_8x48(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &ep);

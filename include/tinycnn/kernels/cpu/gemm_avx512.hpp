@@ -191,6 +191,43 @@ TINYCNN_TARGET_AVX512 inline void transpose16(__m512 r[16]) {
   }
 }
 
+// C[i, j] = beta C[i, j] + ct[j, i], then the epilogue (bias, ReLU), for the columns [j0, j1) of C:
+//   ct: [N, M] (C^T, rows M apart), C: [M, N] (ldc)
+// the store of a product computed transposed (gemm_swapped_nt, gemm.hpp; the reference is
+// gemm_detail::store_transposed_ref). 16 x 16 blocks are transposed in registers, the edges masked.
+// Element by element (a line of C^T per element along each row of C) the store took 3-4% of the
+// swapped 256 x 1152 x 4608 NT, this one about 1% (docs/performance.md, fifty-eighth session).
+TINYCNN_TARGET_AVX512 inline void store_transposed(const float* ct, int64_t M, int64_t N, float beta, float* C,
+                                                   int64_t ldc, const GemmEpilogue<float>& ep, int64_t j0,
+                                                   int64_t j1) {
+  (void)N;
+  const __m512 vbeta = _mm512_set1_ps(beta), zero = _mm512_setzero_ps(), vcap = _mm512_set1_ps(ep.relu_max);
+  const bool cap = ep.relu_max > 0.0f;
+  for (int64_t jb = j0; jb < j1; jb += 16) {
+    const int nj = static_cast<int>(std::min<int64_t>(16, j1 - jb));
+    const __mmask16 mj = lane_mask(nj, 0);
+    const __m512 bcol = ep.bias && ep.bias_per_column ? _mm512_maskz_loadu_ps(mj, ep.bias + jb) : zero;
+    for (int64_t ib = 0; ib < M; ib += 16) {
+      const int ni = static_cast<int>(std::min<int64_t>(16, M - ib));
+      const __mmask16 mi = lane_mask(ni, 0);
+      __m512 r[16];
+      for (int q = 0; q < 16; ++q) r[q] = q < nj ? _mm512_maskz_loadu_ps(mi, ct + (jb + q) * M + ib) : zero;
+      transpose16(r);  // r[q]: row ib + q of C, columns jb ..
+      for (int q = 0; q < ni; ++q) {
+        float* c = C + (ib + q) * ldc + jb;
+        __m512 v = r[q];
+        if (beta != 0.0f) v = _mm512_add_ps(v, _mm512_mul_ps(vbeta, _mm512_maskz_loadu_ps(mj, c)));
+        if (ep.bias) v = _mm512_add_ps(v, ep.bias_per_column ? bcol : _mm512_set1_ps(ep.bias[ib + q]));
+        if (ep.relu) {
+          v = _mm512_mask_max_ps(v, kAll, zero, v);  // operands in this order keep a NaN, as epilogue_relu does
+          if (cap) v = _mm512_mask_min_ps(v, kAll, vcap, v);
+        }
+        _mm512_mask_storeu_ps(c, mj, v);
+      }
+    }
+  }
+}
+
 // op(A) = A (rows contiguous in k): a sliver is MR rows written k-major. The scalar form scatters
 // single floats MR apart; here 16 k of the MR rows (zero rows added up to 16) are transposed in
 // registers and each k's MR values stored with one masked store. Matters where A is the large operand: the
