@@ -775,8 +775,8 @@ TEST_CASE("gemm: the swapped NT products' transposing store and the products of 
               for (int64_t i = 0; i < M; ++i)
                 for (int64_t j = j0; j < j1; ++j) c0[i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
             std::vector<float> want = c0, got = c0;
-            gemm_detail::store_transposed_ref(ct.data(), M, N, beta, want.data(), ldc, ep, j0, j1);
-            gemm_avx512_detail::store_transposed(ct.data(), M, N, beta, got.data(), ldc, ep, j0, j1);
+            gemm_detail::store_transposed_ref(ct.data(), M, beta, want.data(), ldc, ep, j0, j1);
+            gemm_avx512_detail::store_transposed(ct.data(), M, beta, got.data(), ldc, ep, j0, j1);
             int64_t bad = 0;
             for (int64_t i = 0; i < M; ++i)
               for (int64_t j = 0; j < ldc; ++j) {

@@ -58,7 +58,7 @@ inline bool prefer_swapped_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, 
 // rows while at most 8 slivers of A^T are packed (run_packed's stream_a; the row split), instead of
 // packing B's rows transposed; the transposing store (store_transposed) costs about 1% of such a
 // product. Alternated in one process call by call, Zen 5, 2 threads (docs/performance.md,
-// fifty-eighth session): 256 x 1152 x 4608 NT (model3 conv4's backward filter) 0.94-0.96x the time,
+// fifty-eighth session): 256 x 1152 x 4608 NT (model3 conv4's DyCol backward filter) 0.94-0.96x the time,
 // 128 x 1152 x 4608 0.87x, 64 x 1152 x 4608 0.85x, 256 x 512 x 4608 0.87x, 256 x 2304 x 4608
 // 0.91-0.92x, 128 x 2304 x 9216 0.92-0.93x, 48 x 1024 x 20,000 0.86-0.87x, 256 x 1152 x 1024 0.93-
 // 0.94x, 128 x 576 x 20,000 0.97-0.98x, 256 x 4608 x 20,000 0.99x; ties at 64 x 288 x 80,000, 200 x
@@ -66,7 +66,8 @@ inline bool prefer_swapped_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, 
 // 1152 x 4608 0.99-1.006x, 512 x 1152 x 4608 1.01x, 512 x 2048 x 2048 1.16x, 1024 x 2048 x 1024
 // 1.11x: the swapped product's A^T no longer fits 8 slivers and is packed with B's rows).
 inline bool prefer_swapped_streamed_nt(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K) {
-  return !trans_a && trans_b && N > M && M <= 16 * 2 * kPrefetchMaxSlivers && K >= 1024;
+  constexpr int64_t kNr = 32;  // the 14 x 32 tile's columns: A^T, M columns of the swapped product, in 8 slivers
+  return !trans_a && trans_b && N > M && M <= kNr * kPrefetchMaxSlivers && K >= 1024;
 }
 
 // C = A B^T with few rows (M <= 64), a long reduction (K >= 512), a wide B (N >= 256 and N >= 8 M) and
@@ -92,12 +93,11 @@ inline bool prefer_dot_nt_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N,
 }
 
 // C[i, j] = beta C[i, j] + ct[j, i], then the epilogue, for the columns [j0, j1) of C, element by
-// element (ct: [N, M], C: [M, N] (ldc); beta == 0: C is not read, may hold NaN). The reference of
-// store_transposed (gemm_avx512.hpp).
+// element (ct: [N, M], rows M apart; C: [M, N] (ldc); beta == 0: C is not read, may hold NaN). The
+// reference of store_transposed (gemm_avx512.hpp).
 template <class T>
-void store_transposed_ref(const T* ct, int64_t M, int64_t N, T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep,
-                          int64_t j0, int64_t j1) {
-  (void)N;
+void store_transposed_ref(const T* ct, int64_t M, T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep, int64_t j0,
+                          int64_t j1) {
   for (int64_t i = 0; i < M; ++i) {
     T* c = C + i * ldc;
     const T bi = ep.bias && !ep.bias_per_column ? ep.bias[i] : T(0);
@@ -110,7 +110,7 @@ void store_transposed_ref(const T* ct, int64_t M, int64_t N, T beta, T* C, int64
 }
 
 // C = alpha A B^T + beta C computed as C^T = alpha B A^T by gemm (into a per-thread buffer), then
-// stored transposed by store(ct, M, N, beta, C, ldc, ep, j0, j1) over blocks of C's columns.
+// stored transposed by store(ct, M, beta, C, ldc, ep, j0, j1) over blocks of C's columns.
 template <class T, class Gemm, class Store>
 void gemm_swapped_nt(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
                      T beta, T* C, int64_t ldc, const GemmEpilogue<T>& ep, Gemm gemm, Store store) {
@@ -124,7 +124,7 @@ void gemm_swapped_nt(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64
   const bool par = false;
 #endif
 #pragma omp parallel for if (par)
-  for (int64_t j0 = 0; j0 < N; j0 += kB) store(ct, M, N, beta, C, ldc, ep, j0, std::min(N, j0 + kB));
+  for (int64_t j0 = 0; j0 < N; j0 += kB) store(ct, M, beta, C, ldc, ep, j0, std::min(N, j0 + kB));
 }
 template <class T, class Gemm>
 void gemm_swapped_nt(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,

@@ -197,10 +197,8 @@ TINYCNN_TARGET_AVX512 inline void transpose16(__m512 r[16]) {
 // gemm_detail::store_transposed_ref). 16 x 16 blocks are transposed in registers, the edges masked.
 // Element by element (a line of C^T per element along each row of C) the store took 3-4% of the
 // swapped 256 x 1152 x 4608 NT, this one about 1% (docs/performance.md, fifty-eighth session).
-TINYCNN_TARGET_AVX512 inline void store_transposed(const float* ct, int64_t M, int64_t N, float beta, float* C,
-                                                   int64_t ldc, const GemmEpilogue<float>& ep, int64_t j0,
-                                                   int64_t j1) {
-  (void)N;
+TINYCNN_TARGET_AVX512 inline void store_transposed(const float* ct, int64_t M, float beta, float* C, int64_t ldc,
+                                                   const GemmEpilogue<float>& ep, int64_t j0, int64_t j1) {
   const __m512 vbeta = _mm512_set1_ps(beta), zero = _mm512_setzero_ps(), vcap = _mm512_set1_ps(ep.relu_max);
   const bool cap = ep.relu_max > 0.0f;
   for (int64_t jb = j0; jb < j1; jb += 16) {
